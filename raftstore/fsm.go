@@ -1,0 +1,314 @@
+package raftstore
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/google/btree"
+	"github.com/hashicorp/raft"
+)
+
+// Entry is one key of the replicated state as of some applied index. The
+// Value slice is shared with the state and must not be modified.
+type Entry struct {
+	Key   string
+	Value []byte
+	// Index is the log index of the last write to the key (its modify
+	// index, the value PutIf and DeleteIf compare against).
+	Index uint64
+	// CreateIndex is the log index at which the key was last created.
+	CreateIndex uint64
+}
+
+// change records the log index of the last write under a key prefix.
+type change struct {
+	key   string
+	index uint64
+}
+
+func lessEntry(a, b *Entry) bool  { return a.Key < b.Key }
+func lessChange(a, b change) bool { return a.key < b.key }
+
+const btreeDegree = 32
+
+// fsm is the raft.FSM. All state sits in memory behind one RWMutex: an
+// ordered B-tree of entries and a B-tree of "last change index" per
+// directory prefix (each prefix ending in '/') and per live key, which makes
+// watches O(depth) per write. Entries are immutable once inserted, so a
+// snapshot is a copy-on-write clone of both trees taken under the lock.
+type fsm struct {
+	mu      sync.RWMutex
+	entries *btree.BTreeG[*Entry]
+	changes *btree.BTreeG[change]
+	applied uint64
+	// floor is a lower bound for every last-change index, raised by a
+	// restore so that watchers from before it wake once and re-read.
+	floor uint64
+	// appliedCh is closed and replaced every time applied moves.
+	appliedCh chan struct{}
+	watchers  map[string]map[*waiter]struct{}
+}
+
+// applyResult is what Apply returns to the raft future.
+type applyResult struct {
+	index uint64
+	err   error
+}
+
+func newFSM() *fsm {
+	return &fsm{
+		entries:   btree.NewG(btreeDegree, lessEntry),
+		changes:   btree.NewG(btreeDegree, lessChange),
+		appliedCh: make(chan struct{}),
+		watchers:  make(map[string]map[*waiter]struct{}),
+	}
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: one lock and one wake-up for all
+// the entries raft committed together.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	f.mu.Lock()
+	moved := false
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		out[i] = f.applyCommand(l.Index, l.Data)
+		f.applied = l.Index
+		moved = true
+	}
+	if moved {
+		close(f.appliedCh)
+		f.appliedCh = make(chan struct{})
+	}
+	f.mu.Unlock()
+	return out
+}
+
+// applyCommand dispatches on the type byte. It is called with f.mu held.
+func (f *fsm) applyCommand(index uint64, data []byte) applyResult {
+	if len(data) == 0 {
+		panic(fmt.Sprintf("raftstore: empty command at index %d", index))
+	}
+	switch CommandType(data[0]) {
+	case CmdBatch:
+		b, err := decodeBatch(data[1:])
+		if err != nil {
+			// A batch the leader encoded must decode everywhere; one that
+			// does not is a bug or corruption and every replica rejects it
+			// the same way, so the state stays identical.
+			return applyResult{index: index, err: err}
+		}
+		return f.applyBatch(index, b)
+	default:
+		if CommandType(data[0])&IgnorableFlag != 0 {
+			return applyResult{index: index}
+		}
+		panic(fmt.Sprintf("raftstore: unknown command type %d at index %d", data[0], index))
+	}
+}
+
+// applyBatch checks every precondition, then applies every operation. It
+// is deterministic: it reads nothing but the state and the command.
+func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
+	for _, op := range b.Ops {
+		if !op.HasIf {
+			continue
+		}
+		cur, ok := f.entries.Get(&Entry{Key: op.Key})
+		switch {
+		case op.IfIndex == NotExist && ok:
+			return applyResult{index: index, err: fmt.Errorf("%q exists: %w", op.Key, ErrConflict)}
+		case op.IfIndex != NotExist && !ok:
+			return applyResult{index: index, err: fmt.Errorf("%q does not exist: %w", op.Key, ErrConflict)}
+		case ok && op.IfIndex != NotExist && cur.Index != op.IfIndex:
+			return applyResult{index: index, err: fmt.Errorf("%q is at index %d, not %d: %w", op.Key, cur.Index, op.IfIndex, ErrConflict)}
+		}
+	}
+	for _, op := range b.Ops {
+		switch op.Kind {
+		case OpPut:
+			e := &Entry{Key: op.Key, Value: op.Value, Index: index, CreateIndex: index}
+			if old, ok := f.entries.Get(e); ok {
+				e.CreateIndex = old.CreateIndex
+			}
+			f.entries.ReplaceOrInsert(e)
+			f.touch(op.Key, index, false)
+		case OpDelete:
+			if _, ok := f.entries.Delete(&Entry{Key: op.Key}); ok {
+				f.touch(op.Key, index, true)
+			}
+		case OpDeletePrefix:
+			var doomed []string
+			f.entries.AscendGreaterOrEqual(&Entry{Key: op.Key}, func(e *Entry) bool {
+				if !strings.HasPrefix(e.Key, op.Key) {
+					return false
+				}
+				doomed = append(doomed, e.Key)
+				return true
+			})
+			for _, k := range doomed {
+				f.entries.Delete(&Entry{Key: k})
+				f.touch(k, index, true)
+			}
+		case OpCheck:
+		}
+	}
+	return applyResult{index: index}
+}
+
+// touch records a write to key at index on the key and on every directory
+// prefix above it, and wakes the watchers of each. A deleted key's own
+// record is dropped (lookups fall back to its directory), so the change
+// tree holds live keys and directories, not every key ever written.
+func (f *fsm) touch(key string, index uint64, deleted bool) {
+	if deleted {
+		f.changes.Delete(change{key: key})
+	} else {
+		f.changes.ReplaceOrInsert(change{key: key, index: index})
+	}
+	f.fire(key)
+	for i := len(key) - 1; i >= 0; i-- {
+		if key[i] != '/' || i == len(key)-1 {
+			continue
+		}
+		dir := key[:i+1]
+		f.changes.ReplaceOrInsert(change{key: dir, index: index})
+		f.fire(dir)
+	}
+	f.changes.ReplaceOrInsert(change{key: "", index: index})
+	f.fire("")
+}
+
+// lastChange returns the index of the last write at or under prefix, or a
+// later index when that exact record is gone (never an earlier one). It is
+// called with f.mu held.
+func (f *fsm) lastChange(prefix string) uint64 {
+	p := prefix
+	for {
+		if c, ok := f.changes.Get(change{key: p}); ok {
+			return max(c.index, f.floor)
+		}
+		if p == "" {
+			return f.floor
+		}
+		p = parentDir(p)
+	}
+}
+
+// parentDir returns the longest prefix of p, shorter than p, that ends in
+// '/', or "": "a/b/c" gives "a/b/", and "a/b/" gives "a/".
+func parentDir(p string) string {
+	i := strings.LastIndexByte(p[:len(p)-1], '/')
+	if i < 0 {
+		return ""
+	}
+	return p[:i+1]
+}
+
+// get returns the entry for key.
+func (f *fsm) get(key string) (Entry, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	e, ok := f.entries.Get(&Entry{Key: key})
+	if !ok {
+		return Entry{}, false
+	}
+	return *e, true
+}
+
+// list returns up to limit entries with the prefix, in key order, starting
+// after the key `after` (exclusive; "" starts at the beginning). limit <= 0
+// means no limit. It also returns the applied index the listing reflects.
+func (f *fsm) list(prefix, after string, limit int) ([]Entry, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Entry
+	start := prefix
+	if after > start {
+		start = after
+	}
+	f.entries.AscendGreaterOrEqual(&Entry{Key: start}, func(e *Entry) bool {
+		if !strings.HasPrefix(e.Key, prefix) {
+			return false
+		}
+		if e.Key == after {
+			return true
+		}
+		out = append(out, *e)
+		return limit <= 0 || len(out) < limit
+	})
+	return out, f.applied
+}
+
+// appliedIndex returns the index of the last command applied and a channel
+// closed when it moves.
+func (f *fsm) appliedIndex() (uint64, <-chan struct{}) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied, f.appliedCh
+}
+
+// Snapshot implements raft.FSM. It only takes references; Persist does the
+// I/O without holding the lock.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &fsmSnapshot{
+		applied: f.applied,
+		entries: f.entries.Clone(),
+		changes: f.changes.Clone(),
+	}, nil
+}
+
+// Restore implements raft.FSM: it decodes and verifies the whole snapshot
+// before it replaces the state, so a corrupt stream changes nothing.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := decodeSnapshot(rc)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.mu.Lock()
+	f.entries = st.entries
+	f.changes = st.changes
+	// A user restore may bring an older applied index than the one this
+	// replica reached; never move backwards, or WaitApplied would hang.
+	f.applied = max(f.applied, st.applied)
+	f.floor = f.applied
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	// Every watcher re-checks against the restored state.
+	for p := range f.watchers {
+		f.fire(p)
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+// fsmSnapshot is a point-in-time view of the state.
+type fsmSnapshot struct {
+	applied uint64
+	entries *btree.BTreeG[*Entry]
+	changes *btree.BTreeG[change]
+}
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := encodeSnapshot(sink, s); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,175 @@
+package raftstore
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/google/btree"
+)
+
+// snapshotMagic opens every snapshot: the format name and version.
+var snapshotMagic = []byte("CVSNAP01")
+
+// maxSnapshotString bounds one key or value in a snapshot so that a corrupt
+// length is refused instead of allocated.
+const maxSnapshotString = 64 << 20
+
+// encodeSnapshot writes the state as: magic, applied index, the entries
+// (count, then key, value, index, create index each), the change records
+// (count, then key and index each) and a SHA-256 of all the bytes before it.
+func encodeSnapshot(w io.Writer, s *fsmSnapshot) error {
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
+	var scratch [binary.MaxVarintLen64]byte
+	putU := func(v uint64) {
+		n := binary.PutUvarint(scratch[:], v)
+		bw.Write(scratch[:n])
+	}
+	putB := func(b []byte) {
+		putU(uint64(len(b)))
+		bw.Write(b)
+	}
+	bw.Write(snapshotMagic)
+	putU(s.applied)
+	putU(uint64(s.entries.Len()))
+	s.entries.Ascend(func(e *Entry) bool {
+		putB([]byte(e.Key))
+		putB(e.Value)
+		putU(e.Index)
+		putU(e.CreateIndex)
+		return true
+	})
+	putU(uint64(s.changes.Len()))
+	s.changes.Ascend(func(c change) bool {
+		putB([]byte(c.key))
+		putU(c.index)
+		return true
+	})
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	if _, err := w.Write(h.Sum(nil)); err != nil {
+		return fmt.Errorf("write snapshot checksum: %w", err)
+	}
+	return nil
+}
+
+// snapshotState is a decoded, verified snapshot.
+type snapshotState struct {
+	applied uint64
+	entries *btree.BTreeG[*Entry]
+	changes *btree.BTreeG[change]
+}
+
+// hashingReader feeds every byte it reads into a hash.
+type hashingReader struct {
+	r *bufio.Reader
+	h hash.Hash
+}
+
+func (hr *hashingReader) ReadByte() (byte, error) {
+	c, err := hr.r.ReadByte()
+	if err == nil {
+		hr.h.Write([]byte{c})
+	}
+	return c, err
+}
+
+func (hr *hashingReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	return n, err
+}
+
+// decodeSnapshot reads and verifies a whole snapshot. Any error wraps
+// ErrBadSnapshot, and no partial state escapes.
+func decodeSnapshot(r io.Reader) (*snapshotState, error) {
+	hr := &hashingReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
+	bad := func(what string, err error) error {
+		if err == nil {
+			return fmt.Errorf("%s: %w", what, ErrBadSnapshot)
+		}
+		return fmt.Errorf("%s: %v: %w", what, err, ErrBadSnapshot)
+	}
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(hr, magic); err != nil || !bytes.Equal(magic, snapshotMagic) {
+		return nil, bad("not a certvault snapshot (bad header)", err)
+	}
+	getU := func() (uint64, error) { return binary.ReadUvarint(hr) }
+	getB := func() ([]byte, error) {
+		n, err := getU()
+		if err != nil {
+			return nil, err
+		}
+		if n > maxSnapshotString {
+			return nil, fmt.Errorf("length %d too large", n)
+		}
+		b := make([]byte, n)
+		_, err = io.ReadFull(hr, b)
+		return b, err
+	}
+	st := &snapshotState{
+		entries: btree.NewG(btreeDegree, lessEntry),
+		changes: btree.NewG(btreeDegree, lessChange),
+	}
+	var err error
+	if st.applied, err = getU(); err != nil {
+		return nil, bad("read applied index", err)
+	}
+	n, err := getU()
+	if err != nil {
+		return nil, bad("read entry count", err)
+	}
+	for i := uint64(0); i < n; i++ {
+		e := &Entry{}
+		k, err := getB()
+		if err != nil {
+			return nil, bad(fmt.Sprintf("read entry %d key", i), err)
+		}
+		e.Key = string(k)
+		if e.Value, err = getB(); err != nil {
+			return nil, bad(fmt.Sprintf("read entry %q value", e.Key), err)
+		}
+		if len(e.Value) == 0 {
+			e.Value = nil
+		}
+		if e.Index, err = getU(); err != nil {
+			return nil, bad(fmt.Sprintf("read entry %q index", e.Key), err)
+		}
+		if e.CreateIndex, err = getU(); err != nil {
+			return nil, bad(fmt.Sprintf("read entry %q create index", e.Key), err)
+		}
+		st.entries.ReplaceOrInsert(e)
+	}
+	if n, err = getU(); err != nil {
+		return nil, bad("read change count", err)
+	}
+	for i := uint64(0); i < n; i++ {
+		k, err := getB()
+		if err != nil {
+			return nil, bad(fmt.Sprintf("read change %d key", i), err)
+		}
+		idx, err := getU()
+		if err != nil {
+			return nil, bad(fmt.Sprintf("read change %q index", k), err)
+		}
+		st.changes.ReplaceOrInsert(change{key: string(k), index: idx})
+	}
+	want := hr.h.Sum(nil)
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(hr.r, got); err != nil {
+		return nil, bad("read checksum", err)
+	}
+	if !bytes.Equal(got, want) {
+		return nil, bad("checksum mismatch (file is corrupt)", nil)
+	}
+	if _, err := hr.r.ReadByte(); err != io.EOF {
+		return nil, bad("trailing data after checksum", nil)
+	}
+	return st, nil
+}

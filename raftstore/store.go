@@ -1,0 +1,735 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// MaxHops is how many times a request may be forwarded before it fails
+// with ErrTooManyHops. One hop suffices when leadership is stable.
+const MaxHops = 3
+
+// Config configures a Store. The zero value of every optional field is a
+// working default; the Store does not modify the Config it is given.
+type Config struct {
+	// NodeID is this node's raft server ID. Required.
+	NodeID string
+	// Dir holds raft.db (log and stable store, bbolt) and snapshots/.
+	// Empty means in-memory stores, for tests only.
+	Dir string
+	// Transport carries raft RPCs. Required: NewTLSTransport for real
+	// clusters, raft.NewInmemTransport in tests.
+	Transport raft.Transport
+	// Forwarder reaches other nodes for writes, read indexes and membership
+	// changes made on a follower. Nil means this node never forwards and
+	// such calls fail with ErrNotLeader.
+	Forwarder Forwarder
+	// Logger receives the store's own messages. Default slog.Default().
+	Logger *slog.Logger
+	// RaftLogOutput receives hashicorp/raft's log. Default os.Stderr.
+	RaftLogOutput io.Writer
+	// RaftLogLevel is hashicorp/raft's log level. Default "warn".
+	RaftLogLevel string
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one. Default 8192.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often raft checks the threshold. Default 30s.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries are kept behind a snapshot so that a
+	// slow follower can catch up from the log. Default 10240.
+	TrailingLogs uint64
+	// HeartbeatTimeout and ElectionTimeout default to 1s each.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// ApplyTimeout bounds how long a write waits to be enqueued and
+	// committed when its context has no deadline. Default 10s.
+	ApplyTimeout time.Duration
+	// OnLeader, if set, runs in its own goroutine each time this node
+	// becomes leader, after a barrier has applied every earlier entry. Its
+	// context is cancelled when leadership is lost or the store closes.
+	OnLeader func(ctx context.Context)
+}
+
+// Store is a node of the replicated state machine. All methods are safe
+// for concurrent use.
+type Store struct {
+	cfg       Config
+	log       *slog.Logger
+	raft      *raft.Raft
+	fsm       *fsm
+	logs      raft.LogStore
+	stable    raft.StableStore
+	snaps     raft.SnapshotStore
+	bolt      *raftboltdb.BoltStore
+	metrics   *storeMetrics
+	leaderMu  sync.Mutex
+	leaderCh  chan struct{} // closed and replaced on every leader change
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Open starts a node. It does not bootstrap a cluster: call Bootstrap on
+// the first node of a new cluster, or have a leader add this node with
+// AddVoter.
+func Open(cfg Config) (*Store, error) {
+	if cfg.NodeID == "" {
+		return nil, fmt.Errorf("open store: node ID is required")
+	}
+	if cfg.Transport == nil {
+		return nil, fmt.Errorf("open store: transport is required")
+	}
+	s := &Store{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		fsm:      newFSM(),
+		leaderCh: make(chan struct{}),
+		closed:   make(chan struct{}),
+		metrics:  newStoreMetrics(),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if cfg.Dir == "" {
+		mem := raft.NewInmemStore()
+		s.logs, s.stable, s.snaps = mem, mem, raft.NewInmemSnapshotStore()
+	} else {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open store: create %s: %w", cfg.Dir, err)
+		}
+		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+		if err != nil {
+			return nil, fmt.Errorf("open store: open raft.db: %w", err)
+		}
+		s.bolt = bolt
+		s.logs, s.stable = bolt, bolt
+		snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, s.hclog("snapshot"))
+		if err != nil {
+			bolt.Close()
+			return nil, fmt.Errorf("open store: snapshot store: %w", err)
+		}
+		s.snaps = snaps
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = s.hclog("raft")
+	// Group commit: the leader drains up to MaxAppendEntries queued writes
+	// into one StoreLogs call (one bbolt transaction, one fsync) and one
+	// AppendEntries RPC per follower.
+	rc.MaxAppendEntries = 1024
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = orDefault(cfg.SnapshotThreshold, 8192)
+	rc.TrailingLogs = orDefault(cfg.TrailingLogs, 10240)
+	rc.SnapshotInterval = orDefaultDur(cfg.SnapshotInterval, 30*time.Second)
+	rc.HeartbeatTimeout = orDefaultDur(cfg.HeartbeatTimeout, time.Second)
+	rc.ElectionTimeout = orDefaultDur(cfg.ElectionTimeout, time.Second)
+	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout / 2
+	rc.NoSnapshotRestoreOnStart = false
+
+	r, err := raft.NewRaft(rc, s.fsm, s.logs, s.stable, s.snaps, cfg.Transport)
+	if err != nil {
+		s.closeStores()
+		return nil, fmt.Errorf("open store: start raft: %w", err)
+	}
+	s.raft = r
+
+	obsCh := make(chan raft.Observation, 16)
+	r.RegisterObserver(raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	}))
+	s.wg.Add(2)
+	go s.observe(obsCh)
+	go s.leaderLoop()
+	return s, nil
+}
+
+func orDefault(v, d uint64) uint64 {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func orDefaultDur(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func (s *Store) hclog(name string) hclog.Logger {
+	out := s.cfg.RaftLogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	level := s.cfg.RaftLogLevel
+	if level == "" {
+		level = "warn"
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   name,
+		Output: out,
+		Level:  hclog.LevelFromString(level),
+	})
+}
+
+// HasState reports whether the node has raft state on disk (it was
+// bootstrapped or joined before).
+func (s *Store) HasState() (bool, error) {
+	ok, err := raft.HasExistingState(s.logs, s.stable, s.snaps)
+	if err != nil {
+		return false, fmt.Errorf("check raft state: %w", err)
+	}
+	return ok, nil
+}
+
+// Bootstrap makes this node the single voter of a new cluster. It fails if
+// the node already has state.
+func (s *Store) Bootstrap(advertise raft.ServerAddress) error {
+	cfg := raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(s.cfg.NodeID), Address: advertise, Suffrage: raft.Voter,
+	}}}
+	if err := s.raft.BootstrapCluster(cfg).Error(); err != nil {
+		return fmt.Errorf("bootstrap cluster: %w", err)
+	}
+	return nil
+}
+
+// observe turns leader observations into a broadcast that WaitLeader uses.
+func (s *Store) observe(ch <-chan raft.Observation) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-ch:
+			s.leaderMu.Lock()
+			close(s.leaderCh)
+			s.leaderCh = make(chan struct{})
+			s.leaderMu.Unlock()
+		}
+	}
+}
+
+// leaderLoop starts and stops OnLeader work as leadership comes and goes.
+func (s *Store) leaderLoop() {
+	defer s.wg.Done()
+	var cancel context.CancelFunc = func() {}
+	defer func() { cancel() }()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case isLeader := <-s.raft.LeaderCh():
+			cancel()
+			cancel = func() {}
+			s.metrics.leader.Set(boolFloat(isLeader))
+			if !isLeader {
+				s.log.Info("lost leadership", "node", s.cfg.NodeID)
+				continue
+			}
+			s.log.Info("became leader", "node", s.cfg.NodeID)
+			if s.cfg.OnLeader == nil {
+				continue
+			}
+			ctx, c := context.WithCancel(context.Background())
+			cancel = c
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				// Read after a barrier: every entry of earlier terms is
+				// applied before leader-only work looks at the state.
+				if err := s.raft.Barrier(0).Error(); err != nil {
+					s.log.Warn("leader barrier failed", "err", err)
+					return
+				}
+				if ctx.Err() == nil {
+					s.cfg.OnLeader(ctx)
+				}
+			}()
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// IsLeader reports whether this node is the leader right now.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the current leader's ID and raft address, empty if none
+// is known.
+func (s *Store) Leader() (id, addr string) {
+	a, i := s.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// NodeID returns this node's ID.
+func (s *Store) NodeID() string { return s.cfg.NodeID }
+
+// WaitLeader blocks until a leader is known or ctx is done.
+func (s *Store) WaitLeader(ctx context.Context) (string, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.leaderMu.Lock()
+		ch := s.leaderCh
+		s.leaderMu.Unlock()
+		if id, _ := s.Leader(); id != "" {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for leader: %w", ErrNoLeader)
+		case <-s.closed:
+			return "", ErrClosed
+		case <-ch:
+		case <-tick.C:
+		}
+	}
+}
+
+// Get returns the local value of key, which may lag the leader. Use
+// Linearize first for a read that must see every completed write.
+func (s *Store) Get(key string) (Entry, bool) { return s.fsm.get(key) }
+
+// List returns up to limit local entries under prefix whose keys sort after
+// `after` (exclusive; "" from the start), with the applied index they
+// reflect. limit <= 0 means all.
+func (s *Store) List(prefix, after string, limit int) ([]Entry, uint64) {
+	return s.fsm.list(prefix, after, limit)
+}
+
+// AppliedIndex returns the index of the last command applied locally.
+func (s *Store) AppliedIndex() uint64 {
+	i, _ := s.fsm.appliedIndex()
+	return i
+}
+
+// Apply commits b through raft and returns the log index it was applied
+// at. A follower forwards it to the leader. A failed precondition returns
+// an error wrapping ErrConflict and changes nothing; ErrAmbiguous means the
+// outcome is unknown.
+func (s *Store) Apply(ctx context.Context, b *Batch) (uint64, error) {
+	if len(b.Ops) == 0 {
+		return 0, fmt.Errorf("apply: empty batch: %w", ErrBadCommand)
+	}
+	return s.applyData(ctx, b.Encode(), 0)
+}
+
+func (s *Store) applyTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d > 0 {
+			return d
+		}
+		return time.Millisecond
+	}
+	return orDefaultDur(s.cfg.ApplyTimeout, 10*time.Second)
+}
+
+func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("apply: %w", err)
+		}
+		if s.IsLeader() {
+			start := time.Now()
+			f := s.raft.Apply(data, s.applyTimeout(ctx))
+			if err := f.Error(); err != nil {
+				switch {
+				case errors.Is(err, raft.ErrNotLeader):
+					// Refused before it was enqueued: safe to forward.
+					continue
+				case errors.Is(err, raft.ErrLeadershipLost):
+					return 0, fmt.Errorf("apply: %v: %w", err, ErrAmbiguous)
+				case errors.Is(err, raft.ErrRaftShutdown):
+					return 0, ErrClosed
+				default:
+					return 0, fmt.Errorf("apply: %w", err)
+				}
+			}
+			s.metrics.commit.Observe(time.Since(start).Seconds())
+			res := f.Response().(applyResult)
+			if res.err != nil {
+				s.metrics.conflicts.Inc()
+			}
+			return res.index, res.err
+		}
+		resp, err := s.forward(ctx, &ForwardRequest{Kind: ForwardApply, Data: data, Hops: hops + 1})
+		if err != nil {
+			return 0, err
+		}
+		return resp.Index, resp.err()
+	}
+}
+
+// forward sends req to the current leader, waiting for one to be known.
+func (s *Store) forward(ctx context.Context, req *ForwardRequest) (*ForwardResponse, error) {
+	if s.cfg.Forwarder == nil {
+		return nil, ErrNotLeader
+	}
+	if req.Hops > MaxHops {
+		return nil, ErrTooManyHops
+	}
+	leader, err := s.WaitLeader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if leader == s.cfg.NodeID {
+		// We became leader while waiting; let the caller retry locally.
+		return nil, fmt.Errorf("forward: leadership moved here: %w", ErrNotLeader)
+	}
+	s.metrics.forwards.Inc()
+	resp, err := s.cfg.Forwarder.Forward(ctx, leader, req)
+	if err != nil {
+		return nil, fmt.Errorf("forward %s to %s: %w", req.Kind, leader, err)
+	}
+	return resp, nil
+}
+
+// ReadIndex returns an index such that a local read made once the node has
+// applied it reflects every write that completed before ReadIndex was
+// called. On the leader it confirms leadership with a quorum; a follower
+// asks the leader.
+func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	return s.readIndex(ctx, 0)
+}
+
+func (s *Store) readIndex(ctx context.Context, hops int) (uint64, error) {
+	for {
+		if s.IsLeader() {
+			idx := s.raft.LastIndex()
+			if err := s.raft.VerifyLeader().Error(); err != nil {
+				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+					continue
+				}
+				return 0, fmt.Errorf("verify leader: %w", err)
+			}
+			return s.lastCommandAtOrBefore(ctx, idx)
+		}
+		resp, err := s.forward(ctx, &ForwardRequest{Kind: ForwardReadIndex, Hops: hops + 1})
+		if errors.Is(err, ErrNotLeader) && s.cfg.Forwarder != nil {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return resp.Index, resp.err()
+	}
+}
+
+// lastCommandAtOrBefore walks back from idx to the last entry the FSM will
+// see (raft hands only commands to the FSM, not no-ops or configuration
+// changes), so that waiting for it cannot hang. Where the log has a hole (a
+// restored snapshot) it falls back to a barrier.
+func (s *Store) lastCommandAtOrBefore(ctx context.Context, idx uint64) (uint64, error) {
+	applied := s.AppliedIndex()
+	for idx > applied {
+		var l raft.Log
+		if err := s.logs.GetLog(idx, &l); err != nil {
+			if err := s.raft.Barrier(s.applyTimeout(ctx)).Error(); err != nil {
+				return 0, fmt.Errorf("read index barrier: %w", err)
+			}
+			return s.AppliedIndex(), nil
+		}
+		if l.Type == raft.LogCommand {
+			return idx, nil
+		}
+		idx--
+	}
+	return idx, nil
+}
+
+// WaitApplied blocks until the local state has applied index idx.
+func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
+	for {
+		applied, ch := s.fsm.appliedIndex()
+		if applied >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (applied %d): %w", idx, applied, ctx.Err())
+		case <-s.closed:
+			return ErrClosed
+		}
+	}
+}
+
+// Linearize makes the next local read linearizable: it obtains a read
+// index and waits until this node has applied it.
+func (s *Store) Linearize(ctx context.Context) error {
+	idx, err := s.ReadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return s.WaitApplied(ctx, idx)
+}
+
+// Watch blocks until a key at or under one of the prefixes changes at an
+// index greater than after, or ctx is done, and returns the latest change
+// index of the prefixes. It reads local state, so any node can serve it;
+// spurious wake-ups are possible, missed changes are not. Each prefix is an
+// exact key or a directory ending in '/'.
+func (s *Store) Watch(ctx context.Context, prefixes []string, after uint64) (uint64, error) {
+	s.metrics.watchers.Inc()
+	defer s.metrics.watchers.Dec()
+	return s.fsm.watch(ctx, prefixes, after)
+}
+
+// AddVoter adds a node to the cluster as a voter (forwarded to the leader).
+func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
+	return s.membership(ctx, &ForwardRequest{Kind: ForwardAddVoter, ID: id, Address: addr})
+}
+
+// RemoveServer removes a node from the cluster (forwarded to the leader).
+func (s *Store) RemoveServer(ctx context.Context, id string) error {
+	return s.membership(ctx, &ForwardRequest{Kind: ForwardRemoveServer, ID: id})
+}
+
+func (s *Store) membership(ctx context.Context, req *ForwardRequest) error {
+	for {
+		if s.IsLeader() {
+			var f raft.IndexFuture
+			switch req.Kind {
+			case ForwardAddVoter:
+				f = s.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.Address), 0, s.applyTimeout(ctx))
+			case ForwardRemoveServer:
+				if !s.isMember(req.ID) {
+					return fmt.Errorf("remove server %q: %w", req.ID, ErrUnknownServer)
+				}
+				f = s.raft.RemoveServer(raft.ServerID(req.ID), 0, s.applyTimeout(ctx))
+			}
+			err := f.Error()
+			if errors.Is(err, raft.ErrNotLeader) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", req.Kind, req.ID, err)
+			}
+			return nil
+		}
+		req.Hops++
+		resp, err := s.forward(ctx, req)
+		if errors.Is(err, ErrNotLeader) && s.cfg.Forwarder != nil {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return resp.err()
+	}
+}
+
+func (s *Store) isMember(id string) bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrUnknownServer means a membership change named a server that is not in
+// the configuration.
+var ErrUnknownServer = errors.New("raftstore: no such server")
+
+// Server is one member of the cluster as this node sees it.
+type Server struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	// State is "leader" or "follower" as seen by this node; a non-voter is
+	// "nonvoter".
+	State string `json:"state"`
+}
+
+// Status is the cluster as this node sees it.
+type Status struct {
+	NodeID       string   `json:"node_id"`
+	State        string   `json:"state"`
+	Leader       string   `json:"leader"`
+	Term         uint64   `json:"term"`
+	LastIndex    uint64   `json:"last_index"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Servers      []Server `json:"servers"`
+}
+
+// Status returns the membership and indexes as this node sees them.
+func (s *Store) Status() (Status, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return Status{}, fmt.Errorf("get configuration: %w", err)
+	}
+	leader, _ := s.Leader()
+	st := Status{
+		NodeID:       s.cfg.NodeID,
+		State:        lower(s.raft.State().String()),
+		Leader:       leader,
+		LastIndex:    s.raft.LastIndex(),
+		CommitIndex:  s.raft.CommitIndex(),
+		AppliedIndex: s.AppliedIndex(),
+	}
+	if t, err := parseUint(s.raft.Stats()["term"]); err == nil {
+		st.Term = t
+	}
+	for _, srv := range f.Configuration().Servers {
+		out := Server{ID: string(srv.ID), Address: string(srv.Address), Suffrage: lower(srv.Suffrage.String()), State: "follower"}
+		switch {
+		case string(srv.ID) == leader:
+			out.State = "leader"
+		case srv.Suffrage != raft.Voter:
+			out.State = "nonvoter"
+		}
+		st.Servers = append(st.Servers, out)
+	}
+	return st, nil
+}
+
+// Snapshot forces raft to take a snapshot and compact its log now.
+func (s *Store) Snapshot() error {
+	if err := s.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("take snapshot: %w", err)
+	}
+	return nil
+}
+
+// SaveSnapshot writes a consistent snapshot of the whole state, as of a
+// linearizable read, to w.
+func (s *Store) SaveSnapshot(ctx context.Context, w io.Writer) error {
+	if err := s.Linearize(ctx); err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	snap, err := s.fsm.Snapshot()
+	if err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	if err := encodeSnapshot(w, snap.(*fsmSnapshot)); err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	return nil
+}
+
+// SnapshotView lets a caller inspect a snapshot before it is restored.
+type SnapshotView interface {
+	// Get returns the value of key in the snapshot.
+	Get(key string) ([]byte, bool)
+}
+
+type snapshotView struct{ st *snapshotState }
+
+func (v snapshotView) Get(key string) ([]byte, bool) {
+	e, ok := v.st.entries.Get(&Entry{Key: key})
+	if !ok {
+		return nil, false
+	}
+	return e.Value, true
+}
+
+// RestoreSnapshot replaces the whole state with the snapshot read from r.
+// It runs on the leader only (ErrNotLeader otherwise). The snapshot is read
+// to a temporary file and verified completely (format, checksum, and the
+// caller's check, which may be nil) before anything changes; a bad file
+// returns an error wrapping ErrBadSnapshot and leaves the state as it was.
+func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader, check func(SnapshotView) error) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	dir := s.cfg.Dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	tmp, err := os.CreateTemp(dir, "restore-*.snap")
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	size, err := io.Copy(tmp, r)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: read upload: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	st, err := decodeSnapshot(tmp)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if check != nil {
+		if err := check(snapshotView{st}); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: st.applied, Size: size}
+	if err := s.raft.Restore(meta, tmp, s.applyTimeout(ctx)); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	return nil
+}
+
+// TransferLeadership hands leadership to another voter, if this node leads
+// a cluster of more than one.
+func (s *Store) TransferLeadership() error {
+	if !s.IsLeader() {
+		return nil
+	}
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) < 2 {
+		return nil
+	}
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", err)
+	}
+	return nil
+}
+
+// Close shuts the node down: raft stops, the stores are closed, watches and
+// waits return ErrClosed. It does not remove the node from the cluster.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		if e := s.raft.Shutdown().Error(); e != nil {
+			err = fmt.Errorf("shutdown raft: %w", e)
+		}
+		if c, ok := s.cfg.Transport.(io.Closer); ok {
+			c.Close()
+		}
+		s.wg.Wait()
+		s.closeStores()
+	})
+	return err
+}
+
+func (s *Store) closeStores() {
+	if s.bolt != nil {
+		s.bolt.Close()
+	}
+}

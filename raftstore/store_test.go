@@ -1,0 +1,436 @@
+package raftstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// memForwarder forwards between stores of one test process.
+type memForwarder struct {
+	mu     sync.Mutex
+	stores map[string]*Store
+}
+
+func (m *memForwarder) Forward(ctx context.Context, nodeID string, req *ForwardRequest) (*ForwardResponse, error) {
+	m.mu.Lock()
+	s := m.stores[nodeID]
+	m.mu.Unlock()
+	if s == nil {
+		return nil, fmt.Errorf("no node %s", nodeID)
+	}
+	// Round-trip through the wire form, as the HTTP forwarder does.
+	cp := *req
+	return s.HandleForward(ctx, &cp), nil
+}
+
+type testCluster struct {
+	t      *testing.T
+	fwd    *memForwarder
+	trans  map[string]*raft.InmemTransport
+	stores map[string]*Store
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{}}
+	for i := 1; i <= n; i++ {
+		c.start(fmt.Sprintf("n%d", i), "")
+	}
+	// Bootstrap n1, then add the others through a follower-agnostic call.
+	if err := c.stores["n1"].Bootstrap(raft.ServerAddress("n1")); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLeader()
+	for i := 2; i <= n; i++ {
+		id := fmt.Sprintf("n%d", i)
+		if err := c.stores["n1"].AddVoter(ctx(t), id, id); err != nil {
+			t.Fatalf("add voter %s: %v", id, err)
+		}
+	}
+	return c
+}
+
+func (c *testCluster) start(id, dir string) *Store {
+	c.t.Helper()
+	_, tr := raft.NewInmemTransport(raft.ServerAddress(id))
+	for oid, other := range c.trans {
+		tr.Connect(raft.ServerAddress(oid), other)
+		other.Connect(raft.ServerAddress(id), tr)
+	}
+	c.trans[id] = tr
+	s, err := Open(Config{
+		NodeID: id, Dir: dir, Transport: tr, Forwarder: c.fwd,
+		RaftLogOutput: io.Discard, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.stores[id] = s
+	c.fwd.mu.Lock()
+	c.fwd.stores[id] = s
+	c.fwd.mu.Unlock()
+	c.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (c *testCluster) waitLeader() *Store {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range c.stores {
+			if s.IsLeader() {
+				return s
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatal("no leader within 10s")
+	return nil
+}
+
+func (c *testCluster) follower() *Store {
+	leader := c.waitLeader()
+	for _, s := range c.stores {
+		if s != leader {
+			return s
+		}
+	}
+	c.t.Fatal("no follower")
+	return nil
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestBatchEncodingRoundTrip(t *testing.T) {
+	b := (&Batch{}).Put("a/b", []byte("v")).PutIf("a/c", nil, NotExist).DeleteIf("x", 7).DeletePrefix("p/").Check("k", 3)
+	got, err := decodeBatch(b.Encode()[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Ops) != len(b.Ops) {
+		t.Fatalf("got %d ops, want %d", len(got.Ops), len(b.Ops))
+	}
+	for i := range b.Ops {
+		w, g := b.Ops[i], got.Ops[i]
+		if w.Kind != g.Kind || w.Key != g.Key || !bytes.Equal(w.Value, g.Value) || w.HasIf != g.HasIf || w.IfIndex != g.IfIndex {
+			t.Errorf("op %d: got %+v, want %+v", i, g, w)
+		}
+	}
+	for _, bad := range [][]byte{{}, {5}, {1, 9, 1}, append(b.Encode()[1:], 0)} {
+		if _, err := decodeBatch(bad); !errors.Is(err, ErrBadCommand) {
+			t.Errorf("decode %x: got %v, want ErrBadCommand", bad, err)
+		}
+	}
+}
+
+func TestApplyPreconditions(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.stores["n1"]
+	idx, err := s.Apply(ctx(t), (&Batch{}).PutIf("k", []byte("1"), NotExist))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx(t), (&Batch{}).PutIf("k", []byte("2"), NotExist)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second create: got %v, want ErrConflict", err)
+	}
+	// A batch whose second precondition fails applies nothing.
+	if _, err := s.Apply(ctx(t), (&Batch{}).Put("other", []byte("x")).PutIf("k", []byte("3"), idx+100)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale CAS: got %v, want ErrConflict", err)
+	}
+	if _, ok := s.Get("other"); ok {
+		t.Fatal("a failed batch applied one of its operations")
+	}
+	idx2, err := s.Apply(ctx(t), (&Batch{}).PutIf("k", []byte("4"), idx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := s.Get("k")
+	if string(e.Value) != "4" || e.Index != idx2 || e.CreateIndex != idx {
+		t.Fatalf("got %+v, want value 4 index %d create %d", e, idx2, idx)
+	}
+	s.Apply(ctx(t), (&Batch{}).Put("dir/a", nil).Put("dir/b", nil).Put("dir2/c", nil))
+	if _, err := s.Apply(ctx(t), (&Batch{}).DeletePrefix("dir/")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.List("dir", "", 0); len(got) != 1 || got[0].Key != "dir2/c" {
+		t.Fatalf("after delete prefix: got %+v, want only dir2/c", got)
+	}
+	if _, err := s.Apply(ctx(t), &Batch{}); !errors.Is(err, ErrBadCommand) {
+		t.Fatalf("empty batch: got %v, want ErrBadCommand", err)
+	}
+}
+
+func TestListPaging(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.stores["n1"]
+	b := &Batch{}
+	for i := 0; i < 10; i++ {
+		b.Put(fmt.Sprintf("p/%02d", i), nil)
+	}
+	b.Put("q/0", nil)
+	s.Apply(ctx(t), b)
+	var keys []string
+	after := ""
+	for {
+		page, _ := s.List("p/", after, 3)
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			keys = append(keys, e.Key)
+		}
+		after = page[len(page)-1].Key
+	}
+	if len(keys) != 10 || keys[0] != "p/00" || keys[9] != "p/09" {
+		t.Fatalf("got %v, want p/00..p/09", keys)
+	}
+}
+
+func TestFollowerWritesAndLinearizableReads(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+	for i := 0; i < 20; i++ {
+		key := fmt.Sprintf("r/%d", i%3)
+		idx, err := f.Apply(ctx(t), (&Batch{}).Put(key, []byte(fmt.Sprint(i))))
+		if err != nil {
+			t.Fatalf("write through follower: %v", err)
+		}
+		// Every node, after Linearize, sees the write.
+		for id, s := range c.stores {
+			if err := s.Linearize(ctx(t)); err != nil {
+				t.Fatalf("%s linearize: %v", id, err)
+			}
+			e, ok := s.Get(key)
+			if !ok || e.Index < idx || string(e.Value) != fmt.Sprint(i) {
+				t.Fatalf("%s read %s after linearize: got %+v, want value %d at index >= %d", id, key, e, i, idx)
+			}
+		}
+	}
+	st, err := f.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Servers) != 3 || st.Leader == "" {
+		t.Fatalf("status: got %+v, want 3 servers and a leader", st)
+	}
+	leaders := 0
+	for _, srv := range st.Servers {
+		if srv.State == "leader" {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("status shows %d leaders, want 1", leaders)
+	}
+}
+
+func TestMembershipThroughFollower(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+	c.start("n4", "")
+	if err := f.AddVoter(ctx(t), "n4", "n4"); err != nil {
+		t.Fatalf("add voter through follower: %v", err)
+	}
+	idx, err := f.Apply(ctx(t), (&Batch{}).Put("after-join", []byte("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.stores["n4"].WaitApplied(ctx(t), idx); err != nil {
+		t.Fatalf("new voter did not catch up: %v", err)
+	}
+	if err := f.RemoveServer(ctx(t), "n4"); err != nil {
+		t.Fatalf("remove through follower: %v", err)
+	}
+	if err := f.RemoveServer(ctx(t), "nope"); !errors.Is(err, ErrUnknownServer) {
+		t.Fatalf("remove unknown: got %v, want ErrUnknownServer", err)
+	}
+	st, _ := c.waitLeader().Status()
+	if len(st.Servers) != 3 {
+		t.Fatalf("after remove: %d servers, want 3", len(st.Servers))
+	}
+}
+
+func TestWatch(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader()
+	f := c.follower()
+	idx, _ := leader.Apply(ctx(t), (&Batch{}).Put("agents/a1/target", []byte("v1")))
+	f.WaitApplied(ctx(t), idx)
+
+	// Already changed after 0: returns at once.
+	if got, err := f.Watch(ctx(t), []string{"agents/a1/"}, 0); err != nil || got != idx {
+		t.Fatalf("watch after 0: got %d %v, want %d", got, err, idx)
+	}
+	// Nothing new: times out with the current index.
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	got, err := f.Watch(short, []string{"agents/a1/"}, idx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || got != idx {
+		t.Fatalf("idle watch: got %d %v, want %d and deadline", got, err, idx)
+	}
+
+	// 2,000 watchers on other agents, 1 on a1: a write to a1 wakes only it.
+	const others = 2000
+	var woke sync.WaitGroup
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	wrong := make(chan string, others)
+	for i := 0; i < others; i++ {
+		woke.Add(1)
+		go func(i int) {
+			defer woke.Done()
+			if _, err := f.Watch(wctx, []string{fmt.Sprintf("agents/b%d/", i)}, idx); err == nil {
+				wrong <- fmt.Sprintf("b%d", i)
+			}
+		}(i)
+	}
+	done := make(chan uint64, 1)
+	go func() {
+		got, _ := f.Watch(ctx(t), []string{"agents/a1/", "certs/www"}, idx)
+		done <- got
+	}()
+	waitFor(t, func() bool { return f.fsm.watcherCount() == others+2 })
+	idx2, _ := leader.Apply(ctx(t), (&Batch{}).Put("certs/www", []byte("v2")))
+	select {
+	case got := <-done:
+		if got != idx2 {
+			t.Fatalf("woken watch: got index %d, want %d", got, idx2)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch on certs/www did not wake")
+	}
+	if n := f.fsm.watcherCount(); n != others {
+		t.Fatalf("after wake: %d waiters registered, want %d", n, others)
+	}
+	wcancel()
+	woke.Wait()
+	close(wrong)
+	for id := range wrong {
+		t.Fatalf("watcher %s woke for a write it does not watch", id)
+	}
+	if n := f.fsm.watcherCount(); n != 0 {
+		t.Fatalf("after cancel: %d waiters left, want 0", n)
+	}
+
+	// A delete wakes a watcher of the deleted key.
+	go func() {
+		got, _ := f.Watch(ctx(t), []string{"certs/www"}, idx2)
+		done <- got
+	}()
+	waitFor(t, func() bool { return f.fsm.watcherCount() == 1 })
+	idx3, _ := leader.Apply(ctx(t), (&Batch{}).Delete("certs/www"))
+	if got := <-done; got < idx3 {
+		t.Fatalf("watch of deleted key: got %d, want >= %d", got, idx3)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSnapshotSaveRestore(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader()
+	leader.Apply(ctx(t), (&Batch{}).Put("a", []byte("1")).Put("b/c", []byte("2")))
+	var buf bytes.Buffer
+	if err := c.follower().SaveSnapshot(ctx(t), &buf); err != nil {
+		t.Fatal(err)
+	}
+	saved := buf.Bytes()
+	idx, _ := leader.Apply(ctx(t), (&Batch{}).Put("a", []byte("changed")).Delete("b/c").Put("new", nil))
+
+	// Corrupt files are refused and change nothing.
+	for name, data := range map[string][]byte{
+		"empty":     nil,
+		"garbage":   []byte("not a snapshot at all"),
+		"truncated": saved[:len(saved)-10],
+		"flipped":   append(append([]byte{}, saved[:12]...), append([]byte{saved[12] ^ 0xff}, saved[13:]...)...),
+	} {
+		err := leader.RestoreSnapshot(ctx(t), bytes.NewReader(data), nil)
+		if !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("%s: got %v, want ErrBadSnapshot", name, err)
+		}
+	}
+	if e, _ := leader.Get("a"); string(e.Value) != "changed" {
+		t.Fatalf("a refused restore changed state: a=%q", e.Value)
+	}
+	// The caller's check can refuse too.
+	veto := errors.New("wrong keyring")
+	if err := leader.RestoreSnapshot(ctx(t), bytes.NewReader(saved), func(SnapshotView) error { return veto }); !errors.Is(err, veto) {
+		t.Fatalf("vetoed restore: got %v", err)
+	}
+
+	if err := leader.RestoreSnapshot(ctx(t), bytes.NewReader(saved), func(v SnapshotView) error {
+		if val, ok := v.Get("a"); !ok || string(val) != "1" {
+			return fmt.Errorf("view: a=%q", val)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	idx2, err := leader.Apply(ctx(t), (&Batch{}).Put("post", nil))
+	if err != nil || idx2 <= idx {
+		t.Fatalf("write after restore: %d %v", idx2, err)
+	}
+	for id, s := range c.stores {
+		if err := s.Linearize(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := s.Get("a")
+		_, hasNew := s.Get("new")
+		bc, _ := s.Get("b/c")
+		if string(a.Value) != "1" || hasNew || string(bc.Value) != "2" {
+			t.Fatalf("%s after restore: a=%q new=%v b/c=%q", id, a.Value, hasNew, bc.Value)
+		}
+	}
+}
+
+func TestRestartFromDiskAndSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{}}
+	s := c.start("n1", dir)
+	if err := s.Bootstrap("n1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLeader()
+	for i := 0; i < 50; i++ {
+		s.Apply(ctx(t), (&Batch{}).Put(fmt.Sprintf("k/%d", i), []byte(fmt.Sprint(i))))
+	}
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := s.Apply(ctx(t), (&Batch{}).Put("k/after-snapshot", []byte("tail")))
+	s.Close()
+
+	c2 := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{}}
+	s2 := c2.start("n1", dir)
+	if ok, _ := s2.HasState(); !ok {
+		t.Fatal("restarted node has no state")
+	}
+	c2.waitLeader()
+	if err := s2.WaitApplied(ctx(t), last); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s2.List("k/", "", 0); len(got) != 51 {
+		t.Fatalf("after restart: %d keys, want 51", len(got))
+	}
+}
