@@ -198,9 +198,9 @@ func (s *Store) HasState() (bool, error) {
 
 // Bootstrap makes this node the single voter of a new cluster. It fails if
 // the node already has state.
-func (s *Store) Bootstrap(advertise raft.ServerAddress) error {
+func (s *Store) Bootstrap(advertise string) error {
 	cfg := raft.Configuration{Servers: []raft.Server{{
-		ID: raft.ServerID(s.cfg.NodeID), Address: advertise, Suffrage: raft.Voter,
+		ID: raft.ServerID(s.cfg.NodeID), Address: raft.ServerAddress(advertise), Suffrage: raft.Voter,
 	}}}
 	if err := s.raft.BootstrapCluster(cfg).Error(); err != nil {
 		return fmt.Errorf("bootstrap cluster: %w", err)

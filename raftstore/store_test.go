@@ -45,7 +45,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		c.start(fmt.Sprintf("n%d", i), "")
 	}
 	// Bootstrap n1, then add the others through a follower-agnostic call.
-	if err := c.stores["n1"].Bootstrap(raft.ServerAddress("n1")); err != nil {
+	if err := c.stores["n1"].Bootstrap("n1"); err != nil {
 		t.Fatal(err)
 	}
 	c.waitLeader()

@@ -1,0 +1,108 @@
+// Command certvaultd runs a certvault server node. With no flags it starts
+// the embedded default: a single-node cluster with its data in
+// ./certvault-data, the API on https://127.0.0.1:8443 and raft on
+// 127.0.0.1:8201.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/certvault/certvault/vault"
+	"github.com/spf13/pflag"
+)
+
+const usage = `certvaultd runs a certvault server node.
+
+With no flags it starts the embedded default: a new single-node cluster with
+its data in ./certvault-data, the HTTPS API on 127.0.0.1:8443 and raft on
+127.0.0.1:8201. It prints how to point the certvault CLI at it.
+
+To grow a cluster, print a join token on any node ('certvault cluster
+join-token'), copy the cluster's seal key to the new machine, and start:
+
+  certvaultd --data /var/lib/certvault --node-id vault2 \
+    --listen 10.0.0.2:8443 --raft-listen 10.0.0.2:8201 \
+    --join https://10.0.0.1:8443 --join-token cvj.... \
+    --seal-key-file /etc/certvault/seal.key
+
+A node that has state in --data restarts with it; --join is then ignored.
+SIGTERM or SIGINT drains requests, hands leadership over and stops.
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := pflag.NewFlagSet("certvaultd", pflag.ContinueOnError)
+	fs.SortFlags = false
+	var o vault.Options
+	var logLevel, logFormat string
+	fs.StringVar(&o.DataDir, "data", "certvault-data", "data directory (raft log, snapshots, node identity, seal key)")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS API listen address")
+	fs.StringVar(&o.APIAddr, "api-addr", "", "URL other nodes and clients use for this node's API (default https://LISTEN)")
+	fs.StringVar(&o.RaftListen, "raft-listen", "127.0.0.1:8201", "raft listen address (mutual TLS between nodes)")
+	fs.StringVar(&o.RaftAddr, "raft-addr", "", "raft address other nodes dial (default --raft-listen)")
+	fs.StringVar(&o.NodeID, "node-id", "", "this node's ID in the cluster (default: recorded in --data, else the hostname)")
+	fs.StringVar(&o.JoinURL, "join", "", "join the cluster whose node answers at this URL instead of creating one")
+	fs.StringVar(&o.JoinToken, "join-token", "", "join token from 'certvault cluster join-token' (or set CERTVAULT_JOIN_TOKEN)")
+	fs.StringVar(&o.SealKeyFile, "seal-key-file", "", "file seal key (default DATA/seal.key; a joining node needs a copy of the cluster's)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "operator-provided API server certificate (PEM chain); default: issued by the vault CA")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	fs.Uint64Var(&o.SnapshotThreshold, "snapshot-threshold", 0, "log entries between raft snapshots (default 8192)")
+	fs.Uint64Var(&o.TrailingLogs, "trailing-logs", 0, "log entries kept behind a snapshot for slow followers (default 10240)")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.RaftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "certvaultd: %v\nRun 'certvaultd --help' for usage.\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "certvaultd: unexpected argument %q\nRun 'certvaultd --help' for usage.\n", fs.Arg(0))
+		return 2
+	}
+	if o.JoinToken == "" {
+		o.JoinToken = os.Getenv("CERTVAULT_JOIN_TOKEN")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "certvaultd: --log-level %q: use debug, info, warn or error\n", logLevel)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(logFormat) {
+	case "text":
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
+	case "json":
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+	default:
+		fmt.Fprintf(os.Stderr, "certvaultd: --log-format %q: use text or json\n", logFormat)
+		return 2
+	}
+	o.Banner = os.Stdout
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := vault.Run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "certvaultd: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,237 @@
+package vault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+)
+
+// ClusterStatus is the answer of GET /v1/sys/cluster/status.
+type ClusterStatus struct {
+	Leader       string          `json:"leader"`
+	NodeID       string          `json:"node_id"`
+	Term         uint64          `json:"term"`
+	AppliedIndex uint64          `json:"applied_index"`
+	CommitIndex  uint64          `json:"commit_index"`
+	Servers      []ClusterMember `json:"servers"`
+}
+
+// ClusterMember is one server of the status.
+type ClusterMember struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	Suffrage string `json:"suffrage"`
+	State    string `json:"state"`
+}
+
+func (n *Node) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := n.store.Status()
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	out := ClusterStatus{Leader: st.Leader, NodeID: st.NodeID, Term: st.Term, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex}
+	for _, s := range st.Servers {
+		m := ClusterMember{ID: s.ID, Address: s.Address, Suffrage: s.Suffrage, State: s.State}
+		m.APIAddr, _ = n.resolveNode(s.ID)
+		out.Servers = append(out.Servers, m)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// joinTokenRecord is a join token as stored (through the barrier).
+type joinTokenRecord struct {
+	Hash    []byte `json:"hash"`
+	Expires int64  `json:"expires"`
+	Uses    int    `json:"uses"`
+	Created int64  `json:"created"`
+}
+
+// JoinTokenResponse is the answer of POST /v1/sys/cluster/join-tokens.
+type JoinTokenResponse struct {
+	Token         string    `json:"token"`
+	Expires       time.Time `json:"expires"`
+	Uses          int       `json:"uses"`
+	CAFingerprint string    `json:"ca_fingerprint"`
+}
+
+func (n *Node) handleCreateJoinToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		TTL  string `json:"ttl"`
+		Uses int    `json:"uses"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &req); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+	}
+	ttl := time.Hour
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 || d > 7*24*time.Hour {
+			n.fail(w, r, badParameter("ttl %q: give a duration between 1s and 168h, such as 30m", req.TTL))
+			return
+		}
+		ttl = d
+	}
+	if req.Uses == 0 {
+		req.Uses = 1
+	}
+	if req.Uses < 0 || req.Uses > 1000 {
+		n.fail(w, r, badParameter("uses %d: give a number from 1 to 1000", req.Uses))
+		return
+	}
+	ca := n.caCert.Load()
+	id, err := randomID(8)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	now := time.Now()
+	tok, rec, err := newJoinToken(id, ca, ttl, req.Uses, now)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	b := &raftstore.Batch{}
+	if err := putSealedJSON(b, n.barrier.Load(), prefixJoinTokens+id, rec); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if _, err := n.store.Apply(r.Context(), b); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, JoinTokenResponse{Token: tok, Expires: time.Unix(rec.Expires, 0).UTC(), Uses: rec.Uses, CAFingerprint: fingerprint(ca)})
+}
+
+func (n *Node) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := n.store.RemoveServer(r.Context(), id); err != nil {
+		if errors.Is(err, raftstore.ErrUnknownServer) {
+			n.fail(w, r, notFound("NodeNotFound", "node %q is not a member of the cluster", id))
+			return
+		}
+		n.fail(w, r, err)
+		return
+	}
+	if _, err := n.store.Apply(r.Context(), (&raftstore.Batch{}).Delete(prefixNodes+id)); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
+}
+
+// handleAddMember is the last step of a join: the new node, now running
+// raft and authenticated by its node certificate, asks to become a voter.
+func (n *Node) handleAddMember(w http.ResponseWriter, r *http.Request) {
+	if !n.isNodeRequest(r) {
+		writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only cluster nodes may add themselves"})
+		return
+	}
+	var req struct {
+		ID       string `json:"id"`
+		RaftAddr string `json:"raft_addr"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if cn := r.TLS.VerifiedChains[0][0].Subject.CommonName; cn != req.ID {
+		writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: fmt.Sprintf("certificate of node %q cannot add node %q", cn, req.ID)})
+		return
+	}
+	if _, err := n.resolveNode(req.ID); err != nil {
+		writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: fmt.Sprintf("node %q has not joined with a token", req.ID)})
+		return
+	}
+	if err := n.store.AddVoter(r.Context(), req.ID, req.RaftAddr); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"added": req.ID})
+}
+
+func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := n.store.SaveSnapshot(r.Context(), w); err != nil {
+		n.fail(w, r, err)
+	}
+}
+
+// handleSnapshotRestore restores on the leader; a follower passes the
+// upload to it.
+func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
+	if !n.store.IsLeader() {
+		if r.Header.Get("X-Certvault-Proxied") != "" {
+			n.fail(w, r, unavailable(raftstore.ErrNotLeader))
+			return
+		}
+		leader, _ := n.store.Leader()
+		base, err := n.resolveNode(leader)
+		if err != nil {
+			n.fail(w, r, unavailable(err))
+			return
+		}
+		target, _ := url.Parse(base)
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.Transport = n.client.Transport
+		r.Header.Set("X-Certvault-Proxied", n.opts.NodeID)
+		proxy.ServeHTTP(w, r)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<30)
+	err := n.store.RestoreSnapshot(r.Context(), r.Body, n.checkSnapshot)
+	if err != nil {
+		if errors.Is(err, raftstore.ErrBadSnapshot) || errors.Is(err, ErrSealMismatch) || errors.Is(err, errForeignSnapshot) {
+			n.fail(w, r, badParameter("snapshot refused, nothing was changed: %v", err))
+			return
+		}
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"restored": true, "applied_index": n.store.AppliedIndex()})
+}
+
+var errForeignSnapshot = errors.New("the snapshot belongs to a cluster with another CA")
+
+// checkSnapshot refuses a snapshot whose keyring this node's seal cannot
+// open or whose CA is not this cluster's (the nodes' certificates would no
+// longer be trusted).
+func (n *Node) checkSnapshot(v raftstore.SnapshotView) error {
+	kr, ok := v.Get(keyKeyring)
+	if !ok {
+		return fmt.Errorf("no keyring in the snapshot: %w", raftstore.ErrBadSnapshot)
+	}
+	if _, err := openKeyring(kr, n.seal); err != nil {
+		return fmt.Errorf("the snapshot's keyring: %w", err)
+	}
+	caPEM, ok := v.Get(keyCACert)
+	if !ok {
+		return fmt.Errorf("no CA in the snapshot: %w", raftstore.ErrBadSnapshot)
+	}
+	ca, err := parseCertPEM(caPEM)
+	if err != nil {
+		return fmt.Errorf("the snapshot's CA: %v: %w", err, raftstore.ErrBadSnapshot)
+	}
+	if fingerprint(ca) != fingerprint(n.caCert.Load()) {
+		return errForeignSnapshot
+	}
+	return nil
+}
+
+// decodeJSONEntry decodes a plain JSON entry.
+func decodeJSONEntry(e raftstore.Entry, v any) error {
+	if err := json.Unmarshal(e.Value, v); err != nil {
+		return fmt.Errorf("decode %s: %w", e.Key, err)
+	}
+	return nil
+}

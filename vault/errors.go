@@ -1,0 +1,56 @@
+package vault
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Sentinel errors of the vault package.
+var (
+	// ErrSealMismatch means the seal cannot unwrap the cluster's keyring:
+	// the node was started with a different seal key than the cluster's.
+	ErrSealMismatch = errors.New("vault: the seal key does not open this cluster's keyring")
+	// ErrNotInitialized means the replicated state has no keyring yet.
+	ErrNotInitialized = errors.New("vault: not initialized")
+	// ErrBadJoinToken means a join token is malformed, unknown, expired or
+	// used up.
+	ErrBadJoinToken = errors.New("vault: join token is not valid")
+	// ErrDecrypt means a stored ciphertext failed authentication.
+	ErrDecrypt = errors.New("vault: ciphertext failed authentication")
+)
+
+// APIError is an error answered to an API caller. Status and Code are what
+// the caller sees with Message, which must be safe to show (no secrets, no
+// internal paths); Cause is logged and never sent.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+	Cause   error
+}
+
+func (e *APIError) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Cause)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *APIError) Unwrap() error { return e.Cause }
+
+func badParameter(format string, args ...any) *APIError {
+	return &APIError{Status: http.StatusBadRequest, Code: "BadParameter", Message: fmt.Sprintf(format, args...)}
+}
+
+func notFound(code, format string, args ...any) *APIError {
+	return &APIError{Status: http.StatusNotFound, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func internalError(cause error) *APIError {
+	return &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "internal error; see the server log", Cause: cause}
+}
+
+func unavailable(cause error) *APIError {
+	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: cause}
+}

@@ -1,0 +1,591 @@
+package vault
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certvault/certvault/internal/atomicfile"
+	"github.com/certvault/certvault/raftstore"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configures a node. The zero value starts the embedded default:
+// data in ./certvault-data, the API on 127.0.0.1:8443, raft on
+// 127.0.0.1:8201, a new single-node cluster with a file seal.
+type Options struct {
+	// DataDir holds everything the node keeps. Default "certvault-data".
+	DataDir string
+	// Listen is the API's HTTPS listen address. Default "127.0.0.1:8443".
+	Listen string
+	// APIAddr is the URL other nodes and clients use to reach this node's
+	// API. Default "https://" + Listen (the hostname if Listen has no host).
+	APIAddr string
+	// RaftListen is the raft transport's listen address. Default
+	// "127.0.0.1:8201".
+	RaftListen string
+	// RaftAddr is the address other nodes dial for raft. Default RaftListen.
+	RaftAddr string
+	// NodeID names the node in the cluster. Default: the one recorded in
+	// DataDir, else the hostname.
+	NodeID string
+	// JoinURL and JoinToken make a new node join an existing cluster
+	// instead of bootstrapping one.
+	JoinURL   string
+	JoinToken string
+	// SealKeyFile is the file seal's key. Default DataDir/seal.key, which a
+	// bootstrapping node creates; a joining node needs a copy of the
+	// cluster's.
+	SealKeyFile string
+	// TLSCert and TLSKey, when both set, are the API's server certificate
+	// instead of one issued by the vault CA. Raft always uses the node
+	// certificate from the vault CA.
+	TLSCert string
+	TLSKey  string
+	// SnapshotThreshold and TrailingLogs tune raft log compaction (see
+	// raftstore.Config). Zero means the defaults.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// Logger receives the node's logs. Default slog.Default().
+	Logger *slog.Logger
+	// RaftLogLevel is hashicorp/raft's log level. Default "warn".
+	RaftLogLevel string
+	// Banner receives the short "how to use this vault" text printed at
+	// start. Nil prints nothing.
+	Banner io.Writer
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.DataDir == "" {
+		o.DataDir = "certvault-data"
+	}
+	abs, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return o, fmt.Errorf("data directory %s: %w", o.DataDir, err)
+	}
+	o.DataDir = abs
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:8443"
+	}
+	if o.RaftListen == "" {
+		o.RaftListen = "127.0.0.1:8201"
+	}
+	if o.RaftAddr == "" {
+		o.RaftAddr = o.RaftListen
+	}
+	if o.APIAddr == "" {
+		host, port, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			return o, fmt.Errorf("--listen %q: %w", o.Listen, err)
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host, _ = os.Hostname()
+		}
+		o.APIAddr = "https://" + net.JoinHostPort(host, port)
+	}
+	o.APIAddr = strings.TrimSuffix(o.APIAddr, "/")
+	if o.SealKeyFile == "" {
+		o.SealKeyFile = filepath.Join(o.DataDir, "seal.key")
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return o, errors.New("--tls-cert and --tls-key must be given together")
+	}
+	if (o.JoinURL == "") != (o.JoinToken == "") {
+		return o, errors.New("--join and --join-token must be given together")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// Storage keys of the vault's own records.
+const (
+	keyKeyring       = "sys/keyring"
+	keyCACert        = "sys/ca/cert"
+	keyCAKey         = "sys/ca/key"
+	prefixTokens     = "sys/tokens/"
+	prefixNodes      = "sys/nodes/"
+	prefixJoinTokens = "sys/join-tokens/"
+)
+
+// nodeRecord is what the cluster knows of a member.
+type nodeRecord struct {
+	ID       string `json:"id"`
+	APIAddr  string `json:"api_addr"`
+	RaftAddr string `json:"raft_addr"`
+	Joined   int64  `json:"joined"`
+}
+
+// Node is a running certvault server.
+type Node struct {
+	opts     Options
+	log      *slog.Logger
+	store    *raftstore.Store
+	seal     Seal
+	barrier  atomic.Pointer[Barrier]
+	caCert   atomic.Pointer[x509.Certificate]
+	caPool   atomic.Pointer[x509.CertPool]
+	nodeCert atomic.Pointer[tls.Certificate]
+	apiCert  *tls.Certificate
+	listener net.Listener
+	server   *http.Server
+	client   *http.Client
+	registry *prometheus.Registry
+	metrics  *apiMetrics
+	tokens   tokenCache
+	fatal    chan error
+	fatalMu  sync.Once
+}
+
+// files of the data directory.
+func (n *Node) path(parts ...string) string {
+	return filepath.Join(append([]string{n.opts.DataDir}, parts...)...)
+}
+
+// Run starts a node and serves until ctx is cancelled, then drains
+// requests, hands leadership over if it holds it, and shuts raft down.
+func Run(ctx context.Context, opts Options) error {
+	n, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-n.fatal:
+		n.Shutdown(context.Background())
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return n.Shutdown(sctx)
+}
+
+// Start brings a node up (bootstrap, join or restart, decided by the data
+// directory and the options) and returns once it serves its API.
+func Start(ctx context.Context, opts Options) (*Node, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{opts: opts, log: opts.Logger, fatal: make(chan error, 1)}
+	if err := checkWritableDir(opts.DataDir); err != nil {
+		return nil, err
+	}
+	n.listener, err = net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the API on %s: %w (is another certvaultd running? pick another --listen)", opts.Listen, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.listener.Close()
+			if n.store != nil {
+				n.store.Close()
+			}
+		}
+	}()
+
+	recorded, _ := os.ReadFile(n.path("node-id"))
+	switch {
+	case len(recorded) > 0:
+		id := strings.TrimSpace(string(recorded))
+		if opts.NodeID != "" && opts.NodeID != id {
+			return nil, fmt.Errorf("data directory %s belongs to node %q, not %q", opts.DataDir, id, opts.NodeID)
+		}
+		if opts.JoinURL != "" {
+			n.log.Info("node already has state; ignoring --join", "node", id)
+		}
+		n.opts.NodeID = id
+		err = n.restart(ctx)
+	case opts.JoinURL != "":
+		if n.opts.NodeID == "" {
+			n.opts.NodeID, _ = os.Hostname()
+		}
+		err = n.join(ctx)
+	default:
+		if n.opts.NodeID == "" {
+			n.opts.NodeID, _ = os.Hostname()
+		}
+		err = n.bootstrap(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	n.printBanner()
+	return n, nil
+}
+
+func checkWritableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s cannot be created: %w", dir, err)
+	}
+	probe := filepath.Join(dir, ".write-test")
+	if err := os.WriteFile(probe, []byte("ok"), 0o600); err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
+	return os.Remove(probe)
+}
+
+// hosts are the names this node's certificate is valid for.
+func (n *Node) hosts() []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	for _, a := range []string{n.opts.Listen, n.opts.RaftAddr, strings.TrimPrefix(n.opts.APIAddr, "https://")} {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	return hosts
+}
+
+// bootstrap creates a new single-node cluster: seal key, keyring, CA,
+// node certificate and root token.
+func (n *Node) bootstrap(ctx context.Context) error {
+	seal, err := LoadFileSeal(n.opts.SealKeyFile, true)
+	if err != nil {
+		return err
+	}
+	n.seal = seal
+	kr, _, err := newKeyring(seal)
+	if err != nil {
+		return err
+	}
+	krJSON, _ := json.Marshal(kr)
+	barrier, err := openKeyring(krJSON, seal)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ca, caKey, err := newCA(now)
+	if err != nil {
+		return err
+	}
+	nodeKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate node key: %w", err)
+	}
+	der, err := issueNodeCert(ca, caKey, nodeKey.Public(), n.opts.NodeID, n.hosts(), now)
+	if err != nil {
+		return err
+	}
+	if err := n.writeNodeFiles(ca.Raw, der, nodeKey); err != nil {
+		return err
+	}
+	if err := n.openStore(); err != nil {
+		return err
+	}
+	if err := n.store.Bootstrap(n.opts.RaftAddr); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := n.store.WaitLeader(wctx); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+
+	rootToken, rootRec, err := newToken("root", "root", 0, now)
+	if err != nil {
+		return err
+	}
+	caKeyPEM, err := pemKey(caKey)
+	if err != nil {
+		return err
+	}
+	b := &raftstore.Batch{}
+	b.PutIf(keyKeyring, krJSON, raftstore.NotExist)
+	b.Put(keyCACert, pemCert(ca.Raw))
+	if err := putSealed(b, barrier, keyCAKey, caKeyPEM); err != nil {
+		return err
+	}
+	if err := putSealedJSON(b, barrier, prefixTokens+"root", rootRec); err != nil {
+		return err
+	}
+	rec, _ := json.Marshal(nodeRecord{ID: n.opts.NodeID, APIAddr: n.opts.APIAddr, RaftAddr: n.opts.RaftAddr, Joined: now.Unix()})
+	b.Put(prefixNodes+n.opts.NodeID, rec)
+	if _, err := n.store.Apply(wctx, b); err != nil {
+		return fmt.Errorf("initialize cluster: %w", err)
+	}
+	n.barrier.Store(barrier)
+	if err := atomicfile.WriteFile(n.path("root-token"), []byte(rootToken+"\n"), 0o600); err != nil {
+		return err
+	}
+	n.log.Info("bootstrapped a new cluster", "node", n.opts.NodeID, "ca", fingerprint(ca))
+	return n.serve()
+}
+
+// restart brings back a node that has state on disk.
+func (n *Node) restart(ctx context.Context) error {
+	seal, err := LoadFileSeal(n.opts.SealKeyFile, false)
+	if err != nil {
+		return fmt.Errorf("%w (a node that has joined a cluster needs the cluster's seal key; pass --seal-key-file)", err)
+	}
+	n.seal = seal
+	if err := n.loadNodeFiles(); err != nil {
+		return err
+	}
+	if err := n.openStore(); err != nil {
+		return err
+	}
+	if ok, err := n.store.HasState(); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("data directory %s has a node identity but no raft state: it never finished joining; remove it and join again", n.opts.DataDir)
+	}
+	go n.awaitKeyring()
+	return n.serve()
+}
+
+// awaitKeyring opens the barrier once the keyring has been replayed or
+// replicated to this node, and reopens it whenever the keyring changes (a
+// restore). A seal that cannot open it is fatal.
+func (n *Node) awaitKeyring() {
+	var after uint64
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		idx, err := n.store.Watch(ctx, []string{keyKeyring}, after)
+		cancel()
+		if errors.Is(err, raftstore.ErrClosed) {
+			return
+		}
+		after = idx
+		e, ok := n.store.Get(keyKeyring)
+		if !ok {
+			continue
+		}
+		b, err := openKeyring(e.Value, n.seal)
+		if err != nil {
+			n.die(fmt.Errorf("open keyring: %w", err))
+			return
+		}
+		n.barrier.Store(b)
+		if ca, ok := n.store.Get(keyCACert); ok {
+			if cert, err := parseCertPEM(ca.Value); err == nil {
+				n.caCert.Store(cert)
+			}
+		}
+	}
+}
+
+func (n *Node) die(err error) {
+	n.fatalMu.Do(func() {
+		n.log.Error("fatal", "err", err)
+		n.fatal <- err
+	})
+}
+
+// writeNodeFiles stores the node's identity: CA, certificate chain, key,
+// node ID.
+func (n *Node) writeNodeFiles(caDER, certDER []byte, key *ecdsa.PrivateKey) error {
+	if err := os.MkdirAll(n.path("tls"), 0o700); err != nil {
+		return fmt.Errorf("create tls directory: %w", err)
+	}
+	keyPEM, err := pemKey(key)
+	if err != nil {
+		return err
+	}
+	chain := append(pemCert(certDER), pemCert(caDER)...)
+	for _, f := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{n.path("tls", "node.key"), keyPEM, 0o600},
+		{n.path("tls", "node.pem"), chain, 0o644},
+		{n.path("ca.pem"), pemCert(caDER), 0o644},
+		{n.path("node-id"), []byte(n.opts.NodeID + "\n"), 0o644},
+	} {
+		if err := atomicfile.WriteFile(f.path, f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	return n.loadNodeFiles()
+}
+
+// loadNodeFiles reads the node's CA and certificate from disk.
+func (n *Node) loadNodeFiles() error {
+	caPEM, err := os.ReadFile(n.path("ca.pem"))
+	if err != nil {
+		return fmt.Errorf("read CA: %w", err)
+	}
+	ca, err := parseCertPEM(caPEM)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", n.path("ca.pem"), err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	n.caCert.Store(ca)
+	n.caPool.Store(pool)
+	cert, err := tls.LoadX509KeyPair(n.path("tls", "node.pem"), n.path("tls", "node.key"))
+	if err != nil {
+		return fmt.Errorf("load node certificate: %w", err)
+	}
+	n.nodeCert.Store(&cert)
+	if n.opts.TLSCert != "" {
+		c, err := tls.LoadX509KeyPair(n.opts.TLSCert, n.opts.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+		}
+		n.apiCert = &c
+	}
+	return nil
+}
+
+// verifyNodeChain accepts only certificates of cluster nodes: issued by the
+// vault CA, with the node OU.
+func (n *Node) verifyNodeChain(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+	if len(rawCerts) == 0 {
+		return errors.New("no certificate presented")
+	}
+	leaf, err := x509.ParseCertificate(rawCerts[0])
+	if err != nil {
+		return fmt.Errorf("parse peer certificate: %w", err)
+	}
+	inter := x509.NewCertPool()
+	for _, raw := range rawCerts[1:] {
+		if c, err := x509.ParseCertificate(raw); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: n.caPool.Load(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("peer certificate not issued by the cluster CA: %w", err)
+	}
+	if !isNodeCert(leaf) {
+		return errors.New("peer certificate is not a cluster node's")
+	}
+	return nil
+}
+
+func isNodeCert(c *x509.Certificate) bool {
+	for _, ou := range c.Subject.OrganizationalUnit {
+		if ou == nodeOU {
+			return true
+		}
+	}
+	return false
+}
+
+// openStore starts raft over mutual TLS with the node certificate.
+func (n *Node) openStore() error {
+	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.nodeCert.Load(), nil }
+	serverTLS := &tls.Config{
+		MinVersion:            tls.VersionTLS12,
+		GetCertificate:        getCert,
+		ClientAuth:            tls.RequireAnyClientCert,
+		VerifyPeerCertificate: n.verifyNodeChain,
+	}
+	clientTLS := &tls.Config{
+		MinVersion:           tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return n.nodeCert.Load(), nil },
+		// Raft dials addresses, not names: the chain and the node OU are
+		// checked by verifyNodeChain instead of a host name.
+		InsecureSkipVerify:    true,
+		VerifyPeerCertificate: n.verifyNodeChain,
+	}
+	trans, err := raftstore.NewTLSTransport(n.opts.RaftListen, n.opts.RaftAddr, serverTLS, clientTLS, io.Discard)
+	if err != nil {
+		return fmt.Errorf("%w (is another certvaultd running? pick another --raft-listen)", err)
+	}
+	n.client = &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{
+				MinVersion:           tls.VersionTLS12,
+				GetClientCertificate: clientTLS.GetClientCertificate,
+				InsecureSkipVerify:   true,
+				VerifyPeerCertificate: func(raw [][]byte, chains [][]*x509.Certificate) error {
+					return n.verifyNodeChain(raw, chains)
+				},
+			},
+			MaxIdleConnsPerHost: 64,
+		},
+	}
+	n.store, err = raftstore.Open(raftstore.Config{
+		NodeID:            n.opts.NodeID,
+		Dir:               n.path("raft"),
+		Transport:         trans,
+		Forwarder:         &raftstore.HTTPForwarder{Client: n.client, Resolve: n.resolveNode},
+		Logger:            n.log,
+		RaftLogLevel:      n.opts.RaftLogLevel,
+		SnapshotThreshold: n.opts.SnapshotThreshold,
+		TrailingLogs:      n.opts.TrailingLogs,
+	})
+	if err != nil {
+		trans.Close()
+		return err
+	}
+	return nil
+}
+
+// resolveNode returns the API URL of a cluster member.
+func (n *Node) resolveNode(id string) (string, error) {
+	e, ok := n.store.Get(prefixNodes + id)
+	if !ok {
+		return "", fmt.Errorf("node %s has no record", id)
+	}
+	var rec nodeRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return "", fmt.Errorf("decode node record %s: %w", id, err)
+	}
+	return rec.APIAddr, nil
+}
+
+// Shutdown stops serving: the listener closes, in-flight requests finish
+// (until ctx expires), leadership moves to another voter, raft stops.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var errs []error
+	if n.server != nil {
+		if err := n.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain API: %w", err))
+		}
+	}
+	if n.store != nil {
+		if err := n.store.TransferLeadership(); err != nil {
+			n.log.Warn("leadership transfer failed", "err", err)
+		}
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.log.Info("stopped", "node", n.opts.NodeID)
+	return errors.Join(errs...)
+}
+
+// printBanner tells the operator how to point the CLI at this node.
+func (n *Node) printBanner() {
+	if n.opts.Banner == nil {
+		return
+	}
+	fmt.Fprintf(n.opts.Banner, "certvault node %q is serving %s (data in %s)\n\n", n.opts.NodeID, n.opts.APIAddr, n.opts.DataDir)
+	fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_ADDR=%s\n", n.opts.APIAddr)
+	fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_CACERT=%s\n", n.path("ca.pem"))
+	if _, err := os.Stat(n.path("root-token")); err == nil {
+		fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_TOKEN=$(cat %s)\n", n.path("root-token"))
+	} else {
+		fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_TOKEN=...   (a token of this cluster)\n")
+	}
+	if ca := n.caCert.Load(); ca != nil {
+		fmt.Fprintf(n.opts.Banner, "\nCA fingerprint: %s\n", fingerprint(ca))
+	}
+}

@@ -1,0 +1,309 @@
+package vault
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxBodyBytes bounds every request body (Key Vault's own limit is about
+// this size); a larger one gets 413.
+const maxBodyBytes = 1 << 20
+
+// apiMetrics are the HTTP layer's Prometheus collectors.
+type apiMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newAPIMetrics() *apiMetrics {
+	return &apiMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "certvault_http_requests_total",
+			Help: "API requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "certvault_http_request_seconds",
+			Help:    "API request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+	}
+}
+
+// serve starts the HTTPS API on the listener opened at start.
+func (n *Node) serve() error {
+	n.metrics = newAPIMetrics()
+	n.registry = prometheus.NewRegistry()
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		n.metrics.requests, n.metrics.latency)
+	n.registry.MustRegister(n.store.Collectors()...)
+
+	tlsConf := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if n.apiCert != nil {
+				return n.apiCert, nil
+			}
+			return n.nodeCert.Load(), nil
+		},
+		// Nodes present their node certificate to each other; clients
+		// authenticate with bearer tokens and need no certificate.
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  n.caPool.Load(),
+	}
+	n.server = &http.Server{
+		Handler:           n.middleware(n.routes()),
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go func() {
+		err := n.server.ServeTLS(n.listener, "", "")
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.die(fmt.Errorf("serve API: %w", err))
+		}
+	}()
+	return nil
+}
+
+func (n *Node) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", n.handleHealthz)
+	mux.HandleFunc("GET /readyz", n.handleReadyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}))
+
+	mux.Handle("POST "+raftstore.ForwardPath, raftstore.ForwardHandler(n.store, n.isNodeRequest))
+	mux.HandleFunc("POST /v1/sys/cluster/join/prepare", n.handleJoinPrepare)
+	mux.HandleFunc("POST /v1/sys/cluster/join", n.handleJoin)
+	mux.HandleFunc("POST /v1/sys/cluster/members", n.handleAddMember)
+
+	mux.Handle("GET /v1/sys/cluster/status", n.authed(n.handleClusterStatus))
+	mux.Handle("POST /v1/sys/cluster/join-tokens", n.authed(n.handleCreateJoinToken))
+	mux.Handle("DELETE /v1/sys/cluster/members/{id}", n.authed(n.handleRemoveMember))
+	mux.Handle("GET /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotSave))
+	mux.Handle("PUT /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotRestore))
+
+	mux.Handle("PUT /secrets/{name}", n.dataPlane(n.handleSetSecret))
+	mux.Handle("GET /secrets/{name}", n.dataPlane(n.handleGetSecret))
+	mux.Handle("GET /secrets/{name}/{version}", n.dataPlane(n.handleGetSecret))
+	mux.Handle("GET /secrets/{name}/{$}", n.dataPlane(n.handleGetSecret))
+	return mux
+}
+
+// statusWriter records the status code for metrics and logs.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// middleware adds the request ID, the body limit, panic recovery and
+// metrics to every request.
+func (n *Node) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		reqID := r.Header.Get("x-ms-client-request-id")
+		if reqID == "" {
+			reqID, _ = randomID(16)
+		}
+		w.Header().Set("x-ms-request-id", reqID)
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				n.log.Error("panic in handler", "panic", p, "path", r.URL.Path, "request_id", reqID)
+				if sw.code == 0 {
+					writeError(sw, internalError(fmt.Errorf("panic: %v", p)))
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			n.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
+			n.metrics.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type principalKey struct{}
+
+// authed requires a valid bearer token. Without one the answer is Key
+// Vault's 401 challenge, before the body is looked at.
+func (n *Node) authed(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			n.challenge(w, r, "a bearer token is required")
+			return
+		}
+		if n.barrier.Load() == nil {
+			writeError(w, unavailable(ErrNotInitialized))
+			return
+		}
+		principal, err := n.authenticate(strings.TrimSpace(tok))
+		if err != nil {
+			if !errors.Is(err, errBadToken) {
+				n.log.Error("authenticate", "err", err)
+			}
+			n.challenge(w, r, "the bearer token is not valid or has expired")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
+	})
+}
+
+// challenge answers 401 with the WWW-Authenticate header Key Vault SDKs
+// expect: they then request a token for resource and retry.
+func (n *Node) challenge(w http.ResponseWriter, r *http.Request, msg string) {
+	base := "https://" + r.Host
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s/certvault", resource="%s"`, base, base))
+	writeError(w, &APIError{Status: http.StatusUnauthorized, Code: "Unauthorized", Message: msg})
+}
+
+// isNodeRequest reports whether the caller presented a cluster node
+// certificate (verified against the CA by the TLS layer).
+func (n *Node) isNodeRequest(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false
+	}
+	return isNodeCert(r.TLS.VerifiedChains[0][0])
+}
+
+// writeJSON answers status with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// writeError answers with Key Vault's error shape.
+func writeError(w http.ResponseWriter, err error) {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		ae = internalError(err)
+	}
+	writeJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
+}
+
+// fail logs the internal cause of err and answers it.
+func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
+	err = n.classify(err)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status >= 500 {
+		n.log.Error("request failed", "path", r.URL.Path, "method", r.Method, "err", err,
+			"request_id", w.Header().Get("x-ms-request-id"))
+	}
+	writeError(w, err)
+}
+
+// classify maps store errors to API errors.
+func (n *Node) classify(err error) error {
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae):
+		return err
+	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrTooManyHops),
+		errors.Is(err, raftstore.ErrClosed), errors.Is(err, ErrNotInitialized),
+		errors.Is(err, context.DeadlineExceeded):
+		return unavailable(err)
+	case errors.Is(err, raftstore.ErrAmbiguous):
+		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+			Message: "leadership changed while the write was in flight; it may or may not have been applied: read before retrying", Cause: err}
+	case errors.Is(err, raftstore.ErrConflict):
+		return &APIError{Status: http.StatusConflict, Code: "Conflict", Message: "the object was changed concurrently; retry", Cause: err}
+	default:
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &APIError{Status: http.StatusRequestEntityTooLarge, Code: "RequestTooLarge",
+				Message: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)}
+		}
+		return internalError(err)
+	}
+}
+
+// decodeBody reads a JSON body into v, refusing unknown trailing data.
+func decodeBody(r *http.Request, v any) error {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return badParameter("the request body is empty; a JSON object is required")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return badParameter("the request body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"alive": true, "node_id": n.opts.NodeID})
+}
+
+// readiness returns "" when the node can serve consistent requests, or why
+// not.
+func (n *Node) readiness() string {
+	if n.barrier.Load() == nil {
+		return "sealed: the keyring has not been opened yet"
+	}
+	leader, _ := n.store.Leader()
+	if leader == "" {
+		return "no leader"
+	}
+	st, err := n.store.Status()
+	if err != nil {
+		return err.Error()
+	}
+	// Applied counts commands only, so a few no-op or configuration
+	// entries may separate it from the commit index.
+	if st.CommitIndex > st.AppliedIndex+64 {
+		return fmt.Sprintf("catching up: applied %d of %d", st.AppliedIndex, st.CommitIndex)
+	}
+	return ""
+}
+
+func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if why := n.readiness(); why != "" {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": why, "node_id": n.opts.NodeID})
+		return
+	}
+	leader, _ := n.store.Leader()
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "node_id": n.opts.NodeID, "leader": leader})
+}
