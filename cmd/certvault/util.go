@@ -1,0 +1,18 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"strings"
+)
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// remarshal converts a decoded JSON value into a typed struct.
+func remarshal(in, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
