@@ -568,14 +568,17 @@ type Server struct {
 
 // Status is the cluster as this node sees it.
 type Status struct {
-	NodeID       string   `json:"node_id"`
-	State        string   `json:"state"`
-	Leader       string   `json:"leader"`
-	Term         uint64   `json:"term"`
-	LastIndex    uint64   `json:"last_index"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Servers      []Server `json:"servers"`
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"`
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// LastSnapshotIndex is the log index of this node's latest snapshot
+	// (taken locally or installed from the leader).
+	LastSnapshotIndex uint64   `json:"last_snapshot_index"`
+	Servers           []Server `json:"servers"`
 }
 
 // Status returns the membership and indexes as this node sees them.
@@ -593,8 +596,12 @@ func (s *Store) Status() (Status, error) {
 		CommitIndex:  s.raft.CommitIndex(),
 		AppliedIndex: s.AppliedIndex(),
 	}
-	if t, err := parseUint(s.raft.Stats()["term"]); err == nil {
+	stats := s.raft.Stats()
+	if t, err := parseUint(stats["term"]); err == nil {
 		st.Term = t
+	}
+	if t, err := parseUint(stats["last_snapshot_index"]); err == nil {
+		st.LastSnapshotIndex = t
 	}
 	for _, srv := range f.Configuration().Servers {
 		out := Server{ID: string(srv.ID), Address: string(srv.Address), Suffrage: lower(srv.Suffrage.String()), State: "follower"}

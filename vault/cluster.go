@@ -14,12 +14,14 @@ import (
 
 // ClusterStatus is the answer of GET /v1/sys/cluster/status.
 type ClusterStatus struct {
-	Leader       string          `json:"leader"`
-	NodeID       string          `json:"node_id"`
-	Term         uint64          `json:"term"`
-	AppliedIndex uint64          `json:"applied_index"`
-	CommitIndex  uint64          `json:"commit_index"`
-	Servers      []ClusterMember `json:"servers"`
+	Leader       string `json:"leader"`
+	NodeID       string `json:"node_id"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	// LastSnapshotIndex is the answering node's latest raft snapshot.
+	LastSnapshotIndex uint64          `json:"last_snapshot_index"`
+	Servers           []ClusterMember `json:"servers"`
 }
 
 // ClusterMember is one server of the status.
@@ -37,7 +39,7 @@ func (n *Node) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	out := ClusterStatus{Leader: st.Leader, NodeID: st.NodeID, Term: st.Term, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex}
+	out := ClusterStatus{Leader: st.Leader, NodeID: st.NodeID, Term: st.Term, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastSnapshotIndex: st.LastSnapshotIndex}
 	for _, s := range st.Servers {
 		m := ClusterMember{ID: s.ID, Address: s.Address, Suffrage: s.Suffrage, State: s.State}
 		m.APIAddr, _ = n.resolveNode(s.ID)

@@ -1,0 +1,447 @@
+// Package testcluster starts real certvaultd processes on 127.0.0.1 for
+// end-to-end tests and benchmarks: it builds the binaries once, bootstraps
+// a node, joins others with a join token, and can kill, stop and restart
+// them. It fakes nothing; it is test support, not part of any binary.
+package testcluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certvault/certvault/internal/client"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// Binaries builds certvaultd and certvault (with -race when the test
+// binary has it) once per process and returns their paths.
+func Binaries(t testing.TB) (daemon, cli string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "certvault-bin-")
+		if buildErr != nil {
+			return
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for _, b := range []string{"certvaultd", "certvault"} {
+			args := []string{"build", "-o", filepath.Join(binDir, b)}
+			if raceEnabled {
+				args = append(args, "-race")
+			}
+			args = append(args, "./cmd/"+b)
+			cmd := exec.Command("go", args...)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", b, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "certvaultd"), filepath.Join(binDir, "certvault")
+}
+
+func moduleRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the module root")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..")), nil
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Node is one certvaultd process.
+type Node struct {
+	ID   string
+	Dir  string
+	API  string // host:port
+	Raft string // host:port
+	// Args are the flags the node was first started with; Restart reuses
+	// them minus the join flags.
+	Args []string
+
+	t      testing.TB
+	daemon string
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	log    *syncBuffer
+}
+
+// URL is the node's API URL.
+func (n *Node) URL() string { return "https://" + n.API }
+
+// Log returns what the process wrote to stderr so far.
+func (n *Node) Log() string { return n.log.String() }
+
+// Running reports whether the process is alive.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start launches the process with args.
+func (n *Node) start(args []string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cmd := exec.Command(n.daemon, args...)
+	if n.log == nil {
+		n.log = &syncBuffer{}
+	}
+	cmd.Stdout = n.log
+	cmd.Stderr = n.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", n.ID, err)
+	}
+	n.cmd = cmd
+	done := make(chan struct{})
+	n.done = done
+	go func() { cmd.Wait(); close(done) }()
+	return nil
+}
+
+// Kill sends SIGKILL and waits for the process to die.
+func (n *Node) Kill() {
+	n.signal(syscall.SIGKILL)
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (n *Node) Stop() {
+	n.signal(syscall.SIGTERM)
+}
+
+func (n *Node) signal(sig syscall.Signal) {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart starts a stopped node again on its data directory.
+func (n *Node) Restart() {
+	n.t.Helper()
+	var args []string
+	for i := 0; i < len(n.Args); i++ {
+		if n.Args[i] == "--join" || n.Args[i] == "--join-token" {
+			i++
+			continue
+		}
+		args = append(args, n.Args[i])
+	}
+	if err := n.start(args); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// Cluster is a set of nodes that share a CA and a root token.
+type Cluster struct {
+	T      testing.TB
+	Base   string
+	Nodes  []*Node
+	CACert string // path to the CA PEM
+	Token  string // root token
+	CLIBin string
+	daemon string
+}
+
+// Options tune the nodes a cluster starts.
+type Options struct {
+	// ExtraArgs are added to every node's command line.
+	ExtraArgs []string
+}
+
+// Start bootstraps node 1 and joins n-1 more, waiting until every node is
+// ready. Processes are killed when the test ends.
+func Start(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	daemon, cli := Binaries(t)
+	c := &Cluster{T: t, Base: t.TempDir(), CLIBin: cli, daemon: daemon}
+	t.Cleanup(func() {
+		for _, nd := range c.Nodes {
+			nd.Kill()
+		}
+		if t.Failed() {
+			for _, nd := range c.Nodes {
+				t.Logf("--- log of %s ---\n%s", nd.ID, tail(nd.Log(), 4000))
+			}
+		}
+	})
+	first := c.AddNode(opts, "", "")
+	c.CACert = filepath.Join(first.Dir, "ca.pem")
+	tok, err := os.ReadFile(filepath.Join(first.Dir, "root-token"))
+	if err != nil {
+		t.Fatalf("read root token: %v", err)
+	}
+	c.Token = strings.TrimSpace(string(tok))
+	if n > 1 {
+		out, errOut, code := c.CLI("cluster", "join-token", "--uses", fmt.Sprint(n-1))
+		if code != 0 {
+			t.Fatalf("join-token: %s %s", out, errOut)
+		}
+		join := strings.TrimSpace(out)
+		for i := 1; i < n; i++ {
+			c.AddNode(opts, first.URL(), join)
+		}
+	}
+	c.WaitVoters(n)
+	return c
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// AddNode starts a node: a bootstrap when joinURL is empty, else a join.
+// It waits until the node is ready.
+func (c *Cluster) AddNode(opts Options, joinURL, joinToken string) *Node {
+	c.T.Helper()
+	id := fmt.Sprintf("node%d", len(c.Nodes)+1)
+	n := &Node{ID: id, Dir: filepath.Join(c.Base, id), API: FreeAddr(c.T), Raft: FreeAddr(c.T), t: c.T, daemon: c.daemon}
+	n.Args = []string{"--data", n.Dir, "--node-id", id, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", "warn"}
+	if joinURL != "" {
+		n.Args = append(n.Args, "--join", joinURL, "--join-token", joinToken,
+			"--seal-key-file", filepath.Join(c.Nodes[0].Dir, "seal.key"))
+	}
+	n.Args = append(n.Args, opts.ExtraArgs...)
+	c.Nodes = append(c.Nodes, n)
+	if err := n.start(n.Args); err != nil {
+		c.T.Fatal(err)
+	}
+	if joinURL == "" {
+		c.waitFile(filepath.Join(n.Dir, "root-token"), n)
+	}
+	c.WaitReady(n)
+	return n
+}
+
+func (c *Cluster) waitFile(path string, n *Node) {
+	c.T.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if !n.Running() || time.Now().After(deadline) {
+			c.T.Fatalf("%s never appeared; log of %s:\n%s", path, n.ID, n.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// HTTPClient returns an HTTP client that trusts the cluster CA.
+func (c *Cluster) HTTPClient() *http.Client {
+	pem, err := os.ReadFile(c.CACert)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// WaitReady polls the node's /readyz until it answers 200.
+func (c *Cluster) WaitReady(n *Node) {
+	c.T.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var hc *http.Client
+	for {
+		if hc == nil && c.CACert != "" {
+			hc = c.HTTPClient()
+		} else if hc == nil {
+			if _, err := os.Stat(filepath.Join(n.Dir, "ca.pem")); err == nil {
+				c.CACert = filepath.Join(n.Dir, "ca.pem")
+				hc = c.HTTPClient()
+			}
+		}
+		if hc != nil {
+			resp, err := hc.Get(n.URL() + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
+			}
+		}
+		if !n.Running() {
+			c.T.Fatalf("%s exited; log:\n%s", n.ID, n.Log())
+		}
+		if time.Now().After(deadline) {
+			c.T.Fatalf("%s not ready within 60s; log:\n%s", n.ID, tail(n.Log(), 4000))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// Status is the cluster status as a node reports it.
+type Status struct {
+	Leader       string `json:"leader"`
+	NodeID       string `json:"node_id"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Servers      []struct {
+		ID       string `json:"id"`
+		Address  string `json:"address"`
+		Suffrage string `json:"suffrage"`
+		State    string `json:"state"`
+	} `json:"servers"`
+}
+
+// Status asks node n for the cluster status.
+func (c *Cluster) Status(n *Node) (Status, error) {
+	var st Status
+	err := c.Client(n).Do(context.Background(), http.MethodGet, "/v1/sys/cluster/status", nil, &st)
+	return st, err
+}
+
+// WaitVoters waits until a running node reports a leader and want voters.
+func (c *Cluster) WaitVoters(want int) {
+	c.T.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range c.Nodes {
+			if !n.Running() {
+				continue
+			}
+			st, err := c.Status(n)
+			if err == nil && st.Leader != "" && len(st.Servers) == want {
+				return
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	c.T.Fatalf("cluster did not reach %d voters with a leader within 60s", want)
+}
+
+// Leader returns the node that a running node reports as leader, waiting
+// up to 30s for one, optionally excluding a node known to be dead.
+func (c *Cluster) Leader() *Node {
+	c.T.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range c.Nodes {
+			if !n.Running() {
+				continue
+			}
+			st, err := c.Status(n)
+			if err != nil || st.Leader == "" {
+				continue
+			}
+			for _, l := range c.Nodes {
+				if l.ID == st.Leader && l.Running() {
+					return l
+				}
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	c.T.Fatal("no running leader within 30s")
+	return nil
+}
+
+// Client returns an API client for node n with the root token.
+func (c *Cluster) Client(n *Node) *client.Client {
+	cl, err := client.New(client.Config{Addr: n.URL(), Token: c.Token, CACert: c.CACert, Timeout: 15 * time.Second})
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	return cl
+}
+
+// CLI runs the certvault CLI against node 1 (override with --addr in
+// args) and returns stdout, stderr and the exit code.
+func (c *Cluster) CLI(args ...string) (string, string, int) {
+	return c.CLIAt(c.Nodes[0], args...)
+}
+
+// CLIAt runs the CLI against node n.
+func (c *Cluster) CLIAt(n *Node, args ...string) (string, string, int) {
+	c.T.Helper()
+	cmd := exec.Command(c.CLIBin, args...)
+	cmd.Env = append(os.Environ(), "CERTVAULT_ADDR="+n.URL(), "CERTVAULT_TOKEN="+c.Token, "CERTVAULT_CACERT="+c.CACert)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			c.T.Fatalf("run certvault: %v", err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errOut.String(), code
+}
