@@ -62,6 +62,9 @@ type Options struct {
 	// raftstore.Config). Zero means the defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// SnapshotInterval is how often raft checks SnapshotThreshold. Zero
+	// means the default (30s).
+	SnapshotInterval time.Duration
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 	// RaftLogLevel is hashicorp/raft's log level. Default "warn".
@@ -530,6 +533,7 @@ func (n *Node) openStore() error {
 		RaftLogLevel:      n.opts.RaftLogLevel,
 		SnapshotThreshold: n.opts.SnapshotThreshold,
 		TrailingLogs:      n.opts.TrailingLogs,
+		SnapshotInterval:  n.opts.SnapshotInterval,
 	})
 	if err != nil {
 		trans.Close()

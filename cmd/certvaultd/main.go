@@ -60,6 +60,7 @@ func run(args []string) int {
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	fs.Uint64Var(&o.SnapshotThreshold, "snapshot-threshold", 0, "log entries between raft snapshots (default 8192)")
 	fs.Uint64Var(&o.TrailingLogs, "trailing-logs", 0, "log entries kept behind a snapshot for slow followers (default 10240)")
+	fs.DurationVar(&o.SnapshotInterval, "snapshot-interval", 0, "how often raft checks --snapshot-threshold (default 30s)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.RaftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
