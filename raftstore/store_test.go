@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -68,6 +69,7 @@ func (c *testCluster) start(id, dir string) *Store {
 	c.trans[id] = tr
 	s, err := Open(Config{
 		NodeID: id, Dir: dir, Transport: tr, Forwarder: c.fwd,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RaftLogOutput: io.Discard, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {

@@ -1,0 +1,55 @@
+# certvault — build, run, test and benchmark.
+#
+#   make run     start the embedded single-node vault (data in ./certvault-data)
+#   make test    install what the tests need, then go vet and go test -race
+#   make bench   benchmarks (not part of make test); JSON in bench-results/
+
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+APT_PKGS := softhsm2 nginx openssl
+
+.PHONY: all build run test deps vet bench fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/certvaultd ./cmd/certvault
+
+run: build
+	./$(BIN)/certvaultd $(ARGS)
+
+# deps installs the system packages the tests start for real (SoftHSM2,
+# nginx, openssl). As root it uses apt-get; otherwise it says what to run.
+deps:
+	@missing=""; \
+	command -v softhsm2-util >/dev/null 2>&1 || missing="$$missing softhsm2"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing:$$missing"; \
+			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing:$$missing"; \
+			echo "install them with: sudo apt-get install -y$$missing"; \
+			exit 1; \
+		fi; \
+	fi
+
+vet:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt needed on the files above" && exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags bench ./test/bench
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout 14m $(PKGS)
+
+bench:
+	$(GO) test -tags bench -run TestBench -v -timeout 40m ./test/bench
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf $(BIN)
