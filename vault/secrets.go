@@ -2,13 +2,12 @@ package vault
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
-	"time"
+	"strings"
 
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // objectName is Key Vault's rule for object names.
@@ -24,7 +23,7 @@ var (
 // dataPlane wraps a Key Vault data-plane handler: authentication first
 // (so an SDK's bodiless first request gets the challenge), then the
 // api-version check.
-func (n *Node) dataPlane(h http.HandlerFunc) http.Handler {
+func (n *Node) dataPlane(h http.HandlerFunc) http.HandlerFunc {
 	return n.authed(func(w http.ResponseWriter, r *http.Request) {
 		v := r.URL.Query().Get("api-version")
 		if v == "" {
@@ -36,61 +35,34 @@ func (n *Node) dataPlane(h http.HandlerFunc) http.Handler {
 			return
 		}
 		h(w, r)
-	})
+	}).ServeHTTP
 }
-
-// Attributes are Key Vault's object attributes; times are Unix seconds.
-type Attributes struct {
-	Enabled         *bool  `json:"enabled,omitempty"`
-	NotBefore       *int64 `json:"nbf,omitempty"`
-	Expires         *int64 `json:"exp,omitempty"`
-	Created         int64  `json:"created,omitempty"`
-	Updated         int64  `json:"updated,omitempty"`
-	RecoveryLevel   string `json:"recoveryLevel,omitempty"`
-	RecoverableDays int    `json:"recoverableDays,omitempty"`
-}
-
-// SecretBundle is Key Vault's secret representation.
-type SecretBundle struct {
-	Value       string            `json:"value,omitempty"`
-	ID          string            `json:"id"`
-	ContentType string            `json:"contentType,omitempty"`
-	Attributes  Attributes        `json:"attributes"`
-	Tags        map[string]string `json:"tags,omitempty"`
-	Kid         string            `json:"kid,omitempty"`
-	Managed     bool              `json:"managed,omitempty"`
-}
-
-// storedSecret is one secret version as stored through the barrier.
-type storedSecret struct {
-	Value       string            `json:"value"`
-	ContentType string            `json:"contentType,omitempty"`
-	Attributes  Attributes        `json:"attributes"`
-	Tags        map[string]string `json:"tags,omitempty"`
-}
-
-// secretCurrent points at a secret's current version.
-type secretCurrent struct {
-	Version string `json:"version"`
-}
-
-func secretVersionKey(name, version string) string { return "secrets/" + name + "/v/" + version }
-func secretCurrentKey(name string) string          { return "secrets/" + name + "/current" }
 
 func baseURL(r *http.Request) string { return "https://" + r.Host }
 
+func (n *Node) secretRoutes(rt *router) {
+	rt.handle("PUT", "/secrets/{name}", n.handleSetSecret)
+	rt.handle("GET", "/secrets", n.handleListSecrets)
+	rt.handle("GET", "/secrets/{name}", n.handleGetSecret)
+	rt.handle("GET", "/secrets/{name}/{version}", n.handleGetSecret)
+	rt.handle("PATCH", "/secrets/{name}/{version}", n.handleUpdateSecret)
+	rt.handle("GET", "/secrets/{name}/versions", n.handleSecretVersions)
+	rt.handle("DELETE", "/secrets/{name}", n.handleDeleteObject(kindSecrets))
+	rt.handle("GET", "/deletedsecrets", n.handleListDeleted(kindSecrets))
+	rt.handle("GET", "/deletedsecrets/{name}", n.handleGetDeleted(kindSecrets))
+	rt.handle("POST", "/deletedsecrets/{name}/recover", n.handleRecover(kindSecrets))
+	rt.handle("DELETE", "/deletedsecrets/{name}", n.handlePurge(kindSecrets))
+	rt.handle("POST", "/secrets/{name}/backup", n.handleBackup(kindSecrets))
+	rt.handle("POST", "/secrets/restore", n.handleRestore(kindSecrets))
+}
+
 func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !objectName.MatchString(name) {
-		n.fail(w, r, badParameter("secret name %q: use 1-127 letters, digits and dashes", name))
+	if err := validName(kindSecrets, name); err != nil {
+		n.fail(w, r, err)
 		return
 	}
-	var req struct {
-		Value       *string           `json:"value"`
-		ContentType string            `json:"contentType"`
-		Tags        map[string]string `json:"tags"`
-		Attributes  *Attributes       `json:"attributes"`
-	}
+	var req keyvault.SetSecretRequest
 	if err := decodeBody(r, &req); err != nil {
 		n.fail(w, r, err)
 		return
@@ -99,75 +71,224 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, badParameter("value is required"))
 		return
 	}
-	version, err := randomID(16)
+	if len(req.Tags) > 15 {
+		n.fail(w, r, badParameter("at most 15 tags are allowed"))
+		return
+	}
+	m, prev, found, err := n.loadMeta(kindSecrets, name)
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	now := time.Now().Unix()
-	attrs := Attributes{}
-	if req.Attributes != nil {
-		attrs.Enabled, attrs.NotBefore, attrs.Expires = req.Attributes.Enabled, req.Attributes.NotBefore, req.Attributes.Expires
+	if found && m.Deleted != nil {
+		n.fail(w, r, conflictDeleted(kindSecrets, name))
+		return
 	}
-	if attrs.Enabled == nil {
-		t := true
-		attrs.Enabled = &t
+	if found && m.ManagedBy != "" {
+		n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden",
+			Message: "secret " + name + " is managed by the certificate of the same name and cannot be set; update the certificate instead"})
+		return
 	}
-	attrs.Created, attrs.Updated = now, now
-	attrs.RecoveryLevel, attrs.RecoverableDays = "Recoverable+Purgeable", 90
-	s := storedSecret{Value: *req.Value, ContentType: req.ContentType, Attributes: attrs, Tags: req.Tags}
+	version, err := newVersionID()
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	now := nowUnix()
+	v := versionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true}
+	applyAttributes(&v.Attributes, req.Attributes)
+	v.Attributes.Created, v.Attributes.Updated = now, now
+	decorate(&v.Attributes)
+	if !found {
+		m = objectMeta{Created: now}
+	}
+	m.Current, m.Summary, m.Tags, m.Content = version, v.Attributes, v.Tags, v.ContentType
 	b := &raftstore.Batch{}
-	if err := putSealedJSON(b, n.barrier.Load(), secretVersionKey(name, version), s); err != nil {
+	putMeta(b, kindSecrets, name, m, prev)
+	b.Put(verKey(kindSecrets, name, version), mustJSON(v))
+	if err := putSealed(b, n.barrier.Load(), valKey(kindSecrets, name, version), []byte(*req.Value)); err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	cur, _ := json.Marshal(secretCurrent{Version: version})
-	b.Put(secretCurrentKey(name), cur)
-	idx, err := n.store.Apply(r.Context(), b)
-	if err != nil {
+	if err := n.apply(r.Context(), w.Header(), b); err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	w.Header().Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
-	writeJSON(w, http.StatusOK, secretBundle(r, name, version, s))
+	writeJSON(w, http.StatusOK, secretBundle(r, name, version, v, *req.Value))
 }
 
-func secretBundle(r *http.Request, name, version string, s storedSecret) SecretBundle {
-	return SecretBundle{
-		Value: s.Value, ID: fmt.Sprintf("%s/secrets/%s/%s", baseURL(r), name, version),
-		ContentType: s.ContentType, Attributes: s.Attributes, Tags: s.Tags,
+func secretBundle(r *http.Request, name, version string, v versionMeta, value string) keyvault.Secret {
+	return keyvault.Secret{
+		Value: value, ID: objectID(r, kindSecrets, name, version),
+		ContentType: v.ContentType, Attributes: v.Attributes, Tags: v.Tags,
 	}
 }
 
 func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if err := n.store.Linearize(r.Context()); err != nil {
+	if !n.linearized(w, r) {
+		return
+	}
+	m, version, err := n.resolveVersion(kindSecrets, name, version)
+	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	if version == "" {
-		e, ok := n.store.Get(secretCurrentKey(name))
-		if !ok {
-			n.fail(w, r, notFound("SecretNotFound", "A secret with (name/id) %s was not found in this key vault.", name))
-			return
-		}
-		var cur secretCurrent
-		if err := decodeJSONEntry(e, &cur); err != nil {
-			n.fail(w, r, err)
-			return
-		}
-		version = cur.Version
+	if m.ManagedBy == kindCertificates {
+		n.getManagedSecret(w, r, name, version)
+		return
 	}
-	e, ok := n.store.Get(secretVersionKey(name, version))
+	v, e, ok, err := n.loadVersion(kindSecrets, name, version)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
 	if !ok {
-		n.fail(w, r, notFound("SecretNotFound", "A secret with (name/id) %s/%s was not found in this key vault.", name, version))
+		n.fail(w, r, objNotFound(kindSecrets, name, version))
 		return
 	}
-	var s storedSecret
-	if err := n.getSealedJSON(e, &s); err != nil {
+	if !v.Attributes.IsEnabled() {
+		n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "operation get is not allowed on a disabled secret"})
+		return
+	}
+	ve, ok := n.store.Get(valKey(kindSecrets, name, version))
+	if !ok {
+		n.fail(w, r, objNotFound(kindSecrets, name, version))
+		return
+	}
+	value, err := n.openSealed(ve)
+	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	w.Header().Set("X-Certvault-Index", strconv.FormatUint(e.Index, 10))
-	writeJSON(w, http.StatusOK, secretBundle(r, name, version, s))
+	w.Header().Set("X-Certvault-Index", itoa(e.Index))
+	writeJSON(w, http.StatusOK, secretBundle(r, name, version, v, string(value)))
+}
+
+func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	var req keyvault.UpdateSecretRequest
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	m, version, err := n.resolveVersion(kindSecrets, name, version)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if m.ManagedBy != "" {
+		n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "secret " + name + " is managed by its certificate; update the certificate instead"})
+		return
+	}
+	v, e, ok, err := n.loadVersion(kindSecrets, name, version)
+	if err != nil || !ok {
+		n.fail(w, r, orNotFound(err, kindSecrets, name, version))
+		return
+	}
+	applyAttributes(&v.Attributes, req.Attributes)
+	if req.Tags != nil {
+		v.Tags = req.Tags
+	}
+	if req.ContentType != nil {
+		v.ContentType = *req.ContentType
+	}
+	v.Attributes.Updated = nowUnix()
+	b := &raftstore.Batch{}
+	b.PutIf(e.Key, mustJSON(v), e.Index)
+	if version == m.Current {
+		mm, me, _, _ := n.loadMeta(kindSecrets, name)
+		mm.Summary, mm.Tags, mm.Content = v.Attributes, v.Tags, v.ContentType
+		putMeta(b, kindSecrets, name, mm, me)
+	}
+	if err := n.apply(r.Context(), w.Header(), b); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, secretBundle(r, name, version, v, ""))
+}
+
+func orNotFound(err error, kind, name, version string) error {
+	if err != nil {
+		return err
+	}
+	return objNotFound(kind, name, version)
+}
+
+func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if !n.linearized(w, r) {
+		return
+	}
+	prefix := "meta/" + kindSecrets + "/"
+	if after != "" {
+		after = prefix + after
+	}
+	var out []keyvault.SecretItem
+	entries, last := n.listPage(prefix, after, limit, func(e raftstore.Entry) bool {
+		var m objectMeta
+		return json.Unmarshal(e.Value, &m) == nil && m.Deleted == nil && m.Current != ""
+	})
+	for _, e := range entries {
+		var m objectMeta
+		json.Unmarshal(e.Value, &m)
+		name := strings.TrimPrefix(e.Key, prefix)
+		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, name, ""), ContentType: m.Content,
+			Attributes: m.Summary, Tags: m.Tags, Managed: m.ManagedBy != ""})
+	}
+	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
+}
+
+// writePage answers a paged list.
+func writePage[T any](w http.ResponseWriter, r *http.Request, items []T, last string, limit int) {
+	if items == nil {
+		items = []T{}
+	}
+	p := keyvault.Page[T]{Value: items}
+	if last != "" {
+		p.NextLink = nextLink(r, last, limit)
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (n *Node) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	limit, after, err := pageParams(r)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if !n.linearized(w, r) {
+		return
+	}
+	m, _, err := n.resolveVersion(kindSecrets, name, "")
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	kind := kindSecrets
+	if m.ManagedBy != "" {
+		kind = m.ManagedBy
+	}
+	prefix := verPrefix(kind, name)
+	if after != "" {
+		after = prefix + after
+	}
+	entries, last := n.listPage(prefix, after, limit, func(raftstore.Entry) bool { return true })
+	var out []keyvault.SecretItem
+	for _, e := range entries {
+		var v versionMeta
+		json.Unmarshal(e.Value, &v)
+		ct := v.ContentType
+		if m.ManagedBy != "" {
+			ct = m.Content
+		}
+		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, name, strings.TrimPrefix(e.Key, prefix)),
+			ContentType: ct, Attributes: v.Attributes, Tags: v.Tags, Managed: m.ManagedBy != ""})
+	}
+	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }

@@ -97,10 +97,20 @@ func (n *Node) routes() *http.ServeMux {
 	mux.Handle("GET /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotSave))
 	mux.Handle("PUT /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotRestore))
 
-	mux.Handle("PUT /secrets/{name}", n.dataPlane(n.handleSetSecret))
-	mux.Handle("GET /secrets/{name}", n.dataPlane(n.handleGetSecret))
-	mux.Handle("GET /secrets/{name}/{version}", n.dataPlane(n.handleGetSecret))
-	mux.Handle("GET /secrets/{name}/{$}", n.dataPlane(n.handleGetSecret))
+	mux.HandleFunc("GET /v1/pki/{issuer}/crl", n.handleCRL)
+	mux.Handle("POST /v1/certificates/{name}/revoke", n.authed(n.handleRevoke))
+
+	// The Key Vault data plane has its own router (see route.go).
+	rt := &router{}
+	n.secretRoutes(rt)
+	n.certificateRoutes(rt)
+	n.issuerRoutes(rt)
+	n.keyRoutes(rt)
+	dp := n.dataPlane(rt.ServeHTTP)
+	for _, p := range []string{"/secrets", "/certificates", "/keys", "/deletedsecrets", "/deletedcertificates", "/deletedkeys", "/rng"} {
+		mux.HandleFunc(p, dp)
+		mux.HandleFunc(p+"/", dp)
+	}
 	return mux
 }
 

@@ -1,0 +1,495 @@
+package vault
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/certs"
+	"github.com/certvault/certvault/vault/keyvault"
+)
+
+// Issuer providers. "internal" is a CA held by the vault; the ACME ones
+// are configured here and enroll in a later step.
+const (
+	providerInternal = "internal"
+)
+
+// knownProviders are the issuer providers accepted (case-insensitive).
+var knownProviders = map[string]string{
+	"internal":   providerInternal,
+	"acme":       "acme",
+	"digicert":   "DigiCert",
+	"globalsign": "GlobalSign",
+}
+
+func issuerKey(name string) string { return "issuers/" + name }
+
+// storedIssuer is an issuer as stored (through the barrier: it holds
+// credentials and, for internal CAs, the CA key).
+type storedIssuer struct {
+	Provider    string                      `json:"provider"`
+	Credentials *keyvault.IssuerCredentials `json:"credentials,omitempty"`
+	OrgDetails  *keyvault.OrgDetails        `json:"org_details,omitempty"`
+	Attributes  keyvault.IssuerAttributes   `json:"attributes"`
+	// Internal CAs: the chain (CA first, DER) and the PKCS#8 key.
+	CAChain [][]byte `json:"ca_chain,omitempty"`
+	CAKey   []byte   `json:"ca_key,omitempty"`
+}
+
+// issuerRequest is the body of PUT/PATCH /certificates/issuers/{name}:
+// Key Vault's fields plus certvault's "ca" extension for internal CAs.
+type issuerRequest struct {
+	Provider    string                      `json:"provider"`
+	Credentials *keyvault.IssuerCredentials `json:"credentials,omitempty"`
+	OrgDetails  *keyvault.OrgDetails        `json:"org_details,omitempty"`
+	Attributes  *keyvault.IssuerAttributes  `json:"attributes,omitempty"`
+	CA          *caRequest                  `json:"ca,omitempty"`
+}
+
+// caRequest creates an internal CA: a new root (subject, key, validity) or
+// an import of an existing CA certificate chain and key (PEM).
+type caRequest struct {
+	Subject        string `json:"subject,omitempty"`
+	KeyType        string `json:"kty,omitempty"`
+	Curve          string `json:"crv,omitempty"`
+	KeySize        int    `json:"key_size,omitempty"`
+	ValidityMonths int    `json:"validity_months,omitempty"`
+	ImportPEM      string `json:"import_pem,omitempty"`
+}
+
+// issuerView is what the API returns: credentials never include the
+// password, and an internal CA shows its certificate.
+type issuerView struct {
+	keyvault.Issuer
+	CACert        []byte `json:"ca_cert,omitempty"`
+	CAFingerprint string `json:"ca_fingerprint,omitempty"`
+	CRL           string `json:"crl_url,omitempty"`
+}
+
+func (n *Node) issuerRoutes(rt *router) {
+	rt.handle("GET", "/certificates/issuers", n.handleListIssuers)
+	rt.handle("GET", "/certificates/issuers/{issuer}", n.handleGetIssuer)
+	rt.handle("PUT", "/certificates/issuers/{issuer}", n.handleSetIssuer(false))
+	rt.handle("PATCH", "/certificates/issuers/{issuer}", n.handleSetIssuer(true))
+	rt.handle("DELETE", "/certificates/issuers/{issuer}", n.handleDeleteIssuer)
+}
+
+func (n *Node) loadIssuer(name string) (*storedIssuer, raftstore.Entry, bool, error) {
+	e, ok := n.store.Get(issuerKey(name))
+	if !ok {
+		return nil, e, false, nil
+	}
+	var si storedIssuer
+	if err := n.getSealedJSON(e, &si); err != nil {
+		return nil, e, false, err
+	}
+	return &si, e, true, nil
+}
+
+func issuerNotFound(name string) *APIError {
+	return notFound("CertificateIssuerNotFound", "Issuer not found: %s", name)
+}
+
+func (n *Node) issuerView(r *http.Request, name string, si *storedIssuer) issuerView {
+	v := issuerView{Issuer: keyvault.Issuer{
+		ID:         baseURL(r) + "/certificates/issuers/" + name,
+		Provider:   si.Provider,
+		OrgDetails: si.OrgDetails,
+	}}
+	attrs := si.Attributes
+	v.Attributes = &attrs
+	if si.Credentials != nil && si.Credentials.AccountID != "" {
+		v.Credentials = &keyvault.IssuerCredentials{AccountID: si.Credentials.AccountID}
+	}
+	if len(si.CAChain) > 0 {
+		v.CACert = si.CAChain[0]
+		if c, err := x509.ParseCertificate(si.CAChain[0]); err == nil {
+			v.CAFingerprint = fingerprint(c)
+		}
+		v.CRL = certs.CRLURL(baseURL(r), name)
+	}
+	return v
+}
+
+func (n *Node) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("issuer")
+	if !n.linearized(w, r) {
+		return
+	}
+	si, _, ok, err := n.loadIssuer(name)
+	if err != nil || !ok {
+		n.fail(w, r, orErr(err, issuerNotFound(name)))
+		return
+	}
+	writeJSON(w, http.StatusOK, n.issuerView(r, name, si))
+}
+
+func orErr(err error, alt error) error {
+	if err != nil {
+		return err
+	}
+	return alt
+}
+
+func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if !n.linearized(w, r) {
+		return
+	}
+	prefix := "issuers/"
+	if after != "" {
+		after = prefix + after
+	}
+	entries, last := n.listPage(prefix, after, limit, func(raftstore.Entry) bool { return true })
+	var out []keyvault.IssuerItem
+	for _, e := range entries {
+		var si storedIssuer
+		if err := n.getSealedJSON(e, &si); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		out = append(out, keyvault.IssuerItem{ID: baseURL(r) + "/certificates/" + e.Key, Provider: si.Provider})
+	}
+	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
+}
+
+func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("issuer")
+		if err := validName("issuer", name); err != nil || strings.EqualFold(name, keyvault.IssuerSelf) || strings.EqualFold(name, keyvault.IssuerUnknown) {
+			n.fail(w, r, badParameter("issuer name %q is not valid: use 1 to 127 letters, digits and dashes, other than Self and Unknown", name))
+			return
+		}
+		var req issuerRequest
+		if err := decodeBody(r, &req); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		cur, prev, found, err := n.loadIssuer(name)
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		if patch && !found {
+			n.fail(w, r, issuerNotFound(name))
+			return
+		}
+		now := time.Now()
+		si := &storedIssuer{Attributes: keyvault.IssuerAttributes{Created: now.Unix()}}
+		if found {
+			si = cur
+		}
+		if req.Provider != "" || !patch {
+			p, ok := knownProviders[strings.ToLower(req.Provider)]
+			if !ok {
+				n.fail(w, r, badParameter("provider %q: use internal, acme, DigiCert or GlobalSign", req.Provider))
+				return
+			}
+			if found && p != si.Provider {
+				n.fail(w, r, badParameter("issuer %s has provider %s; delete it to change the provider", name, si.Provider))
+				return
+			}
+			si.Provider = p
+		}
+		if req.Credentials != nil {
+			if si.Credentials == nil {
+				si.Credentials = &keyvault.IssuerCredentials{}
+			}
+			if req.Credentials.AccountID != "" {
+				si.Credentials.AccountID = req.Credentials.AccountID
+			}
+			if req.Credentials.Password != "" {
+				si.Credentials.Password = req.Credentials.Password
+			}
+		}
+		if req.OrgDetails != nil {
+			si.OrgDetails = req.OrgDetails
+		}
+		if req.Attributes != nil && req.Attributes.Enabled != nil {
+			si.Attributes.Enabled = req.Attributes.Enabled
+		}
+		if si.Attributes.Enabled == nil {
+			t := true
+			si.Attributes.Enabled = &t
+		}
+		si.Attributes.Updated = now.Unix()
+		if si.Provider == providerInternal {
+			if req.CA != nil {
+				if len(si.CAChain) > 0 {
+					n.fail(w, r, badParameter("issuer %s already holds a CA; delete the issuer to replace it", name))
+					return
+				}
+				if err := makeCA(si, req.CA, now); err != nil {
+					n.fail(w, r, err)
+					return
+				}
+			}
+			if len(si.CAChain) == 0 {
+				n.fail(w, r, badParameter("an internal issuer needs a CA: give \"ca\": {\"subject\": \"CN=...\"} to create a root, or {\"import_pem\": ...} with the CA certificate and key"))
+				return
+			}
+		} else if req.CA != nil {
+			n.fail(w, r, badParameter("\"ca\" applies only to provider internal"))
+			return
+		}
+		b := &raftstore.Batch{}
+		ct, err := n.barrier.Load().Encrypt(issuerKey(name), mustJSON(si))
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		b.PutIf(issuerKey(name), ct, prev.Index)
+		if err := n.apply(r.Context(), w.Header(), b); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, n.issuerView(r, name, si))
+	}
+}
+
+func (n *Node) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("issuer")
+	si, prev, ok, err := n.loadIssuer(name)
+	if err != nil || !ok {
+		n.fail(w, r, orErr(err, issuerNotFound(name)))
+		return
+	}
+	if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).DeleteIf(issuerKey(name), prev.Index)); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n.issuerView(r, name, si))
+}
+
+// makeCA fills si with a new root CA or an imported one.
+func makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
+	if req.ImportPEM != "" {
+		imp, err := certs.ParseImport(req.ImportPEM, "", now)
+		if err != nil {
+			return badParameter("ca.import_pem: %s", strings.TrimPrefix(err.Error(), "certs: "))
+		}
+		if !imp.Chain[0].IsCA || imp.Chain[0].KeyUsage&x509.KeyUsageCertSign == 0 {
+			return badParameter("ca.import_pem: the certificate is not a CA (basic constraints CA and keyCertSign are required)")
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(imp.Key)
+		if err != nil {
+			return err
+		}
+		si.CAKey = der
+		for _, c := range certs.SortChain(imp.Chain[0], imp.Chain[1:]) {
+			si.CAChain = append(si.CAChain, c.Raw)
+		}
+		return nil
+	}
+	if req.Subject == "" {
+		return badParameter("ca.subject is required, such as \"CN=Example Issuing CA, O=Example\"")
+	}
+	subject, err := keyvault.ParseSubject(req.Subject)
+	if err != nil {
+		return badParameter("ca.subject: %v", err)
+	}
+	kp := &keyvault.KeyProperties{KeyType: req.KeyType, Curve: req.Curve, KeySize: req.KeySize}
+	if kp.KeyType == "" {
+		kp.KeyType = keyvault.KeyTypeEC
+	}
+	p := &keyvault.Policy{KeyProperties: kp, X509Properties: &keyvault.X509Properties{Subject: req.Subject}}
+	if err := p.Normalize(); err != nil {
+		return policyError(err)
+	}
+	months := req.ValidityMonths
+	if months == 0 {
+		months = 120
+	}
+	if months < 1 || months > 360 {
+		return badParameter("ca.validity_months %d: use 1 to 360", months)
+	}
+	key, err := certs.GenerateKey(p.KeyProperties)
+	if err != nil {
+		return err
+	}
+	serial, err := certs.RandomSerial()
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: subject,
+		NotBefore: now.Add(-time.Minute), NotAfter: now.AddDate(0, months, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return fmt.Errorf("create CA certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	si.CAChain, si.CAKey = [][]byte{der}, kder
+	return nil
+}
+
+// issueFromIssuer signs with a named internal issuer.
+func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, now time.Time) ([]byte, [][]byte, error) {
+	name := policy.IssuerName()
+	si, _, ok, err := n.loadIssuer(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, badParameter("issuer %q does not exist", name)
+	}
+	if si.Attributes.Enabled != nil && !*si.Attributes.Enabled {
+		return nil, nil, badParameter("issuer %q is disabled", name)
+	}
+	if si.Provider != providerInternal {
+		return nil, nil, &APIError{Status: http.StatusNotImplemented, Code: "NotImplemented",
+			Message: fmt.Sprintf("issuer %q uses provider %s, whose enrollment is not available yet", name, si.Provider)}
+	}
+	ca, err := x509.ParseCertificate(si.CAChain[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse CA of issuer %s: %w", name, err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(si.CAKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse CA key of issuer %s: %w", name, err)
+	}
+	der, err := certs.Sign(policy, pub, ca, k.(crypto.Signer), certs.CRLURL(n.opts.APIAddr, name), now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return der, si.CAChain, nil
+}
+
+// Revocation and CRLs of internal issuers.
+
+func revokedKey(issuer string) string { return "pki/" + issuer + "/revoked" }
+
+type revokedList struct {
+	Entries []revokedEntry `json:"entries"`
+}
+
+type revokedEntry struct {
+	Serial string `json:"serial"` // hex
+	Time   int64  `json:"time"`
+}
+
+// handleCRL serves the issuer's CRL, signed at request time, to anyone:
+// relying parties fetch it without credentials.
+func (n *Node) handleCRL(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("issuer")
+	if n.barrier.Load() == nil {
+		writeError(w, unavailable(ErrNotInitialized))
+		return
+	}
+	si, _, ok, err := n.loadIssuer(name)
+	if err != nil || !ok || si.Provider != providerInternal {
+		writeError(w, orErr(err, issuerNotFound(name)))
+		return
+	}
+	var rl revokedList
+	if e, ok := n.store.Get(revokedKey(name)); ok {
+		json.Unmarshal(e.Value, &rl)
+	}
+	ca, _ := x509.ParseCertificate(si.CAChain[0])
+	k, err := x509.ParsePKCS8PrivateKey(si.CAKey)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	var revoked []x509.RevocationListEntry
+	for _, e := range rl.Entries {
+		s, ok := new(big.Int).SetString(e.Serial, 16)
+		if ok {
+			revoked = append(revoked, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Unix(e.Time, 0)})
+		}
+	}
+	now := time.Now()
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(now.Unix()), ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour),
+		RevokedCertificateEntries: revoked, Issuer: pkix.Name{},
+	}, ca, k.(crypto.Signer))
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "pem" {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		pem.Encode(w, &pem.Block{Type: "X509 CRL", Bytes: crl})
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Write(crl)
+}
+
+// handleRevoke puts a certificate version's serial on its issuer's CRL.
+func (n *Node) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req struct {
+		Version string `json:"version"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	_, version, err := n.resolveVersion(kindCertificates, name, req.Version)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
+	if err != nil || !ok {
+		n.fail(w, r, orNotFound(err, kindCertificates, name, version))
+		return
+	}
+	leaf, err := x509.ParseCertificate(v.Chain[0])
+	if err != nil || len(v.Chain) < 2 {
+		n.fail(w, r, badParameter("certificate %s/%s was not issued by an internal issuer of this vault; revoke it with its CA", name, version))
+		return
+	}
+	issuer := ""
+	for _, u := range leaf.CRLDistributionPoints {
+		if i := strings.Index(u, "/v1/pki/"); i >= 0 {
+			issuer = strings.TrimSuffix(u[i+len("/v1/pki/"):], "/crl")
+		}
+	}
+	si, _, ok, err := n.loadIssuer(issuer)
+	if err != nil || !ok || si.Provider != providerInternal {
+		n.fail(w, r, badParameter("certificate %s/%s was not issued by an internal issuer of this vault; revoke it with its CA", name, version))
+		return
+	}
+	var rl revokedList
+	e, found := n.store.Get(revokedKey(issuer))
+	if found {
+		json.Unmarshal(e.Value, &rl)
+	}
+	serial := leaf.SerialNumber.Text(16)
+	already := false
+	for _, x := range rl.Entries {
+		if x.Serial == serial {
+			already = true
+		}
+	}
+	if !already {
+		rl.Entries = append(rl.Entries, revokedEntry{Serial: serial, Time: time.Now().Unix()})
+		if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).PutIf(revokedKey(issuer), mustJSON(rl), e.Index)); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "serial": serial, "issuer": issuer, "version": version})
+}

@@ -1,0 +1,406 @@
+package vault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/keyvault"
+)
+
+func itoa(i uint64) string { return strconv.FormatUint(i, 10) }
+
+// managedKinds are the objects a certificate manages under its own name.
+var managedKinds = []string{kindKeys, kindSecrets}
+
+// deletedPath is the Key Vault path segment of deleted objects of a kind.
+func deletedPath(kind string) string { return "deleted" + kind }
+
+// recoveryID is the id of a deleted object.
+func recoveryID(r *http.Request, kind, name string) string {
+	return baseURL(r) + "/" + deletedPath(kind) + "/" + name
+}
+
+// objectBundle renders the current (or given) version of an object as Key
+// Vault returns it from delete, recover and restore: without secret values.
+func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, error) {
+	m, _, ok, err := n.loadMeta(kind, name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, objNotFound(kind, name, version)
+	}
+	if version == "" {
+		version = m.Current
+	}
+	switch kind {
+	case kindCertificates:
+		c, err := n.certBundle(r, name, version)
+		if err != nil {
+			return nil, err
+		}
+		if m.Deleted != nil {
+			c.RecoveryID, c.DeletedDate, c.ScheduledPurgeDate = recoveryID(r, kind, name), m.Deleted.Date, m.Deleted.ScheduledPurge
+		}
+		return c, nil
+	case kindKeys:
+		k, err := n.keyBundle(r, name, version)
+		if err != nil {
+			return nil, err
+		}
+		if m.Deleted != nil {
+			k.RecoveryID, k.DeletedDate, k.ScheduledPurgeDate = recoveryID(r, kind, name), m.Deleted.Date, m.Deleted.ScheduledPurge
+		}
+		return k, nil
+	default:
+		s := keyvault.Secret{ID: objectID(r, kind, name, version), ContentType: m.Content, Attributes: m.Summary, Tags: m.Tags, Managed: m.ManagedBy != ""}
+		if m.ManagedBy == kindCertificates {
+			s.Kid = objectID(r, kindKeys, name, version)
+		} else if v, _, ok, _ := n.loadVersion(kind, name, version); ok {
+			s.ContentType, s.Attributes, s.Tags = v.ContentType, v.Attributes, v.Tags
+		}
+		if m.Deleted != nil {
+			s.RecoveryID, s.DeletedDate, s.ScheduledPurgeDate = recoveryID(r, kind, name), m.Deleted.Date, m.Deleted.ScheduledPurge
+		}
+		return s, nil
+	}
+}
+
+// forbiddenManaged refuses lifecycle operations on a certificate's managed
+// key or secret.
+func forbiddenManaged(kind, name string) *APIError {
+	return &APIError{Status: http.StatusForbidden, Code: "Forbidden",
+		Message: fmt.Sprintf("%s %s is managed by the certificate of the same name; delete, recover or purge the certificate instead", singular(kind), name)}
+}
+
+// handleDeleteObject soft-deletes an object (and, for a certificate, its
+// managed key and secret) and answers the deleted bundle.
+func (n *Node) handleDeleteObject(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		m, prev, ok, err := n.loadMeta(kind, name)
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		if !ok || m.Deleted != nil {
+			n.fail(w, r, objNotFound(kind, name, ""))
+			return
+		}
+		if m.ManagedBy != "" {
+			n.fail(w, r, forbiddenManaged(kind, name))
+			return
+		}
+		now := time.Now()
+		del := &deletion{Date: now.Unix(), ScheduledPurge: now.Add(retentionDays * 24 * time.Hour).Unix()}
+		b := &raftstore.Batch{}
+		m.Deleted = del
+		putMeta(b, kind, name, m, prev)
+		b.Put(deletedKey(kind, name), mustJSON(del))
+		if kind == kindCertificates {
+			for _, mk := range managedKinds {
+				if mm, me, ok, _ := n.loadMeta(mk, name); ok && mm.ManagedBy == kindCertificates {
+					mm.Deleted = del
+					putMeta(b, mk, name, mm, me)
+				}
+			}
+			b.Delete(pendingKey(name)).Delete(pendKeyKey(name))
+		}
+		if err := n.apply(r.Context(), w.Header(), b); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		bundle, err := n.objectBundle(r, kind, name, "")
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, bundle)
+	}
+}
+
+// loadDeleted returns the meta of a soft-deleted object, or a not-found
+// error naming the deleted collection.
+func (n *Node) loadDeleted(kind, name string) (objectMeta, raftstore.Entry, error) {
+	m, e, ok, err := n.loadMeta(kind, name)
+	if err != nil {
+		return m, e, err
+	}
+	if !ok || m.Deleted == nil || m.ManagedBy != "" {
+		return m, e, notFound("Deleted"+strings.Title(singular(kind))+"NotFound", "Deleted %s %s was not found in this key vault.", singular(kind), name)
+	}
+	return m, e, nil
+}
+
+func (n *Node) handleGetDeleted(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if !n.linearized(w, r) {
+			return
+		}
+		if _, _, err := n.loadDeleted(kind, name); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		bundle, err := n.objectBundle(r, kind, name, "")
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, bundle)
+	}
+}
+
+func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		limit, after, err := pageParams(r)
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		if !n.linearized(w, r) {
+			return
+		}
+		prefix := "deleted/" + kind + "/"
+		if after != "" {
+			after = prefix + after
+		}
+		entries, last := n.listPage(prefix, after, limit, func(e raftstore.Entry) bool { return true })
+		var items []any
+		for _, e := range entries {
+			name := strings.TrimPrefix(e.Key, prefix)
+			b, err := n.objectBundle(r, kind, name, "")
+			if err != nil {
+				continue
+			}
+			switch v := b.(type) {
+			case keyvault.Certificate:
+				items = append(items, keyvault.CertificateItem{ID: objectID(r, kind, name, ""), X5t: v.X5t, Attributes: v.Attributes, Tags: v.Tags,
+					RecoveryID: v.RecoveryID, DeletedDate: v.DeletedDate, ScheduledPurgeDate: v.ScheduledPurgeDate})
+			case keyvault.Secret:
+				v.ID, v.Value = objectID(r, kind, name, ""), ""
+				items = append(items, v)
+			default:
+				items = append(items, v)
+			}
+		}
+		writePage(w, r, items, strings.TrimPrefix(last, prefix), limit)
+	}
+}
+
+func (n *Node) handleRecover(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		m, prev, err := n.loadDeleted(kind, name)
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		b := &raftstore.Batch{}
+		m.Deleted = nil
+		putMeta(b, kind, name, m, prev)
+		b.Delete(deletedKey(kind, name))
+		if kind == kindCertificates {
+			for _, mk := range managedKinds {
+				if mm, me, ok, _ := n.loadMeta(mk, name); ok && mm.ManagedBy == kindCertificates {
+					mm.Deleted = nil
+					putMeta(b, mk, name, mm, me)
+				}
+			}
+		}
+		if err := n.apply(r.Context(), w.Header(), b); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		bundle, err := n.objectBundle(r, kind, name, "")
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, bundle)
+	}
+}
+
+// purgeOps adds the removal of everything stored for an object.
+func purgeOps(b *raftstore.Batch, kind, name string) {
+	b.Delete(metaKey(kind, name)).Delete(deletedKey(kind, name))
+	b.DeletePrefix(verPrefix(kind, name)).DeletePrefix("val/" + kind + "/" + name + "/")
+	if kind == kindCertificates {
+		b.Delete(policyKey(name)).Delete(pendingKey(name)).Delete(pendKeyKey(name))
+	}
+}
+
+func (n *Node) handlePurge(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		_, prev, err := n.loadDeleted(kind, name)
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		if n.purgeProtected() {
+			n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden",
+				Message: "purge protection is on: deleted objects are purged only when their retention period ends"})
+			return
+		}
+		b := &raftstore.Batch{}
+		b.Check(metaKey(kind, name), prev.Index)
+		purgeOps(b, kind, name)
+		if kind == kindCertificates {
+			for _, mk := range managedKinds {
+				if mm, _, ok, _ := n.loadMeta(mk, name); ok && mm.ManagedBy == kindCertificates {
+					purgeOps(b, mk, name)
+				}
+			}
+		}
+		if err := n.apply(r.Context(), w.Header(), b); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// purgeProtected reports the vault's purge-protection switch.
+func (n *Node) purgeProtected() bool {
+	e, ok := n.store.Get(keySettings)
+	if !ok {
+		return false
+	}
+	var s vaultSettings
+	return json.Unmarshal(e.Value, &s) == nil && s.PurgeProtection
+}
+
+// keySettings holds vault-wide settings.
+const keySettings = "sys/settings"
+
+// vaultSettings are vault-wide data-plane settings.
+type vaultSettings struct {
+	PurgeProtection bool `json:"purge_protection"`
+}
+
+// backupBlob is the plaintext of a backup: every stored entry of one
+// object, secret parts still sealed under their own storage keys.
+type backupBlob struct {
+	Kind    string            `json:"kind"`
+	Name    string            `json:"name"`
+	Entries map[string][]byte `json:"entries"`
+}
+
+const backupAAD = "certvault backup v1"
+
+// objectEntries collects every stored entry of an object.
+func (n *Node) objectEntries(kind, name string) map[string][]byte {
+	out := map[string][]byte{}
+	add := func(prefix string, exact bool) {
+		if exact {
+			if e, ok := n.store.Get(prefix); ok {
+				out[e.Key] = e.Value
+			}
+			return
+		}
+		es, _ := n.store.List(prefix, "", 0)
+		for _, e := range es {
+			out[e.Key] = e.Value
+		}
+	}
+	kinds := []string{kind}
+	if kind == kindCertificates {
+		kinds = append(kinds, managedKinds...)
+		add(policyKey(name), true)
+	}
+	for _, k := range kinds {
+		if k != kind {
+			if mm, _, ok, _ := n.loadMeta(k, name); !ok || mm.ManagedBy != kind {
+				continue
+			}
+		}
+		add(metaKey(k, name), true)
+		add(verPrefix(k, name), false)
+		add("val/"+k+"/"+name+"/", false)
+	}
+	return out
+}
+
+func (n *Node) handleBackup(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if !n.linearized(w, r) {
+			return
+		}
+		m, _, err := n.resolveVersion(kind, name, "")
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		if m.ManagedBy != "" {
+			n.fail(w, r, forbiddenManaged(kind, name))
+			return
+		}
+		blob := backupBlob{Kind: kind, Name: name, Entries: n.objectEntries(kind, name)}
+		ct, err := n.barrier.Load().Encrypt(backupAAD, mustJSON(blob))
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, keyvault.Backup{Value: ct})
+	}
+}
+
+func (n *Node) handleRestore(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req keyvault.Backup
+		if err := decodeBody(r, &req); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		pt, err := n.barrier.Load().Decrypt(backupAAD, req.Value)
+		if err != nil {
+			n.fail(w, r, badParameter("the backup blob is damaged or was made by a vault with another seal key; it restores only into a vault with the same seal"))
+			return
+		}
+		var blob backupBlob
+		if err := json.Unmarshal(pt, &blob); err != nil || blob.Kind != kind {
+			n.fail(w, r, badParameter("the backup blob is not a %s backup", singular(kind)))
+			return
+		}
+		b := &raftstore.Batch{}
+		for k, v := range blob.Entries {
+			if !strings.Contains(k, "/"+blob.Name) {
+				n.fail(w, r, badParameter("the backup blob is damaged"))
+				return
+			}
+			if strings.HasPrefix(k, "meta/") {
+				var m objectMeta
+				if json.Unmarshal(v, &m) == nil && m.Deleted != nil {
+					m.Deleted = nil
+					v = mustJSON(m)
+				}
+				b.PutIf(k, v, raftstore.NotExist)
+			} else {
+				b.Put(k, v)
+			}
+		}
+		if err := n.apply(r.Context(), w.Header(), b); err != nil {
+			if errors.Is(err, raftstore.ErrConflict) {
+				n.fail(w, r, &APIError{Status: http.StatusConflict, Code: "Conflict",
+					Message: fmt.Sprintf("%s %s already exists (or is deleted but not purged); delete and purge it before restoring", singular(kind), blob.Name)})
+				return
+			}
+			n.fail(w, r, err)
+			return
+		}
+		bundle, err := n.objectBundle(r, kind, blob.Name, "")
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, bundle)
+	}
+}
