@@ -1,12 +1,6 @@
 package main
 
-import (
-	"encoding/json"
-	"io"
-	"strings"
-)
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+import "encoding/json"
 
 // remarshal converts a decoded JSON value into a typed struct.
 func remarshal(in, out any) error {
