@@ -3,11 +3,24 @@ package vault
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
 	"math/big"
 	"net/http"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/certs"
 	"github.com/certvault/certvault/vault/keyvault"
 )
 
@@ -41,6 +54,55 @@ func opsFor(pub crypto.PublicKey) []string {
 	return ecOps
 }
 
+// keyCreateRequest is the body of POST /keys/{name}/create.
+type keyCreateRequest struct {
+	Kty        string               `json:"kty"`
+	KeySize    int                  `json:"key_size,omitempty"`
+	Curve      string               `json:"crv,omitempty"`
+	KeyOps     []string             `json:"key_ops,omitempty"`
+	Attributes *keyvault.Attributes `json:"attributes,omitempty"`
+	Tags       map[string]string    `json:"tags,omitempty"`
+}
+
+// keyImportRequest is the body of PUT /keys/{name}.
+type keyImportRequest struct {
+	Key        *keyvault.JWK        `json:"key"`
+	HSM        bool                 `json:"hsm,omitempty"`
+	Attributes *keyvault.Attributes `json:"attributes,omitempty"`
+	Tags       map[string]string    `json:"tags,omitempty"`
+}
+
+// keyOpRequest is the body of sign, verify, encrypt, decrypt, wrapkey and
+// unwrapkey.
+type keyOpRequest struct {
+	Alg    string          `json:"alg"`
+	Value  keyvault.B64URL `json:"value"`
+	Digest keyvault.B64URL `json:"digest,omitempty"`
+}
+
+func (n *Node) keyRoutes(rt *router) {
+	rt.handle("POST", "/keys/{name}/create", n.handleCreateKey)
+	rt.handle("PUT", "/keys/{name}", n.handleImportKey)
+	rt.handle("GET", "/keys", n.handleListKeys)
+	rt.handle("GET", "/keys/{name}", n.handleGetKey)
+	rt.handle("GET", "/keys/{name}/{version}", n.handleGetKey)
+	rt.handle("PATCH", "/keys/{name}/{version}", n.handleUpdateKey)
+	rt.handle("PATCH", "/keys/{name}", n.handleUpdateKey)
+	rt.handle("GET", "/keys/{name}/versions", n.handleKeyVersions)
+	for _, op := range []string{"sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey"} {
+		rt.handle("POST", "/keys/{name}/{version}/"+op, n.handleKeyOp(op))
+		rt.handle("POST", "/keys/{name}/"+op, n.handleKeyOp(op))
+	}
+	rt.handle("DELETE", "/keys/{name}", n.handleDeleteObject(kindKeys))
+	rt.handle("GET", "/deletedkeys", n.handleListDeleted(kindKeys))
+	rt.handle("GET", "/deletedkeys/{name}", n.handleGetDeleted(kindKeys))
+	rt.handle("POST", "/deletedkeys/{name}/recover", n.handleRecover(kindKeys))
+	rt.handle("DELETE", "/deletedkeys/{name}", n.handlePurge(kindKeys))
+	rt.handle("POST", "/keys/{name}/backup", n.handleBackup(kindKeys))
+	rt.handle("POST", "/keys/restore", n.handleRestore(kindKeys))
+	rt.handle("POST", "/rng", n.handleRNG)
+}
+
 // keyBundle renders a key version. A certificate's managed key is the
 // certificate version's public key.
 func (n *Node) keyBundle(r *http.Request, name, version string) (keyvault.Key, error) {
@@ -48,6 +110,7 @@ func (n *Node) keyBundle(r *http.Request, name, version string) (keyvault.Key, e
 	if err != nil || !ok {
 		return keyvault.Key{}, orNotFound(err, kindKeys, name, version)
 	}
+	kid := objectID(r, kindKeys, name, version)
 	if m.ManagedBy == kindCertificates {
 		v, _, ok, err := n.loadVersion(kindCertificates, name, version)
 		if err != nil || !ok {
@@ -57,15 +120,17 @@ func (n *Node) keyBundle(r *http.Request, name, version string) (keyvault.Key, e
 		if err != nil {
 			return keyvault.Key{}, internalError(err)
 		}
-		kid := objectID(r, kindKeys, name, version)
 		return keyvault.Key{Key: jwkFromPublic(kid, leaf.PublicKey, opsFor(leaf.PublicKey)), Attributes: v.Attributes, Tags: v.Tags, Managed: true}, nil
 	}
-	return keyvault.Key{}, objNotFound(kindKeys, name, version)
-}
-
-func (n *Node) keyRoutes(rt *router) {
-	rt.handle("GET", "/keys/{name}", n.handleGetKey)
-	rt.handle("GET", "/keys/{name}/{version}", n.handleGetKey)
+	v, _, ok, err := n.loadVersion(kindKeys, name, version)
+	if err != nil || !ok {
+		return keyvault.Key{}, orNotFound(err, kindKeys, name, version)
+	}
+	pub, err := x509.ParsePKIXPublicKey(v.PublicKey)
+	if err != nil {
+		return keyvault.Key{}, internalError(err)
+	}
+	return keyvault.Key{Key: jwkFromPublic(kid, pub, v.KeyOps), Attributes: v.Attributes, Tags: v.Tags}, nil
 }
 
 func (n *Node) handleGetKey(w http.ResponseWriter, r *http.Request) {
@@ -85,3 +150,535 @@ func (n *Node) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, k)
 }
+
+// validKeyOps checks requested key operations against what the key type
+// can do.
+func validKeyOps(ops []string, pub crypto.PublicKey) ([]string, error) {
+	allowed := opsFor(pub)
+	if len(ops) == 0 {
+		return allowed, nil
+	}
+	for _, op := range ops {
+		if !slices.Contains(allowed, op) {
+			return nil, badParameter("key_ops %q is not possible with this key type (allowed: %s)", op, strings.Join(allowed, ", "))
+		}
+	}
+	return ops, nil
+}
+
+func (n *Node) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := validName(kindKeys, name); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	var req keyCreateRequest
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	kp := &keyvault.KeyProperties{KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve}
+	// Validate through the policy rules, which know sizes and curves.
+	p := &keyvault.Policy{KeyProperties: kp, X509Properties: &keyvault.X509Properties{Subject: "CN=key"}}
+	if kp.KeyType == "" {
+		n.fail(w, r, badParameter("kty is required: RSA, RSA-HSM, EC or EC-HSM"))
+		return
+	}
+	if err := p.Normalize(); err != nil {
+		n.fail(w, r, policyError(err))
+		return
+	}
+	if keyvault.IsHSM(kp.KeyType) {
+		n.fail(w, r, &APIError{Status: http.StatusBadRequest, Code: "BadParameter", Message: "HSM key types need a PKCS#11 seal and module, which this vault is not configured with"})
+		return
+	}
+	key, err := certs.GenerateKey(kp)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	n.storeNewKey(w, r, name, key, req.KeyOps, req.Attributes, req.Tags)
+}
+
+// storeNewKey records a new current version of a key.
+func (n *Node) storeNewKey(w http.ResponseWriter, r *http.Request, name string, key crypto.Signer, ops []string, attrs *keyvault.Attributes, tags map[string]string) {
+	ops, err := validKeyOps(ops, key.Public())
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	m, prev, found, err := n.loadMeta(kindKeys, name)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if found && m.Deleted != nil {
+		n.fail(w, r, conflictDeleted(kindKeys, name))
+		return
+	}
+	if found && m.ManagedBy != "" {
+		n.fail(w, r, forbiddenManaged(kindKeys, name))
+		return
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	version, err := newVersionID()
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	now := time.Now().Unix()
+	v := versionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true}
+	applyAttributes(&v.Attributes, attrs)
+	v.Attributes.Created, v.Attributes.Updated = now, now
+	decorate(&v.Attributes)
+	if !found {
+		m = objectMeta{Created: now}
+	}
+	m.Current, m.Summary, m.Tags = version, v.Attributes, v.Tags
+	b := &raftstore.Batch{}
+	putMeta(b, kindKeys, name, m, prev)
+	b.Put(verKey(kindKeys, name, version), mustJSON(v))
+	if err := putSealed(b, n.barrier.Load(), valKey(kindKeys, name, version), privDER); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if err := n.apply(r.Context(), w.Header(), b); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	k, err := n.keyBundle(r, name, version)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, k)
+}
+
+func (n *Node) handleImportKey(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := validName(kindKeys, name); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	var req keyImportRequest
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if req.Key == nil {
+		n.fail(w, r, badParameter("key is required: a JSON Web Key with its private members"))
+		return
+	}
+	if req.HSM {
+		n.fail(w, r, badParameter("hsm import needs a PKCS#11 seal and module, which this vault is not configured with"))
+		return
+	}
+	key, err := privateFromJWK(req.Key)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	n.storeNewKey(w, r, name, key, req.Key.KeyOps, req.Attributes, req.Tags)
+}
+
+// privateFromJWK builds a private key from a JWK with private members.
+func privateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
+	switch strings.TrimSuffix(j.Kty, "-HSM") {
+	case keyvault.KeyTypeRSA:
+		if len(j.N) == 0 || len(j.E) == 0 || len(j.D) == 0 || len(j.P) == 0 || len(j.Q) == 0 {
+			return nil, badParameter("an RSA JWK needs n, e, d, p and q")
+		}
+		k := &rsa.PrivateKey{
+			PublicKey: rsa.PublicKey{N: new(big.Int).SetBytes(j.N), E: int(new(big.Int).SetBytes(j.E).Int64())},
+			D:         new(big.Int).SetBytes(j.D),
+			Primes:    []*big.Int{new(big.Int).SetBytes(j.P), new(big.Int).SetBytes(j.Q)},
+		}
+		if err := k.Validate(); err != nil {
+			return nil, badParameter("the RSA JWK is not a consistent key: %v", err)
+		}
+		if b := k.N.BitLen(); b != 2048 && b != 3072 && b != 4096 {
+			return nil, badParameter("RSA keys must be 2048, 3072 or 4096 bits, not %d", b)
+		}
+		k.Precompute()
+		return k, nil
+	case keyvault.KeyTypeEC:
+		var c elliptic.Curve
+		switch j.Crv {
+		case "P-256":
+			c = elliptic.P256()
+		case "P-384":
+			c = elliptic.P384()
+		case "P-521":
+			c = elliptic.P521()
+		default:
+			return nil, badParameter("crv %q: use P-256, P-384 or P-521", j.Crv)
+		}
+		if len(j.D) == 0 {
+			return nil, badParameter("an EC JWK needs d, the private scalar")
+		}
+		k, err := ecdsa.ParseRawPrivateKey(c, leftPad(j.D, (c.Params().BitSize+7)/8))
+		if err != nil {
+			return nil, badParameter("the EC JWK is not a valid key: %v", err)
+		}
+		if len(j.X) > 0 && (new(big.Int).SetBytes(j.X).Cmp(k.X) != 0 || new(big.Int).SetBytes(j.Y).Cmp(k.Y) != 0) {
+			return nil, badParameter("the EC JWK's x and y do not match d")
+		}
+		return k, nil
+	}
+	return nil, badParameter("kty %q: use RSA or EC", j.Kty)
+}
+
+func leftPad(b []byte, n int) []byte {
+	if len(b) >= n {
+		return b
+	}
+	return append(make([]byte, n-len(b)), b...)
+}
+
+func (n *Node) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	var req struct {
+		KeyOps     []string             `json:"key_ops,omitempty"`
+		Attributes *keyvault.Attributes `json:"attributes,omitempty"`
+		Tags       map[string]string    `json:"tags,omitempty"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	m, version, err := n.resolveVersion(kindKeys, name, version)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if m.ManagedBy != "" {
+		n.fail(w, r, forbiddenManaged(kindKeys, name))
+		return
+	}
+	v, e, ok, err := n.loadVersion(kindKeys, name, version)
+	if err != nil || !ok {
+		n.fail(w, r, orNotFound(err, kindKeys, name, version))
+		return
+	}
+	if req.KeyOps != nil {
+		pub, _ := x509.ParsePKIXPublicKey(v.PublicKey)
+		if v.KeyOps, err = validKeyOps(req.KeyOps, pub); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+	}
+	applyAttributes(&v.Attributes, req.Attributes)
+	if req.Tags != nil {
+		v.Tags = req.Tags
+	}
+	v.Attributes.Updated = nowUnix()
+	b := (&raftstore.Batch{}).PutIf(e.Key, mustJSON(v), e.Index)
+	if version == m.Current {
+		mm, me, _, _ := n.loadMeta(kindKeys, name)
+		mm.Summary, mm.Tags = v.Attributes, v.Tags
+		putMeta(b, kindKeys, name, mm, me)
+	}
+	if err := n.apply(r.Context(), w.Header(), b); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	k, err := n.keyBundle(r, name, version)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, k)
+}
+
+func (n *Node) handleListKeys(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if !n.linearized(w, r) {
+		return
+	}
+	prefix := "meta/" + kindKeys + "/"
+	if after != "" {
+		after = prefix + after
+	}
+	entries, last := n.listPage(prefix, after, limit, func(e raftstore.Entry) bool {
+		var m objectMeta
+		return json.Unmarshal(e.Value, &m) == nil && m.Deleted == nil && m.Current != ""
+	})
+	type keyItem struct {
+		Kid        string              `json:"kid"`
+		Attributes keyvault.Attributes `json:"attributes"`
+		Tags       map[string]string   `json:"tags,omitempty"`
+		Managed    bool                `json:"managed,omitempty"`
+	}
+	var out []keyItem
+	for _, e := range entries {
+		var m objectMeta
+		json.Unmarshal(e.Value, &m)
+		out = append(out, keyItem{Kid: objectID(r, kindKeys, strings.TrimPrefix(e.Key, prefix), ""), Attributes: m.Summary, Tags: m.Tags, Managed: m.ManagedBy != ""})
+	}
+	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
+}
+
+func (n *Node) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	limit, after, err := pageParams(r)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if !n.linearized(w, r) {
+		return
+	}
+	m, _, err := n.resolveVersion(kindKeys, name, "")
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	kind := kindKeys
+	if m.ManagedBy != "" {
+		kind = m.ManagedBy
+	}
+	prefix := verPrefix(kind, name)
+	if after != "" {
+		after = prefix + after
+	}
+	entries, last := n.listPage(prefix, after, limit, func(raftstore.Entry) bool { return true })
+	type keyItem struct {
+		Kid        string              `json:"kid"`
+		Attributes keyvault.Attributes `json:"attributes"`
+		Tags       map[string]string   `json:"tags,omitempty"`
+		Managed    bool                `json:"managed,omitempty"`
+	}
+	var out []keyItem
+	for _, e := range entries {
+		var v versionMeta
+		json.Unmarshal(e.Value, &v)
+		out = append(out, keyItem{Kid: objectID(r, kindKeys, name, strings.TrimPrefix(e.Key, prefix)), Attributes: v.Attributes, Tags: v.Tags, Managed: m.ManagedBy != ""})
+	}
+	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
+}
+
+// loadPrivateKey returns a key version's private key (a certificate's for
+// managed keys) and the operations it permits.
+func (n *Node) loadPrivateKey(name, version string) (crypto.Signer, []string, string, error) {
+	m, version, err := n.resolveVersion(kindKeys, name, version)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	kind := kindKeys
+	if m.ManagedBy != "" {
+		kind = m.ManagedBy
+	}
+	v, _, ok, err := n.loadVersion(kind, name, version)
+	if err != nil || !ok {
+		return nil, nil, "", orNotFound(err, kindKeys, name, version)
+	}
+	if !v.Attributes.IsEnabled() {
+		return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "the key is disabled"}
+	}
+	now := time.Now().Unix()
+	if v.Attributes.Expires != nil && now > *v.Attributes.Expires && kind == kindKeys {
+		return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "the key has expired"}
+	}
+	e, ok := n.store.Get(valKey(kind, name, version))
+	if !ok {
+		return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "this key version holds no private key in the vault"}
+	}
+	der, err := n.openSealed(e)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, nil, "", internalError(err)
+	}
+	ops := v.KeyOps
+	if kind == kindCertificates {
+		ops = opsFor(k.(crypto.Signer).Public())
+	}
+	return k.(crypto.Signer), ops, version, nil
+}
+
+// signAlgs maps JWS algorithms to hash and padding.
+var signAlgs = map[string]struct {
+	hash crypto.Hash
+	pss  bool
+	kty  string
+}{
+	"RS256": {crypto.SHA256, false, "RSA"}, "RS384": {crypto.SHA384, false, "RSA"}, "RS512": {crypto.SHA512, false, "RSA"},
+	"PS256": {crypto.SHA256, true, "RSA"}, "PS384": {crypto.SHA384, true, "RSA"}, "PS512": {crypto.SHA512, true, "RSA"},
+	"ES256": {crypto.SHA256, false, "EC"}, "ES384": {crypto.SHA384, false, "EC"}, "ES512": {crypto.SHA512, false, "EC"},
+}
+
+func oaepHash(alg string) (hash.Hash, bool, error) {
+	switch alg {
+	case "RSA-OAEP":
+		return sha1New(), false, nil
+	case "RSA-OAEP-256":
+		return sha256.New(), false, nil
+	case "RSA1_5":
+		return nil, true, nil
+	}
+	return nil, false, badParameter("alg %q: use RSA-OAEP, RSA-OAEP-256 or RSA1_5", alg)
+}
+
+func (n *Node) handleKeyOp(op string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, version := r.PathValue("name"), r.PathValue("version")
+		var req keyOpRequest
+		if err := decodeBody(r, &req); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		if !n.linearized(w, r) {
+			return
+		}
+		key, ops, version, err := n.loadPrivateKey(name, version)
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		opName := map[string]string{"wrapkey": "wrapKey", "unwrapkey": "unwrapKey"}[op]
+		if opName == "" {
+			opName = op
+		}
+		if !slices.Contains(ops, opName) {
+			n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: fmt.Sprintf("operation %s is not permitted on this key (key_ops: %s)", opName, strings.Join(ops, ", "))})
+			return
+		}
+		kid := objectID(r, kindKeys, name, version)
+		result, err := keyOperation(op, key, req)
+		if err != nil {
+			n.fail(w, r, err)
+			return
+		}
+		if op == "verify" {
+			writeJSON(w, http.StatusOK, map[string]bool{"value": result != nil})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"kid": kid, "value": keyvault.B64URL(result)})
+	}
+}
+
+// keyOperation runs a cryptographic operation. verify returns a non-nil
+// slice when the signature is valid.
+func keyOperation(op string, key crypto.Signer, req keyOpRequest) ([]byte, error) {
+	switch op {
+	case "sign", "verify":
+		a, ok := signAlgs[req.Alg]
+		if !ok {
+			return nil, badParameter("alg %q: use RS256/384/512, PS256/384/512 or ES256/384/512", req.Alg)
+		}
+		digest := req.Value
+		if op == "verify" {
+			digest = req.Digest
+		}
+		if len(digest) != a.hash.Size() {
+			return nil, badParameter("the digest must be %d bytes for %s, not %d", a.hash.Size(), req.Alg, len(digest))
+		}
+		switch k := key.(type) {
+		case *rsa.PrivateKey:
+			if a.kty != "RSA" {
+				return nil, badParameter("alg %s needs an EC key", req.Alg)
+			}
+			if op == "sign" {
+				if a.pss {
+					return rsa.SignPSS(rand.Reader, k, a.hash, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+				}
+				return rsa.SignPKCS1v15(rand.Reader, k, a.hash, digest)
+			}
+			var err error
+			if a.pss {
+				err = rsa.VerifyPSS(&k.PublicKey, a.hash, digest, req.Value, nil)
+			} else {
+				err = rsa.VerifyPKCS1v15(&k.PublicKey, a.hash, digest, req.Value)
+			}
+			return okSlice(err == nil), nil
+		case *ecdsa.PrivateKey:
+			if a.kty != "EC" {
+				return nil, badParameter("alg %s needs an RSA key", req.Alg)
+			}
+			size := (k.Curve.Params().BitSize + 7) / 8
+			if op == "sign" {
+				rr, ss, err := ecdsa.Sign(rand.Reader, k, digest)
+				if err != nil {
+					return nil, fmt.Errorf("sign: %w", err)
+				}
+				return append(rr.FillBytes(make([]byte, size)), ss.FillBytes(make([]byte, size))...), nil
+			}
+			if len(req.Value) != 2*size {
+				return okSlice(false), nil
+			}
+			rr, ss := new(big.Int).SetBytes(req.Value[:size]), new(big.Int).SetBytes(req.Value[size:])
+			return okSlice(ecdsa.Verify(&k.PublicKey, digest, rr, ss)), nil
+		}
+	case "encrypt", "wrapkey", "decrypt", "unwrapkey":
+		k, ok := key.(*rsa.PrivateKey)
+		if !ok {
+			return nil, badParameter("%s needs an RSA key", op)
+		}
+		h, pkcs1, err := oaepHash(req.Alg)
+		if err != nil {
+			return nil, err
+		}
+		if op == "encrypt" || op == "wrapkey" {
+			if pkcs1 {
+				return rsa.EncryptPKCS1v15(rand.Reader, &k.PublicKey, req.Value)
+			}
+			out, err := rsa.EncryptOAEP(h, rand.Reader, &k.PublicKey, req.Value, nil)
+			if err != nil {
+				return nil, badParameter("cannot %s: %v", op, err)
+			}
+			return out, nil
+		}
+		var out []byte
+		if pkcs1 {
+			out, err = rsa.DecryptPKCS1v15(rand.Reader, k, req.Value)
+		} else {
+			out, err = rsa.DecryptOAEP(h, rand.Reader, k, req.Value, nil)
+		}
+		if err != nil {
+			return nil, badParameter("cannot %s: the ciphertext does not decrypt with this key and algorithm", op)
+		}
+		return out, nil
+	}
+	return nil, errors.New("unknown key operation")
+}
+
+func okSlice(ok bool) []byte {
+	if ok {
+		return []byte{1}
+	}
+	return nil
+}
+
+func (n *Node) handleRNG(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Count int `json:"count"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	if req.Count < 1 || req.Count > 128 {
+		n.fail(w, r, badParameter("count %d: use 1 to 128", req.Count))
+		return
+	}
+	b := make([]byte, req.Count)
+	rand.Read(b)
+	writeJSON(w, http.StatusOK, map[string]keyvault.B64URL{"value": b})
+}
+
+func sha1New() hash.Hash { return sha1.New() }

@@ -186,6 +186,9 @@ func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
 			case keyvault.Secret:
 				v.ID, v.Value = objectID(r, kind, name, ""), ""
 				items = append(items, v)
+			case keyvault.Key:
+				items = append(items, map[string]any{"kid": objectID(r, kind, name, ""), "attributes": v.Attributes, "tags": v.Tags,
+					"recoveryId": v.RecoveryID, "deletedDate": v.DeletedDate, "scheduledPurgeDate": v.ScheduledPurgeDate, "managed": v.Managed})
 			default:
 				items = append(items, v)
 			}

@@ -69,6 +69,9 @@ type versionMeta struct {
 	ContentType string              `json:"content_type,omitempty"`
 	// Certificates: the chain, leaf first, DER.
 	Chain [][]byte `json:"chain,omitempty"`
+	// Keys: the public key (PKIX DER) and the permitted operations.
+	PublicKey []byte   `json:"public_key,omitempty"`
+	KeyOps    []string `json:"key_ops,omitempty"`
 	// Sealed says whether val/ holds a secret part for this version.
 	Sealed bool `json:"sealed,omitempty"`
 }

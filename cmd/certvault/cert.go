@@ -487,11 +487,15 @@ func printItems(out io.Writer, g *globals, items []json.RawMessage, versions boo
 	for _, raw := range items {
 		var it struct {
 			ID          string              `json:"id"`
+			Kid         string              `json:"kid"`
 			Attributes  keyvault.Attributes `json:"attributes"`
 			Managed     bool                `json:"managed"`
 			DeletedDate int64               `json:"deletedDate"`
 		}
 		json.Unmarshal(raw, &it)
+		if it.ID == "" {
+			it.ID = it.Kid
+		}
 		parts := strings.Split(it.ID, "/")
 		label := parts[len(parts)-1]
 		exp := "-"
