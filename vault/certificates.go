@@ -320,7 +320,7 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 	nbf, exp := leaf.NotBefore.Unix(), leaf.NotAfter.Unix()
 	v.Attributes.NotBefore, v.Attributes.Expires = &nbf, &exp
 	v.Attributes.Created, v.Attributes.Updated = now.Unix(), now.Unix()
-	decorate(&v.Attributes)
+	n.decorate(&v.Attributes)
 	if tags == nil {
 		// A renewal keeps the tags of the current version.
 		if cm, _, ok, _ := n.loadMeta(kindCertificates, name); ok {

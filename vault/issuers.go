@@ -41,9 +41,12 @@ type storedIssuer struct {
 	Credentials *keyvault.IssuerCredentials `json:"credentials,omitempty"`
 	OrgDetails  *keyvault.OrgDetails        `json:"org_details,omitempty"`
 	Attributes  keyvault.IssuerAttributes   `json:"attributes"`
-	// Internal CAs: the chain (CA first, DER) and the PKCS#8 key.
+	// Internal CAs: the chain (CA first, DER) and the PKCS#8 key. An
+	// intermediate waiting for its parent's signature has a key and a CSR
+	// but no chain yet.
 	CAChain [][]byte `json:"ca_chain,omitempty"`
 	CAKey   []byte   `json:"ca_key,omitempty"`
+	CACSR   []byte   `json:"ca_csr,omitempty"`
 }
 
 // issuerRequest is the body of PUT/PATCH /certificates/issuers/{name}:
@@ -65,6 +68,11 @@ type caRequest struct {
 	KeySize        int    `json:"key_size,omitempty"`
 	ValidityMonths int    `json:"validity_months,omitempty"`
 	ImportPEM      string `json:"import_pem,omitempty"`
+	// Intermediate makes a key and a CSR for a parent CA to sign, instead
+	// of a self-signed root; MergePEM later brings the signed certificate
+	// (and the parent's chain) back.
+	Intermediate bool   `json:"intermediate,omitempty"`
+	MergePEM     string `json:"merge_pem,omitempty"`
 }
 
 // issuerView is what the API returns: credentials never include the
@@ -74,6 +82,8 @@ type issuerView struct {
 	CACert        []byte `json:"ca_cert,omitempty"`
 	CAFingerprint string `json:"ca_fingerprint,omitempty"`
 	CRL           string `json:"crl_url,omitempty"`
+	// CACSR is set while an intermediate waits for its signed certificate.
+	CACSR []byte `json:"ca_csr,omitempty"`
 }
 
 func (n *Node) issuerRoutes(rt *router) {
@@ -117,6 +127,8 @@ func (n *Node) issuerView(r *http.Request, name string, si *storedIssuer) issuer
 			v.CAFingerprint = fingerprint(c)
 		}
 		v.CRL = certs.CRLURL(baseURL(r), name)
+	} else {
+		v.CACSR = si.CACSR
 	}
 	return v
 }
@@ -228,8 +240,13 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 		}
 		si.Attributes.Updated = now.Unix()
 		if si.Provider == providerInternal {
-			if req.CA != nil {
-				if len(si.CAChain) > 0 {
+			if req.CA != nil && req.CA.MergePEM != "" {
+				if err := mergeCA(si, req.CA.MergePEM, now); err != nil {
+					n.fail(w, r, err)
+					return
+				}
+			} else if req.CA != nil {
+				if len(si.CAChain) > 0 || si.CACSR != nil {
 					n.fail(w, r, badParameter("issuer %s already holds a CA; delete the issuer to replace it", name))
 					return
 				}
@@ -238,7 +255,7 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 					return
 				}
 			}
-			if len(si.CAChain) == 0 {
+			if len(si.CAChain) == 0 && si.CACSR == nil {
 				n.fail(w, r, badParameter("an internal issuer needs a CA: give \"ca\": {\"subject\": \"CN=...\"} to create a root, or {\"import_pem\": ...} with the CA certificate and key"))
 				return
 			}
@@ -321,6 +338,18 @@ func makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if req.Intermediate {
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, key)
+		if err != nil {
+			return fmt.Errorf("create CA CSR: %w", err)
+		}
+		si.CAKey, si.CACSR = kder, csr
+		return nil
+	}
 	serial, err := certs.RandomSerial()
 	if err != nil {
 		return err
@@ -335,11 +364,62 @@ func makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("create CA certificate: %w", err)
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	si.CAChain, si.CAKey = [][]byte{der}, kder
+	return nil
+}
+
+// mergeCA completes an intermediate with the certificate its parent signed
+// (PEM, optionally followed by the parent's chain).
+func mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
+	if si.CACSR == nil {
+		return badParameter("ca.merge_pem: this issuer is not waiting for a signed CA certificate")
+	}
+	var chain []*x509.Certificate
+	rest := []byte(chainPEM)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return badParameter("ca.merge_pem: %v", err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return badParameter("ca.merge_pem holds no PEM certificate")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(si.CAKey)
 	if err != nil {
 		return err
 	}
-	si.CAChain, si.CAKey = [][]byte{der}, kder
+	pub := k.(crypto.Signer).Public()
+	leafAt := -1
+	for i, c := range chain {
+		if certs.SamePublicKey(c.PublicKey, pub) {
+			leafAt = i
+		}
+	}
+	if leafAt < 0 {
+		return badParameter("ca.merge_pem: no certificate in it carries this issuer's key; sign the CSR from 'certvault issuer get'")
+	}
+	leaf := chain[leafAt]
+	if !leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return badParameter("ca.merge_pem: the signed certificate is not a CA certificate (basic constraints CA and keyCertSign are required)")
+	}
+	if now.After(leaf.NotAfter) {
+		return badParameter("ca.merge_pem: the signed certificate has expired")
+	}
+	rest2 := append(append([]*x509.Certificate{}, chain[:leafAt]...), chain[leafAt+1:]...)
+	for _, c := range certs.SortChain(leaf, rest2) {
+		si.CAChain = append(si.CAChain, c.Raw)
+	}
+	si.CACSR = nil
 	return nil
 }
 
@@ -359,6 +439,9 @@ func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, no
 	if si.Provider != providerInternal {
 		return nil, nil, &APIError{Status: http.StatusNotImplemented, Code: "NotImplemented",
 			Message: fmt.Sprintf("issuer %q uses provider %s, whose enrollment is not available yet", name, si.Provider)}
+	}
+	if len(si.CAChain) == 0 {
+		return nil, nil, badParameter("issuer %q is an intermediate CA still waiting for its signed certificate: merge it with 'certvault issuer set %s --ca-merge FILE'", name, name)
 	}
 	ca, err := x509.ParseCertificate(si.CAChain[0])
 	if err != nil {

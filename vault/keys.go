@@ -239,7 +239,7 @@ func (n *Node) storeNewKey(w http.ResponseWriter, r *http.Request, name string, 
 	v := versionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true}
 	applyAttributes(&v.Attributes, attrs)
 	v.Attributes.Created, v.Attributes.Updated = now, now
-	decorate(&v.Attributes)
+	n.decorate(&v.Attributes)
 	if !found {
 		m = objectMeta{Created: now}
 	}

@@ -98,7 +98,7 @@ func (n *Node) handleDeleteObject(kind string) http.HandlerFunc {
 			return
 		}
 		now := time.Now()
-		del := &deletion{Date: now.Unix(), ScheduledPurge: now.Add(retentionDays * 24 * time.Hour).Unix()}
+		del := &deletion{Date: now.Unix(), ScheduledPurge: now.Add(time.Duration(n.settings().retention()) * 24 * time.Hour).Unix()}
 		b := &raftstore.Batch{}
 		m.Deleted = del
 		putMeta(b, kind, name, m, prev)
@@ -271,22 +271,7 @@ func (n *Node) handlePurge(kind string) http.HandlerFunc {
 }
 
 // purgeProtected reports the vault's purge-protection switch.
-func (n *Node) purgeProtected() bool {
-	e, ok := n.store.Get(keySettings)
-	if !ok {
-		return false
-	}
-	var s vaultSettings
-	return json.Unmarshal(e.Value, &s) == nil && s.PurgeProtection
-}
-
-// keySettings holds vault-wide settings.
-const keySettings = "sys/settings"
-
-// vaultSettings are vault-wide data-plane settings.
-type vaultSettings struct {
-	PurgeProtection bool `json:"purge_protection"`
-}
+func (n *Node) purgeProtected() bool { return n.settings().PurgeProtection }
 
 // backupBlob is the plaintext of a backup: every stored entry of one
 // object, secret parts still sealed under their own storage keys.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/certvault/certvault/internal/atomicfile"
 	"github.com/certvault/certvault/raftstore"
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -148,13 +149,16 @@ type Node struct {
 	nodeCert atomic.Pointer[tls.Certificate]
 	apiCert  *tls.Certificate
 	listener net.Listener
-	server   *http.Server
-	client   *http.Client
-	registry *prometheus.Registry
-	metrics  *apiMetrics
-	tokens   tokenCache
-	fatal    chan error
-	fatalMu  sync.Once
+	// raftTrans is opened with the API listener, before anything is
+	// written, so that a busy port leaves the data directory untouched.
+	raftTrans *raft.NetworkTransport
+	server    *http.Server
+	client    *http.Client
+	registry  *prometheus.Registry
+	metrics   *apiMetrics
+	tokens    tokenCache
+	fatal     chan error
+	fatalMu   sync.Once
 }
 
 // files of the data directory.
@@ -201,9 +205,14 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 			n.listener.Close()
 			if n.store != nil {
 				n.store.Close()
+			} else if n.raftTrans != nil {
+				n.raftTrans.Close()
 			}
 		}
 	}()
+	if err := n.listenRaft(); err != nil {
+		return nil, err
+	}
 
 	recorded, _ := os.ReadFile(n.path("node-id"))
 	switch {
@@ -471,7 +480,11 @@ func (n *Node) verifyNodeChain(rawCerts [][]byte, _ [][]*x509.Certificate) error
 			inter.AddCert(c)
 		}
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: n.caPool.Load(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	pool := n.caPool.Load()
+	if pool == nil {
+		return errors.New("this node has no cluster CA yet")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return fmt.Errorf("peer certificate not issued by the cluster CA: %w", err)
 	}
 	if !isNodeCert(leaf) {
@@ -489,8 +502,10 @@ func isNodeCert(c *x509.Certificate) bool {
 	return false
 }
 
-// openStore starts raft over mutual TLS with the node certificate.
-func (n *Node) openStore() error {
+// listenRaft opens the raft transport: mutual TLS with the node
+// certificate, which is loaded at handshake time, so the transport can be
+// listening before the certificate exists.
+func (n *Node) listenRaft() error {
 	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.nodeCert.Load(), nil }
 	serverTLS := &tls.Config{
 		MinVersion:            tls.VersionTLS12,
@@ -510,12 +525,19 @@ func (n *Node) openStore() error {
 	if err != nil {
 		return fmt.Errorf("%w (is another certvaultd running? pick another --raft-listen)", err)
 	}
+	n.raftTrans = trans
+	return nil
+}
+
+// openStore starts raft on the transport opened by listenRaft.
+func (n *Node) openStore() error {
+	var err error
 	n.client = &http.Client{
 		Timeout: 60 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{
 				MinVersion:           tls.VersionTLS12,
-				GetClientCertificate: clientTLS.GetClientCertificate,
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return n.nodeCert.Load(), nil },
 				InsecureSkipVerify:   true,
 				VerifyPeerCertificate: func(raw [][]byte, chains [][]*x509.Certificate) error {
 					return n.verifyNodeChain(raw, chains)
@@ -527,17 +549,17 @@ func (n *Node) openStore() error {
 	n.store, err = raftstore.Open(raftstore.Config{
 		NodeID:            n.opts.NodeID,
 		Dir:               n.path("raft"),
-		Transport:         trans,
+		Transport:         n.raftTrans,
 		Forwarder:         &raftstore.HTTPForwarder{Client: n.client, Resolve: n.resolveNode},
 		Logger:            n.log,
 		RaftLogLevel:      n.opts.RaftLogLevel,
 		SnapshotThreshold: n.opts.SnapshotThreshold,
 		TrailingLogs:      n.opts.TrailingLogs,
 		SnapshotInterval:  n.opts.SnapshotInterval,
+		OnLeader:          n.runLeader,
 	})
 	if err != nil {
-		trans.Close()
-		return err
+		return err // Start closes the transport
 	}
 	return nil
 }

@@ -76,13 +76,11 @@ type versionMeta struct {
 	Sealed bool `json:"sealed,omitempty"`
 }
 
-// retentionDays is the soft-delete retention (Key Vault's default).
-const retentionDays = 90
-
-const recoveryLevel = "Recoverable+Purgeable"
-
-func decorate(a *keyvault.Attributes) {
-	a.RecoveryLevel, a.RecoverableDays = recoveryLevel, retentionDays
+// decorate fills the read-only recovery attributes from the vault's
+// settings and defaults enabled to true.
+func (n *Node) decorate(a *keyvault.Attributes) {
+	s := n.settings()
+	a.RecoveryLevel, a.RecoverableDays = s.recoveryLevel(), s.retention()
 	if a.Enabled == nil {
 		t := true
 		a.Enabled = &t

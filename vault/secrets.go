@@ -98,7 +98,7 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	v := versionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true}
 	applyAttributes(&v.Attributes, req.Attributes)
 	v.Attributes.Created, v.Attributes.Updated = now, now
-	decorate(&v.Attributes)
+	n.decorate(&v.Attributes)
 	if !found {
 		m = objectMeta{Created: now}
 	}

@@ -97,6 +97,8 @@ func (n *Node) routes() *http.ServeMux {
 	mux.Handle("GET /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotSave))
 	mux.Handle("PUT /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotRestore))
 
+	mux.Handle("GET /v1/sys/settings", n.authed(n.handleGetSettings))
+	mux.Handle("PATCH /v1/sys/settings", n.authed(n.handleSetSettings))
 	mux.HandleFunc("GET /v1/pki/{issuer}/crl", n.handleCRL)
 	mux.Handle("POST /v1/certificates/{name}/revoke", n.authed(n.handleRevoke))
 

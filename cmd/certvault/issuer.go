@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
   certvault issuer set digiCert01 --provider DigiCert --account-id 1111111 \
       --api-key-file digicert.key --org-id 111111`,
 	}
-	var provider, accountID, apiKeyFile, orgID, caSubject, caImport, caKty, caCurve string
+	var provider, accountID, apiKeyFile, orgID, caSubject, caImport, caKty, caCurve, caMerge, csrOut string
+	var intermediate bool
 	var admins []string
 	var caMonths int
 	var disabled bool
@@ -33,7 +35,9 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
 		Short: "Create or update an issuer",
 		Example: `  certvault issuer set digiCert01 --provider DigiCert --account-id 1111111 --api-key-file digicert.key --org-id 111111
   certvault issuer set corp-ca --provider internal --ca-subject "CN=Corp Issuing CA, O=Corp"
-  certvault issuer set legacy-ca --provider internal --ca-import legacy-ca-and-key.pem`,
+  certvault issuer set legacy-ca --provider internal --ca-import legacy-ca-and-key.pem
+  certvault issuer set corp-int --provider internal --ca-subject "CN=Corp Intermediate" --ca-intermediate --csr-out corp-int.csr
+  certvault issuer set corp-int --ca-merge corp-int-signed-chain.pem`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			body := map[string]any{"provider": provider}
@@ -69,7 +73,14 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
 				return usageError{errors.New("give --ca-subject or --ca-import, not both")}
 			}
 			if caSubject != "" {
-				body["ca"] = map[string]any{"subject": caSubject, "kty": caKty, "crv": caCurve, "validity_months": caMonths}
+				body["ca"] = map[string]any{"subject": caSubject, "kty": caKty, "crv": caCurve, "validity_months": caMonths, "intermediate": intermediate}
+			}
+			if caMerge != "" {
+				pemData, err := os.ReadFile(caMerge)
+				if err != nil {
+					return err
+				}
+				body["ca"] = map[string]any{"merge_pem": string(pemData)}
 			}
 			if caImport != "" {
 				pemData, err := os.ReadFile(caImport)
@@ -91,6 +102,18 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
 			if err := cl.Do(cmd.Context(), method, "/certificates/issuers/"+url.PathEscape(a[0]), body, &res); err != nil {
 				return err
 			}
+			if csrOut != "" {
+				var v struct {
+					CSR []byte `json:"ca_csr"`
+				}
+				json.Unmarshal(res, &v)
+				if len(v.CSR) == 0 {
+					return fmt.Errorf("issuer %s has no CSR waiting to be signed", a[0])
+				}
+				if err := os.WriteFile(csrOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: v.CSR}), 0o644); err != nil {
+					return err
+				}
+			}
 			return printIssuer(out, g, res)
 		},
 	}
@@ -105,6 +128,9 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
 	f.StringVar(&caCurve, "ca-curve", "", "internal: CA curve (default P-256)")
 	f.IntVar(&caMonths, "ca-validity-months", 120, "internal: CA validity")
 	f.StringVar(&caImport, "ca-import", "", "internal: import a CA: PEM file with the CA certificate (chain) and its key")
+	f.BoolVar(&intermediate, "ca-intermediate", false, "internal: make a key and CSR for a parent CA to sign (see --csr-out, --ca-merge)")
+	f.StringVar(&csrOut, "csr-out", "", "internal intermediate: write the CA's CSR (PEM) to this file")
+	f.StringVar(&caMerge, "ca-merge", "", "internal intermediate: PEM file with the signed CA certificate (and the parent chain)")
 	f.BoolVar(&disabled, "disabled", false, "disable the issuer (policies naming it cannot issue)")
 	c.AddCommand(set)
 
@@ -190,6 +216,7 @@ func printIssuer(out io.Writer, g *globals, raw json.RawMessage) error {
 		} `json:"attributes"`
 		CAFingerprint string `json:"ca_fingerprint"`
 		CRL           string `json:"crl_url"`
+		CSR           []byte `json:"ca_csr"`
 	}
 	if err := json.Unmarshal(raw, &is); err != nil {
 		return err
@@ -208,6 +235,9 @@ func printIssuer(out io.Writer, g *globals, raw json.RawMessage) error {
 		for _, a := range is.OrgDetails.Admins {
 			fmt.Fprintf(tw, "admin:\t%s\n", a.Email)
 		}
+	}
+	if is.CSR != nil {
+		fmt.Fprintf(tw, "CA:\twaiting for its signed certificate (write the CSR with --csr-out, merge with --ca-merge)\n")
 	}
 	if is.CAFingerprint != "" {
 		fmt.Fprintf(tw, "CA fingerprint:\t%s\n", is.CAFingerprint)

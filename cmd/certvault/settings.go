@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/spf13/cobra"
+)
+
+func settingsCmd(g *globals, out io.Writer) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "settings",
+		Short: "Vault-wide settings: soft-delete retention and purge protection",
+	}
+	print := func(raw json.RawMessage) error {
+		if g.output == "json" {
+			return printJSON(out, raw)
+		}
+		var s struct {
+			PurgeProtection bool `json:"purge_protection"`
+			RetentionDays   int  `json:"retention_days"`
+		}
+		json.Unmarshal(raw, &s)
+		tw := table(out)
+		fmt.Fprintf(tw, "retention days:\t%d\n", s.RetentionDays)
+		fmt.Fprintf(tw, "purge protection:\t%v\n", s.PurgeProtection)
+		return tw.Flush()
+	}
+	c.AddCommand(&cobra.Command{
+		Use: "get", Short: "Show the settings", Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := cl.Do(cmd.Context(), http.MethodGet, "/v1/sys/settings", nil, &raw); err != nil {
+				return err
+			}
+			return print(raw)
+		},
+	})
+	var retention int
+	var purgeProtection bool
+	set := &cobra.Command{
+		Use:   "set",
+		Short: "Change the retention of deleted objects or turn purge protection on",
+		Long: `Change vault-wide settings. --retention-days (7 to 90) applies to objects
+deleted from now on. --purge-protection, once on, cannot be turned off:
+deleted objects are then purged only when their retention ends.`,
+		Example: "  certvault settings set --retention-days 30\n  certvault settings set --purge-protection",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body := map[string]any{}
+			if cmd.Flags().Changed("retention-days") {
+				body["retention_days"] = retention
+			}
+			if cmd.Flags().Changed("purge-protection") {
+				body["purge_protection"] = purgeProtection
+			}
+			if len(body) == 0 {
+				return usageError{errors.New("nothing to change: give --retention-days or --purge-protection")}
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := cl.Do(cmd.Context(), http.MethodPatch, "/v1/sys/settings", body, &raw); err != nil {
+				return err
+			}
+			return print(raw)
+		},
+	}
+	set.Flags().IntVar(&retention, "retention-days", 90, "days deleted objects stay recoverable (7-90)")
+	set.Flags().BoolVar(&purgeProtection, "purge-protection", false, "forbid purging before the retention ends (irreversible)")
+	c.AddCommand(set)
+	return c
+}

@@ -1,0 +1,68 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+)
+
+// janitorInterval is how often the leader looks for deleted objects whose
+// retention has ended.
+const janitorInterval = time.Minute
+
+// runLeader is the leader-only work; it stops when ctx is cancelled
+// (leadership lost). Everything it does is a raft command computed from
+// replicated state, so a new leader simply carries on.
+func (n *Node) runLeader(ctx context.Context) {
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		n.purgeExpired(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// purgeExpired purges soft-deleted objects whose scheduled purge date has
+// passed. Each purge is conditional on the object's meta record being
+// unchanged, so a concurrent recover wins.
+func (n *Node) purgeExpired(ctx context.Context, now time.Time) {
+	if n.barrier.Load() == nil {
+		return
+	}
+	for _, kind := range []string{kindCertificates, kindSecrets, kindKeys} {
+		prefix := "deleted/" + kind + "/"
+		entries, _ := n.store.List(prefix, "", 0)
+		for _, e := range entries {
+			var d deletion
+			if json.Unmarshal(e.Value, &d) != nil || d.ScheduledPurge > now.Unix() {
+				continue
+			}
+			name := strings.TrimPrefix(e.Key, prefix)
+			_, me, found, err := n.loadMeta(kind, name)
+			if err != nil || !found {
+				continue
+			}
+			b := (&raftstore.Batch{}).Check(metaKey(kind, name), me.Index)
+			purgeOps(b, kind, name)
+			if kind == kindCertificates {
+				for _, mk := range managedKinds {
+					if mm, _, ok, _ := n.loadMeta(mk, name); ok && mm.ManagedBy == kindCertificates {
+						purgeOps(b, mk, name)
+					}
+				}
+			}
+			if _, err := n.store.Apply(ctx, b); err != nil {
+				n.log.Warn("scheduled purge failed", "kind", kind, "name", name, "err", err)
+				continue
+			}
+			n.log.Info("purged at the end of its retention", "kind", kind, "name", name)
+		}
+	}
+}

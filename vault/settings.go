@@ -1,0 +1,90 @@
+package vault
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/certvault/certvault/raftstore"
+)
+
+// keySettings holds vault-wide settings.
+const keySettings = "sys/settings"
+
+// vaultSettings are vault-wide data-plane settings.
+type vaultSettings struct {
+	// PurgeProtection, once on, cannot be turned off: deleted objects are
+	// then purged only when their retention ends.
+	PurgeProtection bool `json:"purge_protection"`
+	// RetentionDays is how long deleted objects stay recoverable, 7 to 90
+	// (0 means 90).
+	RetentionDays int `json:"retention_days,omitempty"`
+}
+
+func (s vaultSettings) retention() int {
+	if s.RetentionDays == 0 {
+		return 90
+	}
+	return s.RetentionDays
+}
+
+// recoveryLevel is Key Vault's name for the settings.
+func (s vaultSettings) recoveryLevel() string {
+	lvl := "Recoverable"
+	if s.retention() < 90 {
+		lvl = "CustomizedRecoverable"
+	}
+	if !s.PurgeProtection {
+		lvl += "+Purgeable"
+	}
+	return lvl
+}
+
+func (n *Node) settings() vaultSettings {
+	var s vaultSettings
+	if e, ok := n.store.Get(keySettings); ok {
+		json.Unmarshal(e.Value, &s)
+	}
+	return s
+}
+
+func (n *Node) handleGetSettings(w http.ResponseWriter, r *http.Request) {
+	if !n.linearized(w, r) {
+		return
+	}
+	s := n.settings()
+	s.RetentionDays = s.retention()
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PurgeProtection *bool `json:"purge_protection"`
+		RetentionDays   *int  `json:"retention_days"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	e, _ := n.store.Get(keySettings)
+	s := n.settings()
+	if req.PurgeProtection != nil {
+		if s.PurgeProtection && !*req.PurgeProtection {
+			n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "purge protection cannot be turned off once on"})
+			return
+		}
+		s.PurgeProtection = *req.PurgeProtection
+	}
+	if req.RetentionDays != nil {
+		if *req.RetentionDays < 7 || *req.RetentionDays > 90 {
+			n.fail(w, r, badParameter("retention_days %d: use 7 to 90", *req.RetentionDays))
+			return
+		}
+		s.RetentionDays = *req.RetentionDays
+	}
+	if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).PutIf(keySettings, mustJSON(s), e.Index)); err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	s.RetentionDays = s.retention()
+	writeJSON(w, http.StatusOK, s)
+}
