@@ -167,8 +167,11 @@ The output is the same JSON Key Vault's own tools produce and accept.`,
 	return pc
 }
 
-// readPolicy reads a policy JSON file ("-" for stdin).
-func readPolicy(path string) (json.RawMessage, error) {
+// readPolicy reads a policy JSON file ("-" for stdin) in the REST form or
+// in the camelCase form Key Vault's tooling prints (az keyvault certificate
+// get-default-policy), or a whole certificate bundle, and returns the
+// REST form.
+func readPolicy(path string) (*keyvault.Policy, error) {
 	var data []byte
 	var err error
 	if path == "-" {
@@ -179,17 +182,11 @@ func readPolicy(path string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var probe map[string]any
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("%s is not policy JSON: %w", path, err)
+	p, err := keyvault.ParsePolicy(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), keyvault.ErrInvalidPolicy.Error()+": "))
 	}
-	// Accept a whole certificate bundle (as 'az keyvault certificate show'
-	// prints it) by taking its policy.
-	if inner, ok := probe["policy"]; ok {
-		b, _ := json.Marshal(inner)
-		return b, nil
-	}
-	return data, nil
+	return p, nil
 }
 
 func parseTags(tags []string) (map[string]string, error) {

@@ -111,3 +111,36 @@ func TestParseSubject(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePolicyFromAzCLI feeds the exact output of
+// `az keyvault certificate get-default-policy`.
+func TestParsePolicyFromAzCLI(t *testing.T) {
+	az := `{
+  "attributes": null,
+  "issuerParameters": {"certificateTransparency": null, "certificateType": null, "name": "Self"},
+  "keyProperties": {"curve": null, "exportable": true, "keySize": 2048, "keyType": "RSA", "reuseKey": true},
+  "lifetimeActions": [{"action": {"actionType": "AutoRenew"}, "trigger": {"daysBeforeExpiry": 90, "lifetimePercentage": null}}],
+  "secretProperties": {"contentType": "application/x-pkcs12"},
+  "x509CertificateProperties": {"ekus": null, "keyUsage": ["cRLSign", "dataEncipherment", "digitalSignature", "keyEncipherment", "keyAgreement", "keyCertSign"],
+    "subject": "CN=CLIGetDefaultPolicy", "subjectAlternativeNames": null, "validityInMonths": 12}
+}`
+	p, err := ParsePolicy([]byte(az))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Normalize(); err != nil {
+		t.Fatalf("normalize the az default policy: %v", err)
+	}
+	if p.IssuerName() != "Self" || p.KeyProperties.KeySize != 2048 || !p.ReuseKey() || p.X509Properties.ValidityInMonths != 12 ||
+		len(p.X509Properties.KeyUsage) != 6 || p.LifetimeActions[0].Trigger.DaysBeforeExpiry != 90 || p.X509Properties.Subject != "CN=CLIGetDefaultPolicy" {
+		t.Fatalf("got %+v", p)
+	}
+	rest := `{"key_props": {"kty": "EC", "crv": "P-384"}, "x509_props": {"subject": "CN=a", "sans": {"dns_names": ["a"]}}}`
+	q, err := ParsePolicy([]byte(rest))
+	if err != nil || q.KeyProperties.Curve != "P-384" || q.X509Properties.SANs.DNSNames[0] != "a" {
+		t.Fatalf("REST form: %+v %v", q, err)
+	}
+	if _, err := ParsePolicy([]byte("[1]")); err == nil {
+		t.Fatal("a JSON array: got nil error")
+	}
+}
