@@ -213,7 +213,7 @@ func (n *Node) startIssuance(r *http.Request, name string, policy *keyvault.Poli
 	}
 
 	b := &raftstore.Batch{}
-	b.PutIf(policyKey(name), mustJSON(policy), polEntry.Index)
+	b.PutIf(policyKey(name), mustJSON(stampPolicy(policy, polEntry)), polEntry.Index)
 	switch policy.IssuerName() {
 	case keyvault.IssuerUnknown:
 		csr, err := certs.CSR(policy, key)
@@ -383,6 +383,29 @@ func (n *Node) certBundle(r *http.Request, name, version string) (keyvault.Certi
 	return c, nil
 }
 
+// stampPolicy sets the policy's read-only attributes: enabled, created
+// (kept from the stored policy, prev) and updated.
+func stampPolicy(p *keyvault.Policy, prev raftstore.Entry) *keyvault.Policy {
+	now := time.Now().Unix()
+	created := now
+	if prev.Value != nil {
+		var old keyvault.Policy
+		if json.Unmarshal(prev.Value, &old) == nil && old.Attributes != nil && old.Attributes.Created != 0 {
+			created = old.Attributes.Created
+		}
+	}
+	a := keyvault.Attributes{Created: created, Updated: now}
+	if p.Attributes != nil && p.Attributes.Enabled != nil {
+		a.Enabled = p.Attributes.Enabled
+	} else {
+		t := true
+		a.Enabled = &t
+	}
+	cp := *p
+	cp.Attributes = &a
+	return &cp
+}
+
 func policyBundle(r *http.Request, name string, p *keyvault.Policy) *keyvault.Policy {
 	cp := *p
 	cp.ID = objectID(r, kindCertificates, name, "") + "/policy"
@@ -446,7 +469,7 @@ func (n *Node) handleUpdateCertificate(w http.ResponseWriter, r *http.Request) {
 			n.fail(w, r, err)
 			return
 		}
-		b.PutIf(policyKey(name), mustJSON(p), pe.Index)
+		b.PutIf(policyKey(name), mustJSON(stampPolicy(p, pe)), pe.Index)
 	}
 	applyAttributes(&v.Attributes, req.Attributes)
 	if req.Tags != nil {
@@ -548,6 +571,7 @@ func (n *Node) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
+	p = stampPolicy(p, pe)
 	b := (&raftstore.Batch{}).PutIf(policyKey(name), mustJSON(p), pe.Index)
 	if err := n.apply(r.Context(), w.Header(), b); err != nil {
 		n.fail(w, r, err)
@@ -864,7 +888,7 @@ func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := &raftstore.Batch{}
-	b.PutIf(policyKey(name), mustJSON(policy), pe.Index)
+	b.PutIf(policyKey(name), mustJSON(stampPolicy(policy, pe)), pe.Index)
 	if err := n.addCertVersion(b, name, version, policy, imp.Key, ders, req.Attributes, req.Tags, now); err != nil {
 		n.fail(w, r, err)
 		return
