@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -262,6 +263,29 @@ func (n *Node) apply(ctx context.Context, h http.Header, b *raftstore.Batch) err
 	}
 	h.Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
 	return nil
+}
+
+// maxCASAttempts bounds applyCAS's retries.
+const maxCASAttempts = 16
+
+// applyCAS commits the batch that build makes from the current state; when
+// a compare-and-set in it loses a race, it brings the local state up to
+// date and builds again. build's own errors are returned as they are.
+func (n *Node) applyCAS(ctx context.Context, h http.Header, build func() (*raftstore.Batch, error)) error {
+	var err error
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		var b *raftstore.Batch
+		if b, err = build(); err != nil {
+			return err
+		}
+		if err = n.apply(ctx, h, b); !errors.Is(err, raftstore.ErrConflict) {
+			return err
+		}
+		if err := n.store.Linearize(ctx); err != nil {
+			return err
+		}
+	}
+	return err
 }
 
 // newVersionID returns a Key Vault style version id (32 hex digits).

@@ -75,20 +75,6 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, badParameter("at most 15 tags are allowed"))
 		return
 	}
-	m, prev, found, err := n.loadMeta(kindSecrets, name)
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	if found && m.Deleted != nil {
-		n.fail(w, r, conflictDeleted(kindSecrets, name))
-		return
-	}
-	if found && m.ManagedBy != "" {
-		n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden",
-			Message: "secret " + name + " is managed by the certificate of the same name and cannot be set; update the certificate instead"})
-		return
-	}
 	version, err := newVersionID()
 	if err != nil {
 		n.fail(w, r, err)
@@ -99,18 +85,33 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	applyAttributes(&v.Attributes, req.Attributes)
 	v.Attributes.Created, v.Attributes.Updated = now, now
 	n.decorate(&v.Attributes)
-	if !found {
-		m = objectMeta{Created: now}
-	}
-	m.Current, m.Summary, m.Tags, m.Content = version, v.Attributes, v.Tags, v.ContentType
-	b := &raftstore.Batch{}
-	putMeta(b, kindSecrets, name, m, prev)
-	b.Put(verKey(kindSecrets, name, version), mustJSON(v))
-	if err := putSealed(b, n.barrier.Load(), valKey(kindSecrets, name, version), []byte(*req.Value)); err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	if err := n.apply(r.Context(), w.Header(), b); err != nil {
+	// Concurrent sets of one secret all succeed, each as a version, as in
+	// Key Vault: a lost race on the meta record is retried.
+	err = n.applyCAS(r.Context(), w.Header(), func() (*raftstore.Batch, error) {
+		m, prev, found, err := n.loadMeta(kindSecrets, name)
+		if err != nil {
+			return nil, err
+		}
+		if found && m.Deleted != nil {
+			return nil, conflictDeleted(kindSecrets, name)
+		}
+		if found && m.ManagedBy != "" {
+			return nil, &APIError{Status: http.StatusForbidden, Code: "Forbidden",
+				Message: "secret " + name + " is managed by the certificate of the same name and cannot be set; update the certificate instead"}
+		}
+		if !found {
+			m = objectMeta{Created: now}
+		}
+		m.Current, m.Summary, m.Tags, m.Content = version, v.Attributes, v.Tags, v.ContentType
+		b := &raftstore.Batch{}
+		putMeta(b, kindSecrets, name, m, prev)
+		b.Put(verKey(kindSecrets, name, version), mustJSON(v))
+		if err := putSealed(b, n.barrier.Load(), valKey(kindSecrets, name, version), []byte(*req.Value)); err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
+	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
