@@ -691,10 +691,31 @@ func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader, check func(Sna
 			return fmt.Errorf("restore snapshot: %w", err)
 		}
 	}
+	// Raft gives the restored state the index after its last entry. The
+	// state records that index as its applied index, so that on every
+	// replica a read index taken after the restore is reached exactly when
+	// the restored state is in place. With the file's own (older) applied
+	// index, a replica that had not applied the last write before the
+	// restore would wait for it forever, and one that had not installed
+	// the restore yet would serve the old state.
+	last := s.raft.LastIndex()
+	st.applied = last + 1
+	if err := tmp.Truncate(0); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: st.applied, Size: size}
+	if err := encodeSnapshot(tmp, &fsmSnapshot{applied: st.applied, entries: st.entries, changes: st.changes}); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if size, err = tmp.Seek(0, io.SeekCurrent); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: last, Size: size}
 	if err := s.raft.Restore(meta, tmp, s.applyTimeout(ctx)); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}

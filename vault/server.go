@@ -152,7 +152,11 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 			reqID, _ = randomID(16)
 		}
 		w.Header().Set("x-ms-request-id", reqID)
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		// A snapshot upload is the whole vault: handleSnapshotRestore
+		// sets its own limit.
+		if r.Method != http.MethodPut || r.URL.Path != "/v1/sys/cluster/snapshot" {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {

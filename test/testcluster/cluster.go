@@ -107,6 +107,18 @@ type Node struct {
 // URL is the node's API URL.
 func (n *Node) URL() string { return "https://" + n.API }
 
+// PID returns the process ID of the node's current process (the latest
+// start or restart), or 0 if it was never started. Benchmarks read the
+// process's CPU time from /proc with it.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Log returns what the process wrote to stderr so far.
 func (n *Node) Log() string { return n.log.String() }
 
