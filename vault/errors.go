@@ -15,7 +15,7 @@ var (
 	ErrNotInitialized = errors.New("vault: not initialized")
 	// ErrBadJoinToken means a join token is malformed, unknown, expired or
 	// used up.
-	ErrBadJoinToken = errors.New("vault: join token is not valid")
+	ErrBadJoinToken = errors.New("vault: join token is not valid (wrong, expired or used up; print a new one with 'certvault cluster join-token')")
 	// ErrDecrypt means a stored ciphertext failed authentication.
 	ErrDecrypt = errors.New("vault: ciphertext failed authentication")
 )
