@@ -1,0 +1,195 @@
+//go:build bench
+
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certvault/certvault/test/testcluster"
+)
+
+// config is what the environment tunes; see the package doc.
+type config struct {
+	Seconds       float64 `json:"seconds"`
+	WarmupSeconds float64 `json:"warmup_seconds"`
+	Clients       []int   `json:"clients"`
+	Names         int     `json:"names"`
+	ValueBytes    int     `json:"value_bytes"`
+}
+
+func (c config) measure() time.Duration { return time.Duration(c.Seconds * float64(time.Second)) }
+func (c config) warmup() time.Duration  { return time.Duration(c.WarmupSeconds * float64(time.Second)) }
+
+func loadConfig(t testing.TB) config {
+	t.Helper()
+	c := config{Seconds: 8, WarmupSeconds: 2, Clients: []int{1, 16, 256}, Names: 64, ValueBytes: len(benchValue)}
+	envFloat := func(name string, dst *float64, min float64) {
+		if v := os.Getenv(name); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < min {
+				t.Fatalf("%s=%q: want a number of seconds >= %g", name, v, min)
+			}
+			*dst = f
+		}
+	}
+	envFloat("CERTVAULT_BENCH_SECONDS", &c.Seconds, 0.5)
+	envFloat("CERTVAULT_BENCH_WARMUP", &c.WarmupSeconds, 0)
+	if v := os.Getenv("CERTVAULT_BENCH_CLIENTS"); v != "" {
+		c.Clients = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				t.Fatalf("CERTVAULT_BENCH_CLIENTS=%q: want comma-separated positive counts", v)
+			}
+			c.Clients = append(c.Clients, n)
+		}
+	}
+	if v := os.Getenv("CERTVAULT_BENCH_NAMES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CERTVAULT_BENCH_NAMES=%q: want a positive count", v)
+		}
+		c.Names = n
+	}
+	return c
+}
+
+// result is one row of the table.
+type result struct {
+	Benchmark string `json:"benchmark"`
+	Nodes     int    `json:"nodes"`
+	Clients   int    `json:"clients"`
+	// Names is how many distinct keys or secret names the clients wrote;
+	// client i writes name i mod Names, so with more clients than names
+	// several clients update one secret concurrently.
+	Names int `json:"names"`
+	// Target says where the writes went.
+	Target string `json:"target"`
+	runStats
+}
+
+// Benchmark names, as the table shows them.
+const (
+	benchStore      = "store"
+	benchAPI        = "api"
+	benchAPILeader  = "api-leader"
+	groupStore      = "store"
+	groupAPI1       = "api-1node"
+	groupAPI3       = "api-3nodes"
+	targetStore     = "in-process raftstore, bbolt log, no TLS/HTTP/JSON/AES"
+	targetAllNodes  = "clients spread over all nodes, followers first (followers forward to the leader)"
+	targetLeader    = "all clients on the leader"
+	targetSingleAPI = "the single node"
+)
+
+// TestBench runs every benchmark group, prints the table and writes the
+// JSON results. Subtests select groups: -run TestBench/store.
+func TestBench(t *testing.T) {
+	cfg := loadConfig(t)
+	start := time.Now().UTC()
+	t.Logf("config: %+v", cfg)
+	var results []result
+	ran := map[string]bool{}
+	add := func(t *testing.T, r result) {
+		t.Logf("%-10s nodes=%d clients=%-3d names=%-3d %8.0f writes/s  p50 %6.2f ms  p99 %7.2f ms  errors %d %v  vault CPU %3.0f%%  bench CPU %3.0f%%  other CPU %3.0f%%",
+			r.Benchmark, r.Nodes, r.Clients, r.Names, r.WritesPerSec, r.P50ms, r.P99ms, r.Errors, r.ErrorsByClass, r.ServerCPUPct, r.BenchCPUPct, r.OtherCPUPct)
+		if r.Writes == 0 {
+			t.Errorf("%s nodes=%d clients=%d: no write succeeded (errors %v)", r.Benchmark, r.Nodes, r.Clients, r.ErrorsByClass)
+		}
+		results = append(results, r)
+	}
+
+	// Disk first, while nothing else runs: the fsync rate bounds every
+	// figure below that is not group-committed.
+	disk, err := probeFsync(t.TempDir(), time.Second)
+	if err != nil {
+		t.Fatalf("probe fsync rate: %v", err)
+	}
+	t.Logf("disk: %.0f fdatasyncs/s of a 4 KiB overwrite", disk)
+
+	t.Run(groupStore, func(t *testing.T) {
+		ran[groupStore] = true
+		s := openStore(t)
+		for _, n := range cfg.Clients {
+			st, err := storeLoad(s, n, cfg.Names, cfg.warmup(), cfg.measure()).run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(t, result{Benchmark: benchStore, Nodes: 1, Clients: n, Names: cfg.Names, Target: targetStore, runStats: st})
+		}
+	})
+
+	t.Run(groupAPI1, func(t *testing.T) {
+		ran[groupAPI1] = true
+		a := newAPIBench(t, 1)
+		for _, n := range cfg.Clients {
+			st, err := a.load(n, cfg.Names, a.cluster.Nodes, cfg.warmup(), cfg.measure()).run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(t, result{Benchmark: benchAPI, Nodes: 1, Clients: n, Names: cfg.Names, Target: targetSingleAPI, runStats: st})
+			if n <= cfg.Names {
+				continue
+			}
+			// The same load with one secret per client: what the clients
+			// sharing secrets above cost in compare-and-set retries.
+			st, err = a.load(n, n, a.cluster.Nodes, cfg.warmup(), cfg.measure()).run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(t, result{Benchmark: benchAPI, Nodes: 1, Clients: n, Names: n, Target: targetSingleAPI, runStats: st})
+		}
+		if err := a.checkRead(a.cluster.Nodes[0]); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run(groupAPI3, func(t *testing.T) {
+		ran[groupAPI3] = true
+		a := newAPIBench(t, 3)
+		// Followers first, so that a single client writes through a
+		// follower and its row shows what forwarding costs.
+		leader := a.cluster.Leader()
+		var spread []*testcluster.Node
+		for _, n := range a.cluster.Nodes {
+			if n != leader {
+				spread = append(spread, n)
+			}
+		}
+		spread = append(spread, leader)
+		t.Logf("leader: %s", leader.ID)
+		for _, n := range cfg.Clients {
+			st, err := a.load(n, cfg.Names, spread, cfg.warmup(), cfg.measure()).run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(t, result{Benchmark: benchAPI, Nodes: 3, Clients: n, Names: cfg.Names, Target: targetAllNodes, runStats: st})
+			st, err = a.load(n, cfg.Names, []*testcluster.Node{leader}, cfg.warmup(), cfg.measure()).run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(t, result{Benchmark: benchAPILeader, Nodes: 3, Clients: n, Names: cfg.Names, Target: targetLeader, runStats: st})
+		}
+		for _, n := range a.cluster.Nodes {
+			if err := a.checkRead(n); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	rep := newReport(start, cfg, disk, results)
+	fmt.Print(rep.table())
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3]
+	paths, err := rep.write(complete)
+	if err != nil {
+		t.Fatalf("write results: %v", err)
+	}
+	for _, p := range paths {
+		t.Logf("wrote %s", p)
+	}
+}
