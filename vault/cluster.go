@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
@@ -173,21 +171,7 @@ func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request) {
 // upload to it.
 func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
 	if !n.store.IsLeader() {
-		if r.Header.Get("X-Certvault-Proxied") != "" {
-			n.fail(w, r, unavailable(raftstore.ErrNotLeader))
-			return
-		}
-		leader, _ := n.store.Leader()
-		base, err := n.resolveNode(leader)
-		if err != nil {
-			n.fail(w, r, unavailable(err))
-			return
-		}
-		target, _ := url.Parse(base)
-		proxy := httputil.NewSingleHostReverseProxy(target)
-		proxy.Transport = n.client.Transport
-		r.Header.Set("X-Certvault-Proxied", n.opts.NodeID)
-		proxy.ServeHTTP(w, r)
+		n.proxyToLeader(w, r)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<30)

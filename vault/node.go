@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,6 +158,10 @@ type Node struct {
 	registry  *prometheus.Registry
 	metrics   *apiMetrics
 	tokens    tokenCache
+	proxyMu   sync.Mutex
+	proxies   map[string]*httputil.ReverseProxy
+	// nameLocks serialize writes to one object name (see lockObject).
+	nameLocks [nameLockStripes]sync.Mutex
 	fatal     chan error
 	fatalMu   sync.Once
 }

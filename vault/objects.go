@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -263,6 +264,23 @@ func (n *Node) apply(ctx context.Context, h http.Header, b *raftstore.Batch) err
 	}
 	h.Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
 	return nil
+}
+
+// nameLockStripes is the number of mutexes that serialize writes to one
+// object name on this node (names share a stripe by hash).
+const nameLockStripes = 4096
+
+// lockObject serializes writes to one object on this node, so that
+// concurrent writers of one name queue instead of losing compare-and-set
+// races and wasting raft entries. It returns the unlock function.
+func (n *Node) lockObject(kind, name string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write([]byte(name))
+	mu := &n.nameLocks[h.Sum32()%nameLockStripes]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // maxCASAttempts bounds applyCAS's retries.

@@ -86,7 +86,10 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	v.Attributes.Created, v.Attributes.Updated = now, now
 	n.decorate(&v.Attributes)
 	// Concurrent sets of one secret all succeed, each as a version, as in
-	// Key Vault: a lost race on the meta record is retried.
+	// Key Vault: they queue on the name, and a lost race on the meta record
+	// (with a writer on another node) is retried.
+	unlock := n.lockObject(kindSecrets, name)
+	defer unlock()
 	err = n.applyCAS(r.Context(), w.Header(), func() (*raftstore.Batch, error) {
 		m, prev, found, err := n.loadMeta(kindSecrets, name)
 		if err != nil {

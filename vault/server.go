@@ -9,6 +9,8 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -199,9 +201,71 @@ func (n *Node) authed(h http.HandlerFunc) http.Handler {
 			n.challenge(w, r, "the bearer token is not valid or has expired")
 			return
 		}
+		if isWrite(r.Method) && !n.store.IsLeader() {
+			// Writes are built from the state they change; the leader's is
+			// the freshest, so a follower hands the whole request over.
+			n.proxyToLeader(w, r)
+			return
+		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
 	})
 }
+
+func isWrite(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+// proxyToLeader passes a request to the leader's API unchanged (the Host
+// header too, so that ids name the address the client used). A request
+// that was already passed on once is not passed again: during an election
+// the client gets 503 and retries.
+func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(proxiedHeader) != "" {
+		writeError(w, unavailable(raftstore.ErrNotLeader))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	leader, err := n.store.WaitLeader(ctx)
+	cancel()
+	if err == nil && leader == n.opts.NodeID {
+		writeError(w, unavailable(raftstore.ErrNotLeader))
+		return
+	}
+	base := ""
+	if err == nil {
+		base, err = n.resolveNode(leader)
+	}
+	if err != nil {
+		writeError(w, unavailable(err))
+		return
+	}
+	n.proxyMu.Lock()
+	proxy := n.proxies[base]
+	if proxy == nil {
+		target, perr := url.Parse(base)
+		if perr != nil {
+			n.proxyMu.Unlock()
+			writeError(w, internalError(perr))
+			return
+		}
+		proxy = httputil.NewSingleHostReverseProxy(target)
+		proxy.Transport = n.client.Transport
+		proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			writeError(w, &APIError{Status: http.StatusBadGateway, Code: "ServiceUnavailable",
+				Message: "the leader could not be reached; the request may or may not have been applied: read before retrying", Cause: err})
+		}
+		if n.proxies == nil {
+			n.proxies = map[string]*httputil.ReverseProxy{}
+		}
+		n.proxies[base] = proxy
+	}
+	n.proxyMu.Unlock()
+	r.Header.Set(proxiedHeader, n.opts.NodeID)
+	proxy.ServeHTTP(w, r)
+}
+
+// proxiedHeader marks a request a follower passed to the leader.
+const proxiedHeader = "X-Certvault-Proxied"
 
 // challenge answers 401 with the WWW-Authenticate header Key Vault SDKs
 // expect: they then request a token for resource and retry.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -99,6 +100,11 @@ func run(args []string) int {
 	}
 	o.Banner = os.Stdout
 
+	if os.Getenv("GOGC") == "" {
+		// The vault's state is small and lives in memory; collecting half
+		// as often buys throughput for little memory. GOGC overrides.
+		debug.SetGCPercent(200)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := vault.Run(ctx, o); err != nil {
