@@ -363,6 +363,34 @@ func TestKeysOperations(t *testing.T) {
 	if err := rsa.VerifyPSS(rpub, crypto.SHA256, digest[:], b64(ps["value"]), nil); err != nil {
 		t.Fatalf("PS256 signature: %v", err)
 	}
+	// Rotation makes a new version of the same kind; the old one still
+	// verifies what it signed.
+	st, rot := dpDo(t, cl, "POST", "/keys/signer/rotate", nil)
+	if st != 200 || rot["key"].(map[string]any)["kid"] == jwk["kid"] || rot["key"].(map[string]any)["crv"] != "P-256" {
+		t.Fatalf("rotate: %d %v", st, rot)
+	}
+	if _, vs := dpDo(t, cl, "GET", "/keys/signer/versions", nil); len(vs["value"].([]any)) != 2 {
+		t.Fatalf("versions after rotate: got %v, want 2", vs["value"])
+	}
+	oldKid := jwk["kid"].(string)
+	_, v = dpDo(t, cl, "POST", "/keys/signer/"+oldKid[strings.LastIndex(oldKid, "/")+1:]+"/verify",
+		map[string]any{"alg": "ES256", "digest": base64.RawURLEncoding.EncodeToString(digest[:]), "value": sig["value"]})
+	if v["value"] != true {
+		t.Fatalf("the old version no longer verifies after rotation: %v", v)
+	}
+	if st, rp := dpDo(t, cl, "PUT", "/keys/signer/rotationpolicy", map[string]any{"lifetimeActions": []any{
+		map[string]any{"trigger": map[string]any{"timeAfterCreate": "P90D"}, "action": map[string]any{"type": "Rotate"}}},
+		"attributes": map[string]any{"expiryTime": "P2Y"}}); st != 200 {
+		t.Fatalf("set rotation policy: %d %v", st, rp)
+	}
+	if _, rp := dpDo(t, cl, "GET", "/keys/signer/rotationpolicy", nil); rp["attributes"].(map[string]any)["expiryTime"] != "P2Y" {
+		t.Fatalf("get rotation policy: %v", rp)
+	}
+	if st, _ := dpDo(t, cl, "PUT", "/keys/signer/rotationpolicy", map[string]any{"lifetimeActions": []any{
+		map[string]any{"trigger": map[string]any{"timeAfterCreate": "90 days"}, "action": map[string]any{"type": "Rotate"}}}}); st != 400 {
+		t.Fatalf("rotation policy with a bad duration: got %d, want 400", st)
+	}
+
 	// A certificate's managed key signs too.
 	dpDo(t, cl, "POST", "/certificates/tls/create", map[string]any{"policy": map[string]any{"key_props": map[string]any{"kty": "EC"}, "x509_props": map[string]any{"subject": "CN=tls"}}})
 	st, ms := dpDo(t, cl, "POST", "/keys/tls/sign", map[string]any{"alg": "ES256", "value": base64.RawURLEncoding.EncodeToString(digest[:])})

@@ -234,8 +234,11 @@ func (n *Node) handleRecover(kind string) http.HandlerFunc {
 func purgeOps(b *raftstore.Batch, kind, name string) {
 	b.Delete(metaKey(kind, name)).Delete(deletedKey(kind, name))
 	b.DeletePrefix(verPrefix(kind, name)).DeletePrefix("val/" + kind + "/" + name + "/")
-	if kind == kindCertificates {
+	switch kind {
+	case kindCertificates:
 		b.Delete(policyKey(name)).Delete(pendingKey(name)).Delete(pendKeyKey(name))
+	case kindKeys:
+		b.Delete(rotationPolicyKey(name))
 	}
 }
 

@@ -110,6 +110,7 @@ func (n *Node) routes() *http.ServeMux {
 	n.certificateRoutes(rt)
 	n.issuerRoutes(rt)
 	n.keyRoutes(rt)
+	n.keyRotationRoutes(rt)
 	dp := n.dataPlane(rt.ServeHTTP)
 	for _, p := range []string{"/secrets", "/certificates", "/keys", "/deletedsecrets", "/deletedcertificates", "/deletedkeys", "/rng"} {
 		mux.HandleFunc(p, dp)

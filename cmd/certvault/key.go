@@ -171,6 +171,23 @@ func keyCmd(g *globals, out io.Writer) *cobra.Command {
 	verify.Flags().StringVar(&version, "version", "", "key version (default current)")
 	verify.MarkFlagRequired("signature")
 	c.AddCommand(verify)
+	c.AddCommand(&cobra.Command{
+		Use:     "rotate NAME",
+		Short:   "Make a new version of a key with the same type and size",
+		Example: "  certvault key rotate signer",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var res json.RawMessage
+			if err := cl.Do(cmd.Context(), http.MethodPost, "/keys/"+url.PathEscape(a[0])+"/rotate", nil, &res); err != nil {
+				return err
+			}
+			return printKey(out, g, res)
+		},
+	})
 	for _, lc := range lifecycleCmds(g, out, "keys", "key") {
 		c.AddCommand(lc)
 	}
