@@ -166,17 +166,22 @@ func (h *HTTPForwarder) Forward(ctx context.Context, nodeID string, req *Forward
 // whether the caller is a cluster member; others get 403.
 func ForwardHandler(s *Store, authorized func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(status int, code, msg string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+		}
 		if r.Method != http.MethodPost {
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			fail(http.StatusMethodNotAllowed, "MethodNotAllowed", "POST only")
 			return
 		}
 		if !authorized(r) {
-			http.Error(w, "not a cluster member", http.StatusForbidden)
+			fail(http.StatusForbidden, "Forbidden", "only cluster nodes (with a node certificate from the cluster CA) may forward")
 			return
 		}
 		var req ForwardRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, maxCommandSize)).Decode(&req); err != nil {
-			http.Error(w, "bad forward request", http.StatusBadRequest)
+			fail(http.StatusBadRequest, "BadParameter", "the forward request is not valid JSON")
 			return
 		}
 		resp := s.HandleForward(r.Context(), &req)

@@ -160,7 +160,7 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, policyError(err))
 		return
 	}
-	op, err := n.startIssuance(r, name, policy, req.Attributes, req.Tags)
+	op, err := n.startIssuance(r, w.Header(), name, policy, req.Attributes, req.Tags)
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -174,7 +174,7 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 // issues at once for Self and internal issuers, or leaves a pending
 // operation with a CSR for Unknown. Everything random happens here, before
 // the single raft command that records the result.
-func (n *Node) startIssuance(r *http.Request, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string) (*pendingOp, error) {
+func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string) (*pendingOp, error) {
 	if err := n.checkIssuer(policy); err != nil {
 		return nil, err
 	}
@@ -249,7 +249,7 @@ func (n *Node) startIssuance(r *http.Request, name string, policy *keyvault.Poli
 		op.Status, op.StatusDetails, op.Target = keyvault.StatusCompleted, "", objectID(r, kindCertificates, name, "")
 	}
 	b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index)
-	if err := n.apply(r.Context(), http.Header{}, b); err != nil {
+	if err := n.apply(r.Context(), h, b); err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
 			return nil, &APIError{Status: http.StatusConflict, Code: "Conflict", Message: fmt.Sprintf("certificate %s was changed concurrently; retry", name), Cause: err}
 		}
@@ -374,7 +374,7 @@ func (n *Node) certBundle(r *http.Request, name, version string) (keyvault.Certi
 		X5t:         certs.Thumbprint(v.Chain[0]),
 		Cer:         v.Chain[0],
 		ContentType: v.ContentType,
-		Attributes:  v.Attributes,
+		Attributes:  n.live(v.Attributes),
 		Tags:        v.Tags,
 	}
 	if p, _, ok, _ := n.loadPolicy(name); ok {
@@ -604,7 +604,7 @@ func (n *Node) handleCertificateVersions(w http.ResponseWriter, r *http.Request)
 		var v versionMeta
 		json.Unmarshal(e.Value, &v)
 		out = append(out, keyvault.CertificateItem{ID: objectID(r, kindCertificates, name, strings.TrimPrefix(e.Key, prefix)),
-			X5t: certs.Thumbprint(v.Chain[0]), Attributes: v.Attributes, Tags: v.Tags})
+			X5t: certs.Thumbprint(v.Chain[0]), Attributes: n.live(v.Attributes), Tags: v.Tags})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }
@@ -632,7 +632,7 @@ func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 		var m objectMeta
 		json.Unmarshal(e.Value, &m)
 		out = append(out, keyvault.CertificateItem{ID: objectID(r, kindCertificates, strings.TrimPrefix(e.Key, prefix), ""),
-			X5t: m.X5t, Attributes: m.Summary, Tags: m.Tags})
+			X5t: m.X5t, Attributes: n.live(m.Summary), Tags: m.Tags})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }
@@ -942,7 +942,7 @@ func (n *Node) getManagedSecret(w http.ResponseWriter, r *http.Request, name, ve
 	w.Header().Set("X-Certvault-Index", itoa(e.Index))
 	writeJSON(w, http.StatusOK, keyvault.Secret{
 		Value: value, ID: objectID(r, kindSecrets, name, version), ContentType: v.ContentType,
-		Attributes: v.Attributes, Tags: v.Tags, Kid: objectID(r, kindKeys, name, version), Managed: true,
+		Attributes: n.live(v.Attributes), Tags: v.Tags, Kid: objectID(r, kindKeys, name, version), Managed: true,
 	})
 }
 

@@ -126,7 +126,7 @@ func (n *Node) issuerView(r *http.Request, name string, si *storedIssuer) issuer
 		if c, err := x509.ParseCertificate(si.CAChain[0]); err == nil {
 			v.CAFingerprint = fingerprint(c)
 		}
-		v.CRL = certs.CRLURL(baseURL(r), name)
+		v.CRL = certs.CRLURL(n.publicURL(), name)
 	} else {
 		v.CACSR = si.CACSR
 	}
@@ -285,11 +285,35 @@ func (n *Node) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, orErr(err, issuerNotFound(name)))
 		return
 	}
-	if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).DeleteIf(issuerKey(name), prev.Index)); err != nil {
+	if users := n.policiesNaming(name); len(users) > 0 {
+		more := ""
+		if len(users) > 5 {
+			more = fmt.Sprintf(" and %d more", len(users)-5)
+			users = users[:5]
+		}
+		n.fail(w, r, &APIError{Status: http.StatusConflict, Code: "Conflict",
+			Message: fmt.Sprintf("issuer %s is named by the policies of %s%s; point them at another issuer first", name, strings.Join(users, ", "), more)})
+		return
+	}
+	b := (&raftstore.Batch{}).DeleteIf(issuerKey(name), prev.Index).Delete(revokedKey(name))
+	if err := n.apply(r.Context(), w.Header(), b); err != nil {
 		n.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, n.issuerView(r, name, si))
+}
+
+// policiesNaming lists the certificates whose policy names the issuer.
+func (n *Node) policiesNaming(issuer string) []string {
+	var out []string
+	entries, _ := n.store.List("policy/certificates/", "", 0)
+	for _, e := range entries {
+		var p keyvault.Policy
+		if json.Unmarshal(e.Value, &p) == nil && strings.EqualFold(p.IssuerName(), issuer) {
+			out = append(out, strings.TrimPrefix(e.Key, "policy/certificates/"))
+		}
+	}
+	return out
 }
 
 // makeCA fills si with a new root CA or an imported one.
@@ -451,7 +475,7 @@ func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, no
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse CA key of issuer %s: %w", name, err)
 	}
-	der, err := certs.Sign(policy, pub, ca, k.(crypto.Signer), certs.CRLURL(n.opts.APIAddr, name), now)
+	der, err := certs.Sign(policy, pub, ca, k.(crypto.Signer), certs.CRLURL(n.publicURL(), name), now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -482,6 +506,11 @@ func (n *Node) handleCRL(w http.ResponseWriter, r *http.Request) {
 	si, _, ok, err := n.loadIssuer(name)
 	if err != nil || !ok || si.Provider != providerInternal {
 		writeError(w, orErr(err, issuerNotFound(name)))
+		return
+	}
+	if len(si.CAChain) == 0 {
+		writeError(w, &APIError{Status: http.StatusConflict, Code: "Conflict",
+			Message: fmt.Sprintf("issuer %s is an intermediate CA still waiting for its signed certificate; it has no CRL yet", name)})
 		return
 	}
 	var rl revokedList

@@ -90,7 +90,7 @@ func (n *Node) checkJoinToken(tok string) (raftstore.Entry, joinTokenRecord, err
 }
 
 func forbidden(err error) *APIError {
-	return &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: err.Error()}
+	return &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: strings.TrimPrefix(err.Error(), "vault: ")}
 }
 
 // joinPrepareResponse gives a joining node what it needs to check its seal

@@ -120,7 +120,7 @@ func (n *Node) keyBundle(r *http.Request, name, version string) (keyvault.Key, e
 		if err != nil {
 			return keyvault.Key{}, internalError(err)
 		}
-		return keyvault.Key{Key: jwkFromPublic(kid, leaf.PublicKey, opsFor(leaf.PublicKey)), Attributes: v.Attributes, Tags: v.Tags, Managed: true}, nil
+		return keyvault.Key{Key: jwkFromPublic(kid, leaf.PublicKey, opsFor(leaf.PublicKey)), Attributes: n.live(v.Attributes), Tags: v.Tags, Managed: true}, nil
 	}
 	v, _, ok, err := n.loadVersion(kindKeys, name, version)
 	if err != nil || !ok {
@@ -130,7 +130,7 @@ func (n *Node) keyBundle(r *http.Request, name, version string) (keyvault.Key, e
 	if err != nil {
 		return keyvault.Key{}, internalError(err)
 	}
-	return keyvault.Key{Key: jwkFromPublic(kid, pub, v.KeyOps), Attributes: v.Attributes, Tags: v.Tags}, nil
+	return keyvault.Key{Key: jwkFromPublic(kid, pub, v.KeyOps), Attributes: n.live(v.Attributes), Tags: v.Tags}, nil
 }
 
 func (n *Node) handleGetKey(w http.ResponseWriter, r *http.Request) {
@@ -426,7 +426,7 @@ func (n *Node) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	for _, e := range entries {
 		var m objectMeta
 		json.Unmarshal(e.Value, &m)
-		out = append(out, keyItem{Kid: objectID(r, kindKeys, strings.TrimPrefix(e.Key, prefix), ""), Attributes: m.Summary, Tags: m.Tags, Managed: m.ManagedBy != ""})
+		out = append(out, keyItem{Kid: objectID(r, kindKeys, strings.TrimPrefix(e.Key, prefix), ""), Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }
@@ -465,7 +465,7 @@ func (n *Node) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 	for _, e := range entries {
 		var v versionMeta
 		json.Unmarshal(e.Value, &v)
-		out = append(out, keyItem{Kid: objectID(r, kindKeys, name, strings.TrimPrefix(e.Key, prefix)), Attributes: v.Attributes, Tags: v.Tags, Managed: m.ManagedBy != ""})
+		out = append(out, keyItem{Kid: objectID(r, kindKeys, name, strings.TrimPrefix(e.Key, prefix)), Attributes: n.live(v.Attributes), Tags: v.Tags, Managed: m.ManagedBy != ""})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }

@@ -59,7 +59,7 @@ func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, e
 		}
 		return k, nil
 	default:
-		s := keyvault.Secret{ID: objectID(r, kind, name, version), ContentType: m.Content, Attributes: m.Summary, Tags: m.Tags, Managed: m.ManagedBy != ""}
+		s := keyvault.Secret{ID: objectID(r, kind, name, version), ContentType: m.Content, Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""}
 		if m.ManagedBy == kindCertificates {
 			s.Kid = objectID(r, kindKeys, name, version)
 		} else if v, _, ok, _ := n.loadVersion(kind, name, version); ok {
@@ -70,6 +70,17 @@ func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, e
 		}
 		return s, nil
 	}
+}
+
+// deletedKeyItem is an entry of the deleted-keys list.
+type deletedKeyItem struct {
+	Kid                string              `json:"kid"`
+	Attributes         keyvault.Attributes `json:"attributes"`
+	Tags               map[string]string   `json:"tags,omitempty"`
+	Managed            bool                `json:"managed,omitempty"`
+	RecoveryID         string              `json:"recoveryId,omitempty"`
+	ScheduledPurgeDate int64               `json:"scheduledPurgeDate,omitempty"`
+	DeletedDate        int64               `json:"deletedDate,omitempty"`
 }
 
 // forbiddenManaged refuses lifecycle operations on a certificate's managed
@@ -181,14 +192,14 @@ func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
 			}
 			switch v := b.(type) {
 			case keyvault.Certificate:
-				items = append(items, keyvault.CertificateItem{ID: objectID(r, kind, name, ""), X5t: v.X5t, Attributes: v.Attributes, Tags: v.Tags,
+				items = append(items, keyvault.CertificateItem{ID: objectID(r, kind, name, ""), X5t: v.X5t, Attributes: n.live(v.Attributes), Tags: v.Tags,
 					RecoveryID: v.RecoveryID, DeletedDate: v.DeletedDate, ScheduledPurgeDate: v.ScheduledPurgeDate})
 			case keyvault.Secret:
 				v.ID, v.Value = objectID(r, kind, name, ""), ""
 				items = append(items, v)
 			case keyvault.Key:
-				items = append(items, map[string]any{"kid": objectID(r, kind, name, ""), "attributes": v.Attributes, "tags": v.Tags,
-					"recoveryId": v.RecoveryID, "deletedDate": v.DeletedDate, "scheduledPurgeDate": v.ScheduledPurgeDate, "managed": v.Managed})
+				items = append(items, deletedKeyItem{Kid: objectID(r, kind, name, ""), Attributes: v.Attributes, Tags: v.Tags,
+					RecoveryID: v.RecoveryID, DeletedDate: v.DeletedDate, ScheduledPurgeDate: v.ScheduledPurgeDate, Managed: v.Managed})
 			default:
 				items = append(items, v)
 			}

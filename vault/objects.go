@@ -78,6 +78,15 @@ type versionMeta struct {
 	Sealed bool `json:"sealed,omitempty"`
 }
 
+// live returns attributes with the recovery fields of the vault's current
+// settings: they describe what a delete would do now, not what it would
+// have done when the version was written.
+func (n *Node) live(a keyvault.Attributes) keyvault.Attributes {
+	s := n.settings()
+	a.RecoveryLevel, a.RecoverableDays = s.recoveryLevel(), s.retention()
+	return a
+}
+
 // decorate fills the read-only recovery attributes from the vault's
 // settings and defaults enabled to true.
 func (n *Node) decorate(a *keyvault.Attributes) {

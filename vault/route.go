@@ -90,5 +90,8 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.SetPathValue(k, v)
 	}
 	r.Pattern = rte.method + " " + rte.pattern
+	if label, ok := r.Context().Value(routeLabelKey{}).(*string); ok {
+		*label = r.Pattern
+	}
 	rte.handler(w, r)
 }

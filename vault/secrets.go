@@ -46,6 +46,7 @@ func (n *Node) secretRoutes(rt *router) {
 	rt.handle("GET", "/secrets/{name}", n.handleGetSecret)
 	rt.handle("GET", "/secrets/{name}/{version}", n.handleGetSecret)
 	rt.handle("PATCH", "/secrets/{name}/{version}", n.handleUpdateSecret)
+	rt.handle("PATCH", "/secrets/{name}", n.handleUpdateSecret)
 	rt.handle("GET", "/secrets/{name}/versions", n.handleSecretVersions)
 	rt.handle("DELETE", "/secrets/{name}", n.handleDeleteObject(kindSecrets))
 	rt.handle("GET", "/deletedsecrets", n.handleListDeleted(kindSecrets))
@@ -118,13 +119,13 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, secretBundle(r, name, version, v, *req.Value))
+	writeJSON(w, http.StatusOK, n.secretBundle(r, name, version, v, *req.Value))
 }
 
-func secretBundle(r *http.Request, name, version string, v versionMeta, value string) keyvault.Secret {
+func (n *Node) secretBundle(r *http.Request, name, version string, v versionMeta, value string) keyvault.Secret {
 	return keyvault.Secret{
 		Value: value, ID: objectID(r, kindSecrets, name, version),
-		ContentType: v.ContentType, Attributes: v.Attributes, Tags: v.Tags,
+		ContentType: v.ContentType, Attributes: n.live(v.Attributes), Tags: v.Tags,
 	}
 }
 
@@ -166,7 +167,7 @@ func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Certvault-Index", itoa(e.Index))
-	writeJSON(w, http.StatusOK, secretBundle(r, name, version, v, string(value)))
+	writeJSON(w, http.StatusOK, n.secretBundle(r, name, version, v, string(value)))
 }
 
 func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
@@ -209,7 +210,7 @@ func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, secretBundle(r, name, version, v, ""))
+	writeJSON(w, http.StatusOK, n.secretBundle(r, name, version, v, ""))
 }
 
 func orNotFound(err error, kind, name, version string) error {
@@ -242,7 +243,7 @@ func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 		json.Unmarshal(e.Value, &m)
 		name := strings.TrimPrefix(e.Key, prefix)
 		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, name, ""), ContentType: m.Content,
-			Attributes: m.Summary, Tags: m.Tags, Managed: m.ManagedBy != ""})
+			Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }
@@ -292,7 +293,7 @@ func (n *Node) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
 			ct = m.Content
 		}
 		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, name, strings.TrimPrefix(e.Key, prefix)),
-			ContentType: ct, Attributes: v.Attributes, Tags: v.Tags, Managed: m.ManagedBy != ""})
+			ContentType: ct, Attributes: n.live(v.Attributes), Tags: v.Tags, Managed: m.ManagedBy != ""})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }

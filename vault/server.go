@@ -160,6 +160,8 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		if r.Method != http.MethodPut || r.URL.Path != "/v1/sys/cluster/snapshot" {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		}
+		label := new(string)
+		r = r.WithContext(context.WithValue(r.Context(), routeLabelKey{}, label))
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
@@ -168,7 +170,10 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 					writeError(sw, internalError(fmt.Errorf("panic: %v", p)))
 				}
 			}
-			route := r.Pattern
+			route := *label
+			if route == "" {
+				route = r.Pattern
+			}
 			if route == "" {
 				route = "unmatched"
 			}
@@ -180,6 +185,10 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 }
 
 type principalKey struct{}
+
+// routeLabelKey holds a *string that the data-plane router fills with the
+// route's pattern, for the metrics the middleware records.
+type routeLabelKey struct{}
 
 // authed requires a valid bearer token. Without one the answer is Key
 // Vault's 401 challenge, before the body is looked at.

@@ -3,6 +3,8 @@ package vault
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/certvault/certvault/raftstore"
 )
@@ -18,6 +20,12 @@ type vaultSettings struct {
 	// RetentionDays is how long deleted objects stay recoverable, 7 to 90
 	// (0 means 90).
 	RetentionDays int `json:"retention_days,omitempty"`
+	// PublicURL is the vault's address as relying parties reach it (a
+	// load balancer or DNS name in front of the nodes). Certificates from
+	// internal issuers carry their CRL address under it, so it must
+	// outlive any one node. Empty means the API address of the node that
+	// issues.
+	PublicURL string `json:"public_url,omitempty"`
 }
 
 func (s vaultSettings) retention() int {
@@ -39,6 +47,14 @@ func (s vaultSettings) recoveryLevel() string {
 	return lvl
 }
 
+// publicURL is the address under which relying parties reach the vault.
+func (n *Node) publicURL() string {
+	if u := n.settings().PublicURL; u != "" {
+		return u
+	}
+	return n.opts.APIAddr
+}
+
 func (n *Node) settings() vaultSettings {
 	var s vaultSettings
 	if e, ok := n.store.Get(keySettings); ok {
@@ -58,8 +74,9 @@ func (n *Node) handleGetSettings(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		PurgeProtection *bool `json:"purge_protection"`
-		RetentionDays   *int  `json:"retention_days"`
+		PurgeProtection *bool   `json:"purge_protection"`
+		RetentionDays   *int    `json:"retention_days"`
+		PublicURL       *string `json:"public_url"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		n.fail(w, r, err)
@@ -80,6 +97,14 @@ func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.RetentionDays = *req.RetentionDays
+	}
+	if req.PublicURL != nil {
+		u, err := url.Parse(*req.PublicURL)
+		if *req.PublicURL != "" && (err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/")) {
+			n.fail(w, r, badParameter("public_url %q: give an https URL with no path, such as https://vault.example.com:8443", *req.PublicURL))
+			return
+		}
+		s.PublicURL = strings.TrimSuffix(*req.PublicURL, "/")
 	}
 	if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).PutIf(keySettings, mustJSON(s), e.Index)); err != nil {
 		n.fail(w, r, err)

@@ -28,7 +28,7 @@ func certCmd(g *globals, out io.Writer) *cobra.Command {
 walkthrough maps onto:
 
   certvault cert policy new --subject CN=www.example.com --san www.example.com \
-      --issuer digiCert01 --validity-months 12 --renew-days-before-expiry 60 > policy.json
+      --issuer Self --validity-months 12 --renew-days-before-expiry 60 > policy.json
   certvault cert create www --policy policy.json
   certvault cert operation www --wait
   certvault cert get www`,
@@ -291,7 +291,7 @@ func printOperation(out io.Writer, g *globals, op map[string]any) error {
 	if t, ok := op["target"]; ok {
 		fmt.Fprintf(tw, "target:\t%v\n", t)
 	}
-	if csr, ok := op["csr"].(string); ok && csr != "" {
+	if csr, ok := op["csr"].(string); ok && csr != "" && op["status"] == keyvault.StatusInProgress {
 		fmt.Fprintf(tw, "csr:\tpresent (write it with --csr-out FILE, sign it, then 'cert merge')\n")
 	}
 	return tw.Flush()
@@ -717,9 +717,9 @@ func certMergeCmd(g *globals, out io.Writer) *cobra.Command {
 func certRevokeCmd(g *globals, out io.Writer) *cobra.Command {
 	var version string
 	c := &cobra.Command{
-		Use:     "revoke NAME --version V",
+		Use:     "revoke NAME [--version V]",
 		Short:   "Revoke a version issued by an internal issuer (its serial goes on the issuer's CRL)",
-		Example: "  certvault cert revoke www --version 5dff...",
+		Example: "  certvault cert revoke www                  # the current version\n  certvault cert revoke www --version 5dff...",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			cl, err := g.client()
@@ -737,8 +737,7 @@ func certRevokeCmd(g *globals, out io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&version, "version", "", "the version to revoke")
-	c.MarkFlagRequired("version")
+	c.Flags().StringVar(&version, "version", "", "the version to revoke (default current)")
 	return c
 }
 
@@ -783,8 +782,11 @@ func lifecycleCmds(g *globals, out io.Writer, kind, noun string) []*cobra.Comman
 			if err := cl.Do(cmd.Context(), http.MethodPost, "/"+kind+"/"+url.PathEscape(a[0])+"/backup", nil, &res); err != nil {
 				return err
 			}
-			_, err = writeFileFrom(backupOut, strings.NewReader(res.Value))
-			return err
+			if _, err = writeFileFrom(backupOut, strings.NewReader(res.Value)); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "wrote the encrypted backup of %s %s to %s\n", noun, a[0], backupOut)
+			return nil
 		},
 	}
 	backup.Flags().StringVar(&backupOut, "out", "", "backup file")
@@ -809,7 +811,11 @@ func lifecycleCmds(g *globals, out io.Writer, kind, noun string) []*cobra.Comman
 			if g.output == "json" {
 				return printJSON(out, res)
 			}
-			fmt.Fprintf(out, "restored %v\n", res["id"])
+			id := res["id"]
+			if k, ok := res["key"].(map[string]any); ok {
+				id = k["kid"]
+			}
+			fmt.Fprintf(out, "restored %v\n", id)
 			return nil
 		},
 	}

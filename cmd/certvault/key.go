@@ -91,9 +91,9 @@ func keyCmd(g *globals, out io.Writer) *cobra.Command {
 	var alg, file, digestHex, sigFile string
 	sign := &cobra.Command{
 		Use:   "sign NAME --alg ALG (--file F | --digest HEX)",
-		Short: "Sign a file's digest (or a given digest) with a key; prints the signature in base64",
+		Short: "Sign a file's digest (or a given digest) with a key; prints the signature in base64 (JWS form: r||s for EC)",
 		Example: `  certvault key sign signer --alg ES256 --file release.tar.gz > release.sig
-  openssl dgst -sha256 -verify signer.pub -signature release.der release.tar.gz`,
+  certvault key verify signer --alg ES256 --file release.tar.gz --signature release.sig`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			digest, err := digestFor(alg, file, digestHex)

@@ -20,13 +20,19 @@ func settingsCmd(g *globals, out io.Writer) *cobra.Command {
 			return printJSON(out, raw)
 		}
 		var s struct {
-			PurgeProtection bool `json:"purge_protection"`
-			RetentionDays   int  `json:"retention_days"`
+			PurgeProtection bool   `json:"purge_protection"`
+			RetentionDays   int    `json:"retention_days"`
+			PublicURL       string `json:"public_url"`
 		}
 		json.Unmarshal(raw, &s)
 		tw := table(out)
 		fmt.Fprintf(tw, "retention days:\t%d\n", s.RetentionDays)
 		fmt.Fprintf(tw, "purge protection:\t%v\n", s.PurgeProtection)
+		pub := s.PublicURL
+		if pub == "" {
+			pub = "(unset: each node's own API address)"
+		}
+		fmt.Fprintf(tw, "public URL:\t%s\n", pub)
 		return tw.Flush()
 	}
 	c.AddCommand(&cobra.Command{
@@ -45,13 +51,17 @@ func settingsCmd(g *globals, out io.Writer) *cobra.Command {
 	})
 	var retention int
 	var purgeProtection bool
+	var publicURL string
 	set := &cobra.Command{
 		Use:   "set",
-		Short: "Change the retention of deleted objects or turn purge protection on",
+		Short: "Change the retention of deleted objects, purge protection or the public URL",
 		Long: `Change vault-wide settings. --retention-days (7 to 90) applies to objects
 deleted from now on. --purge-protection, once on, cannot be turned off:
-deleted objects are then purged only when their retention ends.`,
-		Example: "  certvault settings set --retention-days 30\n  certvault settings set --purge-protection",
+deleted objects are then purged only when their retention ends.
+--public-url is the address relying parties use for the vault (a load
+balancer or DNS name in front of the nodes): certificates from internal
+issuers carry their CRL address under it.`,
+		Example: "  certvault settings set --retention-days 30\n  certvault settings set --purge-protection\n  certvault settings set --public-url https://vault.example.com:8443",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]any{}
@@ -61,8 +71,11 @@ deleted objects are then purged only when their retention ends.`,
 			if cmd.Flags().Changed("purge-protection") {
 				body["purge_protection"] = purgeProtection
 			}
+			if cmd.Flags().Changed("public-url") {
+				body["public_url"] = publicURL
+			}
 			if len(body) == 0 {
-				return usageError{errors.New("nothing to change: give --retention-days or --purge-protection")}
+				return usageError{errors.New("nothing to change: give --retention-days, --purge-protection or --public-url")}
 			}
 			cl, err := g.client()
 			if err != nil {
@@ -77,6 +90,7 @@ deleted objects are then purged only when their retention ends.`,
 	}
 	set.Flags().IntVar(&retention, "retention-days", 90, "days deleted objects stay recoverable (7-90)")
 	set.Flags().BoolVar(&purgeProtection, "purge-protection", false, "forbid purging before the retention ends (irreversible)")
+	set.Flags().StringVar(&publicURL, "public-url", "", "https URL relying parties reach the vault at (\"\" to unset)")
 	c.AddCommand(set)
 	return c
 }

@@ -220,12 +220,15 @@ func EncodeSecret(contentType string, key crypto.Signer, chain []*x509.Certifica
 		}
 		return b.String(), nil
 	default:
+		// An empty password, 3DES and a SHA-1 MAC, as Key Vault's own
+		// PFX files: every PKCS#12 reader (Windows, Java, OpenSSL 1 and 3)
+		// opens it, and its integrity is checked.
 		var pfx []byte
 		var err error
 		if key == nil {
-			pfx, err = pkcs12.Passwordless.EncodeTrustStore(chain, "")
+			pfx, err = pkcs12.LegacyDES.EncodeTrustStore(chain, "")
 		} else {
-			pfx, err = pkcs12.Passwordless.Encode(key, chain[0], chain[1:], "")
+			pfx, err = pkcs12.LegacyDES.Encode(key, chain[0], chain[1:], "")
 		}
 		if err != nil {
 			return "", fmt.Errorf("encode PKCS#12: %w", err)
