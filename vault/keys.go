@@ -472,7 +472,11 @@ func (n *Node) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 
 // loadPrivateKey returns a key version's private key (a certificate's for
 // managed keys) and the operations it permits.
-func (n *Node) loadPrivateKey(name, version string) (crypto.Signer, []string, string, error) {
+//
+// Outside the version's nbf..exp window only operations that use old data
+// (verify, decrypt, unwrapKey) are allowed, as Key Vault specifies: new
+// signatures, ciphertexts and wrapped keys are refused.
+func (n *Node) loadPrivateKey(name, version, op string) (crypto.Signer, []string, string, error) {
 	m, version, err := n.resolveVersion(kindKeys, name, version)
 	if err != nil {
 		return nil, nil, "", err
@@ -489,8 +493,14 @@ func (n *Node) loadPrivateKey(name, version string) (crypto.Signer, []string, st
 		return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "the key is disabled"}
 	}
 	now := time.Now().Unix()
-	if v.Attributes.Expires != nil && now > *v.Attributes.Expires && kind == kindKeys {
-		return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "the key has expired"}
+	producesNew := op == "sign" || op == "encrypt" || op == "wrapkey"
+	if producesNew && kind == kindKeys {
+		if v.Attributes.Expires != nil && now > *v.Attributes.Expires {
+			return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "the key has expired: it may still verify, decrypt and unwrap, but not " + op}
+		}
+		if v.Attributes.NotBefore != nil && now < *v.Attributes.NotBefore {
+			return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "the key is not valid yet (nbf is in the future)"}
+		}
 	}
 	e, ok := n.store.Get(valKey(kind, name, version))
 	if !ok {
@@ -545,7 +555,7 @@ func (n *Node) handleKeyOp(op string) http.HandlerFunc {
 		if !n.linearized(w, r) {
 			return
 		}
-		key, ops, version, err := n.loadPrivateKey(name, version)
+		key, ops, version, err := n.loadPrivateKey(name, version, op)
 		if err != nil {
 			n.fail(w, r, err)
 			return
