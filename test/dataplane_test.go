@@ -268,6 +268,17 @@ func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
 	if got := leaf.NotAfter.Sub(leaf.NotBefore); got < 47*24*time.Hour || got > 47*24*time.Hour+2*time.Minute {
 		t.Fatalf("validity: got %v, want 47 days", got)
 	}
+	// The certificate comes with its chain (x5c), and the CLI writes it.
+	if x5c, _ := cert["x5c"].([]any); len(x5c) != 2 || x5c[1] != iss["ca_cert"] {
+		t.Fatalf("x5c: got %d entries, want leaf and CA", len(x5c))
+	}
+	full := filepath.Join(t.TempDir(), "full.pem")
+	if out, errOut, code := c.CLI("cert", "download", "api", "--chain", "--out", full); code != 0 {
+		t.Fatalf("download --chain: %s %s", out, errOut)
+	}
+	if data, _ := os.ReadFile(full); strings.Count(string(data), "BEGIN CERTIFICATE") != 2 {
+		t.Fatalf("download --chain wrote %d certificates, want 2", strings.Count(string(data), "BEGIN CERTIFICATE"))
+	}
 	// The managed secret carries the chain.
 	_, sec := dpDo(t, cl, "GET", "/secrets/api/", nil)
 	raw, _ := base64.StdEncoding.DecodeString(sec["value"].(string))

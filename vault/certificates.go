@@ -373,6 +373,7 @@ func (n *Node) certBundle(r *http.Request, name, version string) (keyvault.Certi
 		Sid:         objectID(r, kindSecrets, name, version),
 		X5t:         certs.Thumbprint(v.Chain[0]),
 		Cer:         v.Chain[0],
+		X5C:         v.Chain,
 		ContentType: v.ContentType,
 		Attributes:  n.live(v.Attributes),
 		Tags:        v.Tags,

@@ -404,10 +404,11 @@ func certGetCmd(g *globals, out io.Writer) *cobra.Command {
 
 func certDownloadCmd(g *globals, out io.Writer) *cobra.Command {
 	var version, format, outFile string
+	var chain bool
 	c := &cobra.Command{
 		Use:     "download NAME --out FILE",
 		Short:   "Write a certificate's public part (PEM or DER) to a file",
-		Example: "  certvault cert download www --format pem --out www.pem",
+		Example: "  certvault cert download www --format pem --out www.pem\n  certvault cert download www --chain --out www-fullchain.pem",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if format != "pem" && format != "der" {
@@ -422,8 +423,16 @@ func certDownloadCmd(g *globals, out io.Writer) *cobra.Command {
 				return err
 			}
 			data := c.Cer
+			if chain && format == "der" {
+				return usageError{errors.New("--chain needs --format pem")}
+			}
 			if format == "pem" {
 				data = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cer})
+				if chain {
+					for _, der := range c.X5C[min(1, len(c.X5C)):] {
+						data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+					}
+				}
 			}
 			if outFile == "-" {
 				_, err := out.Write(data)
@@ -437,6 +446,7 @@ func certDownloadCmd(g *globals, out io.Writer) *cobra.Command {
 	}
 	c.Flags().StringVar(&version, "version", "", "a specific version (default current)")
 	c.Flags().StringVar(&format, "format", "pem", "pem or der")
+	c.Flags().BoolVar(&chain, "chain", false, "PEM: append the issuer chain after the certificate (a full chain)")
 	c.Flags().StringVar(&outFile, "out", "", "file to write ('-' for stdout)")
 	c.MarkFlagRequired("out")
 	return c

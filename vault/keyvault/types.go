@@ -130,11 +130,14 @@ type Policy struct {
 
 // Certificate is a certificate bundle.
 type Certificate struct {
-	ID          string            `json:"id"`
-	Kid         string            `json:"kid,omitempty"`
-	Sid         string            `json:"sid,omitempty"`
-	X5t         B64URL            `json:"x5t,omitempty"`
-	Cer         []byte            `json:"cer,omitempty"`
+	ID  string `json:"id"`
+	Kid string `json:"kid,omitempty"`
+	Sid string `json:"sid,omitempty"`
+	X5t B64URL `json:"x5t,omitempty"`
+	Cer []byte `json:"cer,omitempty"`
+	// X5C is certvault's extension: the whole chain, leaf first (DER,
+	// base64), so that the public part comes with its issuers.
+	X5C         [][]byte          `json:"x5c,omitempty"`
 	ContentType string            `json:"contentType,omitempty"`
 	Attributes  Attributes        `json:"attributes"`
 	Tags        map[string]string `json:"tags,omitempty"`
