@@ -27,4 +27,9 @@ var (
 	// unknown (leadership was lost before it was confirmed); it may or may
 	// not have been committed. Callers must re-read before retrying.
 	ErrAmbiguous = errors.New("raftstore: write outcome unknown")
+	// ErrUnreachable means a request that is safe to repeat (a read index)
+	// could not be forwarded to the leader, or its answer was lost: the
+	// leader died or is partitioned away. A forwarded write or membership
+	// change that fails this way returns ErrAmbiguous instead.
+	ErrUnreachable = errors.New("raftstore: leader unreachable")
 )

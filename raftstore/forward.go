@@ -48,6 +48,7 @@ var codeErrors = map[string]error{
 	"bad_command":    ErrBadCommand,
 	"closed":         ErrClosed,
 	"ambiguous":      ErrAmbiguous,
+	"unreachable":    ErrUnreachable,
 	"unknown_server": ErrUnknownServer,
 }
 

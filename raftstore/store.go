@@ -405,7 +405,13 @@ func (s *Store) forward(ctx context.Context, req *ForwardRequest) (*ForwardRespo
 	s.metrics.forwards.Inc()
 	resp, err := s.cfg.Forwarder.Forward(ctx, leader, req)
 	if err != nil {
-		return nil, fmt.Errorf("forward %s to %s: %w", req.Kind, leader, err)
+		// The request may have reached the leader and taken effect before
+		// the connection failed: only a read index is known to be harmless.
+		outcome := ErrAmbiguous
+		if req.Kind == ForwardReadIndex {
+			outcome = ErrUnreachable
+		}
+		return nil, fmt.Errorf("forward %s to %s: %w: %w", req.Kind, leader, err, outcome)
 	}
 	return resp, nil
 }

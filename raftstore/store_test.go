@@ -18,12 +18,17 @@ import (
 type memForwarder struct {
 	mu     sync.Mutex
 	stores map[string]*Store
+	// broken, when set, is the transport error every Forward returns.
+	broken error
 }
 
 func (m *memForwarder) Forward(ctx context.Context, nodeID string, req *ForwardRequest) (*ForwardResponse, error) {
 	m.mu.Lock()
-	s := m.stores[nodeID]
+	s, broken := m.stores[nodeID], m.broken
 	m.mu.Unlock()
+	if broken != nil {
+		return nil, broken
+	}
 	if s == nil {
 		return nil, fmt.Errorf("no node %s", nodeID)
 	}
@@ -235,6 +240,30 @@ func TestFollowerWritesAndLinearizableReads(t *testing.T) {
 	}
 	if leaders != 1 {
 		t.Fatalf("status shows %d leaders, want 1", leaders)
+	}
+}
+
+// TestForwardTransportError: when a follower cannot reach the leader (it
+// died mid-request), a read index fails as ErrUnreachable, safe to retry,
+// and a write as ErrAmbiguous, since the leader may have applied it; the
+// API turns both into 503, not 500. The codes survive a forwarding hop.
+func TestForwardTransportError(t *testing.T) {
+	c := newTestCluster(t, 3)
+	f := c.follower()
+	c.fwd.mu.Lock()
+	c.fwd.broken = errors.New("post to leader: unexpected EOF")
+	c.fwd.mu.Unlock()
+	if _, err := f.ReadIndex(ctx(t)); !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrAmbiguous) {
+		t.Errorf("read index through a follower that cannot reach the leader: got %v, want ErrUnreachable", err)
+	}
+	_, err := f.Apply(ctx(t), (&Batch{}).Put("k", []byte("v")))
+	if !errors.Is(err, ErrAmbiguous) || errors.Is(err, ErrUnreachable) {
+		t.Errorf("write through a follower that cannot reach the leader: got %v, want ErrAmbiguous", err)
+	}
+	for _, sentinel := range []error{ErrUnreachable, ErrAmbiguous} {
+		if got := responseFor(0, fmt.Errorf("forward: %w", sentinel)).err(); !errors.Is(got, sentinel) {
+			t.Errorf("%v across the wire: got %v, want it wrapped", sentinel, got)
+		}
 	}
 }
 

@@ -329,13 +329,15 @@ func (n *Node) classify(err error) error {
 	switch {
 	case errors.As(err, &ae):
 		return err
-	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrTooManyHops),
-		errors.Is(err, raftstore.ErrClosed), errors.Is(err, ErrNotInitialized),
-		errors.Is(err, context.DeadlineExceeded):
-		return unavailable(err)
 	case errors.Is(err, raftstore.ErrAmbiguous):
+		// Before the retryable cases: an ambiguous write may also wrap a
+		// deadline, and the caller must not retry it blindly.
 		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 			Message: "leadership changed while the write was in flight; it may or may not have been applied: read before retrying", Cause: err}
+	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrTooManyHops),
+		errors.Is(err, raftstore.ErrClosed), errors.Is(err, ErrNotInitialized),
+		errors.Is(err, raftstore.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
+		return unavailable(err)
 	case errors.Is(err, raftstore.ErrConflict):
 		return &APIError{Status: http.StatusConflict, Code: "Conflict", Message: "the object was changed concurrently; retry", Cause: err}
 	default:

@@ -363,8 +363,13 @@ func (c *Cluster) WaitReady(n *Node) {
 type Status struct {
 	Leader       string `json:"leader"`
 	NodeID       string `json:"node_id"`
+	Term         uint64 `json:"term"`
 	AppliedIndex uint64 `json:"applied_index"`
-	Servers      []struct {
+	CommitIndex  uint64 `json:"commit_index"`
+	// LastSnapshotIndex is the log index of the node's latest raft
+	// snapshot, taken locally or installed from the leader.
+	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
+	Servers           []struct {
 		ID       string `json:"id"`
 		Address  string `json:"address"`
 		Suffrage string `json:"suffrage"`
