@@ -103,6 +103,13 @@ func (a *apiBench) load(clients, names int, targets []*testcluster.Node, warmup,
 		}
 		return ""
 	}
+	return a.newLoad(hc, clients, write, warmup, measure)
+}
+
+// newLoad returns a load of clients callers of op that records the CPU
+// time of every node of the cluster and their counters, and closes hc's
+// connections when it is done.
+func (a *apiBench) newLoad(hc *http.Client, clients int, op writeFunc, warmup, measure time.Duration) load {
 	nodes := a.cluster.Nodes
 	cpu := func() ([]float64, error) {
 		out := make([]float64, len(nodes))
@@ -124,7 +131,7 @@ func (a *apiBench) load(clients, names int, targets []*testcluster.Node, warmup,
 		}
 		return out, nil
 	}
-	return load{clients: clients, warmup: warmup, measure: measure, write: write, serverCPU: cpu, counters: counters, done: hc.CloseIdleConnections}
+	return load{clients: clients, warmup: warmup, measure: measure, write: op, serverCPU: cpu, counters: counters, done: hc.CloseIdleConnections}
 }
 
 // Server counters the benchmark records, from each node's /metrics.

@@ -62,14 +62,20 @@ func loadConfig(t testing.TB) config {
 // result is one row of the table.
 type result struct {
 	Benchmark string `json:"benchmark"`
-	Nodes     int    `json:"nodes"`
-	Clients   int    `json:"clients"`
+	// Kind says what writes and writes_per_sec count: kindWrite,
+	// kindRaw, kindCreate or kindRead.
+	Kind    string `json:"kind"`
+	Nodes   int    `json:"nodes"`
+	Clients int    `json:"clients"`
 	// Names is how many distinct keys or secret names the clients wrote;
 	// client i writes name i mod Names, so with more clients than names
 	// several clients update one secret concurrently.
 	Names int `json:"names"`
 	// Target says where the writes went.
 	Target string `json:"target"`
+	// PctOfRaw is, for create and raw-create rows, writes_per_sec as a
+	// percentage of the raw ceiling measured in the same run.
+	PctOfRaw *float64 `json:"pct_of_raw_ceiling,omitempty"`
 	runStats
 }
 
@@ -96,10 +102,10 @@ func TestBench(t *testing.T) {
 	var results []result
 	ran := map[string]bool{}
 	add := func(t *testing.T, r result) {
-		t.Logf("%-10s nodes=%d clients=%-3d names=%-3d %8.0f writes/s  p50 %6.2f ms  p99 %7.2f ms  errors %d %v  vault CPU %3.0f%%  bench CPU %3.0f%%  other CPU %3.0f%%",
-			r.Benchmark, r.Nodes, r.Clients, r.Names, r.WritesPerSec, r.P50ms, r.P99ms, r.Errors, r.ErrorsByClass, r.ServerCPUPct, r.BenchCPUPct, r.OtherCPUPct)
+		t.Logf("%-10s nodes=%d clients=%-3d names=%-3d %8.0f %s/s  p50 %6.2f ms  p99 %7.2f ms  errors %d %v  vault CPU %3.0f%%  bench CPU %3.0f%%  other CPU %3.0f%%",
+			r.Benchmark, r.Nodes, r.Clients, r.Names, r.WritesPerSec, r.Kind, r.P50ms, r.P99ms, r.Errors, r.ErrorsByClass, r.ServerCPUPct, r.BenchCPUPct, r.OtherCPUPct)
 		if r.Writes == 0 {
-			t.Errorf("%s nodes=%d clients=%d: no write succeeded (errors %v)", r.Benchmark, r.Nodes, r.Clients, r.ErrorsByClass)
+			t.Errorf("%s nodes=%d clients=%d: no %s succeeded (errors %v)", r.Benchmark, r.Nodes, r.Clients, r.Kind, r.ErrorsByClass)
 		}
 		results = append(results, r)
 	}
@@ -120,7 +126,7 @@ func TestBench(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			add(t, result{Benchmark: benchStore, Nodes: 1, Clients: n, Names: cfg.Names, Target: targetStore, runStats: st})
+			add(t, result{Benchmark: benchStore, Kind: kindWrite, Nodes: 1, Clients: n, Names: cfg.Names, Target: targetStore, runStats: st})
 		}
 	})
 
@@ -132,7 +138,7 @@ func TestBench(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			add(t, result{Benchmark: benchAPI, Nodes: 1, Clients: n, Names: cfg.Names, Target: targetSingleAPI, runStats: st})
+			add(t, result{Benchmark: benchAPI, Kind: kindWrite, Nodes: 1, Clients: n, Names: cfg.Names, Target: targetSingleAPI, runStats: st})
 			if n <= cfg.Names {
 				continue
 			}
@@ -142,7 +148,7 @@ func TestBench(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			add(t, result{Benchmark: benchAPI, Nodes: 1, Clients: n, Names: n, Target: targetSingleAPI, runStats: st})
+			add(t, result{Benchmark: benchAPI, Kind: kindWrite, Nodes: 1, Clients: n, Names: n, Target: targetSingleAPI, runStats: st})
 		}
 		if err := a.checkRead(a.cluster.Nodes[0]); err != nil {
 			t.Error(err)
@@ -168,12 +174,12 @@ func TestBench(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			add(t, result{Benchmark: benchAPI, Nodes: 3, Clients: n, Names: cfg.Names, Target: targetAllNodes, runStats: st})
+			add(t, result{Benchmark: benchAPI, Kind: kindWrite, Nodes: 3, Clients: n, Names: cfg.Names, Target: targetAllNodes, runStats: st})
 			st, err = a.load(n, cfg.Names, []*testcluster.Node{leader}, cfg.warmup(), cfg.measure()).run()
 			if err != nil {
 				t.Fatal(err)
 			}
-			add(t, result{Benchmark: benchAPILeader, Nodes: 3, Clients: n, Names: cfg.Names, Target: targetLeader, runStats: st})
+			add(t, result{Benchmark: benchAPILeader, Kind: kindWrite, Nodes: 3, Clients: n, Names: cfg.Names, Target: targetLeader, runStats: st})
 		}
 		for _, n := range a.cluster.Nodes {
 			if err := a.checkRead(n); err != nil {
@@ -182,9 +188,36 @@ func TestBench(t *testing.T) {
 		}
 	})
 
+	// Issue #3. The raw ceiling runs alone, with no cluster started, on
+	// the cores the creates below then share with their load generator.
+	t.Run(groupRaw, func(t *testing.T) {
+		ran[groupRaw] = true
+		for _, n := range rawClients() {
+			l, err := rawIssueLoad(n, cfg.warmup(), cfg.measure())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := l.run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(t, result{Benchmark: benchRaw, Kind: kindRaw, Clients: n, Target: targetRaw, runStats: st})
+		}
+	})
+
+	t.Run(groupIssue1, func(t *testing.T) {
+		ran[groupIssue1] = true
+		runIssuance(t, cfg, 1, add)
+	})
+
+	t.Run(groupIssue3, func(t *testing.T) {
+		ran[groupIssue3] = true
+		runIssuance(t, cfg, 3, add)
+	})
+
 	rep := newReport(start, cfg, disk, results)
 	fmt.Print(rep.table())
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3]
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

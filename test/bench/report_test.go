@@ -66,7 +66,11 @@ type report struct {
 	Config    config   `json:"config"`
 	Goal      goal     `json:"goal"`
 	Anchors   []anchor `json:"anchors"`
-	Results   []result `json:"results"`
+	// IssuanceGoals and IssuanceAnchors are issue #3's: certificate
+	// creates and secret reads.
+	IssuanceGoals   []check  `json:"issuance_goals"`
+	IssuanceAnchors []figure `json:"issuance_anchors"`
+	Results         []result `json:"results"`
 	// Complete is false when subtests or failures left groups out.
 	Complete bool `json:"complete"`
 }
@@ -86,6 +90,8 @@ func newReport(start time.Time, cfg config, disk float64, results []result) *rep
 		Anchors: anchors,
 		Results: results,
 	}
+	annotateIssuance(results)
+	r.IssuanceGoals, r.IssuanceAnchors = issuanceChecks(results), issuanceAnchors
 	for _, res := range results {
 		if res.Benchmark != r.Goal.Benchmark || res.Nodes != r.Goal.Nodes || res.Clients != r.Goal.Clients {
 			continue
@@ -102,8 +108,8 @@ func newReport(start time.Time, cfg config, disk float64, results []result) *rep
 	return r
 }
 
-// table renders the results as one aligned table followed by the goal and
-// the anchors.
+// table renders the write results as one aligned table followed by the
+// goal and the anchors, then issue #3's results likewise.
 func (r *report) table() string {
 	var b strings.Builder
 	const row = "%-10s %5s %7s %5s %9s %8s %8s %8s %7s %8s %10s %10s %10s\n"
@@ -111,6 +117,9 @@ func (r *report) table() string {
 		r.Config.Seconds, r.Config.WarmupSeconds, r.Config.ValueBytes, r.Machine.NumCPU, r.Machine.GoVersion, r.Machine.DiskFsyncsPerSec)
 	fmt.Fprintf(&b, row, "benchmark", "nodes", "clients", "names", "writes/s", "p50 ms", "p99 ms", "max ms", "errors", "retries", "vault CPU%", "bench CPU%", "other CPU%")
 	for _, res := range r.Results {
+		if res.Kind != kindWrite {
+			continue
+		}
 		bench := "-"
 		if res.Benchmark != benchStore {
 			bench = fmt.Sprintf("%.0f", res.BenchCPUPct)
@@ -154,6 +163,7 @@ func (r *report) table() string {
 	for _, a := range r.Anchors {
 		fmt.Fprintf(&b, "anchor: %s %.0f writes/s at %d clients (%s)\n", a.System, a.WritesPerSec, a.Clients, a.Note)
 	}
+	r.issuanceTable(&b)
 	return b.String()
 }
 
