@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 	"github.com/hashicorp/raft"
@@ -38,7 +39,17 @@ const btreeDegree = 32
 // directory prefix (each prefix ending in '/') and per live key, which makes
 // watches O(depth) per write. Entries are immutable once inserted, so a
 // snapshot is a copy-on-write clone of both trees taken under the lock.
+//
+// Reads (get, list, appliedIndex) take no lock at all: after every applied
+// batch the FSM publishes a view, a copy-on-write clone of the entry tree
+// with the applied index it reflects, through an atomic pointer. Cloning
+// is O(1); its price is that the next writes copy the B-tree nodes on
+// their path once. Readers therefore never wait behind an apply batch, and
+// an apply batch never waits for readers to drain.
 type fsm struct {
+	// view is the state as of the last applied batch, for readers.
+	view atomic.Pointer[view]
+
 	mu      sync.RWMutex
 	entries *btree.BTreeG[*Entry]
 	changes *btree.BTreeG[change]
@@ -49,6 +60,24 @@ type fsm struct {
 	// appliedCh is closed and replaced every time applied moves.
 	appliedCh chan struct{}
 	watchers  map[string]map[*waiter]struct{}
+	// dirs collects, during one ApplyBatch, the directory prefixes written
+	// under and the last index of each; flushDirs records them once per
+	// batch instead of once per write.
+	dirs map[string]uint64
+}
+
+// view is an immutable picture of the entries at one applied index.
+type view struct {
+	entries *btree.BTreeG[*Entry]
+	applied uint64
+	// appliedCh is closed when the applied index moves past applied.
+	appliedCh chan struct{}
+}
+
+// publish makes the current state the readers' view. Called with f.mu held
+// for writing, after every change to entries or applied.
+func (f *fsm) publish() {
+	f.view.Store(&view{entries: f.entries.Clone(), applied: f.applied, appliedCh: f.appliedCh})
 }
 
 // applyResult is what Apply returns to the raft future.
@@ -58,12 +87,15 @@ type applyResult struct {
 }
 
 func newFSM() *fsm {
-	return &fsm{
+	f := &fsm{
 		entries:   btree.NewG(btreeDegree, lessEntry),
 		changes:   btree.NewG(btreeDegree, lessChange),
 		appliedCh: make(chan struct{}),
 		watchers:  make(map[string]map[*waiter]struct{}),
+		dirs:      make(map[string]uint64),
 	}
+	f.publish()
+	return f
 }
 
 // Apply implements raft.FSM.
@@ -85,9 +117,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.applied = l.Index
 		moved = true
 	}
+	f.flushDirs()
 	if moved {
 		close(f.appliedCh)
 		f.appliedCh = make(chan struct{})
+		f.publish()
 	}
 	f.mu.Unlock()
 	return out
@@ -137,10 +171,11 @@ func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
 		switch op.Kind {
 		case OpPut:
 			e := &Entry{Key: op.Key, Value: op.Value, Index: index, CreateIndex: index}
-			if old, ok := f.entries.Get(e); ok {
+			if old, ok := f.entries.ReplaceOrInsert(e); ok {
+				// e is not visible to readers before the batch is
+				// published, so it may still be changed.
 				e.CreateIndex = old.CreateIndex
 			}
-			f.entries.ReplaceOrInsert(e)
 			f.touch(op.Key, index, false)
 		case OpDelete:
 			if _, ok := f.entries.Delete(&Entry{Key: op.Key}); ok {
@@ -165,10 +200,11 @@ func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
 	return applyResult{index: index}
 }
 
-// touch records a write to key at index on the key and on every directory
-// prefix above it, and wakes the watchers of each. A deleted key's own
-// record is dropped (lookups fall back to its directory), so the change
-// tree holds live keys and directories, not every key ever written.
+// touch records a write to key at index on the key, and notes it for
+// every directory prefix above it (flushDirs records those at the end of
+// the batch), and wakes the key's watchers. A deleted key's own record is
+// dropped (lookups fall back to its directory), so the change tree holds
+// live keys and directories, not every key ever written.
 func (f *fsm) touch(key string, index uint64, deleted bool) {
 	if deleted {
 		f.changes.Delete(change{key: key})
@@ -176,16 +212,25 @@ func (f *fsm) touch(key string, index uint64, deleted bool) {
 		f.changes.ReplaceOrInsert(change{key: key, index: index})
 	}
 	f.fire(key)
-	for i := len(key) - 1; i >= 0; i-- {
-		if key[i] != '/' || i == len(key)-1 {
-			continue
+	for i := len(key) - 2; i >= 0; i-- {
+		if key[i] == '/' {
+			f.dirs[key[:i+1]] = index
 		}
-		dir := key[:i+1]
+	}
+	f.dirs[""] = index
+}
+
+// flushDirs records the directory changes noted by touch during an apply
+// batch and wakes their watchers. Nothing reads the change tree between
+// the writes of one batch (watchers take the lock only after it), so
+// recording a directory once with its last index is the same as recording
+// it at every write.
+func (f *fsm) flushDirs() {
+	for dir, index := range f.dirs {
 		f.changes.ReplaceOrInsert(change{key: dir, index: index})
 		f.fire(dir)
+		delete(f.dirs, dir)
 	}
-	f.changes.ReplaceOrInsert(change{key: "", index: index})
-	f.fire("")
 }
 
 // lastChange returns the index of the last write at or under prefix, or a
@@ -214,11 +259,9 @@ func parentDir(p string) string {
 	return p[:i+1]
 }
 
-// get returns the entry for key.
+// get returns the entry for key as of the last applied batch.
 func (f *fsm) get(key string) (Entry, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	e, ok := f.entries.Get(&Entry{Key: key})
+	e, ok := f.view.Load().entries.Get(&Entry{Key: key})
 	if !ok {
 		return Entry{}, false
 	}
@@ -229,14 +272,13 @@ func (f *fsm) get(key string) (Entry, bool) {
 // after the key `after` (exclusive; "" starts at the beginning). limit <= 0
 // means no limit. It also returns the applied index the listing reflects.
 func (f *fsm) list(prefix, after string, limit int) ([]Entry, uint64) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	v := f.view.Load()
 	var out []Entry
 	start := prefix
 	if after > start {
 		start = after
 	}
-	f.entries.AscendGreaterOrEqual(&Entry{Key: start}, func(e *Entry) bool {
+	v.entries.AscendGreaterOrEqual(&Entry{Key: start}, func(e *Entry) bool {
 		if !strings.HasPrefix(e.Key, prefix) {
 			return false
 		}
@@ -246,15 +288,14 @@ func (f *fsm) list(prefix, after string, limit int) ([]Entry, uint64) {
 		out = append(out, *e)
 		return limit <= 0 || len(out) < limit
 	})
-	return out, f.applied
+	return out, v.applied
 }
 
 // appliedIndex returns the index of the last command applied and a channel
 // closed when it moves.
 func (f *fsm) appliedIndex() (uint64, <-chan struct{}) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.applied, f.appliedCh
+	v := f.view.Load()
+	return v.applied, v.appliedCh
 }
 
 // Snapshot implements raft.FSM. It only takes references; Persist does the
@@ -286,6 +327,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.floor = f.applied
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})
+	f.publish()
 	// Every watcher re-checks against the restored state.
 	for p := range f.watchers {
 		f.fire(p)

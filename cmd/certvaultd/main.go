@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -47,7 +50,7 @@ func run(args []string) int {
 	fs := pflag.NewFlagSet("certvaultd", pflag.ContinueOnError)
 	fs.SortFlags = false
 	var o vault.Options
-	var logLevel, logFormat string
+	var logLevel, logFormat, pprofListen string
 	fs.StringVar(&o.DataDir, "data", "certvault-data", "data directory (raft log, snapshots, node identity, seal key)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS API listen address")
 	fs.StringVar(&o.APIAddr, "api-addr", "", "URL other nodes and clients use for this node's API (default https://LISTEN)")
@@ -65,6 +68,7 @@ func run(args []string) int {
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.RaftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
+	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof, plain HTTP) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)
 		fs.PrintDefaults()
@@ -105,6 +109,15 @@ func run(args []string) int {
 		// as often buys throughput for little memory. GOGC overrides.
 		debug.SetGCPercent(200)
 	}
+	if pprofListen != "" {
+		ln, err := listenPprof(pprofListen)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "certvaultd: --pprof-listen: %v\n", err)
+			return 2
+		}
+		defer ln.Close()
+		go http.Serve(ln, pprofMux()) //nolint:errcheck // ends when ln closes
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := vault.Run(ctx, o); err != nil {
@@ -112,4 +125,32 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// listenPprof listens on addr, which must be a loopback address: profiles
+// show the process's internals and are served without TLS or a token.
+func listenPprof(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not HOST:PORT: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%q is not a loopback address; profiles are served without authentication, use 127.0.0.1:PORT", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return ln, nil
+}
+
+// pprofMux serves the standard profiles under /debug/pprof/.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

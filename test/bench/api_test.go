@@ -34,7 +34,12 @@ type apiBench struct {
 // attaching a profiler during a run.
 func newAPIBench(t testing.TB, nodes int) *apiBench {
 	t.Helper()
-	c := testcluster.Start(t, nodes, testcluster.Options{})
+	var opts testcluster.Options
+	if addr := os.Getenv("CERTVAULT_BENCH_PPROF"); addr != "" && nodes == 1 {
+		opts.ExtraArgs = []string{"--pprof-listen", addr}
+		t.Logf("profiles of the single node at http://%s/debug/pprof/", addr)
+	}
+	c := testcluster.Start(t, nodes, opts)
 	for _, n := range c.Nodes {
 		t.Logf("%s: pid %d, %s", n.ID, n.PID(), n.URL())
 	}

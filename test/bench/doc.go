@@ -46,6 +46,8 @@
 //	CERTVAULT_BENCH_WARMUP   warm-up seconds before each run (default 2)
 //	CERTVAULT_BENCH_CLIENTS  comma-separated client counts (default 1,16,256)
 //	CERTVAULT_BENCH_NAMES    distinct secret names written or read (default 64)
+//	CERTVAULT_BENCH_PPROF    loopback HOST:PORT where a single-node cluster
+//	                         serves Go profiles (certvaultd --pprof-listen)
 //
 // Each topology's cluster is started once and its rows run in order on it,
 // so later rows run on a larger state (every write adds a secret version,
