@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/acme"
 	"github.com/certvault/certvault/vault/certs"
 	"github.com/certvault/certvault/vault/keyvault"
 )
@@ -32,6 +33,8 @@ type pendingOp struct {
 	Tags          map[string]string    `json:"tags,omitempty"`
 	// KeyReused is set when the pending key is the current version's.
 	KeyReused bool `json:"key_reused,omitempty"`
+	// ACME is the progress of an ACME issuer's order.
+	ACME *acme.Progress `json:"acme,omitempty"`
 }
 
 func (n *Node) certificateRoutes(rt *router) {
@@ -178,6 +181,10 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 	if err := n.checkIssuer(policy); err != nil {
 		return nil, err
 	}
+	acmeIssuer, err := n.acmeIssuerOf(policy)
+	if err != nil {
+		return nil, err
+	}
 	if err := n.checkFreeName(name); err != nil {
 		return nil, err
 	}
@@ -214,8 +221,36 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 
 	b := &raftstore.Batch{}
 	b.PutIf(policyKey(name), mustJSON(stampPolicy(policy, polEntry)), polEntry.Index)
-	switch policy.IssuerName() {
-	case keyvault.IssuerUnknown:
+	switch {
+	case acmeIssuer:
+		domains, err := acmeDomains(policy)
+		if err != nil {
+			return nil, err
+		}
+		csr, err := certs.DomainCSR(domains, key)
+		if err != nil {
+			return nil, err
+		}
+		op.CSR = csr
+		op.ACME = &acme.Progress{Step: acme.StepQueued, Profile: policy.Issuer.Profile}
+		if found && cm.Current != "" {
+			// A renewal tells the CA which certificate it replaces (RFC 9773).
+			if leaf, err := n.currentLeaf(name, cm.Current); err == nil {
+				op.ACME.Replaces, _ = acme.ARICertID(leaf)
+			}
+		}
+		op.StatusDetails = acme.StepQueued
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("encode key: %w", err)
+		}
+		if err := putSealed(b, n.barrier.Load(), pendKeyKey(name), keyDER); err != nil {
+			return nil, err
+		}
+		if !found {
+			putMeta(b, kindCertificates, name, objectMeta{Created: now.Unix()}, cprev)
+		}
+	case policy.IssuerName() == keyvault.IssuerUnknown:
 		csr, err := certs.CSR(policy, key)
 		if err != nil {
 			return nil, err
@@ -381,6 +416,9 @@ func (n *Node) certBundle(r *http.Request, name, version string) (keyvault.Certi
 	if p, _, ok, _ := n.loadPolicy(name); ok {
 		c.Policy = policyBundle(r, name, p)
 	}
+	if ri := v.RenewalInfo; ri != nil {
+		c.RenewalInfo = &keyvault.RenewalWindow{Start: ri.Start, End: ri.End, ExplanationURL: ri.ExplanationURL}
+	}
 	return c, nil
 }
 
@@ -424,6 +462,11 @@ func operationBundle(r *http.Request, name string, op *pendingOp) keyvault.Opera
 		Error:                 op.Error,
 		Target:                op.Target,
 		RequestID:             op.RequestID,
+	}
+	if o.Target == "" && op.Status == keyvault.StatusCompleted {
+		// Orders completed in the background have no request to name
+		// the host; the reader's request does.
+		o.Target = objectID(r, kindCertificates, name, "")
 	}
 	return o
 }

@@ -27,9 +27,9 @@ const (
 // knownProviders are the issuer providers accepted (case-insensitive).
 var knownProviders = map[string]string{
 	"internal":   providerInternal,
-	"acme":       "acme",
-	"digicert":   "DigiCert",
-	"globalsign": "GlobalSign",
+	"acme":       providerACME,
+	"digicert":   providerDigiCert,
+	"globalsign": providerGlobalSign,
 }
 
 func issuerKey(name string) string { return "issuers/" + name }
@@ -47,6 +47,8 @@ type storedIssuer struct {
 	CAChain [][]byte `json:"ca_chain,omitempty"`
 	CAKey   []byte   `json:"ca_key,omitempty"`
 	CACSR   []byte   `json:"ca_csr,omitempty"`
+	// ACME issuers (acme, DigiCert, GlobalSign).
+	ACME *acmeSettings `json:"acme,omitempty"`
 }
 
 // issuerRequest is the body of PUT/PATCH /certificates/issuers/{name}:
@@ -57,6 +59,7 @@ type issuerRequest struct {
 	OrgDetails  *keyvault.OrgDetails        `json:"org_details,omitempty"`
 	Attributes  *keyvault.IssuerAttributes  `json:"attributes,omitempty"`
 	CA          *caRequest                  `json:"ca,omitempty"`
+	ACME        *acmeRequest                `json:"acme,omitempty"`
 }
 
 // caRequest creates an internal CA: a new root (subject, key, validity) or
@@ -84,6 +87,8 @@ type issuerView struct {
 	CRL           string `json:"crl_url,omitempty"`
 	// CACSR is set while an intermediate waits for its signed certificate.
 	CACSR []byte `json:"ca_csr,omitempty"`
+	// ACME shows an ACME issuer's directory, account and DNS solver.
+	ACME *acmeView `json:"acme,omitempty"`
 }
 
 func (n *Node) issuerRoutes(rt *router) {
@@ -92,6 +97,7 @@ func (n *Node) issuerRoutes(rt *router) {
 	rt.handle("PUT", "/certificates/issuers/{issuer}", n.handleSetIssuer(false))
 	rt.handle("PATCH", "/certificates/issuers/{issuer}", n.handleSetIssuer(true))
 	rt.handle("DELETE", "/certificates/issuers/{issuer}", n.handleDeleteIssuer)
+	rt.handle("POST", "/certificates/issuers/{issuer}/check", n.handleCheckIssuer)
 }
 
 func (n *Node) loadIssuer(name string) (*storedIssuer, raftstore.Entry, bool, error) {
@@ -129,6 +135,9 @@ func (n *Node) issuerView(r *http.Request, name string, si *storedIssuer) issuer
 		v.CRL = certs.CRLURL(n.publicURL(), name)
 	} else {
 		v.CACSR = si.CACSR
+	}
+	if si.ACME != nil {
+		v.ACME = si.ACME.view()
 	}
 	return v
 }
@@ -217,15 +226,16 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 			}
 			si.Provider = p
 		}
+		credsChanged := false
 		if req.Credentials != nil {
 			if si.Credentials == nil {
 				si.Credentials = &keyvault.IssuerCredentials{}
 			}
-			if req.Credentials.AccountID != "" {
-				si.Credentials.AccountID = req.Credentials.AccountID
+			if req.Credentials.AccountID != "" && req.Credentials.AccountID != si.Credentials.AccountID {
+				si.Credentials.AccountID, credsChanged = req.Credentials.AccountID, true
 			}
-			if req.Credentials.Password != "" {
-				si.Credentials.Password = req.Credentials.Password
+			if req.Credentials.Password != "" && req.Credentials.Password != si.Credentials.Password {
+				si.Credentials.Password, credsChanged = req.Credentials.Password, true
 			}
 		}
 		if req.OrgDetails != nil {
@@ -261,6 +271,15 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 			}
 		} else if req.CA != nil {
 			n.fail(w, r, badParameter("\"ca\" applies only to provider internal"))
+			return
+		}
+		if isACMEProvider(si.Provider) {
+			if err := applyACMERequest(si, req.ACME, credsChanged); err != nil {
+				n.fail(w, r, err)
+				return
+			}
+		} else if req.ACME != nil {
+			n.fail(w, r, badParameter("\"acme\" applies only to providers acme, DigiCert and GlobalSign"))
 			return
 		}
 		b := &raftstore.Batch{}

@@ -17,6 +17,12 @@ const janitorInterval = time.Minute
 // (leadership lost). Everything it does is a raft command computed from
 // replicated state, so a new leader simply carries on.
 func (n *Node) runLeader(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.runOrders(ctx)
+	}()
+	defer func() { <-done }()
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {

@@ -76,6 +76,17 @@ type versionMeta struct {
 	KeyOps    []string `json:"key_ops,omitempty"`
 	// Sealed says whether val/ holds a secret part for this version.
 	Sealed bool `json:"sealed,omitempty"`
+	// RenewalInfo is the ACME CA's suggested renewal window (RFC 9773).
+	RenewalInfo *renewalInfo `json:"renewal_info,omitempty"`
+}
+
+// renewalInfo is a CA's suggested renewal window, as Unix seconds.
+type renewalInfo struct {
+	Start          int64  `json:"start"`
+	End            int64  `json:"end"`
+	ExplanationURL string `json:"explanation_url,omitempty"`
+	// Fetched is when the vault asked the CA.
+	Fetched int64 `json:"fetched"`
 }
 
 // live returns attributes with the recovery fields of the vault's current

@@ -45,10 +45,10 @@ walkthrough maps onto:
 func policyCmd(g *globals, out io.Writer) *cobra.Command {
 	pc := &cobra.Command{Use: "policy", Short: "Write or show certificate policies"}
 	var (
-		subject, issuer, certType, kty, curve, contentType, validity, outFile string
-		sans, emails, upns, ekus, keyUsage                                    []string
-		months, keySize, renewPct, renewDays, emailDays                       int
-		exportable, reuseKey                                                  bool
+		subject, issuer, certType, kty, curve, contentType, validity, outFile, profile string
+		sans, emails, upns, ekus, keyUsage                                             []string
+		months, keySize, renewPct, renewDays, emailDays                                int
+		exportable, reuseKey                                                           bool
 	)
 	nw := &cobra.Command{
 		Use:   "new",
@@ -64,7 +64,7 @@ The output is the same JSON Key Vault's own tools produce and accept.`,
 				KeyProperties:    &keyvault.KeyProperties{KeyType: kty, Curve: curve, KeySize: keySize},
 				SecretProperties: &keyvault.SecretProperties{ContentType: contentType},
 				X509Properties:   &keyvault.X509Properties{Subject: subject, EKUs: ekus, KeyUsage: keyUsage, ValidityInMonths: months, ValidityDuration: validity},
-				Issuer:           &keyvault.IssuerParameters{Name: issuer, CertificateType: certType},
+				Issuer:           &keyvault.IssuerParameters{Name: issuer, CertificateType: certType, Profile: profile},
 			}
 			if cmd.Flags().Changed("exportable") {
 				p.KeyProperties.Exportable = &exportable
@@ -111,6 +111,7 @@ The output is the same JSON Key Vault's own tools produce and accept.`,
 	f.StringVar(&validity, "validity", "", "short validity: 90m, 12h, 6d, 47d (instead of --validity-months)")
 	f.StringVar(&issuer, "issuer", "Self", "issuer: Self, Unknown (CSR to merge) or a named issuer")
 	f.StringVar(&certType, "cert-type", "", "certificate type the issuer offers, such as OV-SSL or EV-SSL")
+	f.StringVar(&profile, "acme-profile", "", "ACME issuers: the CA's certificate profile, such as shortlived ('certvault issuer check' lists them)")
 	f.StringVar(&kty, "kty", "RSA", "key type: RSA, RSA-HSM, EC, EC-HSM")
 	f.StringVar(&curve, "curve", "", "EC curve: P-256, P-384, P-521")
 	f.IntVar(&keySize, "key-size", 0, "RSA key size: 2048, 3072, 4096")
@@ -232,9 +233,10 @@ func certCreateCmd(g *globals, out io.Writer) *cobra.Command {
 				return err
 			}
 			if wait {
-				if op, err = waitOperation(cmd.Context(), cl, a[0]); err != nil {
+				if op, err = waitOperation(cmd.Context(), cl, a[0], cmd.ErrOrStderr()); err != nil {
 					return err
 				}
+				return waitedOperation(out, g, a[0], op)
 			}
 			return printOperation(out, g, op)
 		},
@@ -246,9 +248,11 @@ func certCreateCmd(g *globals, out io.Writer) *cobra.Command {
 	return c
 }
 
-// waitOperation polls the pending operation until it leaves inProgress.
-func waitOperation(ctx context.Context, cl *client.Client, name string) (map[string]any, error) {
+// waitOperation polls the pending operation until it leaves inProgress,
+// writing each new step (status_details) to progress.
+func waitOperation(ctx context.Context, cl *client.Client, name string, progress io.Writer) (map[string]any, error) {
 	delay := 200 * time.Millisecond
+	last := ""
 	for {
 		var op map[string]any
 		if err := cl.Do(ctx, http.MethodGet, "/certificates/"+url.PathEscape(name)+"/pending", nil, &op); err != nil {
@@ -256,6 +260,10 @@ func waitOperation(ctx context.Context, cl *client.Client, name string) (map[str
 		}
 		if op["status"] != keyvault.StatusInProgress {
 			return op, nil
+		}
+		if d, _ := op["status_details"].(string); d != "" && d != last {
+			fmt.Fprintf(progress, "%s: %s\n", name, d)
+			last = d
 		}
 		if _, hasCSR := op["csr"]; hasCSR && op["issuer"] != nil {
 			if iss, _ := op["issuer"].(map[string]any); iss["name"] == keyvault.IssuerUnknown {
@@ -271,6 +279,21 @@ func waitOperation(ctx context.Context, cl *client.Client, name string) (map[str
 			delay *= 2
 		}
 	}
+}
+
+// waitedOperation prints an operation waited for and fails (exit 1) when
+// it ended failed or cancelled.
+func waitedOperation(out io.Writer, g *globals, name string, op map[string]any) error {
+	if err := printOperation(out, g, op); err != nil {
+		return err
+	}
+	switch op["status"] {
+	case keyvault.StatusFailed:
+		return fmt.Errorf("the operation on %s failed", name)
+	case keyvault.StatusCancelled:
+		return fmt.Errorf("the operation on %s was cancelled", name)
+	}
+	return nil
 }
 
 func printOperation(out io.Writer, g *globals, op map[string]any) error {
@@ -291,7 +314,8 @@ func printOperation(out io.Writer, g *globals, op map[string]any) error {
 	if t, ok := op["target"]; ok {
 		fmt.Fprintf(tw, "target:\t%v\n", t)
 	}
-	if csr, ok := op["csr"].(string); ok && csr != "" && op["status"] == keyvault.StatusInProgress {
+	iss, _ := op["issuer"].(map[string]any)
+	if csr, ok := op["csr"].(string); ok && csr != "" && op["status"] == keyvault.StatusInProgress && iss["name"] == keyvault.IssuerUnknown {
 		fmt.Fprintf(tw, "csr:\tpresent (write it with --csr-out FILE, sign it, then 'cert merge')\n")
 	}
 	return tw.Flush()
@@ -322,7 +346,7 @@ func certOperationCmd(g *globals, out io.Writer) *cobra.Command {
 			case del:
 				err = cl.Do(cmd.Context(), http.MethodDelete, path, nil, &op)
 			case wait:
-				op, err = waitOperation(cmd.Context(), cl, a[0])
+				op, err = waitOperation(cmd.Context(), cl, a[0], cmd.ErrOrStderr())
 			default:
 				err = cl.Do(cmd.Context(), http.MethodGet, path, nil, &op)
 			}
@@ -339,10 +363,13 @@ func certOperationCmd(g *globals, out io.Writer) *cobra.Command {
 					return err
 				}
 			}
+			if wait {
+				return waitedOperation(out, g, a[0], op)
+			}
 			return printOperation(out, g, op)
 		},
 	}
-	c.Flags().BoolVar(&wait, "wait", false, "wait until the operation is no longer in progress")
+	c.Flags().BoolVar(&wait, "wait", false, "wait until the operation is no longer in progress (exit 1 if it failed or was cancelled)")
 	c.Flags().BoolVar(&cancel, "cancel", false, "request cancellation")
 	c.Flags().BoolVar(&del, "delete", false, "delete the operation record (frees a name held only by it)")
 	c.Flags().StringVar(&csrOut, "csr-out", "", "write the operation's CSR (PEM) to this file")

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -30,10 +32,37 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
 	var admins []string
 	var caMonths int
 	var disabled bool
+	var dirURL, dirCAFile, dnsSolver, dnsExec, nameserver, zone, tsigFile string
+	var resolvers []string
+	var propagation time.Duration
 	set := &cobra.Command{
 		Use:   "set NAME --provider P",
 		Short: "Create or update an issuer",
+		Long: `Create or update an issuer. Without --provider, update the named issuer:
+only the flags given change.
+
+Providers:
+  internal    a CA held by the vault (--ca-subject, --ca-import, --ca-intermediate)
+  acme        any ACME CA (RFC 8555): --directory-url, and for External Account
+              Binding --account-id (EAB key id) and --api-key-file (EAB HMAC key)
+  DigiCert    ACME with DigiCert's directory preset
+  GlobalSign  ACME with GlobalSign's directory preset
+
+The vault generates and keeps the ACME account key; the account is registered
+on first use ('certvault issuer check NAME' does it on demand). Credentials and
+TSIG keys are write-only: no command shows them again.
+
+DNS-01 challenges are answered by the issuer's solver:
+  none     the CA account's domains are pre-validated (DigiCert, GlobalSign OV/EV)
+  exec     runs PROGRAM present|cleanup FQDN VALUE on the leader node
+  rfc2136  dynamic update, signed with a TSIG key, to the zone's primary server
+With --dns-resolver the vault waits until those resolvers see the TXT record
+before it asks the CA to validate.`,
 		Example: `  certvault issuer set digiCert01 --provider DigiCert --account-id 1111111 --api-key-file digicert.key --org-id 111111
+  certvault issuer set le --provider acme --directory-url https://acme-v02.api.letsencrypt.org/directory \
+      --dns-solver rfc2136 --rfc2136-nameserver 192.0.2.53:53 --tsig-key-file acme-update.key --dns-resolver 192.0.2.53:53
+  certvault issuer set corp-acme --provider acme --directory-url https://acme.corp.example/dir --directory-ca-file corp-root.pem \
+      --dns-solver exec --dns-exec /usr/local/bin/acme-dns-hook
   certvault issuer set corp-ca --provider internal --ca-subject "CN=Corp Issuing CA, O=Corp"
   certvault issuer set legacy-ca --provider internal --ca-import legacy-ca-and-key.pem
   certvault issuer set corp-int --provider internal --ca-subject "CN=Corp Intermediate" --ca-intermediate --csr-out corp-int.csr
@@ -68,6 +97,13 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
 			}
 			if cmd.Flags().Changed("disabled") {
 				body["attributes"] = map[string]bool{"enabled": !disabled}
+			}
+			acmeBody, err := acmeRequestBody(cmd, dirURL, dirCAFile, dnsSolver, dnsExec, nameserver, zone, tsigFile, resolvers, propagation)
+			if err != nil {
+				return err
+			}
+			if acmeBody != nil {
+				body["acme"] = acmeBody
 			}
 			if caSubject != "" && caImport != "" {
 				return usageError{errors.New("give --ca-subject or --ca-import, not both")}
@@ -132,7 +168,17 @@ The seed's Set-AzureKeyVaultCertificateIssuer maps onto:
 	f.StringVar(&csrOut, "csr-out", "", "internal intermediate: write the CA's CSR (PEM) to this file")
 	f.StringVar(&caMerge, "ca-merge", "", "internal intermediate: PEM file with the signed CA certificate (and the parent chain)")
 	f.BoolVar(&disabled, "disabled", false, "disable the issuer (policies naming it cannot issue)")
+	f.StringVar(&dirURL, "directory-url", "", "acme: the CA's ACME directory URL (preset for DigiCert and GlobalSign)")
+	f.StringVar(&dirCAFile, "directory-ca-file", "", "acme: PEM bundle of the CA that signed the ACME server's TLS certificate (a private CA)")
+	f.StringVar(&dnsSolver, "dns-solver", "", "acme: dns-01 solver: rfc2136, exec or none (default none)")
+	f.StringVar(&dnsExec, "dns-exec", "", "acme, exec solver: absolute path of the program, run as PROGRAM present|cleanup FQDN VALUE")
+	f.StringVar(&nameserver, "rfc2136-nameserver", "", "acme, rfc2136 solver: the zone's primary server, HOST:PORT")
+	f.StringVar(&zone, "rfc2136-zone", "", "acme, rfc2136 solver: the zone to update (default: found with an SOA query)")
+	f.StringVar(&tsigFile, "tsig-key-file", "", "acme, rfc2136 solver: TSIG key file as tsig-keygen writes it (write-only)")
+	f.StringSliceVar(&resolvers, "dns-resolver", nil, "acme: resolver HOST:PORT that must see the TXT record before validation (repeatable)")
+	f.DurationVar(&propagation, "propagation-timeout", 0, "acme: how long to wait for --dns-resolver to see the record (default 2m)")
 	c.AddCommand(set)
+	c.AddCommand(issuerCheckCmd(g, out))
 
 	c.AddCommand(&cobra.Command{
 		Use:   "get NAME",
@@ -217,6 +263,21 @@ func printIssuer(out io.Writer, g *globals, raw json.RawMessage) error {
 		CAFingerprint string `json:"ca_fingerprint"`
 		CRL           string `json:"crl_url"`
 		CSR           []byte `json:"ca_csr"`
+		ACME          *struct {
+			DirectoryURL string `json:"directory_url"`
+			DirectoryCA  string `json:"directory_ca"`
+			AccountURL   string `json:"account_url"`
+			DNS          struct {
+				Solver      string   `json:"solver"`
+				Exec        string   `json:"exec"`
+				Nameserver  string   `json:"nameserver"`
+				Zone        string   `json:"zone"`
+				TSIGKeyName string   `json:"tsig_key_name"`
+				TSIGAlg     string   `json:"tsig_algorithm"`
+				Resolvers   []string `json:"resolvers"`
+				Propagation int      `json:"propagation_timeout_seconds"`
+			} `json:"dns"`
+		} `json:"acme"`
 	}
 	if err := json.Unmarshal(raw, &is); err != nil {
 		return err
@@ -242,6 +303,33 @@ func printIssuer(out io.Writer, g *globals, raw json.RawMessage) error {
 	if is.CAFingerprint != "" {
 		fmt.Fprintf(tw, "CA fingerprint:\t%s\n", is.CAFingerprint)
 		fmt.Fprintf(tw, "CRL:\t%s\n", is.CRL)
+	}
+	if a := is.ACME; a != nil {
+		fmt.Fprintf(tw, "directory:\t%s\n", a.DirectoryURL)
+		if a.DirectoryCA != "" {
+			fmt.Fprintf(tw, "directory CA:\t%s\n", a.DirectoryCA)
+		}
+		acct := a.AccountURL
+		if acct == "" {
+			acct = "not registered yet (registered on first use, or by 'certvault issuer check')"
+		}
+		fmt.Fprintf(tw, "account:\t%s\n", acct)
+		fmt.Fprintf(tw, "dns solver:\t%s\n", a.DNS.Solver)
+		if a.DNS.Exec != "" {
+			fmt.Fprintf(tw, "dns exec:\t%s\n", a.DNS.Exec)
+		}
+		if a.DNS.Nameserver != "" {
+			fmt.Fprintf(tw, "rfc2136 server:\t%s\n", a.DNS.Nameserver)
+		}
+		if a.DNS.Zone != "" {
+			fmt.Fprintf(tw, "rfc2136 zone:\t%s\n", a.DNS.Zone)
+		}
+		if a.DNS.TSIGKeyName != "" {
+			fmt.Fprintf(tw, "tsig key:\t%s (%s; secret write-only)\n", a.DNS.TSIGKeyName, a.DNS.TSIGAlg)
+		}
+		if len(a.DNS.Resolvers) > 0 {
+			fmt.Fprintf(tw, "dns resolvers:\t%s (wait up to %ds)\n", strings.Join(a.DNS.Resolvers, ", "), a.DNS.Propagation)
+		}
 	}
 	return tw.Flush()
 }
@@ -325,4 +413,136 @@ func printContacts(out io.Writer, g *globals, raw json.RawMessage) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Email, c.Name, c.Phone)
 	}
 	return tw.Flush()
+}
+
+// acmeRequestBody builds the issuer request's "acme" member from the
+// flags given (nil when none was).
+func acmeRequestBody(cmd *cobra.Command, dirURL, dirCAFile, dnsSolver, dnsExec, nameserver, zone, tsigFile string, resolvers []string, propagation time.Duration) (map[string]any, error) {
+	body := map[string]any{}
+	if dirURL != "" {
+		body["directory_url"] = dirURL
+	}
+	if dirCAFile != "" {
+		b, err := os.ReadFile(dirCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--directory-ca-file: %w", err)
+		}
+		body["directory_ca_pem"] = string(b)
+	}
+	dns := map[string]any{}
+	if dnsSolver != "" {
+		dns["solver"] = dnsSolver
+	}
+	if dnsExec != "" {
+		dns["exec"] = dnsExec
+	}
+	if nameserver != "" {
+		dns["nameserver"] = nameserver
+	}
+	if zone != "" {
+		dns["zone"] = zone
+	}
+	if tsigFile != "" {
+		b, err := os.ReadFile(tsigFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tsig-key-file: %w", err)
+		}
+		dns["tsig_key"] = string(b)
+	}
+	if cmd.Flags().Changed("dns-resolver") {
+		dns["resolvers"] = resolvers
+	}
+	if propagation != 0 {
+		if propagation < time.Second {
+			return nil, usageError{errors.New("--propagation-timeout must be at least 1s")}
+		}
+		dns["propagation_timeout_seconds"] = int(propagation / time.Second)
+	}
+	if len(dns) > 0 {
+		body["dns"] = dns
+	}
+	if len(body) == 0 {
+		return nil, nil
+	}
+	return body, nil
+}
+
+// issuerCheckCmd is 'certvault issuer check NAME'.
+func issuerCheckCmd(g *globals, out io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check NAME",
+		Short: "Contact an ACME issuer's CA: directory, External Account Binding, account",
+		Long: `Contact the issuer's CA now: fetch its ACME directory, register the account
+if it is not registered yet (with External Account Binding when configured),
+or fetch the account's status, and report what is wrong. Exits 1 when the
+issuer cannot enroll.`,
+		Example: "  certvault issuer check digiCert01",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var rep struct {
+				Issuer         string            `json:"issuer"`
+				OK             bool              `json:"ok"`
+				DirectoryURL   string            `json:"directory_url"`
+				EABRequired    bool              `json:"eab_required"`
+				TermsOfService string            `json:"terms_of_service"`
+				RenewalInfo    bool              `json:"renewal_info"`
+				Profiles       map[string]string `json:"profiles"`
+				AccountURL     string            `json:"account_url"`
+				AccountStatus  string            `json:"account_status"`
+				DNSSolver      string            `json:"dns_solver"`
+				Error          *struct {
+					Code    string `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			var raw json.RawMessage
+			if err := cl.Do(cmd.Context(), http.MethodPost, "/certificates/issuers/"+url.PathEscape(a[0])+"/check", nil, &raw); err != nil {
+				return err
+			}
+			if err := json.Unmarshal(raw, &rep); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				if err := printJSON(out, raw); err != nil {
+					return err
+				}
+			} else {
+				tw := table(out)
+				fmt.Fprintf(tw, "directory:\t%s\n", rep.DirectoryURL)
+				fmt.Fprintf(tw, "external account binding:\t%s\n", map[bool]string{true: "required", false: "not required"}[rep.EABRequired])
+				if rep.TermsOfService != "" {
+					fmt.Fprintf(tw, "terms of service:\t%s\n", rep.TermsOfService)
+				}
+				fmt.Fprintf(tw, "renewal information (ARI):\t%s\n", map[bool]string{true: "offered", false: "not offered"}[rep.RenewalInfo])
+				if len(rep.Profiles) > 0 {
+					var ps []string
+					for p := range rep.Profiles {
+						ps = append(ps, p)
+					}
+					sort.Strings(ps)
+					fmt.Fprintf(tw, "profiles:\t%s\n", strings.Join(ps, ", "))
+				}
+				if rep.AccountURL != "" {
+					fmt.Fprintf(tw, "account:\t%s (%s)\n", rep.AccountURL, rep.AccountStatus)
+				}
+				fmt.Fprintf(tw, "dns solver:\t%s\n", rep.DNSSolver)
+				if rep.OK {
+					fmt.Fprintf(tw, "result:\tok\n")
+				} else if rep.Error != nil {
+					fmt.Fprintf(tw, "result:\t%s: %s\n", rep.Error.Code, rep.Error.Message)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			if !rep.OK {
+				return fmt.Errorf("issuer %s cannot enroll", a[0])
+			}
+			return nil
+		},
+	}
 }

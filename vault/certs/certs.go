@@ -186,6 +186,25 @@ func CSR(p *keyvault.Policy, key crypto.Signer) ([]byte, error) {
 	return der, nil
 }
 
+// DomainCSR returns a CSR (DER) for exactly the DNS names given, the first
+// as the common name, as ACME CAs expect: the names of the order and
+// nothing else.
+func DomainCSR(domains []string, key crypto.Signer) ([]byte, error) {
+	if len(domains) == 0 {
+		return nil, fmt.Errorf("certs: a CSR needs at least one DNS name")
+	}
+	cn := domains[0]
+	if len(cn) > 64 {
+		cn = "" // longer than a common name may be; the SANs carry it
+	}
+	req := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: domains}
+	der, err := x509.CreateCertificateRequest(rand.Reader, req, key)
+	if err != nil {
+		return nil, fmt.Errorf("create CSR: %w", err)
+	}
+	return der, nil
+}
+
 // SamePublicKey reports whether two public keys are equal.
 func SamePublicKey(a, b crypto.PublicKey) bool {
 	type eq interface{ Equal(crypto.PublicKey) bool }

@@ -115,6 +115,9 @@ type IssuerParameters struct {
 	Name                    string `json:"name,omitempty"`
 	CertificateType         string `json:"cty,omitempty"`
 	CertificateTransparency *bool  `json:"cert_transparency,omitempty"`
+	// Profile is the ACME profile to order with (a certvault extension,
+	// e.g. "shortlived"); ACME issuers only.
+	Profile string `json:"profile,omitempty"`
 }
 
 // Policy is a certificate policy.
@@ -142,10 +145,20 @@ type Certificate struct {
 	Attributes  Attributes        `json:"attributes"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	Policy      *Policy           `json:"policy,omitempty"`
+	// RenewalInfo is certvault's extension: the ACME CA's suggested
+	// renewal window for this version (RFC 9773), when it offers one.
+	RenewalInfo *RenewalWindow `json:"renewal_info,omitempty"`
 	// Deleted certificates add these.
 	RecoveryID         string `json:"recoveryId,omitempty"`
 	ScheduledPurgeDate int64  `json:"scheduledPurgeDate,omitempty"`
 	DeletedDate        int64  `json:"deletedDate,omitempty"`
+}
+
+// RenewalWindow is a CA's suggested renewal window, as Unix seconds.
+type RenewalWindow struct {
+	Start          int64  `json:"start"`
+	End            int64  `json:"end"`
+	ExplanationURL string `json:"explanationURL,omitempty"`
 }
 
 // CertificateItem is an entry of a certificate list.

@@ -1,0 +1,643 @@
+package vault
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/acme"
+	"github.com/certvault/certvault/vault/acme/solver"
+	"github.com/certvault/certvault/vault/certs"
+	"github.com/certvault/certvault/vault/keyvault"
+)
+
+// Order runner tuning.
+const (
+	// orderScanInterval is how often the leader rescans pending
+	// operations even when nothing changed (retries are due, a watch was
+	// missed).
+	orderScanInterval = 15 * time.Second
+	// orderMaxAttempts is how many times a step that failed for a passing
+	// reason (CA unreachable, rate limit) is tried before the operation
+	// fails and a human is told.
+	orderMaxAttempts = 8
+	// orderBackoffMin and orderBackoffMax bound the wait between attempts.
+	orderBackoffMin = 2 * time.Second
+	orderBackoffMax = 5 * time.Minute
+	// orderStepTimeout bounds one attempt at driving an order.
+	orderStepTimeout = 30 * time.Minute
+)
+
+// errOrderStopped means the operation changed under the driver
+// (cancelled, deleted, completed elsewhere): stop without touching it.
+var errOrderStopped = errors.New("the operation is no longer in progress")
+
+// acmeIssuerOf reports whether the policy names an ACME issuer. It
+// refuses a disabled issuer and a profile on an issuer that is not ACME.
+func (n *Node) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
+	name := p.IssuerName()
+	profile := ""
+	if p.Issuer != nil {
+		profile = p.Issuer.Profile
+	}
+	if name == keyvault.IssuerSelf || name == keyvault.IssuerUnknown {
+		if profile != "" {
+			return false, badParameter("issuer.profile %q applies to ACME issuers only, not %s", profile, name)
+		}
+		return false, nil
+	}
+	si, _, ok, err := n.loadIssuer(name)
+	if err != nil || !ok {
+		return false, err
+	}
+	if !isACMEProvider(si.Provider) {
+		if profile != "" {
+			return false, badParameter("issuer.profile %q applies to ACME issuers only; issuer %s is %s", profile, name, si.Provider)
+		}
+		return false, nil
+	}
+	if si.Attributes.Enabled != nil && !*si.Attributes.Enabled {
+		return false, badParameter("issuer %q is disabled: enable it with 'certvault issuer set %s --disabled=false'", name, name)
+	}
+	return true, nil
+}
+
+// acmeDomains returns the DNS names an ACME order asks for: the policy's
+// DNS SANs, and the subject's common name when it is a DNS name.
+func acmeDomains(p *keyvault.Policy) ([]string, error) {
+	xp := p.X509Properties
+	var names []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		if d != "" && !seen[d] {
+			seen[d] = true
+			names = append(names, d)
+		}
+	}
+	if xp != nil {
+		if subj, err := keyvault.ParseSubject(xp.Subject); err == nil && strings.Contains(subj.CommonName, ".") && !strings.ContainsAny(subj.CommonName, " @") {
+			add(subj.CommonName)
+		}
+		if xp.SANs != nil {
+			if len(xp.SANs.Emails) > 0 || len(xp.SANs.UPNs) > 0 {
+				return nil, badParameter("an ACME CA certifies DNS names only: remove the emails and UPNs from the policy's sans")
+			}
+			for _, d := range xp.SANs.DNSNames {
+				add(d)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, badParameter("an ACME order needs DNS names: give --san www.example.com (or a subject CN=www.example.com)")
+	}
+	return names, nil
+}
+
+// currentLeaf parses the leaf of a certificate version.
+func (n *Node) currentLeaf(name, version string) (*x509.Certificate, error) {
+	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || len(v.Chain) == 0 {
+		return nil, fmt.Errorf("certificate %s/%s has no chain", name, version)
+	}
+	return x509.ParseCertificate(v.Chain[0])
+}
+
+// orderRunner drives the ACME orders of pending operations on the leader.
+type orderRunner struct {
+	n      *Node
+	mu     sync.Mutex
+	active map[string]bool
+	// clients caches one ACME client per issuer, rebuilt when the issuer
+	// entry changes.
+	clients map[string]cachedClient
+}
+
+type cachedClient struct {
+	index  uint64
+	client *acme.Client
+}
+
+// runOrders is the leader's order loop: it starts a driver for every
+// pending operation that has ACME work (an order in progress, or records
+// to clean up), and looks again whenever a pending operation changes.
+// It returns when ctx ends (leadership lost); the next leader resumes.
+func (n *Node) runOrders(ctx context.Context) {
+	or := &orderRunner{n: n, active: map[string]bool{}, clients: map[string]cachedClient{}}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		after := n.store.AppliedIndex()
+		entries, _ := n.store.List("pending/certificates/", "", 0)
+		for _, e := range entries {
+			name := strings.TrimPrefix(e.Key, "pending/certificates/")
+			var op pendingOp
+			if err := json.Unmarshal(e.Value, &op); err != nil || op.ACME == nil {
+				continue
+			}
+			if op.Status != keyvault.StatusInProgress && len(op.ACME.Records) == 0 {
+				continue
+			}
+			or.mu.Lock()
+			busy := or.active[name]
+			or.active[name] = true
+			or.mu.Unlock()
+			if busy {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					or.mu.Lock()
+					delete(or.active, name)
+					or.mu.Unlock()
+				}()
+				or.drive(ctx, name, op.RequestID)
+			}()
+		}
+		wctx, cancel := context.WithTimeout(ctx, orderScanInterval)
+		_, _ = n.store.Watch(wctx, []string{"pending/certificates/"}, after)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// drive takes one operation to its end: completed, failed, or left for a
+// human (cancelled), then removes its challenge records.
+func (or *orderRunner) drive(ctx context.Context, name, requestID string) {
+	n := or.n
+	log := n.log.With("certificate", name, "request", requestID)
+	for attempt := 1; ; attempt++ {
+		op, _, ok, err := n.loadPending(name)
+		if err != nil || !ok || op.RequestID != requestID || op.ACME == nil {
+			return
+		}
+		if op.Status != keyvault.StatusInProgress {
+			or.cleanUp(ctx, name, requestID, op)
+			return
+		}
+		err = or.attempt(ctx, name, op)
+		switch {
+		case err == nil:
+			log.Info("ACME order completed")
+			if op, _, ok, _ := n.loadPending(name); ok && op.RequestID == requestID {
+				or.cleanUp(ctx, name, requestID, op)
+			}
+			return
+		case ctx.Err() != nil:
+			return // leadership lost: the next leader resumes
+		case errors.Is(err, errOrderStopped):
+			continue // re-read: cancelled or changed; clean up if so
+		case acme.IsPermanent(err) || attempt >= orderMaxAttempts:
+			log.Warn("ACME order failed", "err", err)
+			or.fail(ctx, name, requestID, err, attempt)
+			continue
+		}
+		wait := backoff(attempt)
+		log.Info("ACME order step failed; retrying", "attempt", attempt, "in", wait.Round(time.Second), "err", err)
+		_ = or.save(ctx, name, requestID, func(op *pendingOp) {
+			op.StatusDetails = fmt.Sprintf("%s (attempt %d of %d failed: %v; retrying in %s)", op.ACME.Step, attempt, orderMaxAttempts, err, wait.Round(time.Second))
+		})
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff is capped exponential backoff with jitter.
+func backoff(attempt int) time.Duration {
+	d := orderBackoffMin << min(attempt-1, 16)
+	d = min(d, orderBackoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// attempt drives the order once from its saved progress.
+func (or *orderRunner) attempt(ctx context.Context, name string, op *pendingOp) error {
+	n := or.n
+	ctx, cancel := context.WithTimeout(ctx, orderStepTimeout)
+	defer cancel()
+	si, client, err := or.client(ctx, op.Issuer)
+	if err != nil {
+		return err
+	}
+	sol, propagate, err := buildSolver(si.ACME.DNS)
+	if err != nil {
+		return err
+	}
+	policy, _, ok, err := n.loadPolicy(name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &acme.Error{Kind: acme.KindConfig, Msg: "the certificate's policy is gone"}
+	}
+	domains, err := acmeDomains(policy)
+	if err != nil {
+		return &acme.Error{Kind: acme.KindConfig, Msg: err.Error()}
+	}
+	reqID := op.RequestID
+	o := &acme.Order{
+		Client:    client,
+		Solver:    sol,
+		Propagate: propagate,
+		Domains:   domains,
+		CSR:       op.CSR,
+		Save: func(ctx context.Context, p acme.Progress) error {
+			return or.save(ctx, name, reqID, func(op *pendingOp) {
+				op.ACME = &p
+				op.StatusDetails = p.Step
+			})
+		},
+	}
+	if op.ACME.OrderURL == "" {
+		// Placing an order: say so first, so that a reader sees the step.
+		if err := o.Save(ctx, *op.ACME); err != nil {
+			return err
+		}
+	}
+	chain, err := o.Run(ctx, *op.ACME)
+	if err != nil {
+		return err
+	}
+	window, hasWindow := acme.Window{}, false
+	if leaf, err := x509.ParseCertificate(chain[0]); err == nil {
+		if w, ok, err := client.RenewalInfo(ctx, leaf); err != nil {
+			n.log.Warn("could not fetch ACME renewal information", "certificate", name, "err", err)
+		} else {
+			window, hasWindow = w, ok
+		}
+	}
+	return or.complete(ctx, name, reqID, chain, window, hasWindow)
+}
+
+// client returns the issuer and an ACME client with a registered account,
+// registering it on first use.
+func (or *orderRunner) client(ctx context.Context, issuer string) (*storedIssuer, *acme.Client, error) {
+	n := or.n
+	si, e, ok, err := n.loadIssuer(issuer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok || si.ACME == nil {
+		return nil, nil, &acme.Error{Kind: acme.KindConfig, Msg: fmt.Sprintf("issuer %q no longer exists or is not an ACME issuer: point the policy at another issuer and create the certificate again", issuer)}
+	}
+	if si.Attributes.Enabled != nil && !*si.Attributes.Enabled {
+		return nil, nil, &acme.Error{Kind: acme.KindConfig, Msg: fmt.Sprintf("issuer %q is disabled", issuer)}
+	}
+	or.mu.Lock()
+	cc, hit := or.clients[issuer]
+	or.mu.Unlock()
+	if hit && cc.index == e.Index {
+		return si, cc.client, nil
+	}
+	c, err := n.acmeClient(ctx, issuer, si, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The issuer entry moved if the account was registered just now.
+	if e2, ok := n.store.Get(issuerKey(issuer)); ok {
+		or.mu.Lock()
+		or.clients[issuer] = cachedClient{index: e2.Index, client: c}
+		or.mu.Unlock()
+	}
+	return si, c, nil
+}
+
+// acmeClient dials the issuer's CA and makes sure the account exists,
+// registering it (and recording its URL in the issuer) when it does not.
+// When only the registration fails it returns the client with the error.
+func (n *Node) acmeClient(ctx context.Context, issuer string, si *storedIssuer, e raftstore.Entry) (*acme.Client, error) {
+	k, err := x509.ParsePKCS8PrivateKey(si.ACME.AccountKey)
+	if err != nil {
+		return nil, fmt.Errorf("parse the ACME account key of issuer %s: %w", issuer, err)
+	}
+	acct := acme.Account{
+		DirectoryURL: si.ACME.DirectoryURL,
+		RootCAs:      []byte(si.ACME.DirectoryCA),
+		Key:          k.(crypto.Signer),
+		URL:          si.ACME.AccountURL,
+		Contacts:     acmeContacts(si.OrgDetails),
+	}
+	if si.Credentials != nil {
+		acct.EABKeyID, acct.EABHMAC = si.Credentials.AccountID, si.Credentials.Password
+	}
+	c, err := acme.Dial(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	if acct.URL != "" {
+		return c, nil
+	}
+	u, err := c.Register(ctx)
+	if err != nil {
+		return c, err // the directory answered; the caller may show it
+	}
+	n.log.Info("registered the ACME account", "issuer", issuer, "account", u)
+	// Record the account URL, unless the issuer changed meanwhile (then
+	// the next use registers with the new settings).
+	si.ACME.AccountURL = u
+	ct, err := n.barrier.Load().Encrypt(issuerKey(issuer), mustJSON(si))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(issuerKey(issuer), ct, e.Index)); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+		return nil, fmt.Errorf("record the ACME account URL: %w", err)
+	}
+	return c, nil
+}
+
+// buildSolver makes the issuer's dns-01 solver and propagation check.
+func buildSolver(d dnsSettings) (acme.Solver, func(ctx context.Context, fqdn, value string) error, error) {
+	var s acme.Solver
+	switch d.Solver {
+	case solverNone, "":
+		s = solver.None{}
+	case solverExec:
+		s = &solver.Exec{Program: d.Exec, Timeout: 2 * time.Minute}
+	case solverRFC2136:
+		r := &solver.RFC2136{Nameserver: d.Nameserver, Zone: d.Zone, Timeout: 30 * time.Second}
+		if d.TSIGKey != "" {
+			k, err := solver.ParseTSIGKey([]byte(d.TSIGKey))
+			if err != nil {
+				return nil, nil, &acme.Error{Kind: acme.KindConfig, Msg: fmt.Sprintf("the issuer's TSIG key: %v", err)}
+			}
+			r.Key = k
+		}
+		s = r
+	default:
+		return nil, nil, &acme.Error{Kind: acme.KindConfig, Msg: fmt.Sprintf("unknown DNS solver %q", d.Solver)}
+	}
+	if len(d.Resolvers) == 0 || d.Solver == solverNone {
+		return s, nil, nil
+	}
+	resolvers := d.Resolvers
+	timeout := time.Duration(d.propagationSeconds()) * time.Second
+	return s, func(ctx context.Context, fqdn, value string) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return solver.WaitPropagation(ctx, resolvers, fqdn, value, time.Second)
+	}, nil
+}
+
+// save applies change to the operation if it is still the same request
+// in progress, with compare-and-set; errOrderStopped otherwise.
+func (or *orderRunner) save(ctx context.Context, name, requestID string, change func(*pendingOp)) error {
+	n := or.n
+	for {
+		op, e, ok, err := n.loadPending(name)
+		if err != nil {
+			return err
+		}
+		if !ok || op.RequestID != requestID || op.Status != keyvault.StatusInProgress {
+			return errOrderStopped
+		}
+		change(op)
+		_, err = n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index))
+		if errors.Is(err, raftstore.ErrConflict) {
+			continue
+		}
+		return err
+	}
+}
+
+// complete turns the CA's chain into the certificate's new version, like
+// a merge: the leaf must carry the pending key and the policy's names.
+func (or *orderRunner) complete(ctx context.Context, name, requestID string, ders [][]byte, w acme.Window, hasWindow bool) error {
+	n := or.n
+	chain, err := certs.ParseChainDER(ders)
+	if err != nil {
+		return &acme.Error{Kind: acme.KindCA, Msg: fmt.Sprintf("the CA's chain does not parse: %v", err)}
+	}
+	for {
+		op, opEntry, ok, err := n.loadPending(name)
+		if err != nil {
+			return err
+		}
+		if !ok || op.RequestID != requestID || op.Status != keyvault.StatusInProgress {
+			return errOrderStopped
+		}
+		ke, ok := n.store.Get(pendKeyKey(name))
+		if !ok {
+			return errOrderStopped
+		}
+		keyDER, err := n.openSealed(ke)
+		if err != nil {
+			return err
+		}
+		k, err := x509.ParsePKCS8PrivateKey(keyDER)
+		if err != nil {
+			return fmt.Errorf("parse the pending key of %s: %w", name, err)
+		}
+		key := k.(crypto.Signer)
+		leaf := chain[0]
+		if !certs.SamePublicKey(leaf.PublicKey, key.Public()) {
+			return &acme.Error{Kind: acme.KindCA, Msg: "the CA issued a certificate for another public key than the CSR's"}
+		}
+		policy, _, ok, err := n.loadPolicy(name)
+		if err != nil || !ok {
+			return errOrderStopped
+		}
+		domains, _ := acmeDomains(policy)
+		have := map[string]bool{}
+		for _, d := range leaf.DNSNames {
+			have[strings.ToLower(d)] = true
+		}
+		for _, d := range domains {
+			if !have[d] {
+				return &acme.Error{Kind: acme.KindCA, Msg: fmt.Sprintf("the CA's certificate lacks the DNS name %s that was ordered", d)}
+			}
+		}
+		out := make([][]byte, 0, len(chain))
+		for _, c := range certs.SortChain(leaf, chain[1:]) {
+			out = append(out, c.Raw)
+		}
+		version, err := newVersionID()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		b := &raftstore.Batch{}
+		if err := n.addCertVersion(b, name, version, policy, key, out, op.Attributes, op.Tags, now); err != nil {
+			return err
+		}
+		if hasWindow {
+			if err := setRenewalWindow(b, n, name, version, w, now); err != nil {
+				return err
+			}
+		}
+		op.Status, op.StatusDetails, op.Error = keyvault.StatusCompleted, "", nil
+		op.ACME.Step = "completed"
+		b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index).Delete(pendKeyKey(name))
+		_, err = n.store.Apply(ctx, b)
+		if errors.Is(err, raftstore.ErrConflict) {
+			continue
+		}
+		return err
+	}
+}
+
+// setRenewalWindow records the CA's suggested renewal window on the
+// version just added to b.
+func setRenewalWindow(b *raftstore.Batch, n *Node, name, version string, w acme.Window, now time.Time) error {
+	key := verKey(kindCertificates, name, version)
+	for i := len(b.Ops) - 1; i >= 0; i-- {
+		op := &b.Ops[i]
+		if op.Key != key || op.Kind != raftstore.OpPut {
+			continue
+		}
+		var v versionMeta
+		if err := json.Unmarshal(op.Value, &v); err != nil {
+			return err
+		}
+		v.RenewalInfo = &renewalInfo{Start: w.Start.Unix(), End: w.End.Unix(), ExplanationURL: w.Explanation, Fetched: now.Unix()}
+		op.Value = mustJSON(v)
+		return nil
+	}
+	return fmt.Errorf("version %s of %s is not in the batch", version, name)
+}
+
+// fail ends the operation with the error, as Key Vault shows a failed
+// operation: status failed, the error's code and message.
+func (or *orderRunner) fail(ctx context.Context, name, requestID string, cause error, attempts int) {
+	code, msg := "CAError", cause.Error()
+	var ae *acme.Error
+	if errors.As(cause, &ae) {
+		code = ae.Code()
+		if !ae.Permanent() {
+			msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, attempts)
+		}
+	}
+	err := or.save(ctx, name, requestID, func(op *pendingOp) {
+		op.Status = keyvault.StatusFailed
+		op.StatusDetails = "The order failed: " + msg
+		op.Error = &keyvault.ErrorInfo{Code: code, Message: msg}
+	})
+	if err != nil && !errors.Is(err, errOrderStopped) {
+		or.n.log.Warn("could not record the failed ACME order", "certificate", name, "err", err)
+		return
+	}
+	// The key of a failed request is of no further use.
+	_, _ = or.n.store.Apply(ctx, (&raftstore.Batch{}).Delete(pendKeyKey(name)))
+}
+
+// cleanUp removes the challenge records an operation still lists, then
+// clears the list. It runs whatever the outcome (completed, failed,
+// cancelled).
+func (or *orderRunner) cleanUp(ctx context.Context, name, requestID string, op *pendingOp) {
+	if op.ACME == nil || len(op.ACME.Records) == 0 {
+		return
+	}
+	si, _, ok, err := or.n.loadIssuer(op.Issuer)
+	if err != nil {
+		return
+	}
+	var left []acme.Record
+	if !ok || si.ACME == nil {
+		or.n.log.Warn("the issuer of an order is gone; remove its challenge records by hand", "certificate", name, "records", op.ACME.Records)
+	} else {
+		sol, _, err := buildSolver(si.ACME.DNS)
+		if err == nil {
+			left, err = acme.CleanUp(ctx, sol, op.ACME.Records)
+		}
+		if err != nil {
+			or.n.log.Warn("could not remove ACME challenge records; trying again later", "certificate", name, "err", err)
+			if len(left) == len(op.ACME.Records) {
+				return // nothing removed: the next scan tries again
+			}
+		}
+	}
+	for {
+		cur, e, ok, err := or.n.loadPending(name)
+		if err != nil || !ok || cur.RequestID != requestID || cur.ACME == nil {
+			return
+		}
+		cur.ACME.Records = left
+		_, err = or.n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(cur), e.Index))
+		if !errors.Is(err, raftstore.ErrConflict) {
+			return
+		}
+	}
+}
+
+// issuerCheck is the answer of POST /certificates/issuers/{name}/check.
+type issuerCheck struct {
+	Issuer         string              `json:"issuer"`
+	Provider       string              `json:"provider"`
+	OK             bool                `json:"ok"`
+	DirectoryURL   string              `json:"directory_url"`
+	EABRequired    bool                `json:"eab_required"`
+	TermsOfService string              `json:"terms_of_service,omitempty"`
+	RenewalInfo    bool                `json:"renewal_info"`
+	Profiles       map[string]string   `json:"profiles,omitempty"`
+	AccountURL     string              `json:"account_url,omitempty"`
+	AccountStatus  string              `json:"account_status,omitempty"`
+	DNSSolver      string              `json:"dns_solver"`
+	Error          *keyvault.ErrorInfo `json:"error,omitempty"`
+}
+
+// handleCheckIssuer contacts an ACME issuer's CA on demand: it fetches the
+// directory, registers the account if it is not yet, or fetches its
+// status, and reports what is wrong in words an operator can act on.
+func (n *Node) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("issuer")
+	if !n.linearized(w, r) {
+		return
+	}
+	si, e, ok, err := n.loadIssuer(name)
+	if err != nil || !ok {
+		n.fail(w, r, orErr(err, issuerNotFound(name)))
+		return
+	}
+	if si.ACME == nil {
+		n.fail(w, r, badParameter("issuer %s is %s; check applies to ACME issuers (acme, DigiCert, GlobalSign)", name, si.Provider))
+		return
+	}
+	rep := issuerCheck{Issuer: name, Provider: si.Provider, DirectoryURL: si.ACME.DirectoryURL, DNSSolver: si.ACME.DNS.Solver}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*requestTimeoutCheck)
+	defer cancel()
+	c, err := n.acmeClient(ctx, name, si, e)
+	if c != nil {
+		d := c.Directory()
+		rep.EABRequired, rep.TermsOfService, rep.RenewalInfo, rep.Profiles = d.Meta.ExternalAccountRequired, d.Meta.TermsOfService, d.RenewalInfo != "", d.Meta.Profiles
+	}
+	if err == nil {
+		if cur, _, ok, _ := n.loadIssuer(name); ok && cur.ACME != nil {
+			rep.AccountURL = cur.ACME.AccountURL
+		}
+		rep.AccountStatus, err = c.AccountStatus(ctx)
+		if err == nil && rep.AccountStatus != "valid" {
+			err = &acme.Error{Kind: acme.KindCA, Msg: fmt.Sprintf("the CA reports the account as %s: ask the CA, or delete and set the issuer again with new credentials", rep.AccountStatus)}
+		}
+	}
+	if err != nil {
+		code := "CAError"
+		var ae *acme.Error
+		if errors.As(err, &ae) {
+			code = ae.Code()
+		}
+		rep.Error = &keyvault.ErrorInfo{Code: code, Message: err.Error()}
+	} else {
+		rep.OK = true
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// requestTimeoutCheck bounds each half of an issuer check.
+const requestTimeoutCheck = 30 * time.Second
