@@ -7,7 +7,7 @@
 GO       ?= go
 BIN      := bin
 PKGS     := ./...
-APT_PKGS := softhsm2 nginx openssl
+APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
 
 .PHONY: all build run test deps vet bench fmt clean
 
@@ -20,12 +20,14 @@ run: build
 	./$(BIN)/certvaultd $(ARGS)
 
 # deps installs the system packages the tests start for real (SoftHSM2,
-# nginx, openssl). As root it uses apt-get; otherwise it says what to run.
+# nginx, openssl, BIND for RFC 2136 updates, curl). As root it uses apt-get; otherwise it says what to run.
 deps:
 	@missing=""; \
 	command -v softhsm2-util >/dev/null 2>&1 || missing="$$missing softhsm2"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$$missing bind9 bind9-utils"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing:$$missing"; \

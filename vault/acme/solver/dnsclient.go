@@ -49,6 +49,9 @@ func exchangeOnce(ctx context.Context, network string, m *dns.Msg, addr string, 
 	c := &dns.Client{Net: network, Timeout: timeout, TsigSecret: tsig}
 	conn, err := c.DialContext(ctx, addr)
 	if err != nil {
+		if cerr := ctxEnded(ctx); cerr != nil {
+			return nil, cerr
+		}
 		return nil, err
 	}
 	defer conn.Close()
@@ -57,8 +60,10 @@ func exchangeOnce(ctx context.Context, network string, m *dns.Msg, addr string, 
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	r, _, err := c.ExchangeWithConnContext(ctx, m, conn)
-	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
+	if err != nil {
+		if cerr := ctxEnded(ctx); cerr != nil {
+			return nil, cerr
+		}
 	}
 	if err != nil && r != nil && r.Rcode != dns.RcodeSuccess {
 		// An error answer to a signed request may come unsigned or with an
@@ -66,6 +71,19 @@ func exchangeOnce(ctx context.Context, network string, m *dns.Msg, addr string, 
 		return r, nil
 	}
 	return r, err
+}
+
+// ctxEnded is ctx.Err(), or context.DeadlineExceeded once ctx's deadline
+// has passed: a read that timed out at the deadline can return before the
+// context marks itself done.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // rcodeError maps an update's answer to the package's sentinel errors; nil

@@ -14,8 +14,9 @@ var (
 	// signature (BADSIG): the secret or the algorithm differs from the
 	// server's copy of the key.
 	ErrBadSig = errors.New("solver: the server rejected the TSIG signature (BADSIG): check the TSIG key's secret and algorithm against the server's key")
-	// ErrBadKey means the server does not know the TSIG key name (BADKEY).
-	ErrBadKey = errors.New("solver: the server does not know the TSIG key (BADKEY): check the key name and that the server's configuration includes the key")
+	// ErrBadKey means the server knows no TSIG key of that name and
+	// algorithm (BADKEY).
+	ErrBadKey = errors.New("solver: the server does not know the TSIG key (BADKEY): check the key's name and algorithm, and that the server's configuration includes the key")
 	// ErrBadTime means the server rejected the TSIG time (BADTIME): the
 	// clocks of the vault and the DNS server are more than 5 minutes apart.
 	ErrBadTime = errors.New("solver: the server rejected the TSIG time (BADTIME): check that the vault's and the DNS server's clocks agree")

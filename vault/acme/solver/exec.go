@@ -34,10 +34,11 @@ const (
 // with a dot ("_acme-challenge.www.example.com."). The program exits 0 once
 // the record is published (or removed); any other exit is an *ExecError.
 //
-// The program runs in its own process group; when Timeout or the caller's
-// context ends, the group gets SIGTERM and, 5 s later, SIGKILL. Its
-// standard input is empty; stdout and stderr are combined and the last 4 KiB
-// are kept for the error, so a program should not print secrets.
+// The program runs in its own process group, in the directory /, with an
+// empty standard input; when Timeout or the caller's context ends, the
+// group gets SIGTERM and, 5 s later, SIGKILL. Its stdout and stderr are
+// combined and the last 4 KiB are kept for the error, so a program should
+// not print secrets.
 //
 // The zero value is not usable: Program is required. An Exec is not changed
 // by its methods and is safe for concurrent use (each call runs the program
@@ -84,7 +85,7 @@ func (e *ExecError) Error() string {
 	var exitErr *exec.ExitError
 	switch {
 	case errors.Is(e.Err, context.DeadlineExceeded):
-		b.WriteString("timed out and was killed (raise Exec.Timeout or make the program faster)")
+		b.WriteString("timed out and was killed (raise Exec.Timeout, or the caller's deadline, or make the program faster)")
 	case errors.Is(e.Err, context.Canceled):
 		b.WriteString("canceled and was killed")
 	case errors.As(e.Err, &exitErr) && e.ExitCode >= 0:

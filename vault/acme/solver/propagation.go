@@ -64,7 +64,7 @@ func WaitPropagation(ctx context.Context, resolvers []string, fqdn, value string
 			found, answer := queryTXT(ctx, addr, name, value)
 			if found {
 				delete(pending, addr)
-			} else if ctx.Err() == nil || pending[addr] == "" {
+			} else if ctxEnded(ctx) == nil || pending[addr] == "" {
 				// An answer cut short by ctx is kept only when there
 				// is no earlier one.
 				pending[addr] = answer

@@ -92,7 +92,7 @@ func (r *RFC2136) update(ctx context.Context, op, fqdn, value string) error {
 		zone = dns.CanonicalName(zone)
 	}
 	if !dns.IsSubDomain(zone, name) {
-		return fmt.Errorf("%w: %s is not in zone %s: check RFC2136.Zone", ErrNotZone, name, zone)
+		return fmt.Errorf("%s is outside RFC2136.Zone %s: %w", name, zone, ErrNotZone)
 	}
 
 	rr := &dns.TXT{

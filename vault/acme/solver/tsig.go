@@ -24,11 +24,10 @@ type TSIGKey struct {
 	Secret string
 }
 
-// String names the key and its algorithm, never the secret.
-func (k *TSIGKey) String() string {
-	if k == nil {
-		return "<no TSIG key>"
-	}
+// String names the key and its algorithm, never the secret. It has a value
+// receiver so that printing a TSIGKey or a *TSIGKey with %v or %+v hides
+// the secret alike.
+func (k TSIGKey) String() string {
 	alg := k.Algorithm
 	if alg == "" {
 		alg = "hmac-sha256"
@@ -37,7 +36,7 @@ func (k *TSIGKey) String() string {
 }
 
 // GoString is String, so %#v does not print the secret either.
-func (k *TSIGKey) GoString() string { return k.String() }
+func (k TSIGKey) GoString() string { return k.String() }
 
 // tsigAlgorithms maps the accepted spellings (lowercase, no final dot) to
 // the algorithm names on the wire.
