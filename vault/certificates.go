@@ -463,6 +463,9 @@ func operationBundle(r *http.Request, name string, op *pendingOp) keyvault.Opera
 		Target:                op.Target,
 		RequestID:             op.RequestID,
 	}
+	if op.ACME != nil {
+		o.ACMEOrder = op.ACME.OrderURL
+	}
 	if o.Target == "" && op.Status == keyvault.StatusCompleted {
 		// Orders completed in the background have no request to name
 		// the host; the reader's request does.

@@ -159,6 +159,10 @@ func (c *Client) Register(ctx context.Context) (string, error) {
 		if strings.Contains(err.Error(), "could not decode hmac key") {
 			return "", &Error{Kind: KindConfig, Msg: "the EAB HMAC key (the issuer's api key) is not base64url: paste it exactly as the CA shows it"}
 		}
+		if strings.Contains(err.Error(), "error signing eab content") {
+			// The key's own error text could echo it: say what to fix only.
+			return "", &Error{Kind: KindConfig, Msg: "the EAB HMAC key (the issuer's api key) cannot sign: it must be the full key the CA issued (at least 32 bytes, base64url)"}
+		}
 		return "", wrap(err, "register the ACME account")
 	}
 	if acct.Location == "" {

@@ -183,6 +183,9 @@ type Operation struct {
 	Error                 *ErrorInfo        `json:"error,omitempty"`
 	Target                string            `json:"target,omitempty"`
 	RequestID             string            `json:"request_id,omitempty"`
+	// ACMEOrder is certvault's extension: the order's URL at an ACME CA,
+	// for looking it up there.
+	ACMEOrder string `json:"acme_order,omitempty"`
 }
 
 // Operation statuses.

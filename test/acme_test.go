@@ -1,0 +1,438 @@
+package test
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certvault/certvault/test/pebbletest"
+	"github.com/certvault/certvault/test/testcluster"
+	"github.com/go-acme/lego/v5/acme/api"
+)
+
+// acmeEnv is a vault (1 or 3 nodes) and a Pebble that requires External
+// Account Binding with one known key.
+type acmeEnv struct {
+	c        *testcluster.Cluster
+	peb      *pebbletest.Server
+	kid, mac string
+	macFile  string
+	dir      string
+}
+
+func newACMEEnv(t *testing.T, nodes int) *acmeEnv {
+	t.Helper()
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	e := &acmeEnv{kid: "kid-certvault", mac: base64.RawURLEncoding.EncodeToString(raw), dir: t.TempDir()}
+	e.peb = pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{e.kid: e.mac}})
+	e.c = testcluster.Start(t, nodes, testcluster.Options{})
+	e.macFile = filepath.Join(e.dir, "eab.key")
+	if err := os.WriteFile(e.macFile, []byte(e.mac+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// cli runs the CLI at node n and fails the test on a non-zero exit.
+func (e *acmeEnv) cli(t *testing.T, n *testcluster.Node, args ...string) string {
+	t.Helper()
+	out, errOut, code := e.c.CLIAt(n, args...)
+	if code != 0 {
+		t.Fatalf("certvault %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// issuer sets an ACME issuer pointed at Pebble with the extra flags.
+func (e *acmeEnv) issuer(t *testing.T, name string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"issuer", "set", name, "--provider", "acme",
+		"--directory-url", e.peb.DirectoryURL, "--directory-ca-file", e.peb.ServerCAFile}, extra...)
+	return e.cli(t, e.c.Nodes[0], args...)
+}
+
+// policy writes a policy for the DNS name with the issuer and returns its path.
+func (e *acmeEnv) policy(t *testing.T, dns, issuer string, extra ...string) string {
+	t.Helper()
+	p := filepath.Join(e.dir, dns+"-"+issuer+".json")
+	args := append([]string{"cert", "policy", "new", "--subject", "CN=" + dns, "--san", dns, "--issuer", issuer,
+		"--kty", "EC", "--curve", "P-256", "--validity-months", "12", "--renew-days-before-expiry", "60", "--out", p}, extra...)
+	e.cli(t, e.c.Nodes[0], args...)
+	return p
+}
+
+// operation reads a pending operation.
+func (e *acmeEnv) operation(t *testing.T, n *testcluster.Node, name string) map[string]any {
+	t.Helper()
+	st, op := dpDo(t, e.c.Client(n), http.MethodGet, "/certificates/"+name+"/pending", nil)
+	if st != http.StatusOK {
+		t.Fatalf("pending %s: status %d %v", name, st, op)
+	}
+	return op
+}
+
+// waitDetails polls the operation until its status_details contain want.
+func (e *acmeEnv) waitDetails(t *testing.T, n *testcluster.Node, name, want string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var op map[string]any
+	for time.Now().Before(deadline) {
+		op = e.operation(t, n, name)
+		if d, _ := op["status_details"].(string); strings.Contains(d, want) {
+			return op
+		}
+		if op["status"] != "inProgress" {
+			t.Fatalf("operation of %s ended %v before reaching %q: %v", name, op["status"], want, op)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("operation of %s never reached %q: last %v", name, want, op)
+	return nil
+}
+
+// waitFile polls until the file contains want.
+func waitFileContains(t *testing.T, path, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var b []byte
+	for time.Now().Before(deadline) {
+		b, _ = os.ReadFile(path)
+		if strings.Contains(string(b), want) {
+			return string(b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never contained %q; it holds:\n%s", path, want, b)
+	return ""
+}
+
+// certificate reads a certificate's current version with its chain.
+func (e *acmeEnv) certificate(t *testing.T, name string) (map[string]any, []*x509.Certificate) {
+	t.Helper()
+	n := e.c.Nodes[0]
+	for _, nd := range e.c.Nodes {
+		if nd.Running() {
+			n = nd
+			break
+		}
+	}
+	st, c := dpDo(t, e.c.Client(n), http.MethodGet, "/certificates/"+name+"/", nil)
+	if st != http.StatusOK {
+		t.Fatalf("get %s: status %d %v", name, st, c)
+	}
+	var chain []*x509.Certificate
+	x5c, _ := c["x5c"].([]any)
+	for _, v := range x5c {
+		der, _ := base64.StdEncoding.DecodeString(v.(string))
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatalf("x5c of %s: %v", name, err)
+		}
+		chain = append(chain, cert)
+	}
+	if len(chain) == 0 {
+		t.Fatalf("%s has no chain: %v", name, c)
+	}
+	return c, chain
+}
+
+// verifyToPebble checks that the chain verifies to Pebble's root for dns.
+func (e *acmeEnv) verifyToPebble(t *testing.T, chain []*x509.Certificate, dns string) {
+	t.Helper()
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range e.peb.Roots(t) {
+		roots.AddCert(r)
+	}
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: dns}); err != nil {
+		t.Fatalf("chain of %s does not verify to Pebble's root: %v", dns, err)
+	}
+}
+
+// TestACMEPebbleEAB is the seed's DigiCert flow against a real Pebble that
+// requires External Account Binding: issuer with org details and
+// credentials (write-only), check, policy with renewal 60 days before
+// expiry, create, watch the operation, get a chain that verifies to
+// Pebble's root, the CA's ARI window recorded, the challenge record
+// removed; then a renewal (an order that replaces the first) and a
+// short-lived profile.
+func TestACMEPebbleEAB(t *testing.T) {
+	e := newACMEEnv(t, 1)
+	n := e.c.Nodes[0]
+	program, calls, _ := e.peb.ExecSolver(t)
+	out := e.issuer(t, "pebble", "--account-id", e.kid, "--api-key-file", e.macFile,
+		"--org-id", "111111", "--admin-email", "pki-team@example.test",
+		"--dns-solver", "exec", "--dns-exec", program, "--dns-resolver", e.peb.DNSAddr)
+	for _, o := range []string{out, e.cli(t, n, "issuer", "get", "pebble"), e.cli(t, n, "issuer", "get", "pebble", "-o", "json")} {
+		if strings.Contains(o, e.mac) {
+			t.Fatalf("the EAB HMAC key is shown:\n%s", o)
+		}
+	}
+	if !strings.Contains(out, "not registered yet") || !strings.Contains(out, "111111") {
+		t.Fatalf("issuer set: want the org id and an unregistered account, got:\n%s", out)
+	}
+	out = e.cli(t, n, "issuer", "check", "pebble")
+	if !strings.Contains(out, "required") || !strings.Contains(out, "result:") || !strings.Contains(out, "ok") || !strings.Contains(out, "shortlived") {
+		t.Fatalf("issuer check: got\n%s", out)
+	}
+	if out := e.cli(t, n, "issuer", "get", "pebble"); strings.Contains(out, "not registered yet") {
+		t.Fatalf("issuer check did not record the account:\n%s", out)
+	}
+
+	policy := e.policy(t, "www.example.test", "pebble")
+	e.cli(t, n, "cert", "create", "www", "--policy", policy)
+	_, progress, code := e.c.CLI("cert", "operation", "www", "--wait")
+	op := e.operation(t, n, "www")
+	if code != 0 || op["status"] != "completed" {
+		t.Fatalf("operation: exit %d, %v\nprogress: %s", code, op, progress)
+	}
+	for _, step := range []string{"waiting for DNS", "validating"} {
+		if !strings.Contains(progress, step) {
+			t.Errorf("--wait did not show the step %q:\n%s", step, progress)
+		}
+	}
+	firstOrder, _ := op["acme_order"].(string)
+	if !strings.HasPrefix(firstOrder, "https://") {
+		t.Fatalf("operation has no ACME order URL: %v", op)
+	}
+	cert, chain := e.certificate(t, "www")
+	e.verifyToPebble(t, chain, "www.example.test")
+	waitFileContains(t, calls, "cleanup _acme-challenge.www.example.test.")
+
+	// The CA's renewal window (RFC 9773) is recorded as the CA gives it.
+	ri, _ := cert["renewal_info"].(map[string]any)
+	if ri == nil {
+		t.Fatalf("no renewal_info on the certificate: %v", cert)
+	}
+	start, end := int64(ri["start"].(float64)), int64(ri["end"].(float64))
+	want := pebbleARI(t, e.peb, chain[0])
+	if start != want.Start.Unix() || end != want.End.Unix() {
+		t.Fatalf("renewal_info %d..%d, Pebble suggests %v..%v", start, end, want.Start, want.End)
+	}
+	if start <= chain[0].NotBefore.Unix() || end >= chain[0].NotAfter.Unix() {
+		t.Fatalf("renewal window %d..%d is not inside the validity %v..%v", start, end, chain[0].NotBefore, chain[0].NotAfter)
+	}
+
+	// A second create renews: a new order that replaces the first
+	// certificate, a new key, and a second version.
+	e.cli(t, n, "cert", "create", "www", "--policy", policy, "--wait")
+	op = e.operation(t, n, "www")
+	if op["status"] != "completed" || op["acme_order"] == firstOrder {
+		t.Fatalf("renewal: %v", op)
+	}
+	_, chain2 := e.certificate(t, "www")
+	if chain2[0].SerialNumber.Cmp(chain[0].SerialNumber) == 0 {
+		t.Fatal("renewal returned the same certificate")
+	}
+	if out := e.cli(t, n, "cert", "versions", "www", "-o", "json"); strings.Count(out, `"id"`) != 2 {
+		t.Fatalf("versions after renewal: %s", out)
+	}
+
+	// ACME profiles: Pebble's shortlived gives 6 days instead of 90.
+	short := e.policy(t, "short.example.test", "pebble", "--acme-profile", "shortlived")
+	e.cli(t, n, "cert", "create", "short", "--policy", short, "--wait")
+	_, sc := e.certificate(t, "short")
+	if life := sc[0].NotAfter.Sub(sc[0].NotBefore); life > 7*24*time.Hour {
+		t.Fatalf("shortlived profile: validity %v, want about 6 days", life)
+	}
+	if life := chain[0].NotAfter.Sub(chain[0].NotBefore); life < 80*24*time.Hour {
+		t.Fatalf("default profile: validity %v, want about 90 days", life)
+	}
+
+	if strings.Contains(n.Log(), e.mac) {
+		t.Fatal("the EAB HMAC key appears in the node's log")
+	}
+}
+
+// pebbleARI asks Pebble directly for a certificate's renewal window.
+func pebbleARI(t *testing.T, peb *pebbletest.Server, leaf *x509.Certificate) struct{ Start, End time.Time } {
+	t.Helper()
+	hc := peb.HTTPClient()
+	resp, err := hc.Get(peb.DirectoryURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dir struct {
+		RenewalInfo string `json:"renewalInfo"`
+	}
+	json.NewDecoder(resp.Body).Decode(&dir)
+	resp.Body.Close()
+	if dir.RenewalInfo == "" {
+		t.Fatal("Pebble's directory has no renewalInfo")
+	}
+	id, err := api.MakeARICertID(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = hc.Get(dir.RenewalInfo + "/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ri struct {
+		SuggestedWindow struct{ Start, End time.Time } `json:"suggestedWindow"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ri); err != nil {
+		t.Fatalf("Pebble renewalInfo: %v", err)
+	}
+	return ri.SuggestedWindow
+}
+
+// TestACMEFailures: a wrong EAB key, a TXT record never published, a
+// solver that exits non-zero each end as a failed operation with an error
+// that says what happened; an unreachable or non-ACME directory is
+// reported by 'issuer check'; cancelling mid-order leaves no certificate
+// and the challenge record is removed.
+func TestACMEFailures(t *testing.T) {
+	e := newACMEEnv(t, 1)
+	n := e.c.Nodes[0]
+	program, calls, hold := e.peb.ExecSolver(t)
+
+	failed := func(t *testing.T, name, issuer string) map[string]any {
+		t.Helper()
+		p := e.policy(t, name+".example.test", issuer)
+		e.cli(t, n, "cert", "create", name, "--policy", p)
+		out, errOut, code := e.c.CLI("cert", "operation", name, "--wait")
+		op := e.operation(t, n, name)
+		if code != 1 || op["status"] != "failed" || !strings.Contains(errOut, "failed") {
+			t.Fatalf("%s: want a failed operation and exit 1, got exit %d, %v\n%s%s", name, code, op, out, errOut)
+		}
+		if _, _, code := e.c.CLI("cert", "get", name); code == 0 {
+			t.Fatalf("%s: a failed order left a certificate", name)
+		}
+		return op
+	}
+
+	t.Run("wrong EAB key", func(t *testing.T) {
+		bad := filepath.Join(e.dir, "bad.key")
+		wrong := make([]byte, 32)
+		rand.Read(wrong)
+		os.WriteFile(bad, []byte(base64.RawURLEncoding.EncodeToString(wrong)), 0o600)
+		e.issuer(t, "badeab", "--account-id", e.kid, "--api-key-file", bad, "--dns-solver", "exec", "--dns-exec", program)
+		op := failed(t, "badeab", "badeab")
+		code, msg := errorOf(op)
+		if code != "unauthorized" || !strings.Contains(msg, "External Account Binding") {
+			t.Fatalf("wrong EAB: error %s: %s", code, msg)
+		}
+		// A key too short to sign with is a configuration error at once.
+		short := filepath.Join(e.dir, "short.key")
+		os.WriteFile(short, []byte(base64.RawURLEncoding.EncodeToString([]byte("short"))), 0o600)
+		e.issuer(t, "shorteab", "--account-id", e.kid, "--api-key-file", short)
+		if out, _, c := e.c.CLI("issuer", "check", "shorteab"); c != 1 || !strings.Contains(out, "at least 32 bytes") {
+			t.Fatalf("issuer check with a short EAB key: exit %d\n%s", c, out)
+		}
+		if out, _, c := e.c.CLI("issuer", "check", "badeab"); c != 1 || !strings.Contains(out, "unauthorized") {
+			t.Fatalf("issuer check with a wrong EAB key: exit %d\n%s", c, out)
+		}
+	})
+
+	e.issuer(t, "nodns", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "none")
+	t.Run("TXT never published", func(t *testing.T) {
+		op := failed(t, "nodns", "nodns")
+		code, msg := errorOf(op)
+		if code == "" || !strings.Contains(msg, "validation of nodns.example.test failed") {
+			t.Fatalf("unpublished TXT: error %s: %s", code, msg)
+		}
+	})
+
+	t.Run("solver exits non-zero", func(t *testing.T) {
+		e.issuer(t, "falsy", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", "/bin/false")
+		op := failed(t, "falsy", "falsy")
+		code, msg := errorOf(op)
+		if code != "DNSSolverFailed" || !strings.Contains(msg, "/bin/false") {
+			t.Fatalf("failing solver: error %s: %s", code, msg)
+		}
+	})
+
+	t.Run("unreachable and non-ACME directories", func(t *testing.T) {
+		e.cli(t, n, "issuer", "set", "down", "--provider", "acme", "--directory-url", "https://127.0.0.1:1/dir")
+		if out, _, c := e.c.CLI("issuer", "check", "down"); c != 1 || !strings.Contains(out, "cannot reach") {
+			t.Fatalf("unreachable directory: exit %d\n%s", c, out)
+		}
+		e.cli(t, n, "issuer", "set", "notacme", "--provider", "acme", "--directory-url", n.URL()+"/healthz", "--directory-ca-file", e.c.CACert)
+		if out, _, c := e.c.CLI("issuer", "check", "notacme"); c != 1 || !strings.Contains(out, "ACME directory") {
+			t.Fatalf("non-ACME directory: exit %d\n%s", c, out)
+		}
+	})
+
+	t.Run("cancel mid-order", func(t *testing.T) {
+		e.issuer(t, "slow", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
+		os.WriteFile(hold, nil, 0o644)
+		p := e.policy(t, "cancel.example.test", "slow")
+		e.cli(t, n, "cert", "create", "cancelme", "--policy", p)
+		e.waitDetails(t, n, "cancelme", "waiting for DNS")
+		waitFileContains(t, calls, "present _acme-challenge.cancel.example.test.")
+		out := e.cli(t, n, "cert", "operation", "cancelme", "--cancel")
+		if !strings.Contains(out, "cancelled") {
+			t.Fatalf("cancel: %s", out)
+		}
+		os.Remove(hold)
+		waitFileContains(t, calls, "cleanup _acme-challenge.cancel.example.test.")
+		if op := e.operation(t, n, "cancelme"); op["status"] != "cancelled" {
+			t.Fatalf("after cancel: %v", op)
+		}
+		if _, _, c := e.c.CLI("cert", "get", "cancelme"); c == 0 {
+			t.Fatal("a cancelled order left a certificate")
+		}
+	})
+}
+
+// TestACMELeaderKilledMidOrder: the leader is SIGKILLed while its order
+// waits for DNS; the new leader resumes the same order (no second one is
+// placed), the operation completes with exactly one certificate version.
+func TestACMELeaderKilledMidOrder(t *testing.T) {
+	e := newACMEEnv(t, 3)
+	program, calls, hold := e.peb.ExecSolver(t)
+	e.issuer(t, "pebble", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
+	leader := e.c.Leader()
+	var follower *testcluster.Node
+	for _, nd := range e.c.Nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	os.WriteFile(hold, nil, 0o644)
+	p := e.policy(t, "ha.example.test", "pebble")
+	e.cli(t, follower, "cert", "create", "ha", "--policy", p)
+	op := e.waitDetails(t, follower, "ha", "waiting for DNS")
+	order, _ := op["acme_order"].(string)
+	waitFileContains(t, calls, "present _acme-challenge.ha.example.test.")
+	leader.Kill()
+	newLeader := e.c.Leader()
+	if newLeader == leader {
+		t.Fatal("the killed node is still the leader")
+	}
+	os.Remove(hold)
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		op = e.operation(t, newLeader, "ha")
+		if op["status"] != "inProgress" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if op["status"] != "completed" {
+		t.Fatalf("after the leader kill: %v", op)
+	}
+	if op["acme_order"] != order {
+		t.Fatalf("a second order was placed: %v, first %s", op["acme_order"], order)
+	}
+	out := e.cli(t, newLeader, "cert", "versions", "ha", "-o", "json")
+	if strings.Count(out, `"id"`) != 1 {
+		t.Fatalf("want exactly one certificate version, got %s", out)
+	}
+	_, chain := e.certificate(t, "ha")
+	e.verifyToPebble(t, chain, "ha.example.test")
+	waitFileContains(t, calls, "cleanup _acme-challenge.ha.example.test.")
+}
