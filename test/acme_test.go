@@ -232,6 +232,9 @@ func TestACMEPebbleEAB(t *testing.T) {
 	if out := e.cli(t, n, "cert", "versions", "www", "-o", "json"); strings.Count(out, `"id"`) != 2 {
 		t.Fatalf("versions after renewal: %s", out)
 	}
+	if !strings.Contains(e.peb.Logs(), "is a replacement of") {
+		t.Fatal("the renewal order did not tell Pebble which certificate it replaces (RFC 9773 replaces)")
+	}
 
 	// ACME profiles: Pebble's shortlived gives 6 days, its default 90.
 	// (Pebble picks a random profile for an order that names none.)

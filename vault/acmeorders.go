@@ -103,18 +103,6 @@ func acmeDomains(p *keyvault.Policy) ([]string, error) {
 	return names, nil
 }
 
-// currentLeaf parses the leaf of a certificate version.
-func (n *Node) currentLeaf(name, version string) (*x509.Certificate, error) {
-	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
-	if err != nil {
-		return nil, err
-	}
-	if !ok || len(v.Chain) == 0 {
-		return nil, fmt.Errorf("certificate %s/%s has no chain", name, version)
-	}
-	return x509.ParseCertificate(v.Chain[0])
-}
-
 // orderRunner drives the ACME orders of pending operations on the leader.
 type orderRunner struct {
 	n      *Node
@@ -477,10 +465,14 @@ func (or *orderRunner) complete(ctx context.Context, name, requestID string, der
 		if err := n.addCertVersion(b, name, version, policy, key, out, op.Attributes, op.Tags, now); err != nil {
 			return err
 		}
-		if hasWindow {
-			if err := setRenewalWindow(b, n, name, version, w, now); err != nil {
-				return err
+		err = patchVersion(b, name, version, func(v *versionMeta) {
+			v.ACMEIssuer = op.Issuer
+			if hasWindow {
+				v.RenewalInfo = &renewalInfo{Start: w.Start.Unix(), End: w.End.Unix(), ExplanationURL: w.Explanation, Fetched: now.Unix()}
 			}
+		})
+		if err != nil {
+			return err
 		}
 		op.Status, op.StatusDetails, op.Error = keyvault.StatusCompleted, "", nil
 		op.ACME.Step = "completed"
@@ -493,9 +485,9 @@ func (or *orderRunner) complete(ctx context.Context, name, requestID string, der
 	}
 }
 
-// setRenewalWindow records the CA's suggested renewal window on the
-// version just added to b.
-func setRenewalWindow(b *raftstore.Batch, n *Node, name, version string, w acme.Window, now time.Time) error {
+// patchVersion changes the version record that b puts for a version
+// just added to it.
+func patchVersion(b *raftstore.Batch, name, version string, change func(*versionMeta)) error {
 	key := verKey(kindCertificates, name, version)
 	for i := len(b.Ops) - 1; i >= 0; i-- {
 		op := &b.Ops[i]
@@ -506,7 +498,7 @@ func setRenewalWindow(b *raftstore.Batch, n *Node, name, version string, w acme.
 		if err := json.Unmarshal(op.Value, &v); err != nil {
 			return err
 		}
-		v.RenewalInfo = &renewalInfo{Start: w.Start.Unix(), End: w.End.Unix(), ExplanationURL: w.Explanation, Fetched: now.Unix()}
+		change(&v)
 		op.Value = mustJSON(v)
 		return nil
 	}

@@ -234,9 +234,12 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 		op.CSR = csr
 		op.ACME = &acme.Progress{Step: acme.StepQueued, Profile: policy.Issuer.Profile}
 		if found && cm.Current != "" {
-			// A renewal tells the CA which certificate it replaces (RFC 9773).
-			if leaf, err := n.currentLeaf(name, cm.Current); err == nil {
-				op.ACME.Replaces, _ = acme.ARICertID(leaf)
+			// A renewal through the issuer of the current version tells
+			// the CA which certificate it replaces (RFC 9773).
+			if v, _, ok, _ := n.loadVersion(kindCertificates, name, cm.Current); ok && v.ACMEIssuer == policy.IssuerName() && len(v.Chain) > 0 {
+				if leaf, err := x509.ParseCertificate(v.Chain[0]); err == nil {
+					op.ACME.Replaces, _ = acme.ARICertID(leaf)
+				}
 			}
 		}
 		op.StatusDetails = acme.StepQueued

@@ -78,6 +78,9 @@ type versionMeta struct {
 	Sealed bool `json:"sealed,omitempty"`
 	// RenewalInfo is the ACME CA's suggested renewal window (RFC 9773).
 	RenewalInfo *renewalInfo `json:"renewal_info,omitempty"`
+	// ACMEIssuer names the ACME issuer that issued the version; a renewal
+	// through the same issuer tells the CA which certificate it replaces.
+	ACMEIssuer string `json:"acme_issuer,omitempty"`
 }
 
 // renewalInfo is a CA's suggested renewal window, as Unix seconds.
