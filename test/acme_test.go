@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/test/bindtest"
 	"github.com/certvault/certvault/test/pebbletest"
 	"github.com/certvault/certvault/test/testcluster"
 	"github.com/go-acme/lego/v5/acme/api"
@@ -29,10 +30,16 @@ type acmeEnv struct {
 
 func newACMEEnv(t *testing.T, nodes int) *acmeEnv {
 	t.Helper()
+	return newACMEEnvDNS(t, nodes, "")
+}
+
+// newACMEEnvDNS is newACMEEnv with Pebble validating against dnsServer.
+func newACMEEnvDNS(t *testing.T, nodes int, dnsServer string) *acmeEnv {
+	t.Helper()
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	e := &acmeEnv{kid: "kid-certvault", mac: base64.RawURLEncoding.EncodeToString(raw), dir: t.TempDir()}
-	e.peb = pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{e.kid: e.mac}})
+	e.peb = pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{e.kid: e.mac}, DNSServer: dnsServer})
 	e.c = testcluster.Start(t, nodes, testcluster.Options{})
 	e.macFile = filepath.Join(e.dir, "eab.key")
 	if err := os.WriteFile(e.macFile, []byte(e.mac+"\n"), 0o600); err != nil {
@@ -445,4 +452,51 @@ func TestACMELeaderKilledMidOrder(t *testing.T) {
 	_, chain := e.certificate(t, "ha")
 	e.verifyToPebble(t, chain, "ha.example.test")
 	waitFileContains(t, calls, "cleanup _acme-challenge.ha.example.test.")
+}
+
+// TestACMERFC2136 answers the dns-01 challenge with RFC 2136 dynamic
+// updates signed with TSIG to a real BIND, which Pebble validates
+// against: the record is published, the certificate issued, the record
+// removed, and the TSIG secret never shown.
+func TestACMERFC2136(t *testing.T) {
+	ns := bindtest.Start(t)
+	e := newACMEEnvDNS(t, 1, ns.Addr)
+	n := e.c.Nodes[0]
+	keyFile := filepath.Join(e.dir, "acme-update.key")
+	if err := os.WriteFile(keyFile, ns.KeyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := ""
+	for _, line := range strings.Split(string(ns.KeyFile), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "secret" {
+			secret = strings.Trim(f[1], `";`)
+		}
+	}
+	if secret == "" {
+		t.Fatalf("no secret in the key file:\n%s", ns.KeyFile)
+	}
+	out := e.issuer(t, "bind", "--account-id", e.kid, "--api-key-file", e.macFile,
+		"--dns-solver", "rfc2136", "--rfc2136-nameserver", ns.Addr, "--tsig-key-file", keyFile, "--dns-resolver", ns.Addr)
+	if !strings.Contains(out, ns.KeyName) || !strings.Contains(out, "hmac-sha256") {
+		t.Fatalf("issuer set does not show the TSIG key's name and algorithm:\n%s", out)
+	}
+	for _, o := range []string{out, e.cli(t, n, "issuer", "get", "bind", "-o", "json")} {
+		if strings.Contains(o, secret) {
+			t.Fatalf("the TSIG secret is shown:\n%s", o)
+		}
+	}
+	p := e.policy(t, "www.example.test", "bind")
+	e.cli(t, n, "cert", "create", "www", "--policy", p, "--wait")
+	_, chain := e.certificate(t, "www")
+	e.verifyToPebble(t, chain, "www.example.test")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(ns.TXT(t, "_acme-challenge.www.example.test")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the challenge record is still in the zone: %v", ns.TXT(t, "_acme-challenge.www.example.test"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(n.Log(), secret) {
+		t.Fatal("the TSIG secret appears in the node's log")
+	}
 }

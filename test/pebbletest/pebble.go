@@ -97,6 +97,10 @@ type Options struct {
 	// EAB maps External Account Binding key ids to base64url HMAC keys.
 	// When it is not empty, Pebble requires EAB on new accounts.
 	EAB map[string]string
+	// DNSServer, when set, is the DNS server (HOST:PORT) Pebble validates
+	// dns-01 challenges against instead of challtestsrv's (e.g. a BIND
+	// the vault updates with RFC 2136). Pebble queries it over TCP.
+	DNSServer string
 }
 
 // Server is a running Pebble with its challenge test server.
@@ -173,7 +177,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := os.WriteFile(cfgFile, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	peb := exec.Command(pebbleBin, "-config", cfgFile, "-dnsserver", s.DNSAddr)
+	resolver := s.DNSAddr
+	if opts.DNSServer != "" {
+		resolver = opts.DNSServer
+	}
+	peb := exec.Command(pebbleBin, "-config", cfgFile, "-dnsserver", resolver)
 	peb.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	peb.Stdout, peb.Stderr = syncWriter{&s.mu, s.pebbleLog}, syncWriter{&s.mu, s.pebbleLog}
 	startProc(t, peb, "pebble")
