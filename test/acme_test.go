@@ -500,3 +500,82 @@ func TestACMERFC2136(t *testing.T) {
 		t.Fatal("the TSIG secret appears in the node's log")
 	}
 }
+
+// TestACMEIssuerBadInput: each bad ACME issuer setting is a 400 that says
+// what to fix, and nothing is stored; a policy naming a missing issuer is
+// refused at create.
+func TestACMEIssuerBadInput(t *testing.T) {
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	cl := c.Client(c.Nodes[0])
+	good := func() map[string]any {
+		return map[string]any{"provider": "acme", "acme": map[string]any{"directory_url": "https://ca.example/dir"}}
+	}
+	with := func(f func(m map[string]any)) map[string]any { m := good(); f(m); return m }
+	dns := func(d map[string]any) map[string]any {
+		return with(func(m map[string]any) { m["acme"].(map[string]any)["dns"] = d })
+	}
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		want string
+	}{
+		{"no directory", map[string]any{"provider": "acme"}, "directory URL"},
+		{"directory not http", with(func(m map[string]any) { m["acme"] = map[string]any{"directory_url": "ftp://ca.example/dir"} }), "https:// URL"},
+		{"directory CA not PEM", with(func(m map[string]any) { m["acme"].(map[string]any)["directory_ca_pem"] = "not a certificate" }), "no PEM certificate"},
+		{"HMAC not base64url", with(func(m map[string]any) {
+			m["credentials"] = map[string]any{"account_id": "kid", "pwd": "not base64url!"}
+		}), "base64url"},
+		{"HMAC without key id", with(func(m map[string]any) { m["credentials"] = map[string]any{"pwd": "c2VjcmV0"} }), "--account-id"},
+		{"unknown solver", dns(map[string]any{"solver": "route53"}), "rfc2136, exec or none"},
+		{"exec without program", dns(map[string]any{"solver": "exec"}), "--dns-exec"},
+		{"exec relative", dns(map[string]any{"solver": "exec", "exec": "hook.sh"}), "absolute path"},
+		{"exec missing", dns(map[string]any{"solver": "exec", "exec": "/nonexistent/hook"}), "not an executable file"},
+		{"rfc2136 without server", dns(map[string]any{"solver": "rfc2136"}), "--rfc2136-nameserver"},
+		{"rfc2136 bad server", dns(map[string]any{"solver": "rfc2136", "nameserver": "ns.example"}), "HOST:PORT"},
+		{"rfc2136 bad key", dns(map[string]any{"solver": "rfc2136", "nameserver": "192.0.2.1:53", "tsig_key": "key { secret \"c2VjcmV0\"; };"}), "--tsig-key-file"},
+		{"bad resolver", dns(map[string]any{"resolvers": []string{"8.8.8.8"}}), "--dns-resolver"},
+		{"acme on internal", map[string]any{"provider": "internal", "ca": map[string]any{"subject": "CN=x"}, "acme": map[string]any{"directory_url": "https://ca.example/dir"}}, "applies only to providers acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, resp := dpDo(t, cl, http.MethodPut, "/certificates/issuers/bad", tc.body)
+			code, msg := errorOf(resp)
+			if st != http.StatusBadRequest || code != "BadParameter" || !strings.Contains(msg, tc.want) {
+				t.Fatalf("status %d, error %s: %q; want 400 mentioning %q", st, code, msg, tc.want)
+			}
+			if st, _ := dpDo(t, cl, http.MethodGet, "/certificates/issuers/bad", nil); st != http.StatusNotFound {
+				t.Fatalf("a refused issuer was stored (GET answers %d)", st)
+			}
+		})
+	}
+	// DigiCert and GlobalSign preset their public directories.
+	for provider, dir := range map[string]string{"DigiCert": "https://acme.digicert.com/v2/acme/directory/", "GlobalSign": "https://emea.acme.atlas.globalsign.com/directory"} {
+		st, resp := dpDo(t, cl, http.MethodPut, "/certificates/issuers/"+strings.ToLower(provider), map[string]any{
+			"provider": provider, "credentials": map[string]any{"account_id": "1111111", "pwd": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"},
+			"org_details": map[string]any{"id": "111111"}})
+		if st != http.StatusOK {
+			t.Fatalf("%s issuer: %d %v", provider, st, resp)
+		}
+		a, _ := resp["acme"].(map[string]any)
+		if a["directory_url"] != dir {
+			t.Fatalf("%s issuer: directory %v, want %s", provider, a["directory_url"], dir)
+		}
+		if data, _ := json.Marshal(resp); strings.Contains(string(data), "c2VjcmV0c2VjcmV0") || strings.Contains(string(data), "account_key") {
+			t.Fatalf("%s issuer shows a secret: %s", provider, data)
+		}
+	}
+	// A policy naming an issuer that does not exist is refused at create.
+	st, resp := dpDo(t, cl, http.MethodPost, "/certificates/nope/create", map[string]any{"policy": map[string]any{
+		"x509_props": map[string]any{"subject": "CN=www.example.test"}, "issuer": map[string]any{"name": "missing"}}})
+	if _, msg := errorOf(resp); st != http.StatusBadRequest || !strings.Contains(msg, "does not exist") {
+		t.Fatalf("missing issuer: %d %s", st, msg)
+	}
+	// An ACME order needs DNS names.
+	st, resp = dpDo(t, cl, http.MethodPost, "/certificates/mail/create", map[string]any{"policy": map[string]any{
+		"x509_props": map[string]any{"subject": "CN=Mail Signing", "sans": map[string]any{"emails": []string{"a@example.test"}}}, "issuer": map[string]any{"name": "digicert"}}})
+	if _, msg := errorOf(resp); st != http.StatusBadRequest || !strings.Contains(msg, "DNS names only") {
+		t.Fatalf("ACME with emails: %d %s", st, msg)
+	}
+	if st, _ := dpDo(t, cl, http.MethodGet, "/certificates/mail/pending", nil); st != http.StatusNotFound {
+		t.Fatalf("a refused create left a pending operation (%d)", st)
+	}
+}

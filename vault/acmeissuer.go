@@ -80,19 +80,10 @@ type dnsSettings struct {
 // extension; Key Vault has no such field). On PATCH, absent members keep
 // their values.
 type acmeRequest struct {
-	DirectoryURL string      `json:"directory_url,omitempty"`
-	DirectoryCA  *string     `json:"directory_ca_pem,omitempty"`
-	DNS          *dnsRequest `json:"dns,omitempty"`
-}
-
-type dnsRequest struct {
-	Solver             string   `json:"solver,omitempty"`
-	Exec               string   `json:"exec,omitempty"`
-	Nameserver         string   `json:"nameserver,omitempty"`
-	Zone               string   `json:"zone,omitempty"`
-	TSIGKey            string   `json:"tsig_key,omitempty"`
-	Resolvers          []string `json:"resolvers,omitempty"`
-	PropagationSeconds int      `json:"propagation_timeout_seconds,omitempty"`
+	DirectoryURL string  `json:"directory_url,omitempty"`
+	DirectoryCA  *string `json:"directory_ca_pem,omitempty"`
+	// DNS, in a request, changes only the members it sets.
+	DNS *dnsSettings `json:"dns,omitempty"`
 }
 
 // acmeView is what the API shows of an ACME issuer: never the account key
@@ -207,7 +198,7 @@ func applyACMERequest(si *storedIssuer, req *acmeRequest, credsChanged bool) err
 	return nil
 }
 
-func applyDNSRequest(d *dnsSettings, r *dnsRequest) error {
+func applyDNSRequest(d *dnsSettings, r *dnsSettings) error {
 	if r.Solver != "" {
 		s := strings.ToLower(r.Solver)
 		if s != d.Solver {

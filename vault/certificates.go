@@ -243,15 +243,8 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 			}
 		}
 		op.StatusDetails = acme.StepQueued
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, fmt.Errorf("encode key: %w", err)
-		}
-		if err := putSealed(b, n.barrier.Load(), pendKeyKey(name), keyDER); err != nil {
+		if err := n.holdPending(b, name, key, found, cprev, now); err != nil {
 			return nil, err
-		}
-		if !found {
-			putMeta(b, kindCertificates, name, objectMeta{Created: now.Unix()}, cprev)
 		}
 	case policy.IssuerName() == keyvault.IssuerUnknown:
 		csr, err := certs.CSR(policy, key)
@@ -260,17 +253,8 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 		}
 		op.CSR = csr
 		op.StatusDetails = "Pending certificate created. Please perform a merge to complete the request."
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, fmt.Errorf("encode key: %w", err)
-		}
-		if err := putSealed(b, n.barrier.Load(), pendKeyKey(name), keyDER); err != nil {
+		if err := n.holdPending(b, name, key, found, cprev, now); err != nil {
 			return nil, err
-		}
-		if !found {
-			// The name is taken from now on, as in Key Vault: the
-			// certificate is listed with includePending.
-			putMeta(b, kindCertificates, name, objectMeta{Created: now.Unix()}, cprev)
 		}
 	default:
 		der, chain, err := n.issueNow(policy, key, now)
@@ -294,6 +278,24 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 		return nil, err
 	}
 	return op, nil
+}
+
+// holdPending adds to b the pending key of an operation completed later
+// (by a merge or an ACME order) and, for a new name, its meta record: the
+// name is taken from now on, as in Key Vault, and the certificate is
+// listed with includePending.
+func (n *Node) holdPending(b *raftstore.Batch, name string, key crypto.Signer, found bool, cprev raftstore.Entry, now time.Time) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode key: %w", err)
+	}
+	if err := putSealed(b, n.barrier.Load(), pendKeyKey(name), keyDER); err != nil {
+		return err
+	}
+	if !found {
+		putMeta(b, kindCertificates, name, objectMeta{Created: now.Unix()}, cprev)
+	}
+	return nil
 }
 
 // keyForIssuance returns the current version's key when the policy says
