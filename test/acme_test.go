@@ -404,6 +404,27 @@ func TestACMEFailures(t *testing.T) {
 	})
 }
 
+// TestACMEDeletedMidOrder: deleting the certificate while its order
+// waits for DNS ends the order, and its challenge record is still
+// removed (the order's records are kept apart from the operation).
+func TestACMEDeletedMidOrder(t *testing.T) {
+	e := newACMEEnv(t, 1)
+	n := e.c.Nodes[0]
+	program, calls, hold := e.peb.ExecSolver(t)
+	e.issuer(t, "pebble", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
+	os.WriteFile(hold, nil, 0o644)
+	p := e.policy(t, "gone.example.test", "pebble")
+	e.cli(t, n, "cert", "create", "gone", "--policy", p)
+	e.waitDetails(t, n, "gone", "waiting for DNS")
+	waitFileContains(t, calls, "present _acme-challenge.gone.example.test.")
+	e.cli(t, n, "cert", "delete", "gone")
+	os.Remove(hold)
+	waitFileContains(t, calls, "cleanup _acme-challenge.gone.example.test.")
+	if st, _ := dpDo(t, e.c.Client(n), http.MethodGet, "/certificates/gone/pending", nil); st != http.StatusNotFound {
+		t.Fatalf("the deleted certificate's operation answers %d", st)
+	}
+}
+
 // TestACMELeaderKilledMidOrder: the leader is SIGKILLed while its order
 // waits for DNS; the new leader resumes the same order (no second one is
 // placed), the operation completes with exactly one certificate version.

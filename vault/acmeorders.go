@@ -118,26 +118,66 @@ type cachedClient struct {
 	client *acme.Client
 }
 
-// runOrders is the leader's order loop: it starts a driver for every
-// pending operation that has ACME work (an order in progress, or records
-// to clean up), and looks again whenever a pending operation changes.
-// It returns when ctx ends (leadership lost); the next leader resumes.
+// acmeOrder is an ACME order's state in Raft. It is kept apart from the
+// pending operation it serves, so that the challenge records it lists are
+// removed even when the operation or the certificate is deleted.
+type acmeOrder struct {
+	RequestID string        `json:"request_id"`
+	Issuer    string        `json:"issuer"`
+	Progress  acme.Progress `json:"progress"`
+}
+
+// acmeOrdersPrefix holds the ACME orders with work left: driving an
+// order, or removing its challenge records.
+const acmeOrdersPrefix = "acme/orders/"
+
+func acmeOrderKey(name string) string { return acmeOrdersPrefix + name }
+
+func (n *Node) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error) {
+	e, ok := n.store.Get(acmeOrderKey(name))
+	if !ok {
+		return nil, e, false, nil
+	}
+	var o acmeOrder
+	if err := json.Unmarshal(e.Value, &o); err != nil {
+		return nil, e, false, fmt.Errorf("decode %s: %w", e.Key, err)
+	}
+	return &o, e, true, nil
+}
+
+// queueOrder adds a new order for a certificate to b. It refuses while
+// the records of the certificate's previous order are still being
+// removed.
+func (n *Node) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) error {
+	prev, e, ok, err := n.loadOrder(name)
+	if err != nil {
+		return err
+	}
+	if ok && len(prev.Progress.Records) > 0 {
+		return &APIError{Status: http.StatusConflict, Code: "Conflict",
+			Message: fmt.Sprintf("the challenge records of the previous order for %s are still being removed; retry in a moment", name)}
+	}
+	idx := raftstore.NotExist
+	if ok {
+		idx = e.Index
+	}
+	b.PutIf(acmeOrderKey(name), mustJSON(o), idx)
+	return nil
+}
+
+// runOrders is the leader's order loop: it starts a driver for every ACME
+// order with work left, and looks again whenever the set of orders
+// changes, and every orderScanInterval. It returns when ctx ends
+// (leadership lost); the next leader resumes from the same records.
 func (n *Node) runOrders(ctx context.Context) {
 	or := &orderRunner{n: n, active: map[string]bool{}, clients: map[string]cachedClient{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		after := n.store.AppliedIndex()
-		entries, _ := n.store.List("pending/certificates/", "", 0)
+		entries, _ := n.store.List(acmeOrdersPrefix, "", 0)
 		for _, e := range entries {
-			name := strings.TrimPrefix(e.Key, "pending/certificates/")
-			var op pendingOp
-			if err := json.Unmarshal(e.Value, &op); err != nil || op.ACME == nil {
-				continue
-			}
-			if op.Status != keyvault.StatusInProgress && len(op.ACME.Records) == 0 {
-				continue
-			}
+			name := strings.TrimPrefix(e.Key, acmeOrdersPrefix)
 			or.mu.Lock()
 			busy := or.active[name]
 			or.active[name] = true
@@ -153,11 +193,11 @@ func (n *Node) runOrders(ctx context.Context) {
 					delete(or.active, name)
 					or.mu.Unlock()
 				}()
-				or.drive(ctx, name, op.RequestID)
+				or.drive(ctx, name)
 			}()
 		}
 		wctx, cancel := context.WithTimeout(ctx, orderScanInterval)
-		_, _ = n.store.Watch(wctx, []string{"pending/certificates/"}, after)
+		_, _ = n.store.Watch(wctx, []string{acmeOrdersPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -165,41 +205,49 @@ func (n *Node) runOrders(ctx context.Context) {
 	}
 }
 
-// drive takes one operation to its end: completed, failed, or left for a
-// human (cancelled), then removes its challenge records.
-func (or *orderRunner) drive(ctx context.Context, name, requestID string) {
+// activeOp returns the pending operation an order serves, if it is still
+// in progress for the same request.
+func (n *Node) activeOp(name string, o *acmeOrder) (*pendingOp, raftstore.Entry, bool) {
+	op, e, ok, err := n.loadPending(name)
+	if err != nil || !ok || op.RequestID != o.RequestID || op.Status != keyvault.StatusInProgress {
+		return nil, e, false
+	}
+	return op, e, true
+}
+
+// drive takes one order to its end: its operation completed, failed, or
+// ended by someone else (cancelled, deleted); then it removes the
+// challenge records and the order.
+func (or *orderRunner) drive(ctx context.Context, name string) {
 	n := or.n
-	log := n.log.With("certificate", name, "request", requestID)
 	for attempt := 1; ; attempt++ {
-		op, _, ok, err := n.loadPending(name)
-		if err != nil || !ok || op.RequestID != requestID || op.ACME == nil {
+		o, _, ok, err := n.loadOrder(name)
+		if err != nil || !ok {
 			return
 		}
-		if op.Status != keyvault.StatusInProgress {
-			or.cleanUp(ctx, name, requestID, op)
+		log := n.log.With("certificate", name, "request", o.RequestID)
+		if _, _, active := n.activeOp(name, o); !active {
+			or.finish(ctx, name, o)
 			return
 		}
-		err = or.attempt(ctx, name, op)
+		err = or.attempt(ctx, name, o)
 		switch {
 		case err == nil:
 			log.Info("ACME order completed")
-			if op, _, ok, _ := n.loadPending(name); ok && op.RequestID == requestID {
-				or.cleanUp(ctx, name, requestID, op)
-			}
-			return
+			continue // finish on the next round
 		case ctx.Err() != nil:
 			return // leadership lost: the next leader resumes
 		case errors.Is(err, errOrderStopped):
-			continue // re-read: cancelled or changed; clean up if so
+			continue // re-read: cancelled or changed
 		case acme.IsPermanent(err) || attempt >= orderMaxAttempts:
 			log.Warn("ACME order failed", "err", err)
-			or.fail(ctx, name, requestID, err, attempt)
+			or.fail(ctx, name, o, err, attempt)
 			continue
 		}
 		wait := backoff(attempt)
 		log.Info("ACME order step failed; retrying", "attempt", attempt, "in", wait.Round(time.Second), "err", err)
-		_ = or.save(ctx, name, requestID, func(op *pendingOp) {
-			op.StatusDetails = fmt.Sprintf("%s (attempt %d of %d failed: %v; retrying in %s)", op.ACME.Step, attempt, orderMaxAttempts, err, wait.Round(time.Second))
+		_ = or.updateOp(ctx, name, o, func(op *pendingOp) {
+			op.StatusDetails = fmt.Sprintf("%s (attempt %d of %d failed: %v; retrying in %s)", o.Progress.Step, attempt, orderMaxAttempts, err, wait.Round(time.Second))
 		})
 		select {
 		case <-ctx.Done():
@@ -217,11 +265,15 @@ func backoff(attempt int) time.Duration {
 }
 
 // attempt drives the order once from its saved progress.
-func (or *orderRunner) attempt(ctx context.Context, name string, op *pendingOp) error {
+func (or *orderRunner) attempt(ctx context.Context, name string, ord *acmeOrder) error {
 	n := or.n
 	ctx, cancel := context.WithTimeout(ctx, orderStepTimeout)
 	defer cancel()
-	si, client, err := or.client(ctx, op.Issuer)
+	op, _, active := n.activeOp(name, ord)
+	if !active {
+		return errOrderStopped
+	}
+	si, client, err := or.client(ctx, ord.Issuer)
 	if err != nil {
 		return err
 	}
@@ -240,7 +292,6 @@ func (or *orderRunner) attempt(ctx context.Context, name string, op *pendingOp) 
 	if err != nil {
 		return &acme.Error{Kind: acme.KindConfig, Msg: err.Error()}
 	}
-	reqID := op.RequestID
 	o := &acme.Order{
 		Client:    client,
 		Solver:    sol,
@@ -248,19 +299,10 @@ func (or *orderRunner) attempt(ctx context.Context, name string, op *pendingOp) 
 		Domains:   domains,
 		CSR:       op.CSR,
 		Save: func(ctx context.Context, p acme.Progress) error {
-			return or.save(ctx, name, reqID, func(op *pendingOp) {
-				op.ACME = &p
-				op.StatusDetails = p.Step
-			})
+			return or.save(ctx, name, ord, p)
 		},
 	}
-	if op.ACME.OrderURL == "" {
-		// Placing an order: say so first, so that a reader sees the step.
-		if err := o.Save(ctx, *op.ACME); err != nil {
-			return err
-		}
-	}
-	chain, err := o.Run(ctx, *op.ACME)
+	chain, err := o.Run(ctx, ord.Progress)
 	if err != nil {
 		return err
 	}
@@ -272,7 +314,7 @@ func (or *orderRunner) attempt(ctx context.Context, name string, op *pendingOp) 
 			window, hasWindow = w, ok
 		}
 	}
-	return or.complete(ctx, name, reqID, chain, window, hasWindow)
+	return or.complete(ctx, name, ord, chain, window, hasWindow)
 }
 
 // client returns the issuer and an ACME client with a registered account,
@@ -384,20 +426,44 @@ func buildSolver(d dnsSettings) (acme.Solver, func(ctx context.Context, fqdn, va
 	}, nil
 }
 
-// save applies change to the operation if it is still the same request
-// in progress, with compare-and-set; errOrderStopped otherwise.
-func (or *orderRunner) save(ctx context.Context, name, requestID string, change func(*pendingOp)) error {
+// save records the order's progress and shows its step on the
+// operation, in one command that holds only while the operation is still
+// in progress for the same request; errOrderStopped otherwise.
+func (or *orderRunner) save(ctx context.Context, name string, ord *acmeOrder, p acme.Progress) error {
 	n := or.n
 	for {
-		op, e, ok, err := n.loadPending(name)
+		op, opEntry, active := n.activeOp(name, ord)
+		cur, oe, ok, err := n.loadOrder(name)
 		if err != nil {
 			return err
 		}
-		if !ok || op.RequestID != requestID || op.Status != keyvault.StatusInProgress {
+		if !active || !ok || cur.RequestID != ord.RequestID {
+			return errOrderStopped
+		}
+		cur.Progress = p
+		op.StatusDetails, op.ACMEOrder = p.Step, p.OrderURL
+		b := (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), opEntry.Index).PutIf(acmeOrderKey(name), mustJSON(cur), oe.Index)
+		_, err = n.store.Apply(ctx, b)
+		if errors.Is(err, raftstore.ErrConflict) {
+			continue
+		}
+		if err == nil {
+			ord.Progress = p
+		}
+		return err
+	}
+}
+
+// updateOp changes the operation while it is in progress for the order's
+// request.
+func (or *orderRunner) updateOp(ctx context.Context, name string, ord *acmeOrder, change func(*pendingOp)) error {
+	for {
+		op, e, active := or.n.activeOp(name, ord)
+		if !active {
 			return errOrderStopped
 		}
 		change(op)
-		_, err = n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index))
+		_, err := or.n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index))
 		if errors.Is(err, raftstore.ErrConflict) {
 			continue
 		}
@@ -407,18 +473,15 @@ func (or *orderRunner) save(ctx context.Context, name, requestID string, change 
 
 // complete turns the CA's chain into the certificate's new version, like
 // a merge: the leaf must carry the pending key and the policy's names.
-func (or *orderRunner) complete(ctx context.Context, name, requestID string, ders [][]byte, w acme.Window, hasWindow bool) error {
+func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder, ders [][]byte, w acme.Window, hasWindow bool) error {
 	n := or.n
 	chain, err := certs.ParseChainDER(ders)
 	if err != nil {
 		return &acme.Error{Kind: acme.KindCA, Msg: fmt.Sprintf("the CA's chain does not parse: %v", err)}
 	}
 	for {
-		op, opEntry, ok, err := n.loadPending(name)
-		if err != nil {
-			return err
-		}
-		if !ok || op.RequestID != requestID || op.Status != keyvault.StatusInProgress {
+		op, opEntry, active := n.activeOp(name, ord)
+		if !active {
 			return errOrderStopped
 		}
 		ke, ok := n.store.Get(pendKeyKey(name))
@@ -475,7 +538,6 @@ func (or *orderRunner) complete(ctx context.Context, name, requestID string, der
 			return err
 		}
 		op.Status, op.StatusDetails, op.Error = keyvault.StatusCompleted, "", nil
-		op.ACME.Step = "completed"
 		b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index).Delete(pendKeyKey(name))
 		_, err = n.store.Apply(ctx, b)
 		if errors.Is(err, raftstore.ErrConflict) {
@@ -507,7 +569,7 @@ func patchVersion(b *raftstore.Batch, name, version string, change func(*version
 
 // fail ends the operation with the error, as Key Vault shows a failed
 // operation: status failed, the error's code and message.
-func (or *orderRunner) fail(ctx context.Context, name, requestID string, cause error, attempts int) {
+func (or *orderRunner) fail(ctx context.Context, name string, ord *acmeOrder, cause error, attempts int) {
 	code, msg := "CAError", cause.Error()
 	var ae *acme.Error
 	if errors.As(cause, &ae) {
@@ -516,52 +578,63 @@ func (or *orderRunner) fail(ctx context.Context, name, requestID string, cause e
 			msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, attempts)
 		}
 	}
-	err := or.save(ctx, name, requestID, func(op *pendingOp) {
+	for {
+		op, e, active := or.n.activeOp(name, ord)
+		if !active {
+			return
+		}
 		op.Status = keyvault.StatusFailed
 		op.StatusDetails = "The order failed: " + msg
 		op.Error = &keyvault.ErrorInfo{Code: code, Message: msg}
-	})
-	if err != nil && !errors.Is(err, errOrderStopped) {
-		or.n.log.Warn("could not record the failed ACME order", "certificate", name, "err", err)
-		return
+		// The key of a failed request is of no further use.
+		b := (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index).Delete(pendKeyKey(name))
+		_, err := or.n.store.Apply(ctx, b)
+		if !errors.Is(err, raftstore.ErrConflict) {
+			if err != nil {
+				or.n.log.Warn("could not record the failed ACME order", "certificate", name, "err", err)
+			}
+			return
+		}
 	}
-	// The key of a failed request is of no further use.
-	_, _ = or.n.store.Apply(ctx, (&raftstore.Batch{}).Delete(pendKeyKey(name)))
 }
 
-// cleanUp removes the challenge records an operation still lists, then
-// clears the list. It runs whatever the outcome (completed, failed,
-// cancelled).
-func (or *orderRunner) cleanUp(ctx context.Context, name, requestID string, op *pendingOp) {
-	if op.ACME == nil || len(op.ACME.Records) == 0 {
-		return
-	}
-	si, _, ok, err := or.n.loadIssuer(op.Issuer)
-	if err != nil {
-		return
-	}
-	var left []acme.Record
-	if !ok || si.ACME == nil {
-		or.n.log.Warn("the issuer of an order is gone; remove its challenge records by hand", "certificate", name, "records", op.ACME.Records)
-	} else {
-		sol, _, err := buildSolver(si.ACME.DNS)
-		if err == nil {
-			left, err = acme.CleanUp(ctx, sol, op.ACME.Records)
-		}
-		if err != nil {
-			or.n.log.Warn("could not remove ACME challenge records; trying again later", "certificate", name, "err", err)
-			if len(left) == len(op.ACME.Records) {
-				return // nothing removed: the next scan tries again
+// finish removes the challenge records an ended order still lists, then
+// the order. Records it cannot remove stay listed for the next try; when
+// the issuer is gone they are dropped with a warning naming them.
+func (or *orderRunner) finish(ctx context.Context, name string, ord *acmeOrder) {
+	n := or.n
+	left := ord.Progress.Records
+	if len(left) > 0 {
+		si, _, ok, err := n.loadIssuer(ord.Issuer)
+		switch {
+		case err != nil:
+			return
+		case !ok || si.ACME == nil:
+			n.log.Warn("the issuer of an ended ACME order is gone; remove its challenge records by hand", "certificate", name, "records", left)
+			left = nil
+		default:
+			sol, _, err := buildSolver(si.ACME.DNS)
+			if err == nil {
+				left, err = acme.CleanUp(ctx, sol, left)
+			}
+			if err != nil {
+				n.log.Warn("could not remove ACME challenge records; trying again later", "certificate", name, "err", err)
 			}
 		}
 	}
 	for {
-		cur, e, ok, err := or.n.loadPending(name)
-		if err != nil || !ok || cur.RequestID != requestID || cur.ACME == nil {
+		cur, e, ok, err := n.loadOrder(name)
+		if err != nil || !ok || cur.RequestID != ord.RequestID {
 			return
 		}
-		cur.ACME.Records = left
-		_, err = or.n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(cur), e.Index))
+		b := &raftstore.Batch{}
+		if len(left) == 0 {
+			b.DeleteIf(acmeOrderKey(name), e.Index)
+		} else {
+			cur.Progress.Records = left
+			b.PutIf(acmeOrderKey(name), mustJSON(cur), e.Index)
+		}
+		_, err = n.store.Apply(ctx, b)
 		if !errors.Is(err, raftstore.ErrConflict) {
 			return
 		}

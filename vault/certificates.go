@@ -33,8 +33,9 @@ type pendingOp struct {
 	Tags          map[string]string    `json:"tags,omitempty"`
 	// KeyReused is set when the pending key is the current version's.
 	KeyReused bool `json:"key_reused,omitempty"`
-	// ACME is the progress of an ACME issuer's order.
-	ACME *acme.Progress `json:"acme,omitempty"`
+	// ACMEOrder is the URL of an ACME issuer's order at the CA, once
+	// placed (the order's state is at acmeOrderKey).
+	ACMEOrder string `json:"acme_order,omitempty"`
 }
 
 func (n *Node) certificateRoutes(rt *router) {
@@ -232,15 +233,18 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 			return nil, err
 		}
 		op.CSR = csr
-		op.ACME = &acme.Progress{Step: acme.StepQueued, Profile: policy.Issuer.Profile}
+		ord := &acmeOrder{RequestID: reqID, Issuer: policy.IssuerName(), Progress: acme.Progress{Step: acme.StepQueued, Profile: policy.Issuer.Profile}}
 		if found && cm.Current != "" {
 			// A renewal through the issuer of the current version tells
 			// the CA which certificate it replaces (RFC 9773).
 			if v, _, ok, _ := n.loadVersion(kindCertificates, name, cm.Current); ok && v.ACMEIssuer == policy.IssuerName() && len(v.Chain) > 0 {
 				if leaf, err := x509.ParseCertificate(v.Chain[0]); err == nil {
-					op.ACME.Replaces, _ = acme.ARICertID(leaf)
+					ord.Progress.Replaces, _ = acme.ARICertID(leaf)
 				}
 			}
+		}
+		if err := n.queueOrder(b, name, ord); err != nil {
+			return nil, err
 		}
 		op.StatusDetails = acme.StepQueued
 		if err := n.holdPending(b, name, key, found, cprev, now); err != nil {
@@ -468,9 +472,7 @@ func operationBundle(r *http.Request, name string, op *pendingOp) keyvault.Opera
 		Target:                op.Target,
 		RequestID:             op.RequestID,
 	}
-	if op.ACME != nil {
-		o.ACMEOrder = op.ACME.OrderURL
-	}
+	o.ACMEOrder = op.ACMEOrder
 	if o.Target == "" && op.Status == keyvault.StatusCompleted {
 		// Orders completed in the background have no request to name
 		// the host; the reader's request does.

@@ -41,8 +41,15 @@ func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, e
 	}
 	switch kind {
 	case kindCertificates:
-		c, err := n.certBundle(r, name, version)
-		if err != nil {
+		var c keyvault.Certificate
+		if version == "" {
+			// Only a pending operation ever held the name: the bundle has
+			// no certificate yet, as in Key Vault.
+			c = keyvault.Certificate{ID: objectID(r, kind, name, ""), Attributes: n.live(m.Summary), Tags: m.Tags}
+			if p, _, ok, _ := n.loadPolicy(name); ok {
+				c.Policy = policyBundle(r, name, p)
+			}
+		} else if c, err = n.certBundle(r, name, version); err != nil {
 			return nil, err
 		}
 		if m.Deleted != nil {
