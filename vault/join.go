@@ -257,8 +257,11 @@ func (n *Node) join(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	seal, err := LoadFileSeal(n.opts.SealKeyFile, false)
+	seal, err := n.openSeal(false)
 	if err != nil {
+		if n.opts.Seal == sealPKCS11 {
+			return fmt.Errorf("%w (every node of a cluster with the pkcs11 seal must reach the same HSM token)", err)
+		}
 		return fmt.Errorf("%w (joining needs a copy of the cluster's seal key: pass --seal-key-file)", err)
 	}
 	n.seal = seal

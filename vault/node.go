@@ -24,6 +24,7 @@ import (
 
 	"github.com/certvault/certvault/internal/atomicfile"
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/hsm"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -51,10 +52,17 @@ type Options struct {
 	// instead of bootstrapping one.
 	JoinURL   string
 	JoinToken string
+	// Seal is "file" (the default) or "pkcs11" (the data key is wrapped by
+	// an AES key inside the HSM that PKCS11 reaches).
+	Seal string
 	// SealKeyFile is the file seal's key. Default DataDir/seal.key, which a
 	// bootstrapping node creates; a joining node needs a copy of the
 	// cluster's.
 	SealKeyFile string
+	// PKCS11, when its Module is set, is the HSM: it holds the pkcs11
+	// seal's key and the keys of RSA-HSM and EC-HSM certificates and keys.
+	// Every node of a cluster must reach the same token.
+	PKCS11 hsm.Config
 	// TLSCert and TLSKey, when both set, are the API's server certificate
 	// instead of one issued by the vault CA. Raft always uses the node
 	// certificate from the vault CA.
@@ -108,6 +116,16 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SealKeyFile == "" {
 		o.SealKeyFile = filepath.Join(o.DataDir, "seal.key")
 	}
+	switch o.Seal {
+	case "", sealFile:
+		o.Seal = sealFile
+	case sealPKCS11:
+		if o.PKCS11.Module == "" {
+			return o, errors.New("--seal pkcs11 needs --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file")
+		}
+	default:
+		return o, fmt.Errorf("--seal %q: use file or pkcs11", o.Seal)
+	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return o, errors.New("--tls-cert and --tls-key must be given together")
 	}
@@ -144,6 +162,8 @@ type Node struct {
 	log      *slog.Logger
 	store    *raftstore.Store
 	seal     Seal
+	// hsm is the PKCS#11 token when one is configured (nil otherwise).
+	hsm *hsm.HSM
 	barrier  atomic.Pointer[Barrier]
 	caCert   atomic.Pointer[x509.Certificate]
 	caPool   atomic.Pointer[x509.CertPool]
@@ -200,6 +220,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err := checkWritableDir(opts.DataDir); err != nil {
 		return nil, err
 	}
+	if opts.PKCS11.Module != "" {
+		if n.hsm, err = hsm.Open(opts.PKCS11); err != nil {
+			return nil, fmt.Errorf("HSM: %w", err)
+		}
+	}
 	n.listener, err = net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the API on %s: %w (is another certvaultd running? pick another --listen)", opts.Listen, err)
@@ -207,6 +232,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			if n.hsm != nil {
+				n.hsm.Close()
+			}
 			n.listener.Close()
 			if n.store != nil {
 				n.store.Close()
@@ -280,7 +308,7 @@ func (n *Node) hosts() []string {
 // bootstrap creates a new single-node cluster: seal key, keyring, CA,
 // node certificate and root token.
 func (n *Node) bootstrap(ctx context.Context) error {
-	seal, err := LoadFileSeal(n.opts.SealKeyFile, true)
+	seal, err := n.openSeal(true)
 	if err != nil {
 		return err
 	}
@@ -354,8 +382,11 @@ func (n *Node) bootstrap(ctx context.Context) error {
 
 // restart brings back a node that has state on disk.
 func (n *Node) restart(ctx context.Context) error {
-	seal, err := LoadFileSeal(n.opts.SealKeyFile, false)
+	seal, err := n.openSeal(false)
 	if err != nil {
+		if n.opts.Seal == sealPKCS11 {
+			return err
+		}
 		return fmt.Errorf("%w (a node that has joined a cluster needs the cluster's seal key; pass --seal-key-file)", err)
 	}
 	n.seal = seal
@@ -597,6 +628,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if n.hsm != nil {
+		if err := n.hsm.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close the HSM session: %w", err))
 		}
 	}
 	n.log.Info("stopped", "node", n.opts.NodeID)

@@ -1,0 +1,81 @@
+package vault
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"github.com/certvault/certvault/vault/hsm"
+)
+
+// Seal kinds (certvaultd --seal).
+const (
+	sealFile   = "file"
+	sealPKCS11 = "pkcs11"
+)
+
+// pkcs11SealKeyID is the CKA_ID of the AES-256 key, generated inside the
+// HSM, that wraps the data key. Every node of a cluster reaches the same
+// token, so every node finds it.
+var pkcs11SealKeyID = []byte("certvault-seal")
+
+// PKCS11Seal wraps data keys with AES-256-GCM performed inside the HSM;
+// the wrapping key never leaves it.
+type PKCS11Seal struct {
+	aead cipher.AEAD
+}
+
+// NewPKCS11Seal uses the token's seal key, generating it when create is
+// set and there is none.
+func NewPKCS11Seal(h *hsm.HSM, create bool) (*PKCS11Seal, error) {
+	aead, err := h.SealAEAD(pkcs11SealKeyID, create)
+	if err != nil {
+		return nil, err
+	}
+	return &PKCS11Seal{aead: aead}, nil
+}
+
+// Kind implements Seal.
+func (s *PKCS11Seal) Kind() string { return sealPKCS11 }
+
+// Wrap implements Seal.
+func (s *PKCS11Seal) Wrap(dataKey []byte) ([]byte, error) {
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("wrap data key: %w", err)
+	}
+	out := s.aead.Seal(nil, nonce, dataKey, sealAAD)
+	if out == nil {
+		return nil, errors.New("wrap data key: the HSM failed to encrypt")
+	}
+	return append(nonce, out...), nil
+}
+
+// Unwrap implements Seal.
+func (s *PKCS11Seal) Unwrap(wrapped []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(wrapped) < n {
+		return nil, fmt.Errorf("unwrap data key: too short: %w", ErrSealMismatch)
+	}
+	key, err := s.aead.Open(nil, wrapped[:n], wrapped[n:], sealAAD)
+	if err != nil {
+		return nil, ErrSealMismatch
+	}
+	return key, nil
+}
+
+// openSeal returns the seal the options name. create lets the file seal
+// write a new key file and the pkcs11 seal generate its key in the HSM
+// (only when bootstrapping a new cluster).
+func (n *Node) openSeal(create bool) (Seal, error) {
+	switch n.opts.Seal {
+	case sealPKCS11:
+		if n.hsm == nil {
+			return nil, errors.New("--seal pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file")
+		}
+		return NewPKCS11Seal(n.hsm, create)
+	default:
+		return LoadFileSeal(n.opts.SealKeyFile, create)
+	}
+}
