@@ -158,12 +158,12 @@ type nodeRecord struct {
 
 // Node is a running certvault server.
 type Node struct {
-	opts     Options
-	log      *slog.Logger
-	store    *raftstore.Store
-	seal     Seal
+	opts  Options
+	log   *slog.Logger
+	store *raftstore.Store
+	seal  Seal
 	// hsm is the PKCS#11 token when one is configured (nil otherwise).
-	hsm *hsm.HSM
+	hsm      *hsm.HSM
 	barrier  atomic.Pointer[Barrier]
 	caCert   atomic.Pointer[x509.Certificate]
 	caPool   atomic.Pointer[x509.CertPool]
