@@ -6,13 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"math/big"
 	"net/http"
 	"slices"
@@ -532,16 +530,16 @@ var signAlgs = map[string]struct {
 	"ES256": {crypto.SHA256, false, "EC"}, "ES384": {crypto.SHA384, false, "EC"}, "ES512": {crypto.SHA512, false, "EC"},
 }
 
-func oaepHash(alg string) (hash.Hash, bool, error) {
+func oaepHash(alg string) (crypto.Hash, bool, error) {
 	switch alg {
 	case "RSA-OAEP":
-		return sha1New(), false, nil
+		return crypto.SHA1, false, nil
 	case "RSA-OAEP-256":
-		return sha256.New(), false, nil
+		return crypto.SHA256, false, nil
 	case "RSA1_5":
-		return nil, true, nil
+		return 0, true, nil
 	}
-	return nil, false, badParameter("alg %q: use RSA-OAEP, RSA-OAEP-256 or RSA1_5", alg)
+	return 0, false, badParameter("alg %q: use RSA-OAEP, RSA-OAEP-256 or RSA1_5", alg)
 }
 
 func (n *Node) handleKeyOp(op string) http.HandlerFunc {
@@ -583,7 +581,9 @@ func (n *Node) handleKeyOp(op string) http.HandlerFunc {
 }
 
 // keyOperation runs a cryptographic operation. verify returns a non-nil
-// slice when the signature is valid.
+// slice when the signature is valid. It works through crypto.Signer and
+// crypto.Decrypter only, so software keys and HSM keys (whose private
+// part never leaves the token) take the same path.
 func keyOperation(op string, key crypto.Signer, req keyOpRequest) ([]byte, error) {
 	switch op {
 	case "sign", "verify":
@@ -598,44 +598,54 @@ func keyOperation(op string, key crypto.Signer, req keyOpRequest) ([]byte, error
 		if len(digest) != a.hash.Size() {
 			return nil, badParameter("the digest must be %d bytes for %s, not %d", a.hash.Size(), req.Alg, len(digest))
 		}
-		switch k := key.(type) {
-		case *rsa.PrivateKey:
+		switch pub := key.Public().(type) {
+		case *rsa.PublicKey:
 			if a.kty != "RSA" {
 				return nil, badParameter("alg %s needs an EC key", req.Alg)
 			}
-			if op == "sign" {
-				if a.pss {
-					return rsa.SignPSS(rand.Reader, k, a.hash, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-				}
-				return rsa.SignPKCS1v15(rand.Reader, k, a.hash, digest)
-			}
-			var err error
+			var opts crypto.SignerOpts = a.hash
 			if a.pss {
-				err = rsa.VerifyPSS(&k.PublicKey, a.hash, digest, req.Value, nil)
-			} else {
-				err = rsa.VerifyPKCS1v15(&k.PublicKey, a.hash, digest, req.Value)
+				opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.hash}
 			}
-			return okSlice(err == nil), nil
-		case *ecdsa.PrivateKey:
-			if a.kty != "EC" {
-				return nil, badParameter("alg %s needs an RSA key", req.Alg)
-			}
-			size := (k.Curve.Params().BitSize + 7) / 8
 			if op == "sign" {
-				rr, ss, err := ecdsa.Sign(rand.Reader, k, digest)
+				sig, err := key.Sign(rand.Reader, digest, opts)
 				if err != nil {
 					return nil, fmt.Errorf("sign: %w", err)
 				}
-				return append(rr.FillBytes(make([]byte, size)), ss.FillBytes(make([]byte, size))...), nil
+				return sig, nil
+			}
+			var err error
+			if a.pss {
+				err = rsa.VerifyPSS(pub, a.hash, digest, req.Value, nil)
+			} else {
+				err = rsa.VerifyPKCS1v15(pub, a.hash, digest, req.Value)
+			}
+			return okSlice(err == nil), nil
+		case *ecdsa.PublicKey:
+			if a.kty != "EC" {
+				return nil, badParameter("alg %s needs an RSA key", req.Alg)
+			}
+			size := (pub.Curve.Params().BitSize + 7) / 8
+			if op == "sign" {
+				der, err := key.Sign(rand.Reader, digest, a.hash)
+				if err != nil {
+					return nil, fmt.Errorf("sign: %w", err)
+				}
+				var sig struct{ R, S *big.Int }
+				if _, err := asn1.Unmarshal(der, &sig); err != nil {
+					return nil, fmt.Errorf("sign: parse the ECDSA signature: %w", err)
+				}
+				// JWS form: r and s, each the curve's size, big-endian.
+				return append(sig.R.FillBytes(make([]byte, size)), sig.S.FillBytes(make([]byte, size))...), nil
 			}
 			if len(req.Value) != 2*size {
 				return okSlice(false), nil
 			}
 			rr, ss := new(big.Int).SetBytes(req.Value[:size]), new(big.Int).SetBytes(req.Value[size:])
-			return okSlice(ecdsa.Verify(&k.PublicKey, digest, rr, ss)), nil
+			return okSlice(ecdsa.Verify(pub, digest, rr, ss)), nil
 		}
 	case "encrypt", "wrapkey", "decrypt", "unwrapkey":
-		k, ok := key.(*rsa.PrivateKey)
+		pub, ok := key.Public().(*rsa.PublicKey)
 		if !ok {
 			return nil, badParameter("%s needs an RSA key", op)
 		}
@@ -645,20 +655,23 @@ func keyOperation(op string, key crypto.Signer, req keyOpRequest) ([]byte, error
 		}
 		if op == "encrypt" || op == "wrapkey" {
 			if pkcs1 {
-				return rsa.EncryptPKCS1v15(rand.Reader, &k.PublicKey, req.Value)
+				return rsa.EncryptPKCS1v15(rand.Reader, pub, req.Value)
 			}
-			out, err := rsa.EncryptOAEP(h, rand.Reader, &k.PublicKey, req.Value, nil)
+			out, err := rsa.EncryptOAEP(h.New(), rand.Reader, pub, req.Value, nil)
 			if err != nil {
 				return nil, badParameter("cannot %s: %v", op, err)
 			}
 			return out, nil
 		}
-		var out []byte
-		if pkcs1 {
-			out, err = rsa.DecryptPKCS1v15(rand.Reader, k, req.Value)
-		} else {
-			out, err = rsa.DecryptOAEP(h, rand.Reader, k, req.Value, nil)
+		dec, ok := key.(crypto.Decrypter)
+		if !ok {
+			return nil, badParameter("this key cannot %s", op)
 		}
+		var opts crypto.DecrypterOpts = &rsa.OAEPOptions{Hash: h}
+		if pkcs1 {
+			opts = &rsa.PKCS1v15DecryptOptions{}
+		}
+		out, err := dec.Decrypt(rand.Reader, req.Value, opts)
 		if err != nil {
 			return nil, badParameter("cannot %s: the ciphertext does not decrypt with this key and algorithm", op)
 		}
@@ -691,4 +704,3 @@ func (n *Node) handleRNG(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]keyvault.B64URL{"value": b})
 }
 
-func sha1New() hash.Hash { return sha1.New() }
