@@ -488,15 +488,10 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 		if !ok {
 			return errOrderStopped
 		}
-		keyDER, err := n.openSealed(ke)
+		key, err := n.openPrivateKey(ke)
 		if err != nil {
 			return err
 		}
-		k, err := x509.ParsePKCS8PrivateKey(keyDER)
-		if err != nil {
-			return fmt.Errorf("parse the pending key of %s: %w", name, err)
-		}
-		key := k.(crypto.Signer)
 		leaf := chain[0]
 		if !certs.SamePublicKey(leaf.PublicKey, key.Public()) {
 			return &acme.Error{Kind: acme.KindCA, Msg: "the CA issued a certificate for another public key than the CSR's"}

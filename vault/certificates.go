@@ -289,9 +289,9 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 // name is taken from now on, as in Key Vault, and the certificate is
 // listed with includePending.
 func (n *Node) holdPending(b *raftstore.Batch, name string, key crypto.Signer, found bool, cprev raftstore.Entry, now time.Time) error {
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyDER, err := encodePrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("encode key: %w", err)
+		return err
 	}
 	if err := putSealed(b, n.barrier.Load(), pendKeyKey(name), keyDER); err != nil {
 		return err
@@ -310,7 +310,7 @@ func (n *Node) keyForIssuance(name string, cm objectMeta, found bool, policy *ke
 			return key, true, nil
 		}
 	}
-	key, err := certs.GenerateKey(policy.KeyProperties)
+	key, err := n.generateKey(policy.KeyProperties)
 	return key, false, err
 }
 
@@ -330,26 +330,28 @@ func (n *Node) issueNow(policy *keyvault.Policy, key crypto.Signer, now time.Tim
 	return n.issueFromIssuer(policy, key.Public(), now)
 }
 
-// certKey decrypts a certificate version's private key (nil when the
-// version has none, e.g. an HSM key).
+// certKey returns a certificate version's private key: decrypted, or
+// found in the HSM (nil when the version has none, e.g. imported without
+// its key).
 func (n *Node) certKey(name, version string) (crypto.Signer, error) {
 	e, ok := n.store.Get(valKey(kindCertificates, name, version))
 	if !ok {
 		return nil, nil
 	}
-	der, err := n.openSealed(e)
+	return n.openPrivateKey(e)
+}
+
+// openPrivateKey decrypts a stored private key (or its HSM reference).
+func (n *Node) openPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
+	b, err := n.openSealed(e)
 	if err != nil {
 		return nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
+	k, err := n.decodePrivateKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("parse key of %s/%s: %w", name, version, err)
+		return nil, fmt.Errorf("key %s: %w", e.Key, err)
 	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("stored key cannot sign")
-	}
-	return s, nil
+	return k, nil
 }
 
 // addCertVersion adds the writes that make a new current version of a
@@ -359,7 +361,7 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 	if err != nil {
 		return fmt.Errorf("parse issued certificate: %w", err)
 	}
-	v := versionMeta{Tags: tags, ContentType: policy.ContentType(), Chain: chain, Sealed: key != nil}
+	v := versionMeta{Tags: tags, ContentType: policy.ContentType(), Chain: chain, Sealed: key != nil, HSM: key != nil && isHSMKey(key)}
 	applyAttributes(&v.Attributes, attrs)
 	nbf, exp := leaf.NotBefore.Unix(), leaf.NotAfter.Unix()
 	v.Attributes.NotBefore, v.Attributes.Expires = &nbf, &exp
@@ -373,9 +375,9 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 	}
 	b.Put(verKey(kindCertificates, name, version), mustJSON(v))
 	if key != nil {
-		der, err := x509.MarshalPKCS8PrivateKey(key)
+		der, err := encodePrivateKey(key)
 		if err != nil {
-			return fmt.Errorf("encode key: %w", err)
+			return err
 		}
 		if err := putSealed(b, n.barrier.Load(), valKey(kindCertificates, name, version), der); err != nil {
 			return err
@@ -798,17 +800,11 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, internalError(fmt.Errorf("pending key of %s missing", name)))
 		return
 	}
-	keyDER, err := n.openSealed(ke)
+	key, err := n.openPrivateKey(ke)
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	k, err := x509.ParsePKCS8PrivateKey(keyDER)
-	if err != nil {
-		n.fail(w, r, internalError(err))
-		return
-	}
-	key := k.(crypto.Signer)
 	leafAt := -1
 	for i, c := range chain {
 		if certs.SamePublicKey(c.PublicKey, key.Public()) {

@@ -251,7 +251,7 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 		si.Attributes.Updated = now.Unix()
 		if si.Provider == providerInternal {
 			if req.CA != nil && req.CA.MergePEM != "" {
-				if err := mergeCA(si, req.CA.MergePEM, now); err != nil {
+				if err := n.mergeCA(si, req.CA.MergePEM, now); err != nil {
 					n.fail(w, r, err)
 					return
 				}
@@ -260,7 +260,7 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 					n.fail(w, r, badParameter("issuer %s already holds a CA; delete the issuer to replace it", name))
 					return
 				}
-				if err := makeCA(si, req.CA, now); err != nil {
+				if err := n.makeCA(si, req.CA, now); err != nil {
 					n.fail(w, r, err)
 					return
 				}
@@ -336,7 +336,7 @@ func (n *Node) policiesNaming(issuer string) []string {
 }
 
 // makeCA fills si with a new root CA or an imported one.
-func makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
+func (n *Node) makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
 	if req.ImportPEM != "" {
 		imp, err := certs.ParseImport(req.ImportPEM, "", now)
 		if err != nil {
@@ -377,11 +377,11 @@ func makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
 	if months < 1 || months > 360 {
 		return badParameter("ca.validity_months %d: use 1 to 360", months)
 	}
-	key, err := certs.GenerateKey(p.KeyProperties)
+	key, err := n.generateKey(p.KeyProperties)
 	if err != nil {
 		return err
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	kder, err := encodePrivateKey(key)
 	if err != nil {
 		return err
 	}
@@ -413,7 +413,7 @@ func makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
 
 // mergeCA completes an intermediate with the certificate its parent signed
 // (PEM, optionally followed by the parent's chain).
-func mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
+func (n *Node) mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
 	if si.CACSR == nil {
 		return badParameter("ca.merge_pem: this issuer is not waiting for a signed CA certificate")
 	}
@@ -437,11 +437,11 @@ func mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
 	if len(chain) == 0 {
 		return badParameter("ca.merge_pem holds no PEM certificate")
 	}
-	k, err := x509.ParsePKCS8PrivateKey(si.CAKey)
+	k, err := n.decodePrivateKey(si.CAKey)
 	if err != nil {
 		return err
 	}
-	pub := k.(crypto.Signer).Public()
+	pub := k.Public()
 	leafAt := -1
 	for i, c := range chain {
 		if certs.SamePublicKey(c.PublicKey, pub) {
@@ -490,11 +490,11 @@ func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, no
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse CA of issuer %s: %w", name, err)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(si.CAKey)
+	k, err := n.decodePrivateKey(si.CAKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse CA key of issuer %s: %w", name, err)
 	}
-	der, err := certs.Sign(policy, pub, ca, k.(crypto.Signer), certs.CRLURL(n.publicURL(), name), now)
+	der, err := certs.Sign(policy, pub, ca, k, certs.CRLURL(n.publicURL(), name), now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -537,7 +537,7 @@ func (n *Node) handleCRL(w http.ResponseWriter, r *http.Request) {
 		json.Unmarshal(e.Value, &rl)
 	}
 	ca, _ := x509.ParseCertificate(si.CAChain[0])
-	k, err := x509.ParsePKCS8PrivateKey(si.CAKey)
+	k, err := n.decodePrivateKey(si.CAKey)
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -553,7 +553,7 @@ func (n *Node) handleCRL(w http.ResponseWriter, r *http.Request) {
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number: big.NewInt(now.Unix()), ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour),
 		RevokedCertificateEntries: revoked, Issuer: pkix.Name{},
-	}, ca, k.(crypto.Signer))
+	}, ca, k)
 	if err != nil {
 		n.fail(w, r, err)
 		return

@@ -10,7 +10,6 @@ import (
 	"regexp"
 
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/certs"
 	"github.com/certvault/certvault/vault/keyvault"
 )
 
@@ -84,7 +83,10 @@ func (n *Node) handleRotateKey(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, internalError(fmt.Errorf("key %s has an unknown type", name)))
 		return
 	}
-	key, err := certs.GenerateKey(kp)
+	if v.HSM {
+		kp.KeyType += "-HSM" // a rotated HSM key stays in the HSM
+	}
+	key, err := n.generateKey(kp)
 	if err != nil {
 		n.fail(w, r, err)
 		return

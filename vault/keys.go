@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/certs"
 	"github.com/certvault/certvault/vault/keyvault"
 )
 
@@ -118,7 +117,11 @@ func (n *Node) keyBundle(r *http.Request, name, version string) (keyvault.Key, e
 		if err != nil {
 			return keyvault.Key{}, internalError(err)
 		}
-		return keyvault.Key{Key: jwkFromPublic(kid, leaf.PublicKey, opsFor(leaf.PublicKey)), Attributes: n.live(v.Attributes), Tags: v.Tags, Managed: true}, nil
+		j := jwkFromPublic(kid, leaf.PublicKey, opsFor(leaf.PublicKey))
+		if v.HSM {
+			j.Kty += "-HSM"
+		}
+		return keyvault.Key{Key: j, Attributes: n.live(v.Attributes), Tags: v.Tags, Managed: true}, nil
 	}
 	v, _, ok, err := n.loadVersion(kindKeys, name, version)
 	if err != nil || !ok {
@@ -128,7 +131,11 @@ func (n *Node) keyBundle(r *http.Request, name, version string) (keyvault.Key, e
 	if err != nil {
 		return keyvault.Key{}, internalError(err)
 	}
-	return keyvault.Key{Key: jwkFromPublic(kid, pub, v.KeyOps), Attributes: n.live(v.Attributes), Tags: v.Tags}, nil
+	j := jwkFromPublic(kid, pub, v.KeyOps)
+	if v.HSM {
+		j.Kty += "-HSM"
+	}
+	return keyvault.Key{Key: j, Attributes: n.live(v.Attributes), Tags: v.Tags}, nil
 }
 
 func (n *Node) handleGetKey(w http.ResponseWriter, r *http.Request) {
@@ -186,11 +193,7 @@ func (n *Node) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, policyError(err))
 		return
 	}
-	if keyvault.IsHSM(kp.KeyType) {
-		n.fail(w, r, &APIError{Status: http.StatusBadRequest, Code: "BadParameter", Message: "HSM key types need a PKCS#11 seal and module, which this vault is not configured with"})
-		return
-	}
-	key, err := certs.GenerateKey(kp)
+	key, err := n.generateKey(kp)
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -223,7 +226,7 @@ func (n *Node) storeNewKey(w http.ResponseWriter, r *http.Request, name string, 
 		n.fail(w, r, err)
 		return
 	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(key)
+	privDER, err := encodePrivateKey(key)
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -234,7 +237,7 @@ func (n *Node) storeNewKey(w http.ResponseWriter, r *http.Request, name string, 
 		return
 	}
 	now := time.Now().Unix()
-	v := versionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true}
+	v := versionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true, HSM: isHSMKey(key)}
 	applyAttributes(&v.Attributes, attrs)
 	v.Attributes.Created, v.Attributes.Updated = now, now
 	n.decorate(&v.Attributes)
@@ -504,19 +507,15 @@ func (n *Node) loadPrivateKey(name, version, op string) (crypto.Signer, []string
 	if !ok {
 		return nil, nil, "", &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "this key version holds no private key in the vault"}
 	}
-	der, err := n.openSealed(e)
+	k, err := n.openPrivateKey(e)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, nil, "", internalError(err)
-	}
 	ops := v.KeyOps
 	if kind == kindCertificates {
-		ops = opsFor(k.(crypto.Signer).Public())
+		ops = opsFor(k.Public())
 	}
-	return k.(crypto.Signer), ops, version, nil
+	return k, ops, version, nil
 }
 
 // signAlgs maps JWS algorithms to hash and padding.

@@ -76,6 +76,8 @@ type versionMeta struct {
 	KeyOps    []string `json:"key_ops,omitempty"`
 	// Sealed says whether val/ holds a secret part for this version.
 	Sealed bool `json:"sealed,omitempty"`
+	// HSM says the private key lives in the HSM (val/ holds a reference).
+	HSM bool `json:"hsm,omitempty"`
 	// RenewalInfo is the ACME CA's suggested renewal window (RFC 9773).
 	RenewalInfo *renewalInfo `json:"renewal_info,omitempty"`
 	// ACMEIssuer names the ACME issuer that issued the version; a renewal

@@ -1,0 +1,127 @@
+package vault
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/certvault/certvault/vault/certs"
+	"github.com/certvault/certvault/vault/keyvault"
+)
+
+// hsmRefPrefix starts the stored form of a private key that lives in the
+// HSM: the prefix and the key's CKA_ID in hex. Software keys are stored as
+// PKCS#8 DER, which never starts with it.
+const hsmRefPrefix = "pkcs11:id="
+
+// hsmKey is a private key inside the HSM, with the CKA_ID it is found by
+// on every node that reaches the token.
+type hsmKey struct {
+	crypto.Signer
+	id []byte
+}
+
+// Decrypt implements crypto.Decrypter for RSA HSM keys.
+func (k *hsmKey) Decrypt(rand_ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	d, ok := k.Signer.(crypto.Decrypter)
+	if !ok {
+		return nil, errors.New("this HSM key cannot decrypt")
+	}
+	return d.Decrypt(rand_, msg, opts)
+}
+
+// errNoHSM answers a request for an HSM key type on a vault without one.
+var errNoHSM = &APIError{Status: http.StatusBadRequest, Code: "BadParameter",
+	Message: "RSA-HSM and EC-HSM keys need an HSM: start certvaultd with --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file, or use RSA or EC"}
+
+// generateKey makes a key for the key properties: in the HSM for RSA-HSM
+// and EC-HSM (the private part never leaves it), in memory otherwise.
+func (n *Node) generateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
+	if !keyvault.IsHSM(kp.KeyType) {
+		return certs.GenerateKey(kp)
+	}
+	if n.hsm == nil {
+		return nil, errNoHSM
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("HSM key id: %w", err)
+	}
+	var k crypto.Signer
+	var err error
+	if kp.KeyType == keyvault.KeyTypeRSAHSM {
+		k, err = n.hsm.GenerateRSA(id, kp.KeySize)
+	} else {
+		var c elliptic.Curve
+		switch kp.Curve {
+		case "P-256":
+			c = elliptic.P256()
+		case "P-384":
+			c = elliptic.P384()
+		case "P-521":
+			c = elliptic.P521()
+		default:
+			return nil, badParameter("curve %q is not supported: use P-256, P-384 or P-521", kp.Curve)
+		}
+		k, err = n.hsm.GenerateEC(id, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &hsmKey{Signer: k, id: id}, nil
+}
+
+// isHSMKey reports whether key lives in the HSM.
+func isHSMKey(key crypto.Signer) bool {
+	_, ok := key.(*hsmKey)
+	return ok
+}
+
+// encodePrivateKey returns what the vault stores, through the barrier,
+// for a private key: PKCS#8 DER, or for an HSM key its reference.
+func encodePrivateKey(key crypto.Signer) ([]byte, error) {
+	if hk, ok := key.(*hsmKey); ok {
+		return []byte(hsmRefPrefix + hex.EncodeToString(hk.id)), nil
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
+	}
+	return der, nil
+}
+
+// decodePrivateKey is the inverse of encodePrivateKey: it parses PKCS#8,
+// or finds an HSM key by its reference.
+func (n *Node) decodePrivateKey(b []byte) (crypto.Signer, error) {
+	if ref, ok := bytes.CutPrefix(b, []byte(hsmRefPrefix)); ok {
+		id, err := hex.DecodeString(string(ref))
+		if err != nil {
+			return nil, fmt.Errorf("stored HSM key reference: %w", err)
+		}
+		if n.hsm == nil {
+			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+				Message: "this key lives in the HSM, and this node is not configured with one (--pkcs11-module): every node must reach the same token"}
+		}
+		k, err := n.hsm.FindKey(id)
+		if err != nil {
+			return nil, fmt.Errorf("HSM key %x: %w", id, err)
+		}
+		return &hsmKey{Signer: k, id: id}, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("parse stored key: %w", err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("stored key cannot sign")
+	}
+	return s, nil
+}
