@@ -672,6 +672,11 @@ func keyOperation(op string, key crypto.Signer, req keyOpRequest) ([]byte, error
 		}
 		out, err := dec.Decrypt(rand.Reader, req.Value, opts)
 		if err != nil {
+			if isHSMKey(key) {
+				// The HSM says why: a wrong ciphertext, or a mechanism it
+				// does not offer (SoftHSM2 does OAEP with SHA-1 only).
+				return nil, badParameter("cannot %s with %s in the HSM: %v", op, req.Alg, err)
+			}
 			return nil, badParameter("cannot %s: the ciphertext does not decrypt with this key and algorithm", op)
 		}
 		return out, nil

@@ -162,3 +162,20 @@ func (h *HSM) SealAEAD(id []byte, create bool) (cipher.AEAD, error) {
 	}
 	return aead, nil
 }
+
+// KeyPairs lists the token's key pairs: each one's CKA_ID and public key.
+func (h *HSM) KeyPairs() (map[string]crypto.PublicKey, error) {
+	ks, err := h.ctx.FindAllKeyPairs()
+	if err != nil {
+		return nil, fmt.Errorf("list keys in the HSM: %w", err)
+	}
+	out := map[string]crypto.PublicKey{}
+	for _, k := range ks {
+		a, err := h.ctx.GetAttribute(k, crypto11.CkaId)
+		if err != nil {
+			return nil, fmt.Errorf("read a key's CKA_ID: %w", err)
+		}
+		out[string(a.Value)] = k.Public()
+	}
+	return out, nil
+}

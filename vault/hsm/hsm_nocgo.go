@@ -40,3 +40,6 @@ func (h *HSM) KeyAttributes([]byte) (bool, bool, error) { return false, false, E
 
 // SealAEAD returns ErrNotBuilt.
 func (h *HSM) SealAEAD([]byte, bool) (cipher.AEAD, error) { return nil, ErrNotBuilt }
+
+// KeyPairs returns ErrNotBuilt.
+func (h *HSM) KeyPairs() (map[string]crypto.PublicKey, error) { return nil, ErrNotBuilt }
