@@ -707,4 +707,3 @@ func (n *Node) handleRNG(w http.ResponseWriter, r *http.Request) {
 	rand.Read(b)
 	writeJSON(w, http.StatusOK, map[string]keyvault.B64URL{"value": b})
 }
-
