@@ -8,6 +8,8 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certvault/certvault/test/softhsmtest"
 	"github.com/certvault/certvault/test/testcluster"
@@ -73,6 +76,25 @@ func TestPKCS11Seal(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("HSM lost at run time", func(t *testing.T) {
+		away := tok.Dir + ".away"
+		if err := os.Rename(tok.Dir, away); err != nil {
+			t.Fatal(err)
+		}
+		waitReadyz(t, c, n, http.StatusServiceUnavailable, "HSM unreachable")
+		st, resp := dpDo(t, cl, http.MethodPut, "/secrets/during-loss", map[string]string{"value": "x"})
+		if _, msg := errorOf(resp); st != http.StatusServiceUnavailable || !strings.Contains(msg, "writes are refused") {
+			t.Fatalf("write without the HSM: %d %v", st, resp)
+		}
+		if err := os.Rename(away, tok.Dir); err != nil {
+			t.Fatal(err)
+		}
+		waitReadyz(t, c, n, http.StatusOK, "")
+		if st, resp := dpDo(t, cl, http.MethodPut, "/secrets/after-loss", map[string]string{"value": "x"}); st != http.StatusOK {
+			t.Fatalf("write after the HSM came back: %d %v", st, resp)
+		}
+	})
 
 	t.Run("built without cgo", func(t *testing.T) {
 		bin := filepath.Join(t.TempDir(), "certvaultd-nocgo")
@@ -263,4 +285,26 @@ func TestHSMCertificatesAndKeys(t *testing.T) {
 	if _, msg := errorOf(resp); st != http.StatusBadRequest || !strings.Contains(msg, "exportable") {
 		t.Fatalf("exportable HSM key: %d %s", st, msg)
 	}
+}
+
+// waitReadyz polls /readyz until it answers status with a body holding
+// want, or fails after 30 s.
+func waitReadyz(t *testing.T, c *testcluster.Cluster, n *testcluster.Node, status int, want string) {
+	t.Helper()
+	hc := c.HTTPClient()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get(n.URL() + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			if resp.StatusCode == status && strings.Contains(string(b), want) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("/readyz never answered %d with %q; last: %s", status, want, last)
 }

@@ -163,13 +163,17 @@ type Node struct {
 	store *raftstore.Store
 	seal  Seal
 	// hsm is the PKCS#11 token when one is configured (nil otherwise).
-	hsm      *hsm.HSM
-	barrier  atomic.Pointer[Barrier]
-	caCert   atomic.Pointer[x509.Certificate]
-	caPool   atomic.Pointer[x509.CertPool]
-	nodeCert atomic.Pointer[tls.Certificate]
-	apiCert  *tls.Certificate
-	listener net.Listener
+	hsm *hsm.HSM
+	// hsmErr is set while the HSM is lost (see watchHSM).
+	hsmErr atomic.Pointer[error]
+	// stopHSMWatch ends watchHSM at shutdown.
+	stopHSMWatch context.CancelFunc
+	barrier      atomic.Pointer[Barrier]
+	caCert       atomic.Pointer[x509.Certificate]
+	caPool       atomic.Pointer[x509.CertPool]
+	nodeCert     atomic.Pointer[tls.Certificate]
+	apiCert      *tls.Certificate
+	listener     net.Listener
 	// raftTrans is opened with the API listener, before anything is
 	// written, so that a busy port leaves the data directory untouched.
 	raftTrans *raft.NetworkTransport
@@ -274,6 +278,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	ok = true
+	if n.hsm != nil {
+		hctx, cancel := context.WithCancel(context.Background())
+		n.stopHSMWatch = cancel
+		go n.watchHSM(hctx)
+	}
 	n.printBanner()
 	return n, nil
 }
@@ -629,6 +638,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if n.stopHSMWatch != nil {
+		n.stopHSMWatch()
 	}
 	if n.hsm != nil {
 		if err := n.hsm.Close(); err != nil {

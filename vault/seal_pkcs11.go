@@ -21,19 +21,23 @@ const (
 var pkcs11SealKeyID = []byte("certvault-seal")
 
 // PKCS11Seal wraps data keys with AES-256-GCM performed inside the HSM;
-// the wrapping key never leaves it.
+// the wrapping key never leaves it. It finds the key at each use, so it
+// keeps working after the HSM's sessions were reopened.
 type PKCS11Seal struct {
-	aead cipher.AEAD
+	hsm *hsm.HSM
 }
 
 // NewPKCS11Seal uses the token's seal key, generating it when create is
 // set and there is none.
 func NewPKCS11Seal(h *hsm.HSM, create bool) (*PKCS11Seal, error) {
-	aead, err := h.SealAEAD(pkcs11SealKeyID, create)
-	if err != nil {
+	if _, err := h.SealAEAD(pkcs11SealKeyID, create); err != nil {
 		return nil, err
 	}
-	return &PKCS11Seal{aead: aead}, nil
+	return &PKCS11Seal{hsm: h}, nil
+}
+
+func (s *PKCS11Seal) aead() (cipher.AEAD, error) {
+	return s.hsm.SealAEAD(pkcs11SealKeyID, false)
 }
 
 // Kind implements Seal.
@@ -41,11 +45,15 @@ func (s *PKCS11Seal) Kind() string { return sealPKCS11 }
 
 // Wrap implements Seal.
 func (s *PKCS11Seal) Wrap(dataKey []byte) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize())
+	aead, err := s.aead()
+	if err != nil {
+		return nil, fmt.Errorf("wrap data key: %w", err)
+	}
+	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("wrap data key: %w", err)
 	}
-	out := s.aead.Seal(nil, nonce, dataKey, sealAAD)
+	out := aead.Seal(nil, nonce, dataKey, sealAAD)
 	if out == nil {
 		return nil, errors.New("wrap data key: the HSM failed to encrypt")
 	}
@@ -54,11 +62,15 @@ func (s *PKCS11Seal) Wrap(dataKey []byte) ([]byte, error) {
 
 // Unwrap implements Seal.
 func (s *PKCS11Seal) Unwrap(wrapped []byte) ([]byte, error) {
-	n := s.aead.NonceSize()
+	aead, err := s.aead()
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key: %w", err)
+	}
+	n := aead.NonceSize()
 	if len(wrapped) < n {
 		return nil, fmt.Errorf("unwrap data key: too short: %w", ErrSealMismatch)
 	}
-	key, err := s.aead.Open(nil, wrapped[:n], wrapped[n:], sealAAD)
+	key, err := aead.Open(nil, wrapped[:n], wrapped[n:], sealAAD)
 	if err != nil {
 		return nil, ErrSealMismatch
 	}

@@ -163,6 +163,9 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		label := new(string)
 		r = r.WithContext(context.WithValue(r.Context(), routeLabelKey{}, label))
 		sw := &statusWriter{ResponseWriter: w}
+		if n.refuseWritesWithoutHSM(sw, r) {
+			return
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				n.log.Error("panic in handler", "panic", p, "path", r.URL.Path, "request_id", reqID)
@@ -372,6 +375,9 @@ func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // readiness returns "" when the node can serve consistent requests, or why
 // not.
 func (n *Node) readiness() string {
+	if why := n.hsmLost(); why != "" {
+		return why
+	}
 	if n.barrier.Load() == nil {
 		return "sealed: the keyring has not been opened yet"
 	}

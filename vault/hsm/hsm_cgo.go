@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
@@ -17,9 +18,39 @@ import (
 // Built reports whether this build can use PKCS#11.
 const Built = true
 
-// HSM is an open session pool on one token.
+// HSM is an open session pool on one token. Reopen replaces the pool
+// after the token was lost; every method uses the current one.
 type HSM struct {
-	ctx *crypto11.Context
+	cfg Config
+	mu  sync.RWMutex
+	c   *crypto11.Context
+	// closed is set once c is closed (closing twice panics in crypto11);
+	// a closed c answers every call with an error until Reopen succeeds.
+	closed bool
+}
+
+// ctx returns the current crypto11 context.
+func (h *HSM) ctx() *crypto11.Context {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.c
+}
+
+// Reopen closes the sessions and logs in again: after a network HSM came
+// back, or a token was reinserted, the old sessions are dead.
+func (h *HSM) Reopen() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.c.Close()
+		h.closed = true
+	}
+	c, err := configure(h.cfg)
+	if err != nil {
+		return err
+	}
+	h.c, h.closed = c, false
+	return nil
 }
 
 // Open logs in to the token. A wrong PIN, a missing token or a module
@@ -28,6 +59,15 @@ func Open(c Config) (*HSM, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
+	ctx, err := configure(c)
+	if err != nil {
+		return nil, err
+	}
+	return &HSM{cfg: c, c: ctx}, nil
+}
+
+// configure reads the PIN and logs in.
+func configure(c Config) (*crypto11.Context, error) {
 	pin, err := readPIN(c.PINFile)
 	if err != nil {
 		return nil, err
@@ -37,7 +77,7 @@ func Open(c Config) (*HSM, error) {
 	if err != nil {
 		return nil, openError(c, err)
 	}
-	return &HSM{ctx: ctx}, nil
+	return ctx, nil
 }
 
 // openError explains the usual ways logging in fails.
@@ -58,19 +98,33 @@ func openError(c Config, err error) error {
 }
 
 // Close ends the sessions.
-func (h *HSM) Close() error { return h.ctx.Close() }
+func (h *HSM) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	return h.c.Close()
+}
 
-// Ping checks that the token still answers (for /readyz).
-func (h *HSM) Ping() error {
-	if _, err := h.ctx.FindKeys([]byte("certvault-ping-no-such-key"), nil); err != nil {
+// Ping checks that the token still answers and still holds the secret
+// key with CKA_ID id (the vault's seal or health key): a token that went
+// away, or was swapped, fails it.
+func (h *HSM) Ping(id []byte) error {
+	ks, err := h.ctx().FindKeys(id, nil)
+	if err != nil {
 		return fmt.Errorf("the HSM does not answer: %w", err)
+	}
+	if len(ks) == 0 {
+		return fmt.Errorf("the HSM token no longer holds the vault's key %q: was it removed or replaced?", id)
 	}
 	return nil
 }
 
 // GenerateEC makes an EC key pair in the token with the given CKA_ID.
 func (h *HSM) GenerateEC(id []byte, curve elliptic.Curve) (crypto.Signer, error) {
-	k, err := h.ctx.GenerateECDSAKeyPairWithLabel(id, []byte("certvault"), curve)
+	k, err := h.ctx().GenerateECDSAKeyPairWithLabel(id, []byte("certvault"), curve)
 	if err != nil {
 		return nil, fmt.Errorf("generate an EC key in the HSM: %w", err)
 	}
@@ -80,7 +134,7 @@ func (h *HSM) GenerateEC(id []byte, curve elliptic.Curve) (crypto.Signer, error)
 // GenerateRSA makes an RSA key pair in the token with the given CKA_ID;
 // the key also decrypts (crypto.Decrypter).
 func (h *HSM) GenerateRSA(id []byte, bits int) (crypto.Signer, error) {
-	k, err := h.ctx.GenerateRSAKeyPairWithLabel(id, []byte("certvault"), bits)
+	k, err := h.ctx().GenerateRSAKeyPairWithLabel(id, []byte("certvault"), bits)
 	if err != nil {
 		return nil, fmt.Errorf("generate an RSA key in the HSM: %w", err)
 	}
@@ -89,14 +143,14 @@ func (h *HSM) GenerateRSA(id []byte, bits int) (crypto.Signer, error) {
 
 // FindKey returns the key pair with the CKA_ID; RSA keys also decrypt.
 func (h *HSM) FindKey(id []byte) (crypto.Signer, error) {
-	ks, err := h.ctx.FindKeyPairs(id, nil)
+	ks, err := h.ctx().FindKeyPairs(id, nil)
 	if err != nil {
 		return nil, fmt.Errorf("find key in the HSM: %w", err)
 	}
 	if len(ks) == 0 {
 		return nil, ErrNotFound
 	}
-	if rks, err := h.ctx.FindRSAKeyPairs(id, nil); err == nil && len(rks) > 0 {
+	if rks, err := h.ctx().FindRSAKeyPairs(id, nil); err == nil && len(rks) > 0 {
 		return rks[0], nil
 	}
 	return ks[0], nil
@@ -104,7 +158,7 @@ func (h *HSM) FindKey(id []byte) (crypto.Signer, error) {
 
 // DeleteKey destroys the key pair with the CKA_ID (no error if absent).
 func (h *HSM) DeleteKey(id []byte) error {
-	ks, err := h.ctx.FindKeyPairs(id, nil)
+	ks, err := h.ctx().FindKeyPairs(id, nil)
 	if err != nil {
 		return fmt.Errorf("find key in the HSM: %w", err)
 	}
@@ -118,7 +172,7 @@ func (h *HSM) DeleteKey(id []byte) error {
 
 // KeyAttributes reports a private key's CKA_SENSITIVE and CKA_EXTRACTABLE.
 func (h *HSM) KeyAttributes(id []byte) (sensitive, extractable bool, err error) {
-	ks, err := h.ctx.FindPrivateKeys(id, nil)
+	ks, err := h.ctx().FindPrivateKeys(id, nil)
 	if err != nil {
 		return false, false, fmt.Errorf("find private key: %w", err)
 	}
@@ -126,7 +180,7 @@ func (h *HSM) KeyAttributes(id []byte) (sensitive, extractable bool, err error) 
 		return false, false, ErrNotFound
 	}
 	k := ks[0]
-	attrs, err := h.ctx.GetAttributes(k, []crypto11.AttributeType{crypto11.CkaSensitive, crypto11.CkaExtractable})
+	attrs, err := h.ctx().GetAttributes(k, []crypto11.AttributeType{crypto11.CkaSensitive, crypto11.CkaExtractable})
 	if err != nil {
 		return false, false, fmt.Errorf("read key attributes: %w", err)
 	}
@@ -140,7 +194,7 @@ func (h *HSM) KeyAttributes(id []byte) (sensitive, extractable bool, err error) 
 // SealAEAD returns AES-256-GCM under the token's seal key with the given
 // CKA_ID, generating the key on first use when create is set.
 func (h *HSM) SealAEAD(id []byte, create bool) (cipher.AEAD, error) {
-	ks, err := h.ctx.FindKeys(id, nil)
+	ks, err := h.ctx().FindKeys(id, nil)
 	if err != nil {
 		return nil, fmt.Errorf("find the seal key in the HSM: %w", err)
 	}
@@ -151,7 +205,7 @@ func (h *HSM) SealAEAD(id []byte, create bool) (cipher.AEAD, error) {
 		if !create {
 			return nil, fmt.Errorf("the HSM has no seal key %q: is this the token the vault was created with?", id)
 		}
-		k, err = h.ctx.GenerateSecretKeyWithLabel(id, []byte("certvault seal"), 256, crypto11.CipherAES)
+		k, err = h.ctx().GenerateSecretKeyWithLabel(id, []byte("certvault seal"), 256, crypto11.CipherAES)
 		if err != nil {
 			return nil, fmt.Errorf("generate the seal key in the HSM: %w", err)
 		}
@@ -165,13 +219,13 @@ func (h *HSM) SealAEAD(id []byte, create bool) (cipher.AEAD, error) {
 
 // KeyPairs lists the token's key pairs: each one's CKA_ID and public key.
 func (h *HSM) KeyPairs() (map[string]crypto.PublicKey, error) {
-	ks, err := h.ctx.FindAllKeyPairs()
+	ks, err := h.ctx().FindAllKeyPairs()
 	if err != nil {
 		return nil, fmt.Errorf("list keys in the HSM: %w", err)
 	}
 	out := map[string]crypto.PublicKey{}
 	for _, k := range ks {
-		a, err := h.ctx.GetAttribute(k, crypto11.CkaId)
+		a, err := h.ctx().GetAttribute(k, crypto11.CkaId)
 		if err != nil {
 			return nil, fmt.Errorf("read a key's CKA_ID: %w", err)
 		}

@@ -21,7 +21,7 @@ func Open(Config) (*HSM, error) { return nil, ErrNotBuilt }
 func (h *HSM) Close() error { return nil }
 
 // Ping returns ErrNotBuilt.
-func (h *HSM) Ping() error { return ErrNotBuilt }
+func (h *HSM) Ping([]byte) error { return ErrNotBuilt }
 
 // GenerateEC returns ErrNotBuilt.
 func (h *HSM) GenerateEC([]byte, elliptic.Curve) (crypto.Signer, error) { return nil, ErrNotBuilt }
@@ -43,3 +43,6 @@ func (h *HSM) SealAEAD([]byte, bool) (cipher.AEAD, error) { return nil, ErrNotBu
 
 // KeyPairs returns ErrNotBuilt.
 func (h *HSM) KeyPairs() (map[string]crypto.PublicKey, error) { return nil, ErrNotBuilt }
+
+// Reopen returns ErrNotBuilt.
+func (h *HSM) Reopen() error { return ErrNotBuilt }
