@@ -112,7 +112,7 @@ The output is the same JSON Key Vault's own tools produce and accept.`,
 	f.StringVar(&issuer, "issuer", "Self", "issuer: Self, Unknown (CSR to merge) or a named issuer")
 	f.StringVar(&certType, "cert-type", "", "certificate type the issuer offers, such as OV-SSL or EV-SSL")
 	f.StringVar(&profile, "acme-profile", "", "ACME issuers: the CA's certificate profile, such as shortlived ('certvault issuer check' lists them)")
-	f.StringVar(&kty, "kty", "RSA", "key type: RSA, RSA-HSM, EC, EC-HSM")
+	f.StringVar(&kty, "kty", "RSA", "key type: RSA, EC, or RSA-HSM / EC-HSM (generated in the vault's HSM, never exportable)")
 	f.StringVar(&curve, "curve", "", "EC curve: P-256, P-384, P-521")
 	f.IntVar(&keySize, "key-size", 0, "RSA key size: 2048, 3072, 4096")
 	f.BoolVar(&exportable, "exportable", true, "the private key may be read through the managed secret")

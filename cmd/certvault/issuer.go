@@ -160,7 +160,7 @@ before it asks the CA to validate.`,
 	f.StringVar(&orgID, "org-id", "", "organisation id at the CA")
 	f.StringSliceVar(&admins, "admin-email", nil, "organisation administrator email (repeatable)")
 	f.StringVar(&caSubject, "ca-subject", "", "internal: create a root CA with this subject")
-	f.StringVar(&caKty, "ca-kty", "EC", "internal: CA key type (EC or RSA)")
+	f.StringVar(&caKty, "ca-kty", "EC", "internal: CA key type: EC or RSA, or EC-HSM / RSA-HSM to keep the CA key in the vault's HSM")
 	f.StringVar(&caCurve, "ca-curve", "", "internal: CA curve (default P-256)")
 	f.IntVar(&caMonths, "ca-validity-months", 120, "internal: CA validity")
 	f.StringVar(&caImport, "ca-import", "", "internal: import a CA: PEM file with the CA certificate (chain) and its key")

@@ -25,7 +25,7 @@ func keyCmd(g *globals, out io.Writer) *cobra.Command {
 	create := &cobra.Command{
 		Use:     "create NAME",
 		Short:   "Create a key (a new version if NAME exists)",
-		Example: "  certvault key create signer --kty EC --curve P-256\n  certvault key create wrapper --kty RSA --key-size 3072 --ops wrapKey,unwrapKey",
+		Example: "  certvault key create signer --kty EC --curve P-256\n  certvault key create wrapper --kty RSA --key-size 3072 --ops wrapKey,unwrapKey\n  certvault key create hsm-signer --kty EC-HSM --curve P-384",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			t, err := parseTags(tags)

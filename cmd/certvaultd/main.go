@@ -36,6 +36,13 @@ join-token'), copy the cluster's seal key to the new machine, and start:
     --join https://10.0.0.1:8443 --join-token cvj.... \
     --seal-key-file /etc/certvault/seal.key
 
+To keep the data key wrapped by an HSM instead of a key file, and to
+generate RSA-HSM and EC-HSM keys there (every node must reach the same
+token; the PIN is read from a file):
+
+  certvaultd --seal pkcs11 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so \
+    --pkcs11-token-label certvault --pkcs11-pin-file /etc/certvault/hsm.pin
+
 A node that has state in --data restarts with it; --join is then ignored.
 SIGTERM or SIGINT drains requests, hands leadership over and stops.
 
