@@ -218,6 +218,29 @@ func TestHSMCertificatesAndKeys(t *testing.T) {
 		}
 	}
 
+	// Unknown issuer: the CSR is signed by the HSM key, the signed
+	// certificate is merged back, and the key stays in the HSM.
+	pu := filepath.Join(dir, "unknown.json")
+	run(c.Nodes[2], "cert", "policy", "new", "--subject", "CN=csr.example.test", "--san", "csr.example.test",
+		"--issuer", "Unknown", "--kty", "EC-HSM", "--curve", "P-256", "--out", pu)
+	run(c.Nodes[2], "cert", "create", "csr", "--policy", pu)
+	csrFile := filepath.Join(dir, "csr.pem")
+	run(c.Nodes[0], "cert", "operation", "csr", "--csr-out", csrFile)
+	csrPEM, _ := os.ReadFile(csrFile)
+	blk, _ := pem.Decode(csrPEM)
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil || csr.CheckSignature() != nil {
+		t.Fatalf("CSR made with the HSM key: %v", err)
+	}
+	ca := newSDKCA(t)
+	signed := ca.sign(t, csr.Subject, csr.DNSNames, csr.PublicKey)
+	chainFile := filepath.Join(dir, "csr-chain.pem")
+	os.WriteFile(chainFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signed.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...), 0o644)
+	run(c.Nodes[1], "cert", "merge", "csr", "--file", chainFile)
+	merged, _ := leaf(c.Nodes[1], "csr")
+	hsmKeyOf(t, tok, merged.PublicKey)
+
 	// Sign a digest through the keys API on a node that did not create
 	// the key; verify with crypto/x509 and with openssl.
 	data := []byte("signed inside the HSM")
