@@ -520,10 +520,7 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 		}
 		now := time.Now()
 		b := &raftstore.Batch{}
-		if err := n.addCertVersion(b, name, version, policy, key, out, op.Attributes, op.Tags, now); err != nil {
-			return err
-		}
-		err = patchVersion(b, name, version, func(v *versionMeta) {
+		err = n.addCertVersion(b, name, version, policy, key, out, op.Attributes, op.Tags, now, func(v *versionMeta) {
 			v.ACMEIssuer = op.Issuer
 			if hasWindow {
 				v.RenewalInfo = &renewalInfo{Start: w.Start.Unix(), End: w.End.Unix(), ExplanationURL: w.Explanation, Fetched: now.Unix()}
@@ -542,25 +539,6 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 	}
 }
 
-// patchVersion changes the version record that b puts for a version
-// just added to it.
-func patchVersion(b *raftstore.Batch, name, version string, change func(*versionMeta)) error {
-	key := verKey(kindCertificates, name, version)
-	for i := len(b.Ops) - 1; i >= 0; i-- {
-		op := &b.Ops[i]
-		if op.Key != key || op.Kind != raftstore.OpPut {
-			continue
-		}
-		var v versionMeta
-		if err := json.Unmarshal(op.Value, &v); err != nil {
-			return err
-		}
-		change(&v)
-		op.Value = mustJSON(v)
-		return nil
-	}
-	return fmt.Errorf("version %s of %s is not in the batch", version, name)
-}
 
 // fail ends the operation with the error, as Key Vault shows a failed
 // operation: status failed, the error's code and message.

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -164,7 +165,7 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, policyError(err))
 		return
 	}
-	op, err := n.startIssuance(r, w.Header(), name, policy, req.Attributes, req.Tags)
+	op, err := n.startIssuance(r.Context(), w.Header(), name, policy, req.Attributes, req.Tags)
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -178,7 +179,10 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 // issues at once for Self and internal issuers, or leaves a pending
 // operation with a CSR for Unknown. Everything random happens here, before
 // the single raft command that records the result.
-func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string) (*pendingOp, error) {
+//
+// extra adds conditions or writes to the command (the renewal scheduler
+// makes it conditional on the plan it consumes).
+func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch)) (*pendingOp, error) {
 	if err := n.checkIssuer(policy); err != nil {
 		return nil, err
 	}
@@ -272,10 +276,13 @@ func (n *Node) startIssuance(r *http.Request, h http.Header, name string, policy
 		if err := n.addCertVersion(b, name, version, policy, key, append([][]byte{der}, chain...), attrs, tags, now); err != nil {
 			return nil, err
 		}
-		op.Status, op.StatusDetails, op.Target = keyvault.StatusCompleted, "", objectID(r, kindCertificates, name, "")
+		op.Status, op.StatusDetails = keyvault.StatusCompleted, ""
 	}
 	b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index)
-	if err := n.apply(r.Context(), h, b); err != nil {
+	for _, f := range extra {
+		f(b)
+	}
+	if err := n.apply(ctx, h, b); err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
 			return nil, &APIError{Status: http.StatusConflict, Code: "Conflict", Message: fmt.Sprintf("certificate %s was changed concurrently; retry", name), Cause: err}
 		}
@@ -356,7 +363,11 @@ func (n *Node) openPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
 
 // addCertVersion adds the writes that make a new current version of a
 // certificate with its managed key and secret.
-func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *keyvault.Policy, key crypto.Signer, chain [][]byte, attrs *keyvault.Attributes, tags map[string]string, now time.Time) error {
+//
+// opts change the version record before it is written (an ACME order
+// adds its issuer and the CA's renewal window); the renewal plan is made
+// from the result.
+func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *keyvault.Policy, key crypto.Signer, chain [][]byte, attrs *keyvault.Attributes, tags map[string]string, now time.Time, opts ...func(*versionMeta)) error {
 	leaf, err := x509.ParseCertificate(chain[0])
 	if err != nil {
 		return fmt.Errorf("parse issued certificate: %w", err)
@@ -372,6 +383,9 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 		if cm, _, ok, _ := n.loadMeta(kindCertificates, name); ok {
 			v.Tags = cm.Tags
 		}
+	}
+	for _, o := range opts {
+		o(&v)
 	}
 	b.Put(verKey(kindCertificates, name, version), mustJSON(v))
 	if key != nil {
@@ -392,6 +406,7 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 		cm = objectMeta{Created: now.Unix()}
 	}
 	cm.Current, cm.Summary, cm.Tags, cm.X5t, cm.Content, cm.Deleted = version, v.Attributes, v.Tags, x5t, v.ContentType, nil
+	planVersion(b, &cm, name, version, policy, &v)
 	putMeta(b, kindCertificates, name, cm, cprev)
 	for _, k := range managedKinds {
 		mm, mprev, found, err := n.loadMeta(k, name)
@@ -629,6 +644,10 @@ func (n *Node) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	p = stampPolicy(p, pe)
 	b := (&raftstore.Batch{}).PutIf(policyKey(name), mustJSON(p), pe.Index)
+	if err := n.replanCurrent(b, name, p); err != nil {
+		n.fail(w, r, err)
+		return
+	}
 	if err := n.apply(r.Context(), w.Header(), b); err != nil {
 		n.fail(w, r, err)
 		return

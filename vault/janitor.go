@@ -23,6 +23,12 @@ func (n *Node) runLeader(ctx context.Context) {
 		n.runOrders(ctx)
 	}()
 	defer func() { <-done }()
+	renewals := make(chan struct{})
+	go func() {
+		defer close(renewals)
+		n.runRenewals(ctx)
+	}()
+	defer func() { <-renewals }()
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {

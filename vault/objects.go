@@ -56,6 +56,9 @@ type objectMeta struct {
 	Tags      map[string]string   `json:"tags,omitempty"`
 	Content   string              `json:"content_type,omitempty"`
 	X5t       keyvault.B64URL     `json:"x5t,omitempty"`
+	// Plan is the storage key of the current version's renewal plan
+	// (certificates with an AutoRenew action).
+	Plan string `json:"plan,omitempty"`
 }
 
 // deletion records a soft delete.

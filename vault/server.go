@@ -29,6 +29,7 @@ const maxBodyBytes = 1 << 20
 type apiMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	renewals *prometheus.CounterVec
 }
 
 func newAPIMetrics() *apiMetrics {
@@ -42,6 +43,10 @@ func newAPIMetrics() *apiMetrics {
 			Help:    "API request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "certvault_renewals_total",
+			Help: "Automatic renewals by this node as leader: done or failed.",
+		}, []string{"result"}),
 	}
 }
 
@@ -50,7 +55,7 @@ func (n *Node) serve() error {
 	n.metrics = newAPIMetrics()
 	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		n.metrics.requests, n.metrics.latency)
+		n.metrics.requests, n.metrics.latency, n.metrics.renewals)
 	n.registry.MustRegister(n.store.Collectors()...)
 
 	tlsConf := &tls.Config{

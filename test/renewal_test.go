@@ -1,0 +1,87 @@
+package test
+
+import (
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certvault/certvault/test/testcluster"
+)
+
+// TestAutoRenewShortLived: a certificate valid for 2 minutes with
+// AutoRenew at 50 % gets a new version on its own after about a minute,
+// with a new key and its tags carried over, while an identical one whose
+// policy was edited to drop AutoRenew does not.
+func TestAutoRenewShortLived(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	n := c.Nodes[0]
+	cl := c.Client(n)
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := c.CLI(args...)
+		if code != 0 {
+			t.Fatalf("certvault %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+		}
+		return out
+	}
+	p := filepath.Join(dir, "short.json")
+	run("cert", "policy", "new", "--subject", "CN=short.example.test", "--kty", "EC", "--curve", "P-256",
+		"--validity", "2m", "--renew-percentage", "50", "--out", p)
+	run("cert", "create", "short", "--policy", p, "--tag", "team=web", "--wait")
+	run("cert", "create", "manual", "--policy", p, "--wait")
+	// Disabling auto-renew is editing the lifetime actions.
+	st, resp := dpDo(t, cl, http.MethodPatch, "/certificates/manual/policy", map[string]any{
+		"lifetime_actions": []map[string]any{{"trigger": map[string]any{"lifetime_percentage": 50}, "action": map[string]any{"action_type": "EmailContacts"}}}})
+	if st != http.StatusOK {
+		t.Fatalf("policy update: %d %v", st, resp)
+	}
+	versions := func(name string) []any {
+		st, resp := dpDo(t, cl, http.MethodGet, "/certificates/"+name+"/versions", nil)
+		if st != http.StatusOK {
+			t.Fatalf("versions of %s: %d %v", name, st, resp)
+		}
+		v, _ := resp["value"].([]any)
+		return v
+	}
+	_, first := dpDo(t, cl, http.MethodGet, "/certificates/short/", nil)
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(versions("short")) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal within 3 minutes; log:\n%s", n.Log())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Half of the certificate's lifetime (its notBefore is backdated a
+	// minute for clock skew), less a spread of at most 1 %.
+	nbf, exp := int64(first["attributes"].(map[string]any)["nbf"].(float64)), int64(first["attributes"].(map[string]any)["exp"].(float64))
+	half := time.Unix(nbf+(exp-nbf)/2, 0).Add(-time.Duration(exp-nbf) * time.Second / 100).Add(-time.Second)
+	_, second := dpDo(t, cl, http.MethodGet, "/certificates/short/", nil)
+	renewedAt := time.Unix(int64(second["attributes"].(map[string]any)["created"].(float64)), 0)
+	if renewedAt.Before(half.Truncate(time.Second)) {
+		t.Fatalf("renewed at %v, before half of the lifetime %v..%v", renewedAt, time.Unix(nbf, 0), time.Unix(exp, 0))
+	}
+	if second["x5t"] == first["x5t"] || second["kid"] == first["kid"] {
+		t.Fatalf("the renewal did not make a new version: %v", second["id"])
+	}
+	if tags, _ := second["tags"].(map[string]any); tags["team"] != "web" {
+		t.Fatalf("tags not carried over: %v", second["tags"])
+	}
+	st, op := dpDo(t, cl, http.MethodGet, "/certificates/short/pending", nil)
+	if st != http.StatusOK || op["status"] != "completed" {
+		t.Fatalf("the renewal's operation: %d %v", st, op)
+	}
+	// The new version has its own plan: the key of the renewed
+	// certificate is not the first one's.
+	_, k1 := dpDo(t, cl, http.MethodGet, strings.TrimPrefix(first["kid"].(string), n.URL()), nil)
+	_, k2 := dpDo(t, cl, http.MethodGet, strings.TrimPrefix(second["kid"].(string), n.URL()), nil)
+	if k1["key"].(map[string]any)["x"] == k2["key"].(map[string]any)["x"] {
+		t.Fatal("the renewal reused the key although reuse_key is false")
+	}
+	if got := len(versions("manual")); got != 1 {
+		t.Fatalf("a certificate without AutoRenew has %d versions", got)
+	}
+}

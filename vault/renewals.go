@@ -1,0 +1,235 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/keyvault"
+	"github.com/certvault/certvault/vault/renewal"
+)
+
+// Renewal plans live in Raft under sched/certificates/DUE/NAME, DUE the
+// Unix second the renewal is due, zero-padded so that keys sort by time.
+// A certificate's meta record names its plan (objectMeta.Plan). The
+// leader reads only the plans that are due, so a tick with nothing due
+// costs the same with ten certificates or a million.
+const schedPrefix = "sched/certificates/"
+
+func schedKey(due time.Time, name string) string {
+	return schedPrefix + fmt.Sprintf("%012d", due.Unix()) + "/" + name
+}
+
+// parseSchedKey returns a plan key's due time and certificate name.
+func parseSchedKey(key string) (time.Time, string, bool) {
+	rest, ok := strings.CutPrefix(key, schedPrefix)
+	if !ok {
+		return time.Time{}, "", false
+	}
+	secs, name, ok := strings.Cut(rest, "/")
+	if !ok {
+		return time.Time{}, "", false
+	}
+	s, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	return time.Unix(s, 0), name, true
+}
+
+// renewalPlan is a plan's value.
+type renewalPlan struct {
+	Version string `json:"version"`
+	// Attempts counts renewals of this version that failed; LastError
+	// says why the last one did.
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Renewal scheduler tuning.
+const (
+	// renewRetryMin and renewRetryMax bound the backoff after a failed
+	// renewal.
+	renewRetryMin = 30 * time.Second
+	renewRetryMax = time.Hour
+	// renewPendingWait is when a plan whose renewal is an order still in
+	// progress (an ACME CA) is looked at again; the completed order
+	// replaces the plan.
+	renewPendingWait = 10 * time.Minute
+	// renewIdle is the longest the scheduler sleeps with nothing due.
+	renewIdle = time.Hour
+)
+
+// planVersion adds to b the renewal plan of a certificate's version (and
+// the removal of the plan it replaces), and records it in cm.
+func planVersion(b *raftstore.Batch, cm *objectMeta, name, version string, p *keyvault.Policy, v *versionMeta) {
+	var ari *renewal.Window
+	if ri := v.RenewalInfo; ri != nil {
+		ari = &renewal.Window{Start: time.Unix(ri.Start, 0), End: time.Unix(ri.End, 0)}
+	}
+	var nbf, exp time.Time
+	if v.Attributes.NotBefore != nil && v.Attributes.Expires != nil {
+		nbf, exp = time.Unix(*v.Attributes.NotBefore, 0), time.Unix(*v.Attributes.Expires, 0)
+	}
+	key := ""
+	if due, ok := renewal.Due(p, name, nbf, exp, ari); ok && !exp.IsZero() {
+		key = schedKey(due, name)
+	}
+	if cm.Plan != "" && cm.Plan != key {
+		b.Delete(cm.Plan)
+	}
+	if key != "" {
+		b.Put(key, mustJSON(renewalPlan{Version: version}))
+	}
+	cm.Plan = key
+}
+
+// replanCurrent adds to b the plan of the current version under policy p
+// (after a policy change: editing the lifetime actions is how AutoRenew
+// is turned on and off), and the meta record that names it.
+func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy) error {
+	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
+	if err != nil || !ok || cm.Current == "" {
+		return err
+	}
+	v, _, ok, err := n.loadVersion(kindCertificates, name, cm.Current)
+	if err != nil || !ok {
+		return err
+	}
+	before := cm.Plan
+	planVersion(b, &cm, name, cm.Current, p, &v)
+	if cm.Plan != before {
+		putMeta(b, kindCertificates, name, cm, cprev)
+	}
+	return nil
+}
+
+// runRenewals is the leader's renewal scheduler: it renews the
+// certificates whose plan is due, then sleeps until the next plan is due
+// or the plans change. A renewal is one raft command conditional on the
+// plan it consumes, so a new leader never renews a version twice.
+func (n *Node) runRenewals(ctx context.Context) {
+	for {
+		after := n.store.AppliedIndex()
+		next := n.renewDue(ctx, time.Now())
+		wait := renewIdle
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0) + 10*time.Millisecond
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		_, _ = n.store.Watch(wctx, []string{schedPrefix}, after)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// renewDue acts on every plan due at now and returns when the next one is
+// due (zero if none).
+func (n *Node) renewDue(ctx context.Context, now time.Time) time.Time {
+	if n.barrier.Load() == nil {
+		return now.Add(time.Second)
+	}
+	for {
+		entries, _ := n.store.List(schedPrefix, "", 64)
+		if len(entries) == 0 {
+			return time.Time{}
+		}
+		acted := false
+		for _, e := range entries {
+			due, name, ok := parseSchedKey(e.Key)
+			if !ok {
+				continue
+			}
+			if due.After(now) {
+				return due
+			}
+			if ctx.Err() != nil {
+				return time.Time{}
+			}
+			n.renewOne(ctx, e, name, now)
+			acted = true
+		}
+		if !acted {
+			return time.Time{}
+		}
+	}
+}
+
+// renewOne renews the certificate of a due plan, or moves the plan.
+func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now time.Time) {
+	log := n.log.With("certificate", name)
+	var plan renewalPlan
+	_ = json.Unmarshal(e.Value, &plan)
+	cm, _, found, err := n.loadMeta(kindCertificates, name)
+	if err != nil {
+		return
+	}
+	if !found || cm.Plan != e.Key || cm.Current != plan.Version {
+		// A stale plan (purged, replaced): drop it.
+		_, _ = n.store.Apply(ctx, (&raftstore.Batch{}).DeleteIf(e.Key, e.Index))
+		return
+	}
+	if cm.Deleted != nil {
+		// Kept for a recover; looked at again when the retention ends.
+		n.movePlan(ctx, e, name, &plan, time.Unix(cm.Deleted.ScheduledPurge, 0).Add(time.Minute), "")
+		return
+	}
+	policy, _, ok, err := n.loadPolicy(name)
+	if err != nil || !ok {
+		n.movePlan(ctx, e, name, &plan, now.Add(renewRetryMax), "the certificate has no policy")
+		return
+	}
+	guard := func(b *raftstore.Batch) { b.Check(e.Key, e.Index) }
+	op, err := n.startIssuance(ctx, http.Header{}, name, policy, nil, nil, guard)
+	var api *APIError
+	switch {
+	case err == nil && op.Status == keyvault.StatusCompleted:
+		log.Info("renewed", "previous_version", plan.Version)
+		n.metrics.renewals.WithLabelValues("done").Inc()
+	case err == nil:
+		// An order with the CA is under way; it replaces the plan when it
+		// completes.
+		log.Info("renewal started", "issuer", op.Issuer)
+		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
+	case errors.Is(err, raftstore.ErrConflict):
+		// Another leader consumed the plan, or the certificate changed.
+	case errors.As(err, &api) && api.Status == http.StatusConflict:
+		// An operation is already in progress; look again later.
+		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
+	default:
+		plan.Attempts++
+		wait := min(renewRetryMin<<min(plan.Attempts-1, 16), renewRetryMax)
+		log.Warn("renewal failed; retrying", "attempt", plan.Attempts, "in", wait, "err", err)
+		n.metrics.renewals.WithLabelValues("failed").Inc()
+		n.movePlan(ctx, e, name, &plan, now.Add(wait), err.Error())
+	}
+}
+
+// movePlan reschedules a plan to due, recording why.
+func (n *Node) movePlan(ctx context.Context, e raftstore.Entry, name string, plan *renewalPlan, due time.Time, why string) {
+	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
+	if err != nil || !ok || cm.Plan != e.Key {
+		return
+	}
+	if why != "" {
+		plan.LastError = why
+	}
+	key := schedKey(due, name)
+	if key == e.Key {
+		key = schedKey(due.Add(time.Second), name)
+	}
+	cm.Plan = key
+	b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index).Put(key, mustJSON(plan))
+	putMeta(b, kindCertificates, name, cm, cprev)
+	if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+		n.log.Warn("could not reschedule a renewal", "certificate", name, "err", err)
+	}
+}
