@@ -539,7 +539,6 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 	}
 }
 
-
 // fail ends the operation with the error, as Key Vault shows a failed
 // operation: status failed, the error's code and message.
 func (or *orderRunner) fail(ctx context.Context, name string, ord *acmeOrder, cause error, attempts int) {
