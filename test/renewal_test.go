@@ -7,16 +7,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/test/smtptest"
 	"github.com/certvault/certvault/test/testcluster"
 )
 
 // TestAutoRenewShortLived: a certificate valid for 2 minutes with
 // AutoRenew at 50 % gets a new version on its own after about a minute,
-// with a new key and its tags carried over, while an identical one whose
-// policy was edited to drop AutoRenew does not.
+// with a new key and its tags carried over, and the contacts get a mail
+// before and after it through a real SMTP server; an identical one whose
+// policy was edited to EmailContacts is not renewed, and its contacts are
+// mailed instead.
 func TestAutoRenewShortLived(t *testing.T) {
 	t.Parallel()
-	c := testcluster.Start(t, 1, testcluster.Options{})
+	mail := smtptest.Start(t)
+	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{"--smtp-addr", mail.Addr, "--smtp-from", "certvault@example.test"}})
 	n := c.Nodes[0]
 	cl := c.Client(n)
 	dir := t.TempDir()
@@ -28,6 +32,7 @@ func TestAutoRenewShortLived(t *testing.T) {
 		}
 		return out
 	}
+	run("contacts", "set", "pki-team@example.test")
 	p := filepath.Join(dir, "short.json")
 	run("cert", "policy", "new", "--subject", "CN=short.example.test", "--kty", "EC", "--curve", "P-256",
 		"--validity", "2m", "--renew-percentage", "50", "--out", p)
@@ -84,4 +89,14 @@ func TestAutoRenewShortLived(t *testing.T) {
 	if got := len(versions("manual")); got != 1 {
 		t.Fatalf("a certificate without AutoRenew has %d versions", got)
 	}
+
+	// The contacts were told before and after, with both versions.
+	v1 := first["id"].(string)[strings.LastIndex(first["id"].(string), "/")+1:]
+	v2 := second["id"].(string)[strings.LastIndex(second["id"].(string), "/")+1:]
+	before := mail.Wait(t, 30*time.Second, "Subject: [certvault] renewing certificate short", v1, "Issuer:          Self")
+	after := mail.Wait(t, 30*time.Second, "Subject: [certvault] certificate short renewed", v1, v2)
+	if len(before.To) != 1 || before.To[0] != "pki-team@example.test" || after.From != "certvault@example.test" {
+		t.Fatalf("mail envelope: before %v, after from %s", before.To, after.From)
+	}
+	mail.Wait(t, 60*time.Second, "Subject: [certvault] certificate manual expires soon", "certvault cert create manual")
 }

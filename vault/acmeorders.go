@@ -520,6 +520,12 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 		}
 		now := time.Now()
 		b := &raftstore.Batch{}
+		if op.Renewal {
+			prev, _, _, _ := n.loadMeta(kindCertificates, name)
+			if err := n.mailRenewed(b, name, prev, version, out[0], op.Issuer); err != nil {
+				return err
+			}
+		}
 		err = n.addCertVersion(b, name, version, policy, key, out, op.Attributes, op.Tags, now, func(v *versionMeta) {
 			v.ACMEIssuer = op.Issuer
 			if hasWindow {
@@ -560,6 +566,12 @@ func (or *orderRunner) fail(ctx context.Context, name string, ord *acmeOrder, ca
 		op.Error = &keyvault.ErrorInfo{Code: code, Message: msg}
 		// The key of a failed request is of no further use.
 		b := (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index).Delete(pendKeyKey(name))
+		if op.Renewal {
+			cm, _, _, _ := or.n.loadMeta(kindCertificates, name)
+			if err := or.n.mailRenewalFailed(b, name, cm, op.Issuer, errors.New(msg), 1, time.Now().Add(renewPendingWait)); err != nil {
+				or.n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+			}
+		}
 		_, err := or.n.store.Apply(ctx, b)
 		if !errors.Is(err, raftstore.ErrConflict) {
 			if err != nil {

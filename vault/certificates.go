@@ -34,6 +34,9 @@ type pendingOp struct {
 	Tags          map[string]string    `json:"tags,omitempty"`
 	// KeyReused is set when the pending key is the current version's.
 	KeyReused bool `json:"key_reused,omitempty"`
+	// Renewal marks an operation the renewal scheduler started: the
+	// contacts are told how it ends.
+	Renewal bool `json:"renewal,omitempty"`
 	// ACMEOrder is the URL of an ACME issuer's order at the CA, once
 	// placed (the order's state is at acmeOrderKey).
 	ACMEOrder string `json:"acme_order,omitempty"`
@@ -180,9 +183,10 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 // operation with a CSR for Unknown. Everything random happens here, before
 // the single raft command that records the result.
 //
-// extra adds conditions or writes to the command (the renewal scheduler
-// makes it conditional on the plan it consumes).
-func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch)) (*pendingOp, error) {
+// extra adds conditions or writes to the command and may mark the
+// operation (the renewal scheduler makes it conditional on the plan it
+// consumes, and marks it a renewal).
+func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, error) {
 	if err := n.checkIssuer(policy); err != nil {
 		return nil, err
 	}
@@ -226,6 +230,11 @@ func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, po
 
 	b := &raftstore.Batch{}
 	b.PutIf(policyKey(name), mustJSON(stampPolicy(policy, polEntry)), polEntry.Index)
+	for _, f := range extra {
+		if err := f(b, op); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case acmeIssuer:
 		domains, err := acmeDomains(policy)
@@ -277,11 +286,13 @@ func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, po
 			return nil, err
 		}
 		op.Status, op.StatusDetails = keyvault.StatusCompleted, ""
+		if op.Renewal {
+			if err := n.mailRenewed(b, name, cm, version, der, op.Issuer); err != nil {
+				return nil, err
+			}
+		}
 	}
 	b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index)
-	for _, f := range extra {
-		f(b)
-	}
 	if err := n.apply(ctx, h, b); err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
 			return nil, &APIError{Status: http.StatusConflict, Code: "Conflict", Message: fmt.Sprintf("certificate %s was changed concurrently; retry", name), Cause: err}

@@ -29,6 +29,12 @@ func (n *Node) runLeader(ctx context.Context) {
 		n.runRenewals(ctx)
 	}()
 	defer func() { <-renewals }()
+	outbox := make(chan struct{})
+	go func() {
+		defer close(outbox)
+		n.runOutbox(ctx)
+	}()
+	defer func() { <-outbox }()
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {

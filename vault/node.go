@@ -25,6 +25,7 @@ import (
 	"github.com/certvault/certvault/internal/atomicfile"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/hsm"
+	"github.com/certvault/certvault/vault/notify"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -63,6 +64,9 @@ type Options struct {
 	// seal's key and the keys of RSA-HSM and EC-HSM certificates and keys.
 	// Every node of a cluster must reach the same token.
 	PKCS11 hsm.Config
+	// Mailer, when set, sends the contacts their mail (renewals, failures,
+	// EmailContacts actions) through an SMTP relay.
+	Mailer *notify.Mailer
 	// TLSCert and TLSKey, when both set, are the API's server certificate
 	// instead of one issued by the vault CA. Raft always uses the node
 	// certificate from the vault CA.
@@ -115,6 +119,11 @@ func (o Options) withDefaults() (Options, error) {
 	o.APIAddr = strings.TrimSuffix(o.APIAddr, "/")
 	if o.SealKeyFile == "" {
 		o.SealKeyFile = filepath.Join(o.DataDir, "seal.key")
+	}
+	if o.Mailer != nil {
+		if err := o.Mailer.Check(); err != nil {
+			return o, err
+		}
 	}
 	switch o.Seal {
 	case "", sealFile:

@@ -59,6 +59,9 @@ type objectMeta struct {
 	// Plan is the storage key of the current version's renewal plan
 	// (certificates with an AutoRenew action).
 	Plan string `json:"plan,omitempty"`
+	// MailPlan is the storage key of the current version's EmailContacts
+	// plan.
+	MailPlan string `json:"mail_plan,omitempty"`
 }
 
 // deletion records a soft delete.

@@ -20,15 +20,25 @@ import (
 // A certificate's meta record names its plan (objectMeta.Plan). The
 // leader reads only the plans that are due, so a tick with nothing due
 // costs the same with ten certificates or a million.
-const schedPrefix = "sched/certificates/"
+const (
+	schedPrefix     = "sched/certificates/"
+	schedMailPrefix = "schedmail/certificates/"
+)
 
 func schedKey(due time.Time, name string) string {
-	return schedPrefix + fmt.Sprintf("%012d", due.Unix()) + "/" + name
+	return schedAt(schedPrefix, due, name)
+}
+
+func schedAt(prefix string, due time.Time, name string) string {
+	return prefix + fmt.Sprintf("%012d", due.Unix()) + "/" + name
 }
 
 // parseSchedKey returns a plan key's due time and certificate name.
 func parseSchedKey(key string) (time.Time, string, bool) {
 	rest, ok := strings.CutPrefix(key, schedPrefix)
+	if !ok {
+		rest, ok = strings.CutPrefix(key, schedMailPrefix)
+	}
 	if !ok {
 		return time.Time{}, "", false
 	}
@@ -88,6 +98,17 @@ func planVersion(b *raftstore.Batch, cm *objectMeta, name, version string, p *ke
 		b.Put(key, mustJSON(renewalPlan{Version: version}))
 	}
 	cm.Plan = key
+	mailKey := ""
+	if due, ok := renewal.EmailDue(p, name, nbf, exp); ok && !exp.IsZero() {
+		mailKey = schedAt(schedMailPrefix, due, name)
+	}
+	if cm.MailPlan != "" && cm.MailPlan != mailKey {
+		b.Delete(cm.MailPlan)
+	}
+	if mailKey != "" {
+		b.Put(mailKey, mustJSON(renewalPlan{Version: version}))
+	}
+	cm.MailPlan = mailKey
 }
 
 // replanCurrent adds to b the plan of the current version under policy p
@@ -102,9 +123,9 @@ func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy
 	if err != nil || !ok {
 		return err
 	}
-	before := cm.Plan
+	before, beforeMail := cm.Plan, cm.MailPlan
 	planVersion(b, &cm, name, cm.Current, p, &v)
-	if cm.Plan != before {
+	if cm.Plan != before || cm.MailPlan != beforeMail {
 		putMeta(b, kindCertificates, name, cm, cprev)
 	}
 	return nil
@@ -117,13 +138,17 @@ func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy
 func (n *Node) runRenewals(ctx context.Context) {
 	for {
 		after := n.store.AppliedIndex()
-		next := n.renewDue(ctx, time.Now())
+		now := time.Now()
+		next := n.renewDue(ctx, now)
+		if m := n.mailDue(ctx, now); !m.IsZero() && (next.IsZero() || m.Before(next)) {
+			next = m
+		}
 		wait := renewIdle
 		if !next.IsZero() {
 			wait = max(time.Until(next), 0) + 10*time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, _ = n.store.Watch(wctx, []string{schedPrefix}, after)
+		_, _ = n.store.Watch(wctx, []string{schedPrefix, schedMailPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -187,8 +212,12 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		n.movePlan(ctx, e, name, &plan, now.Add(renewRetryMax), "the certificate has no policy")
 		return
 	}
-	guard := func(b *raftstore.Batch) { b.Check(e.Key, e.Index) }
-	op, err := n.startIssuance(ctx, http.Header{}, name, policy, nil, nil, guard)
+	renew := func(b *raftstore.Batch, op *pendingOp) error {
+		b.Check(e.Key, e.Index)
+		op.Renewal = true
+		return n.mailRenewing(b, name, cm, op.Issuer)
+	}
+	op, err := n.startIssuance(ctx, http.Header{}, name, policy, nil, nil, renew)
 	var api *APIError
 	switch {
 	case err == nil && op.Status == keyvault.StatusCompleted:
@@ -209,12 +238,19 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		wait := min(renewRetryMin<<min(plan.Attempts-1, 16), renewRetryMax)
 		log.Warn("renewal failed; retrying", "attempt", plan.Attempts, "in", wait, "err", err)
 		n.metrics.renewals.WithLabelValues("failed").Inc()
-		n.movePlan(ctx, e, name, &plan, now.Add(wait), err.Error())
+		n.movePlan(ctx, e, name, &plan, now.Add(wait), err.Error(), func(b *raftstore.Batch) error {
+			// Tell the contacts at the first failure and every fifth.
+			if plan.Attempts == 1 || plan.Attempts%5 == 0 {
+				return n.mailRenewalFailed(b, name, cm, policy.IssuerName(), err, plan.Attempts, now.Add(wait))
+			}
+			return nil
+		})
 	}
 }
 
-// movePlan reschedules a plan to due, recording why.
-func (n *Node) movePlan(ctx context.Context, e raftstore.Entry, name string, plan *renewalPlan, due time.Time, why string) {
+// movePlan reschedules a plan to due, recording why; also adds to the
+// command what the optional functions add.
+func (n *Node) movePlan(ctx context.Context, e raftstore.Entry, name string, plan *renewalPlan, due time.Time, why string, also ...func(*raftstore.Batch) error) {
 	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
 	if err != nil || !ok || cm.Plan != e.Key {
 		return
@@ -229,7 +265,57 @@ func (n *Node) movePlan(ctx context.Context, e raftstore.Entry, name string, pla
 	cm.Plan = key
 	b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index).Put(key, mustJSON(plan))
 	putMeta(b, kindCertificates, name, cm, cprev)
+	for _, f := range also {
+		if err := f(b); err != nil {
+			n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+		}
+	}
 	if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
 		n.log.Warn("could not reschedule a renewal", "certificate", name, "err", err)
 	}
+}
+
+// mailDue sends the EmailContacts mails that are due (through the outbox)
+// and returns when the next one is due (zero if none).
+func (n *Node) mailDue(ctx context.Context, now time.Time) time.Time {
+	if n.barrier.Load() == nil {
+		return now.Add(time.Second)
+	}
+	entries, _ := n.store.List(schedMailPrefix, "", 64)
+	for _, e := range entries {
+		due, name, ok := parseSchedKey(e.Key)
+		if !ok {
+			continue
+		}
+		if due.After(now) {
+			return due
+		}
+		var plan renewalPlan
+		_ = json.Unmarshal(e.Value, &plan)
+		b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index)
+		cm, cprev, found, err := n.loadMeta(kindCertificates, name)
+		if err != nil {
+			continue
+		}
+		if found && cm.MailPlan == e.Key && cm.Current == plan.Version && cm.Deleted == nil {
+			issuer := keyvault.IssuerSelf
+			if p, _, ok, _ := n.loadPolicy(name); ok {
+				issuer = p.IssuerName()
+			}
+			if n.opts.Mailer == nil {
+				n.log.Warn("a certificate's EmailContacts action is due, but no SMTP relay is configured (--smtp-addr)", "certificate", name)
+			} else if err := n.mailExpiring(b, name, cm, issuer); err != nil {
+				n.log.Warn("could not write a mail", "certificate", name, "err", err)
+			}
+			cm.MailPlan = ""
+			putMeta(b, kindCertificates, name, cm, cprev)
+		}
+		if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+			n.log.Warn("could not record a sent EmailContacts action", "certificate", name, "err", err)
+		}
+	}
+	if len(entries) == 64 {
+		return now // more may be due
+	}
+	return time.Time{}
 }

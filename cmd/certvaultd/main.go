@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/certvault/certvault/vault"
+	"github.com/certvault/certvault/vault/notify"
 	"github.com/spf13/pflag"
 )
 
@@ -58,6 +59,7 @@ func run(args []string) int {
 	fs.SortFlags = false
 	var o vault.Options
 	var logLevel, logFormat, pprofListen string
+	var mailer notify.Mailer
 	fs.StringVar(&o.DataDir, "data", "certvault-data", "data directory (raft log, snapshots, node identity, seal key)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS API listen address")
 	fs.StringVar(&o.APIAddr, "api-addr", "", "URL other nodes and clients use for this node's API (default https://LISTEN)")
@@ -71,6 +73,11 @@ func run(args []string) int {
 	fs.StringVar(&o.PKCS11.Module, "pkcs11-module", "", "PKCS#11 library of the HSM, e.g. /usr/lib/softhsm/libsofthsm2.so (for --seal pkcs11 and RSA-HSM/EC-HSM keys)")
 	fs.StringVar(&o.PKCS11.TokenLabel, "pkcs11-token-label", "", "label of the HSM token that holds the vault's keys (every node must reach the same token)")
 	fs.StringVar(&o.PKCS11.PINFile, "pkcs11-pin-file", "", "file holding the token's user PIN (never give the PIN itself on the command line)")
+	fs.StringVar(&mailer.Addr, "smtp-addr", "", "SMTP relay HOST:PORT for mail to the certificate contacts (renewals, failures, EmailContacts)")
+	fs.StringVar(&mailer.From, "smtp-from", "", "sender address of the vault's mail, e.g. certvault@example.com")
+	fs.StringVar(&mailer.TLS, "smtp-tls", "auto", "auto (STARTTLS, required unless the relay is on a loopback address), starttls, or implicit (port 465)")
+	fs.StringVar(&mailer.Username, "smtp-user", "", "SMTP user name (with --smtp-password-file)")
+	fs.StringVar(&mailer.PasswordFile, "smtp-password-file", "", "file holding the SMTP password")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "operator-provided API server certificate (PEM chain); default: issued by the vault CA")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	fs.Uint64Var(&o.SnapshotThreshold, "snapshot-threshold", 0, "log entries between raft snapshots (default 8192)")
@@ -97,6 +104,13 @@ func run(args []string) int {
 	}
 	if o.JoinToken == "" {
 		o.JoinToken = os.Getenv("CERTVAULT_JOIN_TOKEN")
+	}
+	if mailer.Addr != "" || mailer.From != "" {
+		if mailer.Addr == "" || mailer.From == "" {
+			fmt.Fprintln(os.Stderr, "certvaultd: --smtp-addr and --smtp-from go together")
+			return 2
+		}
+		o.Mailer = &mailer
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {

@@ -30,7 +30,7 @@ const maxSpread = time.Hour
 // of up to 1 % of the lifetime (at most an hour) chosen by name. Times
 // have second granularity, so certificates valid for minutes renew right.
 func Due(p *keyvault.Policy, name string, nbf, exp time.Time, ari *Window) (time.Time, bool) {
-	trigger, ok := autoRenew(p)
+	trigger, ok := action(p, keyvault.ActionAutoRenew)
 	if !ok {
 		return time.Time{}, false
 	}
@@ -39,6 +39,21 @@ func Due(p *keyvault.Policy, name string, nbf, exp time.Time, ari *Window) (time
 		span := ari.End.Sub(ari.Start)
 		return ari.Start.Add(time.Duration(h % uint64(span))).Truncate(time.Second), true
 	}
+	return triggerTime(trigger, h, nbf, exp), true
+}
+
+// EmailDue returns when the contacts are mailed about a version (the
+// policy's EmailContacts action), and false when there is no such action.
+func EmailDue(p *keyvault.Policy, name string, nbf, exp time.Time) (time.Time, bool) {
+	trigger, ok := action(p, keyvault.ActionEmailContacts)
+	if !ok {
+		return time.Time{}, false
+	}
+	return triggerTime(trigger, spreadHash(name), nbf, exp), true
+}
+
+// triggerTime is the trigger's moment, moved earlier by the spread.
+func triggerTime(trigger keyvault.Trigger, h uint64, nbf, exp time.Time) time.Time {
 	lifetime := exp.Sub(nbf)
 	var at time.Time
 	if trigger.LifetimePercentage != 0 {
@@ -53,16 +68,16 @@ func Due(p *keyvault.Policy, name string, nbf, exp time.Time, ari *Window) (time
 	if at.Before(nbf) {
 		at = nbf
 	}
-	return at.Truncate(time.Second), true
+	return at.Truncate(time.Second)
 }
 
-// autoRenew returns the policy's AutoRenew trigger.
-func autoRenew(p *keyvault.Policy) (keyvault.Trigger, bool) {
+// action returns the trigger of the policy's lifetime action of a type.
+func action(p *keyvault.Policy, actionType string) (keyvault.Trigger, bool) {
 	if p == nil {
 		return keyvault.Trigger{}, false
 	}
 	for _, la := range p.LifetimeActions {
-		if la.Action.ActionType == keyvault.ActionAutoRenew {
+		if la.Action.ActionType == actionType {
 			return la.Trigger, true
 		}
 	}

@@ -100,3 +100,18 @@ func TestDueSpread(t *testing.T) {
 		t.Fatalf("1000 certificates renew at only %d distinct seconds (up to %d in one)", len(seen), worst)
 	}
 }
+
+// TestEmailDue: the EmailContacts action has its own time, days before
+// expiry or a percentage, at second granularity.
+func TestEmailDue(t *testing.T) {
+	nbf := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	exp := nbf.AddDate(1, 0, 0)
+	due, ok := EmailDue(policy(email(30), renewAt(80, 0)), "www", nbf, exp)
+	want := exp.AddDate(0, 0, -30)
+	if !ok || due.After(want) || due.Before(want.Add(-time.Hour)) {
+		t.Fatalf("EmailDue = %v %v, want about %v", due, ok, want)
+	}
+	if _, ok := EmailDue(policy(renewAt(80, 0)), "www", nbf, exp); ok {
+		t.Fatal("a policy without EmailContacts planned a mail")
+	}
+}
