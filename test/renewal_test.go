@@ -1,9 +1,17 @@
 package test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +41,13 @@ func TestAutoRenewShortLived(t *testing.T) {
 		return out
 	}
 	run("contacts", "set", "pki-team@example.test")
+	hook := newWebhook(t, "a-webhook-secret-of-some-length")
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down for maintenance", 500) }))
+	defer broken.Close()
+	secretFile := filepath.Join(dir, "hook.secret")
+	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	run("events", "subscribe", hook.URL, "--types", "CertificateNewVersionCreated,CertificateRenewalFailed", "--secret-file", secretFile)
+	run("events", "subscribe", broken.URL, "--types", "CertificateNewVersionCreated", "--secret-file", secretFile)
 	p := filepath.Join(dir, "short.json")
 	run("cert", "policy", "new", "--subject", "CN=short.example.test", "--kty", "EC", "--curve", "P-256",
 		"--validity", "2m", "--renew-percentage", "50", "--out", p)
@@ -99,4 +114,72 @@ func TestAutoRenewShortLived(t *testing.T) {
 		t.Fatalf("mail envelope: before %v, after from %s", before.To, after.From)
 	}
 	mail.Wait(t, 60*time.Second, "Subject: [certvault] certificate manual expires soon", "certvault cert create manual")
+
+	// The webhook got a signed CloudEvent for the new version.
+	ev := hook.wait(t, 30*time.Second, "Microsoft.KeyVault.CertificateNewVersionCreated", v2)
+	if ev["subject"] != "short" || ev["specversion"] != "1.0" {
+		t.Fatalf("event: %v", ev)
+	}
+	// The broken one's deliveries are retried, with the reason shown.
+	deadline = time.Now().Add(30 * time.Second)
+	for out := ""; !strings.Contains(out, "500 Internal Server Error"); out = run("events", "deliveries", "--failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("events deliveries --failed does not show the failing webhook:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// webhook is an event receiver that checks each delivery's signature.
+type webhook struct {
+	*httptest.Server
+	secret string
+	mu     sync.Mutex
+	events []map[string]any
+	bad    int
+}
+
+func newWebhook(t *testing.T, secret string) *webhook {
+	h := &webhook{secret: secret}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if r.Header.Get("X-Certvault-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+			h.bad++
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var ev map[string]any
+		json.Unmarshal(body, &ev)
+		h.events = append(h.events, ev)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+// wait polls until an event of type typ whose data names version arrives.
+func (h *webhook) wait(t *testing.T, d time.Duration, typ, version string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		for _, ev := range h.events {
+			data, _ := ev["data"].(map[string]any)
+			if ev["type"] == typ && data["Version"] == version {
+				h.mu.Unlock()
+				return ev
+			}
+		}
+		bad := h.bad
+		h.mu.Unlock()
+		if bad > 0 {
+			t.Fatalf("%d deliveries with a bad signature", bad)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no %s event for version %s within %v", typ, version, d)
+	return nil
 }

@@ -571,6 +571,9 @@ func (or *orderRunner) fail(ctx context.Context, name string, ord *acmeOrder, ca
 			if err := or.n.mailRenewalFailed(b, name, cm, op.Issuer, errors.New(msg), 1, time.Now().Add(renewPendingWait)); err != nil {
 				or.n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 			}
+			if err := or.n.emitEvent(b, EventCertificateRenewalFailed, kindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, msg); err != nil {
+				or.n.log.Warn("could not write a renewal event", "certificate", name, "err", err)
+			}
 		}
 		_, err := or.n.store.Apply(ctx, b)
 		if !errors.Is(err, raftstore.ErrConflict) {

@@ -29,13 +29,14 @@ const (
 
 // outboxMessage is one message to deliver.
 type outboxMessage struct {
-	// Kind is "mail".
-	Kind      string    `json:"kind"`
-	Mail      *mailBody `json:"mail,omitempty"`
-	Created   int64     `json:"created"`
-	Attempts  int       `json:"attempts,omitempty"`
-	NextAt    int64     `json:"next_at,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
+	// Kind is "mail" or "event".
+	Kind      string        `json:"kind"`
+	Mail      *mailBody     `json:"mail,omitempty"`
+	Event     *eventMessage `json:"event,omitempty"`
+	Created   int64         `json:"created"`
+	Attempts  int           `json:"attempts,omitempty"`
+	NextAt    int64         `json:"next_at,omitempty"`
+	LastError string        `json:"last_error,omitempty"`
 }
 
 // mailBody is a mail to the vault's contacts, addressed when it is sent
@@ -82,9 +83,6 @@ func (n *Node) contactEmails() []string {
 
 // runOutbox delivers the outbox on the leader until ctx ends.
 func (n *Node) runOutbox(ctx context.Context) {
-	if n.opts.Mailer == nil {
-		return
-	}
 	for {
 		after := n.store.AppliedIndex()
 		next := n.deliverDue(ctx, time.Now())
@@ -156,7 +154,12 @@ func (n *Node) deliver(ctx context.Context, m *outboxMessage) error {
 		if len(to) == 0 {
 			return nil // nobody to tell: set contacts with 'certvault contacts set'
 		}
+		if n.opts.Mailer == nil {
+			return errors.New("no SMTP relay is configured (--smtp-addr)")
+		}
 		return n.opts.Mailer.Send(ctx, notify.Message{To: to, Subject: m.Mail.Subject, Body: m.Mail.Body})
+	case "event":
+		return n.deliverEvent(ctx, m.Event)
 	}
 	return fmt.Errorf("unknown message kind %q", m.Kind)
 }

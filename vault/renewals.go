@@ -239,6 +239,9 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		log.Warn("renewal failed; retrying", "attempt", plan.Attempts, "in", wait, "err", err)
 		n.metrics.renewals.WithLabelValues("failed").Inc()
 		n.movePlan(ctx, e, name, &plan, now.Add(wait), err.Error(), func(b *raftstore.Batch) error {
+			if err := n.emitEvent(b, EventCertificateRenewalFailed, kindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, err.Error()); err != nil {
+				return err
+			}
 			// Tell the contacts at the first failure and every fifth.
 			if plan.Attempts == 1 || plan.Attempts%5 == 0 {
 				return n.mailRenewalFailed(b, name, cm, policy.IssuerName(), err, plan.Attempts, now.Add(wait))

@@ -113,6 +113,9 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		if err := putSealed(b, n.barrier.Load(), valKey(kindSecrets, name, version), []byte(*req.Value)); err != nil {
 			return nil, err
 		}
+		if err := n.emitEvent(b, EventSecretNewVersionCreated, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires, ""); err != nil {
+			return nil, err
+		}
 		return b, nil
 	})
 	if err != nil {

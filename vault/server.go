@@ -104,6 +104,11 @@ func (n *Node) routes() *http.ServeMux {
 	mux.Handle("GET /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotSave))
 	mux.Handle("PUT /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotRestore))
 
+	mux.Handle("POST /v1/events/subscriptions", n.authed(n.handleSubscribe))
+	mux.Handle("GET /v1/events/subscriptions", n.authed(n.handleListSubscriptions))
+	mux.Handle("DELETE /v1/events/subscriptions/{id}", n.authed(n.handleUnsubscribe))
+	mux.Handle("GET /v1/events/deliveries", n.authed(n.handleDeliveries))
+
 	mux.Handle("GET /v1/sys/settings", n.authed(n.handleGetSettings))
 	mux.Handle("PATCH /v1/sys/settings", n.authed(n.handleSetSettings))
 	mux.HandleFunc("GET /v1/pki/{issuer}/crl", n.handleCRL)
