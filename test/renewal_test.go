@@ -46,7 +46,7 @@ func TestAutoRenewShortLived(t *testing.T) {
 	defer broken.Close()
 	secretFile := filepath.Join(dir, "hook.secret")
 	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
-	run("events", "subscribe", hook.URL, "--types", "CertificateNewVersionCreated,CertificateRenewalFailed", "--secret-file", secretFile)
+	run("events", "subscribe", hook.URL, "--types", "CertificateNewVersionCreated,CertificateRenewalFailed,CertificateNearExpiry", "--secret-file", secretFile)
 	run("events", "subscribe", broken.URL, "--types", "CertificateNewVersionCreated", "--secret-file", secretFile)
 	p := filepath.Join(dir, "short.json")
 	run("cert", "policy", "new", "--subject", "CN=short.example.test", "--kty", "EC", "--curve", "P-256",
@@ -120,6 +120,9 @@ func TestAutoRenewShortLived(t *testing.T) {
 	if ev["subject"] != "short" || ev["specversion"] != "1.0" {
 		t.Fatalf("event: %v", ev)
 	}
+	// 30 days (the default threshold) is more than the whole lifetime:
+	// the first version was near expiry from the start.
+	hook.wait(t, 30*time.Second, "Microsoft.KeyVault.CertificateNearExpiry", v1)
 	// The broken one's deliveries are retried, with the reason shown.
 	deadline = time.Now().Add(30 * time.Second)
 	for out := ""; !strings.Contains(out, "500 Internal Server Error"); out = run("events", "deliveries", "--failed") {
@@ -182,4 +185,36 @@ func (h *webhook) wait(t *testing.T, d time.Duration, typ, version string) map[s
 	}
 	t.Fatalf("no %s event for version %s within %v", typ, version, d)
 	return nil
+}
+
+// TestSecretExpiryEvents: a secret that expires in a few seconds, with a
+// near-expiry threshold of one minute, gives a SecretNearExpiry event at
+// once and a SecretExpired event when it expires.
+func TestSecretExpiryEvents(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	hook := newWebhook(t, "another-webhook-secret")
+	secretFile := filepath.Join(t.TempDir(), "hook.secret")
+	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	for _, args := range [][]string{
+		{"settings", "set", "--near-expiry", "1m"},
+		{"events", "subscribe", hook.URL, "--types", "SecretNearExpiry,SecretExpired", "--secret-file", secretFile},
+	} {
+		if _, errOut, code := c.CLI(args...); code != 0 {
+			t.Fatalf("certvault %s: %s", strings.Join(args, " "), errOut)
+		}
+	}
+	cl := c.Client(c.Nodes[0])
+	exp := time.Now().Add(3 * time.Second).Unix()
+	st, resp := dpDo(t, cl, http.MethodPut, "/secrets/db-password", map[string]any{"value": "s3cret", "attributes": map[string]any{"exp": exp}})
+	if st != http.StatusOK {
+		t.Fatalf("set: %d %v", st, resp)
+	}
+	id := resp["id"].(string)
+	version := id[strings.LastIndex(id, "/")+1:]
+	hook.wait(t, 20*time.Second, "Microsoft.KeyVault.SecretNearExpiry", version)
+	ev := hook.wait(t, 20*time.Second, "Microsoft.KeyVault.SecretExpired", version)
+	if got := int64(ev["data"].(map[string]any)["EXP"].(float64)); got != exp {
+		t.Fatalf("SecretExpired EXP %d, want %d", got, exp)
+	}
 }

@@ -418,6 +418,7 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 	}
 	cm.Current, cm.Summary, cm.Tags, cm.X5t, cm.Content, cm.Deleted = version, v.Attributes, v.Tags, x5t, v.ContentType, nil
 	planVersion(b, &cm, name, version, policy, &v)
+	n.planExpiryEvents(b, &cm, kindCertificates, name, version, &nbf, &exp)
 	putMeta(b, kindCertificates, name, cm, cprev)
 	if err := n.emitEvent(b, EventCertificateNewVersionCreated, kindCertificates, name, version, &nbf, &exp, ""); err != nil {
 		return err

@@ -62,6 +62,9 @@ type objectMeta struct {
 	// MailPlan is the storage key of the current version's EmailContacts
 	// plan.
 	MailPlan string `json:"mail_plan,omitempty"`
+	// EventPlans are the storage keys of the current version's
+	// NearExpiry and Expired events.
+	EventPlans []string `json:"event_plans,omitempty"`
 }
 
 // deletion records a soft delete.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,15 +141,17 @@ func (n *Node) runRenewals(ctx context.Context) {
 		after := n.store.AppliedIndex()
 		now := time.Now()
 		next := n.renewDue(ctx, now)
-		if m := n.mailDue(ctx, now); !m.IsZero() && (next.IsZero() || m.Before(next)) {
-			next = m
+		for _, m := range []time.Time{n.mailDue(ctx, now), n.eventsDue(ctx, now)} {
+			if !m.IsZero() && (next.IsZero() || m.Before(next)) {
+				next = m
+			}
 		}
 		wait := renewIdle
 		if !next.IsZero() {
 			wait = max(time.Until(next), 0) + 10*time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, _ = n.store.Watch(wctx, []string{schedPrefix, schedMailPrefix}, after)
+		_, _ = n.store.Watch(wctx, []string{schedPrefix, schedMailPrefix, schedEventPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -319,6 +322,81 @@ func (n *Node) mailDue(ctx context.Context, now time.Time) time.Time {
 	}
 	if len(entries) == 64 {
 		return now // more may be due
+	}
+	return time.Time{}
+}
+
+// Expiry events are planned like renewals, under
+// schedevt/DUE/KIND/NAME/TYPE, when a version is made.
+const schedEventPrefix = "schedevt/"
+
+// planExpiryEvents adds to b the NearExpiry and Expired events of a
+// version that expires at exp (and drops the previous version's), and
+// records them in m.
+func (n *Node) planExpiryEvents(b *raftstore.Batch, m *objectMeta, kind, name, version string, nbf, exp *int64) {
+	for _, k := range m.EventPlans {
+		b.Delete(k)
+	}
+	m.EventPlans = nil
+	if exp == nil {
+		return
+	}
+	near, expired := EventCertificateNearExpiry, EventCertificateExpired
+	if kind == kindSecrets {
+		near, expired = EventSecretNearExpiry, EventSecretExpired
+	}
+	end := time.Unix(*exp, 0)
+	at := end.Add(-n.settings().nearExpiry())
+	if nbf != nil && at.Before(time.Unix(*nbf, 0)) {
+		at = time.Unix(*nbf, 0)
+	}
+	for _, p := range []struct {
+		typ string
+		due time.Time
+	}{{near, at}, {expired, end}} {
+		key := schedEventPrefix + fmt.Sprintf("%012d", p.due.Unix()) + "/" + kind + "/" + name + "/" + p.typ
+		b.Put(key, mustJSON(renewalPlan{Version: version}))
+		m.EventPlans = append(m.EventPlans, key)
+	}
+}
+
+// eventsDue emits the expiry events that are due and returns when the
+// next one is (zero if none).
+func (n *Node) eventsDue(ctx context.Context, now time.Time) time.Time {
+	entries, _ := n.store.List(schedEventPrefix, "", 64)
+	for _, e := range entries {
+		parts := strings.SplitN(strings.TrimPrefix(e.Key, schedEventPrefix), "/", 4)
+		if len(parts) != 4 {
+			continue
+		}
+		secs, err := strconv.ParseInt(parts[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		if due := time.Unix(secs, 0); due.After(now) {
+			return due
+		}
+		kind, name, typ := parts[1], parts[2], parts[3]
+		var plan renewalPlan
+		_ = json.Unmarshal(e.Value, &plan)
+		b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index)
+		m, prev, found, err := n.loadMeta(kind, name)
+		if err != nil {
+			continue
+		}
+		if found && m.Current == plan.Version && m.Deleted == nil && slices.Contains(m.EventPlans, e.Key) {
+			if err := n.emitEvent(b, typ, kind, name, plan.Version, m.Summary.NotBefore, m.Summary.Expires, ""); err != nil {
+				n.log.Warn("could not write an expiry event", "name", name, "err", err)
+			}
+			m.EventPlans = slices.DeleteFunc(m.EventPlans, func(k string) bool { return k == e.Key })
+			putMeta(b, kind, name, m, prev)
+		}
+		if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+			n.log.Warn("could not record an expiry event", "name", name, "err", err)
+		}
+	}
+	if len(entries) == 64 {
+		return now
 	}
 	return time.Time{}
 }

@@ -108,6 +108,9 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		}
 		m.Current, m.Summary, m.Tags, m.Content = version, v.Attributes, v.Tags, v.ContentType
 		b := &raftstore.Batch{}
+		if v.Attributes.Expires != nil || len(m.EventPlans) > 0 {
+			n.planExpiryEvents(b, &m, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires)
+		}
 		putMeta(b, kindSecrets, name, m, prev)
 		b.Put(verKey(kindSecrets, name, version), mustJSON(v))
 		if err := putSealed(b, n.barrier.Load(), valKey(kindSecrets, name, version), []byte(*req.Value)); err != nil {

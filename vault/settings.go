@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // keySettings holds vault-wide settings.
@@ -26,6 +28,18 @@ type vaultSettings struct {
 	// outlive any one node. Empty means the API address of the node that
 	// issues.
 	PublicURL string `json:"public_url,omitempty"`
+	// NearExpiry is how long before expiry the CertificateNearExpiry and
+	// SecretNearExpiry events fire, as a duration ("30d", "12h", "90m");
+	// empty means 30 days.
+	NearExpiry string `json:"near_expiry,omitempty"`
+}
+
+// nearExpiry returns the near-expiry threshold.
+func (s vaultSettings) nearExpiry() time.Duration {
+	if d, err := keyvault.ParseValidity(s.NearExpiry); err == nil {
+		return d
+	}
+	return 30 * 24 * time.Hour
 }
 
 func (s vaultSettings) retention() int {
@@ -69,6 +83,9 @@ func (n *Node) handleGetSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	s := n.settings()
 	s.RetentionDays = s.retention()
+	if s.NearExpiry == "" {
+		s.NearExpiry = "30d"
+	}
 	writeJSON(w, http.StatusOK, s)
 }
 
@@ -77,6 +94,7 @@ func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		PurgeProtection *bool   `json:"purge_protection"`
 		RetentionDays   *int    `json:"retention_days"`
 		PublicURL       *string `json:"public_url"`
+		NearExpiry      *string `json:"near_expiry"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		n.fail(w, r, err)
@@ -106,10 +124,20 @@ func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		}
 		s.PublicURL = strings.TrimSuffix(*req.PublicURL, "/")
 	}
+	if req.NearExpiry != nil {
+		if _, err := keyvault.ParseValidity(*req.NearExpiry); err != nil && *req.NearExpiry != "" {
+			n.fail(w, r, badParameter("near_expiry: %v", err))
+			return
+		}
+		s.NearExpiry = *req.NearExpiry
+	}
 	if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).PutIf(keySettings, mustJSON(s), e.Index)); err != nil {
 		n.fail(w, r, err)
 		return
 	}
 	s.RetentionDays = s.retention()
+	if s.NearExpiry == "" {
+		s.NearExpiry = "30d"
+	}
 	writeJSON(w, http.StatusOK, s)
 }

@@ -23,6 +23,7 @@ func settingsCmd(g *globals, out io.Writer) *cobra.Command {
 			PurgeProtection bool   `json:"purge_protection"`
 			RetentionDays   int    `json:"retention_days"`
 			PublicURL       string `json:"public_url"`
+			NearExpiry      string `json:"near_expiry"`
 		}
 		json.Unmarshal(raw, &s)
 		tw := table(out)
@@ -33,6 +34,7 @@ func settingsCmd(g *globals, out io.Writer) *cobra.Command {
 			pub = "(unset: each node's own API address)"
 		}
 		fmt.Fprintf(tw, "public URL:\t%s\n", pub)
+		fmt.Fprintf(tw, "near expiry:\t%s before expiry (NearExpiry events)\n", s.NearExpiry)
 		return tw.Flush()
 	}
 	c.AddCommand(&cobra.Command{
@@ -51,7 +53,7 @@ func settingsCmd(g *globals, out io.Writer) *cobra.Command {
 	})
 	var retention int
 	var purgeProtection bool
-	var publicURL string
+	var publicURL, nearExpiry string
 	set := &cobra.Command{
 		Use:   "set",
 		Short: "Change the retention of deleted objects, purge protection or the public URL",
@@ -60,7 +62,9 @@ deleted from now on. --purge-protection, once on, cannot be turned off:
 deleted objects are then purged only when their retention ends.
 --public-url is the address relying parties use for the vault (a load
 balancer or DNS name in front of the nodes): certificates from internal
-issuers carry their CRL address under it.`,
+issuers carry their CRL address under it. --near-expiry is how long before
+expiry the CertificateNearExpiry and SecretNearExpiry events fire (default
+30d; it applies to versions made from now on).`,
 		Example: "  certvault settings set --retention-days 30\n  certvault settings set --purge-protection\n  certvault settings set --public-url https://vault.example.com:8443",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -74,8 +78,11 @@ issuers carry their CRL address under it.`,
 			if cmd.Flags().Changed("public-url") {
 				body["public_url"] = publicURL
 			}
+			if cmd.Flags().Changed("near-expiry") {
+				body["near_expiry"] = nearExpiry
+			}
 			if len(body) == 0 {
-				return usageError{errors.New("nothing to change: give --retention-days, --purge-protection or --public-url")}
+				return usageError{errors.New("nothing to change: give --retention-days, --purge-protection, --public-url or --near-expiry")}
 			}
 			cl, err := g.client()
 			if err != nil {
@@ -91,6 +98,7 @@ issuers carry their CRL address under it.`,
 	set.Flags().IntVar(&retention, "retention-days", 90, "days deleted objects stay recoverable (7-90)")
 	set.Flags().BoolVar(&purgeProtection, "purge-protection", false, "forbid purging before the retention ends (irreversible)")
 	set.Flags().StringVar(&publicURL, "public-url", "", "https URL relying parties reach the vault at (\"\" to unset)")
+	set.Flags().StringVar(&nearExpiry, "near-expiry", "", "threshold of the NearExpiry events: 30d, 12h, 90m")
 	c.AddCommand(set)
 	return c
 }
