@@ -123,6 +123,19 @@ func TestAutoRenewShortLived(t *testing.T) {
 	// 30 days (the default threshold) is more than the whole lifetime:
 	// the first version was near expiry from the start.
 	hook.wait(t, 30*time.Second, "Microsoft.KeyVault.CertificateNearExpiry", v1)
+	// Metrics: each certificate's expiry, renewals done, the outbox.
+	resp2, err := c.HTTPClient().Get(n.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	for _, want := range []string{`certvault_certificate_expiry_timestamp_seconds{name="short"}`, `certvault_renewals_total{result="done"} `, "certvault_outbox_messages ", "certvault_outbox_oldest_age_seconds "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
+	}
+
 	// The broken one's deliveries are retried, with the reason shown.
 	deadline = time.Now().Add(30 * time.Second)
 	for out := ""; !strings.Contains(out, "500 Internal Server Error"); out = run("events", "deliveries", "--failed") {

@@ -104,8 +104,9 @@ type delivery struct {
 	Created      int64  `json:"created"`
 }
 
-// handleDeliveries lists the event deliveries not yet done: pending,
-// retrying, and dead letters (?failed=true: only retrying and dead).
+// handleDeliveries lists the deliveries (events and mail) not yet done:
+// pending, retrying, and dead letters (?failed=true: only retrying and
+// dead).
 func (n *Node) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
@@ -116,13 +117,21 @@ func (n *Node) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 		entries, _ := n.store.List(prefix, "", 0)
 		for _, e := range entries {
 			var m outboxMessage
-			if json.Unmarshal(e.Value, &m) != nil || m.Kind != "event" || m.Event == nil {
+			if json.Unmarshal(e.Value, &m) != nil {
 				continue
 			}
-			var ev cloudEvent
-			_ = json.Unmarshal(m.Event.Body, &ev)
-			d := delivery{ID: ev.ID, Subscription: m.Event.Subscription, Type: m.Event.Type, Subject: ev.Subject,
-				Attempts: m.Attempts, LastError: m.LastError, NextAttempt: m.NextAt, Created: m.Created, State: "pending"}
+			d := delivery{ID: strings.TrimPrefix(strings.TrimPrefix(e.Key, prefix), "0"), Attempts: m.Attempts, LastError: m.LastError,
+				NextAttempt: m.NextAt, Created: m.Created, State: "pending"}
+			switch {
+			case m.Kind == "event" && m.Event != nil:
+				var ev cloudEvent
+				_ = json.Unmarshal(m.Event.Body, &ev)
+				d.ID, d.Subscription, d.Type, d.Subject = ev.ID, m.Event.Subscription, m.Event.Type, ev.Subject
+			case m.Kind == "mail" && m.Mail != nil:
+				d.Type, d.Subject = "mail", m.Mail.Subject
+			default:
+				continue
+			}
 			switch {
 			case prefix == outboxDeadPrefix:
 				d.State = "dead"

@@ -57,6 +57,7 @@ func (n *Node) serve() error {
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		n.metrics.requests, n.metrics.latency, n.metrics.renewals)
 	n.registry.MustRegister(n.store.Collectors()...)
+	n.registry.MustRegister(newCertCollector(n))
 
 	tlsConf := &tls.Config{
 		MinVersion: tls.VersionTLS12,

@@ -113,7 +113,7 @@ SecretNewVersionCreated, SecretNearExpiry, SecretExpired, CertificateRenewalFail
 	var failed bool
 	del := &cobra.Command{
 		Use:   "deliveries",
-		Short: "Event deliveries not yet done: pending, retrying, dead",
+		Short: "Deliveries (events and mail) not yet done: pending, retrying, dead",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := g.client()

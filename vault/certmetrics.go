@@ -1,0 +1,61 @@
+package vault
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// certCollector reports, at scrape time, each certificate's expiry and the
+// outbox's depth and oldest message. A scrape reads the whole certificate
+// list once; the scheduler itself never does.
+type certCollector struct {
+	n                           *Node
+	expiry, depth, oldest, dead *prometheus.Desc
+}
+
+func newCertCollector(n *Node) *certCollector {
+	return &certCollector{
+		n:      n,
+		expiry: prometheus.NewDesc("certvault_certificate_expiry_timestamp_seconds", "Expiry of each certificate's current version (Unix seconds).", []string{"name"}, nil),
+		depth:  prometheus.NewDesc("certvault_outbox_messages", "Messages (mail, events) waiting to be delivered.", nil, nil),
+		oldest: prometheus.NewDesc("certvault_outbox_oldest_age_seconds", "Age of the oldest message waiting to be delivered (0 when none).", nil, nil),
+		dead:   prometheus.NewDesc("certvault_outbox_dead_letters", "Messages given up on after repeated failures.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *certCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.expiry
+	ch <- c.depth
+	ch <- c.oldest
+	ch <- c.dead
+}
+
+// Collect implements prometheus.Collector.
+func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.n.store
+	metas, _ := st.List("meta/"+kindCertificates+"/", "", 0)
+	for _, e := range metas {
+		var m objectMeta
+		if json.Unmarshal(e.Value, &m) != nil || m.Deleted != nil || m.Summary.Expires == nil {
+			continue
+		}
+		name := e.Key[strings.LastIndexByte(e.Key, '/')+1:]
+		ch <- prometheus.MustNewConstMetric(c.expiry, prometheus.GaugeValue, float64(*m.Summary.Expires), name)
+	}
+	out, _ := st.List(outboxPrefix, "", 0)
+	oldest := 0.0
+	for _, e := range out {
+		var m outboxMessage
+		if json.Unmarshal(e.Value, &m) == nil && m.Created > 0 {
+			oldest = max(oldest, time.Since(time.Unix(m.Created, 0)).Seconds())
+		}
+	}
+	dead, _ := st.List(outboxDeadPrefix, "", 0)
+	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(len(out)))
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
+	ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(len(dead)))
+}
