@@ -231,3 +231,65 @@ func TestSecretExpiryEvents(t *testing.T) {
 		t.Fatalf("SecretExpired EXP %d, want %d", got, exp)
 	}
 }
+
+// TestRenewalLeaderKilled: the leader is SIGKILLed the moment a renewal
+// has made its new version; the new leader makes no second one, and the
+// CertificateNewVersionCreated event, written to Raft with the version, is
+// delivered (at least once) by whichever node leads.
+func TestRenewalLeaderKilled(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 3, testcluster.Options{})
+	hook := newWebhook(t, "webhook-secret-for-ha-test")
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "hook.secret")
+	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	leader := c.Leader()
+	var follower *testcluster.Node
+	for _, nd := range c.Nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	run := func(args ...string) {
+		t.Helper()
+		if _, errOut, code := c.CLIAt(follower, args...); code != 0 {
+			t.Fatalf("certvault %s: %s", strings.Join(args, " "), errOut)
+		}
+	}
+	run("events", "subscribe", hook.URL, "--types", "CertificateNewVersionCreated", "--secret-file", secretFile)
+	p := filepath.Join(dir, "ha.json")
+	run("cert", "policy", "new", "--subject", "CN=ha.example.test", "--kty", "EC", "--curve", "P-256", "--validity", "2m", "--renew-percentage", "30", "--out", p)
+	run("cert", "create", "ha", "--policy", p, "--wait")
+	cl := c.Client(follower)
+	versions := func() []any {
+		_, resp := dpDo(t, cl, http.MethodGet, "/certificates/ha/versions", nil)
+		v, _ := resp["value"].([]any)
+		return v
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(versions()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal within 2 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Leader().Kill()
+	var id string
+	for deadline := time.Now().Add(30 * time.Second); id == ""; {
+		if st, cur := dpDo(t, cl, http.MethodGet, "/certificates/ha/", nil); st == http.StatusOK {
+			id = cur["id"].(string)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no answer after the leader kill: %d %v", st, cur)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	v2 := id[strings.LastIndex(id, "/")+1:]
+	hook.wait(t, 60*time.Second, "Microsoft.KeyVault.CertificateNewVersionCreated", v2)
+	// The next renewal is due at 30 % of the new version's two minutes,
+	// 36 s after it was made: until then there must be exactly two.
+	c.Leader()
+	if got := len(versions()); got != 2 {
+		t.Fatalf("%d versions after the leader kill, want 2", got)
+	}
+}

@@ -88,6 +88,13 @@ func planVersion(b *raftstore.Batch, cm *objectMeta, name, version string, p *ke
 	if v.Attributes.NotBefore != nil && v.Attributes.Expires != nil {
 		nbf, exp = time.Unix(*v.Attributes.NotBefore, 0), time.Unix(*v.Attributes.Expires, 0)
 	}
+	// The lifetime counts from when the vault got the certificate: a
+	// notBefore backdated for clock skew (a minute, for the vault's own
+	// issuers) must not make a short-lived version due at once, and a
+	// version is never due before it exists.
+	if created := time.Unix(v.Attributes.Created, 0); v.Attributes.Created != 0 && created.After(nbf) && created.Before(exp) {
+		nbf = created
+	}
 	key := ""
 	if due, ok := renewal.Due(p, name, nbf, exp, ari); ok && !exp.IsZero() {
 		key = schedKey(due, name)
