@@ -225,6 +225,16 @@ func (n *Node) handleRecover(kind string) http.HandlerFunc {
 		}
 		b := &raftstore.Batch{}
 		m.Deleted = nil
+		// Plans were left alone while deleted (and may have moved or
+		// fired): make them again for the current version.
+		if v, _, ok, _ := n.loadVersion(kind, name, m.Current); ok && m.Current != "" && kind != kindKeys {
+			if kind == kindCertificates {
+				if p, _, ok, _ := n.loadPolicy(name); ok {
+					planVersion(b, &m, name, m.Current, p, &v)
+				}
+			}
+			n.planExpiryEvents(b, &m, kind, name, m.Current, v.Attributes.NotBefore, v.Attributes.Expires)
+		}
 		putMeta(b, kind, name, m, prev)
 		b.Delete(deletedKey(kind, name))
 		if kind == kindCertificates {
