@@ -19,8 +19,8 @@ import (
 	"github.com/certvault/certvault/test/testcluster"
 )
 
-// TestAutoRenewShortLived: a certificate valid for 2 minutes with
-// AutoRenew at 50 % gets a new version on its own after about a minute,
+// TestAutoRenewShortLived: a certificate valid for 3 minutes with
+// AutoRenew at 50 % gets a new version on its own 90 seconds after it was made,
 // with a new key and its tags carried over, and the contacts get a mail
 // before and after it through a real SMTP server; an identical one whose
 // policy was edited to EmailContacts is not renewed, and its contacts are
@@ -50,7 +50,7 @@ func TestAutoRenewShortLived(t *testing.T) {
 	run("events", "subscribe", broken.URL, "--types", "CertificateNewVersionCreated", "--secret-file", secretFile)
 	p := filepath.Join(dir, "short.json")
 	run("cert", "policy", "new", "--subject", "CN=short.example.test", "--kty", "EC", "--curve", "P-256",
-		"--validity", "2m", "--renew-percentage", "50", "--out", p)
+		"--validity", "3m", "--renew-percentage", "50", "--out", p)
 	run("cert", "create", "short", "--policy", p, "--tag", "team=web", "--wait")
 	run("cert", "create", "manual", "--policy", p, "--wait")
 	// Disabling auto-renew is editing the lifetime actions.
