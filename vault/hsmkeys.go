@@ -29,12 +29,12 @@ type hsmKey struct {
 }
 
 // Decrypt implements crypto.Decrypter for RSA HSM keys.
-func (k *hsmKey) Decrypt(rand_ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+func (k *hsmKey) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	d, ok := k.Signer.(crypto.Decrypter)
 	if !ok {
 		return nil, errors.New("this HSM key cannot decrypt")
 	}
-	return d.Decrypt(rand_, msg, opts)
+	return d.Decrypt(r, msg, opts)
 }
 
 // errNoHSM answers a request for an HSM key type on a vault without one.
