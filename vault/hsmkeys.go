@@ -3,7 +3,6 @@ package vault
 import (
 	"bytes"
 	"crypto"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
@@ -59,16 +58,9 @@ func (n *Node) generateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	if kp.KeyType == keyvault.KeyTypeRSAHSM {
 		k, err = n.hsm.GenerateRSA(id, kp.KeySize)
 	} else {
-		var c elliptic.Curve
-		switch kp.Curve {
-		case "P-256":
-			c = elliptic.P256()
-		case "P-384":
-			c = elliptic.P384()
-		case "P-521":
-			c = elliptic.P521()
-		default:
-			return nil, badParameter("curve %q is not supported: use P-256, P-384 or P-521", kp.Curve)
+		c, cerr := certs.Curve(kp.Curve)
+		if cerr != nil {
+			return nil, badParameter("%v", cerr)
 		}
 		k, err = n.hsm.GenerateEC(id, c)
 	}

@@ -3,7 +3,6 @@ package vault
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/certs"
 	"github.com/certvault/certvault/vault/keyvault"
 )
 
@@ -312,16 +312,9 @@ func privateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 		k.Precompute()
 		return k, nil
 	case keyvault.KeyTypeEC:
-		var c elliptic.Curve
-		switch j.Crv {
-		case "P-256":
-			c = elliptic.P256()
-		case "P-384":
-			c = elliptic.P384()
-		case "P-521":
-			c = elliptic.P521()
-		default:
-			return nil, badParameter("crv %q: use P-256, P-384 or P-521", j.Crv)
+		c, err := certs.Curve(j.Crv)
+		if err != nil {
+			return nil, badParameter("crv: %v", err)
 		}
 		if len(j.D) == 0 {
 			return nil, badParameter("an EC JWK needs d, the private scalar")

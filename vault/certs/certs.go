@@ -49,16 +49,9 @@ func GenerateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 		}
 		return k, nil
 	case keyvault.KeyTypeEC, keyvault.KeyTypeECHSM:
-		var c elliptic.Curve
-		switch kp.Curve {
-		case "P-256":
-			c = elliptic.P256()
-		case "P-384":
-			c = elliptic.P384()
-		case "P-521":
-			c = elliptic.P521()
-		default:
-			return nil, fmt.Errorf("generate EC key: curve %q not supported", kp.Curve)
+		c, err := Curve(kp.Curve)
+		if err != nil {
+			return nil, fmt.Errorf("generate EC key: %w", err)
 		}
 		k, err := ecdsa.GenerateKey(c, rand.Reader)
 		if err != nil {
@@ -67,6 +60,19 @@ func GenerateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("generate key: key type %q not supported", kp.KeyType)
+}
+
+// Curve returns the elliptic curve of a JWK crv name.
+func Curve(name string) (elliptic.Curve, error) {
+	switch name {
+	case "P-256":
+		return elliptic.P256(), nil
+	case "P-384":
+		return elliptic.P384(), nil
+	case "P-521":
+		return elliptic.P521(), nil
+	}
+	return nil, fmt.Errorf("curve %q is not supported: use P-256, P-384 or P-521", name)
 }
 
 // RandomSerial returns a positive random 127-bit serial number.
