@@ -34,9 +34,16 @@ type apiBench struct {
 // attaching a profiler during a run.
 func newAPIBench(t testing.TB, nodes int) *apiBench {
 	t.Helper()
-	var opts testcluster.Options
+	return newAPIBenchArgs(t, nodes, nil)
+}
+
+// newAPIBenchArgs is newAPIBench with extra certvaultd flags for every
+// node (the HSM group's --seal pkcs11 and token).
+func newAPIBenchArgs(t testing.TB, nodes int, extra []string) *apiBench {
+	t.Helper()
+	opts := testcluster.Options{ExtraArgs: append([]string(nil), extra...)}
 	if addr := os.Getenv("CERTVAULT_BENCH_PPROF"); addr != "" && nodes == 1 {
-		opts.ExtraArgs = []string{"--pprof-listen", addr}
+		opts.ExtraArgs = append(opts.ExtraArgs, "--pprof-listen", addr)
 		t.Logf("profiles of the single node at http://%s/debug/pprof/", addr)
 	}
 	c := testcluster.Start(t, nodes, opts)

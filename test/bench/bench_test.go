@@ -63,7 +63,7 @@ func loadConfig(t testing.TB) config {
 type result struct {
 	Benchmark string `json:"benchmark"`
 	// Kind says what writes and writes_per_sec count: kindWrite,
-	// kindRaw, kindCreate or kindRead.
+	// kindRaw, kindCreate, kindRead, kindHSMDirect or kindHSMSign.
 	Kind    string `json:"kind"`
 	Nodes   int    `json:"nodes"`
 	Clients int    `json:"clients"`
@@ -76,6 +76,9 @@ type result struct {
 	// PctOfRaw is, for create and raw-create rows, writes_per_sec as a
 	// percentage of the raw ceiling measured in the same run.
 	PctOfRaw *float64 `json:"pct_of_raw_ceiling,omitempty"`
+	// PctOfDirect is, for hsm-sign rows, writes_per_sec as a percentage
+	// of the hsm-direct rate at the same client count in the same run.
+	PctOfDirect *float64 `json:"pct_of_direct,omitempty"`
 	runStats
 }
 
@@ -215,9 +218,19 @@ func TestBench(t *testing.T) {
 		runIssuance(t, cfg, 3, add)
 	})
 
+	// Issue "HSM-backed keys": signatures in a SoftHSM2 token, straight
+	// through crypto11 and then through the keys API of one node. It runs
+	// only once the token exists: a build without cgo or a machine without
+	// SoftHSM2 skips it, and then the run is not complete.
+	t.Run(groupHSM, func(t *testing.T) {
+		tok := hsmToken(t)
+		ran[groupHSM] = true
+		runHSM(t, cfg, tok, add)
+	})
+
 	rep := newReport(start, cfg, disk, results)
 	fmt.Print(rep.table())
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3]
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

@@ -367,7 +367,7 @@ func issuanceChecks(results []result) []check {
 func (r *report) issuanceTable(b *strings.Builder) {
 	var rows []result
 	for _, res := range r.Results {
-		if res.Kind != kindWrite {
+		if res.Kind == kindRaw || res.Kind == kindCreate || res.Kind == kindRead {
 			rows = append(rows, res)
 		}
 	}
@@ -432,13 +432,14 @@ func (r *report) issuanceTable(b *strings.Builder) {
 }
 
 // cpuPerOp is the serving processes' CPU time per counted operation, in
-// microseconds; for the raw ceiling, this process's.
+// microseconds; for the raw ceiling and direct HSM signatures, this
+// process's.
 func cpuPerOp(res result) string {
 	if res.Writes == 0 {
 		return "-"
 	}
 	cpu := res.BenchCPUSeconds
-	if res.Kind != kindRaw {
+	if res.Kind != kindRaw && res.Kind != kindHSMDirect {
 		cpu = 0
 		for _, s := range res.ServerCPUSeconds {
 			cpu += s

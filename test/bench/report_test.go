@@ -70,7 +70,11 @@ type report struct {
 	// creates and secret reads.
 	IssuanceGoals   []check  `json:"issuance_goals"`
 	IssuanceAnchors []figure `json:"issuance_anchors"`
-	Results         []result `json:"results"`
+	// HSMGoals and HSMAnchors are issue "HSM-backed keys"'s: signatures
+	// with a key in the token, through the keys API against crypto11.
+	HSMGoals   []check  `json:"hsm_goals"`
+	HSMAnchors []figure `json:"hsm_anchors"`
+	Results    []result `json:"results"`
 	// Complete is false when subtests or failures left groups out.
 	Complete bool `json:"complete"`
 }
@@ -92,6 +96,8 @@ func newReport(start time.Time, cfg config, disk float64, results []result) *rep
 	}
 	annotateIssuance(results)
 	r.IssuanceGoals, r.IssuanceAnchors = issuanceChecks(results), issuanceAnchors
+	annotateHSM(results)
+	r.HSMGoals, r.HSMAnchors = hsmChecks(results), hsmAnchors
 	for _, res := range results {
 		if res.Benchmark != r.Goal.Benchmark || res.Nodes != r.Goal.Nodes || res.Clients != r.Goal.Clients {
 			continue
@@ -109,7 +115,8 @@ func newReport(start time.Time, cfg config, disk float64, results []result) *rep
 }
 
 // table renders the write results as one aligned table followed by the
-// goal and the anchors, then issue #3's results likewise.
+// goal and the anchors, then issue #3's and the HSM group's results
+// likewise.
 func (r *report) table() string {
 	var b strings.Builder
 	const row = "%-10s %5s %7s %5s %9s %8s %8s %8s %7s %8s %10s %10s %10s\n"
@@ -164,6 +171,7 @@ func (r *report) table() string {
 		fmt.Fprintf(&b, "anchor: %s %.0f writes/s at %d clients (%s)\n", a.System, a.WritesPerSec, a.Clients, a.Note)
 	}
 	r.issuanceTable(&b)
+	r.hsmTable(&b)
 	return b.String()
 }
 

@@ -27,6 +27,11 @@ type HSM struct {
 	// closed is set once c is closed (closing twice panics in crypto11);
 	// a closed c answers every call with an error until Reopen succeeds.
 	closed bool
+	// keys caches key pairs by CKA_ID: finding one in the token costs
+	// twenty times the signature (SoftHSM2 opens and locks every object
+	// file on each search). IDs are never reused, so an entry stays right
+	// until the key is deleted or the sessions are reopened.
+	keys map[string]crypto.Signer
 }
 
 // ctx returns the current crypto11 context.
@@ -50,6 +55,7 @@ func (h *HSM) Reopen() error {
 		return err
 	}
 	h.c, h.closed = c, false
+	h.keys = nil
 	return nil
 }
 
@@ -143,16 +149,29 @@ func (h *HSM) GenerateRSA(id []byte, bits int) (crypto.Signer, error) {
 
 // FindKey returns the key pair with the CKA_ID; RSA keys also decrypt.
 func (h *HSM) FindKey(id []byte) (crypto.Signer, error) {
-	ks, err := h.ctx().FindKeyPairs(id, nil)
+	h.mu.RLock()
+	k, ok := h.keys[string(id)]
+	c := h.c
+	h.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	// One search: crypto11 returns RSA key pairs that also decrypt.
+	ks, err := c.FindKeyPairs(id, nil)
 	if err != nil {
 		return nil, fmt.Errorf("find key in the HSM: %w", err)
 	}
 	if len(ks) == 0 {
 		return nil, ErrNotFound
 	}
-	if rks, err := h.ctx().FindRSAKeyPairs(id, nil); err == nil && len(rks) > 0 {
-		return rks[0], nil
+	h.mu.Lock()
+	if h.c == c { // not reopened meanwhile
+		if h.keys == nil {
+			h.keys = map[string]crypto.Signer{}
+		}
+		h.keys[string(id)] = ks[0]
 	}
+	h.mu.Unlock()
 	return ks[0], nil
 }
 
@@ -162,6 +181,9 @@ func (h *HSM) DeleteKey(id []byte) error {
 	if err != nil {
 		return fmt.Errorf("find key in the HSM: %w", err)
 	}
+	h.mu.Lock()
+	delete(h.keys, string(id))
+	h.mu.Unlock()
 	for _, k := range ks {
 		if err := k.Delete(); err != nil {
 			return fmt.Errorf("delete key in the HSM: %w", err)
