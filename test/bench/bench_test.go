@@ -228,9 +228,19 @@ func TestBench(t *testing.T) {
 		runHSM(t, cfg, tok, add)
 	})
 
+	// Issue "renewal engine": planning and ticking with 100,000
+	// certificates, in process.
+	var sched *scheduleResult
+	t.Run(groupSchedule, func(t *testing.T) {
+		ran[groupSchedule] = true
+		sched = runSchedule(t)
+	})
+
 	rep := newReport(start, cfg, disk, results)
+	rep.Schedule = sched
 	fmt.Print(rep.table())
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM]
+	fmt.Print(scheduleTable(sched))
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupSchedule]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

@@ -29,6 +29,9 @@
 //	              straight through crypto11 (package vault/hsm), no node
 //	              running; then POST /keys/{name}/sign on one node started
 //	              with --seal pkcs11 on the same token
+//	schedule      the renewal scheduler with 100,000 certificates, in
+//	              process: planning one version, the memory the plans
+//	              hold, and one tick with nothing due (beside 1,000)
 //
 // Secret GETs read GET /secrets/{name}/ (a linearizable read) of
 // CERTVAULT_BENCH_NAMES secrets set beforehand. Creates POST

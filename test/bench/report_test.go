@@ -75,6 +75,8 @@ type report struct {
 	HSMGoals   []check  `json:"hsm_goals"`
 	HSMAnchors []figure `json:"hsm_anchors"`
 	Results    []result `json:"results"`
+	// Schedule is issue "renewal engine"'s scheduler figures.
+	Schedule *scheduleResult `json:"schedule,omitempty"`
 	// Complete is false when subtests or failures left groups out.
 	Complete bool `json:"complete"`
 }
