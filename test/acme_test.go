@@ -382,6 +382,31 @@ func TestACMEFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("cleanup that keeps failing does not spin", func(t *testing.T) {
+		// present works, cleanup always fails: the order completes and the
+		// record is retried at the scan interval, not in a tight loop.
+		hook := filepath.Join(e.dir, "nocleanup.sh")
+		os.WriteFile(hook, []byte("#!/bin/sh\n[ \"$1\" = cleanup ] && { echo cannot remove >&2; exit 1; }\nexec "+program+" \"$@\"\n"), 0o755)
+		e.issuer(t, "nocleanup", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", hook)
+		p := e.policy(t, "sticky.example.test", "nocleanup")
+		e.cli(t, n, "cert", "create", "sticky", "--policy", p, "--wait")
+		applied := func() uint64 {
+			st, err := e.c.Status(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.AppliedIndex
+		}
+		before := applied()
+		time.Sleep(3 * time.Second) // a rate over a fixed window, not a wait for a condition
+		if grew := applied() - before; grew > 20 {
+			t.Fatalf("the raft log grew by %d entries in 3 s while a cleanup kept failing", grew)
+		}
+		if !strings.Contains(n.Log(), "could not remove ACME challenge records") {
+			t.Fatal("the failing cleanup was not logged")
+		}
+	})
+
 	t.Run("cancel mid-order", func(t *testing.T) {
 		e.issuer(t, "slow", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
 		os.WriteFile(hold, nil, 0o644)

@@ -607,6 +607,12 @@ func (or *orderRunner) finish(ctx context.Context, name string, ord *acmeOrder) 
 			if err != nil {
 				n.log.Warn("could not remove ACME challenge records; trying again later", "certificate", name, "err", err)
 			}
+			if len(left) == len(ord.Progress.Records) {
+				// Nothing removed: writing the same list back would wake the
+				// order loop at once. The next scan (orderScanInterval)
+				// tries again.
+				return
+			}
 		}
 	}
 	for {
@@ -630,18 +636,21 @@ func (or *orderRunner) finish(ctx context.Context, name string, ord *acmeOrder) 
 
 // issuerCheck is the answer of POST /certificates/issuers/{name}/check.
 type issuerCheck struct {
-	Issuer         string              `json:"issuer"`
-	Provider       string              `json:"provider"`
-	OK             bool                `json:"ok"`
-	DirectoryURL   string              `json:"directory_url"`
-	EABRequired    bool                `json:"eab_required"`
-	TermsOfService string              `json:"terms_of_service,omitempty"`
-	RenewalInfo    bool                `json:"renewal_info"`
-	Profiles       map[string]string   `json:"profiles,omitempty"`
-	AccountURL     string              `json:"account_url,omitempty"`
-	AccountStatus  string              `json:"account_status,omitempty"`
-	DNSSolver      string              `json:"dns_solver"`
-	Error          *keyvault.ErrorInfo `json:"error,omitempty"`
+	Issuer         string            `json:"issuer"`
+	Provider       string            `json:"provider"`
+	OK             bool              `json:"ok"`
+	DirectoryURL   string            `json:"directory_url"`
+	EABRequired    bool              `json:"eab_required"`
+	TermsOfService string            `json:"terms_of_service,omitempty"`
+	RenewalInfo    bool              `json:"renewal_info"`
+	Profiles       map[string]string `json:"profiles,omitempty"`
+	AccountURL     string            `json:"account_url,omitempty"`
+	AccountStatus  string            `json:"account_status,omitempty"`
+	DNSSolver      string            `json:"dns_solver"`
+	// DirectoryReached says the directory answered; the directory facts
+	// above mean nothing when it did not.
+	DirectoryReached bool                `json:"directory_reached"`
+	Error            *keyvault.ErrorInfo `json:"error,omitempty"`
 }
 
 // handleCheckIssuer contacts an ACME issuer's CA on demand: it fetches the
@@ -666,6 +675,7 @@ func (n *Node) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	c, err := n.acmeClient(ctx, name, si, e)
 	if c != nil {
+		rep.DirectoryReached = true
 		d := c.Directory()
 		rep.EABRequired, rep.TermsOfService, rep.RenewalInfo, rep.Profiles = d.Meta.ExternalAccountRequired, d.Meta.TermsOfService, d.RenewalInfo != "", d.Meta.Profiles
 	}

@@ -243,7 +243,7 @@ func certCreateCmd(g *globals, out io.Writer) *cobra.Command {
 	}
 	c.Flags().StringVar(&policyFile, "policy", "", "policy JSON file ('-' for stdin), from 'cert policy new'")
 	c.Flags().StringSliceVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
-	c.Flags().BoolVar(&wait, "wait", false, "wait until the operation is no longer in progress")
+	c.Flags().BoolVar(&wait, "wait", false, "wait until the operation is no longer in progress (exit 1 if it failed or was cancelled)")
 	c.MarkFlagRequired("policy")
 	return c
 }

@@ -494,6 +494,7 @@ issuer cannot enroll.`,
 				AccountURL     string            `json:"account_url"`
 				AccountStatus  string            `json:"account_status"`
 				DNSSolver      string            `json:"dns_solver"`
+				Reached        bool              `json:"directory_reached"`
 				Error          *struct {
 					Code    string `json:"code"`
 					Message string `json:"message"`
@@ -513,11 +514,13 @@ issuer cannot enroll.`,
 			} else {
 				tw := table(out)
 				fmt.Fprintf(tw, "directory:\t%s\n", rep.DirectoryURL)
-				fmt.Fprintf(tw, "external account binding:\t%s\n", map[bool]string{true: "required", false: "not required"}[rep.EABRequired])
-				if rep.TermsOfService != "" {
-					fmt.Fprintf(tw, "terms of service:\t%s\n", rep.TermsOfService)
+				if rep.Reached {
+					fmt.Fprintf(tw, "external account binding:\t%s\n", map[bool]string{true: "required", false: "not required"}[rep.EABRequired])
+					if rep.TermsOfService != "" {
+						fmt.Fprintf(tw, "terms of service:\t%s\n", rep.TermsOfService)
+					}
+					fmt.Fprintf(tw, "renewal information (ARI):\t%s\n", map[bool]string{true: "offered", false: "not offered"}[rep.RenewalInfo])
 				}
-				fmt.Fprintf(tw, "renewal information (ARI):\t%s\n", map[bool]string{true: "offered", false: "not offered"}[rep.RenewalInfo])
 				if len(rep.Profiles) > 0 {
 					var ps []string
 					for p := range rep.Profiles {

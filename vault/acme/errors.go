@@ -120,6 +120,11 @@ func problemError(p *legoacme.ProblemDetails, step string, err error) *Error {
 		msg += fmt.Sprintf("; %s: %s", strings.TrimPrefix(sp.Type, "urn:ietf:params:acme:error:"), sp.Detail)
 	}
 	if a, ok := problemAdvice[t]; ok {
+		if t == "unauthorized" && !strings.HasPrefix(step, "register") {
+			// Outside registration the CA refuses a validation or an
+			// identifier, not the account binding.
+			a = "the CA refused: check that the challenge record is published where the CA looks, and that the account may order these names"
+		}
 		msg += " (" + a + ")"
 	}
 	if err == nil {

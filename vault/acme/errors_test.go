@@ -26,7 +26,7 @@ func TestWrapClassifies(t *testing.T) {
 		code      string
 		msg       string
 	}{
-		{"unauthorized", fmt.Errorf("post: %w", prob("unauthorized", 403)), true, "unauthorized", "External Account Binding"},
+		{"unauthorized", fmt.Errorf("post: %w", prob("unauthorized", 403)), true, "unauthorized", "challenge record is published"},
 		{"rejected identifier", prob("rejectedIdentifier", 400), true, "rejectedIdentifier", "policy's names"},
 		{"server internal", prob("serverInternal", 500), false, "serverInternal", "detail of serverInternal"},
 		{"rate limited", &legoacme.RateLimitedError{ProblemDetails: prob("rateLimited", 429)}, false, "rateLimited", "rate-limits"},
@@ -48,6 +48,10 @@ func TestWrapClassifies(t *testing.T) {
 				t.Errorf("message %q: want the step and %q", e.Msg, tc.msg)
 			}
 		})
+	}
+	// At registration, unauthorized is about the account binding.
+	if err := wrap(prob("unauthorized", 403), "register the ACME account"); !strings.Contains(err.Error(), "External Account Binding") {
+		t.Fatalf("registration refused: %v", err)
 	}
 	if err := wrap(context.Canceled, "x"); !errors.Is(err, context.Canceled) || IsPermanent(err) {
 		t.Fatalf("a cancelled context became %v", err)

@@ -22,7 +22,6 @@ const (
 	StepWaitingDNS  = "waiting for DNS"
 	StepValidating  = "validating"
 	StepFinalizing  = "finalizing"
-	StepDownloading = "downloading the certificate"
 )
 
 // Progress is an order's state as the vault keeps it in Raft. It is saved
