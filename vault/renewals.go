@@ -34,24 +34,34 @@ func schedAt(prefix string, due time.Time, name string) string {
 	return prefix + fmt.Sprintf("%012d", due.Unix()) + "/" + name
 }
 
-// parseSchedKey returns a plan key's due time and certificate name.
-func parseSchedKey(key string) (time.Time, string, bool) {
-	rest, ok := strings.CutPrefix(key, schedPrefix)
-	if !ok {
-		rest, ok = strings.CutPrefix(key, schedMailPrefix)
+// forDue calls act, in due order, for each plan under prefix that is due
+// at now (its key PREFIX + DUE + "/" + REST), at most 64 per call, and
+// returns when the next plan is due: now when more may be due, zero when
+// there is none.
+func (n *Node) forDue(ctx context.Context, prefix string, now time.Time, act func(e raftstore.Entry, rest string)) time.Time {
+	if n.barrier.Load() == nil {
+		return now.Add(time.Second)
 	}
-	if !ok {
-		return time.Time{}, "", false
+	const page = 64
+	entries, _ := n.store.List(prefix, "", page)
+	for _, e := range entries {
+		secs, rest, ok := strings.Cut(strings.TrimPrefix(e.Key, prefix), "/")
+		s, err := strconv.ParseInt(secs, 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		if due := time.Unix(s, 0); due.After(now) {
+			return due
+		}
+		if ctx.Err() != nil {
+			return time.Time{}
+		}
+		act(e, rest)
 	}
-	secs, name, ok := strings.Cut(rest, "/")
-	if !ok {
-		return time.Time{}, "", false
+	if len(entries) == page {
+		return now
 	}
-	s, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	return time.Unix(s, 0), name, true
+	return time.Time{}
 }
 
 // renewalPlan is a plan's value.
@@ -166,36 +176,12 @@ func (n *Node) runRenewals(ctx context.Context) {
 	}
 }
 
-// renewDue acts on every plan due at now and returns when the next one is
+// renewDue renews what is due at now and returns when the next plan is
 // due (zero if none).
 func (n *Node) renewDue(ctx context.Context, now time.Time) time.Time {
-	if n.barrier.Load() == nil {
-		return now.Add(time.Second)
-	}
-	for {
-		entries, _ := n.store.List(schedPrefix, "", 64)
-		if len(entries) == 0 {
-			return time.Time{}
-		}
-		acted := false
-		for _, e := range entries {
-			due, name, ok := parseSchedKey(e.Key)
-			if !ok {
-				continue
-			}
-			if due.After(now) {
-				return due
-			}
-			if ctx.Err() != nil {
-				return time.Time{}
-			}
-			n.renewOne(ctx, e, name, now)
-			acted = true
-		}
-		if !acted {
-			return time.Time{}
-		}
-	}
+	return n.forDue(ctx, schedPrefix, now, func(e raftstore.Entry, name string) {
+		n.renewOne(ctx, e, name, now)
+	})
 }
 
 // renewOne renews the certificate of a due plan, or moves the plan.
@@ -291,24 +277,13 @@ func (n *Node) movePlan(ctx context.Context, e raftstore.Entry, name string, pla
 // mailDue sends the EmailContacts mails that are due (through the outbox)
 // and returns when the next one is due (zero if none).
 func (n *Node) mailDue(ctx context.Context, now time.Time) time.Time {
-	if n.barrier.Load() == nil {
-		return now.Add(time.Second)
-	}
-	entries, _ := n.store.List(schedMailPrefix, "", 64)
-	for _, e := range entries {
-		due, name, ok := parseSchedKey(e.Key)
-		if !ok {
-			continue
-		}
-		if due.After(now) {
-			return due
-		}
+	return n.forDue(ctx, schedMailPrefix, now, func(e raftstore.Entry, name string) {
 		var plan renewalPlan
 		_ = json.Unmarshal(e.Value, &plan)
 		b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index)
 		cm, cprev, found, err := n.loadMeta(kindCertificates, name)
 		if err != nil {
-			continue
+			return
 		}
 		if found && cm.MailPlan == e.Key && cm.Current == plan.Version && cm.Deleted == nil {
 			issuer := keyvault.IssuerSelf
@@ -326,11 +301,7 @@ func (n *Node) mailDue(ctx context.Context, now time.Time) time.Time {
 		if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
 			n.log.Warn("could not record a sent EmailContacts action", "certificate", name, "err", err)
 		}
-	}
-	if len(entries) == 64 {
-		return now // more may be due
-	}
-	return time.Time{}
+	})
 }
 
 // Expiry events are planned like renewals, under
@@ -370,26 +341,18 @@ func (n *Node) planExpiryEvents(b *raftstore.Batch, m *objectMeta, kind, name, v
 // eventsDue emits the expiry events that are due and returns when the
 // next one is (zero if none).
 func (n *Node) eventsDue(ctx context.Context, now time.Time) time.Time {
-	entries, _ := n.store.List(schedEventPrefix, "", 64)
-	for _, e := range entries {
-		parts := strings.SplitN(strings.TrimPrefix(e.Key, schedEventPrefix), "/", 4)
-		if len(parts) != 4 {
-			continue
+	return n.forDue(ctx, schedEventPrefix, now, func(e raftstore.Entry, rest string) {
+		parts := strings.SplitN(rest, "/", 3) // KIND/NAME/TYPE
+		if len(parts) != 3 {
+			return
 		}
-		secs, err := strconv.ParseInt(parts[0], 10, 64)
-		if err != nil {
-			continue
-		}
-		if due := time.Unix(secs, 0); due.After(now) {
-			return due
-		}
-		kind, name, typ := parts[1], parts[2], parts[3]
+		kind, name, typ := parts[0], parts[1], parts[2]
 		var plan renewalPlan
 		_ = json.Unmarshal(e.Value, &plan)
 		b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index)
 		m, prev, found, err := n.loadMeta(kind, name)
 		if err != nil {
-			continue
+			return
 		}
 		if found && m.Current == plan.Version && m.Deleted == nil && slices.Contains(m.EventPlans, e.Key) {
 			if err := n.emitEvent(b, typ, kind, name, plan.Version, m.Summary.NotBefore, m.Summary.Expires, ""); err != nil {
@@ -401,9 +364,5 @@ func (n *Node) eventsDue(ctx context.Context, now time.Time) time.Time {
 		if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
 			n.log.Warn("could not record an expiry event", "name", name, "err", err)
 		}
-	}
-	if len(entries) == 64 {
-		return now
-	}
-	return time.Time{}
+	})
 }
