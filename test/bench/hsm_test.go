@@ -374,23 +374,6 @@ func (r *report) hsmTable(b *strings.Builder) {
 	b.WriteString("     same token, which it opens with its own crypto11 sessions. % direct = sigs/s of hsm-direct at the same client count.\n")
 	b.WriteString("CPU µs/op: CPU time per signature of this process for hsm-direct, of the certvaultd process for hsm-sign.\n")
 	b.WriteString("\n")
-	for _, c := range r.HSMGoals {
-		fmt.Fprintf(b, "goal: >= %s %s through the keys API, %s, %d node: ", fmtFigure(c.Target), c.Unit, c.Benchmark, c.Nodes)
-		if c.Measured == nil {
-			b.WriteString("not run\n")
-			continue
-		}
-		verdict := "NOT met"
-		if *c.Met {
-			verdict = "met"
-		}
-		fmt.Fprintf(b, "measured %.1f", *c.Measured)
-		if c.Detail != "" {
-			fmt.Fprintf(b, " (%s)", c.Detail)
-		}
-		fmt.Fprintf(b, " at %d clients: %s\n", c.Clients, verdict)
-	}
-	for _, a := range r.HSMAnchors {
-		fmt.Fprintf(b, "anchor: %s %s %s (%s)\n", a.System, fmtFigure(a.Value), a.Unit, a.Note)
-	}
+	writeChecks(b, r.HSMGoals, " through the keys API", func(v float64) string { return fmt.Sprintf("%.1f", v) })
+	writeAnchors(b, r.HSMAnchors)
 }

@@ -401,22 +401,7 @@ func (r *report) issuanceTable(b *strings.Builder) {
 	b.WriteString("Both over HTTPS, one keep-alive HTTP/1.1 connection per client; on 3 nodes client i uses node i mod 3, followers first.\n")
 	b.WriteString("CPU µs/op: CPU time of the certvaultd processes per operation (the load generator's own CPU is not in it).\n")
 	b.WriteString("\n")
-	for _, c := range r.IssuanceGoals {
-		fmt.Fprintf(b, "goal: >= %s %s, %s, %d node: ", fmtFigure(c.Target), c.Unit, c.Benchmark, c.Nodes)
-		if c.Measured == nil {
-			b.WriteString("not run\n")
-			continue
-		}
-		verdict := "NOT met"
-		if *c.Met {
-			verdict = "met"
-		}
-		fmt.Fprintf(b, "measured %s", fmtFigure(*c.Measured))
-		if c.Detail != "" {
-			fmt.Fprintf(b, " (%s)", c.Detail)
-		}
-		fmt.Fprintf(b, " at %d clients: %s\n", c.Clients, verdict)
-	}
+	writeChecks(b, r.IssuanceGoals, "", fmtFigure)
 	if raw := rawCeiling(r.Results); raw > 0 {
 		fmt.Fprintf(b, "raw ceiling of this run: %s certs/s with %d goroutines", fmtFigure(raw), runtime.GOMAXPROCS(0))
 		for _, res := range r.Results {
@@ -426,7 +411,33 @@ func (r *report) issuanceTable(b *strings.Builder) {
 		}
 		b.WriteString(" (issue #3 expected about 10,800/s on 2 cores)\n")
 	}
-	for _, a := range r.IssuanceAnchors {
+	writeAnchors(b, r.IssuanceAnchors)
+}
+
+// writeChecks prints one line per goal: the target, what was measured
+// (formatted by measured) and the verdict. what follows the unit.
+func writeChecks(b *strings.Builder, checks []check, what string, measured func(float64) string) {
+	for _, c := range checks {
+		fmt.Fprintf(b, "goal: >= %s %s%s, %s, %d node: ", fmtFigure(c.Target), c.Unit, what, c.Benchmark, c.Nodes)
+		if c.Measured == nil {
+			b.WriteString("not run\n")
+			continue
+		}
+		verdict := "NOT met"
+		if *c.Met {
+			verdict = "met"
+		}
+		fmt.Fprintf(b, "measured %s", measured(*c.Measured))
+		if c.Detail != "" {
+			fmt.Fprintf(b, " (%s)", c.Detail)
+		}
+		fmt.Fprintf(b, " at %d clients: %s\n", c.Clients, verdict)
+	}
+}
+
+// writeAnchors prints one line per published figure.
+func writeAnchors(b *strings.Builder, anchors []figure) {
+	for _, a := range anchors {
 		fmt.Fprintf(b, "anchor: %s %s %s (%s)\n", a.System, fmtFigure(a.Value), a.Unit, a.Note)
 	}
 }
