@@ -526,7 +526,7 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 				return err
 			}
 		}
-		err = n.addCertVersion(b, name, version, policy, key, out, op.Attributes, op.Tags, now, func(v *versionMeta) {
+		err = n.addCertVersion(b, name, version, policy, key, out, op.Attributes, op.Tags, now, opMadeBy(op), func(v *versionMeta) {
 			v.ACMEIssuer = op.Issuer
 			if hasWindow {
 				v.RenewalInfo = &renewalInfo{Start: w.Start.Unix(), End: w.End.Unix(), ExplanationURL: w.Explanation, Fetched: now.Unix()}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/certvault/certvault/vault/access"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,33 +41,50 @@ type pendingOp struct {
 	// ACMEOrder is the URL of an ACME issuer's order at the CA, once
 	// placed (the order's state is at acmeOrderKey).
 	ACMEOrder string `json:"acme_order,omitempty"`
+	// CreatedBy is the principal that asked for the certificate (empty
+	// for a renewal).
+	CreatedBy string `json:"created_by,omitempty"`
+}
+
+// madeBy records on a version who made it and how (create, renewal,
+// import, merge): the evidence report's rotation history.
+func madeBy(by, how string) func(*versionMeta) {
+	return func(v *versionMeta) { v.CreatedBy, v.How = by, how }
+}
+
+// opMadeBy is madeBy for a version an operation produced.
+func opMadeBy(op *pendingOp) func(*versionMeta) {
+	if op.Renewal {
+		return madeBy("renewal", "renewal")
+	}
+	return madeBy(op.CreatedBy, "create")
 }
 
 func (n *Node) certificateRoutes(rt *router) {
-	rt.handle("POST", "/certificates/{name}/create", n.handleCreateCertificate)
-	rt.handle("POST", "/certificates/{name}/import", n.handleImportCertificate)
-	rt.handle("GET", "/certificates", n.handleListCertificates)
-	rt.handle("GET", "/certificates/{name}", n.handleGetCertificate)
-	rt.handle("GET", "/certificates/{name}/{version}", n.handleGetCertificate)
-	rt.handle("PATCH", "/certificates/{name}", n.handleUpdateCertificate)
-	rt.handle("PATCH", "/certificates/{name}/{version}", n.handleUpdateCertificate)
-	rt.handle("GET", "/certificates/{name}/versions", n.handleCertificateVersions)
-	rt.handle("GET", "/certificates/{name}/policy", n.handleGetPolicy)
-	rt.handle("PATCH", "/certificates/{name}/policy", n.handleUpdatePolicy)
-	rt.handle("GET", "/certificates/{name}/pending", n.handleGetPending)
-	rt.handle("PATCH", "/certificates/{name}/pending", n.handleCancelPending)
-	rt.handle("DELETE", "/certificates/{name}/pending", n.handleDeletePending)
-	rt.handle("POST", "/certificates/{name}/pending/merge", n.handleMerge)
-	rt.handle("DELETE", "/certificates/{name}", n.handleDeleteObject(kindCertificates))
-	rt.handle("GET", "/deletedcertificates", n.handleListDeleted(kindCertificates))
-	rt.handle("GET", "/deletedcertificates/{name}", n.handleGetDeleted(kindCertificates))
-	rt.handle("POST", "/deletedcertificates/{name}/recover", n.handleRecover(kindCertificates))
-	rt.handle("DELETE", "/deletedcertificates/{name}", n.handlePurge(kindCertificates))
-	rt.handle("POST", "/certificates/{name}/backup", n.handleBackup(kindCertificates))
-	rt.handle("POST", "/certificates/restore", n.handleRestore(kindCertificates))
-	rt.handle("GET", "/certificates/contacts", n.handleGetContacts)
-	rt.handle("PUT", "/certificates/contacts", n.handleSetContacts)
-	rt.handle("DELETE", "/certificates/contacts", n.handleDeleteContacts)
+	rt.handle("POST", "/certificates/{name}/create", access.CertificatesWrite, n.handleCreateCertificate)
+	rt.handle("POST", "/certificates/{name}/import", access.CertificatesWrite, n.handleImportCertificate)
+	rt.handle("GET", "/certificates", access.CertificatesRead, n.handleListCertificates)
+	rt.handle("GET", "/certificates/{name}", access.CertificatesRead, n.handleGetCertificate)
+	rt.handle("GET", "/certificates/{name}/{version}", access.CertificatesRead, n.handleGetCertificate)
+	rt.handle("PATCH", "/certificates/{name}", access.CertificatesWrite, n.handleUpdateCertificate)
+	rt.handle("PATCH", "/certificates/{name}/{version}", access.CertificatesWrite, n.handleUpdateCertificate)
+	rt.handle("GET", "/certificates/{name}/versions", access.CertificatesRead, n.handleCertificateVersions)
+	rt.handle("GET", "/certificates/{name}/policy", access.CertificatesRead, n.handleGetPolicy)
+	rt.handle("PATCH", "/certificates/{name}/policy", access.CertificatesWrite, n.handleUpdatePolicy)
+	rt.handle("GET", "/certificates/{name}/pending", access.CertificatesRead, n.handleGetPending)
+	rt.handle("PATCH", "/certificates/{name}/pending", access.CertificatesWrite, n.handleCancelPending)
+	rt.handle("DELETE", "/certificates/{name}/pending", access.CertificatesWrite, n.handleDeletePending)
+	rt.handle("POST", "/certificates/{name}/pending/merge", access.CertificatesWrite, n.handleMerge)
+	rt.handle("DELETE", "/certificates/{name}", access.CertificatesDelete, n.handleDeleteObject(kindCertificates))
+	rt.handle("GET", "/deletedcertificates", access.CertificatesRead, n.handleListDeleted(kindCertificates))
+	rt.handle("GET", "/deletedcertificates/{name}", access.CertificatesRead, n.handleGetDeleted(kindCertificates))
+	rt.handle("POST", "/deletedcertificates/{name}/recover", access.CertificatesDelete, n.handleRecover(kindCertificates))
+	rt.handle("DELETE", "/deletedcertificates/{name}", access.CertificatesDelete, n.handlePurge(kindCertificates))
+	rt.handle("POST", "/certificates/{name}/backup", access.CertificatesBackup, n.handleBackup(kindCertificates))
+	rt.handle("POST", "/certificates/restore", access.CertificatesBackup, n.handleRestore(kindCertificates))
+	rt.handle("GET", "/certificates/contacts", access.CertificatesRead, n.handleGetContacts)
+	rt.handle("PUT", "/certificates/contacts", access.ContactsWrite, n.handleSetContacts)
+	rt.handle("DELETE", "/certificates/contacts", access.ContactsWrite, n.handleDeleteContacts)
 }
 
 // loadPolicy returns a certificate's policy.
@@ -223,7 +241,7 @@ func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, po
 		return nil, err
 	}
 	now := time.Now()
-	op := &pendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused}
+	op := &pendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused, CreatedBy: principalOf(ctx)}
 	if policy.Issuer != nil {
 		op.CertType = policy.Issuer.CertificateType
 	}
@@ -282,7 +300,7 @@ func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, po
 		if err != nil {
 			return nil, err
 		}
-		if err := n.addCertVersion(b, name, version, policy, key, append([][]byte{der}, chain...), attrs, tags, now); err != nil {
+		if err := n.addCertVersion(b, name, version, policy, key, append([][]byte{der}, chain...), attrs, tags, now, opMadeBy(op)); err != nil {
 			return nil, err
 		}
 		op.Status, op.StatusDetails = keyvault.StatusCompleted, ""
@@ -884,7 +902,7 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 		tags = req.Tags
 	}
 	b := &raftstore.Batch{}
-	if err := n.addCertVersion(b, name, version, policy, key, ders, attrs, tags, now); err != nil {
+	if err := n.addCertVersion(b, name, version, policy, key, ders, attrs, tags, now, madeBy(principalOf(r.Context()), "merge")); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -973,7 +991,7 @@ func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 	}
 	b := &raftstore.Batch{}
 	b.PutIf(policyKey(name), mustJSON(stampPolicy(policy, pe)), pe.Index)
-	if err := n.addCertVersion(b, name, version, policy, imp.Key, ders, req.Attributes, req.Tags, now); err != nil {
+	if err := n.addCertVersion(b, name, version, policy, imp.Key, ders, req.Attributes, req.Tags, now, madeBy(principalOf(r.Context()), "import")); err != nil {
 		n.fail(w, r, err)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/certvault/certvault/vault/access"
 	"math/big"
 	"net/http"
 	"strings"
@@ -92,12 +93,12 @@ type issuerView struct {
 }
 
 func (n *Node) issuerRoutes(rt *router) {
-	rt.handle("GET", "/certificates/issuers", n.handleListIssuers)
-	rt.handle("GET", "/certificates/issuers/{issuer}", n.handleGetIssuer)
-	rt.handle("PUT", "/certificates/issuers/{issuer}", n.handleSetIssuer(false))
-	rt.handle("PATCH", "/certificates/issuers/{issuer}", n.handleSetIssuer(true))
-	rt.handle("DELETE", "/certificates/issuers/{issuer}", n.handleDeleteIssuer)
-	rt.handle("POST", "/certificates/issuers/{issuer}/check", n.handleCheckIssuer)
+	rt.handle("GET", "/certificates/issuers", access.IssuersRead, n.handleListIssuers)
+	rt.handle("GET", "/certificates/issuers/{issuer}", access.IssuersRead, n.handleGetIssuer)
+	rt.handle("PUT", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(false))
+	rt.handle("PATCH", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(true))
+	rt.handle("DELETE", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleDeleteIssuer)
+	rt.handle("POST", "/certificates/issuers/{issuer}/check", access.IssuersWrite, n.handleCheckIssuer)
 }
 
 func (n *Node) loadIssuer(name string) (*storedIssuer, raftstore.Entry, bool, error) {

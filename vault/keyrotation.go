@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/certvault/certvault/vault/access"
 	"net/http"
 	"regexp"
 
@@ -45,9 +46,9 @@ var isoDuration = regexp.MustCompile(`^P(?:\d+Y)?(?:\d+M)?(?:\d+D)?(?:T(?:\d+H)?
 func rotationPolicyKey(name string) string { return "rotation/keys/" + name }
 
 func (n *Node) keyRotationRoutes(rt *router) {
-	rt.handle("POST", "/keys/{name}/rotate", n.handleRotateKey)
-	rt.handle("GET", "/keys/{name}/rotationpolicy", n.handleGetRotationPolicy)
-	rt.handle("PUT", "/keys/{name}/rotationpolicy", n.handleSetRotationPolicy)
+	rt.handle("POST", "/keys/{name}/rotate", access.KeysWrite, n.handleRotateKey)
+	rt.handle("GET", "/keys/{name}/rotationpolicy", access.KeysRead, n.handleGetRotationPolicy)
+	rt.handle("PUT", "/keys/{name}/rotationpolicy", access.KeysWrite, n.handleSetRotationPolicy)
 }
 
 // handleRotateKey makes a new version of a key with the same type, size

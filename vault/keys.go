@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/certvault/certvault/vault/access"
 	"math/big"
 	"net/http"
 	"slices"
@@ -78,26 +79,26 @@ type keyOpRequest struct {
 }
 
 func (n *Node) keyRoutes(rt *router) {
-	rt.handle("POST", "/keys/{name}/create", n.handleCreateKey)
-	rt.handle("PUT", "/keys/{name}", n.handleImportKey)
-	rt.handle("GET", "/keys", n.handleListKeys)
-	rt.handle("GET", "/keys/{name}", n.handleGetKey)
-	rt.handle("GET", "/keys/{name}/{version}", n.handleGetKey)
-	rt.handle("PATCH", "/keys/{name}/{version}", n.handleUpdateKey)
-	rt.handle("PATCH", "/keys/{name}", n.handleUpdateKey)
-	rt.handle("GET", "/keys/{name}/versions", n.handleKeyVersions)
+	rt.handle("POST", "/keys/{name}/create", access.KeysWrite, n.handleCreateKey)
+	rt.handle("PUT", "/keys/{name}", access.KeysWrite, n.handleImportKey)
+	rt.handle("GET", "/keys", access.KeysRead, n.handleListKeys)
+	rt.handle("GET", "/keys/{name}", access.KeysRead, n.handleGetKey)
+	rt.handle("GET", "/keys/{name}/{version}", access.KeysRead, n.handleGetKey)
+	rt.handle("PATCH", "/keys/{name}/{version}", access.KeysWrite, n.handleUpdateKey)
+	rt.handle("PATCH", "/keys/{name}", access.KeysWrite, n.handleUpdateKey)
+	rt.handle("GET", "/keys/{name}/versions", access.KeysRead, n.handleKeyVersions)
 	for _, op := range []string{"sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey"} {
-		rt.handle("POST", "/keys/{name}/{version}/"+op, n.handleKeyOp(op))
-		rt.handle("POST", "/keys/{name}/"+op, n.handleKeyOp(op))
+		rt.handle("POST", "/keys/{name}/{version}/"+op, access.KeysCrypto, n.handleKeyOp(op))
+		rt.handle("POST", "/keys/{name}/"+op, access.KeysCrypto, n.handleKeyOp(op))
 	}
-	rt.handle("DELETE", "/keys/{name}", n.handleDeleteObject(kindKeys))
-	rt.handle("GET", "/deletedkeys", n.handleListDeleted(kindKeys))
-	rt.handle("GET", "/deletedkeys/{name}", n.handleGetDeleted(kindKeys))
-	rt.handle("POST", "/deletedkeys/{name}/recover", n.handleRecover(kindKeys))
-	rt.handle("DELETE", "/deletedkeys/{name}", n.handlePurge(kindKeys))
-	rt.handle("POST", "/keys/{name}/backup", n.handleBackup(kindKeys))
-	rt.handle("POST", "/keys/restore", n.handleRestore(kindKeys))
-	rt.handle("POST", "/rng", n.handleRNG)
+	rt.handle("DELETE", "/keys/{name}", access.KeysDelete, n.handleDeleteObject(kindKeys))
+	rt.handle("GET", "/deletedkeys", access.KeysRead, n.handleListDeleted(kindKeys))
+	rt.handle("GET", "/deletedkeys/{name}", access.KeysRead, n.handleGetDeleted(kindKeys))
+	rt.handle("POST", "/deletedkeys/{name}/recover", access.KeysDelete, n.handleRecover(kindKeys))
+	rt.handle("DELETE", "/deletedkeys/{name}", access.KeysDelete, n.handlePurge(kindKeys))
+	rt.handle("POST", "/keys/{name}/backup", access.KeysBackup, n.handleBackup(kindKeys))
+	rt.handle("POST", "/keys/restore", access.KeysBackup, n.handleRestore(kindKeys))
+	rt.handle("POST", "/rng", access.RNG, n.handleRNG)
 }
 
 // keyBundle renders a key version. A certificate's managed key is the

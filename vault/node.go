@@ -24,6 +24,7 @@ import (
 
 	"github.com/certvault/certvault/internal/atomicfile"
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/audit"
 	"github.com/certvault/certvault/vault/hsm"
 	"github.com/certvault/certvault/vault/notify"
 	"github.com/hashicorp/raft"
@@ -191,8 +192,17 @@ type Node struct {
 	registry  *prometheus.Registry
 	metrics   *apiMetrics
 	tokens    tokenCache
-	proxyMu   sync.Mutex
-	proxies   map[string]*httputil.ReverseProxy
+	// policyCache is the access policy of the current assignments.
+	policyCache policyCache
+	// auditLog is this node's audit trail.
+	auditLog *audit.Log
+	// stopAudit ends anchorAudit, which closes auditDone.
+	stopAudit context.CancelFunc
+	auditDone chan struct{}
+	// agentCache keeps agent records by ID and index.
+	agentCache agentCache
+	proxyMu    sync.Mutex
+	proxies    map[string]*httputil.ReverseProxy
 	// nameLocks serialize writes to one object name (see lockObject).
 	nameLocks [nameLockStripes]sync.Mutex
 	fatal     chan error
@@ -387,6 +397,7 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	}
 	rec, _ := json.Marshal(nodeRecord{ID: n.opts.NodeID, APIAddr: n.opts.APIAddr, RaftAddr: n.opts.RaftAddr, Joined: now.Unix()})
 	b.Put(prefixNodes+n.opts.NodeID, rec)
+	b.PutIf(keyAssignments, bootstrapAssignments(now), raftstore.NotExist)
 	if _, err := n.store.Apply(wctx, b); err != nil {
 		return fmt.Errorf("initialize cluster: %w", err)
 	}
@@ -639,6 +650,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := n.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain API: %w", err))
 		}
+	}
+	if err := n.closeAudit(); err != nil {
+		errs = append(errs, fmt.Errorf("close the audit trail: %w", err))
 	}
 	if n.store != nil {
 		if err := n.store.TransferLeadership(); err != nil {

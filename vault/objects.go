@@ -92,6 +92,10 @@ type versionMeta struct {
 	// ACMEIssuer names the ACME issuer that issued the version; a renewal
 	// through the same issuer tells the CA which certificate it replaces.
 	ACMEIssuer string `json:"acme_issuer,omitempty"`
+	// CreatedBy and How say who made a certificate version and how
+	// (create, renewal, import, merge).
+	CreatedBy string `json:"created_by,omitempty"`
+	How       string `json:"how,omitempty"`
 }
 
 // renewalInfo is a CA's suggested renewal window, as Unix seconds.

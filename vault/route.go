@@ -3,6 +3,8 @@ package vault
 import (
 	"net/http"
 	"strings"
+
+	"github.com/certvault/certvault/vault/access"
 )
 
 // route is a data-plane endpoint: a method, a path shape and a handler.
@@ -15,6 +17,8 @@ type route struct {
 	method  string
 	pattern string
 	segs    []string
+	// actions are the permissions of which the caller needs one.
+	actions []access.Action
 	handler http.HandlerFunc
 }
 
@@ -23,10 +27,14 @@ type route struct {
 // /certificates/{name}/pending overlap without either being more specific.
 type router struct {
 	routes []route
+	// before runs once the route is known, before its handler; it answers
+	// the request itself and returns false to stop it (authorization).
+	before func(w http.ResponseWriter, r *http.Request, rte *route) bool
 }
 
-func (rt *router) handle(method, pattern string, h http.HandlerFunc) {
-	rt.routes = append(rt.routes, route{method: method, pattern: pattern, segs: strings.Split(strings.Trim(pattern, "/"), "/"), handler: h})
+// handle adds a route whose caller needs action.
+func (rt *router) handle(method, pattern string, action access.Action, h http.HandlerFunc) {
+	rt.routes = append(rt.routes, route{method: method, pattern: pattern, segs: strings.Split(strings.Trim(pattern, "/"), "/"), actions: []access.Action{action}, handler: h})
 }
 
 // match finds the most specific route for the path: among the routes whose
@@ -92,6 +100,9 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Pattern = rte.method + " " + rte.pattern
 	if label, ok := r.Context().Value(routeLabelKey{}).(*string); ok {
 		*label = r.Pattern
+	}
+	if rt.before != nil && !rt.before(w, r, rte) {
+		return
 	}
 	rte.handler(w, r)
 }

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"encoding/json"
+	"github.com/certvault/certvault/vault/access"
 	"net/http"
 	"regexp"
 	"strings"
@@ -24,7 +25,10 @@ var (
 // (so an SDK's bodiless first request gets the challenge), then the
 // api-version check.
 func (n *Node) dataPlane(h http.HandlerFunc) http.HandlerFunc {
-	return n.authed(func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := n.authenticateRequest(w, r); !ok {
+			return
+		}
 		v := r.URL.Query().Get("api-version")
 		if v == "" {
 			writeError(w, badParameter("the api-version query parameter is required (for example api-version=7.6)"))
@@ -35,26 +39,26 @@ func (n *Node) dataPlane(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		h(w, r)
-	}).ServeHTTP
+	}
 }
 
 func baseURL(r *http.Request) string { return "https://" + r.Host }
 
 func (n *Node) secretRoutes(rt *router) {
-	rt.handle("PUT", "/secrets/{name}", n.handleSetSecret)
-	rt.handle("GET", "/secrets", n.handleListSecrets)
-	rt.handle("GET", "/secrets/{name}", n.handleGetSecret)
-	rt.handle("GET", "/secrets/{name}/{version}", n.handleGetSecret)
-	rt.handle("PATCH", "/secrets/{name}/{version}", n.handleUpdateSecret)
-	rt.handle("PATCH", "/secrets/{name}", n.handleUpdateSecret)
-	rt.handle("GET", "/secrets/{name}/versions", n.handleSecretVersions)
-	rt.handle("DELETE", "/secrets/{name}", n.handleDeleteObject(kindSecrets))
-	rt.handle("GET", "/deletedsecrets", n.handleListDeleted(kindSecrets))
-	rt.handle("GET", "/deletedsecrets/{name}", n.handleGetDeleted(kindSecrets))
-	rt.handle("POST", "/deletedsecrets/{name}/recover", n.handleRecover(kindSecrets))
-	rt.handle("DELETE", "/deletedsecrets/{name}", n.handlePurge(kindSecrets))
-	rt.handle("POST", "/secrets/{name}/backup", n.handleBackup(kindSecrets))
-	rt.handle("POST", "/secrets/restore", n.handleRestore(kindSecrets))
+	rt.handle("PUT", "/secrets/{name}", access.SecretsWrite, n.handleSetSecret)
+	rt.handle("GET", "/secrets", access.SecretsMetadata, n.handleListSecrets)
+	rt.handle("GET", "/secrets/{name}", access.SecretsGet, n.handleGetSecret)
+	rt.handle("GET", "/secrets/{name}/{version}", access.SecretsGet, n.handleGetSecret)
+	rt.handle("PATCH", "/secrets/{name}/{version}", access.SecretsWrite, n.handleUpdateSecret)
+	rt.handle("PATCH", "/secrets/{name}", access.SecretsWrite, n.handleUpdateSecret)
+	rt.handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, n.handleSecretVersions)
+	rt.handle("DELETE", "/secrets/{name}", access.SecretsDelete, n.handleDeleteObject(kindSecrets))
+	rt.handle("GET", "/deletedsecrets", access.SecretsMetadata, n.handleListDeleted(kindSecrets))
+	rt.handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, n.handleGetDeleted(kindSecrets))
+	rt.handle("POST", "/deletedsecrets/{name}/recover", access.SecretsDelete, n.handleRecover(kindSecrets))
+	rt.handle("DELETE", "/deletedsecrets/{name}", access.SecretsDelete, n.handlePurge(kindSecrets))
+	rt.handle("POST", "/secrets/{name}/backup", access.SecretsBackup, n.handleBackup(kindSecrets))
+	rt.handle("POST", "/secrets/restore", access.SecretsBackup, n.handleRestore(kindSecrets))
 }
 
 func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/access"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +53,9 @@ func newAPIMetrics() *apiMetrics {
 
 // serve starts the HTTPS API on the listener opened at start.
 func (n *Node) serve() error {
+	if err := n.openAudit(); err != nil {
+		return err
+	}
 	n.metrics = newAPIMetrics()
 	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -88,40 +92,99 @@ func (n *Node) serve() error {
 	return nil
 }
 
+// Endpoint is one API route and the permissions it needs: the source of
+// the access matrix (docs/access.md) and of its test.
+type Endpoint struct {
+	Method  string
+	Pattern string
+	// Actions: the caller needs one of them. Empty with Public false: any
+	// authenticated caller.
+	Actions []access.Action
+	// Public endpoints take no token: health, metrics, the CRL, node
+	// joins and agent enrollment (which check their own join tokens).
+	Public bool
+	// Agent endpoints need an agent's client certificate.
+	Agent bool
+	// Node endpoints are node-to-node traffic: a cluster node's
+	// certificate, nothing else.
+	Node bool
+}
+
+// Endpoints lists every route of the API with its permissions.
+func Endpoints() []Endpoint {
+	n := &Node{}
+	var eps []Endpoint
+	n.buildRoutes(func(e Endpoint) { eps = append(eps, e) })
+	return eps
+}
+
 func (n *Node) routes() *http.ServeMux {
+	return n.buildRoutes(nil)
+}
+
+// buildRoutes registers every route, reporting each to seen when set.
+func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", n.handleHealthz)
-	mux.HandleFunc("GET /readyz", n.handleReadyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}))
+	add := func(e Endpoint, h http.Handler) {
+		if seen != nil {
+			seen(e)
+		}
+		mux.Handle(e.Method+" "+e.Pattern, h)
+	}
+	public := func(method, pattern string, h http.HandlerFunc) {
+		add(Endpoint{Method: method, Pattern: pattern, Public: true}, h)
+	}
+	node := func(method, pattern string, h http.HandlerFunc) {
+		add(Endpoint{Method: method, Pattern: pattern, Node: true}, h)
+	}
+	vault := func(method, pattern string, h http.HandlerFunc, actions ...access.Action) {
+		add(Endpoint{Method: method, Pattern: pattern, Actions: actions}, n.guard(nil, h, actions...))
+	}
+	public("GET", "/healthz", n.handleHealthz)
+	public("GET", "/readyz", n.handleReadyz)
+	public("GET", "/metrics", func(w http.ResponseWriter, r *http.Request) {
+		promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	})
+	node("POST", raftstore.ForwardPath, func(w http.ResponseWriter, r *http.Request) {
+		raftstore.ForwardHandler(n.store, n.isNodeRequest).ServeHTTP(w, r)
+	})
+	public("POST", "/v1/sys/cluster/join/prepare", n.handleJoinPrepare)
+	public("POST", "/v1/sys/cluster/join", n.handleJoin)
+	node("POST", "/v1/sys/cluster/members", n.handleAddMember)
+	public("GET", "/v1/pki/{issuer}/crl", n.handleCRL)
 
-	mux.Handle("POST "+raftstore.ForwardPath, raftstore.ForwardHandler(n.store, n.isNodeRequest))
-	mux.HandleFunc("POST /v1/sys/cluster/join/prepare", n.handleJoinPrepare)
-	mux.HandleFunc("POST /v1/sys/cluster/join", n.handleJoin)
-	mux.HandleFunc("POST /v1/sys/cluster/members", n.handleAddMember)
+	vault("GET", "/v1/sys/cluster/status", n.handleClusterStatus, access.ClusterRead)
+	vault("POST", "/v1/sys/cluster/join-tokens", n.handleCreateJoinToken, access.ClusterWrite)
+	vault("DELETE", "/v1/sys/cluster/members/{id}", n.handleRemoveMember, access.ClusterWrite)
+	vault("GET", "/v1/sys/cluster/snapshot", n.handleSnapshotSave, access.ClusterWrite)
+	vault("PUT", "/v1/sys/cluster/snapshot", n.handleSnapshotRestore, access.ClusterWrite)
 
-	mux.Handle("GET /v1/sys/cluster/status", n.authed(n.handleClusterStatus))
-	mux.Handle("POST /v1/sys/cluster/join-tokens", n.authed(n.handleCreateJoinToken))
-	mux.Handle("DELETE /v1/sys/cluster/members/{id}", n.authed(n.handleRemoveMember))
-	mux.Handle("GET /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotSave))
-	mux.Handle("PUT /v1/sys/cluster/snapshot", n.authed(n.handleSnapshotRestore))
+	vault("POST", "/v1/events/subscriptions", n.handleSubscribe, access.EventsWrite)
+	vault("GET", "/v1/events/subscriptions", n.handleListSubscriptions, access.EventsRead)
+	vault("DELETE", "/v1/events/subscriptions/{id}", n.handleUnsubscribe, access.EventsWrite)
+	vault("GET", "/v1/events/deliveries", n.handleDeliveries, access.EventsRead)
 
-	mux.Handle("POST /v1/events/subscriptions", n.authed(n.handleSubscribe))
-	mux.Handle("GET /v1/events/subscriptions", n.authed(n.handleListSubscriptions))
-	mux.Handle("DELETE /v1/events/subscriptions/{id}", n.authed(n.handleUnsubscribe))
-	mux.Handle("GET /v1/events/deliveries", n.authed(n.handleDeliveries))
+	vault("GET", "/v1/sys/settings", n.handleGetSettings, access.SettingsRead)
+	vault("PATCH", "/v1/sys/settings", n.handleSetSettings, access.SettingsWrite)
+	add(Endpoint{Method: "POST", Pattern: "/v1/certificates/{name}/revoke", Actions: []access.Action{access.CertificatesWrite}},
+		n.guard(objectResource(kindCertificates), n.handleRevoke, access.CertificatesWrite))
 
-	mux.Handle("GET /v1/sys/settings", n.authed(n.handleGetSettings))
-	mux.Handle("PATCH /v1/sys/settings", n.authed(n.handleSetSettings))
-	mux.HandleFunc("GET /v1/pki/{issuer}/crl", n.handleCRL)
-	mux.Handle("POST /v1/certificates/{name}/revoke", n.authed(n.handleRevoke))
+	n.accessRoutes(vault)
+	n.agentRoutes(vault, public, add)
+	n.auditRoutes(vault, node)
 
 	// The Key Vault data plane has its own router (see route.go).
-	rt := &router{}
+	rt := &router{before: n.authorizeRoute}
 	n.secretRoutes(rt)
 	n.certificateRoutes(rt)
 	n.issuerRoutes(rt)
 	n.keyRoutes(rt)
 	n.keyRotationRoutes(rt)
+	if seen != nil {
+		for _, r := range rt.routes {
+			seen(Endpoint{Method: r.method, Pattern: r.pattern, Actions: r.actions})
+		}
+	}
 	dp := n.dataPlane(rt.ServeHTTP)
 	for _, p := range []string{"/secrets", "/certificates", "/keys", "/deletedsecrets", "/deletedcertificates", "/deletedkeys", "/rng"} {
 		mux.HandleFunc(p, dp)
@@ -130,34 +193,22 @@ func (n *Node) routes() *http.ServeMux {
 	return mux
 }
 
-// statusWriter records the status code for metrics and logs.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
+// authorizeRoute authorizes a data-plane request once its route is known,
+// and hands writes on a follower to the leader.
+func (n *Node) authorizeRoute(w http.ResponseWriter, r *http.Request, rte *route) bool {
+	infoOf(r).operation = rte.method + " " + rte.pattern
+	if !n.authorize(w, r, callerOf(r), n.dataPlaneResource(rte, r), rte.actions...) {
+		return false
 	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
+	if isWrite(r.Method) && !n.store.IsLeader() {
+		n.proxyToLeader(w, r)
+		return false
 	}
-	return w.ResponseWriter.Write(b)
+	return true
 }
 
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// middleware adds the request ID, the body limit, panic recovery and
-// metrics to every request.
+// middleware adds the request ID, the body limit, panic recovery,
+// metrics and the audit record to every request.
 func (n *Node) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -172,16 +223,18 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		}
 		label := new(string)
-		r = r.WithContext(context.WithValue(r.Context(), routeLabelKey{}, label))
-		sw := &statusWriter{ResponseWriter: w}
-		if n.refuseWritesWithoutHSM(sw, r) {
-			return
+		info := &reqInfo{hold: isWrite(r.Method), skip: n.unaudited(r)}
+		ctx := context.WithValue(r.Context(), routeLabelKey{}, label)
+		r = r.WithContext(context.WithValue(ctx, reqInfoKey{}, info))
+		aw := &auditWriter{ResponseWriter: w, info: info}
+		if info.skip {
+			info.hold = false
 		}
 		defer func() {
 			if p := recover(); p != nil {
 				n.log.Error("panic in handler", "panic", p, "path", r.URL.Path, "request_id", reqID)
-				if sw.code == 0 {
-					writeError(sw, internalError(fmt.Errorf("panic: %v", p)))
+				if aw.code == 0 {
+					writeError(aw, internalError(fmt.Errorf("panic: %v", p)))
 				}
 			}
 			route := *label
@@ -191,49 +244,29 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			n.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
+			if !info.skip {
+				n.record(aw, r, info, route, reqID, start)
+			}
+			n.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(aw.code)).Inc()
 			n.metrics.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
-		next.ServeHTTP(sw, r)
+		if info.hold && n.auditLog != nil {
+			if err := n.auditLog.Err(); err != nil {
+				writeError(aw, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+					Message: "the audit trail cannot be written on this node, so it takes no writes; see its log", Cause: err})
+				return
+			}
+		}
+		if n.refuseWritesWithoutHSM(aw, r) {
+			return
+		}
+		next.ServeHTTP(aw, r)
 	})
 }
-
-type principalKey struct{}
 
 // routeLabelKey holds a *string that the data-plane router fills with the
 // route's pattern, for the metrics the middleware records.
 type routeLabelKey struct{}
-
-// authed requires a valid bearer token. Without one the answer is Key
-// Vault's 401 challenge, before the body is looked at.
-func (n *Node) authed(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
-			n.challenge(w, r, "a bearer token is required")
-			return
-		}
-		if n.barrier.Load() == nil {
-			writeError(w, unavailable(ErrNotInitialized))
-			return
-		}
-		principal, err := n.authenticate(strings.TrimSpace(tok))
-		if err != nil {
-			if !errors.Is(err, errBadToken) {
-				n.log.Error("authenticate", "err", err)
-			}
-			n.challenge(w, r, "the bearer token is not valid or has expired")
-			return
-		}
-		if isWrite(r.Method) && !n.store.IsLeader() {
-			// Writes are built from the state they change; the leader's is
-			// the freshest, so a follower hands the whole request over.
-			n.proxyToLeader(w, r)
-			return
-		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
-	})
-}
 
 func isWrite(method string) bool {
 	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
@@ -305,7 +338,10 @@ func (n *Node) isNodeRequest(r *http.Request) bool {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 		return false
 	}
-	return isNodeCert(r.TLS.VerifiedChains[0][0])
+	// A node certificate is issued by the vault CA itself; the agent CA
+	// is an intermediate, so an agent's chain is longer.
+	chain := r.TLS.VerifiedChains[0]
+	return len(chain) == 2 && isNodeCert(chain[0])
 }
 
 // writeJSON answers status with v as JSON.

@@ -14,15 +14,19 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/access"
 )
 
 // tokenRecord is a bearer token as stored (through the barrier): only the
 // SHA-256 of its secret part.
 type tokenRecord struct {
+	// Name is the principal the token authenticates.
 	Name    string `json:"name"`
 	Hash    []byte `json:"hash"`
 	Created int64  `json:"created"`
 	Expires int64  `json:"expires,omitempty"`
+	// CreatedBy is the principal that created the token.
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // tokenPrefix starts every bearer token: "cvt.<id>.<secret>".
@@ -77,15 +81,15 @@ type cachedToken struct {
 	rec   tokenRecord
 }
 
-// authenticate checks a bearer token and returns its principal name.
-func (n *Node) authenticate(tok string) (string, error) {
+// authenticate checks a bearer token and returns its caller.
+func (n *Node) authenticate(tok string) (caller, error) {
 	id, secret, ok := splitToken(tok)
 	if !ok {
-		return "", errBadToken
+		return caller{}, errBadToken
 	}
 	e, found := n.store.Get(prefixTokens + id)
 	if !found {
-		return "", errBadToken
+		return caller{}, errBadToken
 	}
 	n.tokens.mu.RLock()
 	c, hit := n.tokens.m[id]
@@ -93,7 +97,7 @@ func (n *Node) authenticate(tok string) (string, error) {
 	if !hit || c.index != e.Index {
 		var rec tokenRecord
 		if err := n.getSealedJSON(e, &rec); err != nil {
-			return "", err
+			return caller{}, err
 		}
 		c = cachedToken{index: e.Index, rec: rec}
 		n.tokens.mu.Lock()
@@ -105,12 +109,16 @@ func (n *Node) authenticate(tok string) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(sum[:], c.rec.Hash) != 1 {
-		return "", errBadToken
+		return caller{}, errBadToken
 	}
-	if c.rec.Expires != 0 && time.Now().Unix() >= c.rec.Expires {
-		return "", errBadToken
+	if c.rec.expired(time.Now()) {
+		return caller{}, errBadToken
 	}
-	return c.rec.Name, nil
+	return caller{Principal: access.Principal{Name: c.rec.Name}, TokenID: id}, nil
+}
+
+func (t tokenRecord) expired(now time.Time) bool {
+	return t.Expires != 0 && now.Unix() >= t.Expires
 }
 
 // putSealed adds a put of plaintext, encrypted by the barrier, to b.

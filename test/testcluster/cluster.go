@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -244,6 +245,7 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		for _, nd := range c.Nodes {
 			nd.Kill()
 		}
+		c.sweepSecrets()
 		if t.Failed() {
 			for _, nd := range c.Nodes {
 				t.Logf("--- log of %s ---\n%s", nd.ID, tail(nd.Log(), 4000))
@@ -461,4 +463,57 @@ func (c *Cluster) CLIAt(n *Node, args ...string) (string, string, int) {
 		code = ee.ExitCode()
 	}
 	return out.String(), errOut.String(), code
+}
+
+// knownSecrets are secret values tests used (tokens, secret values, EAB
+// keys); every cluster's logs and audit trails are searched for them when
+// the cluster stops.
+var knownSecrets struct {
+	sync.Mutex
+	values []string
+}
+
+// KnownSecret registers a secret value that must never appear in a node's
+// log or audit trail.
+func KnownSecret(v string) {
+	if len(v) < 8 {
+		return // too short to search for without false alarms
+	}
+	knownSecrets.Lock()
+	knownSecrets.values = append(knownSecrets.values, v)
+	knownSecrets.Unlock()
+}
+
+// tokenPattern matches any bearer or join token with its secret part.
+var tokenPattern = regexp.MustCompile(`cv[taj]\.[0-9a-z]+\.[A-Za-z0-9_-]{20,}`)
+
+// sweepSecrets fails the test when a node's log or any file of its audit
+// trail holds a known secret value or anything shaped like a token.
+func (c *Cluster) sweepSecrets() {
+	knownSecrets.Lock()
+	secrets := append([]string{c.Token}, knownSecrets.values...)
+	knownSecrets.Unlock()
+	check := func(where, text string) {
+		for _, s := range secrets {
+			if s != "" && strings.Contains(text, s) {
+				c.T.Errorf("secret leak: %s contains a known secret value (%d characters, starting %q)", where, len(s), s[:4])
+			}
+		}
+		if m := tokenPattern.FindString(text); m != "" {
+			c.T.Errorf("secret leak: %s contains a token: %.12s...", where, m)
+		}
+	}
+	for _, n := range c.Nodes {
+		check("the log of "+n.ID, n.Log())
+		filepath.WalkDir(filepath.Join(n.Dir, "audit"), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			data, err := os.ReadFile(path)
+			if err == nil {
+				check(path, string(data))
+			}
+			return nil
+		})
+	}
 }

@@ -1,0 +1,503 @@
+// Package audit keeps a node's audit trail: one append-only file of JSON
+// lines, each record chained to the one before by SHA-256, written by one
+// goroutine that fsyncs groups of records. It can read the trail back with
+// filters and verify it, naming the first record that was changed,
+// removed or reordered. It does not decide what is recorded (the vault
+// does) and never sees request bodies or credentials: a Record has no
+// field that could carry one.
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Errors.
+var (
+	// ErrClosed is returned by appends after Close.
+	ErrClosed = errors.New("audit: log is closed")
+	// ErrBroken is wrapped by appends once a write or fsync failed: the
+	// trail can no longer promise durability and refuses more records.
+	ErrBroken = errors.New("audit: log cannot be written")
+)
+
+// Record is one audited request. The vault fills every field but Seq,
+// Prev and Hash, which the log assigns.
+type Record struct {
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	Node string    `json:"node"`
+	// RequestID is the x-ms-request-id the caller got back.
+	RequestID string `json:"request_id"`
+	// Principal is who asked: a token's principal, agent:ID, node:ID, or
+	// "" when the request carried no valid credential.
+	Principal string `json:"principal"`
+	// TokenID is the public ID of the token used (never its secret).
+	TokenID string `json:"token_id,omitempty"`
+	Source  string `json:"source"`
+	Method  string `json:"method"`
+	// Operation is the route, e.g. "GET /secrets/{name}".
+	Operation string `json:"operation"`
+	// Action is the permission the request needed (secrets/getSecret).
+	Action  string `json:"action,omitempty"`
+	Object  string `json:"object,omitempty"`
+	Version string `json:"version,omitempty"`
+	Status  int    `json:"status"`
+	// Outcome is allowed, denied (403), unauthenticated (401) or error
+	// (allowed, but the request failed).
+	Outcome string `json:"outcome"`
+	Prev    string `json:"prev"`
+	Hash    string `json:"hash,omitempty"`
+}
+
+// chainHash is SHA-256 over the previous hash and the record's JSON
+// without its own hash.
+func chainHash(r Record) (string, error) {
+	r.Hash = ""
+	data, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("encode audit record: %w", err)
+	}
+	h := sha256.New()
+	h.Write([]byte(r.Prev))
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// genesis is the Prev of the first record.
+const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// Head is the last record's sequence number and hash.
+type Head struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// Log appends records to one file. Append and AppendSync are safe for
+// concurrent use; records are written in the order the writer goroutine
+// takes them.
+type Log struct {
+	path string
+	f    *os.File
+	reqs chan request
+	done chan struct{}
+
+	mu     sync.Mutex
+	head   Head
+	err    error
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type request struct {
+	rec  Record
+	sync bool
+	done chan error // nil for Append
+}
+
+// FileName is the trail's file name inside the directory Open is given.
+const FileName = "audit.jsonl"
+
+// Open opens (creating if needed) the trail in dir. The last record is
+// read to continue the chain; a torn last line (a crash mid-write, whose
+// request was never answered) is cut off.
+func Open(dir string) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create audit dir: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	head, end, err := lastRecord(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Truncate(end); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("truncate torn audit record: %w", err)
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seek audit log: %w", err)
+	}
+	l := &Log{path: path, f: f, head: head, reqs: make(chan request, 4096), done: make(chan struct{})}
+	go l.run()
+	return l, nil
+}
+
+// lastRecord finds the last complete record and the offset just after it.
+func lastRecord(f *os.File) (Head, int64, error) {
+	head := Head{Hash: genesis}
+	var end int64
+	br := bufio.NewReaderSize(f, 1<<16)
+	var off int64
+	for {
+		line, err := br.ReadBytes('\n')
+		off += int64(len(line))
+		if errors.Is(err, io.EOF) {
+			return head, end, nil // a line without '\n' is torn
+		}
+		if err != nil {
+			return Head{}, 0, fmt.Errorf("read audit log: %w", err)
+		}
+		var r Record
+		if json.Unmarshal(line, &r) != nil {
+			return head, end, nil
+		}
+		head = Head{Seq: r.Seq, Hash: r.Hash}
+		end = off
+	}
+}
+
+// Path is the trail's file.
+func (l *Log) Path() string { return l.path }
+
+// Head returns the last record written.
+func (l *Log) Head() Head {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
+}
+
+// Err returns the error that broke the log, or nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Append queues r; it is written soon and fsynced within a second.
+func (l *Log) Append(r Record) error {
+	return l.send(request{rec: r})
+}
+
+// AppendSync writes r and returns once it is on disk (fsynced).
+func (l *Log) AppendSync(ctx context.Context, r Record) error {
+	done := make(chan error, 1)
+	if err := l.send(request{rec: r, sync: true, done: done}); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("audit record not yet durable: %w", ctx.Err())
+	}
+}
+
+func (l *Log) send(q request) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return err
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	defer l.wg.Done()
+	select {
+	case l.reqs <- q:
+		return nil
+	case <-l.done:
+		return ErrClosed
+	}
+}
+
+// Close writes what is queued, fsyncs and closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.wg.Wait() // no sender is between the closed check and the channel
+	close(l.reqs)
+	<-l.done
+	return l.f.Close()
+}
+
+// run is the writer: it takes a batch of queued records, chains and
+// writes them, and fsyncs when a caller waits or a second has passed.
+func (l *Log) run() {
+	defer close(l.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	w := bufio.NewWriterSize(l.f, 1<<16)
+	dirty := false
+	var batch []request
+	for {
+		select {
+		case q, ok := <-l.reqs:
+			if !ok {
+				if dirty {
+					l.f.Sync()
+				}
+				return
+			}
+			batch = append(batch[:0], q)
+		drain:
+			for len(batch) < 1024 {
+				select {
+				case q, ok := <-l.reqs:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, q)
+				default:
+					break drain
+				}
+			}
+			dirty = true
+			needSync := false
+			for _, q := range batch {
+				needSync = needSync || q.sync
+			}
+			err := l.write(w, batch)
+			if err == nil && needSync {
+				err = l.f.Sync()
+				dirty = false
+			}
+			if err != nil {
+				l.mu.Lock()
+				if l.err == nil {
+					l.err = fmt.Errorf("%w: %w", ErrBroken, err)
+				}
+				err = l.err
+				l.mu.Unlock()
+			}
+			for _, q := range batch {
+				if q.done != nil {
+					q.done <- err
+				}
+			}
+		case <-tick.C:
+			if dirty {
+				if err := l.f.Sync(); err != nil {
+					l.mu.Lock()
+					l.err = fmt.Errorf("%w: %w", ErrBroken, err)
+					l.mu.Unlock()
+				}
+				dirty = false
+			}
+		}
+	}
+}
+
+func (l *Log) write(w *bufio.Writer, batch []request) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	head := l.head
+	l.mu.Unlock()
+	for _, q := range batch {
+		r := q.rec
+		r.Seq = head.Seq + 1
+		r.Prev = head.Hash
+		h, err := chainHash(r)
+		if err != nil {
+			return err
+		}
+		r.Hash = h
+		line, err := jsonLine(r)
+		if err != nil {
+			return err
+		}
+		w.WriteString(line)
+		head = Head{Seq: r.Seq, Hash: r.Hash}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write audit log: %w", err)
+	}
+	l.mu.Lock()
+	l.head = head
+	l.mu.Unlock()
+	return nil
+}
+
+// Filter selects records when reading. Zero fields match everything.
+type Filter struct {
+	Since     time.Time
+	Until     time.Time
+	Principal string
+	// Object matches the record's object exactly, or any object under it
+	// when it ends with "/" (e.g. "/secrets/").
+	Object string
+	// Outcome matches exactly (allowed, denied, ...).
+	Outcome string
+}
+
+// Match reports whether r passes the filter.
+func (f Filter) Match(r Record) bool {
+	if !f.Since.IsZero() && r.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !r.Time.Before(f.Until) {
+		return false
+	}
+	if f.Principal != "" && r.Principal != f.Principal {
+		return false
+	}
+	if f.Outcome != "" && r.Outcome != f.Outcome {
+		return false
+	}
+	if f.Object != "" {
+		if len(f.Object) > 0 && f.Object[len(f.Object)-1] == '/' {
+			return len(r.Object) >= len(f.Object) && r.Object[:len(f.Object)] == f.Object
+		}
+		return r.Object == f.Object
+	}
+	return true
+}
+
+// Read calls fn for every record of the trail at path that matches f, in
+// order, until fn returns false. Lines that do not parse are skipped
+// (Verify reports them).
+func Read(path string, f Filter, fn func(Record) bool) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	defer file.Close()
+	br := bufio.NewReaderSize(file, 1<<16)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			var r Record
+			if json.Unmarshal(line, &r) == nil && f.Match(r) && !fn(r) {
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read audit log: %w", err)
+		}
+	}
+}
+
+// Problem names the first bad record a verification found.
+type Problem struct {
+	// Line is the 1-based line of the file; Seq the sequence number
+	// expected there.
+	Line   int    `json:"line"`
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+// Result is the outcome of Verify.
+type Result struct {
+	Records uint64   `json:"records"`
+	Head    Head     `json:"head"`
+	OK      bool     `json:"ok"`
+	Problem *Problem `json:"problem,omitempty"`
+}
+
+// Verify checks the trail at path: every line parses, sequence numbers
+// follow each other from 1, each record's prev is the hash before it and
+// its hash is right. anchors are heads recorded elsewhere (in Raft): the
+// trail must still hold each of them unchanged, which catches a trail
+// rewritten from some record on or cut short.
+func Verify(path string, anchors ...Head) (Result, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return Result{}, fmt.Errorf("open audit log: %w", err)
+	}
+	defer file.Close()
+	want := map[uint64]string{}
+	var maxAnchor uint64
+	for _, a := range anchors {
+		if a.Seq > 0 {
+			want[a.Seq] = a.Hash
+			maxAnchor = max(maxAnchor, a.Seq)
+		}
+	}
+	res := Result{Head: Head{Hash: genesis}}
+	fail := func(line int, seq uint64, format string, args ...any) (Result, error) {
+		res.Problem = &Problem{Line: line, Seq: seq, Reason: fmt.Sprintf(format, args...)}
+		return res, nil
+	}
+	br := bufio.NewReaderSize(file, 1<<16)
+	line := 0
+	var goodAnchor uint64 // the last anchored record found intact
+	for {
+		data, err := br.ReadBytes('\n')
+		if len(data) > 0 {
+			line++
+			next := res.Head.Seq + 1
+			if data[len(data)-1] != '\n' {
+				return fail(line, next, "record %d is cut short (no end of line)", next)
+			}
+			var r Record
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&r); err != nil {
+				return fail(line, next, "record %d does not parse: it was edited", next)
+			}
+			switch {
+			case r.Seq > next:
+				return fail(line, next, "record %d is missing or out of order: found %d after %d (removed or reordered)", next, r.Seq, res.Head.Seq)
+			case r.Seq < next:
+				return fail(line, next, "record %d is out of order: found %d after %d (reordered or duplicated)", next, r.Seq, res.Head.Seq)
+			case r.Prev != res.Head.Hash:
+				return fail(line, next, "record %d does not follow the record before it (removed or reordered)", next)
+			}
+			h, err := chainHash(r)
+			if err != nil {
+				return Result{}, err
+			}
+			if h != r.Hash {
+				return fail(line, next, "record %d was changed: its hash does not match its content", next)
+			}
+			if a, ok := want[r.Seq]; ok {
+				if a != r.Hash {
+					return fail(line, next, "record %d differs from its anchor replicated through raft: a record after %d up to this one was changed and the chain recomputed", next, goodAnchor)
+				}
+				goodAnchor = r.Seq
+			}
+			res.Records++
+			res.Head = Head{Seq: r.Seq, Hash: r.Hash}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("read audit log: %w", err)
+		}
+	}
+	if res.Head.Seq < maxAnchor {
+		return fail(line+1, res.Head.Seq+1, "the trail ends at record %d but raft anchored record %d: records were removed from the end", res.Head.Seq, maxAnchor)
+	}
+	res.OK = true
+	return res, nil
+}
+
+// jsonLine encodes a record as one line of the trail.
+func jsonLine(r Record) (string, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("encode audit record: %w", err)
+	}
+	return string(data) + "\n", nil
+}

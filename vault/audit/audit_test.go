@@ -1,0 +1,179 @@
+package audit
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func writeTrail(t *testing.T, n int) (string, Head) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := Record{Time: time.Unix(int64(1000+i), 0).UTC(), Principal: "alice", Method: "GET", Operation: "GET /secrets/{name}", Object: "/secrets/db", Status: 200, Outcome: "allowed"}
+			if i%2 == 0 {
+				if err := l.AppendSync(context.Background(), r); err != nil {
+					t.Error(err)
+				}
+			} else if err := l.Append(r); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	head := l.Head()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, FileName), head
+}
+
+func lines(t *testing.T, path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
+}
+
+func save(t *testing.T, path string, ls []string) {
+	s := strings.Join(ls, "")
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyFindsTampering(t *testing.T) {
+	path, head := writeTrail(t, 50)
+	if head.Seq != 50 {
+		t.Fatalf("head = %d, want 50", head.Seq)
+	}
+	res, err := Verify(path, head)
+	if err != nil || !res.OK || res.Records != 50 {
+		t.Fatalf("Verify intact = %+v, %v", res, err)
+	}
+	orig := lines(t, path)
+	for _, tc := range []struct {
+		name    string
+		edit    func([]string) []string
+		seq     uint64
+		reason  string
+		anchors []Head
+	}{
+		{"changed", func(ls []string) []string {
+			ls[9] = strings.Replace(ls[9], `"principal":"alice"`, `"principal":"mallory"`, 1)
+			return ls
+		}, 10, "was changed", nil},
+		{"removed", func(ls []string) []string { return append(ls[:19:19], ls[20:]...) }, 20, "missing", nil},
+		{"duplicated", func(ls []string) []string { return append(ls[:20:20], ls[18:]...) }, 21, "out of order", nil},
+		{"reordered", func(ls []string) []string { ls[29], ls[30] = ls[30], ls[29]; return ls }, 30, "found 31 after 29", nil},
+		{"garbled", func(ls []string) []string { ls[4] = "{not json\n"; return ls }, 5, "does not parse", nil},
+		{"tail cut", func(ls []string) []string { return ls[:45] }, 46, "removed from the end", []Head{head}},
+		{"rewritten", func(ls []string) []string { return rechain(t, ls, 12) }, 50, "after 10 up to this one", []Head{{Seq: 10, Hash: hashAt(t, orig, 9)}, head}},
+	} {
+		ls := tc.edit(append([]string(nil), orig...))
+		save(t, path, ls)
+		res, err := Verify(path, tc.anchors...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if res.OK || res.Problem == nil || res.Problem.Seq != tc.seq || !strings.Contains(res.Problem.Reason, tc.reason) {
+			t.Errorf("%s: Verify = %+v %+v, want record %d %q", tc.name, res, res.Problem, tc.seq, tc.reason)
+		}
+	}
+}
+
+// rechain edits record i (0-based line) and recomputes every hash after
+// it, as an attacker without the raft anchor would.
+func rechain(t *testing.T, ls []string, i int) []string {
+	prev := genesis
+	var out []string
+	path := filepath.Join(t.TempDir(), "x")
+	for j, s := range ls {
+		save(t, path, []string{s})
+		var r Record
+		Read(path, Filter{}, func(x Record) bool { r = x; return false })
+		if j == i {
+			r.Principal = "mallory"
+		}
+		r.Prev = prev
+		r.Hash, _ = chainHash(r)
+		prev = r.Hash
+		b, _ := jsonLine(r)
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestReopenContinuesChainAndCutsTornLine(t *testing.T) {
+	path, head := writeTrail(t, 5)
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"seq":6,"time":`)
+	f.Close()
+	l, err := Open(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Head() != head {
+		t.Fatalf("head after reopen = %+v, want %+v", l.Head(), head)
+	}
+	if err := l.AppendSync(context.Background(), Record{Principal: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	res, err := Verify(path)
+	if err != nil || !res.OK || res.Records != 6 {
+		t.Fatalf("Verify = %+v %+v, %v", res, res.Problem, err)
+	}
+	var got []string
+	Read(path, Filter{Principal: "bob"}, func(r Record) bool { got = append(got, r.Principal); return true })
+	if len(got) != 1 {
+		t.Fatalf("Read(principal bob) = %v", got)
+	}
+	if err := l.Append(Record{}); err != ErrClosed {
+		t.Fatalf("Append after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	r := Record{Time: time.Unix(100, 0), Principal: "a", Object: "/secrets/db", Outcome: "denied"}
+	for _, tc := range []struct {
+		f    Filter
+		want bool
+	}{
+		{Filter{}, true},
+		{Filter{Since: time.Unix(101, 0)}, false},
+		{Filter{Until: time.Unix(100, 0)}, false},
+		{Filter{Principal: "b"}, false},
+		{Filter{Object: "/secrets/"}, true},
+		{Filter{Object: "/secrets/d"}, false},
+		{Filter{Object: "/secrets/db", Outcome: "denied"}, true},
+	} {
+		if got := tc.f.Match(r); got != tc.want {
+			t.Errorf("%+v.Match = %v, want %v", tc.f, got, tc.want)
+		}
+	}
+}
+
+func hashAt(t *testing.T, ls []string, i int) string {
+	path := filepath.Join(t.TempDir(), "x")
+	save(t, path, []string{ls[i]})
+	var h string
+	Read(path, Filter{}, func(r Record) bool { h = r.Hash; return false })
+	return h
+}

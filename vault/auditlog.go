@@ -1,0 +1,473 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/audit"
+)
+
+// Audit trail wiring. Each node appends the requests it answers to its own
+// hash-chained file (vault/audit); every few seconds it anchors its head
+// (sequence and hash) in raft, so that the other nodes hold a replicated
+// witness of each trail. See DESIGN.md, "Audit trail".
+
+// prefixAuditAnchors holds each node's recent anchors.
+const prefixAuditAnchors = "audit/anchors/"
+
+// anchorInterval is how often a node anchors its audit head in raft.
+const anchorInterval = 5 * time.Second
+
+// anchorsKept is how many anchors per node raft keeps.
+const anchorsKept = 64
+
+// anchorRecord is one node's recent audit heads, oldest first.
+type anchorRecord struct {
+	Node    string       `json:"node"`
+	Anchors []anchorHead `json:"anchors"`
+}
+
+type anchorHead struct {
+	audit.Head
+	Time time.Time `json:"time"`
+}
+
+// openAudit opens this node's trail and starts anchoring it.
+func (n *Node) openAudit() error {
+	l, err := audit.Open(n.path("audit"))
+	if err != nil {
+		return err
+	}
+	n.auditLog = l
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopAudit = cancel
+	n.auditDone = make(chan struct{})
+	go n.anchorAudit(ctx)
+	return nil
+}
+
+// closeAudit stops anchoring and closes the trail.
+func (n *Node) closeAudit() error {
+	if n.auditLog == nil {
+		return nil
+	}
+	n.stopAudit()
+	<-n.auditDone
+	return n.auditLog.Close()
+}
+
+// anchorAudit writes the trail's head to raft when it moved.
+func (n *Node) anchorAudit(ctx context.Context) {
+	defer close(n.auditDone)
+	t := time.NewTicker(anchorInterval)
+	defer t.Stop()
+	var last audit.Head
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		head := n.auditLog.Head()
+		if head == last || head.Seq == 0 {
+			continue
+		}
+		if err := n.putAnchor(ctx, head); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				n.log.Debug("anchor audit head", "err", err)
+			}
+			continue
+		}
+		last = head
+	}
+}
+
+func (n *Node) putAnchor(ctx context.Context, head audit.Head) error {
+	key := prefixAuditAnchors + n.opts.NodeID
+	rec := anchorRecord{Node: n.opts.NodeID}
+	idx := raftstore.NotExist
+	if e, ok := n.store.Get(key); ok {
+		json.Unmarshal(e.Value, &rec)
+		idx = e.Index
+	}
+	rec.Anchors = append(rec.Anchors, anchorHead{Head: head, Time: time.Now().UTC()})
+	if len(rec.Anchors) > anchorsKept {
+		rec.Anchors = rec.Anchors[len(rec.Anchors)-anchorsKept:]
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := n.store.Apply(actx, (&raftstore.Batch{}).PutIf(key, mustJSON(rec), idx))
+	return err
+}
+
+// unaudited reports whether a request is left out of the trail: health
+// probes, metrics, raft forwarding, a node's share of a fan-out query,
+// and a request a follower passed on (the follower records it).
+func (n *Node) unaudited(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics", raftstore.ForwardPath:
+		return true
+	}
+	if strings.HasPrefix(r.URL.Path, "/v1/sys/audit/local/") {
+		return true
+	}
+	return r.Header.Get(proxiedHeader) != "" && n.isNodeRequest(r)
+}
+
+// record appends the request's audit record. A held answer is sent only
+// once the record is on disk; if it cannot be made durable the caller
+// gets 503 instead.
+func (n *Node) record(aw *auditWriter, r *http.Request, info *reqInfo, route, reqID string, start time.Time) {
+	if n.auditLog == nil {
+		if info.hold {
+			aw.release()
+		}
+		return
+	}
+	code := aw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	outcome := "allowed"
+	switch {
+	case code == http.StatusUnauthorized:
+		outcome = "unauthenticated"
+	case code == http.StatusForbidden || info.denied:
+		outcome = "denied"
+	case code >= 400:
+		outcome = "error"
+	}
+	op := info.operation
+	if op == "" {
+		op = route
+	}
+	src, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		src = r.RemoteAddr
+	}
+	rec := audit.Record{
+		Time: start.UTC(), Node: n.opts.NodeID, RequestID: reqID,
+		Principal: info.caller.Name, TokenID: info.caller.TokenID, Source: src,
+		Method: r.Method, Operation: op, Action: string(info.action),
+		Object: info.object, Version: info.version, Status: code, Outcome: outcome,
+	}
+	if !info.hold {
+		if err := n.auditLog.Append(rec); err != nil {
+			n.auditFailed(err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.auditLog.AppendSync(ctx, rec); err != nil {
+		n.auditFailed(err)
+		aw.code = http.StatusServiceUnavailable
+		aw.buf.Reset()
+		aw.ResponseWriter.Header().Del("Location")
+		aw.info.hold = false
+		writeError(aw.ResponseWriter, &APIError{Status: http.StatusServiceUnavailable, Code: "AuditUnavailable",
+			Message: "the request's audit record could not be made durable, so its answer is withheld; the request may have been applied: read before retrying"})
+		return
+	}
+	aw.release()
+}
+
+var auditFailOnce sync.Once
+
+func (n *Node) auditFailed(err error) {
+	auditFailOnce.Do(func() { n.log.Error("audit trail cannot be written; this node refuses writes", "err", err) })
+}
+
+// auditRoutes registers the audit and report endpoints.
+func (n *Node) auditRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), node func(string, string, http.HandlerFunc)) {
+	vault("GET", "/v1/audit/records", n.handleAuditRecords, access.AuditRead)
+	vault("POST", "/v1/audit/verify", n.handleAuditVerify, access.AuditRead)
+	vault("GET", "/v1/report", n.handleReport, access.AuditRead)
+	node("GET", "/v1/sys/audit/local/records", n.nodeOnly(n.handleLocalRecords))
+	node("POST", "/v1/sys/audit/local/verify", n.nodeOnly(n.handleLocalVerify))
+}
+
+// nodeOnly refuses callers that are not cluster nodes.
+func (n *Node) nodeOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.isNodeRequest(r) {
+			writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only cluster nodes may call this"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// auditQuery is a parsed records query.
+type auditQuery struct {
+	filter audit.Filter
+	limit  int
+}
+
+func parseAuditQuery(q url.Values) (auditQuery, error) {
+	aq := auditQuery{limit: 1000}
+	for _, f := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &aq.filter.Since}, {"until", &aq.filter.Until}} {
+		if v := q.Get(f.name); v != "" {
+			t, err := parseSince(v, time.Now())
+			if err != nil {
+				return aq, badParameter("%s %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", f.name, v)
+			}
+			*f.t = t
+		}
+	}
+	aq.filter.Principal = q.Get("principal")
+	aq.filter.Object = q.Get("object")
+	aq.filter.Outcome = q.Get("outcome")
+	if v := q.Get("limit"); v != "" {
+		l, err := strconv.Atoi(v)
+		if err != nil || l <= 0 || l > 100000 {
+			return aq, badParameter("limit %q: give a number from 1 to 100000", v)
+		}
+		aq.limit = l
+	}
+	return aq, nil
+}
+
+// parseSince reads an RFC 3339 time or an age before now (90m, 24h, 7d).
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := parseTTL(s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return now.Add(-d), nil
+}
+
+// localRecords reads the last limit matching records of this node.
+func (n *Node) localRecords(q auditQuery) ([]audit.Record, error) {
+	var out []audit.Record
+	err := audit.Read(n.auditLog.Path(), q.filter, func(r audit.Record) bool {
+		out = append(out, r)
+		if len(out) > 2*q.limit {
+			out = append(out[:0], out[len(out)-q.limit:]...)
+		}
+		return true
+	})
+	if len(out) > q.limit {
+		out = out[len(out)-q.limit:]
+	}
+	return out, err
+}
+
+// AuditRecords answers GET /v1/audit/records.
+type AuditRecords struct {
+	Value []audit.Record `json:"value"`
+	// Unreachable lists nodes whose trail could not be read.
+	Unreachable []string `json:"unreachable,omitempty"`
+}
+
+func (n *Node) handleLocalRecords(w http.ResponseWriter, r *http.Request) {
+	q, err := parseAuditQuery(r.URL.Query())
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	recs, err := n.localRecords(q)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, AuditRecords{Value: recs})
+}
+
+// members returns the IDs of the cluster's nodes.
+func (n *Node) members() []string {
+	es, _ := n.store.List(prefixNodes, "", 0)
+	ids := make([]string, 0, len(es))
+	for _, e := range es {
+		ids = append(ids, strings.TrimPrefix(e.Key, prefixNodes))
+	}
+	return ids
+}
+
+// fanOut calls path on every node (this one through local) and collects
+// each answer; nodes that fail are reported by ID.
+func fanOut[T any](n *Node, ctx context.Context, method, path string, local func() (T, error)) (map[string]T, []string) {
+	ids := n.members()
+	var mu sync.Mutex
+	out := map[string]T{}
+	var failed []string
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var v T
+			var err error
+			if id == n.opts.NodeID {
+				v, err = local()
+			} else {
+				err = n.callNode(ctx, id, method, path, &v)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				n.log.Warn("audit fan-out", "node", id, "err", err)
+				failed = append(failed, id)
+				return
+			}
+			out[id] = v
+		}()
+	}
+	wg.Wait()
+	slices.Sort(failed)
+	return out, failed
+}
+
+// callNode calls another node's API with this node's certificate.
+func (n *Node) callNode(ctx context.Context, id, method, path string, out any) error {
+	base, err := n.resolveNode(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
+	if err != nil {
+		return fmt.Errorf("call node %s: %w", id, err)
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("call node %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("call node %s: %s", id, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("call node %s: decode: %w", id, err)
+	}
+	return nil
+}
+
+func (n *Node) handleAuditRecords(w http.ResponseWriter, r *http.Request) {
+	q, err := parseAuditQuery(r.URL.Query())
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	res, err := n.clusterRecords(r.Context(), q)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// clusterRecords gathers matching records from every node, oldest first,
+// the newest q.limit of them.
+func (n *Node) clusterRecords(ctx context.Context, q auditQuery) (AuditRecords, error) {
+	vals := url.Values{}
+	if !q.filter.Since.IsZero() {
+		vals.Set("since", q.filter.Since.Format(time.RFC3339Nano))
+	}
+	if !q.filter.Until.IsZero() {
+		vals.Set("until", q.filter.Until.Format(time.RFC3339Nano))
+	}
+	for k, v := range map[string]string{"principal": q.filter.Principal, "object": q.filter.Object, "outcome": q.filter.Outcome} {
+		if v != "" {
+			vals.Set(k, v)
+		}
+	}
+	vals.Set("limit", strconv.Itoa(q.limit))
+	got, failed := fanOut(n, ctx, http.MethodGet, "/v1/sys/audit/local/records?"+vals.Encode(), func() (AuditRecords, error) {
+		recs, err := n.localRecords(q)
+		return AuditRecords{Value: recs}, err
+	})
+	res := AuditRecords{Value: []audit.Record{}, Unreachable: failed}
+	for _, v := range got {
+		res.Value = append(res.Value, v.Value...)
+	}
+	slices.SortStableFunc(res.Value, func(a, b audit.Record) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Node, b.Node)
+	})
+	if len(res.Value) > q.limit {
+		res.Value = res.Value[len(res.Value)-q.limit:]
+	}
+	return res, nil
+}
+
+// NodeVerification is one node's trail check.
+type NodeVerification struct {
+	Node string `json:"node"`
+	audit.Result
+	// Anchors is how many raft anchors the trail was checked against.
+	Anchors int    `json:"anchors"`
+	Error   string `json:"error,omitempty"`
+}
+
+// AuditVerification answers POST /v1/audit/verify.
+type AuditVerification struct {
+	OK    bool               `json:"ok"`
+	Nodes []NodeVerification `json:"nodes"`
+}
+
+func (n *Node) localVerify() (NodeVerification, error) {
+	var heads []audit.Head
+	if e, ok := n.store.Get(prefixAuditAnchors + n.opts.NodeID); ok {
+		var rec anchorRecord
+		if err := json.Unmarshal(e.Value, &rec); err != nil {
+			return NodeVerification{}, fmt.Errorf("decode audit anchors: %w", err)
+		}
+		for _, a := range rec.Anchors {
+			heads = append(heads, a.Head)
+		}
+	}
+	res, err := audit.Verify(n.auditLog.Path(), heads...)
+	if err != nil {
+		return NodeVerification{}, err
+	}
+	return NodeVerification{Node: n.opts.NodeID, Result: res, Anchors: len(heads)}, nil
+}
+
+func (n *Node) handleLocalVerify(w http.ResponseWriter, r *http.Request) {
+	v, err := n.localVerify()
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (n *Node) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
+	// Verification reads anchors from the local state; make it current.
+	if !n.linearized(w, r) {
+		return
+	}
+	got, failed := fanOut(n, r.Context(), http.MethodPost, "/v1/sys/audit/local/verify", n.localVerify)
+	res := AuditVerification{OK: len(failed) == 0}
+	for _, v := range got {
+		res.OK = res.OK && v.OK
+		res.Nodes = append(res.Nodes, v)
+	}
+	for _, id := range failed {
+		res.Nodes = append(res.Nodes, NodeVerification{Node: id, Error: "the node could not be reached; its trail was not verified"})
+	}
+	slices.SortFunc(res.Nodes, func(a, b NodeVerification) int { return strings.Compare(a.Node, b.Node) })
+	writeJSON(w, http.StatusOK, res)
+}

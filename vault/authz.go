@@ -1,0 +1,296 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/certvault/certvault/vault/access"
+)
+
+// caller is who made a request, as authentication found it.
+type caller struct {
+	access.Principal
+	// TokenID is the public ID of the bearer token used.
+	TokenID string
+	// AgentID is set for an agent's mutual-TLS identity.
+	AgentID string
+}
+
+// reqInfo follows a request through the middleware, authentication,
+// authorization and the handler, and becomes its audit record.
+type reqInfo struct {
+	// skip: health probes, metrics and node-to-node traffic (whose
+	// client-facing request is recorded where it came in).
+	skip bool
+	// hold: the answer waits until the audit record is durable
+	// (mutating and secret-reading requests).
+	hold      bool
+	caller    caller
+	action    access.Action
+	object    string
+	version   string
+	denied    bool
+	operation string
+}
+
+type reqInfoKey struct{}
+
+// infoOf returns the request's info; a request that did not come through
+// the middleware (never in production) gets a throwaway one.
+func infoOf(r *http.Request) *reqInfo {
+	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// principalOf returns the principal of the request a context belongs
+// to, or "" for work the vault does by itself.
+func principalOf(ctx context.Context) string {
+	if ri, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		return ri.caller.Name
+	}
+	return ""
+}
+
+// callerOf returns the authenticated caller of a request.
+func callerOf(r *http.Request) caller { return infoOf(r).caller }
+
+// auditWriter passes the answer through, or holds it (status and body)
+// while info.hold is set, until the audit record is durable.
+type auditWriter struct {
+	http.ResponseWriter
+	info *reqInfo
+	code int
+	buf  bytes.Buffer
+}
+
+func (w *auditWriter) WriteHeader(code int) {
+	if w.code != 0 {
+		return
+	}
+	w.code = code
+	if !w.info.hold {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *auditWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.info.hold {
+		return w.buf.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *auditWriter) Flush() {
+	if w.info.hold {
+		return
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// release sends a held answer.
+func (w *auditWriter) release() {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	w.ResponseWriter.WriteHeader(w.code)
+	w.ResponseWriter.Write(w.buf.Bytes())
+}
+
+// errUnauthenticated means the request has no valid credential.
+var errUnauthenticated = errors.New("vault: no valid credential")
+
+// identify authenticates a request: a bearer token, else an agent's
+// client certificate. It returns errUnauthenticated (with a message for
+// the challenge) when neither is there or valid.
+func (n *Node) identify(r *http.Request) (caller, string, error) {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && strings.TrimSpace(tok) != "" {
+		c, err := n.authenticate(strings.TrimSpace(tok))
+		if err != nil {
+			if !errors.Is(err, errBadToken) {
+				n.log.Error("authenticate", "err", err)
+			}
+			return caller{}, "the bearer token is not valid, was revoked or has expired", errUnauthenticated
+		}
+		return c, "", nil
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if c, why := n.agentCaller(r.TLS.VerifiedChains[0]); why != "" {
+			return caller{}, why, errUnauthenticated
+		} else if c.AgentID != "" {
+			return c, "", nil
+		}
+	}
+	return caller{}, "a bearer token (or an agent certificate) is required", errUnauthenticated
+}
+
+// authorize checks that c may do any of actions on res. It answers 403
+// itself and returns false when not.
+func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c caller, res access.Resource, actions ...access.Action) bool {
+	ri := infoOf(r)
+	if len(actions) > 0 {
+		ri.action = actions[0]
+	}
+	if res.Kind != "" {
+		ri.object = res.String()
+	}
+	if v := r.PathValue("version"); v != "" {
+		ri.version = v
+	}
+	if len(actions) == 0 {
+		return true // any authenticated caller
+	}
+	pol := n.policy()
+	for _, a := range actions {
+		if pol.Allowed(c.Principal, a, res) {
+			ri.action = a
+			if a == access.SecretsGet {
+				ri.hold = true
+			}
+			return true
+		}
+	}
+	ri.denied = true
+	who := c.Name
+	writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden",
+		Message: "principal " + who + " may not " + string(actions[0]) + " on " + res.String() + "; ask an administrator for a role assignment that grants it ('certvault role list')"})
+	return false
+}
+
+// guard is the handler wrapper of the extension endpoints: authenticate,
+// authorize one of actions (none: any authenticated caller) on the
+// resource res gives (nil: the vault), hand writes on a follower to the
+// leader, run h.
+func (n *Node) guard(res func(*http.Request) access.Resource, h http.HandlerFunc, actions ...access.Action) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := n.authenticateRequest(w, r)
+		if !ok {
+			return
+		}
+		var rs access.Resource
+		if res != nil {
+			rs = res(r)
+		}
+		if !n.authorize(w, r, c, rs, actions...) {
+			return
+		}
+		if isWrite(r.Method) && !n.store.IsLeader() {
+			// Writes are built from the state they change; the leader's is
+			// the freshest, so a follower hands the whole request over.
+			n.proxyToLeader(w, r)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// authenticateRequest identifies the caller and records it, or answers
+// 401 (or 503 before the vault is ready) and returns false.
+func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (caller, bool) {
+	if r.Header.Get("Authorization") == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+		n.challenge(w, r, "a bearer token is required")
+		return caller{}, false
+	}
+	if n.barrier.Load() == nil {
+		writeError(w, unavailable(ErrNotInitialized))
+		return caller{}, false
+	}
+	c, why, err := n.identify(r)
+	if err != nil {
+		n.challenge(w, r, why)
+		return caller{}, false
+	}
+	infoOf(r).caller = c
+	return c, true
+}
+
+// objectResource is the resource of a request on /KIND/{name}.
+func objectResource(kind string) func(*http.Request) access.Resource {
+	return func(r *http.Request) access.Resource {
+		return access.Resource{Kind: kind, Name: r.PathValue("name")}
+	}
+}
+
+// policyCache holds the access policy built from the assignments record
+// at a store index.
+type policyCache struct {
+	mu    sync.Mutex
+	index uint64
+	pol   atomic.Pointer[access.Policy]
+}
+
+// policy returns the access policy of the local state, rebuilt when the
+// assignments record changed.
+func (n *Node) policy() *access.Policy {
+	e, ok := n.store.Get(keyAssignments)
+	idx := uint64(0)
+	if ok {
+		idx = e.Index
+	}
+	pc := &n.policyCache
+	if p := pc.pol.Load(); p != nil && pc.loadedIndex() == idx {
+		return p
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	var as []access.Assignment
+	if ok {
+		if err := json.Unmarshal(e.Value, &as); err != nil {
+			n.log.Error("role assignments do not decode; denying everything", "err", err)
+			as = nil
+		}
+	}
+	p := access.NewPolicy(as)
+	pc.pol.Store(p)
+	atomic.StoreUint64(&pc.index, idx)
+	return p
+}
+
+func (pc *policyCache) loadedIndex() uint64 { return atomic.LoadUint64(&pc.index) }
+
+// isCertificate reports whether name is (or was, if deleted) a
+// certificate, so that its managed key and secret fall under scopes on it.
+func (n *Node) isCertificate(name string) bool {
+	if _, ok := n.store.Get(metaKey(kindCertificates, name)); ok {
+		return true
+	}
+	_, ok := n.store.Get(deletedKey(kindCertificates, name))
+	return ok
+}
+
+// dataPlaneResource is the resource of a Key Vault route.
+func (n *Node) dataPlaneResource(rte *route, r *http.Request) access.Resource {
+	name := r.PathValue("name")
+	switch rte.segs[0] {
+	case "certificates", "deletedcertificates":
+		if len(rte.segs) > 1 && rte.segs[1] == "issuers" {
+			return access.Resource{Kind: "issuers", Name: r.PathValue("issuer")}
+		}
+		return access.Resource{Kind: kindCertificates, Name: name}
+	case "secrets", "deletedsecrets":
+		return access.Resource{Kind: kindSecrets, Name: name, Certificate: name != "" && n.isCertificate(name)}
+	case "keys", "deletedkeys":
+		return access.Resource{Kind: kindKeys, Name: name, Certificate: name != "" && n.isCertificate(name)}
+	}
+	return access.Resource{}
+}
+
+// isAgentChain reports whether a verified chain ends in an agent
+// certificate: leaf OU certvault-agent issued by the agent CA.
+func isAgentChain(chain []*x509.Certificate) bool {
+	return len(chain) >= 2 && slices.Contains(chain[0].Subject.OrganizationalUnit, agentOU)
+}
