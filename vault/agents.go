@@ -172,6 +172,9 @@ func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string) {
 	leaf := chain[0]
 	id := leaf.Subject.CommonName
 	rec, _, ok := n.agent(id)
+	if !ok && n.catchUp() {
+		rec, _, ok = n.agent(id) // enrolled a moment ago through the leader
+	}
 	if !ok {
 		return caller{}, "agent " + id + " is not known to this vault"
 	}

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -88,6 +89,11 @@ func (n *Node) authenticate(tok string) (caller, error) {
 		return caller{}, errBadToken
 	}
 	e, found := n.store.Get(prefixTokens + id)
+	if !found && n.catchUp() {
+		// A token created a moment ago on the leader may not have been
+		// applied here yet: catch up once before refusing it.
+		e, found = n.store.Get(prefixTokens + id)
+	}
 	if !found {
 		return caller{}, errBadToken
 	}
@@ -159,4 +165,16 @@ func (n *Node) openSealed(e raftstore.Entry) ([]byte, error) {
 		return nil, ErrNotInitialized
 	}
 	return b.Decrypt(e.Key, e.Value)
+}
+
+// catchUp waits (briefly) until this node has applied everything the
+// leader committed, so that a credential created a moment ago elsewhere
+// is seen. It reports whether it caught up; the leader always is.
+func (n *Node) catchUp() bool {
+	if n.store.IsLeader() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return n.store.Linearize(ctx) == nil
 }
