@@ -39,6 +39,7 @@ func newACMEEnvDNS(t *testing.T, nodes int, dnsServer string) *acmeEnv {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	e := &acmeEnv{kid: "kid-certvault", mac: base64.RawURLEncoding.EncodeToString(raw), dir: t.TempDir()}
+	testcluster.KnownSecret(e.mac)
 	e.peb = pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{e.kid: e.mac}, DNSServer: dnsServer})
 	e.c = testcluster.Start(t, nodes, testcluster.Options{})
 	e.macFile = filepath.Join(e.dir, "eab.key")

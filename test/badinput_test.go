@@ -633,6 +633,7 @@ func biAPIError(t *testing.T, resp *http.Response, status int) (code, msg string
 
 func biPutSecret(t *testing.T, c *testcluster.Cluster, n *testcluster.Node, name, value string) {
 	t.Helper()
+	testcluster.KnownSecret(value)
 	if err := c.Client(n).Do(context.Background(), http.MethodPut, "/secrets/"+name, map[string]string{"value": value}, nil); err != nil {
 		t.Fatalf("set %s on %s: %v", name, n.ID, err)
 	}

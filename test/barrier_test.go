@@ -40,6 +40,7 @@ func TestBarrierNoPlaintextOnDisk(t *testing.T) {
 	const name = "plaintext-canary"
 	put := func(name, value string) string {
 		t.Helper()
+		testcluster.KnownSecret(value)
 		var resp struct {
 			ID string `json:"id"`
 		}

@@ -170,7 +170,12 @@ func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string) {
 		return caller{}, "the client certificate is not from this vault's agent CA"
 	}
 	leaf := chain[0]
-	id := leaf.Subject.CommonName
+	return n.agentRecordCaller(leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
+}
+
+// agentRecordCaller checks an agent's record: known, not revoked, and
+// (when serial is set) presenting its current or previous certificate.
+func (n *Node) agentRecordCaller(id, serial string) (caller, string) {
 	rec, _, ok := n.agent(id)
 	if !ok && n.catchUp() {
 		rec, _, ok = n.agent(id) // enrolled a moment ago through the leader
@@ -181,11 +186,24 @@ func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string) {
 	if rec.Revoked {
 		return caller{}, "agent " + id + " was revoked; enroll it again with a new join token"
 	}
-	serial := leaf.SerialNumber.Text(16)
-	if serial != rec.Serial && serial != rec.PrevSerial {
+	if serial != "" && serial != rec.Serial && serial != rec.PrevSerial {
 		return caller{}, "agent " + id + " presented a superseded certificate; use the latest one"
 	}
 	return caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, ""
+}
+
+// agentHeader carries, from a follower to the leader, the ID of the agent
+// whose request the follower hands over (its client certificate does not
+// cross the proxy). Only a node may send it.
+const agentHeader = "X-Certvault-Agent"
+
+// agentByID is identify for a request a follower handed over.
+func (n *Node) agentByID(id string) (caller, string, error) {
+	c, why := n.agentRecordCaller(id, "")
+	if why != "" {
+		return caller{}, why, errUnauthenticated
+	}
+	return c, "", nil
 }
 
 // agentCA returns the agent CA certificate, nil error and nil cert when

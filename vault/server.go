@@ -222,6 +222,9 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		if r.Method != http.MethodPut || r.URL.Path != "/v1/sys/cluster/snapshot" {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		}
+		if r.Header.Get(agentHeader) != "" && !n.isNodeRequest(r) {
+			r.Header.Del(agentHeader) // only a node hands over an agent's request
+		}
 		label := new(string)
 		info := &reqInfo{hold: isWrite(r.Method), skip: n.unaudited(r)}
 		ctx := context.WithValue(r.Context(), routeLabelKey{}, label)
@@ -318,6 +321,9 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	}
 	n.proxyMu.Unlock()
 	r.Header.Set(proxiedHeader, n.opts.NodeID)
+	if c := callerOf(r); c.AgentID != "" {
+		r.Header.Set(agentHeader, c.AgentID)
+	}
 	proxy.ServeHTTP(w, r)
 }
 
