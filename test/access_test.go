@@ -172,7 +172,9 @@ func TestTokenLifecycle(t *testing.T) {
 		t.Fatalf("revoke the last administrator: exit %d %q", code, errOut)
 	}
 	out, _, _ := cliAs(t, c, c.Nodes[0], admin, "role", "assignments", "-o", "json")
-	var as struct{ Value []struct{ ID, Assignee string } }
+	var as struct {
+		Value []struct{ ID, Assignee string }
+	}
 	json.Unmarshal([]byte(out), &as)
 	for _, a := range as.Value {
 		if a.Assignee == "alice" {
