@@ -300,6 +300,10 @@ func (n *Node) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
+	if req.Group == "" {
+		n.fail(w, r, badParameter("group is required: the agents' group, to which roles are assigned as group:NAME"))
+		return
+	}
 	if err := access.ValidPrincipalName(req.Group); err != nil {
 		n.fail(w, r, badParameter("group: %s", strings.TrimPrefix(err.Error(), "access: ")))
 		return
@@ -523,7 +527,7 @@ func (n *Node) issueAgentCert(rec *AgentRecord, csr *x509.CertificateRequest) (E
 		rec.PrevSerial = rec.Serial
 	}
 	rec.Serial = serial.Text(16)
-	rec.NotAfter = tmpl.NotAfter.UTC()
+	rec.NotAfter = tmpl.NotAfter.UTC().Truncate(time.Second)
 	return EnrollResponse{AgentID: rec.ID, Group: rec.Group, Certificate: string(pemCert(der)), Chain: string(pemCert(ca.Raw)),
 		CA: string(pemCert(n.caCert.Load().Raw)), NotAfter: rec.NotAfter}, nil
 }
@@ -600,6 +604,10 @@ func (n *Node) handleGetAgent(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if rec, _, ok := n.agent(id); ok && rec.Revoked {
+		writeJSON(w, http.StatusOK, rec) // already revoked: nothing to change
+		return
+	}
 	var rec AgentRecord
 	err := n.applyCAS(r.Context(), w.Header(), func() (*raftstore.Batch, error) {
 		var idx uint64
@@ -609,7 +617,8 @@ func (n *Node) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
 			return nil, notFound("AgentNotFound", "no agent has ID %q ('certvault agent list' shows them)", id)
 		}
 		if rec.Revoked {
-			return &raftstore.Batch{}, nil
+			// Revoked meanwhile: an unconditional no-op keeps the batch valid.
+			return (&raftstore.Batch{}).Check(prefixAgents+id, idx), nil
 		}
 		rec.Revoked, rec.RevokedAt, rec.RevokedBy = true, time.Now().UTC(), callerOf(r).Name
 		return (&raftstore.Batch{}).PutIf(prefixAgents+id, mustJSON(rec), idx), nil

@@ -27,6 +27,18 @@ import (
 // prefixAuditAnchors holds each node's recent anchors.
 const prefixAuditAnchors = "audit/anchors/"
 
+// prefixAuditIncidents holds what a node found wrong with its own trail
+// at start-up: the evidence outlives the anchors it was found with.
+const prefixAuditIncidents = "audit/incidents/"
+
+// auditIncident is a failed start-up check of a node's trail.
+type auditIncident struct {
+	Node    string         `json:"node"`
+	Time    time.Time      `json:"time"`
+	Problem *audit.Problem `json:"problem"`
+	Records uint64         `json:"records"`
+}
+
 // anchorInterval is how often a node anchors its audit head in raft.
 const anchorInterval = 5 * time.Second
 
@@ -55,7 +67,63 @@ func (n *Node) openAudit() error {
 	n.stopAudit = cancel
 	n.auditDone = make(chan struct{})
 	go n.anchorAudit(ctx)
+	go n.checkAuditAtStart(ctx)
 	return nil
+}
+
+// checkAuditAtStart verifies this node's trail against its raft anchors
+// once the node has caught up with the cluster. A trail that fails (cut
+// short or rewritten while the node was down) is logged and recorded as
+// an incident in raft, which 'audit verify' reports from then on, even
+// after the anchors that showed it have rolled over.
+func (n *Node) checkAuditAtStart(ctx context.Context) {
+	for {
+		if n.barrier.Load() != nil {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.store.Linearize(lctx)
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	v, err := n.localVerify()
+	if err != nil || v.OK || v.Problem == nil {
+		return
+	}
+	n.log.Error("this node's audit trail fails verification; recorded as an incident", "problem", v.Problem.Reason, "line", v.Problem.Line)
+	inc := auditIncident{Node: n.opts.NodeID, Time: time.Now().UTC(), Problem: v.Problem, Records: v.Records}
+	key := fmt.Sprintf("%s%s/%d", prefixAuditIncidents, n.opts.NodeID, inc.Time.UnixNano())
+	for ctx.Err() == nil {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := n.store.Apply(actx, (&raftstore.Batch{}).Put(key, mustJSON(inc)))
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// incidents returns a node's recorded audit incidents.
+func (n *Node) incidents(node string) []auditIncident {
+	es, _ := n.store.List(prefixAuditIncidents+node+"/", "", 0)
+	out := make([]auditIncident, 0, len(es))
+	for _, e := range es {
+		var inc auditIncident
+		if json.Unmarshal(e.Value, &inc) == nil {
+			out = append(out, inc)
+		}
+	}
+	return out
 }
 
 // closeAudit stops anchoring and closes the trail.
@@ -419,6 +487,8 @@ type NodeVerification struct {
 	// Anchors is how many raft anchors the trail was checked against.
 	Anchors int    `json:"anchors"`
 	Error   string `json:"error,omitempty"`
+	// Incidents are earlier failed checks of this trail, kept in raft.
+	Incidents []auditIncident `json:"incidents,omitempty"`
 }
 
 // AuditVerification answers POST /v1/audit/verify.
@@ -462,7 +532,8 @@ func (n *Node) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
 	got, failed := fanOut(n, r.Context(), http.MethodPost, "/v1/sys/audit/local/verify", n.localVerify)
 	res := AuditVerification{OK: len(failed) == 0}
 	for _, v := range got {
-		res.OK = res.OK && v.OK
+		v.Incidents = n.incidents(v.Node)
+		res.OK = res.OK && v.OK && len(v.Incidents) == 0
 		res.Nodes = append(res.Nodes, v)
 	}
 	for _, id := range failed {

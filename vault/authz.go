@@ -201,6 +201,11 @@ func (n *Node) guard(res func(*http.Request) access.Resource, h http.HandlerFunc
 		if !n.authorize(w, r, c, rs, actions...) {
 			return
 		}
+		if id := r.PathValue("id"); id != "" {
+			// Tokens, assignments, agents, members, subscriptions: the
+			// record names the item (/tokens/ID).
+			infoOf(r).object = strings.TrimPrefix(r.URL.Path, "/v1")
+		}
 		if isWrite(r.Method) && !n.store.IsLeader() {
 			// Writes are built from the state they change; the leader's is
 			// the freshest, so a follower hands the whole request over.

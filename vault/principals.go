@@ -139,6 +139,7 @@ func (n *Node) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
+	infoOf(r).object = "/tokens/" + id
 	writeJSON(w, http.StatusCreated, CreatedToken{TokenInfo: tokenInfo(id, rec, now), Token: tok, Assignment: asg})
 }
 
@@ -269,13 +270,14 @@ func addAssignment(as []access.Assignment, a access.Assignment) ([]access.Assign
 			return as, x
 		}
 	}
-	var max int
-	for _, x := range as {
-		if v, err := strconv.Atoi(x.ID); err == nil && v > max {
-			max = v
+	// A random ID is never reused, so an audit record that names an
+	// assignment names only that one.
+	for {
+		a.ID, _ = randomID(4)
+		if !slices.ContainsFunc(as, func(x access.Assignment) bool { return x.ID == a.ID }) {
+			break
 		}
 	}
-	a.ID = strconv.Itoa(max + 1)
 	return append(slices.Clone(as), a), a
 }
 
@@ -326,6 +328,7 @@ func (n *Node) handleAssign(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
+	infoOf(r).object = "/roles/assignments/" + a.ID
 	writeJSON(w, http.StatusCreated, a)
 }
 

@@ -158,6 +158,7 @@ func (n *Node) reportReads(r *http.Request, rep *report.Report, since time.Time)
 	if err != nil {
 		return err
 	}
+	rep.Unreachable = res.Unreachable
 	type key struct{ object, principal string }
 	sums := map[key]*report.SecretRead{}
 	for _, rec := range res.Value {

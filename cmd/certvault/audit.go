@@ -124,6 +124,13 @@ first bad record and exits 1 when any node's trail fails or cannot be reached.`,
 						Seq    uint64
 						Reason string
 					}
+					Incidents []struct {
+						Time    time.Time
+						Problem struct {
+							Seq    uint64
+							Reason string
+						}
+					}
 				}
 			}
 			json.Unmarshal(raw, &res)
@@ -140,6 +147,9 @@ first bad record and exits 1 when any node's trail fails or cannot be reached.`,
 						fmt.Fprintf(out, "%s: ok, %d records, %d raft anchors matched\n", nd.Node, nd.Records, nd.Anchors)
 					default:
 						fmt.Fprintf(out, "%s: TAMPERED: first bad record %d (line %d): %s\n", nd.Node, nd.Problem.Seq, nd.Problem.Line, nd.Problem.Reason)
+					}
+					for _, inc := range nd.Incidents {
+						fmt.Fprintf(out, "%s: INCIDENT at start-up %s: record %d: %s\n", nd.Node, fmtTime(&inc.Time), inc.Problem.Seq, inc.Problem.Reason)
 					}
 				}
 			}

@@ -17,6 +17,9 @@ type Report struct {
 	Since *time.Time `json:"since,omitempty"`
 	// Vault is the URL the report was asked from.
 	Vault string `json:"vault"`
+	// Unreachable lists the nodes whose audit trail could not be read:
+	// the secret reads they served are missing from SecretReads.
+	Unreachable []string `json:"unreachable_nodes,omitempty"`
 
 	// Certificates is section (a): rotation history per certificate.
 	Certificates []Certificate `json:"certificates"`

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -110,8 +111,9 @@ type request struct {
 const FileName = "audit.jsonl"
 
 // Open opens (creating if needed) the trail in dir. The last record is
-// read to continue the chain; a torn last line (a crash mid-write, whose
-// request was never answered) is cut off.
+// read to continue the chain; a torn last line (no end of line: a crash
+// mid-write, whose request was never answered) is cut off. Nothing else
+// is changed: a damaged record stays for Verify to find.
 func Open(dir string) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit dir: %w", err)
@@ -154,11 +156,13 @@ func lastRecord(f *os.File) (Head, int64, error) {
 		if err != nil {
 			return Head{}, 0, fmt.Errorf("read audit log: %w", err)
 		}
+		// A complete line that does not parse was damaged after it was
+		// written: it stays for Verify to name, and the chain goes on
+		// from the last record that parses.
 		var r Record
-		if json.Unmarshal(line, &r) != nil {
-			return head, end, nil
+		if json.Unmarshal(line, &r) == nil {
+			head = Head{Seq: r.Seq, Hash: r.Hash}
 		}
-		head = Head{Seq: r.Seq, Hash: r.Hash}
 		end = off
 	}
 }
@@ -236,6 +240,32 @@ func (l *Log) Close() error {
 	return l.f.Close()
 }
 
+// syncGap caps how long the writer waits between two fsyncs. Under load
+// fsyncs come back to back; each one is a journal commit of the file
+// system, which raft's log needs too. Waiting, after an fsync, as long as
+// that fsync took lets more records share the next one and leaves the
+// journal to raft: when the disk is idle an fsync is quick and nobody
+// waits; when it is busy fsyncs slow down and batches grow. On the 2-core
+// bench machine fsyncing at once held 256 writers on 64 names to 4,300
+// writes/s (11,000 without the trail).
+const syncGap = 2 * time.Millisecond
+
+// drain adds what is queued (up to a bound) to batch without waiting.
+func (l *Log) drain(batch []request) []request {
+	for len(batch) < 4096 {
+		select {
+		case q, ok := <-l.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, q)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 // run is the writer: it takes a batch of queued records, chains and
 // writes them, and fsyncs when a caller waits or a second has passed.
 func (l *Log) run() {
@@ -244,6 +274,8 @@ func (l *Log) run() {
 	defer tick.Stop()
 	w := bufio.NewWriterSize(l.f, 1<<16)
 	dirty := false
+	var lastSync time.Time
+	var syncTook time.Duration
 	var batch []request
 	for {
 		select {
@@ -254,27 +286,23 @@ func (l *Log) run() {
 				}
 				return
 			}
-			batch = append(batch[:0], q)
-		drain:
-			for len(batch) < 1024 {
-				select {
-				case q, ok := <-l.reqs:
-					if !ok {
-						break drain
-					}
-					batch = append(batch, q)
-				default:
-					break drain
-				}
-			}
+			batch = l.drain(append(batch[:0], q))
 			dirty = true
-			needSync := false
-			for _, q := range batch {
-				needSync = needSync || q.sync
+			needSync := slices.ContainsFunc(batch, func(q request) bool { return q.sync })
+			if needSync {
+				// Spacing fsyncs lets more records share one: wait, since
+				// the last fsync, as long as that fsync took (see syncGap).
+				if wait := min(syncTook, syncGap) - time.Since(lastSync); wait > 0 {
+					time.Sleep(wait)
+					batch = l.drain(batch)
+				}
 			}
 			err := l.write(w, batch)
 			if err == nil && needSync {
+				t0 := time.Now()
 				err = l.f.Sync()
+				lastSync = time.Now()
+				syncTook = lastSync.Sub(t0)
 				dirty = false
 			}
 			if err != nil {
@@ -314,17 +342,19 @@ func (l *Log) write(w *bufio.Writer, batch []request) error {
 		r := q.rec
 		r.Seq = head.Seq + 1
 		r.Prev = head.Hash
-		h, err := chainHash(r)
+		// One encoding serves the hash and the line: the hash is the last
+		// field and is left out of what it covers.
+		data, err := json.Marshal(r)
 		if err != nil {
-			return err
+			return fmt.Errorf("encode audit record: %w", err)
 		}
-		r.Hash = h
-		line, err := jsonLine(r)
-		if err != nil {
-			return err
-		}
-		w.WriteString(line)
-		head = Head{Seq: r.Seq, Hash: r.Hash}
+		sum := sha256.New()
+		sum.Write([]byte(r.Prev))
+		sum.Write(data)
+		h := hex.EncodeToString(sum.Sum(nil))
+		w.Write(data[:len(data)-1])
+		w.WriteString(`,"hash":"` + h + "\"}\n")
+		head = Head{Seq: r.Seq, Hash: h}
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write audit log: %w", err)
@@ -491,13 +521,4 @@ func Verify(path string, anchors ...Head) (Result, error) {
 	}
 	res.OK = true
 	return res, nil
-}
-
-// jsonLine encodes a record as one line of the trail.
-func jsonLine(r Record) (string, error) {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return "", fmt.Errorf("encode audit record: %w", err)
-	}
-	return string(data) + "\n", nil
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,4 +177,33 @@ func hashAt(t *testing.T, ls []string, i int) string {
 	var h string
 	Read(path, Filter{}, func(r Record) bool { h = r.Hash; return false })
 	return h
+}
+
+func TestReopenKeepsADamagedRecord(t *testing.T) {
+	path, _ := writeTrail(t, 5)
+	ls := lines(t, path)
+	ls[2] = "{damaged\n"
+	save(t, path, ls)
+	l, err := Open(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.AppendSync(context.Background(), Record{Principal: "bob"})
+	l.Close()
+	if got := len(lines(t, path)); got != 6 {
+		t.Fatalf("lines after reopen = %d, want 6 (nothing cut)", got)
+	}
+	res, _ := Verify(path)
+	if res.OK || res.Problem == nil || res.Problem.Seq != 3 {
+		t.Fatalf("Verify = %+v %+v, want record 3 named", res, res.Problem)
+	}
+}
+
+// jsonLine encodes a record as one line of the trail.
+func jsonLine(r Record) (string, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	return string(data) + "\n", nil
 }
