@@ -206,3 +206,40 @@ func TestEvidenceReport(t *testing.T) {
 		t.Errorf("CSV sections: %v", sections)
 	}
 }
+
+// TestAuditCutWhileDown: a trail cut short while its node was down is
+// found at start-up and recorded in raft as an incident, which 'audit
+// verify' keeps reporting after the anchors that showed it are gone.
+func TestAuditCutWhileDown(t *testing.T) {
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	n := c.Nodes[0]
+	waitFor(t, 20*time.Second, "an anchor", func() bool {
+		out, _, _ := c.CLI("audit", "verify", "-o", "json")
+		var v struct{ Nodes []struct{ Anchors int } }
+		json.Unmarshal([]byte(out), &v)
+		return len(v.Nodes) == 1 && v.Nodes[0].Anchors > 0
+	})
+	n.Stop()
+	path := filepath.Join(n.Dir, "audit", "audit.jsonl")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if err := os.WriteFile(path, bytes.Join(lines[:2], nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.Restart()
+	c.WaitReady(n)
+	var out string
+	waitFor(t, 20*time.Second, "the start-up incident", func() bool {
+		out, _, _ = c.CLI("audit", "verify")
+		return strings.Contains(out, "INCIDENT at start-up")
+	})
+	if !strings.Contains(out, "removed from the end") {
+		t.Fatalf("verify after a cut: %s", out)
+	}
+	if !strings.Contains(n.Log(), "fails verification") {
+		t.Error("the node did not log the failed check")
+	}
+}
