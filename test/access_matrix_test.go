@@ -76,6 +76,8 @@ var accessMatrix = []struct{ method, pattern, who string }{
 	{"DELETE", "/v1/agents/{id}", "Adm DAA"},
 	{"POST", "/v1/agents/enroll", "public"},
 	{"POST", "/v1/agents/renew", "agent"},
+	{"GET", "/v1/agents/watch", "agent"},
+	{"POST", "/v1/agents/report", "agent"},
 	{"GET", "/v1/audit/records", "Adm R"},
 	{"POST", "/v1/audit/verify", "Adm R"},
 	{"GET", "/v1/report", "Adm R"},

@@ -86,6 +86,7 @@ func (n *Node) agentRoutes(vault func(string, string, http.HandlerFunc, ...acces
 	vault("DELETE", "/v1/agents/{id}", n.handleRevokeAgent, access.AgentsManage)
 	public("POST", "/v1/agents/enroll", n.leaderOnly(n.handleEnroll))
 	add(Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, n.agentOnly(n.handleAgentRenew))
+	n.agentProtocolRoutes(add)
 }
 
 // leaderOnly hands a public write to the leader.
@@ -599,7 +600,13 @@ func (n *Node) handleGetAgent(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, notFound("AgentNotFound", "no agent has ID %q ('certvault agent list' shows them)", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	writeJSON(w, http.StatusOK, AgentStatus{AgentRecord: rec, Bindings: n.agentBindings(rec.ID)})
+}
+
+// AgentStatus is an agent with what it last reported per binding.
+type AgentStatus struct {
+	AgentRecord
+	Bindings []BindingState `json:"bindings"`
 }
 
 func (n *Node) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {

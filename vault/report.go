@@ -41,6 +41,7 @@ func (n *Node) handleReport(w http.ResponseWriter, r *http.Request) {
 		rep.Since = &s
 	}
 	certNames := n.reportRotation(rep, since)
+	n.reportDeliveries(rep, since)
 	n.reportAccess(rep, certNames)
 	if err := n.reportReads(r, rep, since); err != nil {
 		n.fail(w, r, err)
@@ -100,6 +101,26 @@ func (n *Node) reportRotation(rep *report.Report, since time.Time) []string {
 		rep.Certificates = append(rep.Certificates, rc)
 	}
 	return names
+}
+
+// reportDeliveries fills section (b) from the agents' install reports.
+func (n *Node) reportDeliveries(rep *report.Report, since time.Time) {
+	agents := map[string]AgentRecord{}
+	for _, a := range n.agents() {
+		agents[a.ID] = a
+	}
+	for _, d := range n.deliveries(since) {
+		kind, name, _ := strings.Cut(d.Object, "/")
+		if kind != kindCertificates {
+			continue
+		}
+		detail := d.Detail
+		if d.Hook != nil && d.Hook.Error != "" {
+			detail = strings.TrimSpace(detail + "; reload: " + d.Hook.Error)
+		}
+		rep.Deliveries = append(rep.Deliveries, report.Delivery{Agent: d.Agent, AgentName: agents[d.Agent].Name, Group: agents[d.Agent].Group,
+			Certificate: name, Version: d.Version, Time: d.Time, Result: d.Result, Detail: detail})
+	}
 }
 
 // reportAccess fills section (c), first half: every object and who may

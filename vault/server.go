@@ -365,6 +365,11 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = internalError(err)
 	}
+	if ae.Status == http.StatusServiceUnavailable {
+		// Elections and catch-up take about a second; agents back off
+		// at least this long.
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -97,13 +98,34 @@ life. Give an agent group access with a role assignment to group:NAME.`,
 			if g.output == "json" {
 				return printJSON(out, raw)
 			}
-			var r agentRecord
+			var r struct {
+				agentRecord
+				Bindings []struct {
+					Time                                      time.Time
+					Object, Version, Result, Detail, Previous string
+					Drift                                     []string
+					Timings                                   map[string]int64
+				}
+			}
 			json.Unmarshal(raw, &r)
 			tw := table(out)
 			for _, kv := range [][2]string{{"ID", r.ID}, {"Name", r.Name}, {"Group", r.Group}, {"State", r.state()},
-				{"Certificate serial", r.Serial}, {"Certificate expires", fmtTime(&r.NotAfter)},
+				{"Identity serial", r.Serial}, {"Identity expires", fmtTime(&r.NotAfter)},
 				{"Enrolled", fmtTime(&r.Enrolled) + " from " + r.Source}, {"Renewed", fmtTime(&r.Renewed)}} {
 				fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(out)
+			tw = table(out)
+			fmt.Fprintln(tw, "OBJECT\tVERSION\tRESULT\tREPORTED\tSWAP MS\tDETAIL")
+			for _, b := range r.Bindings {
+				detail := b.Detail
+				if len(b.Drift) > 0 {
+					detail = strings.TrimSpace(detail + " drift: " + strings.Join(b.Drift, ","))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", b.Object, b.Version, b.Result, fmtTime(&b.Time), b.Timings["swap"], dash(detail))
 			}
 			return tw.Flush()
 		},

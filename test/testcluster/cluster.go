@@ -34,7 +34,9 @@ var (
 )
 
 // Binaries builds certvaultd and certvault (with -race when the test
-// binary has it) once per process and returns their paths.
+// binary has it) and certvault-agent (static, CGO_ENABLED=0) once per
+// process and returns the paths of the first two (AgentBinary gives the
+// third).
 func Binaries(t testing.TB) (daemon, cli string) {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -47,14 +49,18 @@ func Binaries(t testing.TB) (daemon, cli string) {
 			buildErr = err
 			return
 		}
-		for _, b := range []string{"certvaultd", "certvault"} {
+		for _, b := range []string{"certvaultd", "certvault", "certvault-agent"} {
 			args := []string{"build", "-o", filepath.Join(binDir, b)}
-			if raceEnabled {
+			if raceEnabled && b != "certvault-agent" {
 				args = append(args, "-race")
 			}
 			args = append(args, "./cmd/"+b)
 			cmd := exec.Command("go", args...)
 			cmd.Dir = root
+			if b == "certvault-agent" {
+				// As shipped: a static binary.
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", b, err, out)
 				return
@@ -65,6 +71,12 @@ func Binaries(t testing.TB) (daemon, cli string) {
 		t.Fatal(buildErr)
 	}
 	return filepath.Join(binDir, "certvaultd"), filepath.Join(binDir, "certvault")
+}
+
+// AgentBinary returns the path of the certvault-agent built by Binaries.
+func AgentBinary(t testing.TB) string {
+	Binaries(t)
+	return filepath.Join(binDir, "certvault-agent")
 }
 
 func moduleRoot() (string, error) {

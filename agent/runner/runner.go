@@ -1,0 +1,688 @@
+// Package runner is the certvault-agent's main loop: it long-polls the
+// vault for the target versions of the configured bindings, installs a
+// new version atomically, runs the reload hook and the health check,
+// rolls back when either fails, reports each outcome, puts back files
+// changed under it, and reloads its configuration on SIGHUP or when the
+// file changes. It keeps serving what it installed while the vault is
+// unreachable: an outage never deletes or changes installed files.
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/certvault/certvault/agent/config"
+	"github.com/certvault/certvault/agent/enroll"
+	"github.com/certvault/certvault/agent/hook"
+	"github.com/certvault/certvault/agent/install"
+	"github.com/certvault/certvault/agent/sdnotify"
+	"github.com/certvault/certvault/agent/tlscheck"
+	"github.com/certvault/certvault/agent/vaultclient"
+	"github.com/fsnotify/fsnotify"
+)
+
+// Options configure Run. The zero value of every field but ConfigPath
+// works.
+type Options struct {
+	// ConfigPath is the YAML configuration (agent.yaml).
+	ConfigPath string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// PollWait is how long one long poll is held (default 30 s; each poll
+	// is jittered by ±20 %).
+	PollWait time.Duration
+	// DriftInterval is how often every binding is checked for drift even
+	// without a file event (default 1 min).
+	DriftInterval time.Duration
+}
+
+// binding is one configured certificate or secret, resolved.
+type binding struct {
+	key        string // Object + "→" + path
+	kind, name string
+	object     string
+	path       string // certificate dir or secret file
+	target     install.Target
+	files      install.Files // certificates
+	file       string        // secrets: base name
+	pfxPass    string
+	reload     []string
+	timeout    time.Duration
+	check      *config.Check
+	names      []string // names the leaf must carry
+}
+
+// agent is the running state of Run.
+type agent struct {
+	opts     Options
+	log      *slog.Logger
+	cfg      *config.Config
+	bindings []*binding
+	id       *enroll.Identity
+	vc       *vaultclient.Client
+	st       *State
+	notify   *sdnotify.Notifier
+	// content is what each binding's current version holds, by base name:
+	// what Repair writes back.
+	content map[string]map[string][]byte
+	// pending reports wait for the vault to answer again.
+	pending []vaultclient.Report
+}
+
+// Run runs the agent until ctx is done. A configuration that does not
+// load, or a missing identity, stops it before anything is installed.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.PollWait <= 0 {
+		opts.PollWait = 30 * time.Second
+	}
+	if opts.DriftInterval <= 0 {
+		opts.DriftInterval = time.Minute
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	a := &agent{opts: opts, log: opts.Logger, notify: sdnotify.New(), content: map[string]map[string][]byte{}}
+	if err := a.apply(cfg); err != nil {
+		return err
+	}
+	if a.id, err = enroll.Load(cfg.StateDir); err != nil {
+		return err
+	}
+	if a.vc, err = vaultclient.New(cfg.Vault, a.id.TLSConfig()); err != nil {
+		return err
+	}
+	if a.st, err = LoadState(cfg.StateDir); err != nil {
+		return err
+	}
+	go a.id.RenewLoop(ctx, cfg.Vault, cfg.StateDir, func(f string, args ...any) { a.log.Info(fmt.Sprintf(f, args...)) })
+
+	// What was installed before a restart is served as is; drift is put
+	// back from the version directories.
+	for _, b := range a.bindings {
+		a.loadContent(b)
+		a.repair(ctx, b, "start")
+	}
+	a.save()
+
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch files: %w", err)
+	}
+	defer watcher.Close()
+	a.watchFiles(watcher)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	a.notify.Ready(a.statusLine())
+	a.log.Info("agent running", "vault", cfg.Vault, "bindings", len(a.bindings), "agent", a.id.AgentID)
+	var wd <-chan time.Time
+	if iv := sdnotify.WatchdogInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		wd = t.C
+	}
+	driftTick := time.NewTicker(opts.DriftInterval)
+	defer driftTick.Stop()
+
+	results := make(chan watchResult, 1)
+	var pollCancel context.CancelFunc
+	startPoll := func() {
+		if pollCancel != nil {
+			pollCancel()
+		}
+		var pctx context.Context
+		pctx, pollCancel = context.WithCancel(ctx)
+		go a.poll(pctx, a.objects(), a.st.Index, results)
+	}
+	startPoll()
+	defer func() { pollCancel() }()
+
+	var driftDue <-chan time.Time // debounce of file events
+	for {
+		select {
+		case <-ctx.Done():
+			a.notify.Stopping()
+			a.save()
+			return nil
+		case <-wd:
+			a.notify.Watchdog()
+		case r := <-results:
+			a.handle(ctx, r)
+			a.flushReports(ctx)
+			a.save()
+			a.notify.Status(a.statusLine())
+			a.watchFiles(watcher)
+			startPoll()
+		case ev, ok := <-watcher.Events:
+			if !ok {
+				return errors.New("file watcher stopped")
+			}
+			if filepath.Clean(ev.Name) == filepath.Clean(opts.ConfigPath) {
+				if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) {
+					if a.reload() {
+						a.watchFiles(watcher)
+						startPoll()
+					}
+				}
+				continue
+			}
+			if driftDue == nil {
+				driftDue = time.After(200 * time.Millisecond)
+			}
+		case err := <-watcher.Errors:
+			a.log.Warn("file watcher", "err", err)
+		case <-driftDue:
+			driftDue = nil
+			a.checkDrift(ctx)
+			a.watchFiles(watcher)
+		case <-driftTick.C:
+			a.checkDrift(ctx)
+			a.flushReports(ctx)
+		case <-hup:
+			a.log.Info("SIGHUP: reloading the configuration")
+			if a.reload() {
+				a.watchFiles(watcher)
+				startPoll()
+			}
+		}
+	}
+}
+
+// apply resolves a loaded configuration into bindings.
+func (a *agent) apply(cfg *config.Config) error {
+	var bs []*binding
+	for i := range cfg.Certificates {
+		c := &cfg.Certificates[i]
+		b := &binding{kind: "certificates", name: c.Name, path: c.Dir, reload: c.Reload, timeout: c.Timeout, check: c.Check,
+			files:  install.Files{Cert: c.Files.Cert, Chain: c.Files.Chain, Fullchain: c.Files.Fullchain, Key: c.Files.Key, Combined: c.Files.Combined, PFX: c.Files.PFX},
+			target: install.Target{Dir: c.Dir, Name: c.Name, UID: c.UID, GID: c.GID, Mode: c.Mode}}
+		if c.PFXPasswordFile != "" {
+			pw, err := os.ReadFile(c.PFXPasswordFile)
+			if err != nil {
+				return fmt.Errorf("read pfx_password_file: %w", err)
+			}
+			b.pfxPass = strings.TrimRight(string(pw), "\r\n")
+		}
+		if c.Check != nil && c.Check.ServerName != "" {
+			b.names = []string{c.Check.ServerName}
+		}
+		bs = append(bs, b)
+	}
+	for i := range cfg.Secrets {
+		s := &cfg.Secrets[i]
+		bs = append(bs, &binding{kind: "secrets", name: s.Name, path: s.File, file: filepath.Base(s.File), reload: s.Reload, timeout: s.Timeout,
+			target: install.Target{Dir: filepath.Dir(s.File), Name: s.Name, UID: s.UID, GID: s.GID, Mode: s.Mode}})
+	}
+	for _, b := range bs {
+		b.object = b.kind + "/" + b.name
+		b.key = b.object + "→" + b.path
+	}
+	a.cfg, a.bindings = cfg, bs
+	return nil
+}
+
+// reload loads the configuration again; a bad one is refused and the
+// running one kept.
+func (a *agent) reload() bool {
+	cfg, err := config.Load(a.opts.ConfigPath)
+	if err != nil {
+		a.log.Error("the changed configuration does not load; keeping the running one", "err", err)
+		return false
+	}
+	if cfg.Vault != a.cfg.Vault || cfg.StateDir != a.cfg.StateDir {
+		a.log.Warn("vault and state_dir changes take effect at the next restart")
+		cfg.Vault, cfg.StateDir = a.cfg.Vault, a.cfg.StateDir
+	}
+	if err := a.apply(cfg); err != nil {
+		a.log.Error("the changed configuration does not load; keeping the running one", "err", err)
+		return false
+	}
+	for _, b := range a.bindings {
+		if _, ok := a.content[b.key]; !ok {
+			a.loadContent(b)
+		}
+	}
+	a.log.Info("configuration reloaded", "bindings", len(a.bindings))
+	return true
+}
+
+// objects lists the bound objects with the version each holds (the
+// oldest held across bindings of one object, so that any binding behind
+// makes the vault answer at once).
+func (a *agent) objects() []vaultclient.Object {
+	held := map[string]string{}
+	var order []string
+	for _, b := range a.bindings {
+		v := ""
+		if s := a.st.Bindings[b.key]; s != nil {
+			v = s.Version
+			if s.Failed != "" && s.Target == s.Failed {
+				v = s.Failed // don't be woken for the version that failed
+			}
+		}
+		if prev, ok := held[b.object]; !ok {
+			order = append(order, b.object)
+			held[b.object] = v
+		} else if prev != v {
+			held[b.object] = "" // bindings disagree: ask for the target at once
+		}
+	}
+	out := make([]vaultclient.Object, 0, len(order))
+	for _, o := range order {
+		kind, name, _ := strings.Cut(o, "/")
+		out = append(out, vaultclient.Object{Kind: kind, Name: name, Held: held[o]})
+	}
+	return out
+}
+
+type watchResult struct {
+	res *vaultclient.WatchResult
+	err error
+}
+
+// poll runs one long poll, retrying with capped, jittered backoff (and
+// the vault's Retry-After) until it gets an answer or ctx ends.
+func (a *agent) poll(ctx context.Context, objs []vaultclient.Object, index uint64, out chan<- watchResult) {
+	delay := time.Second
+	for attempt := 0; ; attempt++ {
+		wait := time.Duration(float64(a.opts.PollWait) * (0.8 + 0.4*rand.Float64()))
+		res, err := a.vc.Watch(ctx, objs, index, wait)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			select {
+			case out <- watchResult{res: res}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		if attempt == 0 {
+			// Tell the loop once, so status shows the outage.
+			select {
+			case out <- watchResult{err: err}:
+			case <-ctx.Done():
+				return
+			}
+			return
+		}
+		d := max(vaultclient.RetryAfter(err), time.Duration(float64(delay)*(0.5+rand.Float64())))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		delay = min(delay*2, time.Minute)
+	}
+}
+
+// handle acts on a watch answer: install what changed.
+func (a *agent) handle(ctx context.Context, r watchResult) {
+	if r.err != nil {
+		if a.st.VaultOK || a.st.LastVaultError == "" {
+			a.log.Warn("vault unreachable; serving what is installed", "err", r.err)
+		}
+		a.st.VaultOK, a.st.LastVaultError = false, r.err.Error()
+		// Back off before the next poll: the loop restarts it at once.
+		d := max(vaultclient.RetryAfter(r.err), time.Duration(float64(2*time.Second)*(0.5+rand.Float64())))
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+		return
+	}
+	if !a.st.VaultOK && a.st.LastVaultError != "" {
+		a.log.Info("vault reachable again")
+	}
+	a.st.VaultOK, a.st.LastVaultError = true, ""
+	a.st.Index = r.res.Index
+	targets := map[string]vaultclient.Target{}
+	for _, t := range r.res.Objects {
+		targets[t.Kind+"/"+t.Name] = t
+	}
+	for _, b := range a.bindings {
+		t, ok := targets[b.object]
+		if !ok {
+			continue
+		}
+		s := a.bindingState(b)
+		s.Target = t.Version
+		s.LastCheck = time.Now().UTC()
+		switch {
+		case t.Error != "":
+			if s.LastError != t.Error {
+				a.log.Warn("the vault will not give this binding its object", "object", b.object, "path", b.path, "err", t.Error)
+			}
+			s.LastError = t.Error
+		case t.Version == "" || t.Version == s.Version:
+		case t.Version == s.Failed:
+			// Failed before: not tried again until a new version comes.
+		default:
+			a.install(ctx, b, t.Version)
+		}
+	}
+}
+
+func (a *agent) bindingState(b *binding) *BindingState {
+	s := a.st.Bindings[b.key]
+	if s == nil {
+		s = &BindingState{Object: b.object, Path: b.path}
+		a.st.Bindings[b.key] = s
+	}
+	return s
+}
+
+// rendered is a fetched version made into files.
+type rendered struct {
+	files   map[string][]byte
+	bundle  *install.Bundle
+	serial  string
+	expires time.Time
+}
+
+// fetch gets a version from the vault and renders the binding's files.
+func (a *agent) fetch(ctx context.Context, b *binding, version string) (*rendered, error) {
+	v, err := a.vc.Fetch(ctx, b.name, version)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s version %s: %w", b.object, version, err)
+	}
+	if b.kind == "secrets" {
+		return &rendered{files: map[string][]byte{b.file: []byte(v.Value)}}, nil
+	}
+	bundle, err := install.ParseBundle(version, v.ContentType, v.Value)
+	if err != nil {
+		return nil, err
+	}
+	if err := install.Check(bundle, time.Now(), b.names); err != nil {
+		return nil, err
+	}
+	files, err := install.Render(bundle, b.files, b.pfxPass)
+	if err != nil {
+		return nil, err
+	}
+	return &rendered{files: files, bundle: &bundle, serial: strings.ToUpper(bundle.Leaf.SerialNumber.Text(16)), expires: bundle.Leaf.NotAfter}, nil
+}
+
+// install puts version in place for b: fetch, check, write and swap,
+// reload, health check; on a failed reload or check it switches back,
+// reloads again and remembers the version as failed.
+func (a *agent) install(ctx context.Context, b *binding, version string) {
+	s := a.bindingState(b)
+	rep := vaultclient.Report{Object: b.object, Binding: b.path, Version: version, Previous: s.Version, Timings: map[string]int64{}}
+	t0 := time.Now()
+	r, err := a.fetch(ctx, b, version)
+	rep.Timings["fetch"] = time.Since(t0).Milliseconds()
+	if err != nil {
+		var ve *vaultclient.Error
+		if errors.As(err, &ve) || ctx.Err() != nil {
+			// The vault did not answer: try again at the next poll.
+			s.LastError = err.Error()
+			a.log.Warn("fetch failed; will retry", "object", b.object, "version", version, "err", err)
+			return
+		}
+		a.fail(ctx, b, s, &rep, version, "the version does not pass the agent's checks: "+err.Error())
+		return
+	}
+	rep.Serial = r.serial
+	res, err := install.Install(b.target, version, r.files)
+	if err != nil {
+		a.fail(ctx, b, s, &rep, version, "install: "+err.Error())
+		return
+	}
+	rep.Timings["swap"] = res.Swap.Milliseconds()
+	a.content[b.key] = r.files
+	if !res.Changed {
+		s.Version, s.Hashes, s.LastResult, s.LastError = version, hashes(r.files), "unchanged", ""
+		rep.Result = "unchanged"
+		a.queueReport(rep)
+		return
+	}
+	a.log.Info("installed", "object", b.object, "path", b.path, "version", version, "previous", res.Previous, "swap", res.Swap)
+	if msg := a.reloadAndCheck(ctx, b, version, r, &rep, "install"); msg != "" {
+		// Switch back to what was served before, and reload it.
+		if res.Previous != "" {
+			if err := install.Switch(b.target, res.Previous); err != nil {
+				msg += "; switching back failed: " + err.Error()
+			} else {
+				a.runReload(ctx, b, res.Previous, nil, "rollback")
+				a.loadContent(b)
+				rep.Result = "rolled-back"
+			}
+		}
+		if rep.Result == "" {
+			rep.Result = "failed"
+		}
+		a.log.Error("new version failed; rolled back", "object", b.object, "path", b.path, "version", version, "to", res.Previous, "why", msg)
+		s.Failed, s.LastResult, s.LastError = version, rep.Result, msg
+		rep.Detail = msg
+		a.queueReport(rep)
+		return
+	}
+	s.Version, s.Serial, s.Expires, s.Hashes = version, r.serial, r.expires, hashes(r.files)
+	s.Failed, s.LastResult, s.LastError, s.LastChange = "", "installed", "", time.Now().UTC()
+	rep.Result = "installed"
+	a.queueReport(rep)
+}
+
+// fail records a version that cannot be installed at all.
+func (a *agent) fail(ctx context.Context, b *binding, s *BindingState, rep *vaultclient.Report, version, msg string) {
+	a.log.Error("version not installed", "object", b.object, "path", b.path, "version", version, "why", msg)
+	s.Failed, s.LastResult, s.LastError = version, "failed", msg
+	rep.Result, rep.Detail = "failed", msg
+	a.queueReport(*rep)
+}
+
+// reloadAndCheck runs the reload hook and the health check; it returns
+// why they failed, or "".
+func (a *agent) reloadAndCheck(ctx context.Context, b *binding, version string, r *rendered, rep *vaultclient.Report, event string) string {
+	if len(b.reload) > 0 {
+		t := time.Now()
+		hr := a.runReload(ctx, b, version, r, event)
+		rep.Timings["hook"] = time.Since(t).Milliseconds()
+		rep.Hook = &vaultclient.HookReport{ExitCode: hr.ExitCode, DurationMS: hr.Duration.Milliseconds()}
+		if hr.Err != nil {
+			rep.Hook.Error = hr.Err.Error()
+			out := strings.TrimSpace(hr.Output)
+			if len(out) > 300 {
+				out = "..." + out[len(out)-300:]
+			}
+			return fmt.Sprintf("reload %q: %v: %s", strings.Join(b.reload, " "), hr.Err, out)
+		}
+	}
+	if b.check != nil && b.check.TLS != "" && r.bundle != nil {
+		t := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, b.timeout)
+		err := tlscheck.WaitServes(cctx, b.check.TLS, b.check.ServerName, r.bundle.Leaf)
+		cancel()
+		rep.Timings["check"] = time.Since(t).Milliseconds()
+		rep.Check = &vaultclient.CheckReport{OK: err == nil}
+		if err != nil {
+			rep.Check.Detail = err.Error()
+			return "health check: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// runReload runs b's reload command with the binding in its environment.
+func (a *agent) runReload(ctx context.Context, b *binding, version string, r *rendered, event string) hook.Result {
+	if len(b.reload) == 0 {
+		return hook.Result{}
+	}
+	env := []string{"CERTVAULT_EVENT=" + event, "CERTVAULT_OBJECT=" + b.object, "CERTVAULT_NAME=" + b.name,
+		"CERTVAULT_VERSION=" + version, "CERTVAULT_DIR=" + b.target.Dir}
+	if r != nil && r.serial != "" {
+		env = append(env, "CERTVAULT_SERIAL="+r.serial, "CERTVAULT_EXPIRES="+r.expires.UTC().Format(time.RFC3339))
+	}
+	for role, f := range map[string]string{"CERT": b.files.Cert, "CHAIN": b.files.Chain, "FULLCHAIN": b.files.Fullchain,
+		"KEY": b.files.Key, "COMBINED": b.files.Combined, "PFX": b.files.PFX, "FILE": b.file} {
+		if f != "" {
+			env = append(env, "CERTVAULT_"+role+"_FILE="+filepath.Join(b.target.Dir, f))
+		}
+	}
+	slices.Sort(env)
+	return hook.Run(ctx, hook.Command{Argv: b.reload, Env: env, Timeout: b.timeout})
+}
+
+// loadContent reads what b's current version holds, if it matches the
+// hashes recorded at install (a changed version directory is refetched).
+func (a *agent) loadContent(b *binding) {
+	s := a.st.Bindings[b.key]
+	if s == nil || s.Version == "" {
+		return
+	}
+	dir := filepath.Join(b.target.Dir, ".certvault", b.target.Name, "current")
+	files := map[string][]byte{}
+	for name, sum := range s.Hashes {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || hash(data) != sum {
+			a.log.Warn("the installed version's files were changed or removed; fetching it again", "object", b.object, "path", b.path, "file", name)
+			delete(a.content, b.key)
+			s.Version = "" // the next poll answers at once with the target
+			return
+		}
+		files[name] = data
+	}
+	a.content[b.key] = files
+}
+
+// checkDrift puts back every binding's files changed or removed under it.
+func (a *agent) checkDrift(ctx context.Context) {
+	for _, b := range a.bindings {
+		a.repair(ctx, b, "drift")
+	}
+	a.flushReports(ctx)
+	a.save()
+}
+
+// repair compares what readers see with the installed version and puts
+// it back, reporting the drift.
+func (a *agent) repair(ctx context.Context, b *binding, why string) {
+	files := a.content[b.key]
+	s := a.st.Bindings[b.key]
+	if files == nil || s == nil || s.Version == "" {
+		return
+	}
+	drift, err := install.Drift(b.target, files)
+	if err != nil {
+		a.log.Warn("drift check", "object", b.object, "path", b.path, "err", err)
+		return
+	}
+	if len(drift) == 0 {
+		return
+	}
+	if err := install.Repair(b.target, files); err != nil {
+		a.log.Error("could not put back changed files", "object", b.object, "path", b.path, "drift", drift, "err", err)
+		s.LastError = "repair: " + err.Error()
+		return
+	}
+	a.log.Warn("files changed under the agent were put back", "object", b.object, "path", b.path, "files", drift, "found", why)
+	s.LastResult, s.LastError, s.LastChange = "repaired", "", time.Now().UTC()
+	a.queueReport(vaultclient.Report{Object: b.object, Binding: b.path, Version: s.Version, Result: "repaired", Drift: drift})
+	_ = ctx
+}
+
+// watchFiles (re)adds fsnotify watches: the configuration's directory and
+// each binding's directory and current version directory.
+func (a *agent) watchFiles(w *fsnotify.Watcher) {
+	want := map[string]bool{filepath.Dir(a.opts.ConfigPath): true}
+	for _, b := range a.bindings {
+		want[b.target.Dir] = true
+		if cur, err := filepath.EvalSymlinks(filepath.Join(b.target.Dir, ".certvault", b.target.Name, "current")); err == nil {
+			want[cur] = true
+		}
+	}
+	have := map[string]bool{}
+	for _, p := range w.WatchList() {
+		have[p] = true
+		if !want[p] {
+			w.Remove(p)
+		}
+	}
+	for p := range want {
+		if !have[p] {
+			if err := w.Add(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				a.log.Debug("watch", "path", p, "err", err)
+			}
+		}
+	}
+}
+
+// queueReport keeps a report until the vault takes it.
+func (a *agent) queueReport(r vaultclient.Report) {
+	a.pending = append(a.pending, r)
+	if len(a.pending) > 100 {
+		a.pending = a.pending[len(a.pending)-100:]
+	}
+}
+
+// flushReports sends the queued reports, stopping at the first failure.
+func (a *agent) flushReports(ctx context.Context) {
+	for len(a.pending) > 0 {
+		if err := a.vc.SendReport(ctx, a.pending[0]); err != nil {
+			var ve *vaultclient.Error
+			if errors.As(err, &ve) && ve.Status == 400 {
+				a.log.Warn("the vault refused a report", "err", err)
+				a.pending = a.pending[1:]
+				continue
+			}
+			return
+		}
+		a.pending = a.pending[1:]
+	}
+}
+
+func (a *agent) save() {
+	if err := a.st.save(a.cfg.StateDir); err != nil {
+		a.log.Error("save state", "err", err)
+	}
+}
+
+// statusLine is systemd's STATUS.
+func (a *agent) statusLine() string {
+	ok, failed := 0, 0
+	for _, b := range a.bindings {
+		if s := a.st.Bindings[b.key]; s != nil && s.Version != "" {
+			ok++
+			if s.LastError != "" {
+				failed++
+			}
+		}
+	}
+	vault := "vault ok"
+	if !a.st.VaultOK {
+		vault = "vault unreachable, serving installed files"
+	}
+	return fmt.Sprintf("%d/%d bindings installed, %d with errors; %s", ok, len(a.bindings), failed, vault)
+}
+
+func hash(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func hashes(files map[string][]byte) map[string]string {
+	out := make(map[string]string, len(files))
+	for k, v := range files {
+		out[k] = hash(v)
+	}
+	return out
+}

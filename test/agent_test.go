@@ -1,0 +1,264 @@
+package test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certvault/certvault/test/nginxtest"
+	"github.com/certvault/certvault/test/testcluster"
+)
+
+// agentProc is a running certvault-agent.
+type agentProc struct {
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startAgent(t *testing.T, bin, cfg string) *agentProc {
+	t.Helper()
+	a := &agentProc{cmd: exec.Command(bin, "run", "--config", cfg, "--log-level", "debug"), log: &lockedBuffer{}, done: make(chan struct{})}
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { a.cmd.Wait(); close(a.done) }()
+	t.Cleanup(func() {
+		a.kill()
+		if t.Failed() {
+			t.Logf("--- agent log ---\n%s", a.log.String())
+		}
+	})
+	return a
+}
+
+func (a *agentProc) kill() {
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+}
+
+// placeholder writes a self-signed certificate and key, so that nginx can
+// start before the agent installs the real one.
+func placeholder(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "placeholder"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"www.example.com"}}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.MkdirAll(filepath.Dir(certFile), 0o755)
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// currentSerial returns the serial (upper-case hex) of certificate
+// name's current version, from the CLI.
+func currentSerial(t *testing.T, c *testcluster.Cluster, name string) string {
+	t.Helper()
+	out := mustCLI(t, c, "cert", "get", name, "-o", "json")
+	var cert struct {
+		Cer []byte `json:"cer"`
+	}
+	if err := json.Unmarshal([]byte(out), &cert); err != nil || len(cert.Cer) == 0 {
+		t.Fatalf("cert get %s: %q", name, out)
+	}
+	leaf, err := x509.ParseCertificate(cert.Cer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ToUpper(leaf.SerialNumber.Text(16))
+}
+
+func servedSerial(ng *nginxtest.Server) string {
+	leaf, err := ng.Served("www.example.com")
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return strings.ToUpper(leaf.SerialNumber.Text(16))
+}
+
+// TestAgentNginx is the agent against a real nginx: first install, a
+// rotation picked up and served within seconds, a broken reload rolled
+// back (the old serial stays served, the failure is reported and not
+// retried), the vault stopped (the agent keeps serving and puts back a
+// deleted key), the vault back (the agent catches up), PKCS#12 output,
+// modes and owners, and a secret binding.
+func TestAgentNginx(t *testing.T) {
+	nginxtest.Binary(t)
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	agentBin := testcluster.AgentBinary(t)
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.json")
+	mustCLI(t, c, "cert", "policy", "new", "--subject", "CN=www.example.com", "--san", "www.example.com", "--out", policy)
+	rotate := func() string {
+		t.Helper()
+		mustCLI(t, c, "cert", "create", "www", "--policy", policy)
+		mustCLI(t, c, "cert", "operation", "www", "--wait")
+		return currentSerial(t, c, "www")
+	}
+	v1 := rotate()
+	dbValue := "db-password-value-for-agent-test"
+	testcluster.KnownSecret(dbValue)
+	mustCLI(t, c, "secret", "set", "db-password", "--value", dbValue)
+	mustCLI(t, c, "role", "assign", "Certificate User", "--to", "group:web", "--scope", "/certificates/www")
+	mustCLI(t, c, "role", "assign", "Secrets User", "--to", "group:web", "--scope", "/secrets/db-password")
+
+	tok, fp, _ := agentJoinToken(t, c, "--group", "web")
+	state := filepath.Join(dir, "state")
+	if out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state, "--name", "web-1").CombinedOutput(); err != nil {
+		t.Fatalf("certvault-agent join: %v\n%s", err, out)
+	}
+
+	tlsDir := filepath.Join(dir, "tls", "www")
+	placeholder(t, filepath.Join(tlsDir, "fullchain.pem"), filepath.Join(tlsDir, "key.pem"))
+	ng := nginxtest.Start(t, testcluster.FreeAddr(t), "www.example.com", filepath.Join(tlsDir, "fullchain.pem"), filepath.Join(tlsDir, "key.pem"))
+	secretFile := filepath.Join(dir, "app", "db-password")
+	os.MkdirAll(filepath.Dir(secretFile), 0o755)
+	group := "www-data"
+	if _, err := user.LookupGroup(group); err != nil {
+		group = ""
+	}
+	reload, _ := json.Marshal(ng.ReloadArgv())
+	cfg := filepath.Join(dir, "agent.yaml")
+	writeCfg := func() {
+		data := fmt.Sprintf(`vault: %s
+ca_file: %s
+state_dir: %s
+certificates:
+  - name: www
+    dir: %s
+    files: {cert: cert.pem, chain: chain.pem, fullchain: fullchain.pem, key: key.pem, pfx: www.pfx}
+    mode: "0640"
+    %s
+    reload: %s
+    check: {tls: "%s", server_name: www.example.com}
+    timeout: 10s
+secrets:
+  - name: db-password
+    file: %s
+    mode: "0400"
+`, c.Nodes[0].URL(), c.CACert, state, tlsDir, map[bool]string{true: "group: " + group, false: ""}[group != ""], reload, ng.Addr, secretFile)
+		if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCfg()
+	if out, err := exec.Command(agentBin, "check-config", "--config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("check-config: %v\n%s", err, out)
+	}
+	ag := startAgent(t, agentBin, cfg)
+
+	// First install: nginx serves the vault's certificate.
+	waitFor(t, 30*time.Second, "nginx serves version 1", func() bool { return servedSerial(ng) == v1 })
+	key := filepath.Join(tlsDir, "key.pem")
+	fi, err := os.Stat(key)
+	if err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("key.pem mode: %v %v", fi, err)
+	}
+	if link, err := os.Readlink(key); err != nil || !strings.Contains(link, ".certvault/www/current/") {
+		t.Fatalf("key.pem should be a link into the current version: %q %v", link, err)
+	}
+	if group != "" {
+		g, _ := user.LookupGroup(group)
+		gid, _ := strconv.Atoi(g.Gid)
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != gid || int(st.Uid) != os.Getuid() {
+			t.Fatalf("key.pem owner %d:%d, want %d:%d", st.Uid, st.Gid, os.Getuid(), gid)
+		}
+	}
+	if out, err := exec.Command("openssl", "pkcs12", "-in", filepath.Join(tlsDir, "www.pfx"), "-passin", "pass:", "-nokeys").CombinedOutput(); err != nil || !strings.Contains(string(out), "BEGIN CERTIFICATE") {
+		t.Fatalf("openssl pkcs12: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "secret file", func() bool {
+		data, err := os.ReadFile(secretFile)
+		fi, _ := os.Stat(secretFile)
+		return err == nil && string(data) == dbValue && fi.Mode().Perm() == 0o400
+	})
+
+	// Rotation: the new serial is served within seconds.
+	start := time.Now()
+	v2 := rotate()
+	waitFor(t, 30*time.Second, "nginx serves version 2", func() bool { return servedSerial(ng) == v2 })
+	t.Logf("rotation: new version served by nginx %v after its commit (CLI round trips included)", time.Since(start).Round(time.Millisecond))
+	agentID := strings.TrimSpace(mustCLI(t, c, "agent", "list", "-o", "json"))
+	var agents struct{ Value []struct{ ID string } }
+	json.Unmarshal([]byte(agentID), &agents)
+	if len(agents.Value) != 1 {
+		t.Fatalf("agent list: %s", agentID)
+	}
+	waitFor(t, 10*time.Second, "agent status shows the install", func() bool {
+		out, _, _ := c.CLI("agent", "status", agents.Value[0].ID)
+		return strings.Contains(out, "certificates/www") && strings.Contains(out, "installed")
+	})
+
+	// A reload that leaves nginx on its old configuration: the check
+	// fails, the agent switches back and reports it, once.
+	ng.BreakConfig()
+	v3 := rotate()
+	waitFor(t, 40*time.Second, "rollback reported", func() bool {
+		out, _, _ := c.CLI("agent", "status", agents.Value[0].ID)
+		return strings.Contains(out, "rolled-back")
+	})
+	if got := servedSerial(ng); got != v2 {
+		t.Fatalf("after the rollback nginx serves %s, want the old %s", got, v2)
+	}
+	if link, _ := os.Readlink(filepath.Join(tlsDir, ".certvault", "www", "current")); strings.Contains(link, strings.ToLower(v3)) {
+		t.Fatalf("current still points at the failed version: %s", link)
+	}
+	out, err := exec.Command(agentBin, "status", "--config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rolled-back") {
+		t.Fatalf("certvault-agent status: %v\n%s", err, out)
+	}
+	ng.FixConfig()
+
+	// The vault stops: the agent keeps serving and puts back a deleted key.
+	c.Nodes[0].Stop()
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "key.pem put back while the vault is down", func() bool {
+		_, err := os.Stat(key)
+		return err == nil
+	})
+	if got := servedSerial(ng); got != v2 {
+		t.Fatalf("with the vault down nginx serves %s, want %s", got, v2)
+	}
+	// The vault returns: the agent catches up with a new version.
+	c.Nodes[0].Restart()
+	c.WaitReady(c.Nodes[0])
+	v4 := rotate()
+	waitFor(t, 60*time.Second, "nginx serves version 4 after the outage", func() bool { return servedSerial(ng) == v4 })
+	_ = ag
+}
