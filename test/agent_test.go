@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"os/user"
@@ -222,6 +223,14 @@ secrets:
 		out, _, _ := c.CLI("agent", "status", agents.Value[0].ID)
 		return strings.Contains(out, "certificates/www") && strings.Contains(out, "installed")
 	})
+	if out := mustCLI(t, c, "agent", "list", "--certificate", "www"); !strings.Contains(out, "web-1") || !strings.Contains(out, "certificates/www") || !strings.Contains(out, "installed") {
+		t.Fatalf("agent list --certificate www: %q", out)
+	}
+	// The evidence report says where the certificate went.
+	rep := mustCLI(t, c, "report", "--format", "json")
+	if !strings.Contains(rep, `"agent_name": "web-1"`) || !strings.Contains(rep, `"result": "installed"`) {
+		t.Fatalf("report deliveries: %s", rep)
+	}
 
 	// A reload that leaves nginx on its old configuration: the check
 	// fails, the agent switches back and reports it, once.
@@ -261,4 +270,103 @@ secrets:
 	v4 := rotate()
 	waitFor(t, 60*time.Second, "nginx serves version 4 after the outage", func() bool { return servedSerial(ng) == v4 })
 	_ = ag
+}
+
+// TestAgentKilledMidInstall SIGKILLs the agent at random points while it
+// installs new versions, 50 times: every time, the files readers see are
+// wholly one version (the key matches the certificate, the full chain
+// starts with it, the PKCS#12 holds it), and the next agent finishes the job.
+func TestAgentKilledMidInstall(t *testing.T) {
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	agentBin := testcluster.AgentBinary(t)
+	dir := t.TempDir()
+	mustCLI(t, c, "role", "assign", "Certificate User", "--to", "group:web", "--scope", "/certificates/www")
+	cl := c.Client(c.Nodes[0])
+	policy := map[string]any{"policy": map[string]any{"issuer": map[string]any{"name": "Self"},
+		"key_props":  map[string]any{"kty": "EC", "crv": "P-256"},
+		"x509_props": map[string]any{"subject": "CN=www.example.com", "sans": map[string]any{"dns_names": []string{"www.example.com"}}}}}
+	create := func() {
+		t.Helper()
+		if code := status(t, cl, "POST", "/certificates/www/create?api-version=7.6", policy); code != 202 {
+			t.Fatalf("create: %d", code)
+		}
+	}
+	create()
+	tok, fp, _ := agentJoinToken(t, c, "--group", "web")
+	state := filepath.Join(dir, "state")
+	if out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state).CombinedOutput(); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	tlsDir := filepath.Join(dir, "tls")
+	cfg := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
+ca_file: %s
+state_dir: %s
+certificates:
+  - name: www
+    dir: %s
+    files: {cert: cert.pem, chain: chain.pem, fullchain: fullchain.pem, key: key.pem, combined: combined.pem, pfx: www.pfx}
+`, c.Nodes[0].URL(), c.CACert, state, tlsDir)), 0o644)
+
+	// consistent checks that every file is of one version and returns its serial.
+	consistent := func() (string, bool) {
+		read := func(name string) []byte {
+			data, err := os.ReadFile(filepath.Join(tlsDir, name))
+			if err != nil {
+				t.Fatalf("read %s: %v", name, err)
+			}
+			return data
+		}
+		certs := func(data []byte) []*x509.Certificate {
+			var out []*x509.Certificate
+			for {
+				var b *pem.Block
+				if b, data = pem.Decode(data); b == nil {
+					return out
+				}
+				if b.Type == "CERTIFICATE" {
+					cert, _ := x509.ParseCertificate(b.Bytes)
+					out = append(out, cert)
+				}
+			}
+		}
+		leaf := certs(read("cert.pem"))[0]
+		kb, _ := pem.Decode(read("key.pem"))
+		key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+		if err != nil {
+			t.Fatalf("key.pem: %v", err)
+		}
+		pub, _ := x509.MarshalPKIXPublicKey(key.(*ecdsa.PrivateKey).Public())
+		leafPub, _ := x509.MarshalPKIXPublicKey(leaf.PublicKey)
+		full := certs(read("fullchain.pem"))
+		comb := certs(read("combined.pem"))
+		ok := string(pub) == string(leafPub) && len(full) > 0 && full[0].Equal(leaf) && len(comb) > 0 && comb[0].Equal(leaf) &&
+			strings.Contains(string(read("combined.pem")), string(read("key.pem")))
+		return leaf.SerialNumber.Text(16), ok
+	}
+
+	ag := startAgent(t, agentBin, cfg)
+	waitFor(t, 30*time.Second, "first install", func() bool {
+		_, err := os.Stat(filepath.Join(tlsDir, "cert.pem"))
+		return err == nil
+	})
+	seen := map[string]bool{}
+	for i := range 50 {
+		create()
+		time.Sleep(time.Duration(mrand.N(40)) * time.Millisecond) // a random point of the install
+		ag.kill()
+		serial, ok := consistent()
+		if !ok {
+			t.Fatalf("run %d: the files mix versions after a SIGKILL", i)
+		}
+		seen[serial] = true
+		ag = startAgent(t, agentBin, cfg)
+	}
+	// The last agent finishes: the current version is installed.
+	want := strings.ToLower(currentSerial(t, c, "www"))
+	waitFor(t, 30*time.Second, "the last version installed", func() bool {
+		s, ok := consistent()
+		return ok && s == want
+	})
+	t.Logf("50 kills: the files held %d different versions, each whole", len(seen))
 }

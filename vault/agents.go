@@ -584,9 +584,17 @@ func (n *Node) handleListAgents(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	out := n.agents()
-	if g := r.URL.Query().Get("group"); g != "" {
-		out = slices.DeleteFunc(out, func(a AgentRecord) bool { return a.Group != g })
+	q := r.URL.Query()
+	out := []AgentStatus{}
+	for _, a := range n.agents() {
+		if g := q.Get("group"); g != "" && a.Group != g {
+			continue
+		}
+		st := AgentStatus{AgentRecord: a, Bindings: n.agentBindings(a.ID)}
+		if cert := q.Get("certificate"); cert != "" && !slices.ContainsFunc(st.Bindings, func(b BindingState) bool { return b.Object == kindCertificates+"/"+cert }) {
+			continue
+		}
+		out = append(out, st)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 }

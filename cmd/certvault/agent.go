@@ -61,14 +61,18 @@ life. Give an agent group access with a role assignment to group:NAME.`,
 	jt.AddCommand(create)
 	c.AddCommand(jt)
 
-	var byGroup string
+	var byGroup, byCert string
 	list := &cobra.Command{
 		Use: "list", Short: "List enrolled agents", Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path := "/v1/agents"
+			q := url.Values{}
 			if byGroup != "" {
-				path += "?group=" + url.QueryEscape(byGroup)
+				q.Set("group", byGroup)
 			}
+			if byCert != "" {
+				q.Set("certificate", byCert)
+			}
+			path := "/v1/agents?" + q.Encode()
 			raw, err := g.call(cmd, http.MethodGet, path, nil)
 			if err != nil {
 				return err
@@ -76,17 +80,30 @@ life. Give an agent group access with a role assignment to group:NAME.`,
 			if g.output == "json" {
 				return printJSON(out, raw)
 			}
-			var res struct{ Value []agentRecord }
+			var res struct {
+				Value []struct {
+					agentRecord
+					Bindings []struct{ Object, Version, Result string }
+				}
+			}
 			json.Unmarshal(raw, &res)
 			tw := table(out)
-			fmt.Fprintln(tw, "ID\tNAME\tGROUP\tSTATE\tCERT EXPIRES\tENROLLED\tRENEWED")
+			fmt.Fprintln(tw, "ID\tNAME\tGROUP\tSTATE\tIDENTITY EXPIRES\tHOLDS (OBJECT VERSION RESULT)")
 			for _, a := range res.Value {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Group, a.state(), fmtTime(&a.NotAfter), fmtTime(&a.Enrolled), fmtTime(&a.Renewed))
+				var holds []string
+				for _, b := range a.Bindings {
+					if byCert != "" && b.Object != "certificates/"+byCert {
+						continue
+					}
+					holds = append(holds, b.Object+" "+b.Version+" "+b.Result)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Group, a.state(), fmtTime(&a.NotAfter), dash(strings.Join(holds, "; ")))
 			}
 			return tw.Flush()
 		},
 	}
 	list.Flags().StringVar(&byGroup, "group", "", "only agents of this group")
+	list.Flags().StringVar(&byCert, "certificate", "", "only agents that install this certificate (and show which version each holds)")
 	c.AddCommand(list)
 	c.AddCommand(&cobra.Command{
 		Use: "status ID", Short: "Show one agent", Args: args(cobra.ExactArgs(1)),

@@ -236,11 +236,19 @@ func TestBench(t *testing.T) {
 		sched = runSchedule(t)
 	})
 
+	var agentRes *agentResult
+	t.Run(groupAgent, func(t *testing.T) {
+		ran[groupAgent] = true
+		agentRes = runAgentBench(t)
+	})
+
 	rep := newReport(start, cfg, disk, results)
 	rep.Schedule = sched
+	rep.Agent = agentRes
 	fmt.Print(rep.table())
 	fmt.Print(scheduleTable(sched))
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupSchedule]
+	fmt.Print(agentTable(agentRes))
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupSchedule] && ran[groupAgent]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

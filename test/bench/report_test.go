@@ -77,6 +77,8 @@ type report struct {
 	Results    []result `json:"results"`
 	// Schedule is issue "renewal engine"'s scheduler figures.
 	Schedule *scheduleResult `json:"schedule,omitempty"`
+	// Agent is the certvault-agent group's figures.
+	Agent *agentResult `json:"agent,omitempty"`
 	// Complete is false when subtests or failures left groups out.
 	Complete bool `json:"complete"`
 }
