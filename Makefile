@@ -3,13 +3,14 @@
 #   make run     start the embedded single-node vault (data in ./certvault-data)
 #   make test    install what the tests need, then go vet and go test -race
 #   make bench   benchmarks (not part of make test); JSON in bench-results/
+#   make demo    vault, agent and nginx end to end: a certificate rotated and served (scripts/demo.sh)
 
 GO       ?= go
 BIN      := bin
 PKGS     := ./...
 APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
 
-.PHONY: all build run test deps vet bench fmt clean
+.PHONY: all build run test deps vet bench demo fmt clean
 
 all: build
 
@@ -49,6 +50,12 @@ test: deps vet
 
 bench:
 	$(GO) test -tags bench -run TestBench -v -timeout 40m ./test/bench
+
+# demo builds the three binaries into a temporary directory, runs a vault,
+# an agent and nginx on free 127.0.0.1 ports, rotates a certificate and
+# stops everything again; see scripts/demo.sh.
+demo: deps
+	GO=$(GO) bash scripts/demo.sh
 
 fmt:
 	gofmt -w .

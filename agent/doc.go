@@ -1,6 +1,7 @@
 // Package agent is the certvault node agent, the static binary that runs
-// on each machine: its enrollment with a vault, the watch loop that
-// follows the certificates it is given, the installer that puts them on
-// disk and the hooks that reload services. Only the enrollment exists so
-// far, in package enroll.
+// on each machine. Its parts live in sub-packages: enroll (the agent's
+// identity: join, renewal), config (the YAML configuration), vaultclient
+// (long poll, fetch, report), install (atomic versioned installs), hook
+// (reload commands), tlscheck (the served-certificate check), sdnotify
+// (systemd) and runner (the main loop that ties them together).
 package agent

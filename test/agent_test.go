@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -252,6 +254,27 @@ secrets:
 	}
 	ng.FixConfig()
 
+	// A changed configuration is picked up without a restart: a second
+	// secret binding appears; a broken one is refused and the running
+	// configuration kept.
+	second := filepath.Join(dir, "app2", "db-password")
+	os.MkdirAll(filepath.Dir(second), 0o755)
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(data, []byte(fmt.Sprintf("  - name: db-password\n    file: %s\n", second))...), 0o644)
+	waitFor(t, 20*time.Second, "the new binding from the changed configuration", func() bool {
+		got, err := os.ReadFile(second)
+		return err == nil && string(got) == dbValue
+	})
+	// A reload is also the operator's "try again": with nginx fixed, the
+	// version that failed goes in.
+	waitFor(t, 20*time.Second, "the failed version retried after the reload", func() bool { return servedSerial(ng) == v3 })
+	good, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(good, []byte("  - name: bad_name\n")...), 0o644)
+	waitFor(t, 20*time.Second, "the broken configuration refused", func() bool {
+		return strings.Contains(ag.log.String(), "does not load; keeping the running one")
+	})
+	os.WriteFile(cfg, good, 0o644)
+
 	// The vault stops: the agent keeps serving and puts back a deleted key.
 	c.Nodes[0].Stop()
 	if err := os.Remove(key); err != nil {
@@ -261,15 +284,14 @@ secrets:
 		_, err := os.Stat(key)
 		return err == nil
 	})
-	if got := servedSerial(ng); got != v2 {
-		t.Fatalf("with the vault down nginx serves %s, want %s", got, v2)
+	if got := servedSerial(ng); got != v3 {
+		t.Fatalf("with the vault down nginx serves %s, want %s", got, v3)
 	}
 	// The vault returns: the agent catches up with a new version.
 	c.Nodes[0].Restart()
 	c.WaitReady(c.Nodes[0])
 	v4 := rotate()
 	waitFor(t, 60*time.Second, "nginx serves version 4 after the outage", func() bool { return servedSerial(ng) == v4 })
-	_ = ag
 }
 
 // TestAgentKilledMidInstall SIGKILLs the agent at random points while it
@@ -369,4 +391,106 @@ certificates:
 		return ok && s == want
 	})
 	t.Logf("50 kills: the files held %d different versions, each whole", len(seen))
+}
+
+// TestAgentHealthCheckRollback: a reload that succeeds but leaves the old
+// certificate served fails the health check; the agent switches the files
+// back, reports the rollback, and does not try that version again.
+func TestAgentHealthCheckRollback(t *testing.T) {
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	agentBin := testcluster.AgentBinary(t)
+	dir := t.TempDir()
+	mustCLI(t, c, "role", "assign", "Certificate User", "--to", "group:web", "--scope", "/certificates/www")
+	cl := c.Client(c.Nodes[0])
+	policy := map[string]any{"policy": map[string]any{"issuer": map[string]any{"name": "Self"},
+		"x509_props": map[string]any{"subject": "CN=www.example.com", "sans": map[string]any{"dns_names": []string{"www.example.com"}}}}}
+	rotate := func() *x509.Certificate {
+		t.Helper()
+		if code := status(t, cl, "POST", "/certificates/www/create?api-version=7.6", policy); code != 202 {
+			t.Fatalf("create: %d", code)
+		}
+		out := mustCLI(t, c, "cert", "get", "www", "-o", "json")
+		var cert struct {
+			Cer []byte `json:"cer"`
+		}
+		json.Unmarshal([]byte(out), &cert)
+		leaf, err := x509.ParseCertificate(cert.Cer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	// A TLS server that serves whatever certificate the test says: the
+	// "service" the agent's check looks at.
+	var served atomic.Pointer[tls.Certificate]
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return served.Load(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { conn.(*tls.Conn).Handshake(); conn.Close() }()
+		}
+	}()
+	serve := func(leaf *x509.Certificate) {
+		served.Store(&tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key})
+	}
+
+	v1 := rotate()
+	serve(v1)
+	tok, fp, _ := agentJoinToken(t, c, "--group", "web")
+	state := filepath.Join(dir, "state")
+	if out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state).CombinedOutput(); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	tlsDir := filepath.Join(dir, "tls")
+	cfg := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
+ca_file: %s
+state_dir: %s
+certificates:
+  - name: www
+    dir: %s
+    files: {cert: cert.pem, key: key.pem}
+    reload: ["true"]
+    check: {tls: "%s", server_name: www.example.com}
+    timeout: 2s
+`, c.Nodes[0].URL(), c.CACert, state, tlsDir, ln.Addr())), 0o644)
+	ag := startAgent(t, agentBin, cfg)
+	certSerial := func() string {
+		data, err := os.ReadFile(filepath.Join(tlsDir, "cert.pem"))
+		if err != nil {
+			return ""
+		}
+		b, _ := pem.Decode(data)
+		leaf, _ := x509.ParseCertificate(b.Bytes)
+		return leaf.SerialNumber.String()
+	}
+	waitFor(t, 30*time.Second, "version 1 installed", func() bool { return certSerial() == v1.SerialNumber.String() })
+
+	v2 := rotate() // the service keeps serving v1: the check fails
+	waitFor(t, 30*time.Second, "the rollback", func() bool { return strings.Contains(ag.log.String(), "new version failed; rolled back") })
+	if got := certSerial(); got != v1.SerialNumber.String() {
+		t.Fatalf("after the rollback cert.pem is %s, want v1 %s", got, v1.SerialNumber)
+	}
+	if !strings.Contains(ag.log.String(), "health check") {
+		t.Fatalf("the rollback should name the health check:\n%s", ag.log.String())
+	}
+	// A good version afterwards goes in; the bad one was tried once.
+	v3 := rotate()
+	serve(v3)
+	waitFor(t, 30*time.Second, "version 3 installed", func() bool { return certSerial() == v3.SerialNumber.String() })
+	if n := strings.Count(ag.log.String(), "new version failed; rolled back"); n != 1 {
+		t.Fatalf("the failed version %s was tried %d times, want once", v2.SerialNumber, n)
+	}
+	out := mustCLI(t, c, "report", "--format", "json")
+	if !strings.Contains(out, `"result": "rolled-back"`) {
+		t.Fatalf("the report does not show the rollback: %s", out)
+	}
 }

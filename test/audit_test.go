@@ -236,7 +236,10 @@ func TestAuditCutWhileDown(t *testing.T) {
 		out, _, _ = c.CLI("audit", "verify")
 		return strings.Contains(out, "INCIDENT at start-up")
 	})
-	if !strings.Contains(out, "removed from the end") {
+	// The node writes on after a restart, so the cut shows either as
+	// records missing at the end or as records that differ from their
+	// anchors, depending on how far it wrote before the check.
+	if !strings.Contains(out, "removed from the end") && !strings.Contains(out, "differs from its anchor") {
 		t.Fatalf("verify after a cut: %s", out)
 	}
 	if !strings.Contains(n.Log(), "fails verification") {

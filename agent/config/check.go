@@ -419,6 +419,8 @@ func baseNameProblem(s string) string {
 		return "holds a NUL character"
 	case strings.HasPrefix(s, reservedPrefix):
 		return fmt.Sprintf("names starting with %q are the agent's own: choose another name", reservedPrefix)
+	case strings.HasPrefix(s, "."):
+		return "must not start with a dot (the agent keeps its own files there): choose a visible name"
 	}
 	return ""
 }

@@ -129,7 +129,8 @@ type Certificate struct {
 	Reload []string
 	// Check, when not nil, is run after Reload.
 	Check *Check
-	// Timeout bounds Reload and Check together; default 30s.
+	// Timeout bounds the reload command (which then gets SIGTERM, and
+	// SIGKILL 5 s later) and, separately, the health check; default 30s.
 	Timeout time.Duration
 	// Line is the line of the binding in the file, for messages.
 	Line int

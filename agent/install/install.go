@@ -35,7 +35,7 @@ const (
 )
 
 // nameRE is what a version or binding name may be made of.
-var nameRE = regexp.MustCompile(`^[0-9A-Za-z._-]{1,64}$`)
+var nameRE = regexp.MustCompile(`^[0-9A-Za-z._-]{1,127}$`)
 
 // Target is where and how a binding's files are installed.
 type Target struct {
@@ -99,7 +99,7 @@ func lock(t Target) (unlock func()) {
 
 func checkName(what, s string) error {
 	if !nameRE.MatchString(s) || strings.HasPrefix(s, ".") {
-		return fmt.Errorf("%s %q: use 1 to 64 of 0-9 A-Z a-z . _ - and do not start with a dot", what, s)
+		return fmt.Errorf("%s %q: use 1 to 127 of 0-9 A-Z a-z . _ - and do not start with a dot", what, s)
 	}
 	return nil
 }

@@ -341,7 +341,7 @@ func TestTwoBindingsShareDir(t *testing.T) {
 
 func TestInstallRejectsNames(t *testing.T) {
 	tg := testTarget(t)
-	for _, v := range []string{"", ".hidden", "../x", "a/b", strings.Repeat("a", 65), "a b", "é"} {
+	for _, v := range []string{"", ".hidden", "../x", "a/b", strings.Repeat("a", 128), "a b", "é"} {
 		if _, err := Install(tg, v, testFiles("x")); err == nil {
 			t.Fatalf("version %q installed", v)
 		}

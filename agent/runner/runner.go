@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,6 +81,32 @@ type agent struct {
 	content map[string]map[string][]byte
 	// pending reports wait for the vault to answer again.
 	pending []vaultclient.Report
+	// failures counts consecutive failed polls (for the backoff).
+	failures int
+	// beat is when the main loop last came round (Unix ns); busyUntil
+	// is how long an install in progress may take (Unix ns): the watchdog
+	// pings systemd while either says the loop is alive.
+	beat, busyUntil atomic.Int64
+}
+
+// watchdog pings systemd's watchdog while the main loop is alive: it came
+// round within two intervals, or is inside an install whose reload and
+// check are bounded by their timeouts. A loop stuck past that is left to
+// systemd to restart.
+func (a *agent) watchdog(ctx context.Context, iv time.Duration) {
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now().UnixNano()
+			if now-a.beat.Load() < int64(2*iv) || now < a.busyUntil.Load() {
+				a.notify.Watchdog()
+			}
+		}
+	}
 }
 
 // Run runs the agent until ctx is done. A configuration that does not
@@ -104,7 +132,15 @@ func Run(ctx context.Context, opts Options) error {
 	if a.id, err = enroll.Load(cfg.StateDir); err != nil {
 		return err
 	}
-	if a.vc, err = vaultclient.New(cfg.Vault, a.id.TLSConfig()); err != nil {
+	tlsConf := a.id.TLSConfig()
+	// The CA pinned at join is trusted, and so is ca_file (for an API
+	// certificate from another CA).
+	if pemData, err := os.ReadFile(cfg.CAFile); err == nil {
+		pool := tlsConf.RootCAs.Clone()
+		pool.AppendCertsFromPEM(pemData)
+		tlsConf.RootCAs = pool
+	}
+	if a.vc, err = vaultclient.New(cfg.Vault, tlsConf); err != nil {
 		return err
 	}
 	if a.st, err = LoadState(cfg.StateDir); err != nil {
@@ -133,38 +169,41 @@ func Run(ctx context.Context, opts Options) error {
 
 	a.notify.Ready(a.statusLine())
 	a.log.Info("agent running", "vault", cfg.Vault, "bindings", len(a.bindings), "agent", a.id.AgentID)
-	var wd <-chan time.Time
 	if iv := sdnotify.WatchdogInterval(); iv > 0 {
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		wd = t.C
+		go a.watchdog(ctx, iv)
 	}
 	driftTick := time.NewTicker(opts.DriftInterval)
 	defer driftTick.Stop()
 
 	results := make(chan watchResult, 1)
 	var pollCancel context.CancelFunc
+	var lastErr error
 	startPoll := func() {
 		if pollCancel != nil {
 			pollCancel()
 		}
 		var pctx context.Context
 		pctx, pollCancel = context.WithCancel(ctx)
-		go a.poll(pctx, a.objects(), a.st.Index, results)
+		var delay time.Duration
+		if a.failures > 0 {
+			delay = backoff(a.failures, lastErr)
+		}
+		go a.poll(pctx, delay, a.objects(), a.st.Index, results)
 	}
 	startPoll()
 	defer func() { pollCancel() }()
 
 	var driftDue <-chan time.Time // debounce of file events
+	var cfgDue <-chan time.Time   // debounce of configuration changes
 	for {
+		a.beat.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			a.notify.Stopping()
 			a.save()
 			return nil
-		case <-wd:
-			a.notify.Watchdog()
 		case r := <-results:
+			lastErr = r.err
 			a.handle(ctx, r)
 			a.flushReports(ctx)
 			a.save()
@@ -176,11 +215,9 @@ func Run(ctx context.Context, opts Options) error {
 				return errors.New("file watcher stopped")
 			}
 			if filepath.Clean(ev.Name) == filepath.Clean(opts.ConfigPath) {
-				if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) {
-					if a.reload() {
-						a.watchFiles(watcher)
-						startPoll()
-					}
+				// Editors write in steps: wait for the file to settle.
+				if cfgDue == nil && (ev.Has(fsnotify.Write) || ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename)) {
+					cfgDue = time.After(300 * time.Millisecond)
 				}
 				continue
 			}
@@ -189,6 +226,12 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		case err := <-watcher.Errors:
 			a.log.Warn("file watcher", "err", err)
+		case <-cfgDue:
+			cfgDue = nil
+			if a.reload() {
+				a.watchFiles(watcher)
+				startPoll()
+			}
 		case <-driftDue:
 			driftDue = nil
 			a.checkDrift(ctx)
@@ -260,7 +303,12 @@ func (a *agent) reload() bool {
 			a.loadContent(b)
 		}
 	}
-	a.log.Info("configuration reloaded", "bindings", len(a.bindings))
+	// A reload is the operator's "try again": versions that failed are
+	// attempted once more.
+	for _, st := range a.st.Bindings {
+		st.Failed = ""
+	}
+	a.log.Info("configuration reloaded; failed versions will be tried again", "bindings", len(a.bindings))
 	return true
 }
 
@@ -298,60 +346,51 @@ type watchResult struct {
 	err error
 }
 
-// poll runs one long poll, retrying with capped, jittered backoff (and
-// the vault's Retry-After) until it gets an answer or ctx ends.
-func (a *agent) poll(ctx context.Context, objs []vaultclient.Object, index uint64, out chan<- watchResult) {
-	delay := time.Second
-	for attempt := 0; ; attempt++ {
-		wait := time.Duration(float64(a.opts.PollWait) * (0.8 + 0.4*rand.Float64()))
-		res, err := a.vc.Watch(ctx, objs, index, wait)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			select {
-			case out <- watchResult{res: res}:
-			case <-ctx.Done():
-			}
-			return
-		}
-		if attempt == 0 {
-			// Tell the loop once, so status shows the outage.
-			select {
-			case out <- watchResult{err: err}:
-			case <-ctx.Done():
-				return
-			}
-			return
-		}
-		d := max(vaultclient.RetryAfter(err), time.Duration(float64(delay)*(0.5+rand.Float64())))
+// poll waits delay (the backoff after a failure), then runs one long
+// poll and sends its answer or error.
+func (a *agent) poll(ctx context.Context, delay time.Duration, objs []vaultclient.Object, index uint64, out chan<- watchResult) {
+	if delay > 0 {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(d):
+		case <-time.After(delay):
 		}
-		delay = min(delay*2, time.Minute)
 	}
+	wait := time.Duration(float64(a.opts.PollWait) * (0.8 + 0.4*rand.Float64()))
+	res, err := a.vc.Watch(ctx, objs, index, wait)
+	if ctx.Err() != nil {
+		return
+	}
+	select {
+	case out <- watchResult{res: res, err: err}:
+	case <-ctx.Done():
+	}
+}
+
+// backoff is the wait before the next poll after failures consecutive
+// failures: 1 s doubling to a minute, jittered ×0.5–1.5, and at least what
+// the vault asked for with Retry-After.
+func backoff(failures int, err error) time.Duration {
+	d := time.Second << min(failures-1, 6)
+	d = min(d, time.Minute)
+	d = time.Duration(float64(d) * (0.5 + rand.Float64()))
+	return max(d, vaultclient.RetryAfter(err))
 }
 
 // handle acts on a watch answer: install what changed.
 func (a *agent) handle(ctx context.Context, r watchResult) {
 	if r.err != nil {
-		if a.st.VaultOK || a.st.LastVaultError == "" {
+		if a.failures == 0 {
 			a.log.Warn("vault unreachable; serving what is installed", "err", r.err)
 		}
+		a.failures++
 		a.st.VaultOK, a.st.LastVaultError = false, r.err.Error()
-		// Back off before the next poll: the loop restarts it at once.
-		d := max(vaultclient.RetryAfter(r.err), time.Duration(float64(2*time.Second)*(0.5+rand.Float64())))
-		select {
-		case <-ctx.Done():
-		case <-time.After(d):
-		}
 		return
 	}
-	if !a.st.VaultOK && a.st.LastVaultError != "" {
-		a.log.Info("vault reachable again")
+	if a.failures > 0 {
+		a.log.Info("vault reachable again", "after_failures", a.failures)
 	}
+	a.failures = 0
 	a.st.VaultOK, a.st.LastVaultError = true, ""
 	a.st.Index = r.res.Index
 	targets := map[string]vaultclient.Target{}
@@ -425,6 +464,9 @@ func (a *agent) fetch(ctx context.Context, b *binding, version string) (*rendere
 // reload, health check; on a failed reload or check it switches back,
 // reloads again and remembers the version as failed.
 func (a *agent) install(ctx context.Context, b *binding, version string) {
+	// Fetch, reload, check, rollback reload: each bounded.
+	a.busyUntil.Store(time.Now().Add(2*time.Minute + 3*(b.timeout+5*time.Second)).UnixNano())
+	defer a.busyUntil.Store(0)
 	s := a.bindingState(b)
 	rep := vaultclient.Report{Object: b.object, Binding: b.path, Version: version, Previous: s.Version, Timings: map[string]int64{}}
 	t0 := time.Now()
@@ -432,13 +474,19 @@ func (a *agent) install(ctx context.Context, b *binding, version string) {
 	rep.Timings["fetch"] = time.Since(t0).Milliseconds()
 	if err != nil {
 		var ve *vaultclient.Error
-		if errors.As(err, &ve) || ctx.Err() != nil {
-			// The vault did not answer: try again at the next poll.
+		switch {
+		case errors.As(err, &ve) && ve.Status >= 400 && ve.Status < 500:
+			// Refused (no access, gone): not asked again until a new
+			// version comes or the configuration is reloaded.
+			a.fail(ctx, b, s, &rep, version, "the vault refused the version: "+err.Error())
+		case ctx.Err() == nil && !errors.As(err, &ve) && !isNetError(err):
+			a.fail(ctx, b, s, &rep, version, "the version does not pass the agent's checks: "+err.Error())
+		default:
+			// The vault did not answer: the next poll backs off first.
+			a.failures++
 			s.LastError = err.Error()
 			a.log.Warn("fetch failed; will retry", "object", b.object, "version", version, "err", err)
-			return
 		}
-		a.fail(ctx, b, s, &rep, version, "the version does not pass the agent's checks: "+err.Error())
 		return
 	}
 	rep.Serial = r.serial
@@ -668,7 +716,10 @@ func (a *agent) statusLine() string {
 		}
 	}
 	vault := "vault ok"
-	if !a.st.VaultOK {
+	switch {
+	case !a.st.VaultOK && a.failures == 0 && a.st.LastVaultError == "":
+		vault = "vault not contacted yet"
+	case !a.st.VaultOK:
 		vault = "vault unreachable, serving installed files"
 	}
 	return fmt.Sprintf("%d/%d bindings installed, %d with errors; %s", ok, len(a.bindings), failed, vault)
@@ -685,4 +736,11 @@ func hashes(files map[string][]byte) map[string]string {
 		out[k] = hash(v)
 	}
 	return out
+}
+
+// isNetError reports whether err is the network failing rather than the
+// version being bad.
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }

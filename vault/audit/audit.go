@@ -502,7 +502,7 @@ func Verify(path string, anchors ...Head) (Result, error) {
 			}
 			if a, ok := want[r.Seq]; ok {
 				if a != r.Hash {
-					return fail(line, next, "record %d differs from its anchor replicated through raft: a record after %d up to this one was changed and the chain recomputed", next, goodAnchor)
+					return fail(line, next, "record %d differs from its anchor replicated through raft: after record %d the trail was changed, or cut and written on, or rewritten", next, goodAnchor)
 				}
 				goodAnchor = r.Seq
 			}

@@ -85,7 +85,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"reordered", func(ls []string) []string { ls[29], ls[30] = ls[30], ls[29]; return ls }, 30, "found 31 after 29", nil},
 		{"garbled", func(ls []string) []string { ls[4] = "{not json\n"; return ls }, 5, "does not parse", nil},
 		{"tail cut", func(ls []string) []string { return ls[:45] }, 46, "removed from the end", []Head{head}},
-		{"rewritten", func(ls []string) []string { return rechain(t, ls, 12) }, 50, "after 10 up to this one", []Head{{Seq: 10, Hash: hashAt(t, orig, 9)}, head}},
+		{"rewritten", func(ls []string) []string { return rechain(t, ls, 12) }, 50, "after record 10 the trail was changed", []Head{{Seq: 10, Hash: hashAt(t, orig, 9)}, head}},
 	} {
 		ls := tc.edit(append([]string(nil), orig...))
 		save(t, path, ls)
