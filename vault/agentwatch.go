@@ -102,7 +102,7 @@ func (n *Node) targets(c caller, objs []watchedObject) []WatchObject {
 		case !found || m.Deleted != nil:
 			w.Error = "not found"
 		default:
-			w.Version = m.Current
+			w.Version = n.targetFor(c.AgentID, o.kind, o.name, m.Current)
 		}
 		out[i] = w
 	}
@@ -148,7 +148,7 @@ func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	keys := make([]string, 0, 2*len(objs)+1)
 	for _, o := range objs {
-		keys = append(keys, metaKey(o.kind, o.name))
+		keys = append(keys, metaKey(o.kind, o.name), rolloutKey(o.kind, o.name))
 	}
 	keys = append(keys, keyAssignments)
 	ctx, cancel := context.WithTimeout(r.Context(), wait)

@@ -19,7 +19,8 @@ import (
 )
 
 // Event types, with Key Vault's names (Event Grid's
-// Microsoft.KeyVault.* types), plus CertificateRenewalFailed.
+// Microsoft.KeyVault.* types), plus CertificateRenewalFailed and
+// RolloutHalted.
 const (
 	EventCertificateNewVersionCreated = "CertificateNewVersionCreated"
 	EventCertificateNearExpiry        = "CertificateNearExpiry"
@@ -28,12 +29,14 @@ const (
 	EventSecretNearExpiry             = "SecretNearExpiry"
 	EventSecretExpired                = "SecretExpired"
 	EventCertificateRenewalFailed     = "CertificateRenewalFailed"
+	EventRolloutHalted                = "RolloutHalted"
 )
 
 // eventTypes lists every type a subscription may ask for.
 var eventTypes = []string{
 	EventCertificateNewVersionCreated, EventCertificateNearExpiry, EventCertificateExpired,
 	EventSecretNewVersionCreated, EventSecretNearExpiry, EventSecretExpired, EventCertificateRenewalFailed,
+	EventRolloutHalted,
 }
 
 // Webhook subscriptions: the record (URL, types) in plaintext, so that

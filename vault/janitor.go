@@ -35,6 +35,12 @@ func (n *Node) runLeader(ctx context.Context) {
 		n.runOutbox(ctx)
 	}()
 	defer func() { <-outbox }()
+	rollouts := make(chan struct{})
+	go func() {
+		defer close(rollouts)
+		n.runRollouts(ctx)
+	}()
+	defer func() { <-rollouts }()
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {

@@ -172,6 +172,7 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 	n.accessRoutes(vault)
 	n.agentRoutes(vault, public, add)
 	n.auditRoutes(vault, node)
+	n.rolloutRoutes(vault, add)
 
 	// The Key Vault data plane has its own router (see route.go).
 	rt := &router{before: n.authorizeRoute}

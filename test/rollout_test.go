@@ -1,0 +1,189 @@
+package test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certvault/certvault/test/testcluster"
+	"github.com/certvault/certvault/vault"
+)
+
+// fleetAgent is one agent of the rollout test with the service it checks.
+type fleetAgent struct {
+	id, dir string
+	// frozen, when set, is what its service serves whatever the files
+	// say: a service that does not pick up new certificates.
+	frozen atomic.Pointer[tls.Certificate]
+}
+
+// serve answers TLS with the agent's installed cert.pem and key.pem, read
+// at each handshake as a reloaded server would, unless frozen.
+func (f *fleetAgent) serve(t *testing.T) string {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if c := f.frozen.Load(); c != nil {
+			return c, nil
+		}
+		c, err := tls.LoadX509KeyPair(filepath.Join(f.dir, "cert.pem"), filepath.Join(f.dir, "key.pem"))
+		return &c, err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) { c.(*tls.Conn).Handshake(); c.Close() }(conn)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func (f *fleetAgent) serial() string {
+	data, err := os.ReadFile(filepath.Join(f.dir, "cert.pem"))
+	if err != nil {
+		return ""
+	}
+	b, _ := pem.Decode(data)
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return ""
+	}
+	return strings.ToUpper(leaf.SerialNumber.Text(16))
+}
+
+// TestRolloutHaltsAndAborts: 20 real agents, waves 2,50%,100% and a
+// budget of one failure. The agents of wave 2 serve the old certificate
+// whatever is installed, so their health checks fail: the rollout halts
+// after wave 2, wave 3 never gets the version, and abort brings waves 1
+// and 2 back to the old one.
+func TestRolloutHaltsAndAborts(t *testing.T) {
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	agentBin := testcluster.AgentBinary(t)
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.json")
+	mustCLI(t, c, "cert", "policy", "new", "--subject", "CN=www.example.com", "--san", "www.example.com", "--out", policy)
+	rotate := func() string {
+		t.Helper()
+		mustCLI(t, c, "cert", "create", "www", "--policy", policy)
+		mustCLI(t, c, "cert", "operation", "www", "--wait")
+		return currentSerial(t, c, "www")
+	}
+	v1 := rotate()
+	mustCLI(t, c, "role", "assign", "Certificate User", "--to", "group:fleet", "--scope", "/certificates/www")
+	tok, fp, _ := agentJoinToken(t, c, "--group", "fleet", "--uses", "20")
+
+	const n = 20
+	fleet := make([]*fleetAgent, n)
+	for i := range fleet {
+		f := &fleetAgent{dir: filepath.Join(dir, fmt.Sprintf("a%02d", i), "tls")}
+		fleet[i] = f
+		state := filepath.Join(dir, fmt.Sprintf("a%02d", i), "state")
+		out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state, "--name", fmt.Sprintf("vm-%02d", i)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("join %d: %v\n%s", i, err, out)
+		}
+		var id struct {
+			AgentID string `json:"agent_id"`
+		}
+		data, _ := os.ReadFile(filepath.Join(state, "identity.json"))
+		json.Unmarshal(data, &id)
+		f.id = id.AgentID
+		cfg := filepath.Join(dir, fmt.Sprintf("a%02d", i), "agent.yaml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
+ca_file: %s
+state_dir: %s
+certificates:
+  - name: www
+    dir: %s
+    files: {cert: cert.pem, key: key.pem}
+    reload: ["true"]
+    check: {tls: "%s", server_name: www.example.com}
+    timeout: 3s
+`, c.Nodes[0].URL(), c.CACert, state, f.dir, f.serve(t))), 0o644)
+		startAgent(t, agentBin, cfg)
+	}
+	for i, f := range fleet {
+		waitFor(t, 30*time.Second, fmt.Sprintf("agent %d has version 1", i), func() bool { return f.serial() == v1 })
+	}
+	// Every agent reported v1; the plan applies from the next version.
+	waitFor(t, 10*time.Second, "all agents reported", func() bool {
+		return strings.Count(mustCLI(t, c, "agent", "list", "--certificate", "www"), "installed") == n
+	})
+	mustCLI(t, c, "rollout", "set", "www", "--waves", "2,50%,100%", "--max-failures", "1")
+
+	// Predict the waves and freeze the services of wave 2 on version 1.
+	ids := make([]string, n)
+	for i, f := range fleet {
+		ids[i] = f.id
+	}
+	waveOf, sizes := vault.AssignWaves("certificates/www", ids, []string{"2", "50%", "100%"})
+	if sizes[0] != 2 || sizes[1] != 8 || sizes[2] != 10 {
+		t.Fatalf("wave sizes %v, want [2 8 10]", sizes)
+	}
+	for _, f := range fleet {
+		if waveOf[f.id] == 1 {
+			cert, err := tls.LoadX509KeyPair(filepath.Join(f.dir, "cert.pem"), filepath.Join(f.dir, "key.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.frozen.Store(&cert)
+		}
+	}
+
+	v2 := rotate()
+	waitFor(t, 60*time.Second, "the rollout halts", func() bool {
+		return strings.Contains(mustCLI(t, c, "rollout", "status", "www"), "halted")
+	})
+	out := mustCLI(t, c, "rollout", "status", "www")
+	if !strings.Contains(out, "over the budget of 1, in wave 2 of 3") {
+		t.Fatalf("rollout status:\n%s", out)
+	}
+	for _, f := range fleet {
+		got := f.serial()
+		switch waveOf[f.id] {
+		case 0:
+			if got != v2 {
+				t.Errorf("wave 1 agent %s holds %s, want the new %s", f.id, got, v2)
+			}
+		case 1, 2:
+			// Wave 2 rolled back; wave 3 never got it.
+			if got != v1 {
+				t.Errorf("wave %d agent %s holds %s, want the old %s", waveOf[f.id]+1, f.id, got, v1)
+			}
+		}
+	}
+	var st struct {
+		Waves []struct{ Failed, Healthy int }
+	}
+	json.Unmarshal([]byte(mustCLI(t, c, "rollout", "status", "www", "-o", "json")), &st)
+	if len(st.Waves) != 3 || st.Waves[0].Healthy != 2 || st.Waves[1].Failed < 2 || st.Waves[2].Failed+st.Waves[2].Healthy != 0 {
+		t.Fatalf("wave counts: %+v\n%s", st.Waves, out)
+	}
+
+	// Abort: everyone back on version 1.
+	mustCLI(t, c, "rollout", "abort", "www")
+	for _, f := range fleet {
+		if waveOf[f.id] == 0 {
+			f := f
+			waitFor(t, 30*time.Second, "wave 1 back on version 1", func() bool { return f.serial() == v1 })
+		}
+	}
+	if out := mustCLI(t, c, "rollout", "status", "www"); !strings.Contains(out, "aborted") {
+		t.Fatalf("status after abort:\n%s", out)
+	}
+}
