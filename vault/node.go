@@ -201,6 +201,8 @@ type Node struct {
 	auditDone chan struct{}
 	// agentCache keeps agent records by ID and index.
 	agentCache agentCache
+	// rolloutCache keeps decoded rollouts by index.
+	rolloutCache rolloutCache
 	proxyMu    sync.Mutex
 	proxies    map[string]*httputil.ReverseProxy
 	// nameLocks serialize writes to one object name (see lockObject).

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
@@ -146,16 +147,41 @@ func AssignWaves(object string, agents []string, waves []string) (map[string]int
 	return out, sizes
 }
 
-// loadRollout reads an object's rollout.
+// rolloutCache keeps decoded rollouts by key and index: with thousands of
+// agents waking on a new version, each would otherwise decode the record
+// (which lists every agent) again.
+type rolloutCache struct {
+	mu sync.Mutex
+	m  map[string]cachedRollout
+}
+
+type cachedRollout struct {
+	index uint64
+	r     *Rollout
+}
+
+// loadRollout reads an object's rollout. The result is shared: callers
+// copy it before changing it.
 func (n *Node) loadRollout(kind, name string) (*Rollout, uint64) {
-	e, ok := n.store.Get(rolloutKey(kind, name))
+	key := rolloutKey(kind, name)
+	e, ok := n.store.Get(key)
 	if !ok {
 		return nil, raftstore.NotExist
+	}
+	rc := &n.rolloutCache
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if c, ok := rc.m[key]; ok && c.index == e.Index {
+		return c.r, e.Index
 	}
 	var r Rollout
 	if json.Unmarshal(e.Value, &r) != nil {
 		return nil, e.Index
 	}
+	if rc.m == nil {
+		rc.m = map[string]cachedRollout{}
+	}
+	rc.m[key] = cachedRollout{e.Index, &r}
 	return &r, e.Index
 }
 

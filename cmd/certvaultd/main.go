@@ -143,6 +143,7 @@ func run(args []string) int {
 		defer ln.Close()
 		go http.Serve(ln, pprofMux()) //nolint:errcheck // ends when ln closes
 	}
+	raiseFileLimit(o.Logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := vault.Run(ctx, o); err != nil {
@@ -178,4 +179,28 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// agentsPerNode is how many long-polling agents one node is sized for;
+// each holds a connection, so the node needs about that many descriptors.
+const agentsPerNode = 10000
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit:
+// every agent keeps a connection open while it long-polls. It says so when
+// the limit stays below what agentsPerNode agents need.
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	const need = agentsPerNode + 1024
+	if lim.Cur < need {
+		log.Warn("the open-file limit is too low for many agents: raise it (LimitNOFILE= in the unit, ulimit -n)",
+			"limit", lim.Cur, "needed_for_10000_agents", need)
+	}
 }

@@ -242,13 +242,44 @@ func TestBench(t *testing.T) {
 		agentRes = runAgentBench(t)
 	})
 
+	var fleet []fleetResult
+	t.Run(groupFleet, func(t *testing.T) {
+		ran[groupFleet] = true
+		sizes := []int{1000, 5000, 10000}
+		if v := os.Getenv("CERTVAULT_BENCH_AGENTS"); v != "" {
+			sizes = nil
+			for _, f := range strings.Split(v, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || n < 1 {
+					t.Fatalf("CERTVAULT_BENCH_AGENTS=%q: want comma-separated counts", v)
+				}
+				sizes = append(sizes, n)
+			}
+		}
+		for _, n := range sizes {
+			t.Run(fmt.Sprintf("%d", n), func(t *testing.T) {
+				r := runFleet(t, 1, n)
+				t.Logf("fleet 1 node %d agents: p50 %.1f ms p99 %.1f ms max %.1f ms, %.1f%% in 1 s, %.1f KB/agent", n, r.P50ms, r.P99ms, r.MaxMS, 100*r.Within1s, r.PerAgentKB)
+				fleet = append(fleet, r)
+			})
+		}
+		t.Run("3nodes", func(t *testing.T) {
+			n := sizes[len(sizes)-1]
+			r := runFleet(t, 3, n)
+			t.Logf("fleet 3 nodes %d agents: p50 %.1f ms p99 %.1f ms max %.1f ms, %.1f%% in 1 s, %.1f KB/agent", n, r.P50ms, r.P99ms, r.MaxMS, 100*r.Within1s, r.PerAgentKB)
+			fleet = append(fleet, r)
+		})
+	})
+
 	rep := newReport(start, cfg, disk, results)
 	rep.Schedule = sched
 	rep.Agent = agentRes
+	rep.Fleet = fleet
 	fmt.Print(rep.table())
 	fmt.Print(scheduleTable(sched))
 	fmt.Print(agentTable(agentRes))
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupSchedule] && ran[groupAgent]
+	fmt.Print(fleetTable(fleet))
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupSchedule] && ran[groupAgent] && ran[groupFleet]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

@@ -79,6 +79,8 @@ type report struct {
 	Schedule *scheduleResult `json:"schedule,omitempty"`
 	// Agent is the certvault-agent group's figures.
 	Agent *agentResult `json:"agent,omitempty"`
+	// Fleet is the fleet group's runs (1,000 / 5,000 / 10,000 agents).
+	Fleet []fleetResult `json:"fleet,omitempty"`
 	// Complete is false when subtests or failures left groups out.
 	Complete bool `json:"complete"`
 }
