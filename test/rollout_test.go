@@ -187,3 +187,105 @@ certificates:
 		t.Fatalf("status after abort:\n%s", out)
 	}
 }
+
+// TestRolloutSurvivesLeaderKill: a rollout paused after its first wave,
+// its leader SIGKILLed; the new leader resumes it from where it was, and
+// every agent installs the version exactly once.
+func TestRolloutSurvivesLeaderKill(t *testing.T) {
+	c := testcluster.Start(t, 3, testcluster.Options{})
+	leader := c.Leader()
+	var follower *testcluster.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	agentBin := testcluster.AgentBinary(t)
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.json")
+	cli := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := c.CLIAt(follower, args...)
+		if code != 0 {
+			t.Fatalf("certvault %s: %s%s", strings.Join(args, " "), out, errOut)
+		}
+		return out
+	}
+	cli("cert", "policy", "new", "--subject", "CN=www.example.com", "--san", "www.example.com", "--out", policy)
+	rotate := func() {
+		cli("cert", "create", "www", "--policy", policy)
+		cli("cert", "operation", "www", "--wait")
+	}
+	rotate()
+	cli("role", "assign", "Certificate User", "--to", "group:fleet", "--scope", "/certificates/www")
+	out := cli("agent", "join-token", "create", "--group", "fleet", "--uses", "6", "-o", "json")
+	var jt struct {
+		Token         string
+		CAFingerprint string `json:"ca_fingerprint"`
+	}
+	json.Unmarshal([]byte(out), &jt)
+	testcluster.KnownSecret(jt.Token)
+	const n = 6
+	fleet := make([]*fleetAgent, n)
+	for i := range fleet {
+		f := &fleetAgent{dir: filepath.Join(dir, fmt.Sprintf("a%d", i), "tls")}
+		fleet[i] = f
+		state := filepath.Join(dir, fmt.Sprintf("a%d", i), "state")
+		if out, err := exec.Command(agentBin, "join", "--vault", follower.URL(), "--token", jt.Token, "--ca-fingerprint", jt.CAFingerprint, "--state-dir", state).CombinedOutput(); err != nil {
+			t.Fatalf("join: %v\n%s", err, out)
+		}
+		cfg := filepath.Join(dir, fmt.Sprintf("a%d", i), "agent.yaml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, key: key.pem}\n    reload: [\"true\"]\n    check: {tls: \"%s\", server_name: www.example.com}\n    timeout: 3s\n",
+			follower.URL(), c.CACert, state, f.dir, f.serve(t))), 0o644)
+		startAgent(t, agentBin, cfg)
+	}
+	waitFor(t, 30*time.Second, "all agents installed", func() bool {
+		out, _, _ := c.CLIAt(follower, "agent", "list", "--certificate", "www")
+		return strings.Count(out, "installed") == n
+	})
+	cli("rollout", "set", "www", "--waves", "2,50%,100%", "--max-failures", "0")
+	rotate()
+	v2 := currentSerial(t, c, "www")
+	// Hold it after the first wave, then kill the leader.
+	waitFor(t, 30*time.Second, "wave 1 done", func() bool {
+		var st struct {
+			Waves []struct{ Healthy int }
+		}
+		json.Unmarshal([]byte(cli("rollout", "status", "www", "-o", "json")), &st)
+		return len(st.Waves) == 3 && st.Waves[0].Healthy == 2
+	})
+	cli("rollout", "pause", "www")
+	leader.Kill()
+	c.Leader() // a new one, among the two left
+	waitFor(t, 30*time.Second, "resume through the new leader", func() bool {
+		_, _, code := c.CLIAt(follower, "rollout", "resume", "www")
+		return code == 0
+	})
+	waitFor(t, 60*time.Second, "the rollout done under the new leader", func() bool {
+		return strings.Contains(cli("rollout", "status", "www"), ": done,")
+	})
+	for _, f := range fleet {
+		f := f
+		waitFor(t, 20*time.Second, "every agent on the new version", func() bool { return f.serial() == v2 })
+	}
+	// Each agent installed the new version exactly once.
+	var rep struct {
+		Deliveries []struct{ Agent, Version, Result string }
+	}
+	json.Unmarshal([]byte(cli("report", "--format", "json")), &rep)
+	perAgent := map[string]int{}
+	for _, d := range rep.Deliveries {
+		if d.Result == "installed" {
+			perAgent[d.Agent]++
+		}
+	}
+	if len(perAgent) != n {
+		t.Fatalf("agents with installs: %d, want %d: %+v", len(perAgent), n, rep.Deliveries)
+	}
+	for a, k := range perAgent {
+		if k != 2 { // version 1, then version 2: once each
+			t.Errorf("agent %s installed %d times, want 2 (v1 and v2 once each)", a, k)
+		}
+	}
+}

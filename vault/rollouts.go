@@ -198,15 +198,18 @@ func (n *Node) loadPlan(kind, name string) *RolloutPlan {
 }
 
 // targetFor is the version an agent should hold of an object: the
-// current version, unless a rollout says otherwise.
+// current version when the object has no rollout plan, else what the
+// rollout says.
 func (n *Node) targetFor(agentID, kind, name, current string) string {
 	r, _ := n.loadRollout(kind, name)
-	if r == nil || r.Version != current {
+	if r == nil {
 		return current
 	}
+	// A version newer than the rollout's waits until the leader starts
+	// its rollout: until then the targets stay what they were.
 	switch r.Status {
 	case "done":
-		return current
+		return r.Version
 	case "aborted":
 		return r.Previous
 	}
@@ -436,11 +439,19 @@ func (n *Node) handleSetPlan(kind string) http.HandlerFunc {
 				return
 			}
 		}
-		if _, _, found, _ := n.loadMeta(kind, name); !found {
-			n.fail(w, r, notFound(notFoundCode(kind), "%s %s does not exist", singular(kind), name))
+		m, _, found, _ := n.loadMeta(kind, name)
+		if !found || m.Current == "" {
+			n.fail(w, r, notFound(notFoundCode(kind), "%s %s does not exist or has no version yet", singular(kind), name))
 			return
 		}
-		if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).Put(planKey(kind, name), mustJSON(p))); err != nil {
+		b := (&raftstore.Batch{}).Put(planKey(kind, name), mustJSON(p))
+		if ro, idx := n.loadRollout(kind, name); ro == nil {
+			// What is current now is the known good version: the plan
+			// applies from the next one, however soon it comes.
+			now := time.Now()
+			b.PutIf(rolloutKey(kind, name), mustJSON(Rollout{Object: kind + "/" + name, Version: m.Current, Status: "done", Started: now, Updated: now}), idx)
+		}
+		if err := n.apply(r.Context(), w.Header(), b); err != nil {
 			n.fail(w, r, err)
 			return
 		}
