@@ -203,8 +203,8 @@ type Node struct {
 	agentCache agentCache
 	// rolloutCache keeps decoded rollouts by index.
 	rolloutCache rolloutCache
-	proxyMu    sync.Mutex
-	proxies    map[string]*httputil.ReverseProxy
+	proxyMu      sync.Mutex
+	proxies      map[string]*httputil.ReverseProxy
 	// nameLocks serialize writes to one object name (see lockObject).
 	nameLocks [nameLockStripes]sync.Mutex
 	fatal     chan error
