@@ -168,10 +168,13 @@ certificates:
 		}
 	}
 	var st struct {
-		Waves []struct{ Failed, Healthy int }
+		Waves []struct {
+			Failed, Healthy int
+			RolledBack      int `json:"rolled_back"`
+		}
 	}
 	json.Unmarshal([]byte(mustCLI(t, c, "rollout", "status", "www", "-o", "json")), &st)
-	if len(st.Waves) != 3 || st.Waves[0].Healthy != 2 || st.Waves[1].Failed < 2 || st.Waves[2].Failed+st.Waves[2].Healthy != 0 {
+	if len(st.Waves) != 3 || st.Waves[0].Healthy != 2 || st.Waves[1].RolledBack < 2 || st.Waves[2].Failed+st.Waves[2].Healthy+st.Waves[2].RolledBack != 0 {
 		t.Fatalf("wave counts: %+v\n%s", st.Waves, out)
 	}
 

@@ -314,7 +314,8 @@ func (n *Node) startRollout(kind, name string, plan *RolloutPlan, prev *Rollout,
 }
 
 // agentOutcome is what an agent reported for a rollout's version:
-// healthy, failed or pending.
+// healthy, failed (not installed), rolled-back (installed, then switched
+// back after its reload or check failed) or pending.
 func (n *Node) agentOutcome(agentID, object, version string) string {
 	e, ok := n.store.Get(prefixAgentBindings + agentID + "/" + object)
 	if !ok {
@@ -328,7 +329,7 @@ func (n *Node) agentOutcome(agentID, object, version string) string {
 	case "installed", "unchanged", "repaired":
 		return "healthy"
 	case "failed", "rolled-back":
-		return "failed"
+		return st.Result
 	}
 	return "pending"
 }
@@ -343,7 +344,7 @@ func (n *Node) advance(kind, name string, plan *RolloutPlan, r *Rollout, now tim
 			continue
 		}
 		switch n.agentOutcome(a, r.Object, r.Version) {
-		case "failed":
+		case "failed", "rolled-back":
 			failed++
 		case "healthy":
 			if w == r.Wave {
@@ -516,15 +517,17 @@ type RolloutStatus struct {
 	Waves []WaveStatus `json:"waves,omitempty"`
 }
 
-// WaveStatus is one wave's progress.
+// WaveStatus is one wave's progress on the rollout's version: agents that
+// have not reported it yet are pending.
 type WaveStatus struct {
-	Wave    int      `json:"wave"`
-	Spec    string   `json:"spec"`
-	Agents  []string `json:"agents"`
-	Target  string   `json:"target"`
-	Pending int      `json:"pending"`
-	Healthy int      `json:"healthy"`
-	Failed  int      `json:"failed"`
+	Wave       int      `json:"wave"`
+	Spec       string   `json:"spec"`
+	Agents     []string `json:"agents"`
+	Target     string   `json:"target"`
+	Pending    int      `json:"pending"`
+	Healthy    int      `json:"healthy"`
+	Failed     int      `json:"failed"`
+	RolledBack int      `json:"rolled_back"`
 }
 
 func (n *Node) handleRolloutStatus(kind string) http.HandlerFunc {
@@ -553,6 +556,8 @@ func (n *Node) handleRolloutStatus(kind string) http.HandlerFunc {
 						ws.Healthy++
 					case "failed":
 						ws.Failed++
+					case "rolled-back":
+						ws.RolledBack++
 					default:
 						ws.Pending++
 					}

@@ -98,6 +98,7 @@ previous version. Without a plan, a new version goes to every agent at once.`,
 					Spec, Target             string
 					Agents                   []string
 					Pending, Healthy, Failed int
+					RolledBack               int `json:"rolled_back"`
 				}
 			}
 			json.Unmarshal(raw, &st)
@@ -111,9 +112,9 @@ previous version. Without a plan, a new version goes to every agent at once.`,
 				}
 			}
 			tw := table(out)
-			fmt.Fprintln(tw, "WAVE\tSIZE\tAGENTS\tTARGET\tPENDING\tHEALTHY\tFAILED")
+			fmt.Fprintln(tw, "WAVE\tSIZE\tAGENTS\tTARGET\tPENDING\tHEALTHY\tFAILED\tROLLED BACK")
 			for _, w := range st.Waves {
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%d\t%d\n", w.Wave, w.Spec, len(w.Agents), w.Target, w.Pending, w.Healthy, w.Failed)
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", w.Wave, w.Spec, len(w.Agents), w.Target, w.Pending, w.Healthy, w.Failed, w.RolledBack)
 			}
 			return tw.Flush()
 		},
