@@ -5,6 +5,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -283,6 +284,18 @@ func TestBench(t *testing.T) {
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)
+	}
+	// Charts beside the JSON, under its stamp; latest-*.svg for a complete run.
+	if root, err := moduleRoot(); err != nil {
+		t.Errorf("write charts: %v", err)
+	} else if ts, err := time.Parse(time.RFC3339, rep.Timestamp); err != nil {
+		t.Errorf("write charts: %v", err)
+	} else {
+		svgs, err := writeCharts(filepath.Join(root, "bench-results"), ts.UTC().Format("20060102T150405Z"), rep)
+		if err != nil {
+			t.Errorf("write charts: %v", err)
+		}
+		paths = append(paths, svgs...)
 	}
 	for _, p := range paths {
 		t.Logf("wrote %s", p)

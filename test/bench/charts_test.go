@@ -405,8 +405,8 @@ var logTicks = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
 	return ticks
 })
 
-// countTicks labels a linear axis from 0 in round steps, with thousands
-// separators.
+// countTicks labels a linear axis in round steps (1, 2 or 5 times a
+// power of ten), with thousands separators.
 var countTicks = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
 	step := math.Pow10(int(math.Floor(math.Log10(hi - lo))))
 	for _, div := range []float64{2, 2.5} {
