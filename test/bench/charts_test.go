@@ -86,10 +86,6 @@ func writeCharts(dir, stamp string, r *report) ([]string, error) {
 	return paths, nil
 }
 
-// fleetNotReachedMS is what the fleet group records for an agent that did
-// not hear of the new version within its 60 s wait (runFleet).
-const fleetNotReachedMS = 60000
-
 // propagationChart plots, for each fleet run, the share of its agents
 // whose long poll had answered with the new version against the time
 // since the create request (the cumulative distribution of

@@ -32,6 +32,14 @@
 //	schedule      the renewal scheduler with 100,000 certificates, in
 //	              process: planning one version, the memory the plans
 //	              hold, and one tick with nothing due (beside 1,000)
+//	agent         certvault-agent: binary size, resident memory idle and
+//	              after 50 installs, commit-to-swap time (fsnotify on the
+//	              binding's current link)
+//	fleet         1,000 / 5,000 / 10,000 simulated agents (real enrollment,
+//	              mutual TLS, the long poll; CERTVAULT_BENCH_AGENTS to
+//	              choose) on one node, then the largest on three: time from
+//	              a new version's create to each agent's answer, vault
+//	              memory per waiting agent, vault CPU
 //
 // Secret GETs read GET /secrets/{name}/ (a linearizable read) of
 // CERTVAULT_BENCH_NAMES secrets set beforehand. Creates POST

@@ -339,7 +339,7 @@ func runFleet(t *testing.T, nodes, n int) fleetResult {
 	res.VaultCPUPct = 100 * (cpu1 - cpu0) / elapsed
 	for _, h := range hits {
 		if h.at.IsZero() || h.version == v1 {
-			res.PropagationMS = append(res.PropagationMS, 60000) // not reached
+			res.PropagationMS = append(res.PropagationMS, fleetNotReachedMS)
 			continue
 		}
 		res.PropagationMS = append(res.PropagationMS, float64(h.at.Sub(t0).Microseconds())/1000)

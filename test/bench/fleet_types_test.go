@@ -31,3 +31,7 @@ type fleetResult struct {
 	// propagation window.
 	VaultCPUPct float64 `json:"vault_cpu_pct"`
 }
+
+// fleetNotReachedMS is what a fleet run records for an agent that was not
+// told of the new version within the run's minute.
+const fleetNotReachedMS = 60000
