@@ -125,6 +125,10 @@ certificates:
 		return strings.Count(mustCLI(t, c, "agent", "list", "--certificate", "www"), "installed") == n
 	})
 	mustCLI(t, c, "rollout", "set", "www", "--waves", "2,50%,100%", "--max-failures", "1")
+	hookSecret := filepath.Join(dir, "hook.secret")
+	os.WriteFile(hookSecret, []byte("rollout-hook-secret-0123456789"), 0o600)
+	hook := newWebhook(t, "rollout-hook-secret-0123456789")
+	mustCLI(t, c, "events", "subscribe", hook.URL, "--types", "RolloutHalted", "--secret-file", hookSecret)
 
 	// Predict the waves and freeze the services of wave 2 on version 1.
 	ids := make([]string, n)
@@ -153,6 +157,9 @@ certificates:
 	if !strings.Contains(out, "over the budget of 1, in wave 2 of 3") {
 		t.Fatalf("rollout status:\n%s", out)
 	}
+	var halted struct{ Rollout struct{ Version string } }
+	json.Unmarshal([]byte(mustCLI(t, c, "rollout", "status", "www", "-o", "json")), &halted)
+	hook.wait(t, 30*time.Second, "Microsoft.KeyVault.RolloutHalted", halted.Rollout.Version)
 	for _, f := range fleet {
 		got := f.serial()
 		switch waveOf[f.id] {

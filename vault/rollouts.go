@@ -489,7 +489,15 @@ func (n *Node) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 			case cmd == "resume" && (ro.Status == "paused" || ro.Status == "halted"):
 				next.Status, next.WaveStarted = "running", time.Now()
 				if ro.Status == "halted" {
-					next.Budget = ro.Budget + len(ro.Agents) // resuming a halt accepts the failures so far
+					// Resuming a halt accepts the failures so far; new
+					// ones count against the plan's budget again.
+					failed := 0
+					for a := range ro.Agents {
+						if o := n.agentOutcome(a, ro.Object, ro.Version); o == "failed" || o == "rolled-back" {
+							failed++
+						}
+					}
+					next.Budget = failed + ro.Budget
 				}
 			case cmd == "abort" && ro.Status != "done" && ro.Status != "aborted" && ro.Previous != "":
 				next.Status = "aborted"
