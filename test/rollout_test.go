@@ -25,12 +25,18 @@ type fleetAgent struct {
 	// frozen, when set, is what its service serves whatever the files
 	// say: a service that does not pick up new certificates.
 	frozen atomic.Pointer[tls.Certificate]
+	// gate, when set, holds every handshake until it is closed: a service
+	// slow to come back after a reload.
+	gate atomic.Pointer[chan struct{}]
 }
 
 // serve answers TLS with the agent's installed cert.pem and key.pem, read
 // at each handshake as a reloaded server would, unless frozen.
 func (f *fleetAgent) serve(t *testing.T) string {
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if g := f.gate.Load(); g != nil {
+			<-*g
+		}
 		if c := f.frozen.Load(); c != nil {
 			return c, nil
 		}
@@ -246,7 +252,7 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 			t.Fatalf("join: %v\n%s", err, out)
 		}
 		cfg := filepath.Join(dir, fmt.Sprintf("a%d", i), "agent.yaml")
-		os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, key: key.pem}\n    reload: [\"true\"]\n    check: {tls: \"%s\", server_name: www.example.com}\n    timeout: 3s\n",
+		os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, key: key.pem}\n    reload: [\"true\"]\n    check: {tls: \"%s\", server_name: www.example.com}\n    timeout: 30s\n",
 			follower.URL(), c.CACert, state, f.dir, f.serve(t))), 0o644)
 		startAgent(t, agentBin, cfg)
 	}
@@ -255,15 +261,29 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 		return strings.Count(out, "installed") == n
 	})
 	cli("rollout", "set", "www", "--waves", "2,50%,100%", "--max-failures", "0")
+	// The services of wave 1 hold their health checks until the test lets
+	// them go, so the rollout is mid-way, deterministically, when the
+	// leader dies.
+	ids := make([]string, n)
+	for i, f := range fleet {
+		data, _ := os.ReadFile(filepath.Join(filepath.Dir(f.dir), "state", "identity.json"))
+		var id struct {
+			AgentID string `json:"agent_id"`
+		}
+		json.Unmarshal(data, &id)
+		f.id, ids[i] = id.AgentID, id.AgentID
+	}
+	waveOf, _ := vault.AssignWaves("certificates/www", ids, []string{"2", "50%", "100%"})
+	gate := make(chan struct{})
+	for _, f := range fleet {
+		if waveOf[f.id] == 0 {
+			f.gate.Store(&gate)
+		}
+	}
 	rotate()
 	v2 := currentSerial(t, c, "www")
-	// Hold it after the first wave, then kill the leader.
-	waitFor(t, 30*time.Second, "wave 1 done", func() bool {
-		var st struct {
-			Waves []struct{ Healthy int }
-		}
-		json.Unmarshal([]byte(cli("rollout", "status", "www", "-o", "json")), &st)
-		return len(st.Waves) == 3 && st.Waves[0].Healthy == 2
+	waitFor(t, 30*time.Second, "the rollout running in wave 1", func() bool {
+		return strings.Contains(cli("rollout", "status", "www"), ": running, wave 1,")
 	})
 	cli("rollout", "pause", "www")
 	leader.Kill()
@@ -272,6 +292,7 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 		_, _, code := c.CLIAt(follower, "rollout", "resume", "www")
 		return code == 0
 	})
+	close(gate)
 	waitFor(t, 60*time.Second, "the rollout done under the new leader", func() bool {
 		return strings.Contains(cli("rollout", "status", "www"), ": done,")
 	})
