@@ -152,7 +152,7 @@ func Run(ctx context.Context, opts Options) error {
 	// back from the version directories.
 	for _, b := range a.bindings {
 		a.loadContent(b)
-		a.repair(ctx, b, "start")
+		a.repair(b, "start")
 	}
 	a.save()
 
@@ -478,9 +478,9 @@ func (a *agent) install(ctx context.Context, b *binding, version string) {
 		case errors.As(err, &ve) && ve.Status >= 400 && ve.Status < 500:
 			// Refused (no access, gone): not asked again until a new
 			// version comes or the configuration is reloaded.
-			a.fail(ctx, b, s, &rep, version, "the vault refused the version: "+err.Error())
+			a.fail(b, s, &rep, version, "the vault refused the version: "+err.Error())
 		case ctx.Err() == nil && !errors.As(err, &ve) && !isNetError(err):
-			a.fail(ctx, b, s, &rep, version, "the version does not pass the agent's checks: "+err.Error())
+			a.fail(b, s, &rep, version, "the version does not pass the agent's checks: "+err.Error())
 		default:
 			// The vault did not answer: the next poll backs off first.
 			a.failures++
@@ -492,7 +492,7 @@ func (a *agent) install(ctx context.Context, b *binding, version string) {
 	rep.Serial = r.serial
 	res, err := install.Install(b.target, version, r.files)
 	if err != nil {
-		a.fail(ctx, b, s, &rep, version, "install: "+err.Error())
+		a.fail(b, s, &rep, version, "install: "+err.Error())
 		return
 	}
 	rep.Timings["swap"] = res.Swap.Milliseconds()
@@ -531,7 +531,7 @@ func (a *agent) install(ctx context.Context, b *binding, version string) {
 }
 
 // fail records a version that cannot be installed at all.
-func (a *agent) fail(ctx context.Context, b *binding, s *BindingState, rep *vaultclient.Report, version, msg string) {
+func (a *agent) fail(b *binding, s *BindingState, rep *vaultclient.Report, version, msg string) {
 	a.log.Error("version not installed", "object", b.object, "path", b.path, "version", version, "why", msg)
 	s.Failed, s.LastResult, s.LastError = version, "failed", msg
 	rep.Result, rep.Detail = "failed", msg
@@ -615,7 +615,7 @@ func (a *agent) loadContent(b *binding) {
 // checkDrift puts back every binding's files changed or removed under it.
 func (a *agent) checkDrift(ctx context.Context) {
 	for _, b := range a.bindings {
-		a.repair(ctx, b, "drift")
+		a.repair(b, "drift")
 	}
 	a.flushReports(ctx)
 	a.save()
@@ -623,7 +623,7 @@ func (a *agent) checkDrift(ctx context.Context) {
 
 // repair compares what readers see with the installed version and puts
 // it back, reporting the drift.
-func (a *agent) repair(ctx context.Context, b *binding, why string) {
+func (a *agent) repair(b *binding, why string) {
 	files := a.content[b.key]
 	s := a.st.Bindings[b.key]
 	if files == nil || s == nil || s.Version == "" {
@@ -645,7 +645,6 @@ func (a *agent) repair(ctx context.Context, b *binding, why string) {
 	a.log.Warn("files changed under the agent were put back", "object", b.object, "path", b.path, "files", drift, "found", why)
 	s.LastResult, s.LastError, s.LastChange = "repaired", "", time.Now().UTC()
 	a.queueReport(vaultclient.Report{Object: b.object, Binding: b.path, Version: s.Version, Result: "repaired", Drift: drift})
-	_ = ctx
 }
 
 // watchFiles (re)adds fsnotify watches: the configuration's directory and
