@@ -493,4 +493,21 @@ certificates:
 	if !strings.Contains(out, `"result": "rolled-back"`) {
 		t.Fatalf("the report does not show the rollback: %s", out)
 	}
+	// The trail has the agent's fetches and reports, and only the polls
+	// that brought something new, not its heartbeats.
+	var agents struct{ Value []struct{ ID string } }
+	json.Unmarshal([]byte(mustCLI(t, c, "agent", "list", "-o", "json")), &agents)
+	ops := map[string]int{}
+	waitFor(t, 10*time.Second, "the third report in the trail", func() bool {
+		var recs struct{ Value []struct{ Operation string } }
+		json.Unmarshal([]byte(mustCLI(t, c, "audit", "list", "--principal", "agent:"+agents.Value[0].ID, "-o", "json")), &recs)
+		clear(ops)
+		for _, r := range recs.Value {
+			ops[r.Operation]++
+		}
+		return ops["POST /v1/agents/report"] >= 3
+	})
+	if ops["GET /secrets/{name}/{version}"] < 3 || ops["GET /v1/agents/watch"] > 6 {
+		t.Fatalf("the agent's audit records: %v", ops)
+	}
 }

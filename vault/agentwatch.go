@@ -161,6 +161,11 @@ func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 			changed = changed || cur[i].Version != o.known
 		}
 		if changed || ctx.Err() != nil {
+			// A poll that ends with nothing new is the agent's heartbeat:
+			// thousands of agents would fill the audit trail with them.
+			// Answers that carry a new target are recorded, and so are the
+			// fetch and the report that follow.
+			infoOf(r).skip = !changed
 			writeJSON(w, http.StatusOK, WatchResponse{Objects: cur, Index: idx, Changed: changed})
 			return
 		}
