@@ -58,7 +58,11 @@ type anchorHead struct {
 
 // openAudit opens this node's trail and starts anchoring it.
 func (n *Node) openAudit() error {
-	l, err := audit.Open(n.path("audit"))
+	seg := int64(audit.DefaultSegmentBytes)
+	if n.opts.AuditSegmentMB > 0 {
+		seg = int64(n.opts.AuditSegmentMB) << 20
+	}
+	l, err := audit.OpenSegmented(n.path("audit"), seg)
 	if err != nil {
 		return err
 	}
@@ -326,7 +330,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // localRecords reads the last limit matching records of this node.
 func (n *Node) localRecords(q auditQuery) ([]audit.Record, error) {
 	var out []audit.Record
-	err := audit.Read(n.auditLog.Path(), q.filter, func(r audit.Record) bool {
+	err := audit.ReadTrail(n.auditLog.Dir(), q.filter, func(r audit.Record) bool {
 		out = append(out, r)
 		if len(out) > 2*q.limit {
 			out = append(out[:0], out[len(out)-q.limit:]...)
@@ -508,7 +512,7 @@ func (n *Node) localVerify() (NodeVerification, error) {
 			heads = append(heads, a.Head)
 		}
 	}
-	res, err := audit.Verify(n.auditLog.Path(), heads...)
+	res, err := audit.VerifyTrail(n.auditLog.Dir(), heads...)
 	if err != nil {
 		return NodeVerification{}, err
 	}

@@ -68,6 +68,9 @@ type Options struct {
 	// Mailer, when set, sends the contacts their mail (renewals, failures,
 	// EmailContacts actions) through an SMTP relay.
 	Mailer *notify.Mailer
+	// AuditSegmentMB is the size (MiB) at which the audit trail's current
+	// file becomes a segment; 0 means 256.
+	AuditSegmentMB int
 	// TLSCert and TLSKey, when both set, are the API's server certificate
 	// instead of one issued by the vault CA. Raft always uses the node
 	// certificate from the vault CA.

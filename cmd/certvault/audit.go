@@ -117,9 +117,11 @@ first bad record and exits 1 when any node's trail fails or cannot be reached.`,
 					Node    string
 					OK      bool
 					Records uint64
+					Start   uint64
 					Anchors int
 					Error   string
 					Problem *struct {
+						File   string
 						Line   int
 						Seq    uint64
 						Reason string
@@ -143,10 +145,12 @@ first bad record and exits 1 when any node's trail fails or cannot be reached.`,
 					switch {
 					case nd.Error != "":
 						fmt.Fprintf(out, "%s: NOT VERIFIED: %s\n", nd.Node, nd.Error)
+					case nd.OK && nd.Start > 1:
+						fmt.Fprintf(out, "%s: ok, %d records from record %d (older segments removed), %d raft anchors matched\n", nd.Node, nd.Records, nd.Start, nd.Anchors)
 					case nd.OK:
 						fmt.Fprintf(out, "%s: ok, %d records, %d raft anchors matched\n", nd.Node, nd.Records, nd.Anchors)
 					default:
-						fmt.Fprintf(out, "%s: TAMPERED: first bad record %d (line %d): %s\n", nd.Node, nd.Problem.Seq, nd.Problem.Line, nd.Problem.Reason)
+						fmt.Fprintf(out, "%s: TAMPERED: first bad record %d (%s line %d): %s\n", nd.Node, nd.Problem.Seq, nd.Problem.File, nd.Problem.Line, nd.Problem.Reason)
 					}
 					for _, inc := range nd.Incidents {
 						fmt.Fprintf(out, "%s: INCIDENT at start-up %s: record %d: %s\n", nd.Node, fmtTime(&inc.Time), inc.Problem.Seq, inc.Problem.Reason)

@@ -86,6 +86,7 @@ func run(args []string) int {
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.RaftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
+	fs.IntVar(&o.AuditSegmentMB, "audit-segment-mb", 256, "size in MiB at which DATA/audit/audit.jsonl becomes a segment (audit-SEQ.jsonl) and a new file starts; ship and remove old segments as your retention requires")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof, plain HTTP) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)

@@ -89,10 +89,15 @@ type Head struct {
 // concurrent use; records are written in the order the writer goroutine
 // takes them.
 type Log struct {
+	dir  string
 	path string
 	f    *os.File
 	reqs chan request
 	done chan struct{}
+	// size is the current file's length; at segmentBytes the file
+	// becomes a segment and a new one starts.
+	size         int64
+	segmentBytes int64
 
 	mu     sync.Mutex
 	head   Head
@@ -107,14 +112,28 @@ type request struct {
 	done chan error // nil for Append
 }
 
-// FileName is the trail's file name inside the directory Open is given.
-const FileName = "audit.jsonl"
+// FileName is the trail's current file inside the directory Open is
+// given. Full files become segments named SegmentPrefix + the sequence
+// number of their last record (20 digits) + ".jsonl", so that names sort
+// in order; ReadTrail and VerifyTrail read them all.
+const (
+	FileName      = "audit.jsonl"
+	SegmentPrefix = "audit-"
+)
 
-// Open opens (creating if needed) the trail in dir. The last record is
-// read to continue the chain; a torn last line (no end of line: a crash
-// mid-write, whose request was never answered) is cut off. Nothing else
-// is changed: a damaged record stays for Verify to find.
-func Open(dir string) (*Log, error) {
+// DefaultSegmentBytes is the size at which the current file becomes a
+// segment.
+const DefaultSegmentBytes = 256 << 20
+
+// Open opens (creating if needed) the trail in dir, with segments of
+// DefaultSegmentBytes. The last record is read to continue the chain; a
+// torn last line (no end of line: a crash mid-write, whose request was
+// never answered) is cut off. Nothing else is changed: a damaged record
+// stays for Verify to find.
+func Open(dir string) (*Log, error) { return OpenSegmented(dir, DefaultSegmentBytes) }
+
+// OpenSegmented is Open with another segment size (at least 4 KiB).
+func OpenSegmented(dir string, segmentBytes int64) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit dir: %w", err)
 	}
@@ -128,6 +147,22 @@ func Open(dir string) (*Log, error) {
 		f.Close()
 		return nil, err
 	}
+	if head.Seq == 0 {
+		// A new current file goes on from the last segment.
+		if segs, _ := segments(dir); len(segs) > 0 {
+			sf, err := os.Open(segs[len(segs)-1])
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("open audit segment: %w", err)
+			}
+			head, _, err = lastRecord(sf)
+			sf.Close()
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+		}
+	}
 	if err := f.Truncate(end); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("truncate torn audit record: %w", err)
@@ -136,10 +171,60 @@ func Open(dir string) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("seek audit log: %w", err)
 	}
-	l := &Log{path: path, f: f, head: head, reqs: make(chan request, 4096), done: make(chan struct{})}
+	l := &Log{dir: dir, path: path, f: f, head: head, size: end, segmentBytes: max(segmentBytes, 4096),
+		reqs: make(chan request, 4096), done: make(chan struct{})}
 	go l.run()
 	return l, nil
 }
+
+// segments lists dir's full segments in order.
+func segments(dir string) ([]string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, SegmentPrefix+"*.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("list audit segments: %w", err)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// files lists the trail's files in order: the segments, then the current
+// file.
+func files(dir string) ([]string, error) {
+	segs, err := segments(dir)
+	if err != nil {
+		return nil, err
+	}
+	return append(segs, filepath.Join(dir, FileName)), nil
+}
+
+// rotate makes the current file, fsynced, a segment and starts a new
+// one. Called by the writer only.
+func (l *Log) rotate(w *bufio.Writer) error {
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("sync audit log: %w", err)
+	}
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("close audit log: %w", err)
+	}
+	seg := filepath.Join(l.dir, fmt.Sprintf("%s%020d.jsonl", SegmentPrefix, l.Head().Seq))
+	if err := os.Rename(l.path, seg); err != nil {
+		return fmt.Errorf("make audit segment: %w", err)
+	}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("start audit file: %w", err)
+	}
+	if d, err := os.Open(l.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	l.f, l.size = f, 0
+	w.Reset(f)
+	return nil
+}
+
+// Dir is the trail's directory.
+func (l *Log) Dir() string { return l.dir }
 
 // lastRecord finds the last complete record and the offset just after it.
 func lastRecord(f *os.File) (Head, int64, error) {
@@ -305,6 +390,10 @@ func (l *Log) run() {
 				syncTook = lastSync.Sub(t0)
 				dirty = false
 			}
+			if err == nil && l.size >= l.segmentBytes {
+				err = l.rotate(w)
+				dirty = false
+			}
 			if err != nil {
 				l.mu.Lock()
 				if l.err == nil {
@@ -354,6 +443,7 @@ func (l *Log) write(w *bufio.Writer, batch []request) error {
 		h := hex.EncodeToString(sum.Sum(nil))
 		w.Write(data[:len(data)-1])
 		w.WriteString(`,"hash":"` + h + "\"}\n")
+		l.size += int64(len(data)) + int64(len(h)) + 11
 		head = Head{Seq: r.Seq, Hash: h}
 	}
 	if err := w.Flush(); err != nil {
@@ -400,13 +490,37 @@ func (f Filter) Match(r Record) bool {
 	return true
 }
 
-// Read calls fn for every record of the trail at path that matches f, in
+// Read calls fn for every record of the file at path that matches f, in
 // order, until fn returns false. Lines that do not parse are skipped
 // (Verify reports them).
 func Read(path string, f Filter, fn func(Record) bool) error {
-	file, err := os.Open(path)
+	_, err := readFile(path, f, fn)
+	return err
+}
+
+// ReadTrail is Read over every file of the trail in dir, oldest first.
+func ReadTrail(dir string, f Filter, fn func(Record) bool) error {
+	paths, err := files(dir)
 	if err != nil {
-		return fmt.Errorf("open audit log: %w", err)
+		return err
+	}
+	for _, p := range paths {
+		stopped, err := readFile(p, f, fn)
+		if err != nil || stopped {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFile is Read that says whether fn stopped it.
+func readFile(path string, f Filter, fn func(Record) bool) (bool, error) {
+	file, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // a segment made or removed meanwhile
+	}
+	if err != nil {
+		return false, fmt.Errorf("open audit log: %w", err)
 	}
 	defer file.Close()
 	br := bufio.NewReaderSize(file, 1<<16)
@@ -415,22 +529,23 @@ func Read(path string, f Filter, fn func(Record) bool) error {
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			var r Record
 			if json.Unmarshal(line, &r) == nil && f.Match(r) && !fn(r) {
-				return nil
+				return true, nil
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			return nil
+			return false, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read audit log: %w", err)
+			return false, fmt.Errorf("read audit log: %w", err)
 		}
 	}
 }
 
 // Problem names the first bad record a verification found.
 type Problem struct {
-	// Line is the 1-based line of the file; Seq the sequence number
-	// expected there.
+	// File is the trail file (base name) and Line the 1-based line in
+	// it; Seq is the sequence number expected there.
+	File   string `json:"file,omitempty"`
 	Line   int    `json:"line"`
 	Seq    uint64 `json:"seq"`
 	Reason string `json:"reason"`
@@ -438,23 +553,37 @@ type Problem struct {
 
 // Result is the outcome of Verify.
 type Result struct {
-	Records uint64   `json:"records"`
+	Records uint64 `json:"records"`
+	// Start is the first record the trail still holds: above 1 when
+	// older segments were removed (after shipping them elsewhere).
+	Start   uint64   `json:"start,omitempty"`
 	Head    Head     `json:"head"`
 	OK      bool     `json:"ok"`
 	Problem *Problem `json:"problem,omitempty"`
 }
 
-// Verify checks the trail at path: every line parses, sequence numbers
-// follow each other from 1, each record's prev is the hash before it and
-// its hash is right. anchors are heads recorded elsewhere (in Raft): the
-// trail must still hold each of them unchanged, which catches a trail
-// rewritten from some record on or cut short.
+// Verify checks one trail file that starts at record 1; see VerifyTrail.
 func Verify(path string, anchors ...Head) (Result, error) {
-	file, err := os.Open(path)
+	return verifyFiles([]string{path}, anchors)
+}
+
+// VerifyTrail checks the trail in dir, segments and current file in
+// order: every line parses, sequence numbers follow each other, each
+// record's prev is the hash before it and its hash is right. anchors are
+// heads recorded elsewhere (in Raft): the trail must still hold each of
+// them unchanged, which catches a trail rewritten from some record on or
+// cut short. Segments removed from the front (retention) are allowed: the
+// trail then starts at a later record, which Result.Start says, and
+// anchors before it are not checked.
+func VerifyTrail(dir string, anchors ...Head) (Result, error) {
+	paths, err := files(dir)
 	if err != nil {
-		return Result{}, fmt.Errorf("open audit log: %w", err)
+		return Result{}, err
 	}
-	defer file.Close()
+	return verifyFiles(paths, anchors)
+}
+
+func verifyFiles(paths []string, anchors []Head) (Result, error) {
 	want := map[uint64]string{}
 	var maxAnchor uint64
 	for _, a := range anchors {
@@ -464,60 +593,93 @@ func Verify(path string, anchors ...Head) (Result, error) {
 		}
 	}
 	res := Result{Head: Head{Hash: genesis}}
-	fail := func(line int, seq uint64, format string, args ...any) (Result, error) {
-		res.Problem = &Problem{Line: line, Seq: seq, Reason: fmt.Sprintf(format, args...)}
+	first := len(paths) > 1 // several files: the first may start later
+	var goodAnchor uint64   // the last anchored record found intact
+	var file string
+	line := 0
+	fail := func(seq uint64, format string, args ...any) (Result, error) {
+		res.Problem = &Problem{File: file, Line: line, Seq: seq, Reason: fmt.Sprintf(format, args...)}
 		return res, nil
 	}
-	br := bufio.NewReaderSize(file, 1<<16)
-	line := 0
-	var goodAnchor uint64 // the last anchored record found intact
-	for {
-		data, err := br.ReadBytes('\n')
-		if len(data) > 0 {
-			line++
-			next := res.Head.Seq + 1
-			if data[len(data)-1] != '\n' {
-				return fail(line, next, "record %d is cut short (no end of line)", next)
-			}
-			var r Record
-			dec := json.NewDecoder(bytes.NewReader(data))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&r); err != nil {
-				return fail(line, next, "record %d does not parse: it was edited", next)
-			}
-			switch {
-			case r.Seq > next:
-				return fail(line, next, "record %d is missing or out of order: found %d after %d (removed or reordered)", next, r.Seq, res.Head.Seq)
-			case r.Seq < next:
-				return fail(line, next, "record %d is out of order: found %d after %d (reordered or duplicated)", next, r.Seq, res.Head.Seq)
-			case r.Prev != res.Head.Hash:
-				return fail(line, next, "record %d does not follow the record before it (removed or reordered)", next)
-			}
-			h, err := chainHash(r)
-			if err != nil {
-				return Result{}, err
-			}
-			if h != r.Hash {
-				return fail(line, next, "record %d was changed: its hash does not match its content", next)
-			}
-			if a, ok := want[r.Seq]; ok {
-				if a != r.Hash {
-					return fail(line, next, "record %d differs from its anchor replicated through raft: after record %d the trail was changed, or cut and written on, or rewritten", next, goodAnchor)
-				}
-				goodAnchor = r.Seq
-			}
-			res.Records++
-			res.Head = Head{Seq: r.Seq, Hash: r.Hash}
-		}
-		if errors.Is(err, io.EOF) {
-			break
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) && len(paths) > 1 {
+			continue
 		}
 		if err != nil {
-			return Result{}, fmt.Errorf("read audit log: %w", err)
+			return Result{}, fmt.Errorf("open audit log: %w", err)
 		}
+		file, line = filepath.Base(path), 0
+		br := bufio.NewReaderSize(f, 1<<16)
+		for {
+			data, rerr := br.ReadBytes('\n')
+			if len(data) > 0 {
+				line++
+				next := res.Head.Seq + 1
+				if data[len(data)-1] != '\n' {
+					f.Close()
+					return fail(next, "record %d is cut short (no end of line)", next)
+				}
+				var r Record
+				dec := json.NewDecoder(bytes.NewReader(data))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&r); err != nil {
+					f.Close()
+					return fail(next, "record %d does not parse: it was edited", next)
+				}
+				if first {
+					// The oldest file present: older ones may have been
+					// removed, so it may start after record 1.
+					first = false
+					if r.Seq > 1 {
+						res.Start = r.Seq
+						res.Head = Head{Seq: r.Seq - 1, Hash: r.Prev}
+						next = r.Seq
+					}
+				}
+				switch {
+				case r.Seq > next:
+					f.Close()
+					return fail(next, "record %d is missing or out of order: found %d after %d (removed or reordered)", next, r.Seq, res.Head.Seq)
+				case r.Seq < next:
+					f.Close()
+					return fail(next, "record %d is out of order: found %d after %d (reordered or duplicated)", next, r.Seq, res.Head.Seq)
+				case r.Prev != res.Head.Hash:
+					f.Close()
+					return fail(next, "record %d does not follow the record before it (removed or reordered)", next)
+				}
+				h, err := chainHash(r)
+				if err != nil {
+					f.Close()
+					return Result{}, err
+				}
+				if h != r.Hash {
+					f.Close()
+					return fail(next, "record %d was changed: its hash does not match its content", next)
+				}
+				if a, ok := want[r.Seq]; ok {
+					if a != r.Hash {
+						f.Close()
+						return fail(next, "record %d differs from its anchor replicated through raft: after record %d the trail was changed, or cut and written on, or rewritten", next, goodAnchor)
+					}
+					goodAnchor = r.Seq
+				}
+				res.Records++
+				res.Head = Head{Seq: r.Seq, Hash: r.Hash}
+			}
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			if rerr != nil {
+				f.Close()
+				return Result{}, fmt.Errorf("read audit log: %w", rerr)
+			}
+		}
+		f.Close()
 	}
 	if res.Head.Seq < maxAnchor {
-		return fail(line+1, res.Head.Seq+1, "the trail ends at record %d but raft anchored record %d: records were removed from the end", res.Head.Seq, maxAnchor)
+		line++
+		return fail(res.Head.Seq+1, "the trail ends at record %d but raft anchored record %d: records were removed from the end", res.Head.Seq, maxAnchor)
 	}
 	res.OK = true
 	return res, nil

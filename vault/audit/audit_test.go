@@ -207,3 +207,68 @@ func jsonLine(r Record) (string, error) {
 	}
 	return string(data) + "\n", nil
 }
+
+func TestSegments(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenSegmented(dir, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := l.AppendSync(context.Background(), Record{Principal: "alice", Object: "/secrets/db", Status: 200 + i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := l.Head()
+	l.Close()
+	segs, _ := segments(dir)
+	if len(segs) < 3 {
+		t.Fatalf("segments: %v, want several of 4 KiB", segs)
+	}
+	res, err := VerifyTrail(dir, head)
+	if err != nil || !res.OK || res.Records != 100 || res.Start != 0 {
+		t.Fatalf("VerifyTrail = %+v %+v, %v", res, res.Problem, err)
+	}
+	n := 0
+	ReadTrail(dir, Filter{}, func(Record) bool { n++; return true })
+	if n != 100 {
+		t.Fatalf("ReadTrail read %d records, want 100", n)
+	}
+	// Reopening with an empty current file goes on from the last segment.
+	l, err = OpenSegmented(dir, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Head() != head {
+		t.Fatalf("head after reopen %+v, want %+v", l.Head(), head)
+	}
+	l.AppendSync(context.Background(), Record{Principal: "bob"})
+	l.Close()
+	// Retention: the oldest segment removed is allowed, and said.
+	os.Remove(segs[0])
+	res, err = VerifyTrail(dir)
+	if err != nil || !res.OK || res.Start <= 1 {
+		t.Fatalf("VerifyTrail without the first segment = %+v %+v, %v", res, res.Problem, err)
+	}
+	// A segment removed from the middle is not.
+	if len(segs) < 4 {
+		t.Fatalf("need 4 segments, have %d", len(segs))
+	}
+	os.Remove(segs[2])
+	res, _ = VerifyTrail(dir)
+	if res.OK || res.Problem == nil || !strings.Contains(res.Problem.Reason, "missing") {
+		t.Fatalf("VerifyTrail without a middle segment = %+v %+v", res, res.Problem)
+	}
+	// An edit names its file.
+	ls := lines(t, segs[3])
+	ls[1] = strings.Replace(ls[1], `"principal":"alice"`, `"principal":"mallo"`, 1)
+	save(t, segs[3], ls)
+	res, _ = verifyFiles([]string{segs[1], segs[3], filepath.Join(dir, FileName)}, nil)
+	if res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 1 {
+		t.Fatalf("gap before an edited segment: %+v %+v", res, res.Problem)
+	}
+	res, _ = verifyFiles([]string{segs[3], filepath.Join(dir, FileName)}, nil)
+	if res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 2 {
+		t.Fatalf("edited segment: %+v %+v", res, res.Problem)
+	}
+}
