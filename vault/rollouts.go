@@ -334,25 +334,25 @@ func (n *Node) agentOutcome(agentID, object, version string) string {
 	return "pending"
 }
 
-// advance moves a running rollout: halt past the budget, next wave when
-// the current one is healthy or baked without failure, done after the
+// advance moves a running rollout: halt past the budget; next wave when
+// every agent of the current one reported (healthy, or failed within the
+// budget), or when the bake time passed with no failure; done after the
 // last.
 func (n *Node) advance(kind, name string, plan *RolloutPlan, r *Rollout, now time.Time) *Rollout {
-	failed, healthyInWave, inWave := 0, 0, 0
+	failed, settledInWave, inWave := 0, 0, 0
 	for a, w := range r.Agents {
 		if w > r.Wave {
 			continue
 		}
-		switch n.agentOutcome(a, r.Object, r.Version) {
-		case "failed", "rolled-back":
+		o := n.agentOutcome(a, r.Object, r.Version)
+		if o == "failed" || o == "rolled-back" {
 			failed++
-		case "healthy":
-			if w == r.Wave {
-				healthyInWave++
-			}
 		}
 		if w == r.Wave {
 			inWave++
+			if o != "pending" {
+				settledInWave++ // healthy, or failed within the budget
+			}
 		}
 	}
 	next := *r
@@ -362,7 +362,7 @@ func (n *Node) advance(kind, name string, plan *RolloutPlan, r *Rollout, now tim
 		next.Status = "halted"
 		next.Reason = fmt.Sprintf("%d agent(s) failed, over the budget of %d, in wave %d of %d", failed, r.Budget, r.Wave+1, len(r.WaveSizes))
 		n.log.Warn("rollout halted", "object", r.Object, "version", r.Version, "reason", next.Reason)
-	case healthyInWave == inWave || (plan.BakeSeconds > 0 && now.Sub(r.WaveStarted) >= time.Duration(plan.BakeSeconds)*time.Second && failed == 0):
+	case settledInWave == inWave || (plan.BakeSeconds > 0 && now.Sub(r.WaveStarted) >= time.Duration(plan.BakeSeconds)*time.Second && failed == 0):
 		if r.Wave+1 >= len(r.WaveSizes) {
 			next.Status = "done"
 			n.log.Info("rollout done", "object", r.Object, "version", r.Version)

@@ -22,8 +22,8 @@ func rolloutCmd(g *globals, out io.Writer) *cobra.Command {
 secret) reach the agents in waves instead of all at once. When a new version
 becomes current, the vault assigns the agents that hold the object to waves
 (the same assignment on any node), gives the version to the first wave, and
-moves on when every agent of the wave reported it healthy (or the bake time
-passed with no failure). When more agents fail than the budget allows, the
+moves on when every agent of the wave reported (healthy, or failed within
+the budget), or when the bake time passed with no failure. When more agents fail than the budget allows, the
 rollout halts: later waves keep the previous version, the contacts get a
 mail and webhooks a RolloutHalted event. Abort sends every agent back to the
 previous version. Without a plan, a new version goes to every agent at once.`,
