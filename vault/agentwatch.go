@@ -229,10 +229,24 @@ func (n *Node) handleAgentReport(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, badParameter("result %q: use one of %s", rep.Result, strings.Join(reportResults, ", ")))
 		return
 	}
+	if len(rep.Version) > 64 || len(rep.Previous) > 64 || len(rep.Serial) > 128 || len(rep.Binding) > 4096 || len(rep.Drift) > 64 {
+		n.fail(w, r, badParameter("the report is larger than a report can be: check version, binding and drift"))
+		return
+	}
 	if len(rep.Detail) > 2048 {
 		rep.Detail = rep.Detail[:2048]
 	}
 	c := callerOf(r)
+	// An agent reports only on what it may read: the evidence report's
+	// "where each certificate went" must not take an agent's word for
+	// another group's objects.
+	action, res := access.CertificatesRead, access.Resource{Kind: kind, Name: name}
+	if kind == kindSecrets {
+		action, res.Certificate = access.SecretsMetadata, n.isCertificate(name)
+	}
+	if !n.authorize(w, r, c, res, action) {
+		return
+	}
 	now := time.Now().UTC()
 	st := BindingState{Agent: c.AgentID, Time: now, AgentReport: rep}
 	infoOf(r).object = "/" + rep.Object
