@@ -178,6 +178,7 @@ func Run(ctx context.Context, opts Options) error {
 	results := make(chan watchResult, 1)
 	var pollCancel context.CancelFunc
 	var lastErr error
+	gen := 0
 	startPoll := func() {
 		if pollCancel != nil {
 			pollCancel()
@@ -188,7 +189,8 @@ func Run(ctx context.Context, opts Options) error {
 		if a.failures > 0 {
 			delay = backoff(a.failures, lastErr)
 		}
-		go a.poll(pctx, delay, a.objects(), a.st.Index, results)
+		gen++
+		go a.poll(pctx, gen, delay, a.objects(), a.st.Index, results)
 	}
 	startPoll()
 	defer func() { pollCancel() }()
@@ -203,6 +205,9 @@ func Run(ctx context.Context, opts Options) error {
 			a.save()
 			return nil
 		case r := <-results:
+			if r.gen != gen {
+				continue // a replaced poll's answer
+			}
 			lastErr = r.err
 			a.handle(ctx, r)
 			a.flushReports(ctx)
@@ -344,11 +349,14 @@ func (a *agent) objects() []vaultclient.Object {
 type watchResult struct {
 	res *vaultclient.WatchResult
 	err error
+	// gen is the poll it answers: an answer of a poll that was replaced
+	// (after a reload or an earlier answer) is dropped.
+	gen int
 }
 
 // poll waits delay (the backoff after a failure), then runs one long
 // poll and sends its answer or error.
-func (a *agent) poll(ctx context.Context, delay time.Duration, objs []vaultclient.Object, index uint64, out chan<- watchResult) {
+func (a *agent) poll(ctx context.Context, gen int, delay time.Duration, objs []vaultclient.Object, index uint64, out chan<- watchResult) {
 	if delay > 0 {
 		select {
 		case <-ctx.Done():
@@ -362,7 +370,7 @@ func (a *agent) poll(ctx context.Context, delay time.Duration, objs []vaultclien
 		return
 	}
 	select {
-	case out <- watchResult{res: res, err: err}:
+	case out <- watchResult{res: res, err: err, gen: gen}:
 	case <-ctx.Done():
 	}
 }
