@@ -26,6 +26,19 @@ func (g *globals) call(cmd *cobra.Command, method, path string, in any) (json.Ra
 	return raw, nil
 }
 
+// show sends one API request and prints the answer: as JSON with -o json,
+// else through human, which decodes what it needs.
+func (g *globals) show(cmd *cobra.Command, out io.Writer, method, path string, in any, human func(json.RawMessage) error) error {
+	raw, err := g.call(cmd, method, path, in)
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return printJSON(out, raw)
+	}
+	return human(raw)
+}
+
 // fmtTime prints a time for tables, "-" for none.
 func fmtTime(t *time.Time) string {
 	if t == nil || t.IsZero() {
@@ -57,25 +70,20 @@ Send it as "Authorization: Bearer TOKEN" or set CERTVAULT_TOKEN.`,
 			if (role == "") != (scope == "") {
 				return usageError{errors.New("--role and --scope go together (scope / is the whole vault)")}
 			}
-			raw, err := g.call(cmd, http.MethodPost, "/v1/tokens", map[string]string{"name": name, "ttl": ttl, "role": role, "scope": scope})
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var t struct {
-				ID, Name, Token string
-				Expires         *time.Time
-				Assignment      *struct{ Role, Scope string }
-			}
-			json.Unmarshal(raw, &t)
-			fmt.Fprintf(out, "token for %s (id %s, expires %s):\n\n  %s\n\n", t.Name, t.ID, fmtTime(t.Expires), t.Token)
-			if t.Assignment != nil {
-				fmt.Fprintf(out, "assigned %s at %s\n", t.Assignment.Role, t.Assignment.Scope)
-			}
-			fmt.Fprintln(out, "It is not shown again; the vault keeps only its hash.")
-			return nil
+			return g.show(cmd, out, http.MethodPost, "/v1/tokens", map[string]string{"name": name, "ttl": ttl, "role": role, "scope": scope}, func(raw json.RawMessage) error {
+				var t struct {
+					ID, Name, Token string
+					Expires         *time.Time
+					Assignment      *struct{ Role, Scope string }
+				}
+				json.Unmarshal(raw, &t)
+				fmt.Fprintf(out, "token for %s (id %s, expires %s):\n\n  %s\n\n", t.Name, t.ID, fmtTime(t.Expires), t.Token)
+				if t.Assignment != nil {
+					fmt.Fprintf(out, "assigned %s at %s\n", t.Assignment.Role, t.Assignment.Scope)
+				}
+				fmt.Fprintln(out, "It is not shown again; the vault keeps only its hash.")
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "principal name (letters, digits, . _ @ -)")
@@ -92,33 +100,28 @@ Send it as "Authorization: Bearer TOKEN" or set CERTVAULT_TOKEN.`,
 			if listName != "" {
 				path += "?name=" + url.QueryEscape(listName)
 			}
-			raw, err := g.call(cmd, http.MethodGet, path, nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var res struct {
-				Value []struct {
-					ID, Name  string
-					Created   time.Time
-					Expires   *time.Time
-					Expired   bool
-					CreatedBy string `json:"created_by"`
+			return g.show(cmd, out, http.MethodGet, path, nil, func(raw json.RawMessage) error {
+				var res struct {
+					Value []struct {
+						ID, Name  string
+						Created   time.Time
+						Expires   *time.Time
+						Expired   bool
+						CreatedBy string `json:"created_by"`
+					}
 				}
-			}
-			json.Unmarshal(raw, &res)
-			tw := table(out)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tSTATE\tCREATED BY")
-			for _, t := range res.Value {
-				state := "valid"
-				if t.Expired {
-					state = "expired"
+				json.Unmarshal(raw, &res)
+				tw := table(out)
+				fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tSTATE\tCREATED BY")
+				for _, t := range res.Value {
+					state := "valid"
+					if t.Expired {
+						state = "expired"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, fmtTime(&t.Created), fmtTime(t.Expires), state, t.CreatedBy)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, fmtTime(&t.Created), fmtTime(t.Expires), state, t.CreatedBy)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	list.Flags().StringVar(&listName, "name", "", "only this principal's tokens")
@@ -142,21 +145,16 @@ vault scope; the vault refuses to revoke the last administrator's token.`,
 	c.AddCommand(&cobra.Command{
 		Use: "whoami", Short: "Show the principal of the token in use and its role assignments", Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := g.call(cmd, http.MethodGet, "/v1/auth/self", nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var s struct {
-				Principal   string
-				TokenID     string `json:"token_id"`
-				Assignments []assignment
-			}
-			json.Unmarshal(raw, &s)
-			fmt.Fprintf(out, "principal %s (token %s)\n", s.Principal, s.TokenID)
-			return printAssignments(out, s.Assignments)
+			return g.show(cmd, out, http.MethodGet, "/v1/auth/self", nil, func(raw json.RawMessage) error {
+				var s struct {
+					Principal   string
+					TokenID     string `json:"token_id"`
+					Assignments []assignment
+				}
+				json.Unmarshal(raw, &s)
+				fmt.Fprintf(out, "principal %s (token %s)\n", s.Principal, s.TokenID)
+				return printAssignments(out, s.Assignments)
+			})
 		},
 	})
 	return c
@@ -199,24 +197,19 @@ docs/access.md has the full endpoint × role matrix.`,
 	c.AddCommand(&cobra.Command{
 		Use: "list", Short: "List the built-in roles", Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := g.call(cmd, http.MethodGet, "/v1/roles", nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var res struct {
-				Value []struct {
-					Name, Description string
-					Actions           []string
+			return g.show(cmd, out, http.MethodGet, "/v1/roles", nil, func(raw json.RawMessage) error {
+				var res struct {
+					Value []struct {
+						Name, Description string
+						Actions           []string
+					}
 				}
-			}
-			json.Unmarshal(raw, &res)
-			for _, r := range res.Value {
-				fmt.Fprintf(out, "%s\n  %s\n  actions: %s\n\n", r.Name, r.Description, strings.Join(r.Actions, ", "))
-			}
-			return nil
+				json.Unmarshal(raw, &res)
+				for _, r := range res.Value {
+					fmt.Fprintf(out, "%s\n  %s\n  actions: %s\n\n", r.Name, r.Description, strings.Join(r.Actions, ", "))
+				}
+				return nil
+			})
 		},
 	})
 	var to, scope string
@@ -231,17 +224,12 @@ docs/access.md has the full endpoint × role matrix.`,
 			if to == "" || scope == "" {
 				return usageError{errors.New("--to and --scope are required")}
 			}
-			raw, err := g.call(cmd, http.MethodPost, "/v1/roles/assignments", map[string]string{"role": a[0], "assignee": to, "scope": scope})
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var as assignment
-			json.Unmarshal(raw, &as)
-			fmt.Fprintf(out, "assigned %s to %s at %s (assignment %s)\n", as.Role, as.Assignee, as.Scope, as.ID)
-			return nil
+			return g.show(cmd, out, http.MethodPost, "/v1/roles/assignments", map[string]string{"role": a[0], "assignee": to, "scope": scope}, func(raw json.RawMessage) error {
+				var as assignment
+				json.Unmarshal(raw, &as)
+				fmt.Fprintf(out, "assigned %s to %s at %s (assignment %s)\n", as.Role, as.Assignee, as.Scope, as.ID)
+				return nil
+			})
 		},
 	}
 	assign.Flags().StringVar(&to, "to", "", "principal name, or group:NAME for an agent group")
@@ -256,16 +244,11 @@ docs/access.md has the full endpoint × role matrix.`,
 			if byAssignee != "" {
 				path += "?assignee=" + url.QueryEscape(byAssignee)
 			}
-			raw, err := g.call(cmd, http.MethodGet, path, nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var res struct{ Value []assignment }
-			json.Unmarshal(raw, &res)
-			return printAssignments(out, res.Value)
+			return g.show(cmd, out, http.MethodGet, path, nil, func(raw json.RawMessage) error {
+				var res struct{ Value []assignment }
+				json.Unmarshal(raw, &res)
+				return printAssignments(out, res.Value)
+			})
 		},
 	}
 	list.Flags().StringVar(&byAssignee, "to", "", "only assignments of this principal or group:NAME")

@@ -35,23 +35,18 @@ life. Give an agent group access with a role assignment to group:NAME.`,
 			if group == "" {
 				return usageError{errors.New("--group is required: the agents' group, to which roles are assigned as group:NAME")}
 			}
-			raw, err := g.call(cmd, http.MethodPost, "/v1/agents/join-tokens", map[string]any{"group": group, "ttl": ttl, "uses": uses, "cert_ttl": certTTL})
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var t struct {
-				Token, Group  string
-				Expires       time.Time
-				Uses          int
-				CAFingerprint string `json:"ca_fingerprint"`
-			}
-			json.Unmarshal(raw, &t)
-			fmt.Fprintf(out, "join token for group %s (%d use(s), expires %s):\n\n  %s\n\nvault CA fingerprint: %s\n\n", t.Group, t.Uses, fmtTime(&t.Expires), t.Token, t.CAFingerprint)
-			fmt.Fprintf(out, "On the VM:\n  certvault-agent join --vault %s --token TOKEN --ca-fingerprint %s --state-dir /var/lib/certvault-agent\n", g.addrOrEnv(), t.CAFingerprint)
-			return nil
+			return g.show(cmd, out, http.MethodPost, "/v1/agents/join-tokens", map[string]any{"group": group, "ttl": ttl, "uses": uses, "cert_ttl": certTTL}, func(raw json.RawMessage) error {
+				var t struct {
+					Token, Group  string
+					Expires       time.Time
+					Uses          int
+					CAFingerprint string `json:"ca_fingerprint"`
+				}
+				json.Unmarshal(raw, &t)
+				fmt.Fprintf(out, "join token for group %s (%d use(s), expires %s):\n\n  %s\n\nvault CA fingerprint: %s\n\n", t.Group, t.Uses, fmtTime(&t.Expires), t.Token, t.CAFingerprint)
+				fmt.Fprintf(out, "On the VM:\n  certvault-agent join --vault %s --token TOKEN --ca-fingerprint %s --state-dir /var/lib/certvault-agent\n", g.addrOrEnv(), t.CAFingerprint)
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&group, "group", "", "agent group")
@@ -73,33 +68,28 @@ life. Give an agent group access with a role assignment to group:NAME.`,
 				q.Set("certificate", byCert)
 			}
 			path := "/v1/agents?" + q.Encode()
-			raw, err := g.call(cmd, http.MethodGet, path, nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var res struct {
-				Value []struct {
-					agentRecord
-					Bindings []struct{ Object, Version, Result string }
-				}
-			}
-			json.Unmarshal(raw, &res)
-			tw := table(out)
-			fmt.Fprintln(tw, "ID\tNAME\tGROUP\tSTATE\tIDENTITY EXPIRES\tHOLDS (OBJECT VERSION RESULT)")
-			for _, a := range res.Value {
-				var holds []string
-				for _, b := range a.Bindings {
-					if byCert != "" && b.Object != "certificates/"+byCert {
-						continue
+			return g.show(cmd, out, http.MethodGet, path, nil, func(raw json.RawMessage) error {
+				var res struct {
+					Value []struct {
+						agentRecord
+						Bindings []struct{ Object, Version, Result string }
 					}
-					holds = append(holds, b.Object+" "+b.Version+" "+b.Result)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Group, a.state(), fmtTime(&a.NotAfter), dash(strings.Join(holds, "; ")))
-			}
-			return tw.Flush()
+				json.Unmarshal(raw, &res)
+				tw := table(out)
+				fmt.Fprintln(tw, "ID\tNAME\tGROUP\tSTATE\tIDENTITY EXPIRES\tHOLDS (OBJECT VERSION RESULT)")
+				for _, a := range res.Value {
+					var holds []string
+					for _, b := range a.Bindings {
+						if byCert != "" && b.Object != "certificates/"+byCert {
+							continue
+						}
+						holds = append(holds, b.Object+" "+b.Version+" "+b.Result)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Group, a.state(), fmtTime(&a.NotAfter), dash(strings.Join(holds, "; ")))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	list.Flags().StringVar(&byGroup, "group", "", "only agents of this group")
@@ -108,43 +98,38 @@ life. Give an agent group access with a role assignment to group:NAME.`,
 	c.AddCommand(&cobra.Command{
 		Use: "status ID", Short: "Show one agent", Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			raw, err := g.call(cmd, http.MethodGet, "/v1/agents/"+url.PathEscape(a[0]), nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var r struct {
-				agentRecord
-				Bindings []struct {
-					Time                                      time.Time
-					Object, Version, Result, Detail, Previous string
-					Drift                                     []string
-					Timings                                   map[string]int64
+			return g.show(cmd, out, http.MethodGet, "/v1/agents/"+url.PathEscape(a[0]), nil, func(raw json.RawMessage) error {
+				var r struct {
+					agentRecord
+					Bindings []struct {
+						Time                                      time.Time
+						Object, Version, Result, Detail, Previous string
+						Drift                                     []string
+						Timings                                   map[string]int64
+					}
 				}
-			}
-			json.Unmarshal(raw, &r)
-			tw := table(out)
-			for _, kv := range [][2]string{{"ID", r.ID}, {"Name", r.Name}, {"Group", r.Group}, {"State", r.state()},
-				{"Identity serial", r.Serial}, {"Identity expires", fmtTime(&r.NotAfter)},
-				{"Enrolled", fmtTime(&r.Enrolled) + " from " + r.Source}, {"Renewed", fmtTime(&r.Renewed)}} {
-				fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintln(out)
-			tw = table(out)
-			fmt.Fprintln(tw, "OBJECT\tVERSION\tRESULT\tREPORTED\tSWAP MS\tDETAIL")
-			for _, b := range r.Bindings {
-				detail := b.Detail
-				if len(b.Drift) > 0 {
-					detail = strings.TrimSpace(detail + " drift: " + strings.Join(b.Drift, ","))
+				json.Unmarshal(raw, &r)
+				tw := table(out)
+				for _, kv := range [][2]string{{"ID", r.ID}, {"Name", r.Name}, {"Group", r.Group}, {"State", r.state()},
+					{"Identity serial", r.Serial}, {"Identity expires", fmtTime(&r.NotAfter)},
+					{"Enrolled", fmtTime(&r.Enrolled) + " from " + r.Source}, {"Renewed", fmtTime(&r.Renewed)}} {
+					fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", b.Object, b.Version, b.Result, fmtTime(&b.Time), b.Timings["swap"], dash(detail))
-			}
-			return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintln(out)
+				tw = table(out)
+				fmt.Fprintln(tw, "OBJECT\tVERSION\tRESULT\tREPORTED\tSWAP MS\tDETAIL")
+				for _, b := range r.Bindings {
+					detail := b.Detail
+					if len(b.Drift) > 0 {
+						detail = strings.TrimSpace(detail + " drift: " + strings.Join(b.Drift, ","))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", b.Object, b.Version, b.Result, fmtTime(&b.Time), b.Timings["swap"], dash(detail))
+				}
+				return tw.Flush()
+			})
 		},
 	})
 	c.AddCommand(&cobra.Command{

@@ -52,41 +52,36 @@ disk. The trail of each node is DATA/audit/audit.jsonl (one JSON per line).`,
 				}
 			}
 			q.Set("limit", fmt.Sprint(limit))
-			raw, err := g.call(cmd, http.MethodGet, "/v1/audit/records?"+q.Encode(), nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var res struct {
-				Value []struct {
-					Time                                                time.Time
-					Node, Principal, Source, Operation, Object, Version string
-					Outcome                                             string
-					Status                                              int
-					RequestID                                           string `json:"request_id"`
+			return g.show(cmd, out, http.MethodGet, "/v1/audit/records?"+q.Encode(), nil, func(raw json.RawMessage) error {
+				var res struct {
+					Value []struct {
+						Time                                                time.Time
+						Node, Principal, Source, Operation, Object, Version string
+						Outcome                                             string
+						Status                                              int
+						RequestID                                           string `json:"request_id"`
+					}
+					Unreachable []string
 				}
-				Unreachable []string
-			}
-			json.Unmarshal(raw, &res)
-			tw := table(out)
-			fmt.Fprintln(tw, "TIME\tNODE\tPRINCIPAL\tSOURCE\tOPERATION\tOBJECT\tVERSION\tSTATUS\tOUTCOME\tREQUEST")
-			for _, r := range res.Value {
-				p := r.Principal
-				if p == "" {
-					p = "-"
+				json.Unmarshal(raw, &res)
+				tw := table(out)
+				fmt.Fprintln(tw, "TIME\tNODE\tPRINCIPAL\tSOURCE\tOPERATION\tOBJECT\tVERSION\tSTATUS\tOUTCOME\tREQUEST")
+				for _, r := range res.Value {
+					p := r.Principal
+					if p == "" {
+						p = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Time.UTC().Format("2006-01-02 15:04:05.000Z"), r.Node, p, r.Source,
+						r.Operation, dash(r.Object), dash(r.Version), r.Status, r.Outcome, r.RequestID)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Time.UTC().Format("2006-01-02 15:04:05.000Z"), r.Node, p, r.Source,
-					r.Operation, dash(r.Object), dash(r.Version), r.Status, r.Outcome, r.RequestID)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if len(res.Unreachable) > 0 {
-				return fmt.Errorf("nodes %v could not be reached: their records are missing above", res.Unreachable)
-			}
-			return nil
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if len(res.Unreachable) > 0 {
+					return fmt.Errorf("nodes %v could not be reached: their records are missing above", res.Unreachable)
+				}
+				return nil
+			})
 		},
 	}
 	list.Flags().StringVar(&since, "since", "", "from this time: RFC 3339 or an age such as 90m, 24h, 7d")

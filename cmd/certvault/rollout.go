@@ -55,15 +55,10 @@ previous version. Without a plan, a new version goes to every agent at once.`,
 				}
 				bakeSec = int64(d / time.Second)
 			}
-			raw, err := g.call(cmd, http.MethodPut, path(a[0])+"/plan", map[string]any{"waves": strings.Split(waves, ","), "bake_seconds": bakeSec, "max_failures": maxFailures})
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			fmt.Fprintf(out, "rollout plan for %s/%s: waves %s, bake %s, max failures %s\n", kind(), a[0], waves, dash(bake), dash(maxFailures))
-			return nil
+			return g.show(cmd, out, http.MethodPut, path(a[0])+"/plan", map[string]any{"waves": strings.Split(waves, ","), "bake_seconds": bakeSec, "max_failures": maxFailures}, func(raw json.RawMessage) error {
+				fmt.Fprintf(out, "rollout plan for %s/%s: waves %s, bake %s, max failures %s\n", kind(), a[0], waves, dash(bake), dash(maxFailures))
+				return nil
+			})
 		},
 	}
 	set.Flags().StringVar(&waves, "waves", "", "comma-separated waves: agent counts or percentages, the last 100%")
@@ -74,49 +69,44 @@ previous version. Without a plan, a new version goes to every agent at once.`,
 	c.AddCommand(&cobra.Command{
 		Use: "status NAME", Short: "Show the plan and the latest rollout, wave by wave", Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			raw, err := g.call(cmd, http.MethodGet, path(a[0]), nil)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(out, raw)
-			}
-			var st struct {
-				Plan *struct {
-					Waves       []string
-					BakeSeconds int64  `json:"bake_seconds"`
-					MaxFailures string `json:"max_failures"`
+			return g.show(cmd, out, http.MethodGet, path(a[0]), nil, func(raw json.RawMessage) error {
+				var st struct {
+					Plan *struct {
+						Waves       []string
+						BakeSeconds int64  `json:"bake_seconds"`
+						MaxFailures string `json:"max_failures"`
+					}
+					Rollout *struct {
+						Version, Previous, Status, Reason string
+						Wave                              int
+						Budget                            int
+						Started                           time.Time
+					}
+					Waves []struct {
+						Wave                     int
+						Spec, Target             string
+						Agents                   []string
+						Pending, Healthy, Failed int
+						RolledBack               int `json:"rolled_back"`
+					}
 				}
-				Rollout *struct {
-					Version, Previous, Status, Reason string
-					Wave                              int
-					Budget                            int
-					Started                           time.Time
+				json.Unmarshal(raw, &st)
+				if st.Plan != nil {
+					fmt.Fprintf(out, "plan: waves %s, bake %ds, max failures %s\n", strings.Join(st.Plan.Waves, ","), st.Plan.BakeSeconds, dash(st.Plan.MaxFailures))
 				}
-				Waves []struct {
-					Wave                     int
-					Spec, Target             string
-					Agents                   []string
-					Pending, Healthy, Failed int
-					RolledBack               int `json:"rolled_back"`
+				if r := st.Rollout; r != nil {
+					fmt.Fprintf(out, "rollout of version %s (previous %s): %s, wave %d, budget %d, started %s\n", r.Version, dash(r.Previous), r.Status, r.Wave+1, r.Budget, fmtTime(&r.Started))
+					if r.Reason != "" {
+						fmt.Fprintf(out, "reason: %s\n", r.Reason)
+					}
 				}
-			}
-			json.Unmarshal(raw, &st)
-			if st.Plan != nil {
-				fmt.Fprintf(out, "plan: waves %s, bake %ds, max failures %s\n", strings.Join(st.Plan.Waves, ","), st.Plan.BakeSeconds, dash(st.Plan.MaxFailures))
-			}
-			if r := st.Rollout; r != nil {
-				fmt.Fprintf(out, "rollout of version %s (previous %s): %s, wave %d, budget %d, started %s\n", r.Version, dash(r.Previous), r.Status, r.Wave+1, r.Budget, fmtTime(&r.Started))
-				if r.Reason != "" {
-					fmt.Fprintf(out, "reason: %s\n", r.Reason)
+				tw := table(out)
+				fmt.Fprintln(tw, "WAVE\tSIZE\tAGENTS\tTARGET\tPENDING\tHEALTHY\tFAILED\tROLLED BACK")
+				for _, w := range st.Waves {
+					fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", w.Wave, w.Spec, len(w.Agents), w.Target, w.Pending, w.Healthy, w.Failed, w.RolledBack)
 				}
-			}
-			tw := table(out)
-			fmt.Fprintln(tw, "WAVE\tSIZE\tAGENTS\tTARGET\tPENDING\tHEALTHY\tFAILED\tROLLED BACK")
-			for _, w := range st.Waves {
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", w.Wave, w.Spec, len(w.Agents), w.Target, w.Pending, w.Healthy, w.Failed, w.RolledBack)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	})
 	for _, verb := range []struct{ use, short string }{
@@ -127,17 +117,12 @@ previous version. Without a plan, a new version goes to every agent at once.`,
 		c.AddCommand(&cobra.Command{
 			Use: verb.use + " NAME", Short: verb.short, Args: args(cobra.ExactArgs(1)),
 			RunE: func(cmd *cobra.Command, a []string) error {
-				raw, err := g.call(cmd, http.MethodPost, path(a[0])+"/"+verb.use, nil)
-				if err != nil {
-					return err
-				}
-				if g.output == "json" {
-					return printJSON(out, raw)
-				}
-				var r struct{ Status string }
-				json.Unmarshal(raw, &r)
-				fmt.Fprintf(out, "rollout of %s/%s: %s\n", kind(), a[0], r.Status)
-				return nil
+				return g.show(cmd, out, http.MethodPost, path(a[0])+"/"+verb.use, nil, func(raw json.RawMessage) error {
+					var r struct{ Status string }
+					json.Unmarshal(raw, &r)
+					fmt.Fprintf(out, "rollout of %s/%s: %s\n", kind(), a[0], r.Status)
+					return nil
+				})
 			},
 		})
 	}
