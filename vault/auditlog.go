@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -225,13 +224,9 @@ func (n *Node) record(aw *auditWriter, r *http.Request, info *reqInfo, route, re
 	if op == "" {
 		op = route
 	}
-	src, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		src = r.RemoteAddr
-	}
 	rec := audit.Record{
 		Time: start.UTC(), Node: n.opts.NodeID, RequestID: reqID,
-		Principal: info.caller.Name, TokenID: info.caller.TokenID, Source: src,
+		Principal: info.caller.Name, TokenID: info.caller.TokenID, Source: infoSource(r),
 		Method: r.Method, Operation: op, Action: string(info.action),
 		Object: info.object, Version: info.version, Status: code, Outcome: outcome,
 	}

@@ -35,6 +35,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/certvault/certvault/internal/client"
 	"io"
 	"net/http"
 	"net/url"
@@ -370,17 +371,9 @@ func postJSON(ctx context.Context, c *http.Client, url string, in, out any) erro
 		return fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ve := &VaultError{StatusCode: resp.StatusCode}
-		var e struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil {
-			ve.Code, ve.Message = e.Error.Code, e.Error.Message
-		}
-		return ve
+		var ce *client.Error
+		errors.As(client.ParseError(resp.StatusCode, data), &ce)
+		return &VaultError{StatusCode: resp.StatusCode, Code: ce.Code, Message: ce.Message}
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode answer: %w", err)

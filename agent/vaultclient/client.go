@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/certvault/certvault/internal/client"
 )
 
 // Error is an answer other than success from the vault.
@@ -175,13 +177,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
-		var kv struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(data, &kv) == nil && kv.Error.Message != "" {
-			e.Code, e.Message = kv.Error.Code, kv.Error.Message
-		}
+		var ce *client.Error
+		errors.As(client.ParseError(resp.StatusCode, data), &ce)
+		e := &Error{Status: resp.StatusCode, Code: ce.Code, Message: ce.Message}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 			e.RetryAfter = time.Duration(s) * time.Second
 		}
