@@ -74,6 +74,23 @@ func (a *agentProc) kill() {
 	<-a.done
 }
 
+// joinAgent runs certvault-agent join into state and returns the agent's ID.
+func joinAgent(t *testing.T, bin, vaultURL, tok, fp, state string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"join", "--vault", vaultURL, "--token", tok, "--ca-fingerprint", fp, "--state-dir", state}, extra...)
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("certvault-agent join: %v\n%s", err, out)
+	}
+	var id struct {
+		AgentID string `json:"agent_id"`
+	}
+	data, _ := os.ReadFile(filepath.Join(state, "identity.json"))
+	if err := json.Unmarshal(data, &id); err != nil || id.AgentID == "" {
+		t.Fatalf("identity.json after join: %q %v", data, err)
+	}
+	return id.AgentID
+}
+
 // placeholder writes a self-signed certificate and key, so that nginx can
 // start before the agent installs the real one.
 func placeholder(t *testing.T, certFile, keyFile string) {
@@ -141,9 +158,7 @@ func TestAgentNginx(t *testing.T) {
 
 	tok, fp, _ := agentJoinToken(t, c, "--group", "web")
 	state := filepath.Join(dir, "state")
-	if out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state, "--name", "web-1").CombinedOutput(); err != nil {
-		t.Fatalf("certvault-agent join: %v\n%s", err, out)
-	}
+	joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state, "--name", "web-1")
 
 	tlsDir := filepath.Join(dir, "tls", "www")
 	placeholder(t, filepath.Join(tlsDir, "fullchain.pem"), filepath.Join(tlsDir, "key.pem"))
@@ -316,9 +331,7 @@ func TestAgentKilledMidInstall(t *testing.T) {
 	create()
 	tok, fp, _ := agentJoinToken(t, c, "--group", "web")
 	state := filepath.Join(dir, "state")
-	if out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state).CombinedOutput(); err != nil {
-		t.Fatalf("join: %v\n%s", err, out)
-	}
+	joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state)
 	tlsDir := filepath.Join(dir, "tls")
 	cfg := filepath.Join(dir, "agent.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
@@ -446,9 +459,7 @@ func TestAgentHealthCheckRollback(t *testing.T) {
 	serve(v1)
 	tok, fp, _ := agentJoinToken(t, c, "--group", "web")
 	state := filepath.Join(dir, "state")
-	if out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state).CombinedOutput(); err != nil {
-		t.Fatalf("join: %v\n%s", err, out)
-	}
+	joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state)
 	tlsDir := filepath.Join(dir, "tls")
 	cfg := filepath.Join(dir, "agent.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -99,16 +98,7 @@ func TestRolloutHaltsAndAborts(t *testing.T) {
 		f := &fleetAgent{dir: filepath.Join(dir, fmt.Sprintf("a%02d", i), "tls")}
 		fleet[i] = f
 		state := filepath.Join(dir, fmt.Sprintf("a%02d", i), "state")
-		out, err := exec.Command(agentBin, "join", "--vault", c.Nodes[0].URL(), "--token", tok, "--ca-fingerprint", fp, "--state-dir", state, "--name", fmt.Sprintf("vm-%02d", i)).CombinedOutput()
-		if err != nil {
-			t.Fatalf("join %d: %v\n%s", i, err, out)
-		}
-		var id struct {
-			AgentID string `json:"agent_id"`
-		}
-		data, _ := os.ReadFile(filepath.Join(state, "identity.json"))
-		json.Unmarshal(data, &id)
-		f.id = id.AgentID
+		f.id = joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state, "--name", fmt.Sprintf("vm-%02d", i))
 		cfg := filepath.Join(dir, fmt.Sprintf("a%02d", i), "agent.yaml")
 		os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
 ca_file: %s
@@ -248,9 +238,7 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 		f := &fleetAgent{dir: filepath.Join(dir, fmt.Sprintf("a%d", i), "tls")}
 		fleet[i] = f
 		state := filepath.Join(dir, fmt.Sprintf("a%d", i), "state")
-		if out, err := exec.Command(agentBin, "join", "--vault", follower.URL(), "--token", jt.Token, "--ca-fingerprint", jt.CAFingerprint, "--state-dir", state).CombinedOutput(); err != nil {
-			t.Fatalf("join: %v\n%s", err, out)
-		}
+		f.id = joinAgent(t, agentBin, follower.URL(), jt.Token, jt.CAFingerprint, state)
 		cfg := filepath.Join(dir, fmt.Sprintf("a%d", i), "agent.yaml")
 		os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, key: key.pem}\n    reload: [\"true\"]\n    check: {tls: \"%s\", server_name: www.example.com}\n    timeout: 30s\n",
 			follower.URL(), c.CACert, state, f.dir, f.serve(t))), 0o644)
@@ -266,12 +254,7 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 	// leader dies.
 	ids := make([]string, n)
 	for i, f := range fleet {
-		data, _ := os.ReadFile(filepath.Join(filepath.Dir(f.dir), "state", "identity.json"))
-		var id struct {
-			AgentID string `json:"agent_id"`
-		}
-		json.Unmarshal(data, &id)
-		f.id, ids[i] = id.AgentID, id.AgentID
+		ids[i] = f.id
 	}
 	waveOf, _ := vault.AssignWaves("certificates/www", ids, []string{"2", "50%", "100%"})
 	gate := make(chan struct{})
