@@ -564,7 +564,7 @@ type Result struct {
 
 // Verify checks one trail file that starts at record 1; see VerifyTrail.
 func Verify(path string, anchors ...Head) (Result, error) {
-	return verifyFiles([]string{path}, anchors)
+	return verifyFiles([]string{path}, anchors, false)
 }
 
 // VerifyTrail checks the trail in dir, segments and current file in
@@ -580,10 +580,33 @@ func VerifyTrail(dir string, anchors ...Head) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return verifyFiles(paths, anchors)
+	return verifyFiles(paths, anchors, len(paths) > 1)
 }
 
-func verifyFiles(paths []string, anchors []Head) (Result, error) {
+// VerifyTrailFrom is VerifyTrail over only the files that hold records at
+// or after from (the current file and the segments whose last record is
+// not before it): a check against recent anchors without reading years of
+// trail.
+func VerifyTrailFrom(dir string, from uint64, anchors ...Head) (Result, error) {
+	paths, err := files(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	keep := paths[:0:0]
+	for _, p := range paths[:len(paths)-1] {
+		var last uint64
+		if _, err := fmt.Sscanf(filepath.Base(p), SegmentPrefix+"%d.jsonl", &last); err == nil && last < from {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	keep = append(keep, paths[len(paths)-1])
+	return verifyFiles(keep, anchors, true)
+}
+
+// verifyFiles checks paths in order; laterStart lets the first file
+// begin after record 1 (older files removed or left out).
+func verifyFiles(paths []string, anchors []Head, laterStart bool) (Result, error) {
 	want := map[uint64]string{}
 	var maxAnchor uint64
 	for _, a := range anchors {
@@ -593,8 +616,8 @@ func verifyFiles(paths []string, anchors []Head) (Result, error) {
 		}
 	}
 	res := Result{Head: Head{Hash: genesis}}
-	first := len(paths) > 1 // several files: the first may start later
-	var goodAnchor uint64   // the last anchored record found intact
+	first := laterStart
+	var goodAnchor uint64 // the last anchored record found intact
 	var file string
 	line := 0
 	fail := func(seq uint64, format string, args ...any) (Result, error) {

@@ -234,6 +234,10 @@ func TestSegments(t *testing.T) {
 	if n != 100 {
 		t.Fatalf("ReadTrail read %d records, want 100", n)
 	}
+	// A check from a late record reads only the files that hold it on.
+	if res, err := VerifyTrailFrom(dir, head.Seq-2, head); err != nil || !res.OK || res.Records >= 100 {
+		t.Fatalf("VerifyTrailFrom = %+v %+v, %v", res, res.Problem, err)
+	}
 	// Reopening with an empty current file goes on from the last segment.
 	l, err = OpenSegmented(dir, 4096)
 	if err != nil {
@@ -263,11 +267,11 @@ func TestSegments(t *testing.T) {
 	ls := lines(t, segs[3])
 	ls[1] = strings.Replace(ls[1], `"principal":"alice"`, `"principal":"mallo"`, 1)
 	save(t, segs[3], ls)
-	res, _ = verifyFiles([]string{segs[1], segs[3], filepath.Join(dir, FileName)}, nil)
+	res, _ = verifyFiles([]string{segs[1], segs[3], filepath.Join(dir, FileName)}, nil, true)
 	if res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 1 {
 		t.Fatalf("gap before an edited segment: %+v %+v", res, res.Problem)
 	}
-	res, _ = verifyFiles([]string{segs[3], filepath.Join(dir, FileName)}, nil)
+	res, _ = verifyFiles([]string{segs[3], filepath.Join(dir, FileName)}, nil, true)
 	if res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 2 {
 		t.Fatalf("edited segment: %+v %+v", res, res.Problem)
 	}
