@@ -15,9 +15,13 @@ import (
 // snapshotMagic opens every snapshot: the format name and version.
 var snapshotMagic = []byte("CVSNAP01")
 
-// maxSnapshotString bounds one key or value in a snapshot so that a corrupt
-// length is refused instead of allocated.
+// maxSnapshotString bounds one key or value in a snapshot: a longer length
+// is refused at once.
 const maxSnapshotString = 64 << 20
+
+// snapshotChunk is the most a length prefix makes the decoder allocate
+// before the bytes it announces have arrived; see readLen.
+const snapshotChunk = 64 << 10
 
 // encodeSnapshot writes the state as: magic, applied index, the entries
 // (count, then key, value, index, create index each), the change records
@@ -86,6 +90,32 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readLen reads exactly n bytes from r. It trusts n only as far as the
+// input bears it out: it allocates at most snapshotChunk up front and then
+// doubles the buffer as the bytes arrive, so a length prefix that claims
+// more than the input holds fails at the end of the input having allocated
+// at most a few times what was actually read (a 20-byte file claiming a
+// 64 MiB value used to allocate the 64 MiB before reading anything).
+func readLen(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, snapshotChunk))
+	for {
+		k, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %d of %d bytes: %w", len(b), n, err)
+		}
+		if len(b) == n {
+			return b, nil
+		}
+		grown := make([]byte, len(b), min(n, 2*cap(b)))
+		copy(grown, b)
+		b = grown
+	}
+}
+
 // decodeSnapshot reads and verifies a whole snapshot. Any error wraps
 // ErrBadSnapshot, and no partial state escapes.
 func decodeSnapshot(r io.Reader) (*snapshotState, error) {
@@ -94,7 +124,7 @@ func decodeSnapshot(r io.Reader) (*snapshotState, error) {
 		if err == nil {
 			return fmt.Errorf("%s: %w", what, ErrBadSnapshot)
 		}
-		return fmt.Errorf("%s: %v: %w", what, err, ErrBadSnapshot)
+		return fmt.Errorf("%s: %w: %w", what, err, ErrBadSnapshot)
 	}
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(hr, magic); err != nil || !bytes.Equal(magic, snapshotMagic) {
@@ -107,11 +137,9 @@ func decodeSnapshot(r io.Reader) (*snapshotState, error) {
 			return nil, err
 		}
 		if n > maxSnapshotString {
-			return nil, fmt.Errorf("length %d too large", n)
+			return nil, fmt.Errorf("length %d over the limit of %d", n, maxSnapshotString)
 		}
-		b := make([]byte, n)
-		_, err = io.ReadFull(hr, b)
-		return b, err
+		return readLen(hr, int(n))
 	}
 	st := &snapshotState{
 		entries: btree.NewG(btreeDegree, lessEntry),
