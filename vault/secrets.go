@@ -76,10 +76,6 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, badParameter("value is required"))
 		return
 	}
-	if len(req.Tags) > 15 {
-		n.fail(w, r, badParameter("at most 15 tags are allowed"))
-		return
-	}
 	version, err := newVersionID()
 	if err != nil {
 		n.fail(w, r, err)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/strictjson"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 	"github.com/prometheus/client_golang/prometheus"
@@ -412,7 +413,10 @@ func (n *Node) classify(err error) error {
 	}
 }
 
-// decodeBody reads a JSON body into v, refusing unknown trailing data.
+// decodeBody reads a JSON body into v strictly (body.go): the body must
+// be declared application/json, and a member given twice, invalid UTF-8,
+// trailing data, tags over Key Vault's limits or an nbf/exp out of range
+// are refused with 400 before anything is stored.
 func decodeBody(r *http.Request, v any) error {
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -421,10 +425,13 @@ func decodeBody(r *http.Request, v any) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return badParameter("the request body is empty; a JSON object is required")
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return badParameter("the request body is not valid JSON: %v", err)
+	if err := checkJSONContentType(r); err != nil {
+		return err
 	}
-	return nil
+	if err := strictjson.Unmarshal(data, v); err != nil {
+		return bodyJSONError(err)
+	}
+	return checkObjectFields(v)
 }
 
 func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {

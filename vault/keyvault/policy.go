@@ -132,11 +132,18 @@ func (p *Policy) Normalize() error {
 	}
 	xp := p.X509Properties
 	if xp.Subject != "" {
-		if _, err := ParseSubject(xp.Subject); err != nil {
+		subject, err := ParseSubject(xp.Subject)
+		if err != nil {
 			return invalid("x509_props.subject %q: %v", xp.Subject, err)
+		}
+		if err := checkSubjectBounds(&subject); err != nil {
+			return invalid("x509_props.subject: %v", err)
 		}
 	}
 	if xp.SANs != nil {
+		if n := len(xp.SANs.DNSNames) + len(xp.SANs.Emails) + len(xp.SANs.UPNs); n > MaxSubjectAltName {
+			return invalid("x509_props.sans: %d names given; at most %d are allowed (split them over several certificates)", n, MaxSubjectAltName)
+		}
 		for _, d := range xp.SANs.DNSNames {
 			if !validDNSName(d) {
 				return invalid("x509_props.sans.dns_names: %q is not a valid DNS name", d)
