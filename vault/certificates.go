@@ -165,10 +165,6 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	if len(req.Tags) > 15 {
-		n.fail(w, r, badParameter("at most 15 tags are allowed"))
-		return
-	}
 	policy := req.Policy
 	if policy == nil {
 		p, _, ok, err := n.loadPolicy(name)
@@ -843,6 +839,9 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chain, err := certs.ParseChainDER(req.X5C)
+	if err == nil {
+		err = certs.CheckRepeats(chain)
+	}
 	if err != nil {
 		n.fail(w, r, badParameter("%v", err))
 		return

@@ -419,13 +419,11 @@ func (n *Node) mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
 		return badParameter("ca.merge_pem: this issuer is not waiting for a signed CA certificate")
 	}
 	var chain []*x509.Certificate
-	rest := []byte(chainPEM)
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	blocks, err := certs.ParsePEM([]byte(chainPEM))
+	if err != nil {
+		return badParameter("ca.merge_pem: %s", strings.TrimPrefix(err.Error(), "certs: "))
+	}
+	for _, b := range blocks {
 		if b.Type != "CERTIFICATE" {
 			continue
 		}
@@ -434,6 +432,9 @@ func (n *Node) mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
 			return badParameter("ca.merge_pem: %v", err)
 		}
 		chain = append(chain, c)
+	}
+	if err := certs.CheckRepeats(chain); err != nil {
+		return badParameter("ca.merge_pem: %s", strings.TrimPrefix(err.Error(), "certs: "))
 	}
 	if len(chain) == 0 {
 		return badParameter("ca.merge_pem holds no PEM certificate")

@@ -277,13 +277,11 @@ func ParseImport(value, password string, now time.Time) (*Imported, error) {
 	var imp Imported
 	if strings.HasPrefix(trimmed, "-----BEGIN") {
 		imp.ContentType = keyvault.ContentTypePEM
-		rest := []byte(trimmed)
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
+		blocks, err := ParsePEM([]byte(value))
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range blocks {
 			switch b.Type {
 			case "CERTIFICATE":
 				c, err := x509.ParseCertificate(b.Bytes)
@@ -292,6 +290,9 @@ func ParseImport(value, password string, now time.Time) (*Imported, error) {
 				}
 				imp.Chain = append(imp.Chain, c)
 			case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
+				if imp.Key != nil {
+					return nil, fmt.Errorf("%w: more than one private key; import one key with its certificates", ErrBadPEM)
+				}
 				k, err := parseKey(b)
 				if err != nil {
 					return nil, err
@@ -300,6 +301,9 @@ func ParseImport(value, password string, now time.Time) (*Imported, error) {
 			case "ENCRYPTED PRIVATE KEY":
 				return nil, errors.New("certs: encrypted PEM keys are not supported: import a PKCS#12 with its password, or an unencrypted PEM")
 			}
+		}
+		if err := CheckRepeats(imp.Chain); err != nil {
+			return nil, err
 		}
 	} else {
 		imp.ContentType = keyvault.ContentTypePKCS12
@@ -456,9 +460,17 @@ func ParseChainDER(ders [][]byte) ([]*x509.Certificate, error) {
 	for i, d := range ders {
 		c, err := x509.ParseCertificate(d)
 		if err != nil {
-			// Key Vault also accepts PEM text inside x5c entries.
-			if b, _ := pem.Decode(d); b != nil {
-				if c, err = x509.ParseCertificate(b.Bytes); err == nil {
+			// Key Vault also accepts PEM text inside x5c entries: one
+			// certificate each, nothing around it.
+			if bytes.HasPrefix(bytes.TrimSpace(d), pemBegin) {
+				blocks, perr := ParsePEM(d)
+				if perr != nil {
+					return nil, fmt.Errorf("x5c[%d]: %w", i, perr)
+				}
+				if len(blocks) != 1 || blocks[0].Type != "CERTIFICATE" {
+					return nil, fmt.Errorf("x5c[%d]: give exactly one CERTIFICATE block per entry: %w", i, ErrBadPEM)
+				}
+				if c, err = x509.ParseCertificate(blocks[0].Bytes); err == nil {
 					out = append(out, c)
 					continue
 				}
