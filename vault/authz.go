@@ -118,8 +118,8 @@ var errUnauthenticated = errors.New("vault: no valid credential")
 // client certificate. It returns errUnauthenticated (with a message for
 // the challenge) when neither is there or valid.
 func (n *Node) identify(r *http.Request) (caller, string, error) {
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && strings.TrimSpace(tok) != "" {
-		c, err := n.authenticate(strings.TrimSpace(tok))
+	if tok, ok := bearerToken(r.Header.Get("Authorization")); ok {
+		c, err := n.authenticate(tok)
 		if err != nil {
 			if !errors.Is(err, errBadToken) {
 				n.log.Error("authenticate", "err", err)
@@ -141,6 +141,19 @@ func (n *Node) identify(r *http.Request) (caller, string, error) {
 		}
 	}
 	return caller{}, "a bearer token (or an agent certificate) is required", errUnauthenticated
+}
+
+// bearerToken returns the token of an Authorization header of the Bearer
+// scheme. The scheme name is case-insensitive (RFC 7235 section 2.1), so
+// "bearer" and "BEARER" are the same; spaces and tabs around the token
+// are ignored.
+func bearerToken(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimLeft(h, " \t"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.Trim(tok, " \t")
+	return tok, tok != ""
 }
 
 // authorize checks that c may do any of actions on res. It answers 403
