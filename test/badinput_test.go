@@ -37,6 +37,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("Join", testBadInputJoin)
 	t.Run("SnapshotRestore", testBadInputSnapshotRestore)
 	t.Run("API", testBadInputAPI)
+	t.Run("StrictInput", testBadInputStrict)
 }
 
 func testBadInputFlags(t *testing.T) {
