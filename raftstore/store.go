@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -656,9 +657,23 @@ func (s *Store) SaveSnapshot(ctx context.Context, w io.Writer) error {
 type SnapshotView interface {
 	// Get returns the value of key in the snapshot.
 	Get(key string) ([]byte, bool)
+	// Keys returns the keys under prefix in the snapshot, in order.
+	Keys(prefix string) []string
 }
 
 type snapshotView struct{ st *snapshotState }
+
+func (v snapshotView) Keys(prefix string) []string {
+	var out []string
+	v.st.entries.AscendGreaterOrEqual(&Entry{Key: prefix}, func(e *Entry) bool {
+		if !strings.HasPrefix(e.Key, prefix) {
+			return false
+		}
+		out = append(out, e.Key)
+		return true
+	})
+	return out
+}
 
 func (v snapshotView) Get(key string) ([]byte, bool) {
 	e, ok := v.st.entries.Get(&Entry{Key: key})

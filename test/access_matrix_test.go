@@ -346,7 +346,11 @@ group** (` + "`group:NAME`" + `) at a **scope**:
 | ` + "`/certificates/web-*`" + ` (or ` + "`/certificates/web-`" + `) | every object whose name starts with the prefix |
 
 Listing a collection (` + "`GET /certificates`" + `) needs a scope that covers the
-whole collection, as in Key Vault. The bootstrap token's principal, ` + "`root`" + `,
+whole collection, as in Key Vault. Names are case-insensitive, as in Key
+Vault, and scopes compare on the same canonical form: ` + "`/secrets/casey`" + `
+covers ` + "`CASEY`" + ` (it is the same secret) and ` + "`/certificates/web-*`" + `
+covers ` + "`WEB-1`" + `; a scope is stored and shown in lower case. The
+bootstrap token's principal, ` + "`root`" + `,
 holds Administrator at ` + "`/`" + `; it can be revoked once another principal with a
 valid token does. The vault refuses to remove the last such administrator.
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/acme"
 	"github.com/certvault/certvault/vault/acme/solver"
@@ -131,7 +132,7 @@ type acmeOrder struct {
 // order, or removing its challenge records.
 const acmeOrdersPrefix = "acme/orders/"
 
-func acmeOrderKey(name string) string { return acmeOrdersPrefix + name }
+func acmeOrderKey(name string) string { return acmeOrdersPrefix + objname.Canonical(name) }
 
 func (n *Node) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error) {
 	e, ok := n.store.Get(acmeOrderKey(name))

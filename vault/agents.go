@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 )
@@ -591,7 +592,7 @@ func (n *Node) handleListAgents(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		st := AgentStatus{AgentRecord: a, Bindings: n.agentBindings(a.ID)}
-		if cert := q.Get("certificate"); cert != "" && !slices.ContainsFunc(st.Bindings, func(b BindingState) bool { return b.Object == kindCertificates+"/"+cert }) {
+		if cert := q.Get("certificate"); cert != "" && !slices.ContainsFunc(st.Bindings, func(b BindingState) bool { return objname.Equal(b.Object, kindCertificates+"/"+cert) }) {
 			continue
 		}
 		out = append(out, st)

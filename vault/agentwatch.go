@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 )
@@ -247,6 +248,9 @@ func (n *Node) handleAgentReport(w http.ResponseWriter, r *http.Request) {
 	if !n.authorize(w, r, c, res, action) {
 		return
 	}
+	// Stored under the canonical name, so that every spelling of the
+	// name finds the agents that hold it.
+	rep.Object = kind + "/" + objname.Canonical(name)
 	now := time.Now().UTC()
 	st := BindingState{Agent: c.AgentID, Time: now, AgentReport: rep}
 	infoOf(r).object = "/" + rep.Object

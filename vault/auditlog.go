@@ -71,6 +71,7 @@ func (n *Node) openAudit() error {
 	n.auditDone = make(chan struct{})
 	go n.anchorAudit(ctx)
 	go n.checkAuditAtStart(ctx)
+	go n.checkNames(ctx) // also a check once caught up; see names.go
 	return nil
 }
 

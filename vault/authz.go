@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
 )
 
@@ -164,7 +165,9 @@ func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c caller, res a
 		ri.action = actions[0]
 	}
 	if res.Kind != "" {
-		ri.object = res.String()
+		// The trail names objects in their canonical form, so that every
+		// spelling of a name finds the same records.
+		ri.object = access.Resource{Kind: res.Kind, Name: objname.Canonical(res.Name)}.String()
 	}
 	if v := r.PathValue("version"); v != "" {
 		ri.version = v
@@ -301,6 +304,38 @@ func (n *Node) isCertificate(name string) bool {
 	}
 	_, ok := n.store.Get(deletedKey(kindCertificates, name))
 	return ok
+}
+
+// routeKind is the object kind a Key Vault route's {name} names: the
+// first path segment without its "deleted" prefix ("" for routes that
+// name no object).
+func routeKind(rte *route) string {
+	switch k := strings.TrimPrefix(rte.segs[0], "deleted"); k {
+	case kindCertificates, kindSecrets, kindKeys:
+		if k == kindCertificates && len(rte.segs) > 1 && (rte.segs[1] == "issuers" || rte.segs[1] == "contacts") {
+			return ""
+		}
+		return k
+	}
+	return ""
+}
+
+// resolveDisplayName replaces the {name} of a Key Vault route by the
+// spelling the object was created with, when it exists: names are
+// case-insensitive, so GET /secrets/CASEY reads "casey" and answers with
+// ids that say "casey", as Key Vault does. A name that does not exist yet
+// keeps the caller's spelling, which a create then records.
+func (n *Node) resolveDisplayName(rte *route, r *http.Request) {
+	name := r.PathValue("name")
+	kind := routeKind(rte)
+	if name == "" || kind == "" {
+		return
+	}
+	m, _, ok, err := n.loadMeta(kind, name)
+	if err != nil || !ok || m.Name == "" || m.Name == name {
+		return
+	}
+	r.SetPathValue("name", m.Name)
 }
 
 // dataPlaneResource is the resource of a Key Vault route.

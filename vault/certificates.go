@@ -735,7 +735,7 @@ func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 	for _, e := range entries {
 		var m objectMeta
 		json.Unmarshal(e.Value, &m)
-		out = append(out, keyvault.CertificateItem{ID: objectID(r, kindCertificates, strings.TrimPrefix(e.Key, prefix), ""),
+		out = append(out, keyvault.CertificateItem{ID: objectID(r, kindCertificates, m.displayName(strings.TrimPrefix(e.Key, prefix)), ""),
 			X5t: m.X5t, Attributes: n.live(m.Summary), Tags: m.Tags})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)

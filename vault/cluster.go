@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
@@ -210,6 +211,9 @@ func (n *Node) checkSnapshot(v raftstore.SnapshotView) error {
 	}
 	if fingerprint(ca) != fingerprint(n.caCert.Load()) {
 		return errForeignSnapshot
+	}
+	if groups := nameCollisions(snapshotKeys(v)); len(groups) > 0 {
+		return fmt.Errorf("the snapshot holds names that differ only by letter case: %s: %w", strings.Join(groups, "; "), raftstore.ErrBadSnapshot)
 	}
 	return nil
 }

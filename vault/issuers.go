@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
 	"math/big"
 	"net/http"
@@ -33,11 +35,14 @@ var knownProviders = map[string]string{
 	"globalsign": providerGlobalSign,
 }
 
-func issuerKey(name string) string { return "issuers/" + name }
+func issuerKey(name string) string { return "issuers/" + objname.Canonical(name) }
 
 // storedIssuer is an issuer as stored (through the barrier: it holds
 // credentials and, for internal CAs, the CA key).
 type storedIssuer struct {
+	// Name is the spelling the issuer was created with (issuer names are
+	// case-insensitive; the key holds the canonical form).
+	Name        string                      `json:"name,omitempty"`
 	Provider    string                      `json:"provider"`
 	Credentials *keyvault.IssuerCredentials `json:"credentials,omitempty"`
 	OrgDetails  *keyvault.OrgDetails        `json:"org_details,omitempty"`
@@ -119,7 +124,7 @@ func issuerNotFound(name string) *APIError {
 
 func (n *Node) issuerView(r *http.Request, name string, si *storedIssuer) issuerView {
 	v := issuerView{Issuer: keyvault.Issuer{
-		ID:         baseURL(r) + "/certificates/issuers/" + name,
+		ID:         baseURL(r) + "/certificates/issuers/" + cmp.Or(si.Name, name),
 		Provider:   si.Provider,
 		OrgDetails: si.OrgDetails,
 	}}
@@ -184,7 +189,7 @@ func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 			n.fail(w, r, err)
 			return
 		}
-		out = append(out, keyvault.IssuerItem{ID: baseURL(r) + "/certificates/" + e.Key, Provider: si.Provider})
+		out = append(out, keyvault.IssuerItem{ID: baseURL(r) + "/certificates/issuers/" + cmp.Or(si.Name, strings.TrimPrefix(e.Key, prefix)), Provider: si.Provider})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }
@@ -192,7 +197,7 @@ func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("issuer")
-		if err := validName("issuer", name); err != nil || strings.EqualFold(name, keyvault.IssuerSelf) || strings.EqualFold(name, keyvault.IssuerUnknown) {
+		if err := validName("issuer", name); err != nil || objname.Equal(name, keyvault.IssuerSelf) || objname.Equal(name, keyvault.IssuerUnknown) {
 			n.fail(w, r, badParameter("issuer name %q is not valid: use 1 to 127 letters, digits and dashes, other than Self and Unknown", name))
 			return
 		}
@@ -283,6 +288,9 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 			n.fail(w, r, badParameter("\"acme\" applies only to providers acme, DigiCert and GlobalSign"))
 			return
 		}
+		if si.Name == "" {
+			si.Name = name
+		}
 		b := &raftstore.Batch{}
 		ct, err := n.barrier.Load().Encrypt(issuerKey(name), mustJSON(si))
 		if err != nil {
@@ -329,7 +337,7 @@ func (n *Node) policiesNaming(issuer string) []string {
 	entries, _ := n.store.List("policy/certificates/", "", 0)
 	for _, e := range entries {
 		var p keyvault.Policy
-		if json.Unmarshal(e.Value, &p) == nil && strings.EqualFold(p.IssuerName(), issuer) {
+		if json.Unmarshal(e.Value, &p) == nil && objname.Equal(p.IssuerName(), issuer) {
 			out = append(out, strings.TrimPrefix(e.Key, "policy/certificates/"))
 		}
 	}
@@ -505,7 +513,7 @@ func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, no
 
 // Revocation and CRLs of internal issuers.
 
-func revokedKey(issuer string) string { return "pki/" + issuer + "/revoked" }
+func revokedKey(issuer string) string { return "pki/" + objname.Canonical(issuer) + "/revoked" }
 
 type revokedList struct {
 	Entries []revokedEntry `json:"entries"`

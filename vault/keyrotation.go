@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
 	"net/http"
 	"regexp"
@@ -43,7 +44,7 @@ type rotationPolicyAttribs struct {
 // PT12H).
 var isoDuration = regexp.MustCompile(`^P(?:\d+Y)?(?:\d+M)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$`)
 
-func rotationPolicyKey(name string) string { return "rotation/keys/" + name }
+func rotationPolicyKey(name string) string { return "rotation/keys/" + objname.Canonical(name) }
 
 func (n *Node) keyRotationRoutes(rt *router) {
 	rt.handle("POST", "/keys/{name}/rotate", access.KeysWrite, n.handleRotateKey)

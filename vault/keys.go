@@ -421,7 +421,7 @@ func (n *Node) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	for _, e := range entries {
 		var m objectMeta
 		json.Unmarshal(e.Value, &m)
-		out = append(out, keyItem{Kid: objectID(r, kindKeys, strings.TrimPrefix(e.Key, prefix), ""), Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""})
+		out = append(out, keyItem{Kid: objectID(r, kindKeys, m.displayName(strings.TrimPrefix(e.Key, prefix)), ""), Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""})
 	}
 	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/keyvault"
 )
@@ -192,7 +193,7 @@ func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
 		entries, last := n.listPage(prefix, after, limit, func(e raftstore.Entry) bool { return true })
 		var items []any
 		for _, e := range entries {
-			name := strings.TrimPrefix(e.Key, prefix)
+			name := n.displayName(kind, strings.TrimPrefix(e.Key, prefix))
 			b, err := n.objectBundle(r, kind, name, "")
 			if err != nil {
 				continue
@@ -261,7 +262,7 @@ func (n *Node) handleRecover(kind string) http.HandlerFunc {
 // purgeOps adds the removal of everything stored for an object.
 func purgeOps(b *raftstore.Batch, kind, name string) {
 	b.Delete(metaKey(kind, name)).Delete(deletedKey(kind, name))
-	b.DeletePrefix(verPrefix(kind, name)).DeletePrefix("val/" + kind + "/" + name + "/")
+	b.DeletePrefix(verPrefix(kind, name)).DeletePrefix(valPrefix(kind, name))
 	switch kind {
 	case kindCertificates:
 		b.Delete(policyKey(name)).Delete(pendingKey(name)).Delete(pendKeyKey(name))
@@ -342,7 +343,7 @@ func (n *Node) objectEntries(kind, name string) map[string][]byte {
 		}
 		add(metaKey(k, name), true)
 		add(verPrefix(k, name), false)
-		add("val/"+k+"/"+name+"/", false)
+		add(valPrefix(k, name), false)
 	}
 	return out
 }
@@ -391,8 +392,16 @@ func (n *Node) handleRestore(kind string) http.HandlerFunc {
 		}
 		b := &raftstore.Batch{}
 		for k, v := range blob.Entries {
-			if !strings.Contains(k, "/"+blob.Name) {
+			// Every entry must be one of the object's own; a blob made
+			// before names were case-insensitive may hold another
+			// spelling, which is stored under the canonical key.
+			if _, name, _, ok := splitNameKey(k); !ok || !objname.Equal(name, blob.Name) {
 				n.fail(w, r, badParameter("the backup blob is damaged"))
+				return
+			}
+			k, v, err = n.rekeyEntry(k, v)
+			if err != nil {
+				n.fail(w, r, err)
 				return
 			}
 			if strings.HasPrefix(k, "meta/") {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/keyvault"
 )
@@ -35,17 +36,31 @@ const (
 //	policy/certificates/<name>  the certificate's policy
 //	pending/certificates/<name> the certificate's pending operation
 //	pendkey/certificates/<name> sealed: the pending operation's private key
-func metaKey(kind, name string) string         { return "meta/" + kind + "/" + name }
-func verKey(kind, name, version string) string { return "ver/" + kind + "/" + name + "/" + version }
-func valKey(kind, name, version string) string { return "val/" + kind + "/" + name + "/" + version }
-func verPrefix(kind, name string) string       { return "ver/" + kind + "/" + name + "/" }
-func deletedKey(kind, name string) string      { return "deleted/" + kind + "/" + name }
-func policyKey(name string) string             { return "policy/certificates/" + name }
-func pendingKey(name string) string            { return "pending/certificates/" + name }
-func pendKeyKey(name string) string            { return "pendkey/certificates/" + name }
+//
+// Names are case-insensitive (Key Vault's rule): every key is built from
+// the canonical form (objname.Canonical), so "www" and "WWW" are one
+// object; the spelling its creator used is kept in objectMeta.Name for
+// display.
+func metaKey(kind, name string) string { return "meta/" + kind + "/" + objname.Canonical(name) }
+func verKey(kind, name, version string) string {
+	return "ver/" + kind + "/" + objname.Canonical(name) + "/" + version
+}
+func valKey(kind, name, version string) string {
+	return "val/" + kind + "/" + objname.Canonical(name) + "/" + version
+}
+func verPrefix(kind, name string) string  { return "ver/" + kind + "/" + objname.Canonical(name) + "/" }
+func valPrefix(kind, name string) string  { return "val/" + kind + "/" + objname.Canonical(name) + "/" }
+func deletedKey(kind, name string) string { return "deleted/" + kind + "/" + objname.Canonical(name) }
+func policyKey(name string) string        { return "policy/certificates/" + objname.Canonical(name) }
+func pendingKey(name string) string       { return "pending/certificates/" + objname.Canonical(name) }
+func pendKeyKey(name string) string       { return "pendkey/certificates/" + objname.Canonical(name) }
 
 // objectMeta is the record of an object name.
 type objectMeta struct {
+	// Name is the spelling the object was created with, shown in ids and
+	// lists; the storage key holds the canonical form. Records written
+	// before names were case-insensitive have none (displayName).
+	Name    string `json:"name,omitempty"`
 	Current string `json:"current,omitempty"`
 	// ManagedBy is "certificates" for the key and secret a certificate
 	// manages; their versions are the certificate's.
@@ -163,8 +178,31 @@ func mustJSON(v any) []byte {
 
 // putMeta adds a compare-and-set write of the meta record: the entry must
 // still be at prev.Index (or absent when prev has no index).
+// A record without a display name takes name as its spelling.
 func putMeta(b *raftstore.Batch, kind, name string, m objectMeta, prev raftstore.Entry) {
+	if m.Name == "" {
+		m.Name = name
+	}
 	b.PutIf(metaKey(kind, name), mustJSON(m), prev.Index)
+}
+
+// displayName is the spelling to show for the object of kind stored
+// under name (any spelling): the one it was created with.
+func (n *Node) displayName(kind, name string) string {
+	m, _, ok, err := n.loadMeta(kind, name)
+	if err != nil || !ok {
+		return name
+	}
+	return m.displayName(name)
+}
+
+// displayName is the spelling to show for the object whose meta record
+// is m, stored under keyName.
+func (m objectMeta) displayName(keyName string) string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return keyName
 }
 
 // notFoundCode is Key Vault's error code for a missing object.

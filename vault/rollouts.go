@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 )
@@ -67,8 +68,12 @@ type Rollout struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
-func rolloutKey(kind, name string) string { return prefixRollouts + kind + "/" + name }
-func planKey(kind, name string) string    { return prefixRolloutPlans + kind + "/" + name }
+func rolloutKey(kind, name string) string {
+	return prefixRollouts + kind + "/" + objname.Canonical(name)
+}
+func planKey(kind, name string) string {
+	return prefixRolloutPlans + kind + "/" + objname.Canonical(name)
+}
 
 // parseWaves checks waves: counts or percentages, growing, ending at 100%.
 func parseWaves(ws []string) error {

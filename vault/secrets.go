@@ -247,7 +247,7 @@ func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 	for _, e := range entries {
 		var m objectMeta
 		json.Unmarshal(e.Value, &m)
-		name := strings.TrimPrefix(e.Key, prefix)
+		name := m.displayName(strings.TrimPrefix(e.Key, prefix))
 		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, name, ""), ContentType: m.Content,
 			Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""})
 	}

@@ -199,6 +199,7 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 // and hands writes on a follower to the leader.
 func (n *Node) authorizeRoute(w http.ResponseWriter, r *http.Request, rte *route) bool {
 	infoOf(r).operation = rte.method + " " + rte.pattern
+	n.resolveDisplayName(rte, r)
 	if !n.authorize(w, r, callerOf(r), n.dataPlaneResource(rte, r), rte.actions...) {
 		return false
 	}

@@ -58,12 +58,13 @@ func TestCrashDuringInstall(t *testing.T) {
 	}
 	maxDelay := min(5*time.Millisecond, max(2*took, 500*time.Microsecond))
 
-	const iterations = 200
-	deadline := time.Now().Add(9 * time.Second)
+	// A fixed number of kills, however long they take: a busy machine
+	// makes each child slower, not the property weaker.
+	const iterations = 50
 	var seenOld, seenNew, dirty, finished int
 	prev := "v0"
 	i := 1
-	for ; i <= iterations && time.Now().Before(deadline); i++ {
+	for ; i <= iterations; i++ {
 		next := fmt.Sprintf("v%d", i)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperInstall$")
 		cmd.Env = append(os.Environ(), helperEnv+"="+tg.Dir+"|"+next)
@@ -137,9 +138,6 @@ func TestCrashDuringInstall(t *testing.T) {
 		prev = next
 	}
 	i--
-	if i < 50 {
-		t.Fatalf("only %d kills in time", i)
-	}
 	t.Logf("%d kills within %v: readers saw the old version %d times, the new %d; %d left temporary files; %d children finished first",
 		i, maxDelay, seenOld, seenNew, dirty, finished)
 }

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/certvault/certvault/internal/objname"
 )
 
 // Errors returned by the parsers.
@@ -195,7 +197,9 @@ func ParseScope(s string) (Scope, error) {
 		// "/certificates/*" is the collection.
 		return Scope{Kind: kind}, nil
 	}
-	sc.Name = name
+	// Names are case-insensitive: the scope keeps the canonical form, so
+	// that its String, its comparisons and the stored assignment agree.
+	sc.Name = objname.Canonical(name)
 	return sc, nil
 }
 
@@ -231,10 +235,12 @@ func (s Scope) Covers(r Resource) bool {
 		case p.name == "":
 			// A collection-wide request needs a collection-wide scope.
 		case s.Prefix:
-			if strings.HasPrefix(p.name, s.Name) {
+			// Exact and prefix scopes compare on one canonical form
+			// (objname): "WEB-CERT" is under "/certificates/web-*".
+			if objname.HasPrefix(p.name, s.Name) {
 				return true
 			}
-		case strings.EqualFold(p.name, s.Name):
+		case objname.Equal(p.name, s.Name):
 			return true
 		}
 	}

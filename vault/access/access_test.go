@@ -9,7 +9,8 @@ func TestParseScope(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", "/"}, {"/", "/"}, {"/certificates", "/certificates"}, {"/certificates/", "/certificates"},
 		{"/certificates/*", "/certificates"}, {"/certificates/www", "/certificates/www"},
-		{"/certificates/web-", "/certificates/web-*"}, {"/secrets/db*", "/secrets/db*"}, {"/issuers/Digi", "/issuers/Digi"},
+		{"/certificates/web-", "/certificates/web-*"}, {"/secrets/db*", "/secrets/db*"}, {"/issuers/Digi", "/issuers/digi"},
+		{"/certificates/Web-*", "/certificates/web-*"}, {"/secrets/CASEY", "/secrets/casey"},
 	} {
 		sc, err := ParseScope(tc.in)
 		if err != nil || sc.String() != tc.want {
@@ -52,6 +53,13 @@ func TestAllowed(t *testing.T) {
 		{"group: other certificate", agent, SecretsGet, Resource{Kind: "secrets", Name: "api", Certificate: true}, false},
 		{"exact name is not a prefix", Principal{Name: "db"}, SecretsGet, Resource{Kind: "secrets", Name: "db2"}, false},
 		{"exact name", Principal{Name: "db"}, SecretsGet, Resource{Kind: "secrets", Name: "db"}, true},
+		// Names are case-insensitive: another spelling is the same
+		// object, inside a scope and outside it alike.
+		{"exact name, other spelling", Principal{Name: "db"}, SecretsGet, Resource{Kind: "secrets", Name: "DB"}, true},
+		{"exact name, other spelling is not a prefix", Principal{Name: "db"}, SecretsGet, Resource{Kind: "secrets", Name: "DB2"}, false},
+		{"prefix, other spelling", app, CertificatesWrite, Resource{Kind: "certificates", Name: "WEB-1"}, true},
+		{"group: managed secret, other spelling", agent, SecretsGet, Resource{Kind: "secrets", Name: "WWW", Certificate: true}, true},
+		{"group: other certificate, other spelling", agent, SecretsGet, Resource{Kind: "secrets", Name: "API", Certificate: true}, false},
 		{"root", Principal{Name: "root"}, ClusterWrite, Resource{}, true},
 		{"reader collection", Principal{Name: "auditor"}, CertificatesRead, Resource{Kind: "certificates"}, true},
 		{"reader has no audit from a collection scope", Principal{Name: "auditor"}, AuditRead, Resource{}, false},

@@ -22,6 +22,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/certvault/certvault/internal/objname"
 )
 
 // Errors.
@@ -461,7 +463,7 @@ type Filter struct {
 	Until     time.Time
 	Principal string
 	// Object matches the record's object exactly, or any object under it
-	// when it ends with "/" (e.g. "/secrets/").
+	// when it ends with "/" (e.g. "/secrets/"), in any letter case.
 	Object string
 	// Outcome matches exactly (allowed, denied, ...).
 	Outcome string
@@ -482,10 +484,12 @@ func (f Filter) Match(r Record) bool {
 		return false
 	}
 	if f.Object != "" {
-		if len(f.Object) > 0 && f.Object[len(f.Object)-1] == '/' {
-			return len(r.Object) >= len(f.Object) && r.Object[:len(f.Object)] == f.Object
+		// Object names are case-insensitive: compared on the canonical
+		// form, so records written before names were canonical match too.
+		if f.Object[len(f.Object)-1] == '/' {
+			return objname.HasPrefix(r.Object, f.Object)
 		}
-		return r.Object == f.Object
+		return objname.Equal(r.Object, f.Object)
 	}
 	return true
 }

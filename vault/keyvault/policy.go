@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/certvault/certvault/internal/objname"
 )
 
 // ErrInvalidPolicy wraps every policy validation error; its message says
@@ -193,9 +195,9 @@ func (p *Policy) Normalize() error {
 	if p.Issuer.Name == "" {
 		p.Issuer.Name = IssuerSelf
 	}
-	if strings.EqualFold(p.Issuer.Name, IssuerSelf) {
+	if objname.Equal(p.Issuer.Name, IssuerSelf) {
 		p.Issuer.Name = IssuerSelf
-	} else if strings.EqualFold(p.Issuer.Name, IssuerUnknown) {
+	} else if objname.Equal(p.Issuer.Name, IssuerUnknown) {
 		p.Issuer.Name = IssuerUnknown
 	}
 

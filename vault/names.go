@@ -1,0 +1,284 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/internal/objname"
+	"github.com/certvault/certvault/raftstore"
+)
+
+// Names are case-insensitive (Key Vault's rule). Every storage key that
+// holds an object or issuer name holds its canonical form (objname), and
+// the record keeps the creator's spelling for display. Data written before
+// that rule may hold other spellings; this file finds them: two names that
+// differ only by case are refused at start (nobody can tell which one a
+// request meant), and a lone non-canonical spelling is moved to its
+// canonical key by the leader, once.
+
+// ErrNameCollision is returned (and stops the node) when the state holds
+// two names that differ only by letter case.
+var ErrNameCollision = errors.New("vault: names that differ only by letter case")
+
+// nameLayout is a storage prefix followed by an object name: directly
+// (policy/certificates/NAME) or after a kind segment (meta/KIND/NAME).
+type nameLayout struct {
+	prefix  string
+	hasKind bool
+}
+
+// nameLayouts lists every key layout that carries an object or issuer
+// name in the name's position. pki/ISSUER/revoked is handled apart.
+var nameLayouts = []nameLayout{
+	{"meta/", true}, {"ver/", true}, {"val/", true}, {"deleted/", true},
+	{"policy/certificates/", false}, {"pending/certificates/", false}, {"pendkey/certificates/", false},
+	{"rotation/keys/", false}, {"issuers/", false}, {acmeOrdersPrefix, false},
+	{prefixRollouts, true}, {prefixRolloutPlans, true},
+}
+
+// splitNameKey cuts a storage key around its name segment: head ends with
+// the "/" before the name, tail is "" or starts with the "/" after it.
+func splitNameKey(key string) (head, name, tail string, ok bool) {
+	if rest, found := strings.CutPrefix(key, "pki/"); found {
+		if issuer, after, cut := strings.Cut(rest, "/"); cut && after == "revoked" {
+			return "pki/", issuer, "/revoked", true
+		}
+		return "", "", "", false
+	}
+	for _, l := range nameLayouts {
+		rest, found := strings.CutPrefix(key, l.prefix)
+		if !found {
+			continue
+		}
+		head = l.prefix
+		if l.hasKind {
+			kind, after, cut := strings.Cut(rest, "/")
+			if !cut {
+				return "", "", "", false
+			}
+			head, rest = head+kind+"/", after
+		}
+		name, tail, _ = strings.Cut(rest, "/")
+		if tail != "" || strings.HasSuffix(rest, "/") {
+			tail = "/" + tail
+		}
+		return head, name, tail, name != ""
+	}
+	return "", "", "", false
+}
+
+// canonicalStorageKey returns key with its name segment in canonical form
+// (key itself when it carries no name).
+func canonicalStorageKey(key string) string {
+	head, name, tail, ok := splitNameKey(key)
+	if !ok {
+		return key
+	}
+	return head + objname.Canonical(name) + tail
+}
+
+// nameCollisions lists, for the meta records and issuers that keys
+// returns, every group of names that differ only by case, e.g.
+// "secrets: CASEY, casey".
+func nameCollisions(keys func(prefix string) []string) []string {
+	groups := map[string][]string{}
+	for _, prefix := range []string{"meta/" + kindCertificates + "/", "meta/" + kindSecrets + "/", "meta/" + kindKeys + "/", "issuers/"} {
+		kind := strings.TrimSuffix(strings.TrimPrefix(prefix, "meta/"), "/")
+		for _, k := range keys(prefix) {
+			name := strings.TrimPrefix(k, prefix)
+			g := kind + ": " + objname.Canonical(name)
+			groups[g] = append(groups[g], name)
+		}
+	}
+	var out []string
+	for g, names := range groups {
+		if len(names) > 1 {
+			sort.Strings(names)
+			kind, _, _ := strings.Cut(g, ":")
+			out = append(out, kind+": "+strings.Join(names, ", "))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// collisionError is the error that stops a node whose state holds names
+// differing only by case.
+func collisionError(groups []string) error {
+	return fmt.Errorf("%w: %s. Names are case-insensitive, so each group is one name to this version of certvault. "+
+		"Start the previous version, keep one spelling of each (back up, delete and purge the others, restore under another name), then start this version",
+		ErrNameCollision, strings.Join(groups, "; "))
+}
+
+// storeKeys lists the keys under prefix in the local state.
+func (n *Node) storeKeys(prefix string) []string {
+	es, _ := n.store.List(prefix, "", 0)
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Key
+	}
+	return out
+}
+
+// snapshotKeys adapts a snapshot view for nameCollisions.
+func snapshotKeys(v raftstore.SnapshotView) func(string) []string {
+	return v.Keys
+}
+
+// checkNames runs once the node has caught up after start: it stops the
+// node when its state holds names that differ only by case, and moves
+// names stored under another spelling to their canonical keys (on the
+// leader; followers wait for the leader's move). Every wait is bounded.
+func (n *Node) checkNames(ctx context.Context) {
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		if n.barrier.Load() != nil {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.store.Linearize(lctx)
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) || !sleepCtx(ctx, 200*time.Millisecond) {
+			return // not caught up for long: the readiness probe says why
+		}
+	}
+	if groups := nameCollisions(n.storeKeys); len(groups) > 0 {
+		n.die(collisionError(groups))
+		return
+	}
+	for {
+		legacy := n.legacyNameKeys()
+		if len(legacy) == 0 {
+			return
+		}
+		if n.store.IsLeader() {
+			if err := n.moveLegacyNames(ctx, legacy); err != nil {
+				n.log.Warn("could not move names to their canonical keys; will retry", "err", err)
+			} else {
+				n.log.Info("moved names stored before names were case-insensitive to their canonical keys", "keys", len(legacy))
+				continue
+			}
+		}
+		if time.Now().After(deadline) || !sleepCtx(ctx, time.Second) {
+			n.log.Warn("names stored under a non-canonical spelling remain; they are moved when this node leads", "keys", len(legacy))
+			return
+		}
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// legacyNameKeys returns the entries whose name segment is not canonical.
+func (n *Node) legacyNameKeys() []raftstore.Entry {
+	var out []raftstore.Entry
+	seen := map[string]bool{}
+	for _, l := range append(slices.Clone(nameLayouts), nameLayout{prefix: "pki/"}) {
+		if seen[l.prefix] {
+			continue
+		}
+		seen[l.prefix] = true
+		es, _ := n.store.List(l.prefix, "", 0)
+		for _, e := range es {
+			if canonicalStorageKey(e.Key) != e.Key {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// moveLegacyNames moves entries to their canonical keys, one batch per
+// name so that an object moves whole: values sealed under the old key are
+// re-sealed under the new one (the storage key is the ciphertext's
+// additional data) and meta records keep the old spelling for display.
+// Each put requires the canonical key to be free, so a concurrent create
+// of the same name makes the batch fail instead of overwriting.
+func (n *Node) moveLegacyNames(ctx context.Context, entries []raftstore.Entry) error {
+	byName := map[string][]raftstore.Entry{}
+	for _, e := range entries {
+		_, name, _, _ := splitNameKey(e.Key)
+		byName[objname.Canonical(name)] = append(byName[objname.Canonical(name)], e)
+	}
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b := &raftstore.Batch{}
+		for _, e := range byName[name] {
+			nk, v, err := n.rekeyEntry(e.Key, e.Value)
+			if err != nil {
+				return err
+			}
+			b.PutIf(nk, v, raftstore.NotExist).DeleteIf(e.Key, e.Index)
+		}
+		if _, err := n.store.Apply(ctx, b); err != nil {
+			return fmt.Errorf("move %s to its canonical keys: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// rekeyEntry returns the canonical key of an entry and its value as it
+// must be stored there.
+func (n *Node) rekeyEntry(key string, value []byte) (string, []byte, error) {
+	nk := canonicalStorageKey(key)
+	if nk == key {
+		return key, value, nil
+	}
+	if strings.HasPrefix(string(value), barrierMagic) {
+		bar := n.barrier.Load()
+		if bar == nil {
+			return "", nil, ErrNotInitialized
+		}
+		pt, err := bar.Decrypt(key, value)
+		if err != nil {
+			return "", nil, fmt.Errorf("re-seal %s: %w", key, err)
+		}
+		ct, err := bar.Encrypt(nk, pt)
+		if err != nil {
+			return "", nil, fmt.Errorf("re-seal %s: %w", key, err)
+		}
+		if strings.HasPrefix(key, "issuers/") {
+			// The issuer's spelling lives inside the sealed record.
+			var si storedIssuer
+			if json.Unmarshal(pt, &si) == nil && si.Name == "" {
+				si.Name = strings.TrimPrefix(key, "issuers/")
+				if ct, err = bar.Encrypt(nk, mustJSON(si)); err != nil {
+					return "", nil, fmt.Errorf("re-seal %s: %w", key, err)
+				}
+			}
+		}
+		return nk, ct, nil
+	}
+	if strings.HasPrefix(key, "meta/") {
+		var m objectMeta
+		if err := json.Unmarshal(value, &m); err != nil {
+			return "", nil, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if m.Name == "" {
+			_, m.Name, _, _ = splitNameKey(key)
+		}
+		return nk, mustJSON(m), nil
+	}
+	return nk, value, nil
+}

@@ -1,0 +1,229 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/certvault/certvault/raftstore"
+)
+
+func TestCanonicalStorageKey(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"meta/secrets/CASEY", "meta/secrets/casey"},
+		{"ver/certificates/Web-1/0123abcdEF", "ver/certificates/web-1/0123abcdEF"}, // versions keep their case
+		{"val/keys/K/v1", "val/keys/k/v1"},
+		{"deleted/keys/K", "deleted/keys/k"},
+		{"policy/certificates/WWW", "policy/certificates/www"},
+		{"pending/certificates/WWW", "pending/certificates/www"},
+		{"pendkey/certificates/WWW", "pendkey/certificates/www"},
+		{"rotation/keys/Signer", "rotation/keys/signer"},
+		{"issuers/DigiCert", "issuers/digicert"},
+		{"acme/orders/WWW", "acme/orders/www"},
+		{"rollout/state/certificates/WWW", "rollout/state/certificates/www"},
+		{"rollout/plans/secrets/DB", "rollout/plans/secrets/db"},
+		{"pki/Team-CA/revoked", "pki/team-ca/revoked"},
+		// Keys without an object name are left alone.
+		{"sys/tokens/AbC", "sys/tokens/AbC"},
+		{"sched/certificates/000000000001/WWW", "sched/certificates/000000000001/WWW"},
+		{"pki/Team-CA/other", "pki/Team-CA/other"},
+		{"meta/secrets", "meta/secrets"},
+	} {
+		if got := canonicalStorageKey(tc.in); got != tc.want {
+			t.Errorf("canonicalStorageKey(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// Every key builder already produces the canonical form.
+	for _, k := range []string{metaKey("secrets", "CASEY"), verKey("keys", "K", "v"), valKey("keys", "K", "v"), deletedKey("secrets", "X"),
+		policyKey("W"), pendingKey("W"), pendKeyKey("W"), rotationPolicyKey("R"), issuerKey("I"), acmeOrderKey("O"),
+		rolloutKey("certificates", "R"), planKey("secrets", "P"), revokedKey("CA")} {
+		if canonicalStorageKey(k) != k {
+			t.Errorf("key %q is not canonical", k)
+		}
+	}
+}
+
+func TestNameCollisions(t *testing.T) {
+	keys := map[string][]string{
+		"meta/secrets/":      {"meta/secrets/CASEY", "meta/secrets/Casey", "meta/secrets/casey", "meta/secrets/other"},
+		"meta/certificates/": {"meta/certificates/www"},
+		"issuers/":           {"issuers/DigiCert", "issuers/digicert"},
+	}
+	got := nameCollisions(func(p string) []string { return keys[p] })
+	want := []string{"issuers: DigiCert, digicert", "secrets: CASEY, Casey, casey"}
+	if !slices.Equal(got, want) {
+		t.Errorf("nameCollisions = %q, want %q", got, want)
+	}
+	if err := collisionError(got); !errors.Is(err, ErrNameCollision) || !strings.Contains(err.Error(), "secrets: CASEY, Casey, casey") {
+		t.Errorf("collisionError = %v, want ErrNameCollision listing the names", err)
+	}
+	if got := nameCollisions(func(p string) []string { return []string{p + "a", p + "b"} }); len(got) != 0 {
+		t.Errorf("nameCollisions without collisions = %q, want none", got)
+	}
+}
+
+// TestRekeyEntry checks how an entry stored under another spelling moves:
+// a sealed value is re-sealed for its new key (the old ciphertext would
+// not open there), a meta record keeps the old spelling for display.
+func TestRekeyEntry(t *testing.T) {
+	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, _, err := newKeyring(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bar, err := openKeyring(data, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{}
+	n.barrier.Store(bar)
+
+	old := "val/secrets/CASEY/v1"
+	ct, err := bar.Encrypt(old, []byte("the value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nk, v, err := n.rekeyEntry(old, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nk != "val/secrets/casey/v1" {
+		t.Errorf("new key %q, want val/secrets/casey/v1", nk)
+	}
+	if pt, err := bar.Decrypt(nk, v); err != nil || string(pt) != "the value" {
+		t.Errorf("re-sealed value at %s: %q, %v; want the value", nk, pt, err)
+	}
+
+	nk, v, err = n.rekeyEntry("meta/secrets/CASEY", mustJSON(objectMeta{Current: "v1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m objectMeta
+	if err := json.Unmarshal(v, &m); err != nil {
+		t.Fatal(err)
+	}
+	if nk != "meta/secrets/casey" || m.Name != "CASEY" || m.Current != "v1" {
+		t.Errorf("meta moved to %s as %+v, want meta/secrets/casey with name CASEY and current v1", nk, m)
+	}
+
+	ik := "issuers/DigiCert"
+	ct, err = bar.Encrypt(ik, mustJSON(storedIssuer{Provider: "DigiCert"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nk, v, err = n.rekeyEntry(ik, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := bar.Decrypt(nk, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var si storedIssuer
+	if err := json.Unmarshal(pt, &si); err != nil {
+		t.Fatal(err)
+	}
+	if nk != "issuers/digicert" || si.Name != "DigiCert" || si.Provider != "DigiCert" {
+		t.Errorf("issuer moved to %s as %+v, want issuers/digicert named DigiCert", nk, si)
+	}
+
+	if _, _, err := n.rekeyEntry("val/secrets/CASEY/v2", []byte(barrierMagic+"garbage")); err == nil {
+		t.Error("rekeyEntry of a damaged sealed value: nil error, want one")
+	}
+}
+
+// TestMoveLegacyNames moves an object stored before names were
+// case-insensitive (keys with its creator's spelling) to canonical keys on
+// a real single-node raft store, and leaves canonical objects alone.
+func TestMoveLegacyNames(t *testing.T) {
+	_, tr := raft.NewInmemTransport("n1")
+	st, err := raftstore.Open(raftstore.Config{NodeID: "n1", Transport: tr,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Bootstrap("n1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := st.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, _, err := newKeyring(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bar, err := openKeyring(data, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	n.barrier.Store(bar)
+
+	// A legacy secret "Legacy" (as an older version stored it) and a
+	// current one.
+	b := &raftstore.Batch{}
+	b.Put("meta/secrets/Legacy", mustJSON(objectMeta{Current: "v1"}))
+	b.Put("ver/secrets/Legacy/v1", mustJSON(versionMeta{Sealed: true}))
+	if err := putSealed(b, bar, "val/secrets/Legacy/v1", []byte("legacy value")); err != nil {
+		t.Fatal(err)
+	}
+	putMeta(b, kindSecrets, "Current", objectMeta{Current: "v1"}, raftstore.Entry{})
+	if _, err := st.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	legacy := n.legacyNameKeys()
+	if len(legacy) != 3 {
+		t.Fatalf("legacy keys: %d, want 3 (meta, ver, val of Legacy)", len(legacy))
+	}
+	if err := n.moveLegacyNames(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if left := n.legacyNameKeys(); len(left) != 0 {
+		t.Fatalf("legacy keys after the move: %v", left)
+	}
+	m, _, ok, err := n.loadMeta(kindSecrets, "LEGACY")
+	if err != nil || !ok || m.Name != "Legacy" || m.Current != "v1" {
+		t.Fatalf("meta of LEGACY: %+v %v %v, want name Legacy, current v1", m, ok, err)
+	}
+	e, ok := st.Get(valKey(kindSecrets, "legacy", "v1"))
+	if !ok {
+		t.Fatal("the value did not move to its canonical key")
+	}
+	if pt, err := n.openSealed(e); err != nil || string(pt) != "legacy value" {
+		t.Fatalf("moved value: %q, %v", pt, err)
+	}
+	if _, ok := st.Get("meta/secrets/Legacy"); ok {
+		t.Error("the old meta key is still there")
+	}
+	if m, _, ok, err := n.loadMeta(kindSecrets, "current"); err != nil || !ok || m.Name != "Current" {
+		t.Errorf("the canonical object: %+v %v %v, want it untouched with name Current", m, ok, err)
+	}
+}
