@@ -240,7 +240,7 @@ func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, po
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := n.now()
 	op := &pendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused, CreatedBy: principalOf(ctx)}
 	if policy.Issuer != nil {
 		op.CertType = policy.Issuer.CertificateType

@@ -156,7 +156,7 @@ func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy
 func (n *Node) runRenewals(ctx context.Context) {
 	for {
 		after := n.store.AppliedIndex()
-		now := time.Now()
+		now := n.now()
 		next := n.renewDue(ctx, now)
 		for _, m := range []time.Time{n.mailDue(ctx, now), n.eventsDue(ctx, now)} {
 			if !m.IsZero() && (next.IsZero() || m.Before(next)) {
@@ -165,7 +165,7 @@ func (n *Node) runRenewals(ctx context.Context) {
 		}
 		wait := renewIdle
 		if !next.IsZero() {
-			wait = max(time.Until(next), 0) + 10*time.Millisecond
+			wait = max(next.Sub(n.now()), 0) + 10*time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, _ = n.store.Watch(wctx, []string{schedPrefix, schedMailPrefix, schedEventPrefix}, after)
