@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/keyvault"
+	"github.com/certvault/certvault/vault/renewal"
 )
 
 // testClock is the node's clock (Options.Time) in these tests: it stands
@@ -177,4 +180,69 @@ func TestLongLifetimeRenewedOnceWhenDue(t *testing.T) {
 		}
 		clock.Set(t0)
 	}
+}
+
+// TestRenewalBrakeHalts: a certificate whose policy makes each version
+// due the moment it is made (1 % of a minute) is renewed automatically
+// three times, then halted: no plan, a failed pending operation that says
+// why, no fourth renewal however late the clock, and a renewal that
+// reaches the issuance core anyway is refused there. A version a person
+// makes clears the halt and the count: three more renewals, then halted
+// again.
+func TestRenewalBrakeHalts(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	clock := &testClock{t: t0}
+	n := startClockNode(t, clock)
+	ctx := context.Background()
+	waitHalted := func(versions int) objectMeta {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			// The leader's scheduler renews on its own: every version is
+			// due at once on the standing clock.
+			n.renewDue(ctx, clock.Now())
+			_, cm := planOf(t, n, "spin")
+			if cm.Halted != nil {
+				if got := versionCount(n, "spin"); got != versions {
+					t.Fatalf("halted with %d versions, want %d (%d automatic renewals)", got, versions, renewal.BrakeRenewals)
+				}
+				return cm
+			}
+			if got := versionCount(n, "spin"); got > versions || time.Now().After(deadline) {
+				t.Fatalf("not halted: %d versions, want %d then a halt", got, versions)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	createCert(t, n, "spin", keyvault.X509Properties{Subject: "CN=spin", ValidityDuration: "1m"}, keyvault.Trigger{LifetimePercentage: 1})
+	cm := waitHalted(1 + renewal.BrakeRenewals)
+	if cm.Plan != "" || cm.Halted.Version != cm.Current || !strings.Contains(cm.Halted.Reason, "renewed automatically 3 times within 1m0s") {
+		t.Fatalf("halted certificate: plan %q, halt %+v, current %s", cm.Plan, cm.Halted, cm.Current)
+	}
+	op, _, ok, err := n.loadPending("spin")
+	if err != nil || !ok || op.Status != keyvault.StatusFailed || op.Error == nil || op.Error.Code != "RenewalHalted" {
+		t.Fatalf("pending operation after the halt: %v %v %+v", ok, err, op)
+	}
+	for _, at := range []time.Time{t0.Add(time.Minute), t0.Add(time.Hour), t0.AddDate(1, 0, 0)} {
+		clock.Set(at)
+		n.renewDue(ctx, at)
+		if got := versionCount(n, "spin"); got != 1+renewal.BrakeRenewals {
+			t.Fatalf("%d versions at %v after the halt, want %d", got, at, 1+renewal.BrakeRenewals)
+		}
+	}
+	policy, _, _, err := n.loadPolicy("spin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asRenewal := func(b *raftstore.Batch, op *pendingOp) error { op.Renewal = true; return nil }
+	if _, err := n.startIssuance(ctx, http.Header{}, "spin", policy, nil, nil, asRenewal); !errors.Is(err, ErrRenewalHalted) {
+		t.Fatalf("a renewal of a halted certificate through the issuance core: %v, want ErrRenewalHalted", err)
+	}
+	// A person creates a version: three more automatic renewals, then
+	// halted again.
+	clock.Set(t0.AddDate(1, 0, 1))
+	if op, err := n.startIssuance(ctx, http.Header{}, "spin", policy, nil, nil); err != nil || op.Status != keyvault.StatusCompleted {
+		t.Fatalf("a person's create of a halted certificate: %v %+v", err, op)
+	}
+	waitHalted(2 + 2*renewal.BrakeRenewals)
 }
