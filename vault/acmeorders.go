@@ -533,6 +533,10 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 				v.RenewalInfo = &renewalInfo{Start: w.Start.Unix(), End: w.End.Unix(), ExplanationURL: w.Explanation, Fetched: now.Unix()}
 			}
 		})
+		if errors.Is(err, ErrRenewalHalted) {
+			// Retrying cannot help: fail the operation now.
+			return &acme.Error{Kind: acme.KindConfig, Msg: "the renewal brake halted this certificate's automatic renewal: update its policy or create a version", Err: err}
+		}
 		if err != nil {
 			return err
 		}

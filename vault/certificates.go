@@ -128,7 +128,7 @@ func (n *Node) checkIssuer(p *keyvault.Policy) error {
 	if _, ok := n.store.Get(issuerKey(name)); !ok {
 		return badParameter("issuer %q named by the policy does not exist: create it with 'certvault issuer set %s ...' or use Self or Unknown", name, name)
 	}
-	return nil
+	return n.checkValidityFits(p, n.now())
 }
 
 // checkFreeName refuses a certificate name held by a deleted certificate
@@ -236,7 +236,7 @@ func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, po
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := n.now()
 	op := &pendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused, CreatedBy: principalOf(ctx)}
 	if policy.Issuer != nil {
 		op.CertType = policy.Issuer.CertificateType
@@ -429,6 +429,9 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 	}
 	if !found {
 		cm = objectMeta{Created: now.Unix()}
+	}
+	if err := recordRenewal(&cm, v.How == "renewal", now); err != nil {
+		return err
 	}
 	cm.Current, cm.Summary, cm.Tags, cm.X5t, cm.Content, cm.Deleted = version, v.Attributes, v.Tags, x5t, v.ContentType, nil
 	planVersion(b, &cm, name, version, policy, &v)

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 type certCollector struct {
 	n                           *Node
 	expiry, depth, oldest, dead *prometheus.Desc
+	renewalDue, halted          *prometheus.Desc
 }
 
 func newCertCollector(n *Node) *certCollector {
@@ -23,6 +25,10 @@ func newCertCollector(n *Node) *certCollector {
 		depth:  prometheus.NewDesc("certvault_outbox_messages", "Messages (mail, events) waiting to be delivered.", nil, nil),
 		oldest: prometheus.NewDesc("certvault_outbox_oldest_age_seconds", "Age of the oldest message waiting to be delivered (0 when none).", nil, nil),
 		dead:   prometheus.NewDesc("certvault_outbox_dead_letters", "Messages given up on after repeated failures.", nil, nil),
+		renewalDue: prometheus.NewDesc("certvault_certificate_renewal_due_timestamp_seconds",
+			"When the current version of each automatically renewed certificate is planned to renew (Unix seconds).", []string{"name"}, nil),
+		halted: prometheus.NewDesc("certvault_certificate_renewal_halted",
+			"1 for each certificate whose automatic renewal the renewal brake halted (it waits for a person).", []string{"name"}, nil),
 	}
 }
 
@@ -32,6 +38,8 @@ func (c *certCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.depth
 	ch <- c.oldest
 	ch <- c.dead
+	ch <- c.renewalDue
+	ch <- c.halted
 }
 
 // Collect implements prometheus.Collector.
@@ -45,6 +53,14 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		name := e.Key[strings.LastIndexByte(e.Key, '/')+1:]
 		ch <- prometheus.MustNewConstMetric(c.expiry, prometheus.GaugeValue, float64(*m.Summary.Expires), name)
+		if due, _, ok := strings.Cut(strings.TrimPrefix(m.Plan, schedPrefix), "/"); ok {
+			if s, err := strconv.ParseInt(due, 10, 64); err == nil {
+				ch <- prometheus.MustNewConstMetric(c.renewalDue, prometheus.GaugeValue, float64(s), name)
+			}
+		}
+		if m.Halted != nil {
+			ch <- prometheus.MustNewConstMetric(c.halted, prometheus.GaugeValue, 1, name)
+		}
 	}
 	out, _ := st.List(outboxPrefix, "", 0)
 	oldest := 0.0

@@ -18,6 +18,10 @@ var (
 	ErrBadJoinToken = errors.New("vault: join token is not valid (wrong, expired or used up; print a new one with 'certvault cluster join-token')")
 	// ErrDecrypt means a stored ciphertext failed authentication.
 	ErrDecrypt = errors.New("vault: ciphertext failed authentication")
+	// ErrRenewalHalted means an automatic renewal was refused by the
+	// renewal brake (see vault/renewal): the certificate was renewed
+	// automatically too often, and waits for a person.
+	ErrRenewalHalted = errors.New("vault: automatic renewal halted by the renewal brake")
 )
 
 // APIError is an error answered to an API caller. Status and Code are what

@@ -511,6 +511,62 @@ func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, no
 	return der, si.CAChain, nil
 }
 
+// checkValidityFits refuses a policy whose certificates, made at now,
+// would outlive the CA of its internal issuer (the earliest notAfter of
+// the CA's chain): a certificate is never valid past its issuer, and
+// shortening it silently would make each renewal shorter than the last.
+// The answer names the longest validity that fits. Other issuers are
+// bounded by keyvault.MaxValidityMonths alone.
+func (n *Node) checkValidityFits(p *keyvault.Policy, now time.Time) error {
+	name := p.IssuerName()
+	si, _, ok, err := n.loadIssuer(name)
+	if err != nil || !ok || si.Provider != providerInternal || len(si.CAChain) == 0 {
+		return err
+	}
+	var limit time.Time
+	for i, der := range si.CAChain {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("parse CA chain of issuer %s: %w", name, err)
+		}
+		if i == 0 || c.NotAfter.Before(limit) {
+			limit = c.NotAfter
+		}
+	}
+	if !p.NotAfter(now).After(limit) {
+		return nil
+	}
+	until := limit.UTC().Format(time.RFC3339)
+	if !limit.After(now) {
+		return badParameter("issuer %q's CA certificate expired at %s: renew the CA ('certvault issuer set %s ...') or name another issuer", name, until, name)
+	}
+	xp := p.X509Properties
+	if xp.ValidityDuration == "" {
+		months := (limit.Year()-now.Year())*12 + int(limit.Month()) - int(now.Month())
+		for months > 0 && now.AddDate(0, months, 0).After(limit) {
+			months--
+		}
+		if months >= 1 {
+			return badParameter("x509_props.validity_months %d ends after issuer %q's CA certificate expires (%s): use at most %d months, or renew the CA", xp.ValidityInMonths, name, until, months)
+		}
+		return badParameter("x509_props.validity_months %d ends after issuer %q's CA certificate expires (%s), in less than a month: use a validity_duration of at most %s, or renew the CA", xp.ValidityInMonths, name, until, shortValidity(limit.Sub(now)))
+	}
+	return badParameter("x509_props.validity_duration %s ends after issuer %q's CA certificate expires (%s): use at most %s, or renew the CA", xp.ValidityDuration, name, until, shortValidity(limit.Sub(now)))
+}
+
+// shortValidity writes d, rounded down, as a validity_duration ("6d",
+// "12h", "90m"; "0m" below a minute).
+func shortValidity(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	default:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+}
+
 // Revocation and CRLs of internal issuers.
 
 func revokedKey(issuer string) string { return "pki/" + objname.Canonical(issuer) + "/revoked" }

@@ -90,6 +90,20 @@ type Options struct {
 	// Banner receives the short "how to use this vault" text printed at
 	// start. Nil prints nothing.
 	Banner io.Writer
+	// Time returns the current time of the renewal scheduler and of
+	// certificate issuance (what is due, and the validity of what is
+	// issued), as crypto/tls's Config.Time does. Nil means time.Now;
+	// in-process tests set it to move those through a certificate's
+	// lifetime. certvaultd has no flag for it.
+	Time func() time.Time
+}
+
+// now is the node's clock for renewal and issuance (Options.Time).
+func (n *Node) now() time.Time {
+	if n.opts.Time != nil {
+		return n.opts.Time()
+	}
+	return time.Now()
 }
 
 func (o Options) withDefaults() (Options, error) {

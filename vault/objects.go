@@ -80,6 +80,14 @@ type objectMeta struct {
 	// EventPlans are the storage keys of the current version's
 	// NearExpiry and Expired events.
 	EventPlans []string `json:"event_plans,omitempty"`
+	// AutoRenewals are the Unix times of the certificate's last automatic
+	// renewals (at most renewal.BrakeRenewals, oldest first), which the
+	// renewal brake counts; a version a person makes clears them.
+	AutoRenewals []int64 `json:"auto_renewals,omitempty"`
+	// Halted, when set, is why and when the renewal brake stopped the
+	// certificate's automatic renewal: it has no renewal plan until a
+	// person makes a version or updates its policy.
+	Halted *renewalHalt `json:"renewal_halted,omitempty"`
 }
 
 // deletion records a soft delete.

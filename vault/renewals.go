@@ -73,6 +73,56 @@ type renewalPlan struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
+// renewalHalt records that the renewal brake stopped a certificate's
+// automatic renewal.
+type renewalHalt struct {
+	// At is when (Unix seconds); Version the current version then.
+	At      int64  `json:"at"`
+	Version string `json:"version"`
+	// Reason says what the brake saw, for the operation, event and mail.
+	Reason string `json:"reason"`
+}
+
+// autoRenewals returns the times of a certificate's last automatic
+// renewals.
+func autoRenewals(cm *objectMeta) []time.Time {
+	out := make([]time.Time, len(cm.AutoRenewals))
+	for i, s := range cm.AutoRenewals {
+		out[i] = time.Unix(s, 0)
+	}
+	return out
+}
+
+// currentValidity returns the current version's nbf and exp (zero when
+// unknown, which gives the brake its shortest window).
+func currentValidity(cm *objectMeta) (nbf, exp time.Time) {
+	if cm.Summary.NotBefore != nil && cm.Summary.Expires != nil {
+		nbf, exp = time.Unix(*cm.Summary.NotBefore, 0), time.Unix(*cm.Summary.Expires, 0)
+	}
+	return nbf, exp
+}
+
+// recordRenewal updates the renewal brake's record of cm for a version
+// made at now, before cm takes the new version: an automatic renewal is
+// counted, and refused with ErrRenewalHalted when the certificate is
+// halted or the brake says so (whatever let it get this far); a version a
+// person makes (create, import, merge) clears the record and the halt.
+func recordRenewal(cm *objectMeta, auto bool, now time.Time) error {
+	if !auto {
+		cm.AutoRenewals, cm.Halted = nil, nil
+		return nil
+	}
+	nbf, exp := currentValidity(cm)
+	if cm.Halted != nil || renewal.Halt(autoRenewals(cm), nbf, exp, now) {
+		return ErrRenewalHalted
+	}
+	cm.AutoRenewals = append(cm.AutoRenewals, now.Unix())
+	if extra := len(cm.AutoRenewals) - renewal.BrakeRenewals; extra > 0 {
+		cm.AutoRenewals = slices.Clone(cm.AutoRenewals[extra:])
+	}
+	return nil
+}
+
 // Renewal scheduler tuning.
 const (
 	// renewRetryMin and renewRetryMax bound the backoff after a failed
@@ -106,7 +156,7 @@ func planVersion(b *raftstore.Batch, cm *objectMeta, name, version string, p *ke
 		nbf = created
 	}
 	key := ""
-	if due, ok := renewal.Due(p, name, nbf, exp, ari); ok && !exp.IsZero() {
+	if due, ok := renewal.Due(p, name, nbf, exp, ari); ok && !exp.IsZero() && cm.Halted == nil {
 		key = schedKey(due, name)
 	}
 	if cm.Plan != "" && cm.Plan != key {
@@ -131,7 +181,9 @@ func planVersion(b *raftstore.Batch, cm *objectMeta, name, version string, p *ke
 
 // replanCurrent adds to b the plan of the current version under policy p
 // (after a policy change: editing the lifetime actions is how AutoRenew
-// is turned on and off), and the meta record that names it.
+// is turned on and off), and the meta record that names it. A policy
+// change is a person acting: it clears a halt of the renewal brake and
+// its count.
 func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy) error {
 	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
 	if err != nil || !ok || cm.Current == "" {
@@ -141,9 +193,12 @@ func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy
 	if err != nil || !ok {
 		return err
 	}
-	before, beforeMail := cm.Plan, cm.MailPlan
+	before, beforeMail, halted := cm.Plan, cm.MailPlan, cm.Halted != nil || len(cm.AutoRenewals) > 0
+	if err := recordRenewal(&cm, false, time.Time{}); err != nil {
+		return err
+	}
 	planVersion(b, &cm, name, cm.Current, p, &v)
-	if cm.Plan != before || cm.MailPlan != beforeMail {
+	if cm.Plan != before || cm.MailPlan != beforeMail || halted {
 		putMeta(b, kindCertificates, name, cm, cprev)
 	}
 	return nil
@@ -156,7 +211,7 @@ func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy
 func (n *Node) runRenewals(ctx context.Context) {
 	for {
 		after := n.store.AppliedIndex()
-		now := time.Now()
+		now := n.now()
 		next := n.renewDue(ctx, now)
 		for _, m := range []time.Time{n.mailDue(ctx, now), n.eventsDue(ctx, now)} {
 			if !m.IsZero() && (next.IsZero() || m.Before(next)) {
@@ -165,7 +220,7 @@ func (n *Node) runRenewals(ctx context.Context) {
 		}
 		wait := renewIdle
 		if !next.IsZero() {
-			wait = max(time.Until(next), 0) + 10*time.Millisecond
+			wait = max(next.Sub(n.now()), 0) + 10*time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, _ = n.store.Watch(wctx, []string{schedPrefix, schedMailPrefix, schedEventPrefix}, after)
@@ -208,6 +263,10 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		n.movePlan(ctx, e, name, &plan, now.Add(renewRetryMax), "the certificate has no policy")
 		return
 	}
+	if nbf, exp := currentValidity(&cm); cm.Halted != nil || renewal.Halt(autoRenewals(&cm), nbf, exp, now) {
+		n.haltRenewal(ctx, e, name, policy, now)
+		return
+	}
 	renew := func(b *raftstore.Batch, op *pendingOp) error {
 		b.Check(e.Key, e.Index)
 		op.Renewal = true
@@ -226,6 +285,9 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
 	case errors.Is(err, raftstore.ErrConflict):
 		// Another leader consumed the plan, or the certificate changed.
+	case errors.Is(err, ErrRenewalHalted):
+		// The brake's last line, in the command that makes the version.
+		n.haltRenewal(ctx, e, name, policy, now)
 	case errors.As(err, &api) && api.Status == http.StatusConflict:
 		// An operation is already in progress; look again later.
 		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
@@ -245,6 +307,62 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 			return nil
 		})
 	}
+}
+
+// haltRenewal is the renewal brake: it drops the plan of a certificate
+// renewed automatically too often and marks it halted, in one command
+// conditional on the plan, with a failed pending operation that says why
+// (unless a person's operation is in progress), a CertificateRenewalFailed
+// event and a mail to the contacts. Nothing renews it automatically again
+// until a person makes a version or updates its policy.
+func (n *Node) haltRenewal(ctx context.Context, e raftstore.Entry, name string, policy *keyvault.Policy, now time.Time) {
+	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
+	if err != nil || !ok || cm.Plan != e.Key {
+		return
+	}
+	nbf, exp := currentValidity(&cm)
+	window := renewal.BrakeWindow(nbf, exp)
+	reason := fmt.Sprintf("renewed automatically %d times within %s (a tenth of its lifetime, at least a minute)", len(cm.AutoRenewals), briefDuration(window))
+	if cm.Halted != nil {
+		reason = cm.Halted.Reason
+	}
+	b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index)
+	cm.Plan = ""
+	if cm.Halted == nil {
+		cm.Halted = &renewalHalt{At: now.Unix(), Version: cm.Current, Reason: reason}
+		if err := n.emitEvent(b, EventCertificateRenewalFailed, kindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, "automatic renewal halted: "+reason); err != nil {
+			n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+		}
+		if err := n.mailRenewalHalted(b, name, cm, policy.IssuerName(), reason); err != nil {
+			n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+		}
+		if prev, pe, found, err := n.loadPending(name); err == nil && (!found || prev.Status != keyvault.StatusInProgress) {
+			id, err := randomID(16)
+			if err == nil {
+				op := &pendingOp{RequestID: id, Issuer: policy.IssuerName(), Status: keyvault.StatusFailed, Renewal: true, Created: now.Unix(),
+					StatusDetails: "automatic renewal halted", Error: &keyvault.ErrorInfo{Code: "RenewalHalted",
+						Message: "Certificate " + name + " was " + reason + ", so the renewal brake halted its automatic renewal: update its policy or create a version to resume it."}}
+				b.PutIf(pendingKey(name), mustJSON(op), pe.Index)
+			}
+		}
+	}
+	putMeta(b, kindCertificates, name, cm, cprev)
+	if _, err := n.store.Apply(ctx, b); err != nil {
+		if !errors.Is(err, raftstore.ErrConflict) {
+			n.log.Warn("could not halt a renewal loop", "certificate", name, "err", err)
+		}
+		return
+	}
+	n.log.Error("automatic renewal halted by the renewal brake: update the policy or make a version to resume", "certificate", name, "version", cm.Current, "reason", reason)
+	n.metrics.renewals.WithLabelValues("halted").Inc()
+}
+
+// briefDuration writes d for people: whole days from two days on.
+func briefDuration(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.Round(time.Second).String()
 }
 
 // movePlan reschedules a plan to due, recording why; also adds to the

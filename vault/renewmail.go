@@ -76,6 +76,30 @@ CA account works; 'certvault cert operation %s' shows the last operation.
 	return n.enqueueMail(b, subject, body)
 }
 
+// mailRenewalHalted says the renewal brake stopped a certificate's
+// automatic renewal, and how a person resumes it.
+func (n *Node) mailRenewalHalted(b *raftstore.Batch, name string, cm objectMeta, issuer, reason string) error {
+	subject := fmt.Sprintf("[certvault] automatic renewal of certificate %s halted", name)
+	body := fmt.Sprintf(`The vault stopped renewing certificate %s automatically: it was
+%s.
+
+Certificate:     %s
+Current version: %s
+Expires:         %s
+Issuer:          %s
+
+Only a renewal loop or a policy that renews far too often gets here. The
+certificate keeps its current version and is not renewed automatically
+again until a person acts. What to do: look at the policy
+('certvault cert policy get %s': lifetime_actions, validity) and the log,
+then either
+  - update the policy ('certvault cert policy set %s --policy FILE'),
+    which clears the halt and plans the next renewal from it, or
+  - make a new version yourself ('certvault cert create %s --policy FILE').
+`, name, reason, name, cm.Current, fmtExpiry(cm.Summary.Expires), issuer, name, name, name)
+	return n.enqueueMail(b, subject, body)
+}
+
 // mailExpiring is the EmailContacts lifetime action.
 func (n *Node) mailExpiring(b *raftstore.Batch, name string, cm objectMeta, issuer string) error {
 	subject := fmt.Sprintf("[certvault] certificate %s expires soon", name)

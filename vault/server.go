@@ -47,7 +47,7 @@ func newAPIMetrics() *apiMetrics {
 		}, []string{"route"}),
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certvault_renewals_total",
-			Help: "Automatic renewals by this node as leader: done or failed.",
+			Help: "Automatic renewals by this node as leader: done, failed, or halted (by the renewal brake).",
 		}, []string{"result"}),
 	}
 }

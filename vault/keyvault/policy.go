@@ -184,8 +184,8 @@ func (p *Policy) Normalize() error {
 		if xp.ValidityInMonths == 0 {
 			xp.ValidityInMonths = 12
 		}
-		if xp.ValidityInMonths < 1 || xp.ValidityInMonths > 1200 {
-			return invalid("x509_props.validity_months %d: use 1 to 1200", xp.ValidityInMonths)
+		if xp.ValidityInMonths < 1 || xp.ValidityInMonths > MaxValidityMonths {
+			return invalid("x509_props.validity_months %d: use 1 to %d (100 years, the longest certificate certvault makes)", xp.ValidityInMonths, MaxValidityMonths)
 		}
 	}
 
@@ -240,7 +240,12 @@ func (p *Policy) Normalize() error {
 			if t.DaysBeforeExpiry < 1 {
 				return invalid("lifetime_actions[%d].trigger.days_before_expiry %d: must be at least 1", i, t.DaysBeforeExpiry)
 			}
-			if time.Duration(t.DaysBeforeExpiry)*24*time.Hour >= validity {
+			// Compared as day counts: days × 24 h overflows a Duration
+			// from 106752 days on.
+			if months := p.X509Properties.ValidityInMonths; p.X509Properties.ValidityDuration == "" && t.DaysBeforeExpiry > DaysPerMonth*months {
+				return invalid("lifetime_actions[%d].trigger.days_before_expiry %d: use 1 to %d (%d days for each of the %d months of validity, as Key Vault)", i, t.DaysBeforeExpiry, DaysPerMonth*months, DaysPerMonth, months)
+			}
+			if day := 24 * time.Hour; int64(t.DaysBeforeExpiry) >= int64((validity+day-1)/day) {
 				return invalid("lifetime_actions[%d].trigger.days_before_expiry %d can never fire: the certificate is valid for only %s", i, t.DaysBeforeExpiry, humanDuration(validity))
 			}
 		default:
@@ -249,6 +254,20 @@ func (p *Policy) Normalize() error {
 	}
 	return nil
 }
+
+// Bounds of a policy's validity and triggers.
+const (
+	// MaxValidityMonths is the longest validity_months (100 years; a
+	// validity_duration is bounded the same way). X.509 dates reach the
+	// year 9999 (GeneralizedTime) and Key Vault documents no maximum;
+	// a hundred years covers any root CA made in practice and keeps every
+	// lifetime far inside the range of int64 nanoseconds.
+	MaxValidityMonths = 1200
+	// DaysPerMonth bounds days_before_expiry for a validity in months, as
+	// Key Vault does: at most 27 days for each month (a month has at
+	// least 28), so the trigger never falls before the certificate starts.
+	DaysPerMonth = 27
+)
 
 // nominalValidity is the policy's validity, months counted as 30 days
 // (used only to check triggers).

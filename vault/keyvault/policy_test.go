@@ -57,6 +57,29 @@ func TestNormalizeRejects(t *testing.T) {
 			p.X509Properties.ValidityDuration = "6d"
 			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 7}, Action: Action{ActionType: "AutoRenew"}}}
 		}, "can never fire"},
+		{"days past 27 a month", func(p *Policy) {
+			p.X509Properties.ValidityInMonths = 12
+			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 325}, Action: Action{ActionType: "AutoRenew"}}}
+		}, "days_before_expiry 325: use 1 to 324"},
+		{"106752 days of 1200 months", func(p *Policy) {
+			p.X509Properties.ValidityInMonths = 1200
+			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 106752}, Action: Action{ActionType: "AutoRenew"}}}
+		}, "use 1 to 32400"},
+		{"106752 days of 6 days", func(p *Policy) {
+			p.X509Properties.ValidityDuration = "6d"
+			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 106752}, Action: Action{ActionType: "AutoRenew"}}}
+		}, "can never fire"},
+		{"max int days of 100 years", func(p *Policy) {
+			p.X509Properties.ValidityDuration = "36500d"
+			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 1<<31 - 1}, Action: Action{ActionType: "EmailContacts"}}}
+		}, "can never fire"},
+		{"email days past 27 a month", func(p *Policy) {
+			p.X509Properties.ValidityInMonths = 1
+			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 28}, Action: Action{ActionType: "EmailContacts"}}}
+		}, "use 1 to 27"},
+		{"negative percentage", func(p *Policy) {
+			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{LifetimePercentage: -80}, Action: Action{ActionType: "AutoRenew"}}}
+		}, "1 to 99"},
 		{"both triggers", func(p *Policy) {
 			p.LifetimeActions = []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 7, LifetimePercentage: 50}, Action: Action{ActionType: "AutoRenew"}}}
 		}, "not both"},
@@ -77,6 +100,38 @@ func TestNormalizeRejects(t *testing.T) {
 				t.Fatalf("got %v, want an invalid-policy error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNormalizeTriggerBounds: the largest triggers Key Vault allows are
+// accepted (days_before_expiry up to 27 a month of validity, percentage
+// 1-99), and a duration's days stop one day short of its length.
+func TestNormalizeTriggerBounds(t *testing.T) {
+	for _, tc := range []struct {
+		months   int
+		duration string
+		trig     Trigger
+	}{
+		{12, "", Trigger{DaysBeforeExpiry: 324}},
+		{1200, "", Trigger{DaysBeforeExpiry: 32400}},
+		{1200, "", Trigger{LifetimePercentage: 99}},
+		{1, "", Trigger{LifetimePercentage: 1}},
+		{0, "6d", Trigger{DaysBeforeExpiry: 5}},
+		{0, "36h", Trigger{DaysBeforeExpiry: 1}},
+		{0, "36500d", Trigger{DaysBeforeExpiry: 36499}},
+	} {
+		p := &Policy{X509Properties: &X509Properties{Subject: "CN=a", ValidityInMonths: tc.months, ValidityDuration: tc.duration},
+			LifetimeActions: []LifetimeAction{{Trigger: tc.trig, Action: Action{ActionType: ActionAutoRenew}}}}
+		if err := p.Normalize(); err != nil {
+			t.Errorf("months %d, duration %q, trigger %+v: %v", tc.months, tc.duration, tc.trig, err)
+		}
+	}
+	for _, d := range []string{"24h", "1d"} {
+		p := &Policy{X509Properties: &X509Properties{Subject: "CN=a", ValidityDuration: d},
+			LifetimeActions: []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: 1}, Action: Action{ActionType: ActionAutoRenew}}}}
+		if err := p.Normalize(); err == nil {
+			t.Errorf("days_before_expiry 1 of %s accepted: it fires the moment the certificate is made", d)
+		}
 	}
 }
 

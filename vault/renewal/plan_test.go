@@ -115,3 +115,47 @@ func TestEmailDue(t *testing.T) {
 		t.Fatal("a policy without EmailContacts planned a mail")
 	}
 }
+
+// TestDueLongLifetimes: lifetimes whose nanoseconds times the percentage
+// overflow int64 (44 months at 80 % already does) and day counts whose
+// nanoseconds overflow are planned at the right point, inside the
+// version's validity.
+func TestDueLongLifetimes(t *testing.T) {
+	nbf := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	at := func(exp time.Time, num, den int64) time.Time {
+		life := exp.Unix() - nbf.Unix()
+		return nbf.Add(time.Duration(life/den*num+life%den*num/den) * time.Second)
+	}
+	for _, tc := range []struct {
+		name   string
+		months int
+		la     keyvault.LifetimeAction
+		want   func(exp time.Time) time.Time
+	}{
+		{"80 % of 44 months", 44, renewAt(80, 0), func(exp time.Time) time.Time { return at(exp, 80, 100) }},
+		{"80 % of 1200 months", 1200, renewAt(80, 0), func(exp time.Time) time.Time { return at(exp, 80, 100) }},
+		{"99 % of 1200 months", 1200, renewAt(99, 0), func(exp time.Time) time.Time { return at(exp, 99, 100) }},
+		{"1 % of 1200 months", 1200, renewAt(1, 0), func(exp time.Time) time.Time { return at(exp, 1, 100) }},
+		{"30 days before 1200 months", 1200, renewAt(0, 30), func(exp time.Time) time.Time { return exp.AddDate(0, 0, -30) }},
+		{"32400 days before 1200 months", 1200, renewAt(0, 32400), func(exp time.Time) time.Time { return exp.AddDate(0, 0, -32400) }},
+		// More days than the version lives: two thirds of its lifetime.
+		{"106752 days before 1200 months", 1200, renewAt(0, 106752), func(exp time.Time) time.Time { return at(exp, 2, 3) }},
+		{"106752 days before 44 months", 44, renewAt(0, 106752), func(exp time.Time) time.Time { return at(exp, 2, 3) }},
+		{"2147483647 days before 12 months", 12, renewAt(0, 2147483647), func(exp time.Time) time.Time { return at(exp, 2, 3) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exp := nbf.AddDate(0, tc.months, 0)
+			want := tc.want(exp)
+			due, ok := Due(policy(tc.la), "www", nbf, exp, nil)
+			if !ok {
+				t.Fatal("no renewal planned")
+			}
+			if due.Before(nbf) || due.After(exp) {
+				t.Fatalf("due %v outside the validity %v..%v", due, nbf, exp)
+			}
+			if due.After(want) || due.Before(want.Add(-time.Hour)) {
+				t.Fatalf("due %v, want in [%v, %v]", due, want.Add(-time.Hour), want)
+			}
+		})
+	}
+}
