@@ -117,6 +117,19 @@ func run(args []string) int {
 		}
 		o.Mailer = &mailer
 	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--request-deadline", o.RequestDeadline}, {"--body-read-timeout", o.BodyReadTimeout}} {
+		if d.v <= 0 {
+			fmt.Fprintf(os.Stderr, "certvaultd: %s %v: give a positive duration, e.g. 5s\n", d.flag, d.v)
+			return 2
+		}
+	}
+	if o.MaxUnauthenticatedRequests <= 0 {
+		fmt.Fprintf(os.Stderr, "certvaultd: --max-unauthenticated-requests %d: give a positive number\n", o.MaxUnauthenticatedRequests)
+		return 2
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "certvaultd: --log-level %q: use debug, info, warn or error\n", logLevel)
