@@ -98,9 +98,14 @@ func isTimeout(err error) bool {
 // endpoint that reads its body before it checks anything (node joins,
 // agent enrollment, which check their own tokens). Health probes and
 // metrics never count: a load balancer must see a busy node as alive.
+// Nor does a request a follower passed on: the follower counted it and
+// already holds its whole body.
 func (n *Node) unauthenticated(r *http.Request) bool {
 	switch r.URL.Path {
 	case "/healthz", "/readyz", "/metrics":
+		return false
+	}
+	if r.Header.Get(proxiedHeader) != "" && n.isNodeRequest(r) {
 		return false
 	}
 	if _, pattern := n.publicRoutes.Handler(r); pattern != "" {
