@@ -156,6 +156,13 @@ func TestUnauthenticatedInFlightBound(t *testing.T) {
 	if code != "ServiceUnavailable" || !strings.Contains(msg, "without a credential") || retry == "" {
 		t.Errorf("got %s %q Retry-After %q, want ServiceUnavailable naming the limit, with Retry-After", code, msg, retry)
 	}
+	// ... and lets the connection go at once, without draining the body.
+	var buf [1]byte
+	_, err = conn.Read(buf[:])
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Errorf("after the refusal the connection is still open (read: %v); want it closed by the server", err)
+	}
 
 	// Requests with a credential, and health probes, are served meanwhile.
 	if err := c.Client(n).Do(context.Background(), http.MethodGet, "/secrets", nil, nil); err != nil {

@@ -138,10 +138,13 @@ func (n *Node) admit(w http.ResponseWriter, r *http.Request) (release func(), ok
 		return func() { <-n.unauthSlots }, true
 	default:
 	}
+	// Do not spend a moment reading the body of a refused request: the
+	// server would otherwise drain up to 256 KiB of it, at the client's
+	// pace, before it lets the connection go.
 	if r.ProtoMajor == 1 {
-		// Do not spend time reading the body of a request that was refused.
 		w.Header().Set("Connection", "close")
 	}
+	http.NewResponseController(w).SetReadDeadline(time.Now())
 	writeError(w, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 		Message: fmt.Sprintf("this node is already serving %d requests without a credential (its limit); retry shortly", cap(n.unauthSlots))})
 	return nil, false
