@@ -112,6 +112,59 @@ func TestSlowBodyCut(t *testing.T) {
 	}
 }
 
+// TestSlowBodyCutHTTP2: the body read timeout holds for an HTTP/2
+// stream too (the deadline is the stream's, not the connection's).
+func TestSlowBodyCutHTTP2(t *testing.T) {
+	const timeout = 2 * time.Second
+	const limit = 3*timeout + 10*time.Second
+	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{"--body-read-timeout", timeout.String()}})
+	n := c.Nodes[0]
+	pem, err := os.ReadFile(c.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Timeout: limit, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	pr, pw := io.Pipe()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			if _, err := pw.Write([]byte(" ")); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				pw.Close()
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	req, err := http.NewRequest(http.MethodPost, n.URL()+"/v1/agents/enroll", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1000
+	start := time.Now()
+	resp, err := hc.Do(req)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("enrollment with a body of one byte a second over HTTP/2: no answer after %v: %v; want 408", took.Round(time.Millisecond), err)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over HTTP/%d, want HTTP/2", resp.ProtoMajor)
+	}
+	code, msg := biAPIError(t, resp, http.StatusRequestTimeout)
+	t.Logf("%s %q after %v", code, msg, took.Round(time.Millisecond))
+	if code != "RequestTimeout" || took > limit {
+		t.Errorf("got %s after %v, want RequestTimeout within %v", code, took.Round(time.Millisecond), limit)
+	}
+}
+
 // TestUnauthenticatedInFlightBound: with --max-unauthenticated-requests
 // 3, three agent enrollments whose bodies never come hold every slot; the
 // next unauthenticated request is refused at once, before its body is
