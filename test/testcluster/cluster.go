@@ -200,20 +200,49 @@ func (n *Node) Stop() {
 
 // Pause freezes the process with SIGSTOP, as a hung machine or one cut
 // off by a partition: its sockets stay open, so the kernel still accepts
-// connections to it, but nothing answers. Resume undoes it; Kill works
-// on a paused process too.
+// connections to it, but nothing answers. It returns once the kernel
+// reports the process stopped. Resume undoes it; Kill works on a paused
+// process too.
 func (n *Node) Pause() {
 	n.t.Helper()
 	if err := n.sendSignal(syscall.SIGSTOP); err != nil {
 		n.t.Fatalf("pause %s: %v", n.ID, err)
 	}
+	n.waitState(true)
 }
 
-// Resume continues a paused process with SIGCONT.
+// Resume continues a paused process with SIGCONT and returns once it
+// runs again.
 func (n *Node) Resume() {
 	n.t.Helper()
 	if err := n.sendSignal(syscall.SIGCONT); err != nil {
 		n.t.Fatalf("resume %s: %v", n.ID, err)
+	}
+	n.waitState(false)
+}
+
+// waitState polls /proc until the process is stopped (or no longer).
+func (n *Node) waitState(stopped bool) {
+	n.t.Helper()
+	pid := n.PID()
+	deadline := time.Now().Add(10 * time.Second)
+	state := ""
+	for {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			n.t.Fatalf("read the state of %s: %v", n.ID, err)
+		}
+		// pid (comm) state ...: comm may hold spaces, so look after ')'.
+		if i := bytes.LastIndexByte(data, ')'); i >= 0 && i+2 < len(data) {
+			state = string(data[i+2])
+		}
+		if (state == "T") == stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: process state %q after 10s, want stopped=%v", n.ID, state, stopped)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
