@@ -27,9 +27,11 @@ var (
 	// unknown (leadership was lost before it was confirmed); it may or may
 	// not have been committed. Callers must re-read before retrying.
 	ErrAmbiguous = errors.New("raftstore: write outcome unknown")
-	// ErrUnreachable means a request that is safe to repeat (a read index)
-	// could not be forwarded to the leader, or its answer was lost: the
-	// leader died or is partitioned away. A forwarded write or membership
-	// change that fails this way returns ErrAmbiguous instead.
+	// ErrUnreachable means a request that is safe to repeat (a read index,
+	// or any request that never left this node because no connection to
+	// the leader could be made) could not be forwarded to the leader, or
+	// its answer was lost: the leader died or is partitioned away. A
+	// forwarded write or membership change that may have reached the
+	// leader returns ErrAmbiguous instead.
 	ErrUnreachable = errors.New("raftstore: leader unreachable")
 )

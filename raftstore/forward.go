@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Forward request kinds.
@@ -84,8 +86,11 @@ func (r *ForwardResponse) err() error {
 
 // Forwarder sends a request to another node of the cluster, which passes it
 // to its Store's HandleForward. Implementations must be safe for concurrent
-// use and honour ctx cancellation. A transport failure is returned as an
-// error; the remote outcome comes back in the response.
+// use and honour ctx cancellation (the Store gives every forward a
+// deadline, Config.RequestTimeout). A transport failure is returned as an
+// error, wrapping ErrUnreachable when the request certainly never left
+// this node (no connection could be made), so that a write is known not
+// to have been applied; the remote outcome comes back in the response.
 type Forwarder interface {
 	Forward(ctx context.Context, nodeID string, req *ForwardRequest) (*ForwardResponse, error)
 }
@@ -144,8 +149,16 @@ func (h *HTTPForwarder) Forward(ctx context.Context, nodeID string, req *Forward
 	if h.Authorize != nil {
 		h.Authorize(hr)
 	}
+	var wrote atomic.Bool
+	hr = hr.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaders: func() { wrote.Store(true) },
+	}))
 	resp, err := h.Client.Do(hr)
 	if err != nil {
+		if !wrote.Load() {
+			// Nothing was written to a connection: the node never saw it.
+			return nil, fmt.Errorf("post to %s: %w: %w", nodeID, err, ErrUnreachable)
+		}
 		return nil, fmt.Errorf("post to %s: %w", nodeID, err)
 	}
 	defer resp.Body.Close()

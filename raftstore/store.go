@@ -61,6 +61,13 @@ type Config struct {
 	// ApplyTimeout bounds how long a write waits to be enqueued and
 	// committed when its context has no deadline. Default 10s.
 	ApplyTimeout time.Duration
+	// RequestTimeout bounds every request forwarded to the leader (a
+	// write, a read index, a membership change) and every linearizable
+	// read (ReadIndex, Linearize), whatever the caller's context allows:
+	// past it they fail with an error wrapping ErrNoLeader, ErrUnreachable
+	// or ErrAmbiguous instead of waiting for a partition to heal. A
+	// context with an earlier deadline still wins. Default 5s.
+	RequestTimeout time.Duration
 	// OnLeader, if set, runs in its own goroutine each time this node
 	// becomes leader, after a barrier has applied every earlier entry. Its
 	// context is cancelled when leadership is lost or the store closes.
@@ -351,6 +358,25 @@ func (s *Store) applyTimeout(ctx context.Context) time.Duration {
 	return orDefaultDur(s.cfg.ApplyTimeout, 10*time.Second)
 }
 
+// requestTimeout is Config.RequestTimeout with its default.
+func (s *Store) requestTimeout() time.Duration {
+	return orDefaultDur(s.cfg.RequestTimeout, 5*time.Second)
+}
+
+// waitFuture waits for f unless ctx ends first. raft resolves every
+// future eventually (on commit, on loss of leadership, at shutdown), so
+// the goroutine left behind on a cancelled wait ends too.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -395,6 +421,8 @@ func (s *Store) forward(ctx context.Context, req *ForwardRequest) (*ForwardRespo
 	if req.Hops > MaxHops {
 		return nil, ErrTooManyHops
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
 	leader, err := s.WaitLeader(ctx)
 	if err != nil {
 		return nil, err
@@ -407,9 +435,11 @@ func (s *Store) forward(ctx context.Context, req *ForwardRequest) (*ForwardRespo
 	resp, err := s.cfg.Forwarder.Forward(ctx, leader, req)
 	if err != nil {
 		// The request may have reached the leader and taken effect before
-		// the connection failed: only a read index is known to be harmless.
+		// the connection failed (or the deadline passed): only a read
+		// index, or a request the Forwarder knows it never sent, is
+		// known to be harmless.
 		outcome := ErrAmbiguous
-		if req.Kind == ForwardReadIndex {
+		if req.Kind == ForwardReadIndex || errors.Is(err, ErrUnreachable) {
 			outcome = ErrUnreachable
 		}
 		return nil, fmt.Errorf("forward %s to %s: %w: %w", req.Kind, leader, err, outcome)
@@ -420,18 +450,29 @@ func (s *Store) forward(ctx context.Context, req *ForwardRequest) (*ForwardRespo
 // ReadIndex returns an index such that a local read made once the node has
 // applied it reflects every write that completed before ReadIndex was
 // called. On the leader it confirms leadership with a quorum; a follower
-// asks the leader.
+// asks the leader. It gives up after Config.RequestTimeout: a node cut
+// off from the quorum (an isolated old leader included) fails with an
+// error wrapping ErrNoLeader or ErrUnreachable, never serves a stale read
+// and never waits for the partition to heal.
 func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
 	return s.readIndex(ctx, 0)
 }
 
 func (s *Store) readIndex(ctx context.Context, hops int) (uint64, error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("read index: %w: %w", err, ErrNoLeader)
+		}
 		if s.IsLeader() {
 			idx := s.raft.LastIndex()
-			if err := s.raft.VerifyLeader().Error(); err != nil {
+			if err := waitFuture(ctx, s.raft.VerifyLeader()); err != nil {
 				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 					continue
+				}
+				if ctx.Err() != nil {
+					return 0, fmt.Errorf("verify leader: no quorum answered: %w: %w", err, ErrNoLeader)
 				}
 				return 0, fmt.Errorf("verify leader: %w", err)
 			}
@@ -457,7 +498,7 @@ func (s *Store) lastCommandAtOrBefore(ctx context.Context, idx uint64) (uint64, 
 	for idx > applied {
 		var l raft.Log
 		if err := s.logs.GetLog(idx, &l); err != nil {
-			if err := s.raft.Barrier(s.applyTimeout(ctx)).Error(); err != nil {
+			if err := waitFuture(ctx, s.raft.Barrier(s.applyTimeout(ctx))); err != nil {
 				return 0, fmt.Errorf("read index barrier: %w", err)
 			}
 			return s.AppliedIndex(), nil
@@ -488,8 +529,11 @@ func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
 }
 
 // Linearize makes the next local read linearizable: it obtains a read
-// index and waits until this node has applied it.
+// index and waits until this node has applied it, both within
+// Config.RequestTimeout (see ReadIndex).
 func (s *Store) Linearize(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout())
+	defer cancel()
 	idx, err := s.ReadIndex(ctx)
 	if err != nil {
 		return err

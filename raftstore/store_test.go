@@ -20,14 +20,25 @@ type memForwarder struct {
 	stores map[string]*Store
 	// broken, when set, is the transport error every Forward returns.
 	broken error
+	// hang, when set, makes every Forward wait, as for a leader that was
+	// stopped, until its context ends or hang is closed.
+	hang chan struct{}
 }
 
 func (m *memForwarder) Forward(ctx context.Context, nodeID string, req *ForwardRequest) (*ForwardResponse, error) {
 	m.mu.Lock()
-	s, broken := m.stores[nodeID], m.broken
+	s, broken, hang := m.stores[nodeID], m.broken, m.hang
 	m.mu.Unlock()
 	if broken != nil {
 		return nil, broken
+	}
+	if hang != nil {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("post to %s: %w", nodeID, ctx.Err())
+		case <-hang:
+			return nil, fmt.Errorf("post to %s: connection closed", nodeID)
+		}
 	}
 	if s == nil {
 		return nil, fmt.Errorf("no node %s", nodeID)
@@ -42,11 +53,21 @@ type testCluster struct {
 	fwd    *memForwarder
 	trans  map[string]*raft.InmemTransport
 	stores map[string]*Store
+	// requestTimeout is each store's Config.RequestTimeout (0: default).
+	requestTimeout time.Duration
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{}}
+	return newTestClusterTimeout(t, n, 0)
+}
+
+// newTestClusterTimeout starts a cluster whose stores have requestTimeout
+// as Config.RequestTimeout.
+func newTestClusterTimeout(t *testing.T, n int, requestTimeout time.Duration) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{},
+		requestTimeout: requestTimeout}
 	for i := 1; i <= n; i++ {
 		c.start(fmt.Sprintf("n%d", i), "")
 	}
@@ -76,6 +97,7 @@ func (c *testCluster) start(id, dir string) *Store {
 		NodeID: id, Dir: dir, Transport: tr, Forwarder: c.fwd,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RaftLogOutput: io.Discard, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+		RequestTimeout: c.requestTimeout,
 	})
 	if err != nil {
 		c.t.Fatal(err)

@@ -66,23 +66,42 @@ func principalOf(ctx context.Context) string {
 func callerOf(r *http.Request) caller { return infoOf(r).caller }
 
 // auditWriter passes the answer through, or holds it (status and body)
-// while info.hold is set, until the audit record is durable.
+// while info.hold is set, until the audit record is durable. An interim
+// answer (1xx, such as a 100 Continue passed on from the leader) goes
+// straight to the client and is never taken for the final status, which
+// the audit record carries.
 type auditWriter struct {
 	http.ResponseWriter
 	info *reqInfo
 	code int
 	buf  bytes.Buffer
+	// reqID is the request's x-ms-request-id: the final answer carries it
+	// exactly once, whatever a proxied answer brought along.
+	reqID string
 }
 
 func (w *auditWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if w.code == 0 {
+			w.ResponseWriter.WriteHeader(code)
+		}
+		return
+	}
 	if w.code != 0 {
 		return
 	}
 	w.code = code
+	if w.reqID != "" {
+		w.ResponseWriter.Header().Set("x-ms-request-id", w.reqID)
+	}
 	if !w.info.hold {
 		w.ResponseWriter.WriteHeader(code)
 	}
 }
+
+// Unwrap gives http.ResponseController the server's writer (read and
+// write deadlines).
+func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *auditWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
@@ -107,6 +126,9 @@ func (w *auditWriter) Flush() {
 func (w *auditWriter) release() {
 	if w.code == 0 {
 		w.code = http.StatusOK
+	}
+	if w.reqID != "" {
+		w.ResponseWriter.Header().Set("x-ms-request-id", w.reqID)
 	}
 	w.ResponseWriter.WriteHeader(w.code)
 	w.ResponseWriter.Write(w.buf.Bytes())

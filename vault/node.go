@@ -96,6 +96,22 @@ type Options struct {
 	// in-process tests set it to move those through a certificate's
 	// lifetime. certvaultd has no flag for it.
 	Time func() time.Time
+	// RequestDeadline bounds every request a follower passes to the
+	// leader (until the leader's answer starts, or between two chunks of
+	// a snapshot upload) and every linearizable read (the read index and
+	// catching up with it). Past it the client gets 503 with Retry-After.
+	// Default 5s.
+	RequestDeadline time.Duration
+	// BodyReadTimeout is how long a request body may take to arrive, from
+	// the end of the headers (a snapshot upload: how long it may pause).
+	// Past it the client gets 408 and the connection is closed. Default
+	// 30s.
+	BodyReadTimeout time.Duration
+	// MaxUnauthenticatedRequests bounds the requests without a credential
+	// (and those to public endpoints that read a body: node joins, agent
+	// enrollment) that the node serves at once; more get 503 with
+	// Retry-After before their body is read. Default 64.
+	MaxUnauthenticatedRequests int
 }
 
 // now is the node's clock for renewal and issuance (Options.Time).
@@ -162,6 +178,18 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.RequestDeadline < 0 || o.BodyReadTimeout < 0 || o.MaxUnauthenticatedRequests < 0 {
+		return o, errors.New("--request-deadline, --body-read-timeout and --max-unauthenticated-requests must not be negative")
+	}
+	if o.RequestDeadline == 0 {
+		o.RequestDeadline = defaultRequestDeadline
+	}
+	if o.BodyReadTimeout == 0 {
+		o.BodyReadTimeout = defaultBodyReadTimeout
+	}
+	if o.MaxUnauthenticatedRequests == 0 {
+		o.MaxUnauthenticatedRequests = defaultMaxUnauthenticated
+	}
 	return o, nil
 }
 
@@ -222,6 +250,10 @@ type Node struct {
 	rolloutCache rolloutCache
 	proxyMu      sync.Mutex
 	proxies      map[string]*httputil.ReverseProxy
+	// publicRoutes matches the public endpoints and unauthSlots holds a
+	// token per unauthenticated request in flight (see limits.go).
+	publicRoutes *http.ServeMux
+	unauthSlots  chan struct{}
 	// nameLocks serialize writes to one object name (see lockObject).
 	nameLocks [nameLockStripes]sync.Mutex
 	fatal     chan error
@@ -640,6 +672,7 @@ func (n *Node) openStore() error {
 		SnapshotThreshold: n.opts.SnapshotThreshold,
 		TrailingLogs:      n.opts.TrailingLogs,
 		SnapshotInterval:  n.opts.SnapshotInterval,
+		RequestTimeout:    n.opts.RequestDeadline,
 		OnLeader:          n.runLeader,
 	})
 	if err != nil {

@@ -331,9 +331,15 @@ func (n *Node) listPage(prefix, after string, limit int, keep func(raftstore.Ent
 	return out, cursor
 }
 
-// linearized runs Linearize and answers an error when it fails.
+// linearized runs Linearize and answers an error when it fails: 503
+// when the leader could not confirm the read within the request deadline.
 func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 	if err := n.store.Linearize(r.Context()); err != nil {
+		if errors.Is(err, raftstore.ErrNoLeader) || errors.Is(err, raftstore.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+			err = &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+				Message: fmt.Sprintf("no leader confirmed within %v that this node's state is current (an election, or the leader unreachable); retry", n.opts.RequestDeadline),
+				Cause:   err}
+		}
 		n.fail(w, r, err)
 		return false
 	}

@@ -63,6 +63,8 @@ func (n *Node) serve() error {
 		n.metrics.requests, n.metrics.latency, n.metrics.renewals)
 	n.registry.MustRegister(n.store.Collectors()...)
 	n.registry.MustRegister(newCertCollector(n))
+	n.publicRoutes = newPublicRoutes()
+	n.unauthSlots = make(chan struct{}, n.opts.MaxUnauthenticatedRequests)
 
 	tlsConf := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -210,7 +212,8 @@ func (n *Node) authorizeRoute(w http.ResponseWriter, r *http.Request, rte *route
 	return true
 }
 
-// middleware adds the request ID, the body limit, panic recovery,
+// middleware adds the request ID, the body limits (size, read time),
+// the bound on unauthenticated requests in flight, panic recovery,
 // metrics and the audit record to every request.
 func (n *Node) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -222,9 +225,10 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		w.Header().Set("x-ms-request-id", reqID)
 		// A snapshot upload is the whole vault: handleSnapshotRestore
 		// sets its own limit.
-		if r.Method != http.MethodPut || r.URL.Path != "/v1/sys/cluster/snapshot" {
+		if !isSnapshotUpload(r) {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		}
+		n.timeBody(w, r)
 		if r.Header.Get(agentHeader) != "" && !n.isNodeRequest(r) {
 			r.Header.Del(agentHeader) // only a node hands over an agent's request
 		}
@@ -232,7 +236,7 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		info := &reqInfo{hold: isWrite(r.Method), skip: n.unaudited(r)}
 		ctx := context.WithValue(r.Context(), routeLabelKey{}, label)
 		r = r.WithContext(context.WithValue(ctx, reqInfoKey{}, info))
-		aw := &auditWriter{ResponseWriter: w, info: info}
+		aw := &auditWriter{ResponseWriter: w, info: info, reqID: reqID}
 		if info.skip {
 			info.hold = false
 		}
@@ -256,6 +260,11 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 			n.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(aw.code)).Inc()
 			n.metrics.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
+		release, ok := n.admit(aw, r)
+		if !ok {
+			return
+		}
+		defer release()
 		if info.hold && n.auditLog != nil {
 			if err := n.auditLog.Err(); err != nil {
 				writeError(aw, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
@@ -281,15 +290,25 @@ func isWrite(method string) bool {
 // proxyToLeader passes a request to the leader's API unchanged (the Host
 // header too, so that ids name the address the client used). A request
 // that was already passed on once is not passed again: during an election
-// the client gets 503 and retries.
+// the client gets 503 and retries. A bounded body is read here first (an
+// oversized or slow one is answered here); the leader must be known,
+// reached and answering within Options.RequestDeadline, else the client
+// gets 503 with Retry-After, told whether the request may have been
+// applied (see passFailure).
 func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(proxiedHeader) != "" {
 		writeError(w, unavailable(raftstore.ErrNotLeader))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	leader, err := n.store.WaitLeader(ctx)
-	cancel()
+	if !isSnapshotUpload(r) {
+		if err := bufferBody(r); err != nil {
+			n.fail(w, r, err)
+			return
+		}
+	}
+	pass := startPass(r.Context(), n.opts.RequestDeadline)
+	defer pass.stop()
+	leader, err := n.store.WaitLeader(pass.ctx)
 	if err == nil && leader == n.opts.NodeID {
 		writeError(w, unavailable(raftstore.ErrNotLeader))
 		return
@@ -302,6 +321,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 		writeError(w, unavailable(err))
 		return
 	}
+	pass.leader = leader
 	n.proxyMu.Lock()
 	proxy := n.proxies[base]
 	if proxy == nil {
@@ -311,12 +331,9 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 			writeError(w, internalError(perr))
 			return
 		}
-		proxy = httputil.NewSingleHostReverseProxy(target)
-		proxy.Transport = n.client.Transport
-		proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-			writeError(w, &APIError{Status: http.StatusBadGateway, Code: "ServiceUnavailable",
-				Message: "the leader could not be reached; the request may or may not have been applied: read before retrying", Cause: err})
-		}
+		proxy = newLeaderProxy(target, n.client.Transport, n.log, func(w http.ResponseWriter, r *http.Request, err error) {
+			n.fail(w, r, passFailure(r, err))
+		})
 		if n.proxies == nil {
 			n.proxies = map[string]*httputil.ReverseProxy{}
 		}
@@ -327,7 +344,12 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	if c := callerOf(r); c.AgentID != "" {
 		r.Header.Set(agentHeader, c.AgentID)
 	}
-	proxy.ServeHTTP(w, r)
+	// The leader logs the request under the ID this node answers with.
+	r.Header.Set("x-ms-client-request-id", w.Header().Get("x-ms-request-id"))
+	if isSnapshotUpload(r) && hasBody(r) {
+		r.Body = &passBody{ReadCloser: r.Body, p: pass}
+	}
+	proxy.ServeHTTP(w, r.WithContext(pass.ctx))
 }
 
 // proxiedHeader marks a request a follower passed to the leader.

@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/certvault/certvault/vault"
 	"github.com/certvault/certvault/vault/notify"
@@ -87,6 +88,9 @@ func run(args []string) int {
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.RaftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
 	fs.IntVar(&o.AuditSegmentMB, "audit-segment-mb", 256, "size in MiB at which DATA/audit/audit.jsonl becomes a segment (audit-SEQ.jsonl) and a new file starts; ship and remove old segments as your retention requires")
+	fs.DurationVar(&o.RequestDeadline, "request-deadline", 5*time.Second, "longest wait for the leader: a write a follower passes on (until the leader's answer starts) and a linearizable read (the read index and catching up with it); past it the client gets 503 with Retry-After instead of waiting for an election or a partition to heal")
+	fs.DurationVar(&o.BodyReadTimeout, "body-read-timeout", 30*time.Second, "longest time a request body may take to arrive after its headers (a snapshot upload: the longest pause between two chunks); past it the client gets 408 and the connection is closed")
+	fs.IntVar(&o.MaxUnauthenticatedRequests, "max-unauthenticated-requests", 64, "requests without a credential (and node joins, agent enrollments) served at once; more get 503 with Retry-After before their body is read")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof, plain HTTP) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)
@@ -112,6 +116,19 @@ func run(args []string) int {
 			return 2
 		}
 		o.Mailer = &mailer
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--request-deadline", o.RequestDeadline}, {"--body-read-timeout", o.BodyReadTimeout}} {
+		if d.v <= 0 {
+			fmt.Fprintf(os.Stderr, "certvaultd: %s %v: give a positive duration, e.g. 5s\n", d.flag, d.v)
+			return 2
+		}
+	}
+	if o.MaxUnauthenticatedRequests <= 0 {
+		fmt.Fprintf(os.Stderr, "certvaultd: --max-unauthenticated-requests %d: give a positive number\n", o.MaxUnauthenticatedRequests)
+		return 2
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {

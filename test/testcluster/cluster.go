@@ -1,7 +1,7 @@
 // Package testcluster starts real certvaultd processes on 127.0.0.1 for
 // end-to-end tests and benchmarks: it builds the binaries once, bootstraps
-// a node, joins others with a join token, and can kill, stop and restart
-// them. It fakes nothing; it is test support, not part of any binary.
+// a node, joins others with a join token, and can kill, stop, pause
+// (SIGSTOP) and restart them. It fakes nothing; it is test support, not part of any binary.
 package testcluster
 
 import (
@@ -196,6 +196,65 @@ func (n *Node) Kill() {
 // Stop sends SIGTERM and waits for a clean exit.
 func (n *Node) Stop() {
 	n.signal(syscall.SIGTERM)
+}
+
+// Pause freezes the process with SIGSTOP, as a hung machine or one cut
+// off by a partition: its sockets stay open, so the kernel still accepts
+// connections to it, but nothing answers. It returns once the kernel
+// reports the process stopped. Resume undoes it; Kill works on a paused
+// process too.
+func (n *Node) Pause() {
+	n.t.Helper()
+	if err := n.sendSignal(syscall.SIGSTOP); err != nil {
+		n.t.Fatalf("pause %s: %v", n.ID, err)
+	}
+	n.waitState(true)
+}
+
+// Resume continues a paused process with SIGCONT and returns once it
+// runs again.
+func (n *Node) Resume() {
+	n.t.Helper()
+	if err := n.sendSignal(syscall.SIGCONT); err != nil {
+		n.t.Fatalf("resume %s: %v", n.ID, err)
+	}
+	n.waitState(false)
+}
+
+// waitState polls /proc until the process is stopped (or no longer).
+func (n *Node) waitState(stopped bool) {
+	n.t.Helper()
+	pid := n.PID()
+	deadline := time.Now().Add(10 * time.Second)
+	state := ""
+	for {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			n.t.Fatalf("read the state of %s: %v", n.ID, err)
+		}
+		// pid (comm) state ...: comm may hold spaces, so look after ')'.
+		if i := bytes.LastIndexByte(data, ')'); i >= 0 && i+2 < len(data) {
+			state = string(data[i+2])
+		}
+		if (state == "T") == stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: process state %q after 10s, want stopped=%v", n.ID, state, stopped)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sendSignal signals the current process without waiting for it.
+func (n *Node) sendSignal(sig syscall.Signal) error {
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return fmt.Errorf("%s was never started", n.ID)
+	}
+	return cmd.Process.Signal(sig)
 }
 
 func (n *Node) signal(sig syscall.Signal) {
