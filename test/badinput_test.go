@@ -647,8 +647,17 @@ func biGetSecret(t *testing.T, c *testcluster.Cluster, n *testcluster.Node, name
 	var s struct {
 		Value string `json:"value"`
 	}
-	if err := c.Client(n).Do(context.Background(), http.MethodGet, "/secrets/"+name, nil, &s); err != nil {
-		t.Fatalf("get %s on %s: %v", name, n.ID, err)
+	// A node that joined a moment ago may still be catching up: it
+	// answers 503 (retry) until then, never a wrong answer.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := c.Client(n).DoResponse(context.Background(), http.MethodGet, "/secrets/"+name, nil, &s)
+		if err == nil {
+			return s.Value
+		}
+		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("get %s on %s: %v", name, n.ID, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return s.Value
 }

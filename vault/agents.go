@@ -163,13 +163,14 @@ func (n *Node) agent(id string) (AgentRecord, uint64, bool) {
 // agentCaller identifies an agent from a verified client chain. It
 // returns an empty caller and no reason for a chain that is not an
 // agent's, and a reason when it is one but may not be used.
-func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string) {
+// It fails with errNotCaughtUp when it cannot tell.
+func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string, error) {
 	if !isAgentChain(chain) {
-		return caller{}, ""
+		return caller{}, "", nil
 	}
 	ca, err := n.agentCA()
 	if err != nil || !bytes.Equal(chain[1].Raw, ca.Raw) {
-		return caller{}, "the client certificate is not from this vault's agent CA"
+		return caller{}, "the client certificate is not from this vault's agent CA", nil
 	}
 	leaf := chain[0]
 	return n.agentRecordCaller(leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
@@ -177,21 +178,27 @@ func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string) {
 
 // agentRecordCaller checks an agent's record: known, not revoked, and
 // (when serial is set) presenting its current or previous certificate.
-func (n *Node) agentRecordCaller(id, serial string) (caller, string) {
+// It fails with errNotCaughtUp when a follower that does not know the
+// agent cannot catch up to find out.
+func (n *Node) agentRecordCaller(id, serial string) (caller, string, error) {
 	rec, _, ok := n.agent(id)
-	if !ok && n.catchUp() {
-		rec, _, ok = n.agent(id) // enrolled a moment ago through the leader
+	if !ok {
+		if again, err := n.catchUp(); err != nil {
+			return caller{}, "", err
+		} else if again {
+			rec, _, ok = n.agent(id) // enrolled a moment ago through the leader
+		}
 	}
 	if !ok {
-		return caller{}, "agent " + id + " is not known to this vault"
+		return caller{}, "agent " + id + " is not known to this vault", nil
 	}
 	if rec.Revoked {
-		return caller{}, "agent " + id + " was revoked; enroll it again with a new join token"
+		return caller{}, "agent " + id + " was revoked; enroll it again with a new join token", nil
 	}
 	if serial != "" && serial != rec.Serial && serial != rec.PrevSerial {
-		return caller{}, "agent " + id + " presented a superseded certificate; use the latest one"
+		return caller{}, "agent " + id + " presented a superseded certificate; use the latest one", nil
 	}
-	return caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, ""
+	return caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, "", nil
 }
 
 // agentHeader carries, from a follower to the leader, the ID of the agent
@@ -201,7 +208,10 @@ const agentHeader = "X-Certvault-Agent"
 
 // agentByID is identify for a request a follower handed over.
 func (n *Node) agentByID(id string) (caller, string, error) {
-	c, why := n.agentRecordCaller(id, "")
+	c, why, err := n.agentRecordCaller(id, "")
+	if err != nil {
+		return caller{}, "", err
+	}
 	if why != "" {
 		return caller{}, why, errUnauthenticated
 	}

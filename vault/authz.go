@@ -143,6 +143,9 @@ var errUnauthenticated = errors.New("vault: no valid credential")
 func (n *Node) identify(r *http.Request) (caller, string, error) {
 	if tok, ok := bearerToken(r.Header.Get("Authorization")); ok {
 		c, err := n.authenticate(tok)
+		if errors.Is(err, errNotCaughtUp) {
+			return caller{}, "", err
+		}
 		if err != nil {
 			if !errors.Is(err, errBadToken) {
 				n.log.Error("authenticate", "err", err)
@@ -157,7 +160,9 @@ func (n *Node) identify(r *http.Request) (caller, string, error) {
 		return n.agentByID(id)
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		if c, why := n.agentCaller(r.TLS.VerifiedChains[0]); why != "" {
+		if c, why, err := n.agentCaller(r.TLS.VerifiedChains[0]); err != nil {
+			return caller{}, "", err
+		} else if why != "" {
 			return caller{}, why, errUnauthenticated
 		} else if c.AgentID != "" {
 			return c, "", nil
@@ -212,7 +217,13 @@ func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c caller, res a
 	}
 	// A follower may not have applied an assignment made a moment ago on
 	// the leader: it catches up once before it denies.
-	if allowed() || (n.catchUp() && allowed()) {
+	if allowed() {
+		return true
+	}
+	if again, err := n.catchUp(); err != nil {
+		writeError(w, notCaughtUp(err))
+		return false
+	} else if again && allowed() {
 		return true
 	}
 	ri.denied = true
@@ -266,6 +277,10 @@ func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (call
 		return caller{}, false
 	}
 	c, why, err := n.identify(r)
+	if errors.Is(err, errNotCaughtUp) {
+		writeError(w, notCaughtUp(err))
+		return caller{}, false
+	}
 	if err != nil {
 		n.challenge(w, r, why)
 		return caller{}, false

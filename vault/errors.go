@@ -55,6 +55,13 @@ func internalError(cause error) *APIError {
 	return &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "internal error; see the server log", Cause: cause}
 }
 
+// notCaughtUp is the 503 of a follower that must check something it does
+// not know (a credential, an assignment) with the leader and cannot.
+func notCaughtUp(cause error) *APIError {
+	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+		Message: "this node could not catch up with the leader within the request deadline to check the credential or role assignment; retry", Cause: cause}
+}
+
 func unavailable(cause error) *APIError {
 	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: cause}
 }

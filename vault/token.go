@@ -89,10 +89,14 @@ func (n *Node) authenticate(tok string) (caller, error) {
 		return caller{}, errBadToken
 	}
 	e, found := n.store.Get(prefixTokens + id)
-	if !found && n.catchUp() {
+	if !found {
 		// A token created a moment ago on the leader may not have been
 		// applied here yet: catch up once before refusing it.
-		e, found = n.store.Get(prefixTokens + id)
+		if again, err := n.catchUp(); err != nil {
+			return caller{}, err
+		} else if again {
+			e, found = n.store.Get(prefixTokens + id)
+		}
 	}
 	if !found {
 		return caller{}, errBadToken
@@ -167,14 +171,29 @@ func (n *Node) openSealed(e raftstore.Entry) ([]byte, error) {
 	return b.Decrypt(e.Key, e.Value)
 }
 
-// catchUp waits (briefly) until this node has applied everything the
-// leader committed, so that a credential created a moment ago elsewhere
-// is seen. It reports whether it caught up; the leader always is.
-func (n *Node) catchUp() bool {
+// errNotCaughtUp means a follower could not catch up with the leader
+// within the request deadline, so it cannot tell whether a credential or
+// an assignment it does not know exists: the client gets 503 and retries,
+// never a 401 or 403 that would be a lie.
+var errNotCaughtUp = errors.New("vault: this node could not catch up with the leader in time")
+
+// catchUp waits, at most the request deadline, until this follower has
+// applied everything the leader committed, so that a credential or an
+// assignment created a moment ago elsewhere is seen. It reports whether
+// there may be something new to see (false on the leader, which is always
+// caught up); it fails with errNotCaughtUp when it could not catch up.
+func (n *Node) catchUp() (bool, error) {
 	if n.store.IsLeader() {
-		return false
+		return false, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	d := n.opts.RequestDeadline
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return n.store.Linearize(ctx) == nil
+	if err := n.store.Linearize(ctx); err != nil {
+		return false, fmt.Errorf("%w: %w", errNotCaughtUp, err)
+	}
+	return true, nil
 }
