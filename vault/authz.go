@@ -175,6 +175,15 @@ func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c caller, res a
 	// A follower may not have applied an assignment made a moment ago on
 	// the leader: it catches up once before it denies.
 	if allowed() || (n.catchUp() && allowed()) {
+		if ri.hold && n.auditLog != nil {
+			// A secret read needs a durable record: refuse it before
+			// reading anything while the trail cannot be written.
+			if err := n.auditLog.Err(); err != nil {
+				ri.hold = false
+				writeError(w, n.auditRefusal(err))
+				return false
+			}
+		}
 		return true
 	}
 	ri.denied = true

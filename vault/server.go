@@ -256,8 +256,8 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		}()
 		if info.hold && n.auditLog != nil {
 			if err := n.auditLog.Err(); err != nil {
-				writeError(aw, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
-					Message: "the audit trail cannot be written on this node, so it takes no writes; see its log", Cause: err})
+				info.hold = false // nothing to hold: nothing is done
+				writeError(aw, n.auditRefusal(err))
 				return
 			}
 		}
@@ -366,10 +366,14 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = internalError(err)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
+	switch ae.Status {
+	case http.StatusServiceUnavailable:
 		// Elections and catch-up take about a second; agents back off
 		// at least this long.
 		w.Header().Set("Retry-After", "1")
+	case http.StatusInsufficientStorage:
+		// A full disk heals when someone frees space.
+		w.Header().Set("Retry-After", "5")
 	}
 	writeJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
 }
@@ -400,6 +404,17 @@ func (n *Node) classify(err error) error {
 		errors.Is(err, raftstore.ErrClosed), errors.Is(err, ErrNotInitialized),
 		errors.Is(err, raftstore.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)
+	case errors.Is(err, raftstore.ErrDiskFull):
+		detail := "the leader's disk is full"
+		var dfe *raftstore.DiskFullError
+		if errors.As(err, &dfe) {
+			detail = dfe.Detail
+		}
+		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+			Message: "the disk is full: " + detail + "; the write was not applied. Writes resume by themselves once space is freed there", Cause: err}
+	case isDiskFull(err):
+		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+			Message: fmt.Sprintf("the disk of node %s is full (%s): the request was not applied; free space there and retry", n.opts.NodeID, n.opts.DataDir), Cause: err}
 	case errors.Is(err, raftstore.ErrConflict):
 		return &APIError{Status: http.StatusConflict, Code: "Conflict", Message: "the object was changed concurrently; retry", Cause: err}
 	default:
