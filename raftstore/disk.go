@@ -78,8 +78,8 @@ type diskGuard struct {
 	probed       time.Time
 	free, need   uint64 // need: the reserve, and room for a ballast when there is none
 	base         uint64 // the reserve alone
-	ballast      int64 // size of the ballast on disk, 0 when there is none
-	noBallast    bool  // it cannot be made (not for lack of space): do without
+	ballast      int64  // size of the ballast on disk, 0 when there is none
+	noBallast    bool   // it cannot be made (not for lack of space): do without
 	full         bool
 	appendFailed error // the append that failed for lack of space
 }
