@@ -25,11 +25,13 @@ import (
 //     system of its directory has less than a reserve free (a statfs,
 //     cached for diskProbeEvery). A refused write changed nothing.
 //   - It keeps a ballast file (ballastName, up to ballastMax) in its
-//     directory. An append or a term/vote record that fails for lack of
-//     space anyway (someone else filled the disk between two probes)
-//     deletes the ballast and is tried once more on the space that frees:
-//     the write in flight completes, raft does not step down, and a term
-//     can still be recorded. From then on writes are refused.
+//     directory. A leader's append or a term/vote record that fails for
+//     lack of space anyway (someone else filled the disk between two
+//     probes) deletes the ballast and is tried once more on the space
+//     that frees: the write in flight completes, raft does not step down,
+//     and a term can still be recorded. From then on writes are refused.
+//     A follower's append does not touch the ballast: the leader sends it
+//     again later, and the space is kept for terms and votes.
 //   - Recovery needs no restart: once the reserve and a new ballast fit,
 //     the ballast is written again and the next write goes through.
 
@@ -159,15 +161,15 @@ func (g *diskGuard) probe(now time.Time) {
 // ballastSize is the size of a new ballast.
 func (g *diskGuard) ballastSize() uint64 { return min(g.base, ballastMax) }
 
-// retry runs an append (or a term, vote or configuration record); if it
-// fails for lack of space it deletes the ballast and runs it once more.
-// Raft steps down, or panics, on the error it returns.
-func (g *diskGuard) retry(fn func() error) error {
+// retry runs an append (or a term or vote record); if it fails for lack
+// of space and ballast is true, it deletes the ballast and runs it once
+// more. Raft steps down, or panics, on the error it returns.
+func (g *diskGuard) retry(ballast bool, fn func() error) error {
 	err := fn()
 	if err == nil || !noSpace(err) || g == nil {
 		return err
 	}
-	if g.dropBallast(err) {
+	if ballast && g.dropBallast(err) {
 		if err = fn(); err == nil {
 			return nil
 		}
@@ -304,18 +306,20 @@ func (s *Store) diskFullError(err error) error {
 }
 
 // roomyLogs and roomyStable pass raft's writes to the stores through
-// diskGuard.retry.
+// diskGuard.retry: terms and votes, and a leader's appends, may use the
+// ballast.
 type roomyLogs struct {
 	raft.LogStore
-	g *diskGuard
+	g      *diskGuard
+	leader func() bool
 }
 
 func (s roomyLogs) StoreLog(l *raft.Log) error {
-	return s.g.retry(func() error { return s.LogStore.StoreLog(l) })
+	return s.g.retry(s.leader(), func() error { return s.LogStore.StoreLog(l) })
 }
 
 func (s roomyLogs) StoreLogs(ls []*raft.Log) error {
-	return s.g.retry(func() error { return s.LogStore.StoreLogs(ls) })
+	return s.g.retry(s.leader(), func() error { return s.LogStore.StoreLogs(ls) })
 }
 
 type roomyStable struct {
@@ -324,11 +328,11 @@ type roomyStable struct {
 }
 
 func (s roomyStable) Set(k, v []byte) error {
-	return s.g.retry(func() error { return s.StableStore.Set(k, v) })
+	return s.g.retry(true, func() error { return s.StableStore.Set(k, v) })
 }
 
 func (s roomyStable) SetUint64(k []byte, v uint64) error {
-	return s.g.retry(func() error { return s.StableStore.SetUint64(k, v) })
+	return s.g.retry(true, func() error { return s.StableStore.SetUint64(k, v) })
 }
 
 // errnoText is the system error inside err ("no space left on device"),

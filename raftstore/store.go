@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -94,6 +95,7 @@ type Store struct {
 	wg        sync.WaitGroup
 	// disk refuses writes while the disk is full (nil: no check).
 	disk        *diskGuard
+	raftRef     atomic.Pointer[raft.Raft] // s.raft, for the stores
 	handOffMu   sync.Mutex
 	lastHandOff time.Time
 }
@@ -137,7 +139,10 @@ func Open(cfg Config) (*Store, error) {
 		s.bolt = bolt
 		s.logs, s.stable = bolt, bolt
 		if s.disk != nil {
-			s.logs, s.stable = roomyLogs{bolt, s.disk}, roomyStable{bolt, s.disk}
+			// raft calls the stores from its goroutines before NewRaft
+			// returns: s.raft is not set yet.
+			leader := func() bool { r := s.raftRef.Load(); return r != nil && r.State() == raft.Leader }
+			s.logs, s.stable = roomyLogs{bolt, s.disk, leader}, roomyStable{bolt, s.disk}
 		}
 		snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, s.hclog("snapshot"))
 		if err != nil {
@@ -170,6 +175,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: start raft: %w", err)
 	}
 	s.raft = r
+	s.raftRef.Store(r)
 
 	obsCh := make(chan raft.Observation, 16)
 	r.RegisterObserver(raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {

@@ -410,11 +410,13 @@ func (n *Node) classify(err error) error {
 		if errors.As(err, &dfe) {
 			detail = dfe.Detail
 		}
+		// Refused before it was proposed (or its append reached no log),
+		// or a read on a node that cannot catch up: nothing was done.
 		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
-			Message: "the disk is full: " + detail + "; the write was not applied. Writes resume by themselves once space is freed there", Cause: err}
+			Message: "the disk is full: " + detail + "; nothing was done. Writes resume by themselves once space is freed there", Cause: err}
 	case isDiskFull(err):
 		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
-			Message: fmt.Sprintf("the disk of node %s is full (%s): the request was not applied; free space there and retry", n.opts.NodeID, n.opts.DataDir), Cause: err}
+			Message: fmt.Sprintf("the disk of node %s is full (%s), so the request failed; free space there and retry", n.opts.NodeID, n.opts.DataDir), Cause: err}
 	case errors.Is(err, raftstore.ErrConflict):
 		return &APIError{Status: http.StatusConflict, Code: "Conflict", Message: "the object was changed concurrently; retry", Cause: err}
 	default:
