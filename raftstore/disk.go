@@ -39,7 +39,7 @@ import (
 const ballastName = "disk-reserve"
 
 // ballastMax caps the ballast; it is the reserve when that is smaller.
-const ballastMax = 8 << 20
+const ballastMax = 4 << 20
 
 // diskProbeEvery is how long a statfs result is trusted.
 const diskProbeEvery = 100 * time.Millisecond

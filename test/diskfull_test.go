@@ -32,6 +32,8 @@ func TestDiskFull(t *testing.T) {
 	t.Run("single node", func(t *testing.T) { testDiskFull(t, 1, "node1") })
 	// The leader's disk fills: the others take over the writes.
 	t.Run("leader of three", func(t *testing.T) { testDiskFull(t, 3, "node1") })
+	// A follower's disk fills: it falls behind, then catches up.
+	t.Run("follower of three", func(t *testing.T) { testDiskFull(t, 3, "node2") })
 }
 
 // dfTimeout bounds every request of the test: a disk-full answer must

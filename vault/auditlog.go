@@ -261,7 +261,10 @@ func (n *Node) record(aw *auditWriter, r *http.Request, info *reqInfo, route, re
 		ae := n.withheld(r, code, err)
 		aw.code = ae.Status
 		aw.buf.Reset()
+		// Headers of the withheld answer (a proxied one brings its
+		// Content-Length) must not describe the error.
 		aw.ResponseWriter.Header().Del("Location")
+		aw.ResponseWriter.Header().Del("Content-Length")
 		aw.info.hold = false
 		writeError(aw.ResponseWriter, ae)
 		return
