@@ -63,7 +63,9 @@ func TestRecordWithheld(t *testing.T) {
 			if res.StatusCode != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.wantStatus, body)
 			}
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(body, &e); err != nil || e.Error.Message == "" {
 				t.Fatalf("body is not the Key Vault error shape: %s", body)
 			}
