@@ -66,9 +66,11 @@ type Config struct {
 	// DiskFullError before they are proposed, so that raft's own records
 	// (terms, votes, a new leader's first entry) and whatever shares the
 	// file system (the vault's audit trail) keep room, and a leader that
-	// cannot write hands leadership to another voter. After an append
-	// failed for lack of space, twice as much must be free. Zero means 5 %
-	// of the file system, at most 64 MiB; negative turns the check off.
+	// cannot write hands leadership to another voter. The store also keeps
+	// a ballast file of this size (at most 4 MiB) in Dir, which it deletes
+	// when a raft write fails for lack of space anyway; writes resume once
+	// the reserve and a new ballast fit. Zero means 5 % of the file
+	// system, at most 64 MiB; negative turns the check and the ballast off.
 	MinFreeBytes int64
 	// OnLeader, if set, runs in its own goroutine each time this node
 	// becomes leader, after a barrier has applied every earlier entry. Its
