@@ -192,7 +192,6 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 			Node, Error string
 			OK          bool
 			Anchors     int
-			Head        struct{ Seq uint64 }
 		}
 	}
 	// Verify once the full node anchored a new head since the disk
@@ -259,7 +258,10 @@ func dfTmpfs(t *testing.T, mib int) string {
 	return dir
 }
 
-// dfFill writes path until the file system is full.
+// dfFill fills the file system of path with one file. It takes all the
+// free space in one fallocate, so that it does not race the node for the
+// space the node frees when it finds the disk full (its ballast); where
+// fallocate is not supported it writes until ENOSPC.
 func dfFill(t *testing.T, path string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -267,6 +269,27 @@ func dfFill(t *testing.T, path string) {
 		t.Fatalf("create filler: %v", err)
 	}
 	defer f.Close()
+	for range 100 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
+			t.Fatalf("statfs: %v", err)
+		}
+		free := int64(st.Bavail) * st.Bsize
+		if free == 0 {
+			return
+		}
+		err := syscall.Fallocate(int(f.Fd()), 0, 0, free)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, syscall.EOPNOTSUPP) {
+			break
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("fallocate filler: %v", err)
+		}
+		// The node took some meanwhile: measure again.
+	}
 	buf := bytes.Repeat([]byte{0xa5}, 64<<10)
 	for {
 		if _, err := f.Write(buf); err != nil {
