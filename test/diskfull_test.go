@@ -98,6 +98,7 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 		}
 	}
 	dfDiskError(t, refused, data)
+	t.Logf("refused: %s", refused)
 
 	// For a while, every write is refused the same way, reads answer or
 	// fail fast, no answer claims a read may have been applied, and the
@@ -158,7 +159,8 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatalf("remove the filler: %v", err)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	freed := time.Now()
+	deadline = freed.Add(30 * time.Second)
 	var last, lastRead dfOutcome
 	for i := 0; ; i++ {
 		last = run.put(full, fmt.Sprintf("after-%d", i))
@@ -171,6 +173,7 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("writes and secret reads answered again %v after the filler was removed", time.Since(freed).Round(time.Millisecond))
 	if got := full.PID(); got != pid || !full.Running() {
 		t.Fatalf("%s was restarted or died (pid %d, now %d, running %v)", full.ID, pid, got, full.Running())
 	}
