@@ -141,6 +141,9 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 			t.Fatalf("while the disk is full the leader moved: from %s (term %d) to %s (term %d)", leader, term, l, tm)
 		}
 	}
+	if code, reason := dfReady(t, c, full); code != http.StatusServiceUnavailable || !strings.Contains(reason, "disk full") {
+		t.Fatalf("/readyz of the full node: %d %q, want 503 saying the disk is full", code, reason)
+	}
 	if nodes > 1 {
 		// The other nodes keep taking writes and serving secrets.
 		other := c.Nodes[0]
@@ -174,6 +177,10 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("writes and secret reads answered again %v after the filler was removed", time.Since(freed).Round(time.Millisecond))
+	waitFor(t, 10*time.Second, "/readyz of "+full.ID+" answers 200 once space is freed", func() bool {
+		code, _ := dfReady(t, c, full)
+		return code == http.StatusOK
+	})
 	if got := full.PID(); got != pid || !full.Running() {
 		t.Fatalf("%s was restarted or died (pid %d, now %d, running %v)", full.ID, pid, got, full.Running())
 	}
@@ -348,6 +355,22 @@ func dfAnchors(t *testing.T, c *testcluster.Cluster, n *testcluster.Node) int {
 	}
 	t.Fatalf("audit verify does not list %s:\n%s", n.ID, out)
 	return 0
+}
+
+// dfReady returns what node n's /readyz answers: the status and the
+// reason.
+func dfReady(t *testing.T, c *testcluster.Cluster, n *testcluster.Node) (int, string) {
+	t.Helper()
+	resp, err := c.HTTPClient().Get(n.URL() + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz of %s: %v", n.ID, err)
+	}
+	defer resp.Body.Close()
+	var r struct{ Reason string }
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("/readyz of %s: decode: %v", n.ID, err)
+	}
+	return resp.StatusCode, r.Reason
 }
 
 // dfLeader returns the leader and term node n reports.

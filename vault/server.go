@@ -454,6 +454,14 @@ func (n *Node) readiness() string {
 	if why := n.hsmLost(); why != "" {
 		return why
 	}
+	// Writes and secret reads are refused; other reads still work here.
+	var dfe *raftstore.DiskFullError
+	if errors.As(n.store.DiskFull(), &dfe) {
+		return "disk full: " + dfe.Detail
+	}
+	if n.auditLog != nil && n.auditLog.Err() != nil {
+		return "the audit trail cannot be written: writes and secret reads are refused"
+	}
 	if n.barrier.Load() == nil {
 		return "sealed: the keyring has not been opened yet"
 	}

@@ -443,12 +443,12 @@ func (l *Log) run() {
 	var syncTook time.Duration
 	var batch []request
 	var retry <-chan time.Time
-	wait := retryMin
+	backoff := retryMin
 	broke := func(err error, unwritten int) {
 		l.fail(w, err, unwritten)
 		if retry == nil {
-			wait = retryMin
-			retry = time.After(wait)
+			backoff = retryMin
+			retry = time.After(backoff)
 		}
 	}
 	for {
@@ -514,8 +514,8 @@ func (l *Log) run() {
 				retry = nil
 				continue
 			}
-			wait = min(2*wait, retryMax)
-			retry = time.After(wait)
+			backoff = min(2*backoff, retryMax)
+			retry = time.After(backoff)
 		}
 	}
 }
