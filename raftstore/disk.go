@@ -223,10 +223,19 @@ func (g *diskGuard) failed(err error) bool {
 	return true
 }
 
-// refill writes the ballast when there is none and the disk has room for
-// it on top of the reserve. Called by the disk watcher only.
+// refill writes the ballast when there is none (or someone deleted it)
+// and the disk has room for it on top of the reserve. Called by the disk
+// watcher only.
 func (g *diskGuard) refill() {
 	g.mu.Lock()
+	if g.ballast != 0 {
+		if _, err := os.Stat(g.ballastPath()); errors.Is(err, os.ErrNotExist) {
+			// The next probe asks room for a new one.
+			g.ballast, g.probed = 0, time.Time{}
+			g.mu.Unlock()
+			return
+		}
+	}
 	if g.ballast != 0 || g.noBallast || g.full || g.base == 0 {
 		g.mu.Unlock()
 		return

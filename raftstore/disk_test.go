@@ -195,6 +195,19 @@ func TestBallast(t *testing.T) {
 			if fi, err := os.Stat(path); err != nil || fi.Size() != 4096 {
 				t.Fatalf("ballast after recovery: %v, %v", fi, err)
 			}
+			// Someone deletes it: the watcher notices and writes it again.
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // notice, then (after a probe) write
+				if err := g.check(); err != nil {
+					t.Fatalf("guard: %v", err)
+				}
+				g.refill()
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Size() != 4096 {
+				t.Fatalf("ballast after it was deleted: %v, %v", fi, err)
+			}
 		})
 	}
 }
