@@ -34,4 +34,9 @@ var (
 	// forwarded write or membership change that may have reached the
 	// leader returns ErrAmbiguous instead.
 	ErrUnreachable = errors.New("raftstore: leader unreachable")
+	// ErrDiskFull means the leader refused a write for lack of disk space
+	// (see DiskFullError, which wraps it and says where): it was never
+	// proposed, or its append failed before it reached any log, so nothing
+	// was applied. Writes resume by themselves once space is freed.
+	ErrDiskFull = errors.New("raftstore: disk full")
 )

@@ -52,6 +52,7 @@ var codeErrors = map[string]error{
 	"ambiguous":      ErrAmbiguous,
 	"unreachable":    ErrUnreachable,
 	"unknown_server": ErrUnknownServer,
+	"disk_full":      ErrDiskFull,
 }
 
 func responseFor(index uint64, err error) *ForwardResponse {
@@ -73,6 +74,14 @@ func responseFor(index uint64, err error) *ForwardResponse {
 func (r *ForwardResponse) err() error {
 	if r.Code == "" {
 		return nil
+	}
+	if r.Code == "disk_full" {
+		// The leader's own words: which node, which directory.
+		_, detail, ok := strings.Cut(r.Message, ErrDiskFull.Error()+": ")
+		if !ok {
+			detail = r.Message
+		}
+		return &DiskFullError{Detail: detail}
 	}
 	if sentinel, ok := codeErrors[r.Code]; ok {
 		msg := strings.TrimSuffix(r.Message, ": "+sentinel.Error())

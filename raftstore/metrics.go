@@ -51,6 +51,8 @@ func (s *Store) Collectors() []prometheus.Collector {
 			func() float64 { return float64(s.raft.CommitIndex()) }),
 		gauge("certvault_raft_last_index", "Last index in this node's raft log.",
 			func() float64 { return float64(s.raft.LastIndex()) }),
+		gauge("certvault_raft_disk_full", "1 while this node refuses writes because its disk is full (see --disk-reserve-mb).",
+			func() float64 { return boolFloat(s.disk.isFull()) }),
 		gauge("certvault_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
 			func() float64 { return float64(s.raft.State()) }),
 	}

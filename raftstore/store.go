@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -68,6 +69,17 @@ type Config struct {
 	// or ErrAmbiguous instead of waiting for a partition to heal. A
 	// context with an earlier deadline still wins. Default 5s.
 	RequestTimeout time.Duration
+	// MinFreeBytes is the free space the store keeps on the file system
+	// of Dir. Below it, writes and voter additions are refused with a
+	// DiskFullError before they are proposed, so that raft's own records
+	// (terms, votes, a new leader's first entry) and whatever shares the
+	// file system (the vault's audit trail) keep room, and a leader that
+	// cannot write hands leadership to another voter. The store also keeps
+	// a ballast file of this size (at most 4 MiB) in Dir, which it deletes
+	// when a raft write fails for lack of space anyway; writes resume once
+	// the reserve and a new ballast fit. Zero means 5 % of the file
+	// system, at most 64 MiB; negative turns the check and the ballast off.
+	MinFreeBytes int64
 	// OnLeader, if set, runs in its own goroutine each time this node
 	// becomes leader, after a barrier has applied every earlier entry. Its
 	// context is cancelled when leadership is lost or the store closes.
@@ -91,6 +103,11 @@ type Store struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
+	// disk refuses writes while the disk is full (nil: no check).
+	disk        *diskGuard
+	raftRef     atomic.Pointer[raft.Raft] // s.raft, for the stores
+	handOffMu   sync.Mutex
+	lastHandOff time.Time
 }
 
 // Open starts a node. It does not bootstrap a cluster: call Bootstrap on
@@ -121,12 +138,22 @@ func Open(cfg Config) (*Store, error) {
 		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open store: create %s: %w", cfg.Dir, err)
 		}
+		s.disk = newDiskGuard(cfg.NodeID, cfg.Dir, cfg.MinFreeBytes, s.log)
+		if s.disk.check() == nil {
+			s.disk.refill() // before raft writes anything
+		}
 		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
 		if err != nil {
 			return nil, fmt.Errorf("open store: open raft.db: %w", err)
 		}
 		s.bolt = bolt
 		s.logs, s.stable = bolt, bolt
+		if s.disk != nil {
+			// raft calls the stores from its goroutines before NewRaft
+			// returns: s.raft is not set yet.
+			leader := func() bool { r := s.raftRef.Load(); return r != nil && r.State() == raft.Leader }
+			s.logs, s.stable = roomyLogs{bolt, s.disk, leader}, roomyStable{bolt, s.disk}
+		}
 		snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, s.hclog("snapshot"))
 		if err != nil {
 			bolt.Close()
@@ -158,6 +185,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open store: start raft: %w", err)
 	}
 	s.raft = r
+	s.raftRef.Store(r)
 
 	obsCh := make(chan raft.Observation, 16)
 	r.RegisterObserver(raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
@@ -167,6 +195,10 @@ func Open(cfg Config) (*Store, error) {
 	s.wg.Add(2)
 	go s.observe(obsCh)
 	go s.leaderLoop()
+	if s.disk != nil {
+		s.wg.Add(1)
+		go s.watchDisk()
+	}
 	return s, nil
 }
 
@@ -383,6 +415,10 @@ func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, e
 			return 0, fmt.Errorf("apply: %w", err)
 		}
 		if s.IsLeader() {
+			if err := s.disk.check(); err != nil {
+				s.handOff()
+				return 0, fmt.Errorf("apply: %w", err)
+			}
 			start := time.Now()
 			f := s.raft.Apply(data, s.applyTimeout(ctx))
 			if err := f.Error(); err != nil {
@@ -394,6 +430,12 @@ func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, e
 					return 0, fmt.Errorf("apply: %v: %w", err, ErrAmbiguous)
 				case errors.Is(err, raft.ErrRaftShutdown):
 					return 0, ErrClosed
+				case noSpace(err):
+					// The leader appends to its own log before it sends
+					// anything to a follower, so an append that failed
+					// reached no log: not applied. (raft stepped down;
+					// the guard keeps the next leader from failing again.)
+					return 0, fmt.Errorf("apply: %w", s.diskFullError(err))
 				default:
 					return 0, fmt.Errorf("apply: %w", err)
 				}
@@ -511,14 +553,28 @@ func (s *Store) lastCommandAtOrBefore(ctx context.Context, idx uint64) (uint64, 
 	return idx, nil
 }
 
-// WaitApplied blocks until the local state has applied index idx.
+// WaitApplied blocks until the local state has applied index idx. On a
+// node whose disk is full, which may never get there, it gives up with a
+// DiskFullError once applying has stalled for waitStalled.
 func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
+	var stalled <-chan time.Time
+	var last uint64
 	for {
 		applied, ch := s.fsm.appliedIndex()
 		if applied >= idx {
 			return nil
 		}
+		if stalled == nil && s.disk != nil {
+			t := time.NewTicker(waitStalled)
+			defer t.Stop()
+			stalled, last = t.C, applied
+		}
 		select {
+		case <-stalled:
+			if err := s.disk.check(); err != nil && applied == last {
+				return fmt.Errorf("wait for index %d (applied %d): %w", idx, applied, err)
+			}
+			last = applied
 		case <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("wait for index %d (applied %d): %w", idx, applied, ctx.Err())
@@ -568,6 +624,11 @@ func (s *Store) membership(ctx context.Context, req *ForwardRequest) error {
 			var f raft.IndexFuture
 			switch req.Kind {
 			case ForwardAddVoter:
+				// Removing a server stays possible: the reserve is there
+				// for such records.
+				if err := s.disk.check(); err != nil {
+					return fmt.Errorf("%s %s: %w", req.Kind, req.ID, err)
+				}
 				f = s.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.Address), 0, s.applyTimeout(ctx))
 			case ForwardRemoveServer:
 				if !s.isMember(req.ID) {
@@ -636,6 +697,9 @@ type Status struct {
 	// (taken locally or installed from the leader).
 	LastSnapshotIndex uint64   `json:"last_snapshot_index"`
 	Servers           []Server `json:"servers"`
+	// DiskFull, when set, says why this node refuses writes for lack of
+	// disk space.
+	DiskFull string `json:"disk_full,omitempty"`
 }
 
 // Status returns the membership and indexes as this node sees them.
@@ -652,6 +716,10 @@ func (s *Store) Status() (Status, error) {
 		LastIndex:    s.raft.LastIndex(),
 		CommitIndex:  s.raft.CommitIndex(),
 		AppliedIndex: s.AppliedIndex(),
+	}
+	var dfe *DiskFullError
+	if errors.As(s.disk.check(), &dfe) {
+		st.DiskFull = dfe.Detail
 	}
 	stats := s.raft.Stats()
 	if t, err := parseUint(stats["term"]); err == nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/certvault/certvault/raftstore"
@@ -61,7 +62,10 @@ func (n *Node) openAudit() error {
 	if n.opts.AuditSegmentMB > 0 {
 		seg = int64(n.opts.AuditSegmentMB) << 20
 	}
-	l, err := audit.OpenSegmented(n.path("audit"), seg)
+	l, err := audit.OpenWith(n.path("audit"), audit.Options{SegmentBytes: seg, OnChange: n.auditChanged,
+		// Raft's reserve is not for the trail: below it the node takes
+		// neither writes nor secret reads.
+		Room: n.store.DiskFull})
 	if err != nil {
 		return err
 	}
@@ -159,7 +163,9 @@ func (n *Node) anchorAudit(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		head := n.auditLog.Head()
+		// Only what is on disk: a record after it may yet be lost to a
+		// failing disk and its number given to another.
+		head := n.auditLog.DurableHead()
 		if head == last || head.Seq == 0 {
 			continue
 		}
@@ -239,30 +245,76 @@ func (n *Node) record(aw *auditWriter, r *http.Request, info *reqInfo, route, re
 		Object: info.object, Version: info.version, Status: code, Outcome: outcome,
 	}
 	if !info.hold {
-		if err := n.auditLog.Append(rec); err != nil {
-			n.auditFailed(err)
-		}
+		// While the trail cannot be written the log counts the records
+		// it refuses and writes that count into the trail once it can.
+		n.auditLog.Append(rec)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.auditLog.AppendSync(ctx, rec); err != nil {
-		n.auditFailed(err)
-		aw.code = http.StatusServiceUnavailable
+		if code >= 400 {
+			// A refusal or a failure hands nothing out, and its own
+			// message says whether anything changed: pass it on.
+			aw.release()
+			return
+		}
+		ae := n.withheld(r, code, err)
+		aw.code = ae.Status
 		aw.buf.Reset()
+		// Headers of the withheld answer (a proxied one brings its
+		// Content-Length) must not describe the error.
 		aw.ResponseWriter.Header().Del("Location")
+		aw.ResponseWriter.Header().Del("Content-Length")
 		aw.info.hold = false
-		writeError(aw.ResponseWriter, &APIError{Status: http.StatusServiceUnavailable, Code: "AuditUnavailable",
-			Message: "the request's audit record could not be made durable, so its answer is withheld; the request may have been applied: read before retrying"})
+		writeError(aw.ResponseWriter, ae)
 		return
 	}
 	aw.release()
 }
 
-var auditFailOnce sync.Once
+// isDiskFull reports whether err is a lack of disk space (or quota).
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, raftstore.ErrDiskFull)
+}
 
-func (n *Node) auditFailed(err error) {
-	auditFailOnce.Do(func() { n.log.Error("audit trail cannot be written; this node refuses writes", "err", err) })
+// auditRefusal answers a write or a secret read that came while the
+// trail cannot be written: it is refused before anything is done.
+func (n *Node) auditRefusal(err error) *APIError {
+	if isDiskFull(err) {
+		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage", Cause: err,
+			Message: fmt.Sprintf("the disk of node %s is full: its audit trail in %s cannot be written, so it refuses writes and secret reads; nothing was done. "+
+				"Send the request to another node, or retry once space is freed there: the node takes them again by itself", n.opts.NodeID, n.path("audit"))}
+	}
+	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Cause: err,
+		Message: fmt.Sprintf("the audit trail of node %s cannot be written (its log says why), so it refuses writes and secret reads; nothing was done", n.opts.NodeID)}
+}
+
+// withheld answers a request that succeeded but whose record could not
+// be made durable: the answer is not sent. What it says about the request
+// is what is known: a read changed nothing, a write was carried out.
+func (n *Node) withheld(r *http.Request, code int, err error) *APIError {
+	ae := &APIError{Status: http.StatusServiceUnavailable, Code: "AuditUnavailable", Cause: err}
+	why := "could not be made durable"
+	if isDiskFull(err) {
+		ae.Status = http.StatusInsufficientStorage
+		why = fmt.Sprintf("could not be written: the disk of node %s is full (%s)", n.opts.NodeID, n.path("audit"))
+	}
+	if isWrite(r.Method) {
+		ae.Message = fmt.Sprintf("the request was carried out (%d) but its audit record %s, so its answer is withheld: read the object before retrying", code, why)
+	} else {
+		ae.Message = fmt.Sprintf("the read's audit record %s, so its answer is withheld; a read changes nothing: retry later or on another node", why)
+	}
+	return ae
+}
+
+// auditChanged logs the trail breaking and healing (audit.Options.OnChange).
+func (n *Node) auditChanged(err error) {
+	if err != nil {
+		n.log.Error("audit trail cannot be written; this node refuses writes and secret reads until it can (it retries by itself)", "err", err)
+		return
+	}
+	n.log.Warn("audit trail can be written again; the requests it missed are counted in a gap record ('certvault audit list --outcome gap')")
 }
 
 // auditRoutes registers the audit and report endpoints.

@@ -217,13 +217,25 @@ func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c caller, res a
 	}
 	// A follower may not have applied an assignment made a moment ago on
 	// the leader: it catches up once before it denies.
-	if allowed() {
-		return true
+	ok := allowed()
+	if !ok {
+		again, err := n.catchUp()
+		if err != nil {
+			writeError(w, notCaughtUp(err))
+			return false
+		}
+		ok = again && allowed()
 	}
-	if again, err := n.catchUp(); err != nil {
-		writeError(w, notCaughtUp(err))
-		return false
-	} else if again && allowed() {
+	if ok {
+		if ri.hold && n.auditLog != nil {
+			// A secret read needs a durable record: refuse it before
+			// reading anything while the trail cannot be written.
+			if err := n.auditLog.Err(); err != nil {
+				ri.hold = false
+				writeError(w, n.auditRefusal(err))
+				return false
+			}
+		}
 		return true
 	}
 	ri.denied = true

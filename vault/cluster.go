@@ -21,6 +21,9 @@ type ClusterStatus struct {
 	// LastSnapshotIndex is the answering node's latest raft snapshot.
 	LastSnapshotIndex uint64          `json:"last_snapshot_index"`
 	Servers           []ClusterMember `json:"servers"`
+	// DiskFull, when set, says why the answering node refuses writes for
+	// lack of disk space.
+	DiskFull string `json:"disk_full,omitempty"`
 }
 
 // ClusterMember is one server of the status.
@@ -38,7 +41,7 @@ func (n *Node) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	out := ClusterStatus{Leader: st.Leader, NodeID: st.NodeID, Term: st.Term, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastSnapshotIndex: st.LastSnapshotIndex}
+	out := ClusterStatus{Leader: st.Leader, NodeID: st.NodeID, Term: st.Term, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, LastSnapshotIndex: st.LastSnapshotIndex, DiskFull: st.DiskFull}
 	for _, s := range st.Servers {
 		m := ClusterMember{ID: s.ID, Address: s.Address, Suffrage: s.Suffrage, State: s.State}
 		m.APIAddr, _ = n.resolveNode(s.ID)

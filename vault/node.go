@@ -71,6 +71,11 @@ type Options struct {
 	// AuditSegmentMB is the size (MiB) at which the audit trail's current
 	// file becomes a segment; 0 means 256.
 	AuditSegmentMB int
+	// DiskReserveMB is the free space (MiB) kept on the file system of
+	// the raft directory: below it writes are refused with 507 until
+	// space is freed (raftstore.Config.MinFreeBytes). Zero means 5 % of
+	// the file system, at most 64 MiB; negative turns the check off.
+	DiskReserveMB int
 	// TLSCert and TLSKey, when both set, are the API's server certificate
 	// instead of one issued by the vault CA. Raft always uses the node
 	// certificate from the vault CA.
@@ -673,6 +678,7 @@ func (n *Node) openStore() error {
 		TrailingLogs:      n.opts.TrailingLogs,
 		SnapshotInterval:  n.opts.SnapshotInterval,
 		RequestTimeout:    n.opts.RequestDeadline,
+		MinFreeBytes:      int64(n.opts.DiskReserveMB) << 20,
 		OnLeader:          n.runLeader,
 	})
 	if err != nil {

@@ -267,8 +267,8 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		defer release()
 		if info.hold && n.auditLog != nil {
 			if err := n.auditLog.Err(); err != nil {
-				writeError(aw, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
-					Message: "the audit trail cannot be written on this node, so it takes no writes; see its log", Cause: err})
+				info.hold = false // nothing to hold: nothing is done
+				writeError(aw, n.auditRefusal(err))
 				return
 			}
 		}
@@ -390,10 +390,14 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = internalError(err)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
+	switch ae.Status {
+	case http.StatusServiceUnavailable:
 		// Elections and catch-up take about a second; agents back off
 		// at least this long.
 		w.Header().Set("Retry-After", "1")
+	case http.StatusInsufficientStorage:
+		// A full disk heals when someone frees space.
+		w.Header().Set("Retry-After", "5")
 	}
 	writeJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
 }
@@ -424,6 +428,19 @@ func (n *Node) classify(err error) error {
 		errors.Is(err, raftstore.ErrClosed), errors.Is(err, ErrNotInitialized),
 		errors.Is(err, raftstore.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)
+	case errors.Is(err, raftstore.ErrDiskFull):
+		detail := "the leader's disk is full"
+		var dfe *raftstore.DiskFullError
+		if errors.As(err, &dfe) {
+			detail = dfe.Detail
+		}
+		// Refused before it was proposed (or its append reached no log),
+		// or a read on a node that cannot catch up: nothing was done.
+		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+			Message: "the disk is full: " + detail + "; nothing was done. Writes resume by themselves once space is freed there", Cause: err}
+	case isDiskFull(err):
+		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+			Message: fmt.Sprintf("the disk of node %s is full (%s), so the request failed; free space there and retry", n.opts.NodeID, n.opts.DataDir), Cause: err}
 	case errors.Is(err, raftstore.ErrConflict):
 		return &APIError{Status: http.StatusConflict, Code: "Conflict", Message: "the object was changed concurrently; retry", Cause: err}
 	default:
@@ -466,6 +483,14 @@ func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
 func (n *Node) readiness() string {
 	if why := n.hsmLost(); why != "" {
 		return why
+	}
+	// Writes and secret reads are refused; other reads still work here.
+	var dfe *raftstore.DiskFullError
+	if errors.As(n.store.DiskFull(), &dfe) {
+		return "disk full: " + dfe.Detail
+	}
+	if n.auditLog != nil && n.auditLog.Err() != nil {
+		return "the audit trail cannot be written: writes and secret reads are refused"
 	}
 	if n.barrier.Load() == nil {
 		return "sealed: the keyring has not been opened yet"

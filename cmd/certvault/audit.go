@@ -60,6 +60,7 @@ disk. The trail of each node is DATA/audit/audit.jsonl (one JSON per line).`,
 						Outcome                                             string
 						Status                                              int
 						RequestID                                           string `json:"request_id"`
+						Lost                                                uint64
 					}
 					Unreachable []string
 				}
@@ -70,6 +71,10 @@ disk. The trail of each node is DATA/audit/audit.jsonl (one JSON per line).`,
 					p := r.Principal
 					if p == "" {
 						p = "-"
+					}
+					if r.Outcome == "gap" {
+						// The trail could not be written: how many are missing.
+						r.Object = fmt.Sprintf("%d requests without a record", r.Lost)
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Time.UTC().Format("2006-01-02 15:04:05.000Z"), r.Node, p, r.Source,
 						r.Operation, dash(r.Object), dash(r.Version), r.Status, r.Outcome, r.RequestID)
@@ -88,7 +93,7 @@ disk. The trail of each node is DATA/audit/audit.jsonl (one JSON per line).`,
 	list.Flags().StringVar(&until, "until", "", "before this time (same forms)")
 	list.Flags().StringVar(&principal, "principal", "", "only this principal (agent:ID for an agent)")
 	list.Flags().StringVar(&object, "object", "", "only this object (/secrets/db), or everything under a path ending in / (/secrets/)")
-	list.Flags().StringVar(&outcome, "outcome", "", "only allowed, denied, unauthenticated or error")
+	list.Flags().StringVar(&outcome, "outcome", "", "only allowed, denied, unauthenticated, error or gap (where the trail could not be written, e.g. a full disk)")
 	list.Flags().IntVar(&limit, "limit", 1000, "at most this many records (the newest)")
 	c.AddCommand(list)
 
@@ -99,7 +104,10 @@ disk. The trail of each node is DATA/audit/audit.jsonl (one JSON per line).`,
 numbers follow each other, each record chains to the one before, its hash
 matches its content, and the trail still holds the heads anchored in raft
 (which catches a trail rewritten from some point or cut short). It names the
-first bad record and exits 1 when any node's trail fails or cannot be reached.`,
+first bad record and exits 1 when any node's trail fails or cannot be reached.
+A gap record (written when a node could write its trail again after a full
+disk) keeps the chain whole; verify counts the requests it says have no
+record.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			raw, err := g.call(cmd, http.MethodPost, "/v1/audit/verify", nil)
@@ -114,6 +122,8 @@ first bad record and exits 1 when any node's trail fails or cannot be reached.`,
 					Records uint64
 					Start   uint64
 					Anchors int
+					Gaps    int
+					Lost    uint64
 					Error   string
 					Problem *struct {
 						File   string
@@ -146,6 +156,9 @@ first bad record and exits 1 when any node's trail fails or cannot be reached.`,
 						fmt.Fprintf(out, "%s: ok, %d records, %d raft anchors matched\n", nd.Node, nd.Records, nd.Anchors)
 					default:
 						fmt.Fprintf(out, "%s: TAMPERED: first bad record %d (%s line %d): %s\n", nd.Node, nd.Problem.Seq, nd.Problem.File, nd.Problem.Line, nd.Problem.Reason)
+					}
+					if nd.Gaps > 0 {
+						fmt.Fprintf(out, "%s: %d gap(s) while the trail could not be written: %d requests have no record ('certvault audit list --outcome gap' says when and why)\n", nd.Node, nd.Gaps, nd.Lost)
 					}
 					for _, inc := range nd.Incidents {
 						fmt.Fprintf(out, "%s: INCIDENT at start-up %s: record %d: %s\n", nd.Node, fmtTime(&inc.Time), inc.Problem.Seq, inc.Problem.Reason)

@@ -18,6 +18,7 @@ type clusterStatus struct {
 	Term         uint64 `json:"term"`
 	AppliedIndex uint64 `json:"applied_index"`
 	CommitIndex  uint64 `json:"commit_index"`
+	DiskFull     string `json:"disk_full"`
 	Servers      []struct {
 		ID       string `json:"id"`
 		Address  string `json:"address"`
@@ -54,7 +55,11 @@ func clusterCmd(g *globals, out io.Writer) *cobra.Command {
 			if err := remarshal(raw, &st); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "leader: %s   term: %d   applied index: %d (answered by %s)\n\n", orNone(st.Leader), st.Term, st.AppliedIndex, st.NodeID)
+			fmt.Fprintf(out, "leader: %s   term: %d   applied index: %d (answered by %s)\n", orNone(st.Leader), st.Term, st.AppliedIndex, st.NodeID)
+			if st.DiskFull != "" {
+				fmt.Fprintf(out, "DISK FULL: %s\n", st.DiskFull)
+			}
+			fmt.Fprintln(out)
 			tw := table(out)
 			fmt.Fprintln(tw, "ID\tSTATE\tSUFFRAGE\tRAFT ADDRESS\tAPI")
 			for _, s := range st.Servers {

@@ -304,6 +304,13 @@ type Cluster struct {
 type Options struct {
 	// ExtraArgs are added to every node's command line.
 	ExtraArgs []string
+	// DataDirs gives a node, by its ID (node1, node2, …), a data
+	// directory of the test's choosing instead of one under the cluster's
+	// temporary directory: a file system of its own, such as a small
+	// tmpfs for a disk-full test. The directory may exist and be empty.
+	// Mount it before Start: cleanups run last in, first out, so the
+	// nodes are killed before the test's unmount runs.
+	DataDirs map[string]string
 }
 
 // Start bootstraps node 1 and joins n-1 more, waiting until every node is
@@ -356,7 +363,11 @@ func tail(s string, n int) string {
 func (c *Cluster) AddNode(opts Options, joinURL, joinToken string) *Node {
 	c.T.Helper()
 	id := fmt.Sprintf("node%d", len(c.Nodes)+1)
-	n := &Node{ID: id, Dir: filepath.Join(c.Base, id), API: FreeAddr(c.T), Raft: FreeAddr(c.T), t: c.T, daemon: c.daemon}
+	dir := filepath.Join(c.Base, id)
+	if d := opts.DataDirs[id]; d != "" {
+		dir = d
+	}
+	n := &Node{ID: id, Dir: dir, API: FreeAddr(c.T), Raft: FreeAddr(c.T), t: c.T, daemon: c.daemon}
 	n.Args = []string{"--data", n.Dir, "--node-id", id, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", "warn"}
 	if joinURL != "" {
 		n.Args = append(n.Args, "--join", joinURL, "--join-token", joinToken,

@@ -1,10 +1,13 @@
 // Package audit keeps a node's audit trail: one append-only file of JSON
 // lines, each record chained to the one before by SHA-256, written by one
-// goroutine that fsyncs groups of records. It can read the trail back with
-// filters and verify it, naming the first record that was changed,
-// removed or reordered. It does not decide what is recorded (the vault
-// does) and never sees request bodies or credentials: a Record has no
-// field that could carry one.
+// goroutine that fsyncs groups of records. When a write or an fsync fails
+// (a full disk) it cuts the file back to what was durable, refuses records
+// while it retries, and once it can write again records the gap in the
+// chain (how many requests have no record, from when to when, why). It
+// can read the trail back with filters and verify it, naming the first
+// record that was changed, removed or reordered. It does not decide what
+// is recorded (the vault does) and never sees request bodies or
+// credentials: a Record has no field that could carry one.
 package audit
 
 import (
@@ -30,8 +33,10 @@ import (
 var (
 	// ErrClosed is returned by appends after Close.
 	ErrClosed = errors.New("audit: log is closed")
-	// ErrBroken is wrapped by appends once a write or fsync failed: the
-	// trail can no longer promise durability and refuses more records.
+	// ErrBroken is wrapped by appends while the log cannot be written: a
+	// write or fsync failed (the cause is wrapped too: errors.Is(err,
+	// syscall.ENOSPC) tells a full disk). The log retries by itself and
+	// takes records again once a write and an fsync succeed.
 	ErrBroken = errors.New("audit: log cannot be written")
 )
 
@@ -57,11 +62,18 @@ type Record struct {
 	Object  string `json:"object,omitempty"`
 	Version string `json:"version,omitempty"`
 	Status  int    `json:"status"`
-	// Outcome is allowed, denied (403), unauthenticated (401) or error
-	// (allowed, but the request failed).
+	// Outcome is allowed, denied (403), unauthenticated (401), error
+	// (allowed, but the request failed) or gap (OutcomeGap).
 	Outcome string `json:"outcome"`
-	Prev    string `json:"prev"`
-	Hash    string `json:"hash,omitempty"`
+	// Lost, on a gap record, is how many requests were answered or
+	// refused while the trail could not be written: their records are
+	// missing, before this one.
+	Lost uint64 `json:"lost,omitempty"`
+	// Detail, on a gap record, says from when to when and why the trail
+	// could not be written.
+	Detail string `json:"detail,omitempty"`
+	Prev   string `json:"prev"`
+	Hash   string `json:"hash,omitempty"`
 }
 
 // chainHash is SHA-256 over the previous hash and the record's JSON
@@ -78,6 +90,16 @@ func chainHash(r Record) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// OutcomeGap marks the record the log writes itself once it can write
+// again after a failure: Lost and Detail say what is missing.
+const OutcomeGap = "gap"
+
+// Retry waits after a failed write: from retryMin, doubling, to retryMax.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = time.Second
+)
+
 // genesis is the Prev of the first record.
 const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
@@ -91,21 +113,35 @@ type Head struct {
 // concurrent use; records are written in the order the writer goroutine
 // takes them.
 type Log struct {
-	dir  string
-	path string
-	f    *os.File
-	reqs chan request
-	done chan struct{}
-	// size is the current file's length; at segmentBytes the file
-	// becomes a segment and a new one starts.
+	dir      string
+	path     string
+	f        *os.File
+	reqs     chan request
+	done     chan struct{}
+	onChange func(error)
+	room     func() error
+	// Owned by the writer goroutine. size is the current file's length;
+	// at segmentBytes the file becomes a segment and a new one starts.
+	// durable is the length known to be on disk, pending the records
+	// written since.
 	size         int64
 	segmentBytes int64
+	durable      int64
+	pending      uint64
 
-	mu     sync.Mutex
-	head   Head
-	err    error
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	head    Head // the last record written
+	durHead Head // the last record fsynced
+	// err is set while the log cannot be written; brokenAt and cause
+	// say since when and why, lost counts the requests left without a
+	// record, node is the node they belong to (for the gap record).
+	err      error
+	brokenAt time.Time
+	cause    error
+	lost     uint64
+	node     string
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 type request struct {
@@ -132,10 +168,36 @@ const DefaultSegmentBytes = 256 << 20
 // torn last line (no end of line: a crash mid-write, whose request was
 // never answered) is cut off. Nothing else is changed: a damaged record
 // stays for Verify to find.
-func Open(dir string) (*Log, error) { return OpenSegmented(dir, DefaultSegmentBytes) }
+func Open(dir string) (*Log, error) { return OpenWith(dir, Options{}) }
 
 // OpenSegmented is Open with another segment size (at least 4 KiB).
 func OpenSegmented(dir string, segmentBytes int64) (*Log, error) {
+	return OpenWith(dir, Options{SegmentBytes: segmentBytes})
+}
+
+// Options tune OpenWith; the zero value is Open.
+type Options struct {
+	// SegmentBytes is the size at which the current file becomes a
+	// segment. Zero means DefaultSegmentBytes; at least 4 KiB.
+	SegmentBytes int64
+	// OnChange, if set, is called by the writer goroutine when the log
+	// breaks (with the error, which wraps ErrBroken and the cause) and
+	// when it can write again (with nil). It must return quickly and not
+	// call the Log.
+	OnChange func(err error)
+	// Room, if set, is asked before each write and before trying again
+	// after a failure: an error means the disk must not be written now
+	// (what is left is kept for something else, e.g. raft) and counts as
+	// a failed write. It must be cheap.
+	Room func() error
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, opts Options) (*Log, error) {
+	segmentBytes := opts.SegmentBytes
+	if segmentBytes == 0 {
+		segmentBytes = DefaultSegmentBytes
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit dir: %w", err)
 	}
@@ -173,7 +235,8 @@ func OpenSegmented(dir string, segmentBytes int64) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("seek audit log: %w", err)
 	}
-	l := &Log{dir: dir, path: path, f: f, head: head, size: end, segmentBytes: max(segmentBytes, 4096),
+	l := &Log{dir: dir, path: path, f: f, head: head, durHead: head, size: end, durable: end,
+		segmentBytes: max(segmentBytes, 4096), onChange: opts.OnChange, room: opts.Room,
 		reqs: make(chan request, 4096), done: make(chan struct{})}
 	go l.run()
 	return l, nil
@@ -200,13 +263,11 @@ func files(dir string) ([]string, error) {
 }
 
 // rotate makes the current file, fsynced, a segment and starts a new
-// one. Called by the writer only.
+// one. On failure the current file stays what it was. Called by the
+// writer only.
 func (l *Log) rotate(w *bufio.Writer) error {
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("sync audit log: %w", err)
-	}
-	if err := l.f.Close(); err != nil {
-		return fmt.Errorf("close audit log: %w", err)
+	if err := l.sync(); err != nil {
+		return err
 	}
 	seg := filepath.Join(l.dir, fmt.Sprintf("%s%020d.jsonl", SegmentPrefix, l.Head().Seq))
 	if err := os.Rename(l.path, seg); err != nil {
@@ -214,13 +275,17 @@ func (l *Log) rotate(w *bufio.Writer) error {
 	}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
+		if rerr := os.Rename(seg, l.path); rerr != nil {
+			return fmt.Errorf("start audit file: %w (and %s could not be renamed back: %v)", err, seg, rerr)
+		}
 		return fmt.Errorf("start audit file: %w", err)
 	}
+	l.f.Close() // fsynced above
 	if d, err := os.Open(l.dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	l.f, l.size = f, 0
+	l.f, l.size, l.durable = f, 0, 0
 	w.Reset(f)
 	return nil
 }
@@ -264,7 +329,17 @@ func (l *Log) Head() Head {
 	return l.head
 }
 
-// Err returns the error that broke the log, or nil.
+// DurableHead returns the last record known to be on disk (fsynced). A
+// record after it can still be lost, and its sequence number given to
+// another record, if the disk fails before the next fsync: anchor this
+// one.
+func (l *Log) DurableHead() Head {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.durHead
+}
+
+// Err returns why the log cannot be written now, or nil.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -298,6 +373,10 @@ func (l *Log) send(q request) error {
 	}
 	if l.err != nil {
 		err := l.err
+		l.lost++
+		if l.node == "" {
+			l.node = q.rec.Node
+		}
 		l.mu.Unlock()
 		return err
 	}
@@ -355,26 +434,40 @@ func (l *Log) drain(batch []request) []request {
 
 // run is the writer: it takes a batch of queued records, chains and
 // writes them, and fsyncs when a caller waits or a second has passed.
+// After a failure it retries, with backoff, until it can write the gap
+// record.
 func (l *Log) run() {
 	defer close(l.done)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	w := bufio.NewWriterSize(l.f, 1<<16)
-	dirty := false
 	var lastSync time.Time
 	var syncTook time.Duration
 	var batch []request
+	var retry <-chan time.Time
+	backoff := retryMin
+	broke := func(err error, unwritten int) {
+		l.fail(w, err, unwritten)
+		if retry == nil {
+			backoff = retryMin
+			retry = time.After(backoff)
+		}
+	}
 	for {
 		select {
 		case q, ok := <-l.reqs:
 			if !ok {
-				if dirty {
-					l.f.Sync()
+				if l.pending > 0 && l.Err() == nil {
+					l.sync()
 				}
 				return
 			}
 			batch = l.drain(append(batch[:0], q))
-			dirty = true
+			if err := l.Err(); err != nil {
+				// Queued before the log broke.
+				l.refuse(batch, err)
+				continue
+			}
 			needSync := slices.ContainsFunc(batch, func(q request) bool { return q.sync })
 			if needSync {
 				// Spacing fsyncs lets more records share one: wait, since
@@ -384,60 +477,106 @@ func (l *Log) run() {
 					batch = l.drain(batch)
 				}
 			}
-			err := l.write(w, batch)
-			if err == nil && needSync {
-				t0 := time.Now()
-				err = l.f.Sync()
-				lastSync = time.Now()
-				syncTook = lastSync.Sub(t0)
-				dirty = false
-			}
-			if err == nil && l.size >= l.segmentBytes {
-				err = l.rotate(w)
-				dirty = false
+			err := l.hasRoom()
+			if err == nil {
+				err = l.write(w, batch)
 			}
 			if err != nil {
-				l.mu.Lock()
-				if l.err == nil {
-					l.err = fmt.Errorf("%w: %w", ErrBroken, err)
+				broke(err, len(batch))
+			} else if needSync {
+				t0 := time.Now()
+				err = l.sync()
+				lastSync = time.Now()
+				syncTook = lastSync.Sub(t0)
+				if err != nil {
+					broke(err, 0)
 				}
-				err = l.err
-				l.mu.Unlock()
+			}
+			if err != nil {
+				err = l.Err()
 			}
 			for _, q := range batch {
 				if q.done != nil {
 					q.done <- err
 				}
 			}
-		case <-tick.C:
-			if dirty {
-				if err := l.f.Sync(); err != nil {
-					l.mu.Lock()
-					l.err = fmt.Errorf("%w: %w", ErrBroken, err)
-					l.mu.Unlock()
+			if err == nil && l.size >= l.segmentBytes {
+				if err := l.rotate(w); err != nil {
+					broke(err, 0)
 				}
-				dirty = false
 			}
+		case <-tick.C:
+			if l.pending > 0 && l.Err() == nil {
+				if err := l.sync(); err != nil {
+					broke(err, 0)
+				}
+			}
+		case <-retry:
+			if l.recover(w) {
+				retry = nil
+				continue
+			}
+			backoff = min(2*backoff, retryMax)
+			retry = time.After(backoff)
 		}
 	}
 }
 
+// hasRoom asks Options.Room.
+func (l *Log) hasRoom() error {
+	if l.room == nil {
+		return nil
+	}
+	return l.room()
+}
+
+// refuse answers requests that were queued when the log broke: they are
+// left without a record.
+func (l *Log) refuse(batch []request, err error) {
+	l.mu.Lock()
+	l.lost += uint64(len(batch))
+	if l.node == "" {
+		l.node = batch[0].rec.Node
+	}
+	l.mu.Unlock()
+	for _, q := range batch {
+		if q.done != nil {
+			q.done <- err
+		}
+	}
+}
+
+// write chains and writes batch after the head. Called by the writer.
 func (l *Log) write(w *bufio.Writer, batch []request) error {
-	if err := l.Err(); err != nil {
+	recs := make([]Record, len(batch))
+	for i, q := range batch {
+		recs[i] = q.rec
+	}
+	head, err := l.encode(w, recs, l.Head())
+	if err != nil {
 		return err
 	}
 	l.mu.Lock()
-	head := l.head
+	l.head = head
+	if l.node == "" && len(recs) > 0 {
+		l.node = recs[0].Node
+	}
 	l.mu.Unlock()
-	for _, q := range batch {
-		r := q.rec
+	l.pending += uint64(len(recs))
+	return nil
+}
+
+// encode writes recs chained after head and flushes; it returns the new
+// head. The file may hold part of them on error.
+func (l *Log) encode(w *bufio.Writer, recs []Record, head Head) (Head, error) {
+	for _, r := range recs {
 		r.Seq = head.Seq + 1
 		r.Prev = head.Hash
 		// One encoding serves the hash and the line: the hash is the last
 		// field and is left out of what it covers.
 		data, err := json.Marshal(r)
 		if err != nil {
-			return fmt.Errorf("encode audit record: %w", err)
+			return Head{}, fmt.Errorf("encode audit record: %w", err)
 		}
 		sum := sha256.New()
 		sum.Write([]byte(r.Prev))
@@ -449,12 +588,93 @@ func (l *Log) write(w *bufio.Writer, batch []request) error {
 		head = Head{Seq: r.Seq, Hash: h}
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write audit log: %w", err)
+		return Head{}, fmt.Errorf("write audit log: %w", err)
 	}
+	return head, nil
+}
+
+// sync fsyncs the file: what is written is durable. Called by the writer.
+func (l *Log) sync() error {
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("sync audit log: %w", err)
+	}
+	l.durable, l.pending = l.size, 0
 	l.mu.Lock()
-	l.head = head
+	l.durHead = l.head
 	l.mu.Unlock()
 	return nil
+}
+
+// fail breaks the log after err: the records written since the last
+// fsync, and unwritten more, are counted as lost, and the file is cut
+// back to what is durable, so that no record that was not acknowledged as
+// durable stays, torn or whole, to be chained to. Called by the writer.
+func (l *Log) fail(w *bufio.Writer, err error, unwritten int) {
+	l.mu.Lock()
+	first := l.err == nil
+	if first {
+		l.err = fmt.Errorf("%w: %w", ErrBroken, err)
+		l.brokenAt, l.cause = time.Now().UTC(), err
+	}
+	l.lost += l.pending + uint64(unwritten)
+	l.pending = 0
+	l.rollback(w) // if this fails too, recover tries again
+	broken := l.err
+	l.mu.Unlock()
+	if first && l.onChange != nil {
+		l.onChange(broken)
+	}
+}
+
+// rollback cuts the file back to its durable length and the head back to
+// the durable head. Called by the writer with mu held.
+func (l *Log) rollback(w *bufio.Writer) error {
+	w.Reset(l.f)
+	l.head = l.durHead
+	if err := l.f.Truncate(l.durable); err != nil {
+		return fmt.Errorf("cut audit log back to %d bytes: %w", l.durable, err)
+	}
+	if _, err := l.f.Seek(l.durable, io.SeekStart); err != nil {
+		return fmt.Errorf("seek audit log: %w", err)
+	}
+	l.size = l.durable
+	return nil
+}
+
+// recover tries to write and fsync the gap record of a broken log; it
+// reports whether the log takes records again. It holds the lock
+// throughout (a write and an fsync), so that appends wait and none is
+// left out of the count. Called by the writer.
+func (l *Log) recover(w *bufio.Writer) bool {
+	if l.hasRoom() != nil {
+		return false
+	}
+	l.mu.Lock()
+	if err := l.rollback(w); err != nil {
+		l.mu.Unlock()
+		return false
+	}
+	now := time.Now().UTC()
+	gap := Record{Time: now, Node: l.node, Operation: "audit trail gap", Outcome: OutcomeGap, Lost: l.lost,
+		Detail: fmt.Sprintf("the trail could not be written from %s to %s (%v); %d requests were answered or refused in that time and have no record",
+			l.brokenAt.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano), l.cause, l.lost)}
+	head, err := l.encode(w, []Record{gap}, l.durHead)
+	if err == nil {
+		err = l.f.Sync()
+	}
+	if err != nil {
+		l.rollback(w)
+		l.mu.Unlock()
+		return false
+	}
+	l.head, l.durHead = head, head
+	l.durable, l.pending = l.size, 0
+	l.err, l.cause, l.lost = nil, nil, 0
+	l.mu.Unlock()
+	if l.onChange != nil {
+		l.onChange(nil)
+	}
+	return true
 }
 
 // Filter selects records when reading. Zero fields match everything.
@@ -564,6 +784,11 @@ type Result struct {
 	Head    Head     `json:"head"`
 	OK      bool     `json:"ok"`
 	Problem *Problem `json:"problem,omitempty"`
+	// Gaps is how many gap records the trail holds (times it could not
+	// be written, a full disk), and Lost how many requests they say have
+	// no record. The chain is whole across a gap: verify accepts it.
+	Gaps int    `json:"gaps,omitempty"`
+	Lost uint64 `json:"lost,omitempty"`
 }
 
 // Verify checks one trail file that starts at record 1; see VerifyTrail.
@@ -690,6 +915,10 @@ func verifyFiles(paths []string, anchors []Head, laterStart bool) (Result, error
 						return fail(next, "record %d differs from its anchor replicated through raft: after record %d the trail was changed, or cut and written on, or rewritten", next, goodAnchor)
 					}
 					goodAnchor = r.Seq
+				}
+				if r.Outcome == OutcomeGap {
+					res.Gaps++
+					res.Lost += r.Lost
 				}
 				res.Records++
 				res.Head = Head{Seq: r.Seq, Hash: r.Hash}
