@@ -51,10 +51,12 @@ type parsedJoinToken struct {
 func parseJoinToken(tok string) (parsedJoinToken, error) {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(tok), joinTokenPrefix)
 	parts := strings.Split(rest, ".")
-	if !ok || len(parts) != 3 {
+	if !ok || len(parts) != 3 || parts[0] == "" || parts[1] == "" {
 		return parsedJoinToken{}, fmt.Errorf("%w: expected cvj.<id>.<secret>.<ca> as printed by 'certvault cluster join-token'", ErrBadJoinToken)
 	}
-	caSum, err := base64.RawURLEncoding.DecodeString(parts[2])
+	// Strict: the pin has one spelling (no stray bits in its last
+	// character), as the cluster prints it.
+	caSum, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil || len(caSum) != sha256.Size {
 		return parsedJoinToken{}, fmt.Errorf("%w: the CA part is damaged", ErrBadJoinToken)
 	}

@@ -314,6 +314,43 @@ type backupBlob struct {
 
 const backupAAD = "certvault backup v1"
 
+// parseBackup reads the plaintext of a backup for a restore of kind: a
+// blob of that kind, for a valid name, holding the object's record and
+// nothing but the entries objectEntries collects for it.
+func parseBackup(kind string, pt []byte) (backupBlob, error) {
+	var blob backupBlob
+	if err := json.Unmarshal(pt, &blob); err != nil || blob.Kind != kind {
+		return backupBlob{}, badParameter("the backup blob is not a %s backup", singular(kind))
+	}
+	if _, ok := blob.Entries[metaKey(kind, blob.Name)]; !ok || validName(kind, blob.Name) != nil {
+		return backupBlob{}, badParameter("the backup blob is damaged")
+	}
+	for k := range blob.Entries {
+		if !inBackup(kind, blob.Name, k) {
+			return backupBlob{}, badParameter("the backup blob is damaged")
+		}
+	}
+	return blob, nil
+}
+
+// inBackup reports whether key is one of the entries objectEntries
+// collects for the object kind/name.
+func inBackup(kind, name, key string) bool {
+	kinds := []string{kind}
+	if kind == kindCertificates {
+		if key == policyKey(name) {
+			return true
+		}
+		kinds = append(kinds, managedKinds...)
+	}
+	for _, k := range kinds {
+		if key == metaKey(k, name) || strings.HasPrefix(key, verPrefix(k, name)) || strings.HasPrefix(key, "val/"+k+"/"+name+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // objectEntries collects every stored entry of an object.
 func (n *Node) objectEntries(kind, name string) map[string][]byte {
 	out := map[string][]byte{}
@@ -384,17 +421,13 @@ func (n *Node) handleRestore(kind string) http.HandlerFunc {
 			n.fail(w, r, badParameter("the backup blob is damaged or was made by a vault with another seal key; it restores only into a vault with the same seal"))
 			return
 		}
-		var blob backupBlob
-		if err := json.Unmarshal(pt, &blob); err != nil || blob.Kind != kind {
-			n.fail(w, r, badParameter("the backup blob is not a %s backup", singular(kind)))
+		blob, err := parseBackup(kind, pt)
+		if err != nil {
+			n.fail(w, r, err)
 			return
 		}
 		b := &raftstore.Batch{}
 		for k, v := range blob.Entries {
-			if !strings.Contains(k, "/"+blob.Name) {
-				n.fail(w, r, badParameter("the backup blob is damaged"))
-				return
-			}
 			if strings.HasPrefix(k, "meta/") {
 				var m objectMeta
 				if json.Unmarshal(v, &m) == nil && m.Deleted != nil {
