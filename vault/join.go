@@ -54,10 +54,11 @@ func parseJoinToken(tok string) (parsedJoinToken, error) {
 	if !ok || len(parts) != 3 || parts[0] == "" || parts[1] == "" {
 		return parsedJoinToken{}, fmt.Errorf("%w: expected cvj.<id>.<secret>.<ca> as printed by 'certvault cluster join-token'", ErrBadJoinToken)
 	}
-	// Strict: the pin has one spelling (no stray bits in its last
-	// character), as the cluster prints it.
-	caSum, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
-	if err != nil || len(caSum) != sha256.Size {
+	// The pin has one spelling, the one the cluster prints: the decoder
+	// alone would also take line breaks and stray bits in the last
+	// character.
+	caSum, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(caSum) != sha256.Size || base64.RawURLEncoding.EncodeToString(caSum) != parts[2] {
 		return parsedJoinToken{}, fmt.Errorf("%w: the CA part is damaged", ErrBadJoinToken)
 	}
 	return parsedJoinToken{id: parts[0], secret: parts[1], caSum: caSum}, nil
