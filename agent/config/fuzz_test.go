@@ -136,7 +136,8 @@ secrets:
 			if !errors.As(err, &e) || !errors.Is(err, ErrInvalid) || len(e.Problems) == 0 {
 				t.Fatalf("refused with %v (%T), want an *Error wrapping ErrInvalid with problems", err, err)
 			}
-			lines := strings.Count(string(data), "\n") + 1
+			// YAML breaks lines at \r\n, \r and \n alike.
+			lines := strings.Count(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n") + strings.Count(string(data), "\r") - strings.Count(string(data), "\r\n") + 1
 			for _, pr := range e.Problems {
 				if pr.Line < 1 || pr.Line > lines {
 					t.Fatalf("problem %+v is on line %d of a %d-line file", pr, pr.Line, lines)
