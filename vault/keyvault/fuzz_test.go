@@ -148,10 +148,13 @@ func restFormOnly(data []byte) bool {
 		wantKey bool
 	}
 	var stack []*level
-	for {
+	for first := true; ; first = false {
 		tok, err := dec.Token()
 		if err != nil {
-			return len(stack) == 0 && err.Error() == "EOF"
+			return len(stack) == 0 && !first && err.Error() == "EOF"
+		}
+		if d, ok := tok.(json.Delim); first && (!ok || d != '{') {
+			return false
 		}
 		var top *level
 		if len(stack) > 0 {
