@@ -3,6 +3,8 @@
 #   make run     start the embedded single-node vault (data in ./certvault-data)
 #   make test    install what the tests need, then go vet and go test -race
 #   make bench   benchmarks (not part of make test); JSON in bench-results/
+#   make fuzz    every fuzz target (func FuzzXxx) for FUZZTIME each (default 30s), stopping at
+#                the first failure; make test runs their seed corpora (testdata/fuzz/) as tests
 #   make demo    vault, agent and nginx end to end: a certificate rotated and served (scripts/demo.sh)
 
 GO       ?= go
@@ -10,7 +12,7 @@ BIN      := bin
 PKGS     := ./...
 APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
 
-.PHONY: all build run test deps vet bench demo fmt clean
+.PHONY: all build run test deps vet bench fuzz demo fmt clean
 
 all: build
 
@@ -50,6 +52,14 @@ test: deps vet
 
 bench:
 	$(GO) test -tags bench -run TestBench -v -timeout 40m ./test/bench
+
+# fuzz finds the targets with go test -list, so new ones join by themselves;
+# FUZZFLAGS passes more go test flags (e.g. FUZZFLAGS=-parallel=1 on a
+# small shared machine). See scripts/fuzz.sh.
+FUZZTIME  ?= 30s
+FUZZFLAGS ?=
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZFLAGS="$(FUZZFLAGS)" bash scripts/fuzz.sh
 
 # demo builds the three binaries into a temporary directory, runs a vault,
 # an agent and nginx on free 127.0.0.1 ports, rotates a certificate and

@@ -416,8 +416,8 @@ func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	infoOf(r).caller = caller{Principal: access.Principal{Name: "enroll:" + name}}
-	tokID, secret, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(req.Token), agentTokenPrefix), ".")
-	if !ok || !strings.HasPrefix(strings.TrimSpace(req.Token), agentTokenPrefix) {
+	tokID, secret, ok := parseAgentJoinToken(req.Token)
+	if !ok {
 		n.fail(w, r, forbidden(errBadAgentToken))
 		return
 	}
@@ -467,6 +467,17 @@ func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, resp)
 }
 
+// parseAgentJoinToken splits an agent join token, "cva.<id>.<secret>"
+// (surrounding white space ignored); both parts must be there.
+func parseAgentJoinToken(tok string) (id, secret string, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimSpace(tok), agentTokenPrefix)
+	if !found {
+		return "", "", false
+	}
+	id, secret, ok = strings.Cut(rest, ".")
+	return id, secret, ok && id != "" && secret != ""
+}
+
 // infoSource is the caller's address without the port.
 func infoSource(r *http.Request) string {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -475,8 +486,14 @@ func infoSource(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// parseAgentCSR checks an agent's CSR: PEM, a good signature, an EC
-// P-256/P-384 or RSA 2048+ key.
+// maxAgentRSABits bounds an agent's RSA key: checking a signature costs
+// about the cube of the key size, and an enrollment CSR is read before the
+// join token is checked.
+const maxAgentRSABits = 8192
+
+// parseAgentCSR checks an agent's CSR: PEM, an EC P-256/P-384 or RSA
+// 2048-8192 key (checked first: a CSR of a megabyte RSA key would cost
+// minutes of CPU to verify) and a good signature.
 func parseAgentCSR(p string) (*x509.CertificateRequest, error) {
 	block, _ := pem.Decode([]byte(p))
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
@@ -486,20 +503,20 @@ func parseAgentCSR(p string) (*x509.CertificateRequest, error) {
 	if err != nil {
 		return nil, badParameter("csr does not parse: %v", err)
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, badParameter("csr signature does not verify: %v", err)
-	}
 	switch k := csr.PublicKey.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return nil, badParameter("csr key: use EC P-256 or P-384, or RSA of 2048 bits or more")
+			return nil, badParameter("csr key: use EC P-256 or P-384, or RSA of 2048 to %d bits", maxAgentRSABits)
 		}
 	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return nil, badParameter("csr key: RSA keys need 2048 bits or more")
+		if b := k.N.BitLen(); b < 2048 || b > maxAgentRSABits {
+			return nil, badParameter("csr key: RSA keys need 2048 to %d bits, not %d", maxAgentRSABits, b)
 		}
 	default:
-		return nil, badParameter("csr key: use EC P-256 or P-384, or RSA of 2048 bits or more")
+		return nil, badParameter("csr key: use EC P-256 or P-384, or RSA of 2048 to %d bits", maxAgentRSABits)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, badParameter("csr signature does not verify: %v", err)
 	}
 	return csr, nil
 }

@@ -841,14 +841,6 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: fmt.Sprintf("certificate %s has no pending request to merge (status %s)", name, op.Status)})
 		return
 	}
-	chain, err := certs.ParseChainDER(req.X5C)
-	if err == nil {
-		err = certs.CheckRepeats(chain)
-	}
-	if err != nil {
-		n.fail(w, r, badParameter("%v", err))
-		return
-	}
 	ke, ok := n.store.Get(pendKeyKey(name))
 	if !ok {
 		n.fail(w, r, internalError(fmt.Errorf("pending key of %s missing", name)))
@@ -859,18 +851,16 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	leafAt := -1
-	for i, c := range chain {
-		if certs.SamePublicKey(c.PublicKey, key.Public()) {
-			leafAt = i
-		}
-	}
-	if leafAt < 0 {
+	ordered, err := certs.MergeChain(req.X5C, key.Public())
+	if errors.Is(err, certs.ErrKeyMismatch) {
 		n.fail(w, r, badParameter("the merged certificate's public key is not the key of the pending request: sign the CSR from 'certvault cert operation %s'", name))
 		return
 	}
-	leaf := chain[leafAt]
-	rest := append(append([]*x509.Certificate{}, chain[:leafAt]...), chain[leafAt+1:]...)
+	if err != nil {
+		n.fail(w, r, badParameter("%v", err))
+		return
+	}
+	leaf := ordered[0]
 	policy, _, _, err := n.loadPolicy(name)
 	if err != nil || policy == nil {
 		n.fail(w, r, orNotFound(err, kindCertificates, name, ""))
@@ -885,7 +875,6 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, badParameter("the merged certificate expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
 		return
 	}
-	ordered := certs.SortChain(leaf, rest)
 	ders := make([][]byte, len(ordered))
 	for i, c := range ordered {
 		ders[i] = c.Raw

@@ -51,11 +51,14 @@ type parsedJoinToken struct {
 func parseJoinToken(tok string) (parsedJoinToken, error) {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(tok), joinTokenPrefix)
 	parts := strings.Split(rest, ".")
-	if !ok || len(parts) != 3 {
+	if !ok || len(parts) != 3 || parts[0] == "" || parts[1] == "" {
 		return parsedJoinToken{}, fmt.Errorf("%w: expected cvj.<id>.<secret>.<ca> as printed by 'certvault cluster join-token'", ErrBadJoinToken)
 	}
+	// The pin has one spelling, the one the cluster prints: the decoder
+	// alone would also take line breaks and stray bits in the last
+	// character.
 	caSum, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || len(caSum) != sha256.Size {
+	if err != nil || len(caSum) != sha256.Size || base64.RawURLEncoding.EncodeToString(caSum) != parts[2] {
 		return parsedJoinToken{}, fmt.Errorf("%w: the CA part is damaged", ErrBadJoinToken)
 	}
 	return parsedJoinToken{id: parts[0], secret: parts[1], caSum: caSum}, nil

@@ -299,8 +299,12 @@ func privateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 		if len(j.N) == 0 || len(j.E) == 0 || len(j.D) == 0 || len(j.P) == 0 || len(j.Q) == 0 {
 			return nil, badParameter("an RSA JWK needs n, e, d, p and q")
 		}
+		e := new(big.Int).SetBytes(j.E)
+		if e.BitLen() > 31 {
+			return nil, badParameter("the RSA JWK's e is too large (it is 65537, AQAB, in every usual key)")
+		}
 		k := &rsa.PrivateKey{
-			PublicKey: rsa.PublicKey{N: new(big.Int).SetBytes(j.N), E: int(new(big.Int).SetBytes(j.E).Int64())},
+			PublicKey: rsa.PublicKey{N: new(big.Int).SetBytes(j.N), E: int(e.Int64())},
 			D:         new(big.Int).SetBytes(j.D),
 			Primes:    []*big.Int{new(big.Int).SetBytes(j.P), new(big.Int).SetBytes(j.Q)},
 		}
@@ -324,7 +328,7 @@ func privateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 		if err != nil {
 			return nil, badParameter("the EC JWK is not a valid key: %v", err)
 		}
-		if len(j.X) > 0 && (new(big.Int).SetBytes(j.X).Cmp(k.X) != 0 || new(big.Int).SetBytes(j.Y).Cmp(k.Y) != 0) {
+		if (len(j.X) > 0 || len(j.Y) > 0) && (new(big.Int).SetBytes(j.X).Cmp(k.X) != 0 || new(big.Int).SetBytes(j.Y).Cmp(k.Y) != 0) {
 			return nil, badParameter("the EC JWK's x and y do not match d")
 		}
 		return k, nil

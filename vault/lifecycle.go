@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/keyvault"
 )
@@ -315,6 +314,51 @@ type backupBlob struct {
 
 const backupAAD = "certvault backup v1"
 
+// parseBackup reads the plaintext of a backup for a restore of kind: a
+// blob of that kind, for a valid name, holding the object's record and
+// nothing but the entries objectEntries collects for it.
+func parseBackup(kind string, pt []byte) (backupBlob, error) {
+	var blob backupBlob
+	if err := json.Unmarshal(pt, &blob); err != nil || blob.Kind != kind {
+		return backupBlob{}, badParameter("the backup blob is not a %s backup", singular(kind))
+	}
+	if validName(kind, blob.Name) != nil {
+		return backupBlob{}, badParameter("the backup blob is damaged")
+	}
+	// Keys are compared in canonical form: a blob made before names were
+	// case-insensitive holds the spelling of its time.
+	hasMeta := false
+	for k := range blob.Entries {
+		ck := canonicalStorageKey(k)
+		if !inBackup(kind, blob.Name, ck) {
+			return backupBlob{}, badParameter("the backup blob is damaged")
+		}
+		hasMeta = hasMeta || ck == metaKey(kind, blob.Name)
+	}
+	if !hasMeta {
+		return backupBlob{}, badParameter("the backup blob is damaged")
+	}
+	return blob, nil
+}
+
+// inBackup reports whether key is one of the entries objectEntries
+// collects for the object kind/name.
+func inBackup(kind, name, key string) bool {
+	kinds := []string{kind}
+	if kind == kindCertificates {
+		if key == policyKey(name) {
+			return true
+		}
+		kinds = append(kinds, managedKinds...)
+	}
+	for _, k := range kinds {
+		if key == metaKey(k, name) || strings.HasPrefix(key, verPrefix(k, name)) || strings.HasPrefix(key, valPrefix(k, name)) {
+			return true
+		}
+	}
+	return false
+}
+
 // objectEntries collects every stored entry of an object.
 func (n *Node) objectEntries(kind, name string) map[string][]byte {
 	out := map[string][]byte{}
@@ -385,20 +429,16 @@ func (n *Node) handleRestore(kind string) http.HandlerFunc {
 			n.fail(w, r, badParameter("the backup blob is damaged or was made by a vault with another seal key; it restores only into a vault with the same seal"))
 			return
 		}
-		var blob backupBlob
-		if err := json.Unmarshal(pt, &blob); err != nil || blob.Kind != kind {
-			n.fail(w, r, badParameter("the backup blob is not a %s backup", singular(kind)))
+		blob, err := parseBackup(kind, pt)
+		if err != nil {
+			n.fail(w, r, err)
 			return
 		}
 		b := &raftstore.Batch{}
 		for k, v := range blob.Entries {
-			// Every entry must be one of the object's own; a blob made
-			// before names were case-insensitive may hold another
-			// spelling, which is stored under the canonical key.
-			if _, name, _, ok := splitNameKey(k); !ok || !objname.Equal(name, blob.Name) {
-				n.fail(w, r, badParameter("the backup blob is damaged"))
-				return
-			}
+			// parseBackup checked that every entry is the object's own; an
+			// entry stored under another spelling (a blob made before names
+			// were case-insensitive) goes to its canonical key.
 			k, v, err = n.rekeyEntry(k, v)
 			if err != nil {
 				n.fail(w, r, err)

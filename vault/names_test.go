@@ -227,3 +227,27 @@ func TestMoveLegacyNames(t *testing.T) {
 		t.Errorf("the canonical object: %+v %v %v, want it untouched with name Current", m, ok, err)
 	}
 }
+
+// TestParseBackupOtherSpelling: a blob made before names were
+// case-insensitive holds keys in the spelling of its time; it is still
+// the object's own, and another object's keys are still refused.
+func TestParseBackupOtherSpelling(t *testing.T) {
+	blob := backupBlob{Kind: kindSecrets, Name: "CASEY", Entries: map[string][]byte{
+		"meta/secrets/CASEY":    mustJSON(objectMeta{Current: "v1"}),
+		"ver/secrets/CASEY/v1":  []byte("{}"),
+		"val/secrets/CASEY/v1":  []byte(barrierMagic + "x"),
+		"ver/secrets/casey/v2":  []byte("{}"),
+		"meta/secrets/CASEY-2x": nil,
+	}}
+	if _, err := parseBackup(kindSecrets, mustJSON(blob)); err == nil {
+		t.Error("a blob with another object's meta record: nil error, want damaged")
+	}
+	delete(blob.Entries, "meta/secrets/CASEY-2x")
+	if _, err := parseBackup(kindSecrets, mustJSON(blob)); err != nil {
+		t.Errorf("a blob in the spelling of its time: %v, want accepted", err)
+	}
+	delete(blob.Entries, "meta/secrets/CASEY")
+	if _, err := parseBackup(kindSecrets, mustJSON(blob)); err == nil {
+		t.Error("a blob without its meta record: nil error, want damaged")
+	}
+}

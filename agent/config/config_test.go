@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"os"
@@ -459,6 +460,32 @@ func TestParseMode(t *testing.T) {
 	for _, s := range []string{"", "0849", "0x1a0", "-0640", "1777", "0200", "0046", "0602", "640.0"} {
 		if _, msg := parseMode(s); msg == "" {
 			t.Errorf("parseMode(%q) accepted", s)
+		}
+	}
+}
+
+// TestMergesOfMerges parses a file of merges of merges: each of ten
+// anchors merges the one before ten times, 700 bytes that expand to ten
+// billion keys. Each merged mapping must be read once: before, the parse
+// took hours (it was found by FuzzAgentConfig's seed).
+func TestMergesOfMerges(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("vault: https://vault.example\nca_file: {{CA}}\nstate_dir: /var/lib/certvault-agent\n")
+	b.WriteString("certificates:\n  - &x0 {name: www, dir: /etc/tls/www, files: {cert: cert.pem}}\n")
+	for i := 1; i <= 10; i++ {
+		b.WriteString(fmt.Sprintf("  - &x%d {<<: [%s], name: www%d, dir: /etc/tls/www%d}\n", i,
+			strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*x%d, ", i-1), 10), ", "), i, i))
+	}
+	c, err := ParseWith([]byte(files(t).Replace(b.String())), "agent.yaml", fakeEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Certificates) != 11 {
+		t.Fatalf("got %d certificate bindings, want 11", len(c.Certificates))
+	}
+	for i, cert := range c.Certificates[1:] {
+		if cert.Files.Cert != "cert.pem" || cert.Dir != fmt.Sprintf("/etc/tls/www%d", i+1) {
+			t.Errorf("binding %d: got files %+v in %s, want cert.pem merged in and its own dir", i+1, cert.Files, cert.Dir)
 		}
 	}
 }

@@ -44,6 +44,18 @@ type parser struct {
 	path  string
 	env   Env
 	probs []Problem
+	// merged remembers entries' answers: a mapping merged through
+	// several aliases is read once, so that merges of merges (a few
+	// hundred bytes of "<<: [*a, *a, ...]" nested ten deep) cost their
+	// size, not ten to the tenth.
+	merged map[mergeKey][]entry
+}
+
+// mergeKey is what an entries answer depends on.
+type mergeKey struct {
+	n     *yaml.Node
+	field string
+	depth int
 }
 
 // add records a problem.
@@ -240,6 +252,20 @@ const maxMergeDepth = 10
 // *anchor") applied: the mapping's own keys win over merged ones, and an
 // earlier merged mapping over a later one. It reports repeated keys.
 func (p *parser) entries(n *yaml.Node, field string, depth int) []entry {
+	key := mergeKey{n, field, depth}
+	if out, ok := p.merged[key]; ok {
+		return out
+	}
+	out := p.readEntries(n, field, depth)
+	if p.merged == nil {
+		p.merged = map[mergeKey][]entry{}
+	}
+	p.merged[key] = out
+	return out
+}
+
+// readEntries is entries without the memory.
+func (p *parser) readEntries(n *yaml.Node, field string, depth int) []entry {
 	seen := map[string]int{}
 	var out []entry
 	var merges []*yaml.Node

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/pfx"
 	"software.sslmate.com/src/go-pkcs12"
 )
 
@@ -154,6 +155,9 @@ func parsePKCS12(value string) (crypto.Signer, []*x509.Certificate, error) {
 	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(value), ""))
 	if err != nil {
 		return nil, nil, fmt.Errorf("decode base64: %w", err)
+	}
+	if err := pfx.CheckIterations(der); err != nil {
+		return nil, nil, fmt.Errorf("decode PKCS #12: %w", err)
 	}
 	k, leaf, cas, err := pkcs12.DecodeChain(der, "")
 	if err != nil {

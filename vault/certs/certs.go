@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/pfx"
 	"github.com/certvault/certvault/vault/keyvault"
 	"software.sslmate.com/src/go-pkcs12"
 )
@@ -311,6 +312,9 @@ func ParseImport(value, password string, now time.Time) (*Imported, error) {
 		if err != nil {
 			return nil, errors.New("certs: the value is neither PEM nor base64 PKCS#12")
 		}
+		if err := pfx.CheckIterations(raw); err != nil {
+			return nil, fmt.Errorf("%w; export it again with a usual count (openssl pkcs12 -export uses 2048)", err)
+		}
 		key, leaf, cas, err := pkcs12.DecodeChain(raw, password)
 		if err != nil {
 			if errors.Is(err, pkcs12.ErrIncorrectPassword) {
@@ -381,7 +385,7 @@ func PolicyFor(leaf *x509.Certificate, key crypto.Signer, contentType string) *k
 	}
 	t, f := true, false
 	kp.Exportable, kp.ReuseKey = &t, &f
-	xp := &keyvault.X509Properties{Subject: leaf.Subject.String(), KeyUsage: keyvault.KeyUsageNames(leaf.KeyUsage)}
+	xp := &keyvault.X509Properties{Subject: keyvault.FormatSubject(leaf.Subject), KeyUsage: keyvault.KeyUsageNames(leaf.KeyUsage)}
 	if len(leaf.DNSNames)+len(leaf.EmailAddresses) > 0 {
 		xp.SANs = &keyvault.SubjectAlternativeNames{DNSNames: leaf.DNSNames, Emails: leaf.EmailAddresses}
 	}
@@ -482,8 +486,35 @@ func ParseChainDER(ders [][]byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// SubjectString renders a name in Key Vault's style ("CN=a, O=b").
-func SubjectString(n pkix.Name) string { return n.String() }
+// MergeChain reads the x5c of a merge: certificates (DER, or PEM text)
+// in any order. The leaf is the certificate of pub (the pending request's
+// key); the result is leaf first, each certificate followed by its issuer
+// where present, then any that do not link. An x5c without a certificate
+// of pub is refused with ErrKeyMismatch.
+func MergeChain(x5c [][]byte, pub crypto.PublicKey) ([]*x509.Certificate, error) {
+	chain, err := ParseChainDER(x5c)
+	if err == nil {
+		err = CheckRepeats(chain)
+	}
+	if err != nil {
+		return nil, err
+	}
+	leafAt := -1
+	for i, c := range chain {
+		if SamePublicKey(c.PublicKey, pub) {
+			leafAt = i
+		}
+	}
+	if leafAt < 0 {
+		return nil, ErrKeyMismatch
+	}
+	rest := append(append([]*x509.Certificate{}, chain[:leafAt]...), chain[leafAt+1:]...)
+	return SortChain(chain[leafAt], rest), nil
+}
+
+// SubjectString renders a name in Key Vault's style ("CN=a, O=b"), in
+// the form a policy's subject takes (keyvault.FormatSubject).
+func SubjectString(n pkix.Name) string { return keyvault.FormatSubject(n) }
 
 // CRLURL joins a base URL and an issuer name into the CRL address.
 func CRLURL(base, issuer string) string {

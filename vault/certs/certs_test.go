@@ -7,14 +7,17 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/internal/pfx"
 	"github.com/certvault/certvault/vault/keyvault"
 	"software.sslmate.com/src/go-pkcs12"
 )
@@ -176,5 +179,110 @@ func TestParseImportRejects(t *testing.T) {
 	}
 	if imp, err := ParseImport(base64.StdEncoding.EncodeToString(pfx), "secret", valid); err != nil || !bytes.Equal(imp.Chain[0].Raw, der) {
 		t.Fatalf("right password: %v", err)
+	}
+}
+
+// withMACIterations returns the PKCS#12 file der with its MAC iteration
+// count set to n (the MAC is the last member of the outer SEQUENCE).
+func withMACIterations(t *testing.T, der []byte, n int64) []byte {
+	t.Helper()
+	seq := func(raw []byte) []asn1.RawValue {
+		var outer asn1.RawValue
+		if _, err := asn1.Unmarshal(raw, &outer); err != nil {
+			t.Fatal(err)
+		}
+		var out []asn1.RawValue
+		for rest := outer.Bytes; len(rest) > 0; {
+			var v asn1.RawValue
+			var err error
+			if rest, err = asn1.Unmarshal(rest, &v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	join := func(vs []asn1.RawValue) []byte {
+		var body []byte
+		for _, v := range vs {
+			body = append(body, v.FullBytes...)
+		}
+		b, err := asn1.Marshal(asn1.RawValue{Tag: asn1.TagSequence, IsCompound: true, Bytes: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pfx := seq(der)
+	mac := seq(pfx[2].FullBytes)
+	iter, err := asn1.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mac) == 2 { // the count is left out when it is 1, the default
+		mac = append(mac, asn1.RawValue{})
+	}
+	mac[2].FullBytes = iter
+	pfx[2].FullBytes = join(mac)
+	return join(pfx)
+}
+
+// TestImportRefusesCostlyPKCS12 imports a PKCS#12 file whose MAC asks for
+// 2^62 iterations (the file names its own cost): before the check the
+// import spun for as long as the CPU lasted; now it is refused at once.
+func TestImportRefusesCostlyPKCS12(t *testing.T) {
+	ca, caKey := testCA(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "www.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	leaf, _ := x509.ParseCertificate(der)
+	good, err := pkcs12.LegacyDES.WithIterations(2048).Encode(key, leaf, []*x509.Certificate{ca}, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseImport(base64.StdEncoding.EncodeToString(withMACIterations(t, good, 2048)), "pw", time.Now()); err != nil {
+		t.Fatalf("the file with its MAC count rewritten to its own 2048: %v", err)
+	}
+	costly := withMACIterations(t, good, 1<<62)
+	_, err = ParseImport(base64.StdEncoding.EncodeToString(costly), "pw", time.Now())
+	if !errors.Is(err, pfx.ErrTooCostly) {
+		t.Fatalf("import of a PKCS#12 with 2^62 MAC iterations: got %v, want pfx.ErrTooCostly", err)
+	}
+}
+
+// TestPolicyForSubjectParses imports certificates whose subjects hold a
+// comma in a value, an email address and domain components: the policy
+// derived from them must normalise (before, its subject was
+// pkix.Name.String(), which ParseSubject could not read, and the import
+// failed with 400).
+func TestPolicyForSubjectParses(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, subj := range []pkix.Name{
+		{CommonName: "www.example.com", Organization: []string{"Example, Inc."}, Country: []string{"US"}},
+		{CommonName: "www.example.com", ExtraNames: []pkix.AttributeTypeAndValue{
+			{Type: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, Value: "admin@example.com"},
+			{Type: asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}, Value: "example"}}},
+		{CommonName: `quote " and \ backslash`, OrganizationalUnit: []string{" padded "}},
+	} {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: subj, DNSNames: []string{"www.example.com"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := x509.ParseCertificate(der)
+		p := PolicyFor(leaf, key, keyvault.ContentTypePEM)
+		if err := p.Normalize(); err != nil {
+			t.Errorf("subject %s: the derived policy does not normalise: %v", leaf.Subject, err)
+			continue
+		}
+		got, err := keyvault.ParseSubject(p.X509Properties.Subject)
+		if err != nil {
+			t.Fatalf("subject %q: %v", p.X509Properties.Subject, err)
+		}
+		if got.CommonName != subj.CommonName || !reflect.DeepEqual(got.Organization, subj.Organization) || !reflect.DeepEqual(got.OrganizationalUnit, subj.OrganizationalUnit) {
+			t.Errorf("policy subject %q parses to %+v, want the certificate's %+v", p.X509Properties.Subject, got, subj)
+		}
 	}
 }

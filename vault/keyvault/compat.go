@@ -1,8 +1,10 @@
 package keyvault
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 )
 
 // azCLINames maps the camelCase member names that Key Vault's own tooling
@@ -37,9 +39,15 @@ var azCLINames = map[string]string{
 // REST form. Members set to null are dropped. A whole certificate bundle
 // is accepted too: its "policy" member is used.
 func ParsePolicy(data []byte) (*Policy, error) {
+	// Numbers stay json.Number so that large integers keep every digit.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
 	var raw any
-	if err := json.Unmarshal(data, &raw); err != nil {
+	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("%w: not JSON: %v", ErrInvalidPolicy, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: not JSON: text after the policy object", ErrInvalidPolicy)
 	}
 	obj, ok := raw.(map[string]any)
 	if !ok {
@@ -48,7 +56,14 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	if inner, ok := obj["policy"].(map[string]any); ok {
 		obj = inner
 	}
-	norm, _ := json.Marshal(renameKeys(obj))
+	renamed, err := renameKeys(obj)
+	if err != nil {
+		return nil, err
+	}
+	norm, err := json.Marshal(renamed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+	}
 	var p Policy
 	if err := json.Unmarshal(norm, &p); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
@@ -57,27 +72,44 @@ func ParsePolicy(data []byte) (*Policy, error) {
 }
 
 // renameKeys rewrites camelCase member names to the REST names, dropping
-// nulls, recursively.
-func renameKeys(v any) any {
+// nulls, recursively. An object that gives one member in both spellings
+// (keyProperties and key_props) is refused: which one would win is not
+// defined.
+func renameKeys(v any) (any, error) {
 	switch t := v.(type) {
 	case map[string]any:
 		out := map[string]any{}
+		from := map[string]string{}
 		for k, val := range t {
 			if val == nil {
 				continue
 			}
+			orig := k
 			if n, ok := azCLINames[k]; ok {
 				k = n
 			}
-			out[k] = renameKeys(val)
+			if other, dup := from[k]; dup {
+				a, b := min(orig, other), max(orig, other)
+				return nil, fmt.Errorf("%w: %q and %q are the same member; give one of them", ErrInvalidPolicy, a, b)
+			}
+			from[k] = orig
+			r, err := renameKeys(val)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = r
 		}
-		return out
+		return out, nil
 	case []any:
 		out := make([]any, 0, len(t))
 		for _, e := range t {
-			out = append(out, renameKeys(e))
+			r, err := renameKeys(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
 		}
-		return out
+		return out, nil
 	}
-	return v
+	return v, nil
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/certvault/certvault/internal/objname"
 )
@@ -369,7 +371,10 @@ func KeyUsageNames(ku x509.KeyUsage) []string {
 	return out
 }
 
-// ParseOID parses a dotted OID.
+// ParseOID parses a dotted OID such as 1.3.6.1.5.5.7.3.1: two or more
+// arcs of decimal digits, the first 0, 1 or 2 and, under 0 and 1, the
+// second below 40 (what DER can encode, so that an accepted OID can go
+// into a certificate).
 func ParseOID(s string) (asn1.ObjectIdentifier, error) {
 	parts := strings.Split(s, ".")
 	if len(parts) < 2 {
@@ -377,11 +382,17 @@ func ParseOID(s string) (asn1.ObjectIdentifier, error) {
 	}
 	oid := make(asn1.ObjectIdentifier, len(parts))
 	for i, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return nil, fmt.Errorf("%q is not an OID", s)
+		}
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
+		if err != nil {
 			return nil, fmt.Errorf("%q is not an OID", s)
 		}
 		oid[i] = n
+	}
+	if oid[0] > 2 || oid[0] < 2 && oid[1] >= 40 {
+		return nil, fmt.Errorf("%q is not an OID: the first arc is 0, 1 or 2, and under 0 or 1 the second is below 40", s)
 	}
 	return oid, nil
 }
@@ -390,11 +401,24 @@ var dnsLabel = regexp.MustCompile(`^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-
 
 func validDNSName(s string) bool { return len(s) <= 253 && dnsLabel.MatchString(s) }
 
+// OIDs of the subject attributes that pkix.Name has no field for.
+var (
+	oidEmailAddress    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+	oidDomainComponent = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
+)
+
 // ParseSubject parses a distinguished name such as
-// "CN=www.example.com, O=Contoso, OU=IT, L=Paris, ST=IDF, C=FR". Values
-// may be quoted; attributes are separated by commas or semicolons.
+// "CN=www.example.com, O=Contoso, OU=IT, L=Paris, ST=IDF, C=FR".
+// Attributes are separated by commas or semicolons. A value may be put in
+// double quotes (O="Contoso, Ltd"), and a backslash takes the next
+// character literally (O=Contoso\, Ltd), as RFC 4514 and
+// pkix.Name.String write it. Spaces around a value are dropped unless
+// quoted or escaped. FormatSubject writes a name back in this form.
 func ParseSubject(s string) (pkix.Name, error) {
 	var n pkix.Name
+	if !utf8.ValidString(s) {
+		return n, errors.New("not valid UTF-8")
+	}
 	parts, err := splitDN(s)
 	if err != nil {
 		return n, err
@@ -403,8 +427,12 @@ func ParseSubject(s string) (pkix.Name, error) {
 		return n, errors.New("empty distinguished name")
 	}
 	for _, part := range parts {
-		k, v, ok := strings.Cut(part, "=")
-		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+		k, raw, ok := strings.Cut(part, "=")
+		k = strings.TrimSpace(k)
+		v, err := dnValue(raw)
+		if err != nil {
+			return n, fmt.Errorf("%q: %w", part, err)
+		}
 		if !ok || k == "" || v == "" {
 			return n, fmt.Errorf("%q is not ATTRIBUTE=value", part)
 		}
@@ -428,9 +456,9 @@ func ParseSubject(s string) (pkix.Name, error) {
 		case "SERIALNUMBER":
 			n.SerialNumber = v
 		case "E", "EMAIL", "EMAILADDRESS":
-			n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, Value: v})
+			n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: oidEmailAddress, Value: v})
 		case "DC":
-			n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}, Value: v})
+			n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: oidDomainComponent, Value: v})
 		default:
 			return n, fmt.Errorf("attribute %q is not supported (use CN, O, OU, L, ST, C, E, DC, STREET, POSTALCODE, SERIALNUMBER)", k)
 		}
@@ -438,13 +466,20 @@ func ParseSubject(s string) (pkix.Name, error) {
 	return n, nil
 }
 
-// splitDN splits on commas and semicolons outside double quotes.
+// splitDN splits on commas and semicolons outside double quotes and not
+// escaped by a backslash.
 func splitDN(s string) ([]string, error) {
 	var parts []string
 	var cur strings.Builder
-	quoted := false
+	quoted, escaped := false, false
 	for _, r := range s {
 		switch {
+		case escaped:
+			escaped = false
+			cur.WriteRune(r)
+		case r == '\\':
+			escaped = true
+			cur.WriteRune(r)
 		case r == '"':
 			quoted = !quoted
 			cur.WriteRune(r)
@@ -457,6 +492,9 @@ func splitDN(s string) ([]string, error) {
 			cur.WriteRune(r)
 		}
 	}
+	if escaped {
+		return nil, errors.New("ends with a lone backslash")
+	}
 	if quoted {
 		return nil, errors.New("unbalanced quote")
 	}
@@ -464,4 +502,105 @@ func splitDN(s string) ([]string, error) {
 		parts = append(parts, cur.String())
 	}
 	return parts, nil
+}
+
+// dnValue reads one attribute value: spaces around it dropped, then either
+// "quoted" or bare, with backslash escapes in both. A quote inside a bare
+// value or text after a closing quote is an error.
+func dnValue(raw string) (string, error) {
+	rs := []rune(strings.TrimLeftFunc(raw, unicode.IsSpace))
+	quoted := len(rs) > 0 && rs[0] == '"'
+	if quoted {
+		rs = rs[1:]
+	}
+	var out []rune
+	keep, closed := 0, false // keep: length of out without trailing unescaped spaces
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
+		switch {
+		case closed:
+			if !unicode.IsSpace(r) {
+				return "", errors.New("text after the closing quote")
+			}
+		case r == '\\':
+			if i+1 == len(rs) {
+				return "", errors.New("ends with a lone backslash")
+			}
+			i++
+			out = append(out, rs[i])
+			keep = len(out)
+		case r == '"':
+			if !quoted {
+				return "", errors.New(`a quote inside a value: quote the whole value ("...") or escape the quote (\")`)
+			}
+			closed = true
+		default:
+			out = append(out, r)
+			if quoted || !unicode.IsSpace(r) {
+				keep = len(out)
+			}
+		}
+	}
+	if quoted && !closed {
+		return "", errors.New("unbalanced quote")
+	}
+	return string(out[:keep]), nil
+}
+
+// FormatSubject writes n in the form ParseSubject reads ("CN=www.example.com,
+// O=Contoso\, Ltd, C=FR"): CN, OU, O, L, ST, C, STREET, POSTALCODE,
+// SERIALNUMBER, then E and DC in their order, with backslash escapes where
+// a value needs them. Attributes ParseSubject does not know are left out.
+// ParseSubject(FormatSubject(n)) gives back the attributes it kept.
+func FormatSubject(n pkix.Name) string {
+	var parts []string
+	add := func(k string, vs ...string) {
+		for _, v := range vs {
+			if v != "" {
+				parts = append(parts, k+"="+escapeDNValue(v))
+			}
+		}
+	}
+	add("CN", n.CommonName)
+	add("OU", n.OrganizationalUnit...)
+	add("O", n.Organization...)
+	add("L", n.Locality...)
+	add("ST", n.Province...)
+	add("C", n.Country...)
+	add("STREET", n.StreetAddress...)
+	add("POSTALCODE", n.PostalCode...)
+	add("SERIALNUMBER", n.SerialNumber)
+	// A name parsed from a certificate has these in Names; one built by
+	// ParseSubject has them in ExtraNames.
+	extra := n.ExtraNames
+	if len(extra) == 0 {
+		extra = n.Names
+	}
+	for _, a := range extra {
+		v, ok := a.Value.(string)
+		switch {
+		case !ok:
+		case a.Type.Equal(oidEmailAddress):
+			add("E", v)
+		case a.Type.Equal(oidDomainComponent):
+			add("DC", v)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// escapeDNValue escapes the characters ParseSubject would otherwise take
+// as syntax: separators, quotes, backslashes, and spaces at either end.
+func escapeDNValue(v string) string {
+	rs := []rune(v)
+	var b strings.Builder
+	for i, r := range rs {
+		switch {
+		case strings.ContainsRune(`,;"\+`, r),
+			unicode.IsSpace(r) && (i == 0 || i == len(rs)-1):
+			b.WriteRune('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
