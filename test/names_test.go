@@ -28,14 +28,8 @@ import (
 func TestNamesCaseInsensitive(t *testing.T) {
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	leader := c.Leader()
-	var follower *testcluster.Node
-	for _, n := range c.Nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
-	root, rootF := c.Client(leader), c.Client(follower)
+	fol := follower(t, c, leader)
+	root, rootF := c.Client(leader), c.Client(fol)
 	ctx := context.Background()
 
 	type secret struct {
@@ -118,7 +112,7 @@ func TestNamesCaseInsensitive(t *testing.T) {
 		{other, http.MethodPut, "/secrets/CASEY", 403},
 		{other, http.MethodDelete, "/secrets/CASEY", 403},
 	} {
-		for _, n := range []*testcluster.Node{leader, follower} {
+		for _, n := range []*testcluster.Node{leader, fol} {
 			var body any
 			if tc.method == http.MethodPut {
 				body = map[string]any{"value": "overwritten"}

@@ -85,20 +85,8 @@ func (n *Node) openAudit() error {
 // an incident in raft, which 'audit verify' reports from then on, even
 // after the anchors that showed it have rolled over.
 func (n *Node) checkAuditAtStart(ctx context.Context) {
-	for {
-		if n.barrier.Load() != nil {
-			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := n.store.Linearize(lctx)
-			cancel()
-			if err == nil {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
+	if !n.awaitCaughtUp(ctx, time.Time{}) {
+		return
 	}
 	// Against the anchors, from the oldest one: reading the whole trail
 	// (years of segments) at every start would buy nothing more.

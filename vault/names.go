@@ -137,18 +137,8 @@ func snapshotKeys(v raftstore.SnapshotView) func(string) []string {
 // leader; followers wait for the leader's move). Every wait is bounded.
 func (n *Node) checkNames(ctx context.Context) {
 	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		if n.barrier.Load() != nil {
-			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := n.store.Linearize(lctx)
-			cancel()
-			if err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, 200*time.Millisecond) {
-			return // not caught up for long: the readiness probe says why
-		}
+	if !n.awaitCaughtUp(ctx, deadline) {
+		return // not caught up for long: the readiness probe says why
 	}
 	if groups := nameCollisions(n.storeKeys); len(groups) > 0 {
 		n.die(collisionError(groups))
@@ -170,6 +160,26 @@ func (n *Node) checkNames(ctx context.Context) {
 		if time.Now().After(deadline) || !sleepCtx(ctx, time.Second) {
 			n.log.Warn("names stored under a non-canonical spelling remain; they are moved when this node leads", "keys", len(legacy))
 			return
+		}
+	}
+}
+
+// awaitCaughtUp waits until the keyring is open and a linearizable read
+// succeeds: this node has applied everything committed before it asked.
+// It reports false when ctx ends or, with a non-zero deadline, the
+// deadline passes first.
+func (n *Node) awaitCaughtUp(ctx context.Context, deadline time.Time) bool {
+	for {
+		if n.barrier.Load() != nil {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.store.Linearize(lctx)
+			cancel()
+			if err == nil {
+				return true
+			}
+		}
+		if (!deadline.IsZero() && time.Now().After(deadline)) || !sleepCtx(ctx, 500*time.Millisecond) {
+			return false
 		}
 	}
 }

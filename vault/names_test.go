@@ -75,22 +75,7 @@ func TestNameCollisions(t *testing.T) {
 // a sealed value is re-sealed for its new key (the old ciphertext would
 // not open there), a meta record keeps the old spelling for display.
 func TestRekeyEntry(t *testing.T) {
-	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, _, err := newKeyring(seal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := json.Marshal(kr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bar, err := openKeyring(data, seal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bar := testBarrier(t)
 	n := &Node{}
 	n.barrier.Store(bar)
 
@@ -168,22 +153,7 @@ func TestMoveLegacyNames(t *testing.T) {
 	if _, err := st.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, _, err := newKeyring(seal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := json.Marshal(kr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bar, err := openKeyring(data, seal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bar := testBarrier(t)
 	n := &Node{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	n.barrier.Store(bar)
 
@@ -250,4 +220,26 @@ func TestParseBackupOtherSpelling(t *testing.T) {
 	if _, err := parseBackup(kindSecrets, mustJSON(blob)); err == nil {
 		t.Error("a blob without its meta record: nil error, want damaged")
 	}
+}
+
+// testBarrier opens a new keyring under a new file seal.
+func testBarrier(t *testing.T) *Barrier {
+	t.Helper()
+	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, _, err := newKeyring(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bar, err := openKeyring(data, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bar
 }
