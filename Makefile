@@ -48,7 +48,7 @@ vet:
 	$(GO) vet -tags bench ./test/bench
 
 test: deps vet
-	$(GO) test -race -count=1 -timeout 14m $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 bench:
 	$(GO) test -tags bench -run TestBench -v -timeout 40m ./test/bench
