@@ -1,8 +1,10 @@
 package strictjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -94,9 +96,17 @@ func FuzzCheck(f *testing.F) {
 		if Check(data) != nil {
 			return
 		}
+		// Numbers decode as json.Number: Check judges syntax, and a
+		// number too large for a float64 is valid JSON (the typed decode
+		// after Check refuses it with its own error).
 		var v any
-		if err := json.Unmarshal(data, &v); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
 			t.Fatalf("Check accepted %q, which encoding/json refuses: %v", data, err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			t.Fatalf("Check accepted %q, which has more after its value (%v)", data, err)
 		}
 		hasRune := strings.ContainsRune(string(data), utf8.RuneError) || strings.Contains(strings.ToLower(string(data)), `\ufffd`)
 		var walk func(any)
