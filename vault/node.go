@@ -228,14 +228,12 @@ type Node struct {
 	hsmErr atomic.Pointer[error]
 	// stopHSMWatch ends watchHSM at shutdown.
 	stopHSMWatch context.CancelFunc
-	// stopBanner ends bannerWhenReady at shutdown.
-	stopBanner context.CancelFunc
-	barrier    atomic.Pointer[Barrier]
-	caCert     atomic.Pointer[x509.Certificate]
-	caPool     atomic.Pointer[x509.CertPool]
-	nodeCert   atomic.Pointer[tls.Certificate]
-	apiCert    *tls.Certificate
-	listener   net.Listener
+	barrier      atomic.Pointer[Barrier]
+	caCert       atomic.Pointer[x509.Certificate]
+	caPool       atomic.Pointer[x509.CertPool]
+	nodeCert     atomic.Pointer[tls.Certificate]
+	apiCert      *tls.Certificate
+	listener     net.Listener
 	// raftTrans is opened with the API listener, before anything is
 	// written, so that a busy port leaves the data directory untouched.
 	raftTrans *raft.NetworkTransport
@@ -265,6 +263,9 @@ type Node struct {
 	nameLocks [nameLockStripes]sync.Mutex
 	fatal     chan error
 	fatalMu   sync.Once
+
+	// stopBanner ends bannerWhenReady at shutdown.
+	stopBanner context.CancelFunc
 }
 
 // files of the data directory.
