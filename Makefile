@@ -1,6 +1,8 @@
 # certvault — build, run, test and benchmark.
 #
-#   make run     start the embedded single-node vault (data in ./certvault-data)
+#   make build   certvaultd, certvault and certvault-agent (static) into ./bin
+#   make run     build, then start the embedded single-node vault (data in ./certvault-data)
+#   make install install the three binaries into $(PREFIX)/bin (PREFIX=/usr/local; DESTDIR honoured)
 #   make test    install what the tests need, then go vet and go test -race
 #   make bench   benchmarks (not part of make test); JSON in bench-results/
 #   make fuzz    every fuzz target (func FuzzXxx) for FUZZTIME each (default 30s), stopping at
@@ -9,15 +11,28 @@
 
 GO       ?= go
 BIN      := bin
+PREFIX   ?= /usr/local
+# VERSION is what the binaries print for --version (with the commit and Go
+# version they find in their build information).
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION) \
+            -X github.com/certvault/certvault/internal/version.Commit=$(COMMIT)
 PKGS     := ./...
 APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
 
-.PHONY: all build run test deps vet bench fuzz demo fmt clean
+.PHONY: all build install run test deps vet bench fuzz demo fmt clean
 
 all: build
 
+# The agent is shipped static (CGO_ENABLED=0), as test/testcluster builds it.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/certvaultd ./cmd/certvault
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/certvaultd ./cmd/certvault
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/certvault-agent
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN)/certvaultd $(BIN)/certvault $(BIN)/certvault-agent $(DESTDIR)$(PREFIX)/bin/
 
 run: build
 	./$(BIN)/certvaultd $(ARGS)

@@ -164,7 +164,7 @@ func Open(cfg Config) (*Store, error) {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
-	rc.Logger = s.hclog("raft")
+	rc.Logger = singleVoterLogger{Logger: s.hclog("raft"), soleVoter: s.soleVoter}
 	// Group commit: the leader drains up to MaxAppendEntries queued writes
 	// into one StoreLogs call (one bbolt transaction, one fsync) and one
 	// AppendEntries RPC per follower.

@@ -263,6 +263,9 @@ type Node struct {
 	nameLocks [nameLockStripes]sync.Mutex
 	fatal     chan error
 	fatalMu   sync.Once
+
+	// stopBanner ends bannerWhenReady at shutdown.
+	stopBanner context.CancelFunc
 }
 
 // files of the data directory.
@@ -358,7 +361,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		n.stopHSMWatch = cancel
 		go n.watchHSM(hctx)
 	}
-	n.printBanner()
+	if n.opts.Banner != nil {
+		bctx, cancel := context.WithCancel(context.Background())
+		n.stopBanner = cancel
+		go n.bannerWhenReady(bctx)
+	}
 	return n, nil
 }
 
@@ -723,6 +730,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.stopHSMWatch != nil {
 		n.stopHSMWatch()
 	}
+	if n.stopBanner != nil {
+		n.stopBanner()
+	}
 	if n.hsm != nil {
 		if err := n.hsm.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close the HSM session: %w", err))
@@ -732,20 +742,40 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// printBanner tells the operator how to point the CLI at this node.
-func (n *Node) printBanner() {
-	if n.opts.Banner == nil {
-		return
+// bannerWhenReady prints the banner once the node is ready, that is once
+// /readyz would answer 200 (keyring open, a leader, caught up): before
+// that, the commands it suggests would fail. It polls until then or until
+// ctx ends (shutdown), and prints at most once.
+func (n *Node) bannerWhenReady(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for n.readiness() != "" {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
-	fmt.Fprintf(n.opts.Banner, "certvault node %q is serving %s (data in %s)\n\n", n.opts.NodeID, n.opts.APIAddr, n.opts.DataDir)
-	fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_ADDR=%s\n", n.opts.APIAddr)
-	fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_CACERT=%s\n", n.path("ca.pem"))
+	n.printBanner()
+}
+
+// printBanner tells the operator how to point the CLI at this node: the
+// exports for certvault, including PATH with the directory of this
+// certvaultd binary (where make build puts the CLI too).
+func (n *Node) printBanner() {
+	w := n.opts.Banner
+	fmt.Fprintf(w, "certvault node %q is ready at %s (data in %s). To use it:\n\n", n.opts.NodeID, n.opts.APIAddr, n.opts.DataDir)
+	if exe, err := os.Executable(); err == nil {
+		fmt.Fprintf(w, "  export PATH=%s:$PATH\n", filepath.Dir(exe))
+	}
+	fmt.Fprintf(w, "  export CERTVAULT_ADDR=%s\n", n.opts.APIAddr)
+	fmt.Fprintf(w, "  export CERTVAULT_CACERT=%s\n", n.path("ca.pem"))
 	if _, err := os.Stat(n.path("root-token")); err == nil {
-		fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_TOKEN=$(cat %s)\n", n.path("root-token"))
+		fmt.Fprintf(w, "  export CERTVAULT_TOKEN=$(cat %s)\n", n.path("root-token"))
 	} else {
-		fmt.Fprintf(n.opts.Banner, "  export CERTVAULT_TOKEN=...   (a token of this cluster)\n")
+		fmt.Fprintf(w, "  export CERTVAULT_TOKEN=...   (a token of this cluster)\n")
 	}
 	if ca := n.caCert.Load(); ca != nil {
-		fmt.Fprintf(n.opts.Banner, "\nCA fingerprint: %s\n", fingerprint(ca))
+		fmt.Fprintf(w, "\nCA fingerprint: %s\n", fingerprint(ca))
 	}
 }

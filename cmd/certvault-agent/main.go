@@ -26,6 +26,7 @@ import (
 	"github.com/certvault/certvault/agent/config"
 	"github.com/certvault/certvault/agent/enroll"
 	"github.com/certvault/certvault/agent/runner"
+	"github.com/certvault/certvault/internal/version"
 )
 
 const usage = `certvault-agent installs certificates and secrets from a certvault vault.
@@ -35,6 +36,7 @@ Usage:
   certvault-agent run [--config /etc/certvault/agent.yaml] [--log-level info]
   certvault-agent status [--config FILE | --state-dir DIR] [-o json]
   certvault-agent check-config [--config FILE]
+  certvault-agent --version
 
 join     enrolls this machine: checks the vault's CA against the fingerprint,
          makes a key here (it never leaves the machine), gets the agent's
@@ -48,6 +50,8 @@ status   prints each binding's installed version, last check and last error
 check-config
          loads and validates the configuration, printing every problem with
          its line; exit 1 when it does not load.
+--version
+         prints the version, commit and Go version of this binary.
 
 Exit status: 0 on success, 1 on an error, 2 on a usage error.
 `
@@ -62,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "--version" || args[0] == "version" {
+		fmt.Fprintln(stdout, version.String("certvault-agent"))
 		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

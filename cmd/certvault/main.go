@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/certvault/certvault/internal/client"
+	"github.com/certvault/certvault/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -68,7 +69,11 @@ or the matching flags. Output is a table for people; -o json prints JSON.
 Exit status: 0 on success, 1 on an error, 2 on a usage error.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Version turns on --version; the template prints the whole line.
+		Version: version.Get().Version,
 	}
+	root.SetVersionTemplate(version.String("certvault") + "\n")
+	root.Flags().BoolP("version", "v", false, "print the version, commit and Go version, then exit")
 	root.PersistentFlags().StringVar(&g.addr, "addr", "", "vault URL (default $CERTVAULT_ADDR)")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "bearer token (default $CERTVAULT_TOKEN)")
 	root.PersistentFlags().StringVar(&g.caCert, "ca-cert", "", "PEM file of the vault CA (default $CERTVAULT_CACERT)")

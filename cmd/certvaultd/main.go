@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certvault/certvault/internal/version"
 	"github.com/certvault/certvault/vault"
 	"github.com/certvault/certvault/vault/notify"
 	"github.com/spf13/pflag"
@@ -60,6 +61,7 @@ func run(args []string) int {
 	fs.SortFlags = false
 	var o vault.Options
 	var logLevel, logFormat, pprofListen string
+	var showVersion bool
 	var mailer notify.Mailer
 	fs.StringVar(&o.DataDir, "data", "certvault-data", "data directory (raft log, snapshots, node identity, seal key)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "HTTPS API listen address")
@@ -93,6 +95,7 @@ func run(args []string) int {
 	fs.IntVar(&o.MaxUnauthenticatedRequests, "max-unauthenticated-requests", 64, "requests without a credential (and node joins, agent enrollments) served at once; more get 503 with Retry-After before their body is read")
 	fs.IntVar(&o.DiskReserveMB, "disk-reserve-mb", 0, "free space in MiB kept on the file system of DATA/raft: below it the node refuses writes (507 InsufficientStorage) until space is freed, so that raft and the audit trail keep room; 0 means 5% of the file system, at most 64; -1 turns the check off")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof, plain HTTP) on this loopback address, e.g. 127.0.0.1:6060; off by default")
+	fs.BoolVar(&showVersion, "version", false, "print the version, commit and Go version, then exit")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage)
 		fs.PrintDefaults()
@@ -103,6 +106,10 @@ func run(args []string) int {
 		}
 		fmt.Fprintf(os.Stderr, "certvaultd: %v\nRun 'certvaultd --help' for usage.\n", err)
 		return 2
+	}
+	if showVersion {
+		fmt.Println(version.String("certvaultd"))
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "certvaultd: unexpected argument %q\nRun 'certvaultd --help' for usage.\n", fs.Arg(0))
