@@ -99,7 +99,11 @@ Exit status: 0 on success, 1 on an error, 2 on a usage error.`,
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	builtinExamples(root)
+	addExamples(root)
 	walk(root, func(c *cobra.Command) {
+		if c.Args != nil {
+			c.Args = args(c.Args) // cobra's own commands too
+		}
 		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
 			c.Args = cobra.ArbitraryArgs
 			c.RunE = groupRun
