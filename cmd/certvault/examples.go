@@ -64,10 +64,10 @@ var examples = map[string]string{
 	"secret restore":      "  certvault secret restore db-pass.backup",
 	"secret versions":     "  certvault secret versions db-pass",
 	"settings get":        "  certvault settings get -o json",
-	"token list":          `  certvault token list
+	"token list": `  certvault token list
   certvault token list --name app-team`,
-	"token revoke":        "  certvault token revoke 6f2ffb39ee58fad5",
-	"token whoami":        "  certvault token whoami",
+	"token revoke": "  certvault token revoke 6f2ffb39ee58fad5",
+	"token whoami": "  certvault token whoami",
 }
 
 // addExamples sets the Example of every command in examples that has none.
