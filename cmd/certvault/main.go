@@ -113,6 +113,8 @@ Exit status: 0 on success, 1 on an error, 2 on a usage error.`,
 	root.SetUsageTemplate(strings.NewReplacer(
 		".LocalFlags.FlagUsages", "flagUsages .LocalFlags",
 		".InheritedFlags.FlagUsages", "flagUsages .InheritedFlags",
+		// a group runs only to print its help or refuse an unknown command
+		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}",
 	).Replace(root.UsageTemplate()))
 	return root
 }

@@ -141,6 +141,9 @@ func TestEveryLeafHasExamples(t *testing.T) {
 			t.Errorf("%s --help renders a bool flag as --flag[=true|false]:\n%s", path, stdout)
 		}
 		if c.HasSubCommands() {
+			if strings.Contains(stdout, "\n  "+path+" [flags]\n") {
+				t.Errorf("%s --help offers the group as a command of its own:\n%s", path, stdout)
+			}
 			continue
 		}
 		if strings.TrimSpace(c.Example) == "" || !strings.Contains(stdout, "Examples:") {
