@@ -73,7 +73,15 @@ func testBadInputFlags(t *testing.T) {
 					t.Errorf("error line %q does not mention %q", line, w)
 				}
 			}
-			if hint := "Run '" + prog + " --help' for usage."; tc.hint && !strings.Contains(stderr, hint) {
+			// certvault points to the --help of the command that was called.
+			path := []string{prog}
+			for _, a := range tc.args {
+				if tc.bin != cli || strings.HasPrefix(a, "-") {
+					break
+				}
+				path = append(path, a)
+			}
+			if hint := "Run '" + strings.Join(path, " ") + " --help' for usage."; tc.hint && !strings.Contains(stderr, hint) {
 				t.Errorf("stderr does not point to --help (%q):\n%s", hint, stderr)
 			}
 			if strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
