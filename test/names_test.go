@@ -122,8 +122,8 @@ func TestNamesCaseInsensitive(t *testing.T) {
 			}
 		}
 	}
-	if s, _ := get(root, "casey"); s.Value != "value-two" {
-		t.Errorf("after refused writes: value %q, want value-two", s.Value)
+	if s, code := get(root, "casey"); code != 200 || s.Value != "value-two" {
+		t.Errorf("after refused writes: %d %q, want 200 value-two", code, s.Value)
 	}
 
 	// Backup under one spelling, soft delete under another, recover,

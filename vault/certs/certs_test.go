@@ -232,11 +232,20 @@ func withMACIterations(t *testing.T, der []byte, n int64) []byte {
 // import spun for as long as the CPU lasted; now it is refused at once.
 func TestImportRefusesCostlyPKCS12(t *testing.T) {
 	ca, caKey := testCA(t)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "www.example.com"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-	leaf, _ := x509.ParseCertificate(der)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	good, err := pkcs12.LegacyDES.WithIterations(2048).Encode(key, leaf, []*x509.Certificate{ca}, "pw")
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +266,10 @@ func TestImportRefusesCostlyPKCS12(t *testing.T) {
 // pkix.Name.String(), which ParseSubject could not read, and the import
 // failed with 400).
 func TestPolicyForSubjectParses(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, subj := range []pkix.Name{
 		{CommonName: "www.example.com", Organization: []string{"Example, Inc."}, Country: []string{"US"}},
 		{CommonName: "www.example.com", ExtraNames: []pkix.AttributeTypeAndValue{
@@ -271,7 +283,10 @@ func TestPolicyForSubjectParses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		leaf, _ := x509.ParseCertificate(der)
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
 		p := PolicyFor(leaf, key, keyvault.ContentTypePEM)
 		if err := p.Normalize(); err != nil {
 			t.Errorf("subject %s: the derived policy does not normalise: %v", leaf.Subject, err)
