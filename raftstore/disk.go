@@ -183,13 +183,7 @@ func (g *diskGuard) retry(ballast bool, fn func() error) error {
 func (g *diskGuard) dropBallast(err error) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.appendFailed = err
-	g.probed = time.Now()
-	if !g.full {
-		g.full = true
-		g.log.Error("disk full: a raft write failed for lack of space; this node refuses writes until space is freed",
-			"node", g.node, "dir", g.dir, "err", err)
-	}
+	g.markFullLocked(err, "a raft write failed for lack of space")
 	if g.ballast == 0 {
 		return false
 	}
@@ -213,14 +207,20 @@ func (g *diskGuard) failed(err error) bool {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.markFullLocked(err, "an append to the raft log failed")
+	return true
+}
+
+// markFullLocked records that a raft write failed with err (what says
+// which) and marks the disk full, logging the change once. g.mu is held.
+func (g *diskGuard) markFullLocked(err error, what string) {
 	g.appendFailed = err
 	g.probed = time.Now()
 	if !g.full {
 		g.full = true
-		g.log.Error("disk full: an append to the raft log failed; this node refuses writes until space is freed",
+		g.log.Error("disk full: "+what+"; this node refuses writes until space is freed",
 			"node", g.node, "dir", g.dir, "err", err)
 	}
-	return true
 }
 
 // refill writes the ballast when there is none (or someone deleted it)
