@@ -27,21 +27,7 @@ func setReserve(s *Store, reserve int64) {
 // own (so each has a disk guard).
 func startOnDisk(t *testing.T, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{}}
-	for i := 1; i <= n; i++ {
-		c.start(fmt.Sprintf("n%d", i), t.TempDir())
-	}
-	if err := c.stores["n1"].Bootstrap("n1"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitLeader()
-	for i := 2; i <= n; i++ {
-		id := fmt.Sprintf("n%d", i)
-		if err := c.stores["n1"].AddVoter(ctx(t), id, id); err != nil {
-			t.Fatalf("add voter %s: %v", id, err)
-		}
-	}
-	return c
+	return startTestCluster(t, n, 0, true)
 }
 
 // TestDiskFullSingleVoter: a single node below its reserve refuses writes

@@ -66,10 +66,22 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 // as Config.RequestTimeout.
 func newTestClusterTimeout(t *testing.T, n int, requestTimeout time.Duration) *testCluster {
 	t.Helper()
+	return startTestCluster(t, n, requestTimeout, false)
+}
+
+// startTestCluster starts n stores with requestTimeout as their
+// Config.RequestTimeout, in memory or (onDisk) each in a directory of its
+// own, bootstraps n1 and adds the others as voters.
+func startTestCluster(t *testing.T, n int, requestTimeout time.Duration, onDisk bool) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{},
 		requestTimeout: requestTimeout}
 	for i := 1; i <= n; i++ {
-		c.start(fmt.Sprintf("n%d", i), "")
+		dir := ""
+		if onDisk {
+			dir = t.TempDir()
+		}
+		c.start(fmt.Sprintf("n%d", i), dir)
 	}
 	// Bootstrap n1, then add the others through a follower-agnostic call.
 	if err := c.stores["n1"].Bootstrap("n1"); err != nil {
