@@ -199,17 +199,27 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // legacyNameKeys returns the entries whose name segment is not canonical.
 func (n *Node) legacyNameKeys() []raftstore.Entry {
 	var out []raftstore.Entry
-	seen := map[string]bool{}
-	for _, l := range append(slices.Clone(nameLayouts), nameLayout{prefix: "pki/"}) {
-		if seen[l.prefix] {
-			continue
-		}
-		seen[l.prefix] = true
-		es, _ := n.store.List(l.prefix, "", 0)
+	legacy := func(prefix string) {
+		es, _ := n.store.List(prefix, "", 0)
 		for _, e := range es {
 			if canonicalStorageKey(e.Key) != e.Key {
 				out = append(out, e)
 			}
+		}
+	}
+	// Versions (most of the state) are looked at only under the names
+	// whose meta record is stored under another spelling: an object has a
+	// meta record as long as it has versions, so a start on a current
+	// state does not walk every version.
+	for _, l := range append(slices.Clone(nameLayouts), nameLayout{prefix: "pki/"}) {
+		if l.prefix != "ver/" && l.prefix != "val/" {
+			legacy(l.prefix)
+		}
+	}
+	for _, e := range slices.Clone(out) {
+		if rest, ok := strings.CutPrefix(e.Key, "meta/"); ok {
+			legacy("ver/" + rest + "/")
+			legacy("val/" + rest + "/")
 		}
 	}
 	return out
