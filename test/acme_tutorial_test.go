@@ -3,6 +3,7 @@ package test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -27,6 +28,22 @@ func tutorialEnv(c *testcluster.Cluster, peb *pebbletest.Server) []string {
 		"ACME_CA="+peb.ServerCAFile, "CHALLTESTSRV="+peb.ChallSrvURL, "DNS_RESOLVER="+peb.DNSAddr)
 }
 
+// pebbleVersionRE finds the Pebble version in a doc's go install line.
+var pebbleVersionRE = regexp.MustCompile(`letsencrypt/pebble/v2/cmd/[a-z-]+@(\S+)`)
+
+// checkPebbleVersion fails the test when a doc tells the reader to
+// install another Pebble than the one the tests run.
+func checkPebbleVersion(t *testing.T, doc string) {
+	t.Helper()
+	for _, b := range mdBlocks(t, doc) {
+		for _, m := range pebbleVersionRE.FindAllStringSubmatch(b.Body, -1) {
+			if m[1] != pebbletest.Version {
+				t.Errorf("%s:%d: Pebble %s, but the tests run %s", doc, b.Line, m[1], pebbletest.Version)
+			}
+		}
+	}
+}
+
 // TestACMETutorial runs docs/tutorials/acme.md: every sh block, in order,
 // in one directory, with the variables its by-hand setup exports pointed
 // at a vault and a Pebble this test starts. A block that fails fails the
@@ -39,6 +56,7 @@ func TestACMETutorial(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := filepath.Join(root, "docs", "tutorials", "acme.md")
+	checkPebbleVersion(t, doc)
 	transcript := runDocBlocks(t, doc, shBlocks(t, doc), t.TempDir(), tutorialEnv(c, peb), "")
 	// The tutorial's certificate chains to this Pebble's root.
 	if !strings.Contains(transcript, "CertTrial-chain.pem: OK") {

@@ -144,3 +144,24 @@ func docEnv(extra ...string) []string {
 	env = append(env, strings.TrimSpace("GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	return append(env, extra...)
 }
+
+// docExports returns the lines of a doc's shell blocks that export the
+// variables make run's banner prints (PATH and CERTVAULT_*), in order.
+func docExports(t *testing.T, path string) []string {
+	t.Helper()
+	var lines []string
+	for _, b := range mdBlocks(t, path) {
+		if b.Lang != "shell" {
+			continue
+		}
+		for _, l := range strings.Split(b.Body, "\n") {
+			if l = strings.TrimSpace(l); strings.HasPrefix(l, "export CERTVAULT_") || strings.HasPrefix(l, "export PATH=") {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if len(lines) == 0 {
+		t.Fatalf("%s exports nothing in its shell blocks", path)
+	}
+	return lines
+}

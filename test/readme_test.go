@@ -103,12 +103,8 @@ func TestReadmeTour(t *testing.T) {
 	// The README's exports are the banner's, from the repository's
 	// directory on the default address.
 	var documented []string
-	for _, b := range mdBlocks(t, readme) {
-		if strings.Contains(b.Body, "export CERTVAULT_ADDR=") {
-			for _, l := range strings.Split(strings.TrimSpace(b.Body), "\n") {
-				documented = append(documented, strings.ReplaceAll(strings.TrimSpace(l), "$PWD/", ""))
-			}
-		}
+	for _, l := range docExports(t, readme) {
+		documented = append(documented, strings.ReplaceAll(l, "$PWD/", ""))
 	}
 	var printed []string
 	for _, l := range exports {

@@ -2,6 +2,7 @@ package test
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,15 @@ func TestSeedWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := filepath.Join(root, "docs", "tutorials", "seed-walkthrough.md")
+
+	// The by-hand setup the test replaces: the exports are the README's
+	// (which TestReadmeTour checks against make run's banner), and the
+	// Pebble is the version the tests run.
+	if got, want := docExports(t, doc), docExports(t, filepath.Join(root, "README.md")); !slices.Equal(got, want) {
+		t.Errorf("the walkthrough's exports\n%s\nare not the README's\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	checkPebbleVersion(t, doc)
+
 	transcript := runDocBlocks(t, doc, shBlocks(t, doc), t.TempDir(), tutorialEnv(c, peb), "")
 
 	for _, want := range []string{
