@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,6 +58,9 @@ func TestACMETutorial(t *testing.T) {
 	}
 	doc := filepath.Join(root, "docs", "tutorials", "acme.md")
 	checkPebbleVersion(t, doc)
+	if got, want := docExports(t, doc), docExports(t, filepath.Join(root, "README.md")); !slices.Equal(got, want) {
+		t.Errorf("the tutorial's exports\n%s\nare not the README's\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	transcript := runDocBlocks(t, doc, shBlocks(t, doc), t.TempDir(), tutorialEnv(c, peb), "")
 	// The tutorial's certificate chains to this Pebble's root.
 	if !strings.Contains(transcript, "CertTrial-chain.pem: OK") {
