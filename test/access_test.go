@@ -175,7 +175,9 @@ func TestTokenLifecycle(t *testing.T) {
 	var as struct {
 		Value []struct{ ID, Assignee string }
 	}
-	json.Unmarshal([]byte(out), &as)
+	if err := json.Unmarshal([]byte(out), &as); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, out)
+	}
 	for _, a := range as.Value {
 		if a.Assignee == "alice" {
 			if _, errOut, code := cliAs(t, c, c.Nodes[0], admin, "role", "revoke", a.ID); code == 0 || !strings.Contains(errOut, "LastAdministrator") {

@@ -43,7 +43,10 @@ func TestAuditTrail(t *testing.T) {
 	}
 	// The record of a secret read is in the trail when the answer arrives.
 	reqID := resp.Header.Get("x-ms-request-id")
-	trail2, _ := os.ReadFile(filepath.Join(n2.Dir, "audit", "audit.jsonl"))
+	trail2, err := os.ReadFile(filepath.Join(n2.Dir, "audit", "audit.jsonl"))
+	if err != nil {
+		t.Fatalf("read file: %v", err)
+	}
 	if reqID == "" || !bytes.Contains(trail2, []byte(`"request_id":"`+reqID+`"`)) {
 		t.Fatalf("the secret read %q is not in node2's trail when it is answered", reqID)
 	}
@@ -55,7 +58,9 @@ func TestAuditTrail(t *testing.T) {
 	var recs struct {
 		Value []struct{ Node, Principal, Outcome, Action, Operation, Object string }
 	}
-	json.Unmarshal([]byte(out), &recs)
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, out)
+	}
 	var denied, readOn2 bool
 	for _, r := range recs.Value {
 		denied = denied || (r.Node == "node1" && r.Principal == "nosy" && r.Outcome == "denied" && r.Action == "secrets/getSecret")
@@ -80,7 +85,9 @@ func TestAuditTrail(t *testing.T) {
 				Anchors int
 			}
 		}
-		json.Unmarshal([]byte(out), &v)
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("decode JSON: %v\n%s", err, out)
+		}
 		return len(v.Nodes) == 3 && v.Nodes[0].Node == "node1" && v.Nodes[0].Anchors > 0
 	})
 	out, _, code = cliAs(t, c, n1, auditor, "audit", "verify")
@@ -102,13 +109,19 @@ func TestAuditTrail(t *testing.T) {
 	}
 	start := bytes.LastIndexByte(data[:i], '\n') + 1
 	var rec struct{ Seq uint64 }
-	json.Unmarshal(data[start:start+bytes.IndexByte(data[start:], '\n')], &rec)
+	if err := json.Unmarshal(data[start:start+bytes.IndexByte(data[start:], '\n')], &rec); err != nil {
+		t.Fatalf("decode JSON: %v", err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte(`"principal":"mary"`), int64(i))
-	f.Close()
+	if _, err := f.WriteAt([]byte(`"principal":"mary"`), int64(i)); err != nil {
+		t.Fatalf("edit node1's trail: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close node1's trail after the edit: %v", err)
+	}
 	out, _, code = cliAs(t, c, n1, auditor, "audit", "verify")
 	want := "node1: TAMPERED: first bad record " + strconv.FormatUint(rec.Seq, 10)
 	if code != 1 || !strings.Contains(out, want) {
@@ -216,7 +229,9 @@ func TestAuditCutWhileDown(t *testing.T) {
 	waitFor(t, 20*time.Second, "an anchor", func() bool {
 		out, _, _ := c.CLI("audit", "verify", "-o", "json")
 		var v struct{ Nodes []struct{ Anchors int } }
-		json.Unmarshal([]byte(out), &v)
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("decode JSON: %v\n%s", err, out)
+		}
 		return len(v.Nodes) == 1 && v.Nodes[0].Anchors > 0
 	})
 	n.Stop()

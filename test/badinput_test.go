@@ -259,11 +259,14 @@ func testBadInputJoin(t *testing.T) {
 		}
 		proof := make([]byte, 32)
 		rand.Read(proof)
-		body, _ := json.Marshal(map[string]any{
+		body, err := json.Marshal(map[string]any{
 			"token": token, "node_id": "forger", "api_addr": "https://127.0.0.1:1", "raft_addr": "127.0.0.1:1",
 			"csr":   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
 			"proof": proof,
 		})
+		if err != nil {
+			t.Fatalf("marshal the join request: %v", err)
+		}
 		resp := biDo(t, c.HTTPClient(), http.MethodPost, first.URL()+"/v1/sys/cluster/join", "", body)
 		code, msg := biAPIError(t, resp, http.StatusForbidden)
 		if code != "Forbidden" || !strings.Contains(msg, "seal key") {
@@ -429,7 +432,10 @@ func testBadInputAPI(t *testing.T) {
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	hc := c.HTTPClient()
-	big, _ := json.Marshal(map[string]string{"value": strings.Repeat("x", 1<<20)})
+	big, err := json.Marshal(map[string]string{"value": strings.Repeat("x", 1<<20)})
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
 
 	for _, tc := range []struct {
 		name         string
@@ -538,7 +544,10 @@ func biFiles(t *testing.T, dir string) []string {
 			return err
 		}
 		if p != dir {
-			rel, _ := filepath.Rel(dir, p)
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				t.Fatalf("relative path: %v", err)
+			}
 			out = append(out, rel)
 		}
 		return nil
@@ -621,7 +630,9 @@ func biAPIError(t *testing.T, resp *http.Response, status int) (code, msg string
 	t.Helper()
 	defer resp.Body.Close()
 	var body bytes.Buffer
-	body.ReadFrom(resp.Body)
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		t.Fatalf("read the %d answer's body: %v", resp.StatusCode, err)
+	}
 	if resp.StatusCode != status {
 		t.Fatalf("got status %d, want %d; body: %s", resp.StatusCode, status, body.String())
 	}

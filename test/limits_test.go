@@ -86,7 +86,9 @@ func TestSlowBodyCut(t *testing.T) {
 					}
 				}
 			}()
-			conn.SetReadDeadline(start.Add(limit))
+			if err := conn.SetReadDeadline(start.Add(limit)); err != nil {
+				t.Fatalf("set read deadline: %v", err)
+			}
 			br := bufio.NewReader(conn)
 			resp, err := http.ReadResponse(br, nil)
 			took := time.Since(start)
@@ -199,7 +201,9 @@ func TestUnauthenticatedInFlightBound(t *testing.T) {
 	// Refused before its body is read: the head alone gets the answer.
 	conn := rawConn(t, c, n)
 	writeHead(t, conn, http.MethodPost, "/v1/agents/enroll", "", 100)
-	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatalf("set read deadline: %v", err)
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("an enrollment head without its body while the slots are taken: no answer (%v); want 503 at once", err)

@@ -45,7 +45,9 @@ func TestAutoRenewShortLived(t *testing.T) {
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down for maintenance", 500) }))
 	defer broken.Close()
 	secretFile := filepath.Join(dir, "hook.secret")
-	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	if err := os.WriteFile(secretFile, []byte(hook.secret), 0o600); err != nil {
+		t.Fatalf("write %s: %v", secretFile, err)
+	}
 	run("events", "subscribe", hook.URL, "--types", "CertificateNewVersionCreated,CertificateRenewalFailed,CertificateNearExpiry", "--secret-file", secretFile)
 	run("events", "subscribe", broken.URL, "--types", "CertificateNewVersionCreated", "--secret-file", secretFile)
 	p := filepath.Join(dir, "short.json")
@@ -128,7 +130,10 @@ func TestAutoRenewShortLived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, _ := io.ReadAll(resp2.Body)
+	metrics, err := io.ReadAll(resp2.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
 	resp2.Body.Close()
 	for _, want := range []string{`certvault_certificate_expiry_timestamp_seconds{name="short"}`, `certvault_renewals_total{result="done"} `, "certvault_outbox_messages ", "certvault_outbox_oldest_age_seconds "} {
 		if !strings.Contains(string(metrics), want) {
@@ -158,7 +163,13 @@ type webhook struct {
 func newWebhook(t *testing.T, secret string) *webhook {
 	h := &webhook{secret: secret}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			// A handler runs outside the test goroutine: report, don't Fatal.
+			t.Errorf("webhook: read the event body: %v", err)
+			http.Error(w, "cannot read body", http.StatusBadRequest)
+			return
+		}
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)
 		h.mu.Lock()
@@ -169,7 +180,11 @@ func newWebhook(t *testing.T, secret string) *webhook {
 			return
 		}
 		var ev map[string]any
-		json.Unmarshal(body, &ev)
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Errorf("webhook: decode the event: %v\n%s", err, body)
+			http.Error(w, "bad event", http.StatusBadRequest)
+			return
+		}
 		h.events = append(h.events, ev)
 	}))
 	t.Cleanup(h.Close)
@@ -208,7 +223,9 @@ func TestSecretExpiryEvents(t *testing.T) {
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	hook := newWebhook(t, "another-webhook-secret")
 	secretFile := filepath.Join(t.TempDir(), "hook.secret")
-	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	if err := os.WriteFile(secretFile, []byte(hook.secret), 0o600); err != nil {
+		t.Fatalf("write %s: %v", secretFile, err)
+	}
 	for _, args := range [][]string{
 		{"settings", "set", "--near-expiry", "1m"},
 		{"events", "subscribe", hook.URL, "--types", "SecretNearExpiry,SecretExpired", "--secret-file", secretFile},
@@ -242,7 +259,9 @@ func TestRenewalLeaderKilled(t *testing.T) {
 	hook := newWebhook(t, "webhook-secret-for-ha-test")
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "hook.secret")
-	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	if err := os.WriteFile(secretFile, []byte(hook.secret), 0o600); err != nil {
+		t.Fatalf("write %s: %v", secretFile, err)
+	}
 	leader := c.Leader()
 	var follower *testcluster.Node
 	for _, nd := range c.Nodes {
