@@ -135,7 +135,7 @@ func TestTokenLifecycle(t *testing.T) {
 	if got := status(t, cl, "GET", "/v1/auth/self", nil); got != 200 {
 		t.Fatalf("fresh token: %d", got)
 	}
-	waitFor(t, 10*time.Second, "short-lived token refused", func() bool {
+	waitFor(t, 30*time.Second, "short-lived token refused", func() bool {
 		return status(t, cl, "GET", "/v1/auth/self", nil) == http.StatusUnauthorized
 	})
 
@@ -148,7 +148,7 @@ func TestTokenLifecycle(t *testing.T) {
 	mustCLI(t, c, "token", "revoke", id)
 	for _, n := range c.Nodes {
 		n := n
-		waitFor(t, 5*time.Second, "revoked token refused on "+n.ID, func() bool {
+		waitFor(t, 30*time.Second, "revoked token refused on "+n.ID, func() bool {
 			return status(t, clientFor(t, c, n, tok), "GET", "/v1/sys/cluster/status", nil) == http.StatusUnauthorized
 		})
 	}
@@ -202,13 +202,26 @@ func TestTokenLifecycle(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds or d passes; then it fails naming
+// what. A deadline only matters when the test fails: make it generous
+// (30 s or more) so that a loaded machine does not fail it.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitUntil(t, d, what, func() (bool, string) { return cond(), "not yet" })
+}
+
+// waitUntil is waitFor for a cond that also says what it saw; a failure
+// names what was waited for and what cond saw last.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() (ok bool, seen string)) {
+	t.Helper()
 	deadline := time.Now().Add(d)
-	for !cond() {
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
+			t.Fatalf("waited %v for %s: last saw %s", d, what, seen)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

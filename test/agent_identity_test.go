@@ -112,7 +112,7 @@ func TestAgentIdentity(t *testing.T) {
 	if err := id.Renew(ctx, c.Nodes[0].URL(), state); err != nil {
 		t.Fatalf("second renewal: %v", err)
 	}
-	waitFor(t, 5*time.Second, "superseded certificate refused", func() bool {
+	waitFor(t, 30*time.Second, "superseded certificate refused", func() bool {
 		return mtlsStatus(t, first, id, c.Nodes[1].URL()+"/secrets/www?api-version=7.6") == http.StatusUnauthorized
 	})
 	loaded, err := enroll.Load(state)
@@ -124,7 +124,7 @@ func TestAgentIdentity(t *testing.T) {
 	mustCLI(t, c, "agent", "revoke", id.AgentID)
 	for _, n := range c.Nodes {
 		n := n
-		waitFor(t, 2*time.Second, "revoked agent refused on "+n.ID, func() bool {
+		waitFor(t, 30*time.Second, "revoked agent refused on "+n.ID, func() bool {
 			return mtlsStatus(t, id.Certificate(), id, n.URL()+"/secrets/www?api-version=7.6") == http.StatusUnauthorized
 		})
 	}

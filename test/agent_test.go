@@ -248,13 +248,16 @@ secrets:
 	if out, err := exec.Command("openssl", "pkcs12", "-in", filepath.Join(tlsDir, "www.pfx"), "-passin", "pass:", "-nokeys").CombinedOutput(); err != nil || !strings.Contains(string(out), "BEGIN CERTIFICATE") {
 		t.Fatalf("openssl pkcs12: %v\n%s", err, out)
 	}
-	waitFor(t, 10*time.Second, "secret file", func() bool {
+	waitUntil(t, 30*time.Second, "the secret file with the value, mode 0400", func() (bool, string) {
 		data, err := os.ReadFile(secretFile)
+		if err != nil {
+			return false, err.Error()
+		}
 		fi, err := os.Stat(secretFile)
 		if err != nil {
-			t.Fatalf("stat: %v", err)
+			return false, err.Error()
 		}
-		return err == nil && string(data) == dbValue && fi.Mode().Perm() == 0o400
+		return string(data) == dbValue && fi.Mode().Perm() == 0o400, fmt.Sprintf("%d bytes, mode %v", len(data), fi.Mode().Perm())
 	})
 
 	// Rotation: the new serial is served within seconds.
@@ -270,7 +273,7 @@ secrets:
 	if len(agents.Value) != 1 {
 		t.Fatalf("agent list: %s", agentID)
 	}
-	waitFor(t, 10*time.Second, "agent status shows the install", func() bool {
+	waitFor(t, 30*time.Second, "agent status shows the install", func() bool {
 		out, _, _ := c.CLI("agent", "status", agents.Value[0].ID)
 		return strings.Contains(out, "certificates/www") && strings.Contains(out, "installed")
 	})
@@ -321,13 +324,13 @@ secrets:
 	if err := os.WriteFile(cfg, append(data, []byte(fmt.Sprintf("  - name: db-password\n    file: %s\n", second))...), 0o644); err != nil {
 		t.Fatalf("write %s: %v", cfg, err)
 	}
-	waitFor(t, 20*time.Second, "the new binding from the changed configuration", func() bool {
+	waitFor(t, 30*time.Second, "the new binding from the changed configuration", func() bool {
 		got, err := os.ReadFile(second)
 		return err == nil && string(got) == dbValue
 	})
 	// A reload is also the operator's "try again": with nginx fixed, the
 	// version that failed goes in.
-	waitFor(t, 20*time.Second, "the failed version retried after the reload", func() bool { return servedSerial(ng) == v3 })
+	waitFor(t, 30*time.Second, "the failed version retried after the reload", func() bool { return servedSerial(ng) == v3 })
 	good, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatalf("read file: %v", err)
@@ -335,7 +338,7 @@ secrets:
 	if err := os.WriteFile(cfg, append(good, []byte("  - name: bad_name\n")...), 0o644); err != nil {
 		t.Fatalf("write %s: %v", cfg, err)
 	}
-	waitFor(t, 20*time.Second, "the broken configuration refused", func() bool {
+	waitFor(t, 30*time.Second, "the broken configuration refused", func() bool {
 		return strings.Contains(ag.log.String(), "does not load; keeping the running one")
 	})
 	if err := os.WriteFile(cfg, good, 0o644); err != nil {
@@ -347,7 +350,7 @@ secrets:
 	if err := os.Remove(key); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "key.pem put back while the vault is down", func() bool {
+	waitFor(t, 30*time.Second, "key.pem put back while the vault is down", func() bool {
 		_, err := os.Stat(key)
 		return err == nil
 	})
@@ -584,7 +587,7 @@ certificates:
 		t.Fatalf("decode JSON: %v", err)
 	}
 	ops := map[string]int{}
-	waitFor(t, 10*time.Second, "the third report in the trail", func() bool {
+	waitFor(t, 30*time.Second, "the third report in the trail", func() bool {
 		var recs struct{ Value []struct{ Operation string } }
 		if err := json.Unmarshal([]byte(mustCLI(t, c, "audit", "list", "--principal", "agent:"+agents.Value[0].ID, "-o", "json")), &recs); err != nil {
 			t.Fatalf("decode JSON: %v", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -77,8 +78,8 @@ func TestAuditTrail(t *testing.T) {
 	}
 
 	// Wait until node1 anchored its head in raft, then verify.
-	waitFor(t, 20*time.Second, "node1 anchored its trail", func() bool {
-		out, _, _ := cliAs(t, c, n1, auditor, "audit", "verify", "-o", "json")
+	waitUntil(t, 30*time.Second, "node1 anchored its trail", func() (bool, string) {
+		out, errOut, code := cliAs(t, c, n1, auditor, "audit", "verify", "-o", "json")
 		var v struct {
 			Nodes []struct {
 				Node    string
@@ -86,9 +87,9 @@ func TestAuditTrail(t *testing.T) {
 			}
 		}
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			t.Fatalf("decode JSON: %v\n%s", err, out)
+			return false, fmt.Sprintf("audit verify: exit %d, %v: %s%s", code, err, out, errOut)
 		}
-		return len(v.Nodes) == 3 && v.Nodes[0].Node == "node1" && v.Nodes[0].Anchors > 0
+		return len(v.Nodes) == 3 && v.Nodes[0].Node == "node1" && v.Nodes[0].Anchors > 0, out
 	})
 	out, _, code = cliAs(t, c, n1, auditor, "audit", "verify")
 	for _, n := range c.Nodes {
@@ -226,13 +227,13 @@ func TestEvidenceReport(t *testing.T) {
 func TestAuditCutWhileDown(t *testing.T) {
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
-	waitFor(t, 20*time.Second, "an anchor", func() bool {
-		out, _, _ := c.CLI("audit", "verify", "-o", "json")
+	waitUntil(t, 30*time.Second, "an anchor", func() (bool, string) {
+		out, errOut, code := c.CLI("audit", "verify", "-o", "json")
 		var v struct{ Nodes []struct{ Anchors int } }
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			t.Fatalf("decode JSON: %v\n%s", err, out)
+			return false, fmt.Sprintf("audit verify: exit %d, %v: %s%s", code, err, out, errOut)
 		}
-		return len(v.Nodes) == 1 && v.Nodes[0].Anchors > 0
+		return len(v.Nodes) == 1 && v.Nodes[0].Anchors > 0, out
 	})
 	n.Stop()
 	path := filepath.Join(n.Dir, "audit", "audit.jsonl")
@@ -247,7 +248,7 @@ func TestAuditCutWhileDown(t *testing.T) {
 	n.Restart()
 	c.WaitReady(n)
 	var out string
-	waitFor(t, 20*time.Second, "the start-up incident", func() bool {
+	waitFor(t, 30*time.Second, "the start-up incident", func() bool {
 		out, _, _ = c.CLI("audit", "verify")
 		return strings.Contains(out, "INCIDENT at start-up")
 	})

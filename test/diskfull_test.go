@@ -109,7 +109,7 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 	}
 	if nodes > 1 {
 		// A leader that cannot write hands leadership to a node that can.
-		waitFor(t, 20*time.Second, "leadership moves off the node whose disk is full", func() bool {
+		waitFor(t, 30*time.Second, "leadership moves off the node whose disk is full", func() bool {
 			leader, term = dfLeader(t, c, full)
 			return leader != "" && leader != full.ID
 		})
@@ -177,7 +177,7 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("writes and secret reads answered again %v after the filler was removed", time.Since(freed).Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "/readyz of "+full.ID+" answers 200 once space is freed", func() bool {
+	waitFor(t, 30*time.Second, "/readyz of "+full.ID+" answers 200 once space is freed", func() bool {
 		code, _ := dfReady(t, c, full)
 		return code == http.StatusOK
 	})

@@ -119,7 +119,7 @@ certificates:
 		waitFor(t, 30*time.Second, fmt.Sprintf("agent %d has version 1", i), func() bool { return f.serial() == v1 })
 	}
 	// Every agent reported v1; the plan applies from the next version.
-	waitFor(t, 10*time.Second, "all agents reported", func() bool {
+	waitFor(t, 30*time.Second, "all agents reported", func() bool {
 		return strings.Count(mustCLI(t, c, "agent", "list", "--certificate", "www"), "installed") == n
 	})
 	mustCLI(t, c, "rollout", "set", "www", "--waves", "2,50%,100%", "--max-failures", "1")
@@ -293,7 +293,7 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 	})
 	for _, f := range fleet {
 		f := f
-		waitFor(t, 20*time.Second, "every agent on the new version", func() bool { return f.serial() == v2 })
+		waitFor(t, 30*time.Second, "every agent on the new version", func() bool { return f.serial() == v2 })
 	}
 	// Each agent installed the new version exactly once.
 	var rep struct {
