@@ -64,6 +64,7 @@ func status(t *testing.T, cl *client.Client, method, path string, body any) int 
 // private key (/secrets/NAME) and on issuer reads, while a Secrets User
 // and a Certificate User scoped to the certificate read the secret.
 func TestSeparationOfDuty(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	secretValue := "s3cret-value-that-must-stay-out-of-logs"
@@ -129,6 +130,7 @@ func TestSeparationOfDuty(t *testing.T) {
 // TestTokenLifecycle: expiry, revocation honoured on every node, and the
 // root token revocable only once another administrator exists.
 func TestTokenLifecycle(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	short, _ := createToken(t, c, "--name", "short-lived", "--ttl", "2s", "--role", "Reader", "--scope", "/")
 	cl := clientFor(t, c, c.Nodes[1], short)

@@ -181,6 +181,7 @@ func (e *acmeEnv) verifyToPebble(t *testing.T, chain []*x509.Certificate, dns st
 // removed; then a renewal (an order that replaces the first) and a
 // short-lived and a default profile, and one the CA does not offer.
 func TestACMEPebbleEAB(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 1)
 	n := e.c.Nodes[0]
 	program, calls, _ := e.peb.ExecSolver(t)
@@ -321,6 +322,7 @@ func pebbleARI(t *testing.T, peb *pebbletest.Server, leaf *x509.Certificate) str
 // reported by 'issuer check'; cancelling mid-order leaves no certificate
 // and the challenge record is removed.
 func TestACMEFailures(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 1)
 	n := e.c.Nodes[0]
 	program, calls, hold := e.peb.ExecSolver(t)
@@ -453,6 +455,7 @@ func TestACMEFailures(t *testing.T) {
 // waits for DNS ends the order, and its challenge record is still
 // removed (the order's records are kept apart from the operation).
 func TestACMEDeletedMidOrder(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 1)
 	n := e.c.Nodes[0]
 	program, calls, hold := e.peb.ExecSolver(t)
@@ -478,6 +481,7 @@ func TestACMEDeletedMidOrder(t *testing.T) {
 // waits for DNS; the new leader resumes the same order (no second one is
 // placed), the operation completes with exactly one certificate version.
 func TestACMELeaderKilledMidOrder(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 3)
 	program, calls, hold := e.peb.ExecSolver(t)
 	e.issuer(t, "pebble", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
@@ -533,6 +537,7 @@ func TestACMELeaderKilledMidOrder(t *testing.T) {
 // against: the record is published, the certificate issued, the record
 // removed, and the TSIG secret never shown.
 func TestACMERFC2136(t *testing.T) {
+	t.Parallel()
 	ns := bindtest.Start(t)
 	e := newACMEEnvDNS(t, 1, ns.Addr)
 	n := e.c.Nodes[0]
@@ -579,6 +584,7 @@ func TestACMERFC2136(t *testing.T) {
 // what to fix, and nothing is stored; a policy naming a missing issuer is
 // refused at create.
 func TestACMEIssuerBadInput(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	good := func() map[string]any {

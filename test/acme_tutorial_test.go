@@ -55,6 +55,7 @@ func shBlocks(t *testing.T, path string) []string {
 // at a vault and a Pebble this test starts. A block that fails fails the
 // test, so the tutorial cannot rot.
 func TestACMETutorial(t *testing.T) {
+	t.Parallel()
 	peb := pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{tutorialKID: tutorialHMAC}})
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	root, err := filepath.Abs("..")

@@ -49,6 +49,7 @@ func mtlsStatus(t *testing.T, cert *tls.Certificate, ca *enroll.Identity, url st
 // (the superseded certificate stops working), and revocation honoured by
 // every node.
 func TestAgentIdentity(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	ctx := context.Background()
 	tok, fp, _ := agentJoinToken(t, c, "--group", "web", "--uses", "1", "--cert-ttl", "1h")

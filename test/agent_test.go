@@ -155,6 +155,7 @@ func servedSerial(ng *nginxtest.Server) string {
 // deleted key), the vault back (the agent catches up), PKCS#12 output,
 // modes and owners, and a secret binding.
 func TestAgentNginx(t *testing.T) {
+	t.Parallel()
 	nginxtest.Binary(t)
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
@@ -369,6 +370,7 @@ secrets:
 // wholly one version (the key matches the certificate, the full chain
 // starts with it, the PKCS#12 holds it), and the next agent finishes the job.
 func TestAgentKilledMidInstall(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
 	dir := t.TempDir()
@@ -476,6 +478,7 @@ certificates:
 // certificate served fails the health check; the agent switches the files
 // back, reports the rollback, and does not try that version again.
 func TestAgentHealthCheckRollback(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
 	dir := t.TempDir()

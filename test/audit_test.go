@@ -23,6 +23,7 @@ import (
 // 'audit verify' passes on a live cluster and names the first record after
 // one is edited.
 func TestAuditTrail(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	n1, n2 := c.Nodes[0], c.Nodes[1]
 	value := "audit-test-secret-value-0123456789"
@@ -136,6 +137,7 @@ func TestAuditTrail(t *testing.T) {
 // TestEvidenceReport: the report's three sections from a live vault, in
 // JSON, CSV and one self-contained HTML file.
 func TestEvidenceReport(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	officer, _ := createToken(t, c, "--name", "app-team", "--role", "Certificates Officer", "--scope", "/certificates")
@@ -225,6 +227,7 @@ func TestEvidenceReport(t *testing.T) {
 // found at start-up and recorded in raft as an incident, which 'audit
 // verify' keeps reporting after the anchors that showed it are gone.
 func TestAuditCutWhileDown(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	waitUntil(t, 30*time.Second, "an anchor", func() (bool, string) {

@@ -31,6 +31,7 @@ import (
 // processes run in parallel: they wait on elections more than they
 // compute.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	t.Run("Flags", testBadInputFlags)
 	t.Run("DataDirNotWritable", testBadInputDataDir)
 	t.Run("PortInUse", testBadInputPortInUse)

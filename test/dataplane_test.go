@@ -75,6 +75,7 @@ func errorOf(m map[string]any) (code, msg string) {
 // downloaded as PKCS#12 opens with openssl and its key matches the
 // certificate.
 func TestSeedWalkthroughCLI(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
@@ -128,6 +129,7 @@ func TestSeedWalkthroughCLI(t *testing.T) {
 // Vault's error shape, a message that says what to fix, and that nothing
 // was stored.
 func TestDataPlaneBadInput(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	policy := func(kp map[string]any, extra map[string]any) map[string]any {
@@ -273,6 +275,7 @@ func pkcs12Of(t *testing.T, password string) string {
 // issues from it, checks the chain, revokes, and reads the serial back
 // from the unauthenticated CRL.
 func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	st, iss := dpDo(t, cl, "PUT", "/certificates/issuers/corp", map[string]any{"provider": "internal", "ca": map[string]any{"subject": "CN=Corp Test CA, O=Corp"}})
@@ -374,6 +377,7 @@ func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
 // signature with Go's crypto against the returned JWK, and round-trips
 // RSA encryption and key wrapping.
 func TestKeysOperations(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	st, k := dpDo(t, cl, "POST", "/keys/signer/create", map[string]any{"kty": "EC", "crv": "P-256"})

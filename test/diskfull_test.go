@@ -29,6 +29,7 @@ import (
 // same process takes writes and secret reads again, and 'audit verify'
 // passes with the gap in the trail recorded.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	t.Run("single node", func(t *testing.T) { testDiskFull(t, 1, "node1") })
 	// The leader's disk fills: the others take over the writes.
 	t.Run("leader of three", func(t *testing.T) { testDiskFull(t, 3, "node1") })

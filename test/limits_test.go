@@ -55,6 +55,7 @@ func writeHead(t *testing.T, conn net.Conn, method, path, token string, length i
 // connection closed, on an authenticated write and on the unauthenticated
 // endpoints (agent enrollment, node join) alike.
 func TestSlowBodyCut(t *testing.T) {
+	t.Parallel()
 	const timeout = 2 * time.Second
 	const limit = 3*timeout + 10*time.Second
 	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{"--body-read-timeout", timeout.String()}})
@@ -117,6 +118,7 @@ func TestSlowBodyCut(t *testing.T) {
 // TestSlowBodyCutHTTP2: the body read timeout holds for an HTTP/2
 // stream too (the deadline is the stream's, not the connection's).
 func TestSlowBodyCutHTTP2(t *testing.T) {
+	t.Parallel()
 	const timeout = 2 * time.Second
 	const limit = 3*timeout + 10*time.Second
 	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{"--body-read-timeout", timeout.String()}})
@@ -174,6 +176,7 @@ func TestSlowBodyCutHTTP2(t *testing.T) {
 // probes are still served; once the three are gone, enrollments are
 // admitted again.
 func TestUnauthenticatedInFlightBound(t *testing.T) {
+	t.Parallel()
 	const slots = 3
 	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{
 		"--max-unauthenticated-requests", fmt.Sprint(slots), "--body-read-timeout", "10m"}})

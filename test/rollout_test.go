@@ -77,6 +77,7 @@ func (f *fleetAgent) serial() string {
 // after wave 2, wave 3 never gets the version, and abort brings waves 1
 // and 2 back to the old one.
 func TestRolloutHaltsAndAborts(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
 	dir := t.TempDir()
@@ -206,6 +207,7 @@ certificates:
 // its leader SIGKILLed; the new leader resumes it from where it was, and
 // every agent installs the version exactly once.
 func TestRolloutSurvivesLeaderKill(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	leader := c.Leader()
 	var follower *testcluster.Node

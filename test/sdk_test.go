@@ -54,6 +54,7 @@ func sdkSelfPolicy(contentType string) *azcertificates.CertificatePolicy {
 // Key Vault Go SDKs (azcertificates, azsecrets), unchanged apart from
 // challenge-resource verification being off for a 127.0.0.1 vault.
 func TestSDK(t *testing.T) {
+	t.Parallel()
 	env := newSDKEnv(t)
 	cl, sc := env.certs, env.secrets
 
