@@ -319,6 +319,15 @@ func TestNewcomerMessages(t *testing.T) {
 		if out := mustCLI(t, c, "cert", "list-deleted"); !strings.Contains(out, "web2") {
 			t.Fatalf("the refused restore changed the state: web2 is no longer deleted:\n%s", out)
 		}
+		// On a terminal (script(1) gives the CLI a real one) it asks; any
+		// answer but yes restores nothing.
+		out, code := onTerminal(t, c, "no\n", "cluster", "snapshot", "restore", snap)
+		if code != 1 || !strings.Contains(out, "Type yes to restore:") || !strings.Contains(out, "not restored") {
+			t.Errorf("restore on a terminal answered no: exit %d, output %q; want the question, \"not restored\" and exit 1", code, out)
+		}
+		if out := mustCLI(t, c, "cert", "list-deleted"); !strings.Contains(out, "web2") {
+			t.Fatalf("the restore answered no changed the state: web2 is no longer deleted:\n%s", out)
+		}
 
 		stdout, stderr, code = c.CLI("cluster", "snapshot", "restore", snap, "--yes", "-o", "json")
 		var res struct {
@@ -348,5 +357,31 @@ func TestNewcomerMessages(t *testing.T) {
 		if code != 0 || stdout != want {
 			t.Errorf("restore --yes: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 		}
+		out, code = onTerminal(t, c, "yes\n", "cluster", "snapshot", "restore", snap)
+		if code != 0 || !strings.Contains(out, "Type yes to restore:") || !strings.Contains(strings.ReplaceAll(out, "\r\n", "\n"), want) {
+			t.Errorf("restore on a terminal answered yes: exit %d, output %q; want the question, then %q", code, out, want)
+		}
 	})
+}
+
+// onTerminal runs the CLI with a terminal as its standard input and
+// output (through script(1)), typing input, and returns what the
+// terminal showed and the exit code.
+func onTerminal(t *testing.T, c *testcluster.Cluster, input string, args ...string) (string, int) {
+	t.Helper()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatalf("script(1) (util-linux) is needed to give the CLI a terminal: %v", err)
+	}
+	cmd := exec.Command("script", "-qec", c.CLIBin+" "+strings.Join(args, " "), "/dev/null")
+	cmd.Env = append(os.Environ(), "CERTVAULT_ADDR="+c.Nodes[0].URL(), "CERTVAULT_TOKEN="+c.Token, "CERTVAULT_CACERT="+c.CACert)
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run certvault under script: %v", err)
+	}
+	return string(out), 0
 }
