@@ -356,7 +356,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, stderr, code := c.CLIAt(tc.via, "cluster", "snapshot", "restore", path)
+			_, stderr, code := c.CLIAt(tc.via, "cluster", "snapshot", "restore", path, "--yes")
 			if code != 1 {
 				t.Fatalf("restore: got exit %d, want 1; stderr:\n%s", code, stderr)
 			}
@@ -390,7 +390,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 		}
 	}
 	t.Run("good", func(t *testing.T) {
-		if _, stderr, code := c.CLIAt(leader, "cluster", "snapshot", "restore", good); code != 0 {
+		if _, stderr, code := c.CLIAt(leader, "cluster", "snapshot", "restore", good, "--yes"); code != 0 {
 			t.Fatalf("restore: exit %d: %s", code, stderr)
 		}
 		restored(t)
@@ -398,7 +398,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 	t.Run("good through a follower", func(t *testing.T) {
 		biPutSecret(t, c, leader, "kept", "after-the-first-restore")
 		biPutSecret(t, c, leader, "added", "after-the-first-restore")
-		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", good); code != 0 {
+		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", good, "--yes"); code != 0 {
 			t.Fatalf("restore through %s: exit %d: %s", follower.ID, code, stderr)
 		}
 		restored(t)
@@ -417,7 +417,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 		}
 		biPutSecret(t, c, leader, "big-1", "small")
 		// Through the follower, so that both nodes' limits apply.
-		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", path); code != 0 {
+		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", path, "--yes"); code != 0 {
 			t.Fatalf("restore through %s: exit %d: %s", follower.ID, code, stderr)
 		}
 		for _, n := range c.Nodes {
