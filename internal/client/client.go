@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -132,10 +133,48 @@ func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, h
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
+	// A read the vault cannot answer for a moment (503 with Retry-After:
+	// no leader during an election, a follower catching up) is asked
+	// again a few times; a read changes nothing, so asking again is safe.
+	// Writes are never repeated here: the caller decides.
+	for try := 0; err == nil && try < readRetries && retryableRead(req, resp); try++ {
+		resp.Body.Close()
+		select {
+		case <-time.After(retryAfter(resp.Header)):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s %s: %w", method, c.addr, ctx.Err())
+		}
+		resp, err = c.http.Do(req.Clone(ctx))
+	}
 	if err != nil {
 		return nil, c.connError(method, err)
 	}
 	return resp, nil
+}
+
+// readRetries is how many times a read answered 503 with Retry-After is
+// asked again; with maxRetryWait that is at most 10 s more.
+const (
+	readRetries  = 5
+	maxRetryWait = 2 * time.Second
+)
+
+// retryableRead reports whether resp is the vault saying "not now" to a
+// request without a body that changes nothing.
+func retryableRead(req *http.Request, resp *http.Response) bool {
+	return (req.Method == http.MethodGet || req.Method == http.MethodHead) && req.Body == nil &&
+		resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
+}
+
+// retryAfter is how long to wait before asking again: the answer's
+// Retry-After in seconds, bounded by maxRetryWait (the vault's hint is
+// for clients that give up less easily), 1 s when it is not a number.
+func retryAfter(h http.Header) time.Duration {
+	secs, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
+	if err != nil || secs < 0 {
+		return time.Second
+	}
+	return min(time.Duration(secs)*time.Second, maxRetryWait)
 }
 
 // ConnError is a request that got no answer from the vault because the
