@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -132,12 +133,27 @@ func TestSeparationOfDuty(t *testing.T) {
 func TestTokenLifecycle(t *testing.T) {
 	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
-	short, _ := createToken(t, c, "--name", "short-lived", "--ttl", "2s", "--role", "Reader", "--scope", "/")
-	cl := clientFor(t, c, c.Nodes[1], short)
-	if got := status(t, cl, "GET", "/v1/auth/self", nil); got != 200 {
-		t.Fatalf("fresh token: %d", got)
+	// A short-lived token works until it expires, then is refused. On a
+	// loaded machine a 2 s token can expire before its first use: such a
+	// token (refused only once its lifetime has passed) is replaced by one
+	// that lives longer.
+	var cl *client.Client
+	for i, ttl := range []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 45 * time.Second} {
+		made := time.Now()
+		short, _ := createToken(t, c, "--name", fmt.Sprintf("short-lived-%d", i), "--ttl", ttl.String(), "--role", "Reader", "--scope", "/")
+		cl = clientFor(t, c, c.Nodes[1], short)
+		got := status(t, cl, "GET", "/v1/auth/self", nil)
+		if got == http.StatusOK {
+			break
+		}
+		if got != http.StatusUnauthorized || time.Since(made) < ttl {
+			t.Fatalf("token with --ttl %s used %s after it was made: %d, want 200", ttl, time.Since(made).Round(time.Millisecond), got)
+		}
+		if i == 3 {
+			t.Fatalf("a %s token expired before its first use: the machine is too slow for this test", ttl)
+		}
 	}
-	waitFor(t, 30*time.Second, "short-lived token refused", func() bool {
+	waitFor(t, 60*time.Second, "short-lived token refused", func() bool {
 		return status(t, cl, "GET", "/v1/auth/self", nil) == http.StatusUnauthorized
 	})
 

@@ -190,15 +190,26 @@ func TestClusterKillLeader(t *testing.T) {
 			}
 		})
 		defer load.Stop()
+		// Both running nodes must have compacted past the stopped one:
+		// leadership can move while the machine is loaded, and whichever
+		// node leads when the follower returns must have to send it a
+		// snapshot.
 		var leaderSnap uint64
-		ckPoll(ctx, t, "the leader to snapshot and compact past the stopped follower", func() (bool, string) {
-			st, err := c.Status(leader)
-			if err != nil {
-				return false, err.Error()
+		ckPoll(ctx, t, "both running nodes to snapshot and compact past the stopped follower", func() (bool, string) {
+			seen := fmt.Sprintf("%d writes acknowledged", acked.Load())
+			done := acked.Load() >= ckSnapshotWrites
+			for _, n := range writeTo {
+				st, err := c.Status(n)
+				if err != nil {
+					return false, fmt.Sprintf("%s; %s: %v", seen, n.ID, err)
+				}
+				if n == leader {
+					leaderSnap = st.LastSnapshotIndex
+				}
+				seen += fmt.Sprintf("; %s's snapshot at %d", n.ID, st.LastSnapshotIndex)
+				done = done && st.LastSnapshotIndex > mark+ckTrailingLogs
 			}
-			leaderSnap = st.LastSnapshotIndex
-			return acked.Load() >= ckSnapshotWrites && st.LastSnapshotIndex > mark+ckTrailingLogs,
-				fmt.Sprintf("%d writes acknowledged, leader snapshot at %d, want past %d", acked.Load(), st.LastSnapshotIndex, mark+ckTrailingLogs)
+			return done, fmt.Sprintf("%s, want both past %d", seen, mark+ckTrailingLogs)
 		})
 		load.Stop()
 		t.Logf("%s stopped at applied index %d (snapshot %d); %d writes later the leader's snapshot is at %d",
@@ -223,7 +234,9 @@ func TestClusterKillLeader(t *testing.T) {
 				follower.ID, up.LastSnapshotIndex, down.AppliedIndex)
 		}
 		if !strings.Contains(follower.Log(), "Installed remote snapshot") {
-			t.Errorf("%s caught up without installing a snapshot from the leader (no %q in its log)", follower.ID, "Installed remote snapshot")
+			st, err := c.Status(follower)
+			t.Errorf("%s caught up without installing a snapshot from the leader (no %q in its log; leader now %s, %v); its log:\n%s",
+				follower.ID, "Installed remote snapshot", st.Leader, err, follower.Log())
 		}
 		r.compare(ctx, t, leader, follower, keys)
 		r.check(t)

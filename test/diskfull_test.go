@@ -30,11 +30,22 @@ import (
 // passes with the gap in the trail recorded.
 func TestDiskFull(t *testing.T) {
 	t.Parallel()
-	t.Run("single node", func(t *testing.T) { testDiskFull(t, 1, "node1") })
-	// The leader's disk fills: the others take over the writes.
-	t.Run("leader of three", func(t *testing.T) { testDiskFull(t, 3, "node1") })
-	// A follower's disk fills: it falls behind, then catches up.
-	t.Run("follower of three", func(t *testing.T) { testDiskFull(t, 3, "node2") })
+	for _, tc := range []struct {
+		name     string
+		nodes    int
+		fullNode string
+	}{
+		{"single node", 1, "node1"},
+		// The leader's disk fills: the others take over the writes.
+		{"leader of three", 3, "node1"},
+		// A follower's disk fills: it falls behind, then catches up.
+		{"follower of three", 3, "node2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each has its own cluster and tmpfs
+			testDiskFull(t, tc.nodes, tc.fullNode)
+		})
+	}
 }
 
 // dfTimeout bounds every request of the test: a disk-full answer must
