@@ -240,8 +240,8 @@ func TestSecretExpiryEvents(t *testing.T) {
 	}
 	id := resp["id"].(string)
 	version := id[strings.LastIndex(id, "/")+1:]
-	hook.wait(t, 20*time.Second, "Microsoft.KeyVault.SecretNearExpiry", version)
-	ev := hook.wait(t, 20*time.Second, "Microsoft.KeyVault.SecretExpired", version)
+	hook.wait(t, 60*time.Second, "Microsoft.KeyVault.SecretNearExpiry", version)
+	ev := hook.wait(t, 60*time.Second, "Microsoft.KeyVault.SecretExpired", version)
 	if got := int64(ev["data"].(map[string]any)["EXP"].(float64)); got != exp {
 		t.Fatalf("SecretExpired EXP %d, want %d", got, exp)
 	}
