@@ -4,6 +4,7 @@
 #   make run     build, then start the embedded single-node vault (data in ./certvault-data)
 #   make install install the three binaries into $(PREFIX)/bin (PREFIX=/usr/local; DESTDIR honoured)
 #   make test    install what the tests need, then go vet and go test -race
+#   make test-busy  make test with two CPU-hog processes beside it (RUNS=3 for three in a row)
 #   make bench   benchmarks (not part of make test); JSON in bench-results/
 #   make fuzz    every fuzz target (func FuzzXxx) for FUZZTIME each (default 30s), stopping at
 #                the first failure; make test runs their seed corpora (testdata/fuzz/) as tests
@@ -21,7 +22,7 @@ LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION
 PKGS     := ./...
 APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
 
-.PHONY: all build install run test deps vet bench fuzz demo fmt clean
+.PHONY: all build install run test test-busy deps vet bench fuzz demo fmt clean
 
 all: build
 
@@ -64,6 +65,14 @@ vet:
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# test-busy is make test on a loaded machine: HOGS busy processes (default
+# 2) run beside the suite and are stopped when it ends; RUNS=3 runs it three
+# times in a row. See scripts/test-busy.sh.
+HOGS ?= 2
+RUNS ?= 1
+test-busy:
+	HOGS=$(HOGS) RUNS=$(RUNS) MAKE="$(MAKE)" bash scripts/test-busy.sh
 
 bench:
 	$(GO) test -tags bench -run TestBench -v -timeout 40m ./test/bench

@@ -52,7 +52,9 @@ func TestLinearizeOnIsolatedLeader(t *testing.T) {
 	}
 	// Its lease runs out within a heartbeat timeout; before that a
 	// heartbeat already in flight may still confirm it.
-	waitFor(t, func() bool { return !old.IsLeader() })
+	waitFor(t, "the isolated leader "+id+" to step down", func() (bool, string) {
+		return !old.IsLeader(), "it still reports itself leader"
+	})
 	err := returnsWithin(t, 20*timeout+5*time.Second, "Linearize on the isolated old leader", func() error {
 		return old.Linearize(context.Background())
 	})

@@ -88,7 +88,7 @@ func TestDiskFullLeaderHandsOver(t *testing.T) {
 	// A forwarded write that reaches the full leader before it hands over
 	// comes back as the leader's DiskFullError; once it has, writes
 	// succeed. Either way nothing is ambiguous.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for i := 0; ; i++ {
 		var f *Store
 		for _, s := range c.stores {
@@ -106,7 +106,7 @@ func TestDiskFullLeaderHandsOver(t *testing.T) {
 			t.Fatalf("write through %s while %s is full: got %v, want success or a DiskFullError naming %s", f.cfg.NodeID, full.cfg.NodeID, err, full.cfg.Dir)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("leadership did not move off the full node within 10s (last: %v)", err)
+			t.Fatalf("leadership did not move off the full node %s within %v (last write through %s: %v; %s leader: %v)", full.cfg.NodeID, waitLimit, f.cfg.NodeID, err, full.cfg.NodeID, full.IsLeader())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

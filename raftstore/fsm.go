@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/btree"
 	"github.com/hashicorp/raft"
@@ -305,6 +306,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	defer f.mu.Unlock()
 	return &fsmSnapshot{
 		applied: f.applied,
+		taken:   time.Now(),
 		entries: f.entries.Clone(),
 		changes: f.changes.Clone(),
 	}, nil
@@ -339,6 +341,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // fsmSnapshot is a point-in-time view of the state.
 type fsmSnapshot struct {
 	applied uint64
+	// taken is when the snapshot was taken (zero: unknown).
+	taken   time.Time
 	entries *btree.BTreeG[*Entry]
 	changes *btree.BTreeG[change]
 }

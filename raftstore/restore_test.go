@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -51,7 +50,7 @@ func TestRestoreThenLinearizeOnLaggingFollower(t *testing.T) {
 	}
 	setLinks(true)
 
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	rctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	if err := lag.Linearize(rctx); err != nil {
 		t.Fatalf("linearize on the lagging follower after a restore: %v", err)

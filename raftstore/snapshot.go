@@ -8,12 +8,19 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
+	"time"
 
 	"github.com/google/btree"
 )
 
 // snapshotMagic opens every snapshot: the format name and version.
-var snapshotMagic = []byte("CVSNAP01")
+// Version 02 added the time the snapshot was taken; version 01 files
+// (without it) still decode, with a zero time.
+var (
+	snapshotMagic   = []byte("CVSNAP02")
+	snapshotMagicV1 = []byte("CVSNAP01")
+)
 
 // maxSnapshotString bounds one key or value in a snapshot: a longer length
 // is refused at once.
@@ -23,7 +30,8 @@ const maxSnapshotString = 64 << 20
 // before the bytes it announces have arrived; see readLen.
 const snapshotChunk = 64 << 10
 
-// encodeSnapshot writes the state as: magic, applied index, the entries
+// encodeSnapshot writes the state as: magic, applied index, the time it
+// was taken (Unix seconds, 0 when unknown), the entries
 // (count, then key, value, index, create index each), the change records
 // (count, then key and index each) and a SHA-256 of all the bytes before it.
 func encodeSnapshot(w io.Writer, s *fsmSnapshot) error {
@@ -40,6 +48,11 @@ func encodeSnapshot(w io.Writer, s *fsmSnapshot) error {
 	}
 	bw.Write(snapshotMagic)
 	putU(s.applied)
+	var taken uint64
+	if !s.taken.IsZero() && s.taken.Unix() > 0 {
+		taken = uint64(s.taken.Unix())
+	}
+	putU(taken)
 	putU(uint64(s.entries.Len()))
 	s.entries.Ascend(func(e *Entry) bool {
 		putB([]byte(e.Key))
@@ -66,6 +79,9 @@ func encodeSnapshot(w io.Writer, s *fsmSnapshot) error {
 // snapshotState is a decoded, verified snapshot.
 type snapshotState struct {
 	applied uint64
+	// taken is when the snapshot was taken; zero when the file does not
+	// say (format 01).
+	taken   time.Time
 	entries *btree.BTreeG[*Entry]
 	changes *btree.BTreeG[change]
 }
@@ -127,7 +143,7 @@ func decodeSnapshot(r io.Reader) (*snapshotState, error) {
 		return fmt.Errorf("%s: %w: %w", what, err, ErrBadSnapshot)
 	}
 	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(hr, magic); err != nil || !bytes.Equal(magic, snapshotMagic) {
+	if _, err := io.ReadFull(hr, magic); err != nil || !bytes.Equal(magic, snapshotMagic) && !bytes.Equal(magic, snapshotMagicV1) {
 		return nil, bad("not a certvault snapshot (bad header)", err)
 	}
 	getU := func() (uint64, error) { return binary.ReadUvarint(hr) }
@@ -148,6 +164,18 @@ func decodeSnapshot(r io.Reader) (*snapshotState, error) {
 	var err error
 	if st.applied, err = getU(); err != nil {
 		return nil, bad("read applied index", err)
+	}
+	if bytes.Equal(magic, snapshotMagic) {
+		taken, err := getU()
+		if err != nil {
+			return nil, bad("read snapshot time", err)
+		}
+		if taken > math.MaxInt32*4 { // past the year 2514: not a time this code wrote
+			return nil, bad(fmt.Sprintf("snapshot time %d out of range", taken), nil)
+		}
+		if taken > 0 {
+			st.taken = time.Unix(int64(taken), 0).UTC()
+		}
 	}
 	n, err := getU()
 	if err != nil {

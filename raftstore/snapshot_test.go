@@ -28,7 +28,10 @@ func TestSnapshotRoundTripKeepsWatchIndexes(t *testing.T) {
 	f := fill(t, 100, 10)
 	f.applyBatch(101, (&Batch{}).Delete("certificates/c0000007/v/0001"))
 	f.applied = 101
-	snap, _ := f.Snapshot()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatalf("capture snapshot: %v", err)
+	}
 	var buf bytes.Buffer
 	if err := encodeSnapshot(&buf, snap.(*fsmSnapshot)); err != nil {
 		t.Fatal(err)
@@ -58,7 +61,10 @@ func (nopCloser) Close() error { return nil }
 // quotes for snapshot cost and restart time.
 func BenchmarkSnapshot(b *testing.B) {
 	f := fill(b, 100_000, 1024)
-	snap, _ := f.Snapshot()
+	snap, err := f.Snapshot()
+	if err != nil {
+		b.Fatalf("capture snapshot: %v", err)
+	}
 	var buf bytes.Buffer
 	b.Run("persist", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
@@ -79,7 +85,9 @@ func BenchmarkSnapshot(b *testing.B) {
 	})
 	b.Run("capture", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			f.Snapshot()
+			if _, err := f.Snapshot(); err != nil {
+				b.Fatalf("capture snapshot: %v", err)
+			}
 		}
 	})
 }

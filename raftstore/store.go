@@ -767,6 +767,12 @@ func (s *Store) SaveSnapshot(ctx context.Context, w io.Writer) error {
 
 // SnapshotView lets a caller inspect a snapshot before it is restored.
 type SnapshotView interface {
+	// Index is the applied index of the state the snapshot holds, as the
+	// cluster that saved it numbered its log.
+	Index() uint64
+	// Taken is when the snapshot was taken; zero when the file does not
+	// say (snapshots saved before the format recorded it).
+	Taken() time.Time
 	// Get returns the value of key in the snapshot.
 	Get(key string) ([]byte, bool)
 	// Keys returns the keys under prefix in the snapshot, in order.
@@ -774,6 +780,10 @@ type SnapshotView interface {
 }
 
 type snapshotView struct{ st *snapshotState }
+
+func (v snapshotView) Index() uint64 { return v.st.applied }
+
+func (v snapshotView) Taken() time.Time { return v.st.taken }
 
 func (v snapshotView) Keys(prefix string) []string {
 	var out []string
@@ -845,7 +855,7 @@ func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader, check func(Sna
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	if err := encodeSnapshot(tmp, &fsmSnapshot{applied: st.applied, entries: st.entries, changes: st.changes}); err != nil {
+	if err := encodeSnapshot(tmp, &fsmSnapshot{applied: st.applied, taken: st.taken, entries: st.entries, changes: st.changes}); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	if size, err = tmp.Seek(0, io.SeekCurrent); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -124,7 +125,7 @@ func (c *testCluster) start(id, dir string) *Store {
 
 func (c *testCluster) waitLeader() *Store {
 	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
 		for _, s := range c.stores {
 			if s.IsLeader() {
@@ -133,7 +134,12 @@ func (c *testCluster) waitLeader() *Store {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c.t.Fatal("no leader within 10s")
+	ids := make([]string, 0, len(c.stores))
+	for id := range c.stores {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	c.t.Fatalf("no leader within %v: none of %v reports itself leader", waitLimit, ids)
 	return nil
 }
 
@@ -148,8 +154,13 @@ func (c *testCluster) follower() *Store {
 	return nil
 }
 
+// waitLimit bounds each wait of these tests and the context of each call
+// (ctx). It only matters when a test fails: it is generous so that the
+// tests hold on a loaded 2-core machine under -race.
+const waitLimit = 60 * time.Second
+
 func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c, cancel := context.WithTimeout(context.Background(), waitLimit)
 	t.Cleanup(cancel)
 	return c
 }
@@ -201,7 +212,9 @@ func TestApplyPreconditions(t *testing.T) {
 	if string(e.Value) != "4" || e.Index != idx2 || e.CreateIndex != idx {
 		t.Fatalf("got %+v, want value 4 index %d create %d", e, idx2, idx)
 	}
-	s.Apply(ctx(t), (&Batch{}).Put("dir/a", nil).Put("dir/b", nil).Put("dir2/c", nil))
+	if _, err := s.Apply(ctx(t), (&Batch{}).Put("dir/a", nil).Put("dir/b", nil).Put("dir2/c", nil)); err != nil {
+		t.Fatalf("put dir/a, dir/b, dir2/c: %v", err)
+	}
 	if _, err := s.Apply(ctx(t), (&Batch{}).DeletePrefix("dir/")); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +234,9 @@ func TestListPaging(t *testing.T) {
 		b.Put(fmt.Sprintf("p/%02d", i), nil)
 	}
 	b.Put("q/0", nil)
-	s.Apply(ctx(t), b)
+	if _, err := s.Apply(ctx(t), b); err != nil {
+		t.Fatalf("put p/00..p/09 and q/0: %v", err)
+	}
 	var keys []string
 	after := ""
 	for {
@@ -321,7 +336,10 @@ func TestMembershipThroughFollower(t *testing.T) {
 	if err := f.RemoveServer(ctx(t), "nope"); !errors.Is(err, ErrUnknownServer) {
 		t.Fatalf("remove unknown: got %v, want ErrUnknownServer", err)
 	}
-	st, _ := c.waitLeader().Status()
+	st, err := c.waitLeader().Status()
+	if err != nil {
+		t.Fatalf("status after remove: %v", err)
+	}
 	if len(st.Servers) != 3 {
 		t.Fatalf("after remove: %d servers, want 3", len(st.Servers))
 	}
@@ -331,8 +349,13 @@ func TestWatch(t *testing.T) {
 	c := newTestCluster(t, 3)
 	leader := c.waitLeader()
 	f := c.follower()
-	idx, _ := leader.Apply(ctx(t), (&Batch{}).Put("agents/a1/target", []byte("v1")))
-	f.WaitApplied(ctx(t), idx)
+	idx, err := leader.Apply(ctx(t), (&Batch{}).Put("agents/a1/target", []byte("v1")))
+	if err != nil {
+		t.Fatalf("put agents/a1/target: %v", err)
+	}
+	if err := f.WaitApplied(ctx(t), idx); err != nil {
+		t.Fatalf("follower wait for index %d: %v", idx, err)
+	}
 
 	// Already changed after 0: returns at once.
 	if got, err := f.Watch(ctx(t), []string{"agents/a1/"}, 0); err != nil || got != idx {
@@ -361,20 +384,30 @@ func TestWatch(t *testing.T) {
 			}
 		}(i)
 	}
-	done := make(chan uint64, 1)
+	type watched struct {
+		index uint64
+		err   error
+	}
+	done := make(chan watched, 1)
 	go func() {
-		got, _ := f.Watch(ctx(t), []string{"agents/a1/", "certs/www"}, idx)
-		done <- got
+		got, err := f.Watch(ctx(t), []string{"agents/a1/", "certs/www"}, idx)
+		done <- watched{got, err}
 	}()
-	waitFor(t, func() bool { return f.fsm.watcherCount() == others+2 })
-	idx2, _ := leader.Apply(ctx(t), (&Batch{}).Put("certs/www", []byte("v2")))
+	waitFor(t, fmt.Sprintf("%d watchers registered on the follower", others+2), func() (bool, string) {
+		n := f.fsm.watcherCount()
+		return n == others+2, fmt.Sprintf("%d registered", n)
+	})
+	idx2, err := leader.Apply(ctx(t), (&Batch{}).Put("certs/www", []byte("v2")))
+	if err != nil {
+		t.Fatalf("put certs/www: %v", err)
+	}
 	select {
 	case got := <-done:
-		if got != idx2 {
-			t.Fatalf("woken watch: got index %d, want %d", got, idx2)
+		if got.err != nil || got.index != idx2 {
+			t.Fatalf("woken watch: got index %d (%v), want %d", got.index, got.err, idx2)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("watch on certs/www did not wake")
+	case <-time.After(waitLimit):
+		t.Fatalf("watch on certs/www did not wake within %v of the write at index %d", waitLimit, idx2)
 	}
 	if n := f.fsm.watcherCount(); n != others {
 		t.Fatalf("after wake: %d waiters registered, want %d", n, others)
@@ -391,22 +424,34 @@ func TestWatch(t *testing.T) {
 
 	// A delete wakes a watcher of the deleted key.
 	go func() {
-		got, _ := f.Watch(ctx(t), []string{"certs/www"}, idx2)
-		done <- got
+		got, err := f.Watch(ctx(t), []string{"certs/www"}, idx2)
+		done <- watched{got, err}
 	}()
-	waitFor(t, func() bool { return f.fsm.watcherCount() == 1 })
-	idx3, _ := leader.Apply(ctx(t), (&Batch{}).Delete("certs/www"))
-	if got := <-done; got < idx3 {
-		t.Fatalf("watch of deleted key: got %d, want >= %d", got, idx3)
+	waitFor(t, "1 watcher registered on the follower", func() (bool, string) {
+		n := f.fsm.watcherCount()
+		return n == 1, fmt.Sprintf("%d registered", n)
+	})
+	idx3, err := leader.Apply(ctx(t), (&Batch{}).Delete("certs/www"))
+	if err != nil {
+		t.Fatalf("delete certs/www: %v", err)
+	}
+	if got := <-done; got.err != nil || got.index < idx3 {
+		t.Fatalf("watch of deleted key: got %d (%v), want >= %d", got.index, got.err, idx3)
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond until it holds or waitLimit passes; then it fails
+// naming what (the condition waited for) and what cond saw last.
+func waitFor(t *testing.T, what string, cond func() (ok bool, seen string)) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
+	deadline := time.Now().Add(waitLimit)
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+			t.Fatalf("waited %v for %s: last saw %s", waitLimit, what, seen)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -415,13 +460,18 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestSnapshotSaveRestore(t *testing.T) {
 	c := newTestCluster(t, 3)
 	leader := c.waitLeader()
-	leader.Apply(ctx(t), (&Batch{}).Put("a", []byte("1")).Put("b/c", []byte("2")))
+	if _, err := leader.Apply(ctx(t), (&Batch{}).Put("a", []byte("1")).Put("b/c", []byte("2"))); err != nil {
+		t.Fatalf("put a and b/c: %v", err)
+	}
 	var buf bytes.Buffer
 	if err := c.follower().SaveSnapshot(ctx(t), &buf); err != nil {
 		t.Fatal(err)
 	}
 	saved := buf.Bytes()
-	idx, _ := leader.Apply(ctx(t), (&Batch{}).Put("a", []byte("changed")).Delete("b/c").Put("new", nil))
+	idx, err := leader.Apply(ctx(t), (&Batch{}).Put("a", []byte("changed")).Delete("b/c").Put("new", nil))
+	if err != nil {
+		t.Fatalf("change a, delete b/c, put new: %v", err)
+	}
 
 	// Corrupt files are refused and change nothing.
 	for name, data := range map[string][]byte{
@@ -478,18 +528,25 @@ func TestRestartFromDiskAndSnapshot(t *testing.T) {
 	}
 	c.waitLeader()
 	for i := 0; i < 50; i++ {
-		s.Apply(ctx(t), (&Batch{}).Put(fmt.Sprintf("k/%d", i), []byte(fmt.Sprint(i))))
+		if _, err := s.Apply(ctx(t), (&Batch{}).Put(fmt.Sprintf("k/%d", i), []byte(fmt.Sprint(i)))); err != nil {
+			t.Fatalf("put k/%d: %v", i, err)
+		}
 	}
 	if err := s.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	last, _ := s.Apply(ctx(t), (&Batch{}).Put("k/after-snapshot", []byte("tail")))
-	s.Close()
+	last, err := s.Apply(ctx(t), (&Batch{}).Put("k/after-snapshot", []byte("tail")))
+	if err != nil {
+		t.Fatalf("put k/after-snapshot: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("close before restart: %v", err)
+	}
 
 	c2 := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{}}
 	s2 := c2.start("n1", dir)
-	if ok, _ := s2.HasState(); !ok {
-		t.Fatal("restarted node has no state")
+	if ok, err := s2.HasState(); err != nil || !ok {
+		t.Fatalf("restarted node has no state (%v)", err)
 	}
 	c2.waitLeader()
 	if err := s2.WaitApplied(ctx(t), last); err != nil {

@@ -184,6 +184,7 @@ func matrixPath(pattern string) string {
 }
 
 func TestAccessMatrix(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	node := c.Nodes[0]
 

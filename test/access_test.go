@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,6 +65,7 @@ func status(t *testing.T, cl *client.Client, method, path string, body any) int 
 // private key (/secrets/NAME) and on issuer reads, while a Secrets User
 // and a Certificate User scoped to the certificate read the secret.
 func TestSeparationOfDuty(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	secretValue := "s3cret-value-that-must-stay-out-of-logs"
@@ -129,13 +131,29 @@ func TestSeparationOfDuty(t *testing.T) {
 // TestTokenLifecycle: expiry, revocation honoured on every node, and the
 // root token revocable only once another administrator exists.
 func TestTokenLifecycle(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
-	short, _ := createToken(t, c, "--name", "short-lived", "--ttl", "2s", "--role", "Reader", "--scope", "/")
-	cl := clientFor(t, c, c.Nodes[1], short)
-	if got := status(t, cl, "GET", "/v1/auth/self", nil); got != 200 {
-		t.Fatalf("fresh token: %d", got)
+	// A short-lived token works until it expires, then is refused. On a
+	// loaded machine a 2 s token can expire before its first use: such a
+	// token (refused only once its lifetime has passed) is replaced by one
+	// that lives longer.
+	var cl *client.Client
+	for i, ttl := range []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, 45 * time.Second} {
+		made := time.Now()
+		short, _ := createToken(t, c, "--name", fmt.Sprintf("short-lived-%d", i), "--ttl", ttl.String(), "--role", "Reader", "--scope", "/")
+		cl = clientFor(t, c, c.Nodes[1], short)
+		got := status(t, cl, "GET", "/v1/auth/self", nil)
+		if got == http.StatusOK {
+			break
+		}
+		if got != http.StatusUnauthorized || time.Since(made) < ttl {
+			t.Fatalf("token with --ttl %s used %s after it was made: %d, want 200", ttl, time.Since(made).Round(time.Millisecond), got)
+		}
+		if i == 3 {
+			t.Fatalf("a %s token expired before its first use: the machine is too slow for this test", ttl)
+		}
 	}
-	waitFor(t, 10*time.Second, "short-lived token refused", func() bool {
+	waitFor(t, 60*time.Second, "short-lived token refused", func() bool {
 		return status(t, cl, "GET", "/v1/auth/self", nil) == http.StatusUnauthorized
 	})
 
@@ -148,7 +166,7 @@ func TestTokenLifecycle(t *testing.T) {
 	mustCLI(t, c, "token", "revoke", id)
 	for _, n := range c.Nodes {
 		n := n
-		waitFor(t, 5*time.Second, "revoked token refused on "+n.ID, func() bool {
+		waitFor(t, 30*time.Second, "revoked token refused on "+n.ID, func() bool {
 			return status(t, clientFor(t, c, n, tok), "GET", "/v1/sys/cluster/status", nil) == http.StatusUnauthorized
 		})
 	}
@@ -175,7 +193,9 @@ func TestTokenLifecycle(t *testing.T) {
 	var as struct {
 		Value []struct{ ID, Assignee string }
 	}
-	json.Unmarshal([]byte(out), &as)
+	if err := json.Unmarshal([]byte(out), &as); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, out)
+	}
 	for _, a := range as.Value {
 		if a.Assignee == "alice" {
 			if _, errOut, code := cliAs(t, c, c.Nodes[0], admin, "role", "revoke", a.ID); code == 0 || !strings.Contains(errOut, "LastAdministrator") {
@@ -200,13 +220,26 @@ func TestTokenLifecycle(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds or d passes; then it fails naming
+// what. A deadline only matters when the test fails: make it generous
+// (30 s or more) so that a loaded machine does not fail it.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitUntil(t, d, what, func() (bool, string) { return cond(), "not yet" })
+}
+
+// waitUntil is waitFor for a cond that also says what it saw; a failure
+// names what was waited for and what cond saw last.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() (ok bool, seen string)) {
+	t.Helper()
 	deadline := time.Now().Add(d)
-	for !cond() {
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
+			t.Fatalf("waited %v for %s: last saw %s", d, what, seen)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -110,15 +110,18 @@ func (e *acmeEnv) waitDetails(t *testing.T, n *testcluster.Node, name, want stri
 func waitFileContains(t *testing.T, path, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	var b []byte
+	var (
+		b   []byte
+		err error
+	)
 	for time.Now().Before(deadline) {
-		b, _ = os.ReadFile(path)
-		if strings.Contains(string(b), want) {
+		b, err = os.ReadFile(path)
+		if err == nil && strings.Contains(string(b), want) {
 			return string(b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s never contained %q; it holds:\n%s", path, want, b)
+	t.Fatalf("waited 60s for %s to contain %q; last read (%v) held:\n%s", path, want, err, b)
 	return ""
 }
 
@@ -139,7 +142,10 @@ func (e *acmeEnv) certificate(t *testing.T, name string) (map[string]any, []*x50
 	var chain []*x509.Certificate
 	x5c, _ := c["x5c"].([]any)
 	for _, v := range x5c {
-		der, _ := base64.StdEncoding.DecodeString(v.(string))
+		der, err := base64.StdEncoding.DecodeString(v.(string))
+		if err != nil {
+			t.Fatalf("decode base64: %v", err)
+		}
 		cert, err := x509.ParseCertificate(der)
 		if err != nil {
 			t.Fatalf("x5c of %s: %v", name, err)
@@ -175,6 +181,7 @@ func (e *acmeEnv) verifyToPebble(t *testing.T, chain []*x509.Certificate, dns st
 // removed; then a renewal (an order that replaces the first) and a
 // short-lived and a default profile, and one the CA does not offer.
 func TestACMEPebbleEAB(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 1)
 	n := e.c.Nodes[0]
 	program, calls, _ := e.peb.ExecSolver(t)
@@ -283,8 +290,11 @@ func pebbleARI(t *testing.T, peb *pebbletest.Server, leaf *x509.Certificate) str
 	var dir struct {
 		RenewalInfo string `json:"renewalInfo"`
 	}
-	json.NewDecoder(resp.Body).Decode(&dir)
+	err = json.NewDecoder(resp.Body).Decode(&dir)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("decode Pebble's directory: %v", err)
+	}
 	if dir.RenewalInfo == "" {
 		t.Fatal("Pebble's directory has no renewalInfo")
 	}
@@ -312,6 +322,7 @@ func pebbleARI(t *testing.T, peb *pebbletest.Server, leaf *x509.Certificate) str
 // reported by 'issuer check'; cancelling mid-order leaves no certificate
 // and the challenge record is removed.
 func TestACMEFailures(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 1)
 	n := e.c.Nodes[0]
 	program, calls, hold := e.peb.ExecSolver(t)
@@ -335,7 +346,9 @@ func TestACMEFailures(t *testing.T) {
 		bad := filepath.Join(e.dir, "bad.key")
 		wrong := make([]byte, 32)
 		rand.Read(wrong)
-		os.WriteFile(bad, []byte(base64.RawURLEncoding.EncodeToString(wrong)), 0o600)
+		if err := os.WriteFile(bad, []byte(base64.RawURLEncoding.EncodeToString(wrong)), 0o600); err != nil {
+			t.Fatalf("write %s: %v", bad, err)
+		}
 		e.issuer(t, "badeab", "--account-id", e.kid, "--api-key-file", bad, "--dns-solver", "exec", "--dns-exec", program)
 		op := failed(t, "badeab", "badeab")
 		code, msg := errorOf(op)
@@ -344,7 +357,9 @@ func TestACMEFailures(t *testing.T) {
 		}
 		// A key too short to sign with is a configuration error at once.
 		short := filepath.Join(e.dir, "short.key")
-		os.WriteFile(short, []byte(base64.RawURLEncoding.EncodeToString([]byte("short"))), 0o600)
+		if err := os.WriteFile(short, []byte(base64.RawURLEncoding.EncodeToString([]byte("short"))), 0o600); err != nil {
+			t.Fatalf("write %s: %v", short, err)
+		}
 		e.issuer(t, "shorteab", "--account-id", e.kid, "--api-key-file", short)
 		if out, _, c := e.c.CLI("issuer", "check", "shorteab"); c != 1 || !strings.Contains(out, "at least 32 bytes") {
 			t.Fatalf("issuer check with a short EAB key: exit %d\n%s", c, out)
@@ -387,7 +402,9 @@ func TestACMEFailures(t *testing.T) {
 		// present works, cleanup always fails: the order completes and the
 		// record is retried at the scan interval, not in a tight loop.
 		hook := filepath.Join(e.dir, "nocleanup.sh")
-		os.WriteFile(hook, []byte("#!/bin/sh\n[ \"$1\" = cleanup ] && { echo cannot remove >&2; exit 1; }\nexec "+program+" \"$@\"\n"), 0o755)
+		if err := os.WriteFile(hook, []byte("#!/bin/sh\n[ \"$1\" = cleanup ] && { echo cannot remove >&2; exit 1; }\nexec "+program+" \"$@\"\n"), 0o755); err != nil {
+			t.Fatalf("write %s: %v", hook, err)
+		}
 		e.issuer(t, "nocleanup", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", hook)
 		p := e.policy(t, "sticky.example.test", "nocleanup")
 		e.cli(t, n, "cert", "create", "sticky", "--policy", p, "--wait")
@@ -410,7 +427,9 @@ func TestACMEFailures(t *testing.T) {
 
 	t.Run("cancel mid-order", func(t *testing.T) {
 		e.issuer(t, "slow", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
-		os.WriteFile(hold, nil, 0o644)
+		if err := os.WriteFile(hold, nil, 0o644); err != nil {
+			t.Fatalf("write %s: %v", hold, err)
+		}
 		p := e.policy(t, "cancel.example.test", "slow")
 		e.cli(t, n, "cert", "create", "cancelme", "--policy", p)
 		e.waitDetails(t, n, "cancelme", "waiting for DNS")
@@ -419,7 +438,9 @@ func TestACMEFailures(t *testing.T) {
 		if !strings.Contains(out, "cancelled") {
 			t.Fatalf("cancel: %s", out)
 		}
-		os.Remove(hold)
+		if err := os.Remove(hold); err != nil {
+			t.Fatalf("remove %s: %v", hold, err)
+		}
 		waitFileContains(t, calls, "cleanup _acme-challenge.cancel.example.test.")
 		if op := e.operation(t, n, "cancelme"); op["status"] != "cancelled" {
 			t.Fatalf("after cancel: %v", op)
@@ -434,17 +455,22 @@ func TestACMEFailures(t *testing.T) {
 // waits for DNS ends the order, and its challenge record is still
 // removed (the order's records are kept apart from the operation).
 func TestACMEDeletedMidOrder(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 1)
 	n := e.c.Nodes[0]
 	program, calls, hold := e.peb.ExecSolver(t)
 	e.issuer(t, "pebble", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
-	os.WriteFile(hold, nil, 0o644)
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatalf("write %s: %v", hold, err)
+	}
 	p := e.policy(t, "gone.example.test", "pebble")
 	e.cli(t, n, "cert", "create", "gone", "--policy", p)
 	e.waitDetails(t, n, "gone", "waiting for DNS")
 	waitFileContains(t, calls, "present _acme-challenge.gone.example.test.")
 	e.cli(t, n, "cert", "delete", "gone")
-	os.Remove(hold)
+	if err := os.Remove(hold); err != nil {
+		t.Fatalf("remove %s: %v", hold, err)
+	}
 	waitFileContains(t, calls, "cleanup _acme-challenge.gone.example.test.")
 	if st, _ := dpDo(t, e.c.Client(n), http.MethodGet, "/certificates/gone/pending", nil); st != http.StatusNotFound {
 		t.Fatalf("the deleted certificate's operation answers %d", st)
@@ -455,6 +481,7 @@ func TestACMEDeletedMidOrder(t *testing.T) {
 // waits for DNS; the new leader resumes the same order (no second one is
 // placed), the operation completes with exactly one certificate version.
 func TestACMELeaderKilledMidOrder(t *testing.T) {
+	t.Parallel()
 	e := newACMEEnv(t, 3)
 	program, calls, hold := e.peb.ExecSolver(t)
 	e.issuer(t, "pebble", "--account-id", e.kid, "--api-key-file", e.macFile, "--dns-solver", "exec", "--dns-exec", program)
@@ -466,7 +493,9 @@ func TestACMELeaderKilledMidOrder(t *testing.T) {
 			break
 		}
 	}
-	os.WriteFile(hold, nil, 0o644)
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatalf("write %s: %v", hold, err)
+	}
 	p := e.policy(t, "ha.example.test", "pebble")
 	e.cli(t, follower, "cert", "create", "ha", "--policy", p)
 	op := e.waitDetails(t, follower, "ha", "waiting for DNS")
@@ -477,7 +506,9 @@ func TestACMELeaderKilledMidOrder(t *testing.T) {
 	if newLeader == leader {
 		t.Fatal("the killed node is still the leader")
 	}
-	os.Remove(hold)
+	if err := os.Remove(hold); err != nil {
+		t.Fatalf("remove %s: %v", hold, err)
+	}
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		op = e.operation(t, newLeader, "ha")
@@ -506,6 +537,7 @@ func TestACMELeaderKilledMidOrder(t *testing.T) {
 // against: the record is published, the certificate issued, the record
 // removed, and the TSIG secret never shown.
 func TestACMERFC2136(t *testing.T) {
+	t.Parallel()
 	ns := bindtest.Start(t)
 	e := newACMEEnvDNS(t, 1, ns.Addr)
 	n := e.c.Nodes[0]
@@ -552,6 +584,7 @@ func TestACMERFC2136(t *testing.T) {
 // what to fix, and nothing is stored; a policy naming a missing issuer is
 // refused at create.
 func TestACMEIssuerBadInput(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	good := func() map[string]any {
@@ -606,7 +639,11 @@ func TestACMEIssuerBadInput(t *testing.T) {
 		if a["directory_url"] != dir {
 			t.Fatalf("%s issuer: directory %v, want %s", provider, a["directory_url"], dir)
 		}
-		if data, _ := json.Marshal(resp); strings.Contains(string(data), "c2VjcmV0c2VjcmV0") || strings.Contains(string(data), "account_key") {
+		data, err := json.Marshal(resp)
+		if err != nil {
+			t.Fatalf("%s issuer: marshal the answer: %v", provider, err)
+		}
+		if strings.Contains(string(data), "c2VjcmV0c2VjcmV0") || strings.Contains(string(data), "account_key") {
 			t.Fatalf("%s issuer shows a secret: %s", provider, data)
 		}
 	}

@@ -50,6 +50,7 @@ func checkPebbleVersion(t *testing.T, doc string) {
 // at a vault and a Pebble this test starts. A block that fails fails the
 // test, so the tutorial cannot rot.
 func TestACMETutorial(t *testing.T) {
+	t.Parallel()
 	peb := pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{tutorialKID: tutorialHMAC}})
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	root, err := filepath.Abs("..")

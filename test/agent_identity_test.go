@@ -49,6 +49,7 @@ func mtlsStatus(t *testing.T, cert *tls.Certificate, ca *enroll.Identity, url st
 // (the superseded certificate stops working), and revocation honoured by
 // every node.
 func TestAgentIdentity(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	ctx := context.Background()
 	tok, fp, _ := agentJoinToken(t, c, "--group", "web", "--uses", "1", "--cert-ttl", "1h")
@@ -112,7 +113,7 @@ func TestAgentIdentity(t *testing.T) {
 	if err := id.Renew(ctx, c.Nodes[0].URL(), state); err != nil {
 		t.Fatalf("second renewal: %v", err)
 	}
-	waitFor(t, 5*time.Second, "superseded certificate refused", func() bool {
+	waitFor(t, 30*time.Second, "superseded certificate refused", func() bool {
 		return mtlsStatus(t, first, id, c.Nodes[1].URL()+"/secrets/www?api-version=7.6") == http.StatusUnauthorized
 	})
 	loaded, err := enroll.Load(state)
@@ -124,7 +125,7 @@ func TestAgentIdentity(t *testing.T) {
 	mustCLI(t, c, "agent", "revoke", id.AgentID)
 	for _, n := range c.Nodes {
 		n := n
-		waitFor(t, 2*time.Second, "revoked agent refused on "+n.ID, func() bool {
+		waitFor(t, 30*time.Second, "revoked agent refused on "+n.ID, func() bool {
 			return mtlsStatus(t, id.Certificate(), id, n.URL()+"/secrets/www?api-version=7.6") == http.StatusUnauthorized
 		})
 	}

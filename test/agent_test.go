@@ -84,7 +84,10 @@ func joinAgent(t *testing.T, bin, vaultURL, tok, fp, state string, extra ...stri
 	var id struct {
 		AgentID string `json:"agent_id"`
 	}
-	data, _ := os.ReadFile(filepath.Join(state, "identity.json"))
+	data, err := os.ReadFile(filepath.Join(state, "identity.json"))
+	if err != nil {
+		t.Fatalf("read file: %v", err)
+	}
 	if err := json.Unmarshal(data, &id); err != nil || id.AgentID == "" {
 		t.Fatalf("identity.json after join: %q %v", data, err)
 	}
@@ -95,13 +98,28 @@ func joinAgent(t *testing.T, bin, vaultURL, tok, fp, state string, extra ...stri
 // start before the agent installs the real one.
 func placeholder(t *testing.T, certFile, keyFile string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "placeholder"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"www.example.com"}}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	os.MkdirAll(filepath.Dir(certFile), 0o755)
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("create certificate: %v", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatalf("marshal key: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(certFile), 0o755); err != nil {
+		t.Fatalf("make directory: %v", err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatalf("write %s: %v", certFile, err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatalf("write %s: %v", keyFile, err)
+	}
 }
 
 // currentSerial returns the serial (upper-case hex) of certificate
@@ -137,6 +155,7 @@ func servedSerial(ng *nginxtest.Server) string {
 // deleted key), the vault back (the agent catches up), PKCS#12 output,
 // modes and owners, and a secret binding.
 func TestAgentNginx(t *testing.T) {
+	t.Parallel()
 	nginxtest.Binary(t)
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
@@ -164,12 +183,17 @@ func TestAgentNginx(t *testing.T) {
 	placeholder(t, filepath.Join(tlsDir, "fullchain.pem"), filepath.Join(tlsDir, "key.pem"))
 	ng := nginxtest.Start(t, testcluster.FreeAddr(t), "www.example.com", filepath.Join(tlsDir, "fullchain.pem"), filepath.Join(tlsDir, "key.pem"))
 	secretFile := filepath.Join(dir, "app", "db-password")
-	os.MkdirAll(filepath.Dir(secretFile), 0o755)
+	if err := os.MkdirAll(filepath.Dir(secretFile), 0o755); err != nil {
+		t.Fatalf("make directory: %v", err)
+	}
 	group := "www-data"
 	if _, err := user.LookupGroup(group); err != nil {
 		group = ""
 	}
-	reload, _ := json.Marshal(ng.ReloadArgv())
+	reload, err := json.Marshal(ng.ReloadArgv())
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
 	cfg := filepath.Join(dir, "agent.yaml")
 	writeCfg := func() {
 		data := fmt.Sprintf(`vault: %s
@@ -210,8 +234,14 @@ secrets:
 		t.Fatalf("key.pem should be a link into the current version: %q %v", link, err)
 	}
 	if group != "" {
-		g, _ := user.LookupGroup(group)
-		gid, _ := strconv.Atoi(g.Gid)
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			t.Fatalf("LookupGroup: %v", err)
+		}
+		gid, err := strconv.Atoi(g.Gid)
+		if err != nil {
+			t.Fatalf("parse integer: %v", err)
+		}
 		if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != gid || int(st.Uid) != os.Getuid() {
 			t.Fatalf("key.pem owner %d:%d, want %d:%d", st.Uid, st.Gid, os.Getuid(), gid)
 		}
@@ -219,10 +249,16 @@ secrets:
 	if out, err := exec.Command("openssl", "pkcs12", "-in", filepath.Join(tlsDir, "www.pfx"), "-passin", "pass:", "-nokeys").CombinedOutput(); err != nil || !strings.Contains(string(out), "BEGIN CERTIFICATE") {
 		t.Fatalf("openssl pkcs12: %v\n%s", err, out)
 	}
-	waitFor(t, 10*time.Second, "secret file", func() bool {
+	waitUntil(t, 30*time.Second, "the secret file with the value, mode 0400", func() (bool, string) {
 		data, err := os.ReadFile(secretFile)
-		fi, _ := os.Stat(secretFile)
-		return err == nil && string(data) == dbValue && fi.Mode().Perm() == 0o400
+		if err != nil {
+			return false, err.Error()
+		}
+		fi, err := os.Stat(secretFile)
+		if err != nil {
+			return false, err.Error()
+		}
+		return string(data) == dbValue && fi.Mode().Perm() == 0o400, fmt.Sprintf("%d bytes, mode %v", len(data), fi.Mode().Perm())
 	})
 
 	// Rotation: the new serial is served within seconds.
@@ -232,11 +268,13 @@ secrets:
 	t.Logf("rotation: new version served by nginx %v after its commit (CLI round trips included)", time.Since(start).Round(time.Millisecond))
 	agentID := strings.TrimSpace(mustCLI(t, c, "agent", "list", "-o", "json"))
 	var agents struct{ Value []struct{ ID string } }
-	json.Unmarshal([]byte(agentID), &agents)
+	if err := json.Unmarshal([]byte(agentID), &agents); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, agentID)
+	}
 	if len(agents.Value) != 1 {
 		t.Fatalf("agent list: %s", agentID)
 	}
-	waitFor(t, 10*time.Second, "agent status shows the install", func() bool {
+	waitFor(t, 30*time.Second, "agent status shows the install", func() bool {
 		out, _, _ := c.CLI("agent", "status", agents.Value[0].ID)
 		return strings.Contains(out, "certificates/www") && strings.Contains(out, "installed")
 	})
@@ -260,7 +298,11 @@ secrets:
 	if got := servedSerial(ng); got != v2 {
 		t.Fatalf("after the rollback nginx serves %s, want the old %s", got, v2)
 	}
-	if link, _ := os.Readlink(filepath.Join(tlsDir, ".certvault", "www", "current")); strings.Contains(link, strings.ToLower(v3)) {
+	link, err := os.Readlink(filepath.Join(tlsDir, ".certvault", "www", "current"))
+	if err != nil {
+		t.Fatalf("read the current link after the rollback: %v", err)
+	}
+	if strings.Contains(link, strings.ToLower(v3)) {
 		t.Fatalf("current still points at the failed version: %s", link)
 	}
 	out, err := exec.Command(agentBin, "status", "--config", cfg).CombinedOutput()
@@ -273,29 +315,43 @@ secrets:
 	// secret binding appears; a broken one is refused and the running
 	// configuration kept.
 	second := filepath.Join(dir, "app2", "db-password")
-	os.MkdirAll(filepath.Dir(second), 0o755)
-	data, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(data, []byte(fmt.Sprintf("  - name: db-password\n    file: %s\n", second))...), 0o644)
-	waitFor(t, 20*time.Second, "the new binding from the changed configuration", func() bool {
+	if err := os.MkdirAll(filepath.Dir(second), 0o755); err != nil {
+		t.Fatalf("make directory: %v", err)
+	}
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatalf("read file: %v", err)
+	}
+	if err := os.WriteFile(cfg, append(data, []byte(fmt.Sprintf("  - name: db-password\n    file: %s\n", second))...), 0o644); err != nil {
+		t.Fatalf("write %s: %v", cfg, err)
+	}
+	waitFor(t, 30*time.Second, "the new binding from the changed configuration", func() bool {
 		got, err := os.ReadFile(second)
 		return err == nil && string(got) == dbValue
 	})
 	// A reload is also the operator's "try again": with nginx fixed, the
 	// version that failed goes in.
-	waitFor(t, 20*time.Second, "the failed version retried after the reload", func() bool { return servedSerial(ng) == v3 })
-	good, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(good, []byte("  - name: bad_name\n")...), 0o644)
-	waitFor(t, 20*time.Second, "the broken configuration refused", func() bool {
+	waitFor(t, 30*time.Second, "the failed version retried after the reload", func() bool { return servedSerial(ng) == v3 })
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatalf("read file: %v", err)
+	}
+	if err := os.WriteFile(cfg, append(good, []byte("  - name: bad_name\n")...), 0o644); err != nil {
+		t.Fatalf("write %s: %v", cfg, err)
+	}
+	waitFor(t, 30*time.Second, "the broken configuration refused", func() bool {
 		return strings.Contains(ag.log.String(), "does not load; keeping the running one")
 	})
-	os.WriteFile(cfg, good, 0o644)
+	if err := os.WriteFile(cfg, good, 0o644); err != nil {
+		t.Fatalf("write %s: %v", cfg, err)
+	}
 
 	// The vault stops: the agent keeps serving and puts back a deleted key.
 	c.Nodes[0].Stop()
 	if err := os.Remove(key); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "key.pem put back while the vault is down", func() bool {
+	waitFor(t, 30*time.Second, "key.pem put back while the vault is down", func() bool {
 		_, err := os.Stat(key)
 		return err == nil
 	})
@@ -314,6 +370,7 @@ secrets:
 // wholly one version (the key matches the certificate, the full chain
 // starts with it, the PKCS#12 holds it), and the next agent finishes the job.
 func TestAgentKilledMidInstall(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
 	dir := t.TempDir()
@@ -334,14 +391,16 @@ func TestAgentKilledMidInstall(t *testing.T) {
 	joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state)
 	tlsDir := filepath.Join(dir, "tls")
 	cfg := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
 ca_file: %s
 state_dir: %s
 certificates:
   - name: www
     dir: %s
     files: {cert: cert.pem, chain: chain.pem, fullchain: fullchain.pem, key: key.pem, combined: combined.pem, pfx: www.pfx}
-`, c.Nodes[0].URL(), c.CACert, state, tlsDir)), 0o644)
+`, c.Nodes[0].URL(), c.CACert, state, tlsDir)), 0o644); err != nil {
+		t.Fatalf("write %s: %v", cfg, err)
+	}
 
 	// consistent checks that every file is of one version and returns its serial.
 	consistent := func() (string, bool) {
@@ -360,7 +419,10 @@ certificates:
 					return out
 				}
 				if b.Type == "CERTIFICATE" {
-					cert, _ := x509.ParseCertificate(b.Bytes)
+					cert, err := x509.ParseCertificate(b.Bytes)
+					if err != nil {
+						t.Fatalf("parse certificate: %v", err)
+					}
 					out = append(out, cert)
 				}
 			}
@@ -371,8 +433,14 @@ certificates:
 		if err != nil {
 			t.Fatalf("key.pem: %v", err)
 		}
-		pub, _ := x509.MarshalPKIXPublicKey(key.(*ecdsa.PrivateKey).Public())
-		leafPub, _ := x509.MarshalPKIXPublicKey(leaf.PublicKey)
+		pub, err := x509.MarshalPKIXPublicKey(key.(*ecdsa.PrivateKey).Public())
+		if err != nil {
+			t.Fatalf("MarshalPKIXPublicKey: %v", err)
+		}
+		leafPub, err := x509.MarshalPKIXPublicKey(leaf.PublicKey)
+		if err != nil {
+			t.Fatalf("MarshalPKIXPublicKey: %v", err)
+		}
 		full := certs(read("fullchain.pem"))
 		comb := certs(read("combined.pem"))
 		ok := string(pub) == string(leafPub) && len(full) > 0 && full[0].Equal(leaf) && len(comb) > 0 && comb[0].Equal(leaf) &&
@@ -410,6 +478,7 @@ certificates:
 // certificate served fails the health check; the agent switches the files
 // back, reports the rollback, and does not try that version again.
 func TestAgentHealthCheckRollback(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
 	dir := t.TempDir()
@@ -426,7 +495,9 @@ func TestAgentHealthCheckRollback(t *testing.T) {
 		var cert struct {
 			Cer []byte `json:"cer"`
 		}
-		json.Unmarshal([]byte(out), &cert)
+		if err := json.Unmarshal([]byte(out), &cert); err != nil {
+			t.Fatalf("decode JSON: %v\n%s", err, out)
+		}
 		leaf, err := x509.ParseCertificate(cert.Cer)
 		if err != nil {
 			t.Fatal(err)
@@ -436,7 +507,10 @@ func TestAgentHealthCheckRollback(t *testing.T) {
 	// A TLS server that serves whatever certificate the test says: the
 	// "service" the agent's check looks at.
 	var served atomic.Pointer[tls.Certificate]
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return served.Load(), nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +536,7 @@ func TestAgentHealthCheckRollback(t *testing.T) {
 	joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state)
 	tlsDir := filepath.Join(dir, "tls")
 	cfg := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
 ca_file: %s
 state_dir: %s
 certificates:
@@ -472,7 +546,9 @@ certificates:
     reload: ["true"]
     check: {tls: "%s", server_name: www.example.com}
     timeout: 2s
-`, c.Nodes[0].URL(), c.CACert, state, tlsDir, ln.Addr())), 0o644)
+`, c.Nodes[0].URL(), c.CACert, state, tlsDir, ln.Addr())), 0o644); err != nil {
+		t.Fatalf("write %s: %v", cfg, err)
+	}
 	ag := startAgent(t, agentBin, cfg)
 	certSerial := func() string {
 		data, err := os.ReadFile(filepath.Join(tlsDir, "cert.pem"))
@@ -480,7 +556,10 @@ certificates:
 			return ""
 		}
 		b, _ := pem.Decode(data)
-		leaf, _ := x509.ParseCertificate(b.Bytes)
+		leaf, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatalf("parse certificate: %v", err)
+		}
 		return leaf.SerialNumber.String()
 	}
 	waitFor(t, 30*time.Second, "version 1 installed", func() bool { return certSerial() == v1.SerialNumber.String() })
@@ -507,11 +586,15 @@ certificates:
 	// The trail has the agent's fetches and reports, and only the polls
 	// that brought something new, not its heartbeats.
 	var agents struct{ Value []struct{ ID string } }
-	json.Unmarshal([]byte(mustCLI(t, c, "agent", "list", "-o", "json")), &agents)
+	if err := json.Unmarshal([]byte(mustCLI(t, c, "agent", "list", "-o", "json")), &agents); err != nil {
+		t.Fatalf("decode JSON: %v", err)
+	}
 	ops := map[string]int{}
-	waitFor(t, 10*time.Second, "the third report in the trail", func() bool {
+	waitFor(t, 30*time.Second, "the third report in the trail", func() bool {
 		var recs struct{ Value []struct{ Operation string } }
-		json.Unmarshal([]byte(mustCLI(t, c, "audit", "list", "--principal", "agent:"+agents.Value[0].ID, "-o", "json")), &recs)
+		if err := json.Unmarshal([]byte(mustCLI(t, c, "audit", "list", "--principal", "agent:"+agents.Value[0].ID, "-o", "json")), &recs); err != nil {
+			t.Fatalf("decode JSON: %v", err)
+		}
 		clear(ops)
 		for _, r := range recs.Value {
 			ops[r.Operation]++

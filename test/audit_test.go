@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 // 'audit verify' passes on a live cluster and names the first record after
 // one is edited.
 func TestAuditTrail(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	n1, n2 := c.Nodes[0], c.Nodes[1]
 	value := "audit-test-secret-value-0123456789"
@@ -43,7 +45,10 @@ func TestAuditTrail(t *testing.T) {
 	}
 	// The record of a secret read is in the trail when the answer arrives.
 	reqID := resp.Header.Get("x-ms-request-id")
-	trail2, _ := os.ReadFile(filepath.Join(n2.Dir, "audit", "audit.jsonl"))
+	trail2, err := os.ReadFile(filepath.Join(n2.Dir, "audit", "audit.jsonl"))
+	if err != nil {
+		t.Fatalf("read file: %v", err)
+	}
 	if reqID == "" || !bytes.Contains(trail2, []byte(`"request_id":"`+reqID+`"`)) {
 		t.Fatalf("the secret read %q is not in node2's trail when it is answered", reqID)
 	}
@@ -55,7 +60,9 @@ func TestAuditTrail(t *testing.T) {
 	var recs struct {
 		Value []struct{ Node, Principal, Outcome, Action, Operation, Object string }
 	}
-	json.Unmarshal([]byte(out), &recs)
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, out)
+	}
 	var denied, readOn2 bool
 	for _, r := range recs.Value {
 		denied = denied || (r.Node == "node1" && r.Principal == "nosy" && r.Outcome == "denied" && r.Action == "secrets/getSecret")
@@ -72,16 +79,18 @@ func TestAuditTrail(t *testing.T) {
 	}
 
 	// Wait until node1 anchored its head in raft, then verify.
-	waitFor(t, 20*time.Second, "node1 anchored its trail", func() bool {
-		out, _, _ := cliAs(t, c, n1, auditor, "audit", "verify", "-o", "json")
+	waitUntil(t, 30*time.Second, "node1 anchored its trail", func() (bool, string) {
+		out, errOut, code := cliAs(t, c, n1, auditor, "audit", "verify", "-o", "json")
 		var v struct {
 			Nodes []struct {
 				Node    string
 				Anchors int
 			}
 		}
-		json.Unmarshal([]byte(out), &v)
-		return len(v.Nodes) == 3 && v.Nodes[0].Node == "node1" && v.Nodes[0].Anchors > 0
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			return false, fmt.Sprintf("audit verify: exit %d, %v: %s%s", code, err, out, errOut)
+		}
+		return len(v.Nodes) == 3 && v.Nodes[0].Node == "node1" && v.Nodes[0].Anchors > 0, out
 	})
 	out, _, code = cliAs(t, c, n1, auditor, "audit", "verify")
 	for _, n := range c.Nodes {
@@ -102,13 +111,19 @@ func TestAuditTrail(t *testing.T) {
 	}
 	start := bytes.LastIndexByte(data[:i], '\n') + 1
 	var rec struct{ Seq uint64 }
-	json.Unmarshal(data[start:start+bytes.IndexByte(data[start:], '\n')], &rec)
+	if err := json.Unmarshal(data[start:start+bytes.IndexByte(data[start:], '\n')], &rec); err != nil {
+		t.Fatalf("decode JSON: %v", err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte(`"principal":"mary"`), int64(i))
-	f.Close()
+	if _, err := f.WriteAt([]byte(`"principal":"mary"`), int64(i)); err != nil {
+		t.Fatalf("edit node1's trail: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close node1's trail after the edit: %v", err)
+	}
 	out, _, code = cliAs(t, c, n1, auditor, "audit", "verify")
 	want := "node1: TAMPERED: first bad record " + strconv.FormatUint(rec.Seq, 10)
 	if code != 1 || !strings.Contains(out, want) {
@@ -122,6 +137,7 @@ func TestAuditTrail(t *testing.T) {
 // TestEvidenceReport: the report's three sections from a live vault, in
 // JSON, CSV and one self-contained HTML file.
 func TestEvidenceReport(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	officer, _ := createToken(t, c, "--name", "app-team", "--role", "Certificates Officer", "--scope", "/certificates")
@@ -211,13 +227,16 @@ func TestEvidenceReport(t *testing.T) {
 // found at start-up and recorded in raft as an incident, which 'audit
 // verify' keeps reporting after the anchors that showed it are gone.
 func TestAuditCutWhileDown(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
-	waitFor(t, 20*time.Second, "an anchor", func() bool {
-		out, _, _ := c.CLI("audit", "verify", "-o", "json")
+	waitUntil(t, 30*time.Second, "an anchor", func() (bool, string) {
+		out, errOut, code := c.CLI("audit", "verify", "-o", "json")
 		var v struct{ Nodes []struct{ Anchors int } }
-		json.Unmarshal([]byte(out), &v)
-		return len(v.Nodes) == 1 && v.Nodes[0].Anchors > 0
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			return false, fmt.Sprintf("audit verify: exit %d, %v: %s%s", code, err, out, errOut)
+		}
+		return len(v.Nodes) == 1 && v.Nodes[0].Anchors > 0, out
 	})
 	n.Stop()
 	path := filepath.Join(n.Dir, "audit", "audit.jsonl")
@@ -232,7 +251,7 @@ func TestAuditCutWhileDown(t *testing.T) {
 	n.Restart()
 	c.WaitReady(n)
 	var out string
-	waitFor(t, 20*time.Second, "the start-up incident", func() bool {
+	waitFor(t, 30*time.Second, "the start-up incident", func() bool {
 		out, _, _ = c.CLI("audit", "verify")
 		return strings.Contains(out, "INCIDENT at start-up")
 	})

@@ -31,6 +31,7 @@ import (
 // processes run in parallel: they wait on elections more than they
 // compute.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	t.Run("Flags", testBadInputFlags)
 	t.Run("DataDirNotWritable", testBadInputDataDir)
 	t.Run("PortInUse", testBadInputPortInUse)
@@ -259,11 +260,14 @@ func testBadInputJoin(t *testing.T) {
 		}
 		proof := make([]byte, 32)
 		rand.Read(proof)
-		body, _ := json.Marshal(map[string]any{
+		body, err := json.Marshal(map[string]any{
 			"token": token, "node_id": "forger", "api_addr": "https://127.0.0.1:1", "raft_addr": "127.0.0.1:1",
 			"csr":   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
 			"proof": proof,
 		})
+		if err != nil {
+			t.Fatalf("marshal the join request: %v", err)
+		}
 		resp := biDo(t, c.HTTPClient(), http.MethodPost, first.URL()+"/v1/sys/cluster/join", "", body)
 		code, msg := biAPIError(t, resp, http.StatusForbidden)
 		if code != "Forbidden" || !strings.Contains(msg, "seal key") {
@@ -352,7 +356,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, stderr, code := c.CLIAt(tc.via, "cluster", "snapshot", "restore", path)
+			_, stderr, code := c.CLIAt(tc.via, "cluster", "snapshot", "restore", path, "--yes")
 			if code != 1 {
 				t.Fatalf("restore: got exit %d, want 1; stderr:\n%s", code, stderr)
 			}
@@ -386,7 +390,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 		}
 	}
 	t.Run("good", func(t *testing.T) {
-		if _, stderr, code := c.CLIAt(leader, "cluster", "snapshot", "restore", good); code != 0 {
+		if _, stderr, code := c.CLIAt(leader, "cluster", "snapshot", "restore", good, "--yes"); code != 0 {
 			t.Fatalf("restore: exit %d: %s", code, stderr)
 		}
 		restored(t)
@@ -394,7 +398,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 	t.Run("good through a follower", func(t *testing.T) {
 		biPutSecret(t, c, leader, "kept", "after-the-first-restore")
 		biPutSecret(t, c, leader, "added", "after-the-first-restore")
-		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", good); code != 0 {
+		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", good, "--yes"); code != 0 {
 			t.Fatalf("restore through %s: exit %d: %s", follower.ID, code, stderr)
 		}
 		restored(t)
@@ -413,7 +417,7 @@ func testBadInputSnapshotRestore(t *testing.T) {
 		}
 		biPutSecret(t, c, leader, "big-1", "small")
 		// Through the follower, so that both nodes' limits apply.
-		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", path); code != 0 {
+		if _, stderr, code := c.CLIAt(follower, "cluster", "snapshot", "restore", path, "--yes"); code != 0 {
 			t.Fatalf("restore through %s: exit %d: %s", follower.ID, code, stderr)
 		}
 		for _, n := range c.Nodes {
@@ -429,7 +433,10 @@ func testBadInputAPI(t *testing.T) {
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	hc := c.HTTPClient()
-	big, _ := json.Marshal(map[string]string{"value": strings.Repeat("x", 1<<20)})
+	big, err := json.Marshal(map[string]string{"value": strings.Repeat("x", 1<<20)})
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
 
 	for _, tc := range []struct {
 		name         string
@@ -538,7 +545,10 @@ func biFiles(t *testing.T, dir string) []string {
 			return err
 		}
 		if p != dir {
-			rel, _ := filepath.Rel(dir, p)
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				t.Fatalf("relative path: %v", err)
+			}
 			out = append(out, rel)
 		}
 		return nil
@@ -621,7 +631,9 @@ func biAPIError(t *testing.T, resp *http.Response, status int) (code, msg string
 	t.Helper()
 	defer resp.Body.Close()
 	var body bytes.Buffer
-	body.ReadFrom(resp.Body)
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		t.Fatalf("read the %d answer's body: %v", resp.StatusCode, err)
+	}
 	if resp.StatusCode != status {
 		t.Fatalf("got status %d, want %d; body: %s", resp.StatusCode, status, body.String())
 	}

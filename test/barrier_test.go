@@ -150,7 +150,10 @@ func TestBarrierNoPlaintextOnDisk(t *testing.T) {
 		controlSeen = controlSeen || bytes.Contains(data, control)
 		for _, nd := range needles {
 			if i := bytes.Index(data, nd.b); i >= 0 {
-				rel, _ := filepath.Rel(c.Base, path)
+				rel, err := filepath.Rel(c.Base, path)
+				if err != nil {
+					t.Fatalf("relative path: %v", err)
+				}
 				t.Errorf("%s holds a secret value as %s at offset %d", rel, nd.what, i)
 			}
 		}
@@ -189,7 +192,10 @@ func TestBarrierNoPlaintextOnDisk(t *testing.T) {
 			continue
 		}
 		if got := fi.Mode().Perm(); got != 0o600 {
-			rel, _ := filepath.Rel(c.Base, p)
+			rel, err := filepath.Rel(c.Base, p)
+			if err != nil {
+				t.Fatalf("relative path: %v", err)
+			}
 			t.Errorf("%s: got mode %#o, want 0600", rel, got)
 		}
 	}

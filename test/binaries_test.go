@@ -55,6 +55,7 @@ func checkVersion(t *testing.T, bin, wantVersion, wantCommit string) {
 // TestVersionFlag: the three binaries as the tests build them (no
 // Makefile stamp) answer --version with "dev", a commit and the Go version.
 func TestVersionFlag(t *testing.T) {
+	t.Parallel()
 	daemon, cli := testcluster.Binaries(t)
 	for _, bin := range []string{daemon, cli, testcluster.AgentBinary(t)} {
 		checkVersion(t, bin, "dev", "")
@@ -66,6 +67,7 @@ func TestVersionFlag(t *testing.T) {
 // there, stamped with the Makefile's version and commit, and that the
 // agent is static.
 func TestMakeBuildInstall(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}
@@ -112,6 +114,7 @@ func TestMakeBuildInstall(t *testing.T) {
 // to the other exports, and raft logs no warning (a lone voter's
 // heartbeat timeout is how it elects itself, not a problem).
 func TestSingleNodeStartBanner(t *testing.T) {
+	t.Parallel()
 	daemon, _ := testcluster.Binaries(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "certvault-data")

@@ -14,6 +14,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -41,7 +43,10 @@ func dpDo(t *testing.T, cl *client.Client, method, path string, body any) (int, 
 		rd = bytes.NewReader(b)
 		h.Set("Content-Type", "application/json")
 	default:
-		data, _ := json.Marshal(b)
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
 		rd = bytes.NewReader(data)
 		h.Set("Content-Type", "application/json")
 	}
@@ -51,7 +56,10 @@ func dpDo(t *testing.T, cl *client.Client, method, path string, body any) (int, 
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
+	// An empty body (204, 202) decodes as io.EOF and leaves out nil.
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("%s %s: decode the %d answer: %v", method, path, resp.StatusCode, err)
+	}
 	return resp.StatusCode, out
 }
 
@@ -67,6 +75,7 @@ func errorOf(m map[string]any) (code, msg string) {
 // downloaded as PKCS#12 opens with openssl and its key matches the
 // certificate.
 func TestSeedWalkthroughCLI(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
@@ -89,8 +98,12 @@ func TestSeedWalkthroughCLI(t *testing.T) {
 	}
 	pfx := filepath.Join(dir, "trial.pfx")
 	run("secret", "get", "CertTrial", "--out", pfx)
-	if fi, _ := os.Stat(pfx); fi == nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("downloaded PKCS#12 mode: got %v, want 0600", fi)
+	fi, err := os.Stat(pfx)
+	if err != nil {
+		t.Fatalf("stat the downloaded PKCS#12: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("downloaded PKCS#12 mode: got %v, want 0600", fi.Mode().Perm())
 	}
 	pubOf := func(args ...string) string {
 		t.Helper()
@@ -116,6 +129,7 @@ func TestSeedWalkthroughCLI(t *testing.T) {
 // Vault's error shape, a message that says what to fix, and that nothing
 // was stored.
 func TestDataPlaneBadInput(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	policy := func(kp map[string]any, extra map[string]any) map[string]any {
@@ -186,9 +200,15 @@ func TestDataPlaneBadInput(t *testing.T) {
 		if st != http.StatusAccepted {
 			t.Fatalf("create Unknown: got %d", st)
 		}
-		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatalf("generate key: %v", err)
+		}
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "bad.example.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, other.Public(), other)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, other.Public(), other)
+		if err != nil {
+			t.Fatalf("create certificate: %v", err)
+		}
 		status, body := dpDo(t, cl, "POST", "/certificates/m1/pending/merge", map[string]any{"x5c": [][]byte{der}})
 		if code, msg := errorOf(body); status != 400 || code != "BadParameter" || !strings.Contains(msg, "not the key of the pending request") {
 			t.Fatalf("merge: got %d %s %q", status, code, msg)
@@ -206,7 +226,10 @@ func TestDataPlaneBadInput(t *testing.T) {
 // nbf and naf, as PEM (with the key only if withKey).
 func selfSignedPEM(t *testing.T, nbf, naf time.Time, withKey bool) string {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "import.example.com"},
 		DNSNames: []string{"import.example.com"}, NotBefore: nbf, NotAfter: naf}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
@@ -215,7 +238,10 @@ func selfSignedPEM(t *testing.T, nbf, naf time.Time, withKey bool) string {
 	}
 	var b bytes.Buffer
 	if withKey {
-		kd, _ := x509.MarshalPKCS8PrivateKey(k)
+		kd, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatalf("marshal key: %v", err)
+		}
 		pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 	}
 	pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
@@ -225,10 +251,19 @@ func selfSignedPEM(t *testing.T, nbf, naf time.Time, withKey bool) string {
 // pkcs12Of makes a base64 PKCS#12 with a fresh key and certificate.
 func pkcs12Of(t *testing.T, password string) string {
 	t.Helper()
-	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "p12.example.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
-	cert, _ := x509.ParseCertificate(der)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatalf("create certificate: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
 	pfx, err := pkcs12.Modern.Encode(k, cert, nil, password)
 	if err != nil {
 		t.Fatal(err)
@@ -240,13 +275,17 @@ func pkcs12Of(t *testing.T, password string) string {
 // issues from it, checks the chain, revokes, and reads the serial back
 // from the unauthenticated CRL.
 func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	st, iss := dpDo(t, cl, "PUT", "/certificates/issuers/corp", map[string]any{"provider": "internal", "ca": map[string]any{"subject": "CN=Corp Test CA, O=Corp"}})
 	if st != 200 {
 		t.Fatalf("create internal issuer: %d %v", st, iss)
 	}
-	caDER, _ := base64.StdEncoding.DecodeString(iss["ca_cert"].(string))
+	caDER, err := base64.StdEncoding.DecodeString(iss["ca_cert"].(string))
+	if err != nil {
+		t.Fatalf("decode base64: %v", err)
+	}
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		t.Fatal(err)
@@ -258,8 +297,14 @@ func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
 		t.Fatalf("create from internal issuer: %d %v", st, op)
 	}
 	_, cert := dpDo(t, cl, "GET", "/certificates/api/", nil)
-	leafDER, _ := base64.StdEncoding.DecodeString(cert["cer"].(string))
-	leaf, _ := x509.ParseCertificate(leafDER)
+	leafDER, err := base64.StdEncoding.DecodeString(cert["cer"].(string))
+	if err != nil {
+		t.Fatalf("decode base64: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(leafDER)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "api.corp"}); err != nil {
@@ -276,12 +321,17 @@ func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
 	if out, errOut, code := c.CLI("cert", "download", "api", "--chain", "--out", full); code != 0 {
 		t.Fatalf("download --chain: %s %s", out, errOut)
 	}
-	if data, _ := os.ReadFile(full); strings.Count(string(data), "BEGIN CERTIFICATE") != 2 {
+	if data, err := os.ReadFile(full); err != nil {
+		t.Fatalf("read what download --chain wrote: %v", err)
+	} else if strings.Count(string(data), "BEGIN CERTIFICATE") != 2 {
 		t.Fatalf("download --chain wrote %d certificates, want 2", strings.Count(string(data), "BEGIN CERTIFICATE"))
 	}
 	// The managed secret carries the chain.
 	_, sec := dpDo(t, cl, "GET", "/secrets/api/", nil)
-	raw, _ := base64.StdEncoding.DecodeString(sec["value"].(string))
+	raw, err := base64.StdEncoding.DecodeString(sec["value"].(string))
+	if err != nil {
+		t.Fatalf("decode base64: %v", err)
+	}
 	_, _, chain, err := pkcs12.DecodeChain(raw, "")
 	if err != nil || len(chain) != 1 || !chain[0].Equal(ca) {
 		t.Fatalf("managed secret chain: got %d certs, err %v; want the CA", len(chain), err)
@@ -302,7 +352,9 @@ func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var crlDER bytes.Buffer
-	crlDER.ReadFrom(resp.Body)
+	if _, err := crlDER.ReadFrom(resp.Body); err != nil {
+		t.Fatalf("read the CRL (status %d): %v", resp.StatusCode, err)
+	}
 	crl, err := x509.ParseRevocationList(crlDER.Bytes())
 	if err != nil {
 		t.Fatalf("parse CRL (status %d): %v", resp.StatusCode, err)
@@ -325,6 +377,7 @@ func TestInternalCAIssuesRevokesAndPublishesCRL(t *testing.T) {
 // signature with Go's crypto against the returned JWK, and round-trips
 // RSA encryption and key wrapping.
 func TestKeysOperations(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	cl := c.Client(c.Nodes[0])
 	st, k := dpDo(t, cl, "POST", "/keys/signer/create", map[string]any{"kty": "EC", "crv": "P-256"})
@@ -332,7 +385,13 @@ func TestKeysOperations(t *testing.T) {
 		t.Fatalf("create EC key: %d %v", st, k)
 	}
 	jwk := k["key"].(map[string]any)
-	b64 := func(s any) []byte { b, _ := base64.RawURLEncoding.DecodeString(s.(string)); return b }
+	b64 := func(s any) []byte {
+		b, err := base64.RawURLEncoding.DecodeString(s.(string))
+		if err != nil {
+			t.Fatalf("decode the JWK's base64url %q: %v", s, err)
+		}
+		return b
+	}
 	pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(b64(jwk["x"])), Y: new(big.Int).SetBytes(b64(jwk["y"]))}
 	digest := sha256.Sum256([]byte("release 1.0"))
 	st, sig := dpDo(t, cl, "POST", "/keys/signer/sign", map[string]any{"alg": "ES256", "value": base64.RawURLEncoding.EncodeToString(digest[:])})

@@ -29,11 +29,23 @@ import (
 // same process takes writes and secret reads again, and 'audit verify'
 // passes with the gap in the trail recorded.
 func TestDiskFull(t *testing.T) {
-	t.Run("single node", func(t *testing.T) { testDiskFull(t, 1, "node1") })
-	// The leader's disk fills: the others take over the writes.
-	t.Run("leader of three", func(t *testing.T) { testDiskFull(t, 3, "node1") })
-	// A follower's disk fills: it falls behind, then catches up.
-	t.Run("follower of three", func(t *testing.T) { testDiskFull(t, 3, "node2") })
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		nodes    int
+		fullNode string
+	}{
+		{"single node", 1, "node1"},
+		// The leader's disk fills: the others take over the writes.
+		{"leader of three", 3, "node1"},
+		// A follower's disk fills: it falls behind, then catches up.
+		{"follower of three", 3, "node2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each has its own cluster and tmpfs
+			testDiskFull(t, tc.nodes, tc.fullNode)
+		})
+	}
 }
 
 // dfTimeout bounds every request of the test: a disk-full answer must
@@ -109,7 +121,7 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 	}
 	if nodes > 1 {
 		// A leader that cannot write hands leadership to a node that can.
-		waitFor(t, 20*time.Second, "leadership moves off the node whose disk is full", func() bool {
+		waitFor(t, 30*time.Second, "leadership moves off the node whose disk is full", func() bool {
 			leader, term = dfLeader(t, c, full)
 			return leader != "" && leader != full.ID
 		})
@@ -177,7 +189,7 @@ func testDiskFull(t *testing.T, nodes int, fullID string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("writes and secret reads answered again %v after the filler was removed", time.Since(freed).Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "/readyz of "+full.ID+" answers 200 once space is freed", func() bool {
+	waitFor(t, 30*time.Second, "/readyz of "+full.ID+" answers 200 once space is freed", func() bool {
 		code, _ := dfReady(t, c, full)
 		return code == http.StatusOK
 	})

@@ -8,8 +8,10 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"net/http"
 	"os"
@@ -51,7 +53,9 @@ func TestPKCS11Seal(t *testing.T) {
 
 	daemon, _ := testcluster.Binaries(t)
 	badPIN := filepath.Join(t.TempDir(), "pin")
-	os.WriteFile(badPIN, []byte("000000\n"), 0o600)
+	if err := os.WriteFile(badPIN, []byte("000000\n"), 0o600); err != nil {
+		t.Fatalf("write %s: %v", badPIN, err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -71,7 +75,11 @@ func TestPKCS11Seal(t *testing.T) {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), tc.want) {
 				t.Fatalf("certvaultd %s: %v, stderr %q; want exit 1 mentioning %q", strings.Join(tc.args, " "), err, stderr.String(), tc.want)
 			}
-			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			entries, err := os.ReadDir(dir)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("list the data directory after a refused start: %v", err)
+			}
+			if len(entries) > 0 {
 				t.Fatalf("a refused start left files: %v", entries)
 			}
 		})
@@ -165,7 +173,10 @@ func TestHSMCertificatesAndKeys(t *testing.T) {
 		}
 		var chain []*x509.Certificate
 		for _, v := range resp["x5c"].([]any) {
-			der, _ := base64.StdEncoding.DecodeString(v.(string))
+			der, err := base64.StdEncoding.DecodeString(v.(string))
+			if err != nil {
+				t.Fatalf("decode base64: %v", err)
+			}
 			cert, err := x509.ParseCertificate(der)
 			if err != nil {
 				t.Fatal(err)
@@ -226,7 +237,10 @@ func TestHSMCertificatesAndKeys(t *testing.T) {
 	run(c.Nodes[2], "cert", "create", "csr", "--policy", pu)
 	csrFile := filepath.Join(dir, "csr.pem")
 	run(c.Nodes[0], "cert", "operation", "csr", "--csr-out", csrFile)
-	csrPEM, _ := os.ReadFile(csrFile)
+	csrPEM, err := os.ReadFile(csrFile)
+	if err != nil {
+		t.Fatalf("read file: %v", err)
+	}
 	blk, _ := pem.Decode(csrPEM)
 	csr, err := x509.ParseCertificateRequest(blk.Bytes)
 	if err != nil || csr.CheckSignature() != nil {
@@ -235,8 +249,10 @@ func TestHSMCertificatesAndKeys(t *testing.T) {
 	ca := newSDKCA(t)
 	signed := ca.sign(t, csr.Subject, csr.DNSNames, csr.PublicKey)
 	chainFile := filepath.Join(dir, "csr-chain.pem")
-	os.WriteFile(chainFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signed.Raw}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...), 0o644)
+	if err := os.WriteFile(chainFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signed.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...), 0o644); err != nil {
+		t.Fatalf("write %s: %v", chainFile, err)
+	}
 	run(c.Nodes[1], "cert", "merge", "csr", "--file", chainFile)
 	merged, _ := leaf(c.Nodes[1], "csr")
 	hsmKeyOf(t, tok, merged.PublicKey)
@@ -255,23 +271,37 @@ func TestHSMCertificatesAndKeys(t *testing.T) {
 		if st != http.StatusOK {
 			t.Fatalf("sign with %s: %d %v", name, st, resp)
 		}
-		sig, _ := base64.RawURLEncoding.DecodeString(resp["value"].(string))
+		sig, err := base64.RawURLEncoding.DecodeString(resp["value"].(string))
+		if err != nil {
+			t.Fatalf("decode base64: %v", err)
+		}
 		if alg == "ES256" {
 			// JWS r||s to the DER form x509 and openssl verify.
 			var s struct{ R, S *big.Int }
 			s.R, s.S = new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
-			sig, _ = asn1.Marshal(s)
+			if sig, err = asn1.Marshal(s); err != nil {
+				t.Fatalf("%s: encode the signature as DER: %v", name, err)
+			}
 			if err := cert.CheckSignature(x509.ECDSAWithSHA256, data, sig); err != nil {
 				t.Fatalf("%s: crypto/x509: %v", name, err)
 			}
 		} else if err := cert.CheckSignature(x509.SHA256WithRSA, data, sig); err != nil {
 			t.Fatalf("%s: crypto/x509: %v", name, err)
 		}
-		pubDER, _ := x509.MarshalPKIXPublicKey(cert.PublicKey)
+		pubDER, err := x509.MarshalPKIXPublicKey(cert.PublicKey)
+		if err != nil {
+			t.Fatalf("MarshalPKIXPublicKey: %v", err)
+		}
 		pubFile, sigFile, dataFile := filepath.Join(dir, name+".pub"), filepath.Join(dir, name+".sig"), filepath.Join(dir, name+".data")
-		os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644)
-		os.WriteFile(sigFile, sig, 0o644)
-		os.WriteFile(dataFile, data, 0o644)
+		if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+			t.Fatalf("write %s: %v", pubFile, err)
+		}
+		if err := os.WriteFile(sigFile, sig, 0o644); err != nil {
+			t.Fatalf("write %s: %v", sigFile, err)
+		}
+		if err := os.WriteFile(dataFile, data, 0o644); err != nil {
+			t.Fatalf("write %s: %v", dataFile, err)
+		}
 		if out, err := exec.Command("openssl", "dgst", "-sha256", "-verify", pubFile, "-signature", sigFile, dataFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "Verified OK") {
 			t.Fatalf("%s: openssl: %v %s", name, err, out)
 		}
@@ -320,9 +350,12 @@ func waitReadyz(t *testing.T, c *testcluster.Cluster, n *testcluster.Node, statu
 	for time.Now().Before(deadline) {
 		resp, err := hc.Get(n.URL() + "/readyz")
 		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
+			b, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			if err != nil {
+				last = fmt.Sprintf("%d, body unread: %v", resp.StatusCode, err)
+			}
 			if resp.StatusCode == status && strings.Contains(string(b), want) {
 				return
 			}

@@ -55,6 +55,7 @@ func writeHead(t *testing.T, conn net.Conn, method, path, token string, length i
 // connection closed, on an authenticated write and on the unauthenticated
 // endpoints (agent enrollment, node join) alike.
 func TestSlowBodyCut(t *testing.T) {
+	t.Parallel()
 	const timeout = 2 * time.Second
 	const limit = 3*timeout + 10*time.Second
 	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{"--body-read-timeout", timeout.String()}})
@@ -86,7 +87,9 @@ func TestSlowBodyCut(t *testing.T) {
 					}
 				}
 			}()
-			conn.SetReadDeadline(start.Add(limit))
+			if err := conn.SetReadDeadline(start.Add(limit)); err != nil {
+				t.Fatalf("set read deadline: %v", err)
+			}
 			br := bufio.NewReader(conn)
 			resp, err := http.ReadResponse(br, nil)
 			took := time.Since(start)
@@ -115,6 +118,7 @@ func TestSlowBodyCut(t *testing.T) {
 // TestSlowBodyCutHTTP2: the body read timeout holds for an HTTP/2
 // stream too (the deadline is the stream's, not the connection's).
 func TestSlowBodyCutHTTP2(t *testing.T) {
+	t.Parallel()
 	const timeout = 2 * time.Second
 	const limit = 3*timeout + 10*time.Second
 	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{"--body-read-timeout", timeout.String()}})
@@ -172,6 +176,7 @@ func TestSlowBodyCutHTTP2(t *testing.T) {
 // probes are still served; once the three are gone, enrollments are
 // admitted again.
 func TestUnauthenticatedInFlightBound(t *testing.T) {
+	t.Parallel()
 	const slots = 3
 	c := testcluster.Start(t, 1, testcluster.Options{ExtraArgs: []string{
 		"--max-unauthenticated-requests", fmt.Sprint(slots), "--body-read-timeout", "10m"}})
@@ -199,7 +204,9 @@ func TestUnauthenticatedInFlightBound(t *testing.T) {
 	// Refused before its body is read: the head alone gets the answer.
 	conn := rawConn(t, c, n)
 	writeHead(t, conn, http.MethodPost, "/v1/agents/enroll", "", 100)
-	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatalf("set read deadline: %v", err)
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("an enrollment head without its body while the slots are taken: no answer (%v); want 503 at once", err)

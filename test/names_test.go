@@ -26,6 +26,7 @@ import (
 // backup/restore, scopes and the audit trail all agree, on a follower as
 // on the leader, and ids keep the creator's spelling.
 func TestNamesCaseInsensitive(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	leader := c.Leader()
 	fol := follower(t, c, leader)
@@ -204,6 +205,7 @@ func idPath(id string) string {
 // start and lists them. The state is made by writing a second spelling
 // straight into the stopped node's raft log.
 func TestNameCollisionRefusedAtStart(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	if code := status(t, c.Client(n), http.MethodPut, "/secrets/casey?api-version=7.6", map[string]any{"value": "v"}); code != 200 {

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +21,8 @@ import (
 	"github.com/certvault/certvault/test/testcluster"
 )
 
-// TestAutoRenewShortLived: a certificate valid for 3 minutes with
-// AutoRenew at 50 % gets a new version on its own 90 seconds after it was made,
+// TestAutoRenewShortLived: a certificate valid for 1 minute with
+// AutoRenew at 50 % gets a new version on its own 30 seconds after it was made,
 // with a new key and its tags carried over, and the contacts get a mail
 // before and after it through a real SMTP server; an identical one whose
 // policy was edited to EmailContacts is not renewed, and its contacts are
@@ -45,12 +47,14 @@ func TestAutoRenewShortLived(t *testing.T) {
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down for maintenance", 500) }))
 	defer broken.Close()
 	secretFile := filepath.Join(dir, "hook.secret")
-	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	if err := os.WriteFile(secretFile, []byte(hook.secret), 0o600); err != nil {
+		t.Fatalf("write %s: %v", secretFile, err)
+	}
 	run("events", "subscribe", hook.URL, "--types", "CertificateNewVersionCreated,CertificateRenewalFailed,CertificateNearExpiry", "--secret-file", secretFile)
 	run("events", "subscribe", broken.URL, "--types", "CertificateNewVersionCreated", "--secret-file", secretFile)
 	p := filepath.Join(dir, "short.json")
 	run("cert", "policy", "new", "--subject", "CN=short.example.test", "--kty", "EC", "--curve", "P-256",
-		"--validity", "3m", "--renew-percentage", "50", "--out", p)
+		"--validity", "1m", "--renew-percentage", "50", "--out", p)
 	run("cert", "create", "short", "--policy", p, "--tag", "team=web", "--wait")
 	run("cert", "create", "manual", "--policy", p, "--wait")
 	// Disabling auto-renew is editing the lifetime actions.
@@ -68,21 +72,20 @@ func TestAutoRenewShortLived(t *testing.T) {
 		return v
 	}
 	_, first := dpDo(t, cl, http.MethodGet, "/certificates/short/", nil)
-	deadline := time.Now().Add(3 * time.Minute)
-	for len(versions("short")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no renewal within 3 minutes; log:\n%s", n.Log())
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	// Half of the certificate's lifetime (its notBefore is backdated a
-	// minute for clock skew), less a spread of at most 1 %.
-	nbf, exp := int64(first["attributes"].(map[string]any)["nbf"].(float64)), int64(first["attributes"].(map[string]any)["exp"].(float64))
-	half := time.Unix(nbf+(exp-nbf)/2, 0).Add(-time.Duration(exp-nbf) * time.Second / 100).Add(-time.Second)
+	waitUntil(t, 3*time.Minute, "the automatic renewal of short", func() (bool, string) {
+		v := versions("short")
+		return len(v) >= 2, fmt.Sprintf("%d versions", len(v))
+	})
+	// Half of the certificate's lifetime, which counts from when the vault
+	// made it (its notBefore is backdated a minute for clock skew), less a
+	// spread of at most 1 % and the second the times are rounded to.
+	attrs := first["attributes"].(map[string]any)
+	created, exp := int64(attrs["created"].(float64)), int64(attrs["exp"].(float64))
+	half := time.Unix(created+(exp-created)/2, 0).Add(-time.Duration(exp-created) * time.Second / 100).Add(-time.Second)
 	_, second := dpDo(t, cl, http.MethodGet, "/certificates/short/", nil)
 	renewedAt := time.Unix(int64(second["attributes"].(map[string]any)["created"].(float64)), 0)
 	if renewedAt.Before(half.Truncate(time.Second)) {
-		t.Fatalf("renewed at %v, before half of the lifetime %v..%v", renewedAt, time.Unix(nbf, 0), time.Unix(exp, 0))
+		t.Fatalf("renewed at %v, before half of the lifetime %v..%v", renewedAt, time.Unix(created, 0), time.Unix(exp, 0))
 	}
 	if second["x5t"] == first["x5t"] || second["kid"] == first["kid"] {
 		t.Fatalf("the renewal did not make a new version: %v", second["id"])
@@ -128,7 +131,10 @@ func TestAutoRenewShortLived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, _ := io.ReadAll(resp2.Body)
+	metrics, err := io.ReadAll(resp2.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
 	resp2.Body.Close()
 	for _, want := range []string{`certvault_certificate_expiry_timestamp_seconds{name="short"}`, `certvault_renewals_total{result="done"} `, "certvault_outbox_messages ", "certvault_outbox_oldest_age_seconds "} {
 		if !strings.Contains(string(metrics), want) {
@@ -137,13 +143,10 @@ func TestAutoRenewShortLived(t *testing.T) {
 	}
 
 	// The broken one's deliveries are retried, with the reason shown.
-	deadline = time.Now().Add(30 * time.Second)
-	for out := ""; !strings.Contains(out, "500 Internal Server Error"); out = run("events", "deliveries", "--failed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("events deliveries --failed does not show the failing webhook:\n%s", out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitUntil(t, 60*time.Second, "events deliveries --failed to show the failing webhook's 500", func() (bool, string) {
+		out := run("events", "deliveries", "--failed")
+		return strings.Contains(out, "500 Internal Server Error"), out
+	})
 }
 
 // webhook is an event receiver that checks each delivery's signature.
@@ -158,7 +161,13 @@ type webhook struct {
 func newWebhook(t *testing.T, secret string) *webhook {
 	h := &webhook{secret: secret}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			// A handler runs outside the test goroutine: report, don't Fatal.
+			t.Errorf("webhook: read the event body: %v", err)
+			http.Error(w, "cannot read body", http.StatusBadRequest)
+			return
+		}
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)
 		h.mu.Lock()
@@ -169,7 +178,11 @@ func newWebhook(t *testing.T, secret string) *webhook {
 			return
 		}
 		var ev map[string]any
-		json.Unmarshal(body, &ev)
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Errorf("webhook: decode the event: %v\n%s", err, body)
+			http.Error(w, "bad event", http.StatusBadRequest)
+			return
+		}
 		h.events = append(h.events, ev)
 	}))
 	t.Cleanup(h.Close)
@@ -208,7 +221,9 @@ func TestSecretExpiryEvents(t *testing.T) {
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	hook := newWebhook(t, "another-webhook-secret")
 	secretFile := filepath.Join(t.TempDir(), "hook.secret")
-	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	if err := os.WriteFile(secretFile, []byte(hook.secret), 0o600); err != nil {
+		t.Fatalf("write %s: %v", secretFile, err)
+	}
 	for _, args := range [][]string{
 		{"settings", "set", "--near-expiry", "1m"},
 		{"events", "subscribe", hook.URL, "--types", "SecretNearExpiry,SecretExpired", "--secret-file", secretFile},
@@ -225,8 +240,8 @@ func TestSecretExpiryEvents(t *testing.T) {
 	}
 	id := resp["id"].(string)
 	version := id[strings.LastIndex(id, "/")+1:]
-	hook.wait(t, 20*time.Second, "Microsoft.KeyVault.SecretNearExpiry", version)
-	ev := hook.wait(t, 20*time.Second, "Microsoft.KeyVault.SecretExpired", version)
+	hook.wait(t, 60*time.Second, "Microsoft.KeyVault.SecretNearExpiry", version)
+	ev := hook.wait(t, 60*time.Second, "Microsoft.KeyVault.SecretExpired", version)
 	if got := int64(ev["data"].(map[string]any)["EXP"].(float64)); got != exp {
 		t.Fatalf("SecretExpired EXP %d, want %d", got, exp)
 	}
@@ -242,7 +257,9 @@ func TestRenewalLeaderKilled(t *testing.T) {
 	hook := newWebhook(t, "webhook-secret-for-ha-test")
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "hook.secret")
-	os.WriteFile(secretFile, []byte(hook.secret), 0o600)
+	if err := os.WriteFile(secretFile, []byte(hook.secret), 0o600); err != nil {
+		t.Fatalf("write %s: %v", secretFile, err)
+	}
 	leader := c.Leader()
 	var follower *testcluster.Node
 	for _, nd := range c.Nodes {
@@ -259,37 +276,62 @@ func TestRenewalLeaderKilled(t *testing.T) {
 	}
 	run("events", "subscribe", hook.URL, "--types", "CertificateNewVersionCreated", "--secret-file", secretFile)
 	p := filepath.Join(dir, "ha.json")
-	run("cert", "policy", "new", "--subject", "CN=ha.example.test", "--kty", "EC", "--curve", "P-256", "--validity", "2m", "--renew-percentage", "30", "--out", p)
+	// Valid for a minute, renewed at 30 %: each version is due 18 s after
+	// the vault made it (less a spread of at most 1 %).
+	const validity, percent = 60, 30
+	run("cert", "policy", "new", "--subject", "CN=ha.example.test", "--kty", "EC", "--curve", "P-256",
+		"--validity", "1m", "--renew-percentage", fmt.Sprint(percent), "--out", p)
 	run("cert", "create", "ha", "--policy", p, "--wait")
 	cl := c.Client(follower)
-	versions := func() []any {
-		_, resp := dpDo(t, cl, http.MethodGet, "/certificates/ha/versions", nil)
-		v, _ := resp["value"].([]any)
-		return v
+	type version struct {
+		id      string
+		created int64
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(versions()) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no renewal within 2 minutes")
+	// versions lists the certificate's versions, oldest first; ok is false
+	// while the cluster cannot answer (during the election).
+	versions := func() (vs []version, ok bool, seen string) {
+		st, resp := dpDo(t, cl, http.MethodGet, "/certificates/ha/versions", nil)
+		if st != http.StatusOK {
+			return nil, false, fmt.Sprintf("status %d: %v", st, resp)
 		}
-		time.Sleep(20 * time.Millisecond)
+		items, _ := resp["value"].([]any)
+		for _, it := range items {
+			m, _ := it.(map[string]any)
+			id, _ := m["id"].(string)
+			attrs, _ := m["attributes"].(map[string]any)
+			created, _ := attrs["created"].(float64)
+			vs = append(vs, version{id[strings.LastIndex(id, "/")+1:], int64(created)})
+		}
+		sort.Slice(vs, func(i, j int) bool { return vs[i].created < vs[j].created })
+		return vs, true, fmt.Sprintf("%d versions", len(vs))
 	}
+	var before []version
+	waitUntil(t, 2*time.Minute, "the first automatic renewal of ha", func() (bool, string) {
+		vs, ok, seen := versions()
+		before = vs
+		return ok && len(vs) >= 2, seen
+	})
 	c.Leader().Kill()
-	var id string
-	for deadline := time.Now().Add(30 * time.Second); id == ""; {
-		if st, cur := dpDo(t, cl, http.MethodGet, "/certificates/ha/", nil); st == http.StatusOK {
-			id = cur["id"].(string)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no answer after the leader kill: %d %v", st, cur)
+	v1, v2 := before[0], before[1]
+	hook.wait(t, 60*time.Second, "Microsoft.KeyVault.CertificateNewVersionCreated", v2.id)
+
+	// The next renewal is v2's, due 18 s after it was made, however long
+	// the election took: every version but v1 and v2 must be younger than
+	// that. A new leader that renewed v1 again would make one sooner.
+	var after []version
+	waitUntil(t, 60*time.Second, "the versions of ha after the leader kill", func() (bool, string) {
+		vs, ok, seen := versions()
+		after = vs
+		return ok, seen
+	})
+	due := v2.created + validity*percent/100 - (validity+99)/100 - 1 // the spread, and the second times are rounded to
+	for _, v := range after {
+		if v.id != v1.id && v.id != v2.id && v.created < due {
+			t.Fatalf("version %s made at %d, before v2's renewal is due (%d): the new leader renewed again; versions %v",
+				v.id, v.created, due, after)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	v2 := id[strings.LastIndex(id, "/")+1:]
-	hook.wait(t, 60*time.Second, "Microsoft.KeyVault.CertificateNewVersionCreated", v2)
-	// The next renewal is due at 30 % of the new version's two minutes,
-	// 36 s after it was made: until then there must be exactly two.
-	c.Leader()
-	if got := len(versions()); got != 2 {
-		t.Fatalf("%d versions after the leader kill, want 2", got)
+	if len(after) < 2 {
+		t.Fatalf("versions after the leader kill: %v, want v1 %s and v2 %s", after, v1.id, v2.id)
 	}
 }

@@ -77,6 +77,7 @@ func (f *fleetAgent) serial() string {
 // after wave 2, wave 3 never gets the version, and abort brings waves 1
 // and 2 back to the old one.
 func TestRolloutHaltsAndAborts(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
 	dir := t.TempDir()
@@ -100,7 +101,7 @@ func TestRolloutHaltsAndAborts(t *testing.T) {
 		state := filepath.Join(dir, fmt.Sprintf("a%02d", i), "state")
 		f.id = joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state, "--name", fmt.Sprintf("vm-%02d", i))
 		cfg := filepath.Join(dir, fmt.Sprintf("a%02d", i), "agent.yaml")
-		os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`vault: %s
 ca_file: %s
 state_dir: %s
 certificates:
@@ -110,19 +111,23 @@ certificates:
     reload: ["true"]
     check: {tls: "%s", server_name: www.example.com}
     timeout: 3s
-`, c.Nodes[0].URL(), c.CACert, state, f.dir, f.serve(t))), 0o644)
+`, c.Nodes[0].URL(), c.CACert, state, f.dir, f.serve(t))), 0o644); err != nil {
+			t.Fatalf("write %s: %v", cfg, err)
+		}
 		startAgent(t, agentBin, cfg)
 	}
 	for i, f := range fleet {
 		waitFor(t, 30*time.Second, fmt.Sprintf("agent %d has version 1", i), func() bool { return f.serial() == v1 })
 	}
 	// Every agent reported v1; the plan applies from the next version.
-	waitFor(t, 10*time.Second, "all agents reported", func() bool {
+	waitFor(t, 30*time.Second, "all agents reported", func() bool {
 		return strings.Count(mustCLI(t, c, "agent", "list", "--certificate", "www"), "installed") == n
 	})
 	mustCLI(t, c, "rollout", "set", "www", "--waves", "2,50%,100%", "--max-failures", "1")
 	hookSecret := filepath.Join(dir, "hook.secret")
-	os.WriteFile(hookSecret, []byte("rollout-hook-secret-0123456789"), 0o600)
+	if err := os.WriteFile(hookSecret, []byte("rollout-hook-secret-0123456789"), 0o600); err != nil {
+		t.Fatalf("write %s: %v", hookSecret, err)
+	}
 	hook := newWebhook(t, "rollout-hook-secret-0123456789")
 	mustCLI(t, c, "events", "subscribe", hook.URL, "--types", "RolloutHalted", "--secret-file", hookSecret)
 
@@ -154,7 +159,9 @@ certificates:
 		t.Fatalf("rollout status:\n%s", out)
 	}
 	var halted struct{ Rollout struct{ Version string } }
-	json.Unmarshal([]byte(mustCLI(t, c, "rollout", "status", "www", "-o", "json")), &halted)
+	if err := json.Unmarshal([]byte(mustCLI(t, c, "rollout", "status", "www", "-o", "json")), &halted); err != nil {
+		t.Fatalf("decode JSON: %v", err)
+	}
 	hook.wait(t, 30*time.Second, "Microsoft.KeyVault.RolloutHalted", halted.Rollout.Version)
 	for _, f := range fleet {
 		got := f.serial()
@@ -176,7 +183,9 @@ certificates:
 			RolledBack      int `json:"rolled_back"`
 		}
 	}
-	json.Unmarshal([]byte(mustCLI(t, c, "rollout", "status", "www", "-o", "json")), &st)
+	if err := json.Unmarshal([]byte(mustCLI(t, c, "rollout", "status", "www", "-o", "json")), &st); err != nil {
+		t.Fatalf("decode JSON: %v", err)
+	}
 	if len(st.Waves) != 3 || st.Waves[0].Healthy != 2 || st.Waves[1].RolledBack < 2 || st.Waves[2].Failed+st.Waves[2].Healthy+st.Waves[2].RolledBack != 0 {
 		t.Fatalf("wave counts: %+v\n%s", st.Waves, out)
 	}
@@ -198,6 +207,7 @@ certificates:
 // its leader SIGKILLed; the new leader resumes it from where it was, and
 // every agent installs the version exactly once.
 func TestRolloutSurvivesLeaderKill(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	leader := c.Leader()
 	var follower *testcluster.Node
@@ -230,7 +240,9 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 		Token         string
 		CAFingerprint string `json:"ca_fingerprint"`
 	}
-	json.Unmarshal([]byte(out), &jt)
+	if err := json.Unmarshal([]byte(out), &jt); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, out)
+	}
 	testcluster.KnownSecret(jt.Token)
 	const n = 6
 	fleet := make([]*fleetAgent, n)
@@ -240,8 +252,10 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 		state := filepath.Join(dir, fmt.Sprintf("a%d", i), "state")
 		f.id = joinAgent(t, agentBin, follower.URL(), jt.Token, jt.CAFingerprint, state)
 		cfg := filepath.Join(dir, fmt.Sprintf("a%d", i), "agent.yaml")
-		os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, key: key.pem}\n    reload: [\"true\"]\n    check: {tls: \"%s\", server_name: www.example.com}\n    timeout: 30s\n",
-			follower.URL(), c.CACert, state, f.dir, f.serve(t))), 0o644)
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, key: key.pem}\n    reload: [\"true\"]\n    check: {tls: \"%s\", server_name: www.example.com}\n    timeout: 30s\n",
+			follower.URL(), c.CACert, state, f.dir, f.serve(t))), 0o644); err != nil {
+			t.Fatalf("write %s: %v", cfg, err)
+		}
 		startAgent(t, agentBin, cfg)
 	}
 	waitFor(t, 30*time.Second, "all agents installed", func() bool {
@@ -281,13 +295,15 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 	})
 	for _, f := range fleet {
 		f := f
-		waitFor(t, 20*time.Second, "every agent on the new version", func() bool { return f.serial() == v2 })
+		waitFor(t, 30*time.Second, "every agent on the new version", func() bool { return f.serial() == v2 })
 	}
 	// Each agent installed the new version exactly once.
 	var rep struct {
 		Deliveries []struct{ Agent, Version, Result string }
 	}
-	json.Unmarshal([]byte(cli("report", "--format", "json")), &rep)
+	if err := json.Unmarshal([]byte(cli("report", "--format", "json")), &rep); err != nil {
+		t.Fatalf("decode JSON: %v", err)
+	}
 	perAgent := map[string]int{}
 	for _, d := range rep.Deliveries {
 		if d.Result == "installed" {

@@ -209,6 +209,7 @@ func sdkOAEPHash(alg azkeys.EncryptionAlgorithm) crypto.Hash {
 // Key Vault keys SDK (azkeys), unchanged apart from challenge-resource
 // verification being off for a 127.0.0.1 vault.
 func TestSDKKeys(t *testing.T) {
+	t.Parallel()
 	env := newSDKEnv(t)
 	kc := env.keysClient(t, env.cred)
 

@@ -54,6 +54,7 @@ func sdkSelfPolicy(contentType string) *azcertificates.CertificatePolicy {
 // Key Vault Go SDKs (azcertificates, azsecrets), unchanged apart from
 // challenge-resource verification being off for a 127.0.0.1 vault.
 func TestSDK(t *testing.T) {
+	t.Parallel()
 	env := newSDKEnv(t)
 	cl, sc := env.certs, env.secrets
 
@@ -104,7 +105,10 @@ func TestSDK(t *testing.T) {
 			t.Fatalf("fresh client token scopes: got %q, want %q", scopes, want)
 		}
 		// Without a token the vault answers the challenge.
-		req, _ := http.NewRequest(http.MethodGet, env.url+"/secrets?api-version=7.6", nil)
+		req, err := http.NewRequest(http.MethodGet, env.url+"/secrets?api-version=7.6", nil)
+		if err != nil {
+			t.Fatalf("new request: %v", err)
+		}
 		resp, err := env.cluster.HTTPClient().Do(req)
 		if err != nil {
 			t.Fatal(err)

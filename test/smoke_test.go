@@ -8,6 +8,7 @@ import (
 )
 
 func TestSingleNodeStatus(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	out, errOut, code := c.CLI("cluster", "status", "-o", "json")
 	if code != 0 {

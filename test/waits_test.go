@@ -73,6 +73,7 @@ func follower(t *testing.T, c *testcluster.Cluster, leader *testcluster.Node) *t
 // outcome other than "allowed". Every proxied answer carries one
 // x-ms-request-id, the one of the follower's audit record.
 func TestInterimAnswersThroughFollower(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	leader := c.Leader()
 	f := follower(t, c, leader)
@@ -250,6 +251,7 @@ func (a deadlineAnswer) check(t *testing.T, limit time.Duration) {
 // off from both followers answers a GET with 503 within the deadline, not
 // when the partition heals.
 func TestUnreachableLeaderDeadline(t *testing.T) {
+	t.Parallel()
 	const deadline = 2 * time.Second
 	// Generous: a loaded machine must not fail it, a hang must.
 	const limit = 3*deadline + 10*time.Second
@@ -331,6 +333,7 @@ func bigJSON() []byte {
 // or not; the leader sees none of it (no half request, no "unexpected
 // EOF" in its log).
 func TestOversizedBodyAtFollower(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, 3, testcluster.Options{})
 	leader := c.Leader()
 	f := follower(t, c, leader)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/internal/objname"
+	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 )
@@ -78,6 +79,14 @@ type AgentRecord struct {
 	PrevSerial string `json:"prev_serial,omitempty"`
 	// CertTTLSeconds is the lifetime given at each renewal.
 	CertTTLSeconds int64 `json:"cert_ttl_seconds"`
+}
+
+// view is the record as the API shows it: the serials as openssl prints
+// them (the record keeps them as big.Int.Text(16), the form requests are
+// matched against).
+func (rec AgentRecord) view() AgentRecord {
+	rec.Serial, rec.PrevSerial = serial.FormatHex(rec.Serial), serial.FormatHex(rec.PrevSerial)
+	return rec
 }
 
 func (n *Node) agentRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(Endpoint, http.Handler)) {
@@ -618,7 +627,7 @@ func (n *Node) handleListAgents(w http.ResponseWriter, r *http.Request) {
 		if g := q.Get("group"); g != "" && a.Group != g {
 			continue
 		}
-		st := AgentStatus{AgentRecord: a, Bindings: n.agentBindings(a.ID)}
+		st := AgentStatus{AgentRecord: a.view(), Bindings: n.agentBindings(a.ID)}
 		if cert := q.Get("certificate"); cert != "" && !slices.ContainsFunc(st.Bindings, func(b BindingState) bool { return objname.Equal(b.Object, kindCertificates+"/"+cert) }) {
 			continue
 		}
@@ -636,7 +645,7 @@ func (n *Node) handleGetAgent(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, notFound("AgentNotFound", "no agent has ID %q ('certvault agent list' shows them)", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, AgentStatus{AgentRecord: rec, Bindings: n.agentBindings(rec.ID)})
+	writeJSON(w, http.StatusOK, AgentStatus{AgentRecord: rec.view(), Bindings: n.agentBindings(rec.ID)})
 }
 
 // AgentStatus is an agent with what it last reported per binding.
@@ -648,7 +657,7 @@ type AgentStatus struct {
 func (n *Node) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if rec, _, ok := n.agent(id); ok && rec.Revoked {
-		writeJSON(w, http.StatusOK, rec) // already revoked: nothing to change
+		writeJSON(w, http.StatusOK, rec.view()) // already revoked: nothing to change
 		return
 	}
 	var rec AgentRecord
@@ -670,5 +679,5 @@ func (n *Node) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	writeJSON(w, http.StatusOK, rec.view())
 }

@@ -51,7 +51,9 @@ func TestRecordWithheld(t *testing.T) {
 			aw.Header().Set("Content-Length", fmt.Sprint(len(tc.body)))
 			aw.Header().Set("Location", "https://vault/secrets/x")
 			aw.WriteHeader(tc.code)
-			aw.Write([]byte(tc.body))
+			if _, err := aw.Write([]byte(tc.body)); err != nil {
+				t.Fatalf("write the body through the audit writer: %v", err)
+			}
 			r := httptest.NewRequest(tc.method, "/secrets/x", nil)
 			n.record(aw, r, info, "/secrets/{name}", "req-1", time.Now())
 

@@ -179,7 +179,14 @@ func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<30)
-	err := n.store.RestoreSnapshot(r.Context(), r.Body, n.checkSnapshot)
+	var sum snapshotSummary
+	err := n.store.RestoreSnapshot(r.Context(), r.Body, func(v raftstore.SnapshotView) error {
+		if err := n.checkSnapshot(v); err != nil {
+			return err
+		}
+		sum = summarizeSnapshot(v)
+		return nil
+	})
 	if err != nil {
 		if errors.Is(err, raftstore.ErrBadSnapshot) || errors.Is(err, ErrSealMismatch) || errors.Is(err, errForeignSnapshot) {
 			n.fail(w, r, badParameter("snapshot refused, nothing was changed: %v", err))
@@ -188,7 +195,66 @@ func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"restored": true, "applied_index": n.store.AppliedIndex()})
+	sum.Restored, sum.AppliedIndex = true, n.store.AppliedIndex()
+	writeJSON(w, http.StatusOK, sum)
+}
+
+// snapshotSummary is the answer to a snapshot restore: what the snapshot
+// held, so that an operator can tell it was the one meant.
+type snapshotSummary struct {
+	Restored bool `json:"restored"`
+	// AppliedIndex is this cluster's log index once the restore applied.
+	AppliedIndex uint64 `json:"applied_index"`
+	// SnapshotIndex is the applied index of the state in the snapshot, as
+	// the cluster that saved it numbered its log.
+	SnapshotIndex uint64 `json:"snapshot_index"`
+	// SnapshotTime is when the snapshot was taken; absent for files saved
+	// before snapshots recorded it.
+	SnapshotTime *time.Time `json:"snapshot_time,omitempty"`
+	// Objects counts what the snapshot holds.
+	Objects snapshotCounts `json:"objects"`
+}
+
+// snapshotCounts counts the objects of a snapshot. Certificates, secrets
+// and keys count names that have a version and are not deleted; the key
+// and secret a certificate manages count with the certificate only;
+// Deleted counts the soft-deleted ones; Agents counts agent identities,
+// revoked ones too.
+type snapshotCounts struct {
+	Certificates int `json:"certificates"`
+	Secrets      int `json:"secrets"`
+	Keys         int `json:"keys"`
+	Deleted      int `json:"deleted"`
+	Issuers      int `json:"issuers"`
+	Agents       int `json:"agents"`
+}
+
+// summarizeSnapshot counts what v holds. It reads only plain (unsealed)
+// records.
+func summarizeSnapshot(v raftstore.SnapshotView) snapshotSummary {
+	sum := snapshotSummary{SnapshotIndex: v.Index()}
+	if t := v.Taken(); !t.IsZero() {
+		t = t.UTC()
+		sum.SnapshotTime = &t
+	}
+	c := &sum.Objects
+	for kind, count := range map[string]*int{kindCertificates: &c.Certificates, kindSecrets: &c.Secrets, kindKeys: &c.Keys} {
+		for _, k := range v.Keys("meta/" + kind + "/") {
+			raw, _ := v.Get(k)
+			var m objectMeta
+			if json.Unmarshal(raw, &m) != nil || m.ManagedBy != "" || m.Current == "" {
+				continue
+			}
+			if m.Deleted != nil {
+				c.Deleted++
+				continue
+			}
+			*count++
+		}
+	}
+	c.Issuers = len(v.Keys("issuers/"))
+	c.Agents = len(v.Keys(prefixAgents))
+	return sum
 }
 
 var errForeignSnapshot = errors.New("the snapshot belongs to a cluster with another CA")

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"github.com/certvault/certvault/internal/objname"
+	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/vault/access"
 	"math/big"
 	"net/http"
@@ -60,12 +61,28 @@ type storedIssuer struct {
 // issuerRequest is the body of PUT/PATCH /certificates/issuers/{name}:
 // Key Vault's fields plus certvault's "ca" extension for internal CAs.
 type issuerRequest struct {
-	Provider    string                      `json:"provider"`
-	Credentials *keyvault.IssuerCredentials `json:"credentials,omitempty"`
-	OrgDetails  *keyvault.OrgDetails        `json:"org_details,omitempty"`
-	Attributes  *keyvault.IssuerAttributes  `json:"attributes,omitempty"`
-	CA          *caRequest                  `json:"ca,omitempty"`
-	ACME        *acmeRequest                `json:"acme,omitempty"`
+	Provider    string                     `json:"provider"`
+	Credentials *credentialsRequest        `json:"credentials,omitempty"`
+	OrgDetails  *keyvault.OrgDetails       `json:"org_details,omitempty"`
+	Attributes  *keyvault.IssuerAttributes `json:"attributes,omitempty"`
+	CA          *caRequest                 `json:"ca,omitempty"`
+	ACME        *acmeRequest               `json:"acme,omitempty"`
+}
+
+// credentialsRequest is the "credentials" member of an issuer request.
+// Password is a pointer so that a "pwd" given empty (refused) differs
+// from one left out (the stored key is kept).
+type credentialsRequest struct {
+	AccountID string  `json:"account_id,omitempty"`
+	Password  *string `json:"pwd,omitempty"`
+}
+
+// emptyIssuerKey refuses an issuer request whose API key is empty or
+// only white space: stored, it would fail only at the first order.
+func emptyIssuerKey() *APIError {
+	return badParameter("credentials.pwd is empty: put the CA account's API key in it " +
+		"(for ACME External Account Binding, the EAB HMAC key, base64url, as the CA shows it; " +
+		"with the CLI, the contents of --api-key-file), or leave pwd out to keep the stored key")
 }
 
 // caRequest creates an internal CA: a new root (subject, key, validity) or
@@ -206,6 +223,10 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 			n.fail(w, r, err)
 			return
 		}
+		if c := req.Credentials; c != nil && c.Password != nil && strings.TrimSpace(*c.Password) == "" {
+			n.fail(w, r, emptyIssuerKey())
+			return
+		}
 		cur, prev, found, err := n.loadIssuer(name)
 		if err != nil {
 			n.fail(w, r, err)
@@ -240,8 +261,8 @@ func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 			if req.Credentials.AccountID != "" && req.Credentials.AccountID != si.Credentials.AccountID {
 				si.Credentials.AccountID, credsChanged = req.Credentials.AccountID, true
 			}
-			if req.Credentials.Password != "" && req.Credentials.Password != si.Credentials.Password {
-				si.Credentials.Password, credsChanged = req.Credentials.Password, true
+			if pw := req.Credentials.Password; pw != nil && *pw != si.Credentials.Password {
+				si.Credentials.Password, credsChanged = *pw, true
 			}
 		}
 		if req.OrgDetails != nil {
@@ -674,19 +695,19 @@ func (n *Node) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if found {
 		json.Unmarshal(e.Value, &rl)
 	}
-	serial := leaf.SerialNumber.Text(16)
+	stored := leaf.SerialNumber.Text(16) // the CRL list's form; shown as openssl prints it
 	already := false
 	for _, x := range rl.Entries {
-		if x.Serial == serial {
+		if x.Serial == stored {
 			already = true
 		}
 	}
 	if !already {
-		rl.Entries = append(rl.Entries, revokedEntry{Serial: serial, Time: time.Now().Unix()})
+		rl.Entries = append(rl.Entries, revokedEntry{Serial: stored, Time: time.Now().Unix()})
 		if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).PutIf(revokedKey(issuer), mustJSON(rl), e.Index)); err != nil {
 			n.fail(w, r, err)
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "serial": serial, "issuer": issuer, "version": version})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "serial": serial.Format(leaf.SerialNumber), "issuer": issuer, "version": version})
 }

@@ -26,7 +26,9 @@ func TestAuditWriterInterim(t *testing.T) {
 			aw.WriteHeader(http.StatusContinue)
 			w.Header().Add("x-ms-request-id", "leader-id") // as a proxy copies the leader's headers
 			aw.WriteHeader(http.StatusConflict)
-			aw.Write([]byte(`{"error":{"code":"Conflict","message":"m"}}`))
+			if _, err := aw.Write([]byte(`{"error":{"code":"Conflict","message":"m"}}`)); err != nil {
+				t.Errorf("hold %v: write the body through the audit writer: %v", hold, err)
+			}
 			if hold {
 				aw.release()
 			}

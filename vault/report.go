@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/internal/report"
+	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/audit"
 	"github.com/certvault/certvault/vault/certs"
@@ -90,7 +91,7 @@ func (n *Node) reportRotation(rep *report.Report, since time.Time) []string {
 				how = "create"
 			}
 			rc.Versions = append(rc.Versions, report.Version{
-				Version: version, Serial: strings.ToUpper(leaf.SerialNumber.Text(16)),
+				Version: version, Serial: serial.Format(leaf.SerialNumber),
 				Thumbprint: strings.ToUpper(hex.EncodeToString(certs.Thumbprint(v.Chain[0]))),
 				Created:    created, NotBefore: leaf.NotBefore.UTC(), Expires: leaf.NotAfter.UTC(),
 				CreatedBy: v.CreatedBy, How: how, Current: version == m.Current,

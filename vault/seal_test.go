@@ -19,7 +19,10 @@ func TestFileSealCreatesKeyOnceWithMode0600(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fi, _ := os.Stat(path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("stat: %v", err)
+	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("seal key mode: got %v, want 0600", fi.Mode().Perm())
 	}
@@ -27,7 +30,10 @@ func TestFileSealCreatesKeyOnceWithMode0600(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := s1.Wrap([]byte("data key"))
+	w, err := s1.Wrap([]byte("data key"))
+	if err != nil {
+		t.Fatalf("wrap: %v", err)
+	}
 	got, err := s2.Unwrap(w)
 	if err != nil || string(got) != "data key" {
 		t.Fatalf("reloaded seal unwrap: got %q %v", got, err)
@@ -36,9 +42,18 @@ func TestFileSealCreatesKeyOnceWithMode0600(t *testing.T) {
 
 func TestFileSealRejectsOtherKeysAndBadFiles(t *testing.T) {
 	dir := t.TempDir()
-	a, _ := LoadFileSeal(filepath.Join(dir, "a"), true)
-	b, _ := LoadFileSeal(filepath.Join(dir, "b"), true)
-	w, _ := a.Wrap([]byte("k"))
+	a, err := LoadFileSeal(filepath.Join(dir, "a"), true)
+	if err != nil {
+		t.Fatalf("load seal a: %v", err)
+	}
+	b, err := LoadFileSeal(filepath.Join(dir, "b"), true)
+	if err != nil {
+		t.Fatalf("load seal b: %v", err)
+	}
+	w, err := a.Wrap([]byte("k"))
+	if err != nil {
+		t.Fatalf("wrap: %v", err)
+	}
 	if _, err := b.Unwrap(w); !errors.Is(err, ErrSealMismatch) {
 		t.Fatalf("unwrap with another seal: got %v, want ErrSealMismatch", err)
 	}
@@ -48,7 +63,9 @@ func TestFileSealRejectsOtherKeysAndBadFiles(t *testing.T) {
 		"not base64": sealFileHeader + "!!!",
 	} {
 		p := filepath.Join(dir, "bad")
-		os.WriteFile(p, []byte(content), 0o600)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatalf("%s: write the seal file: %v", name, err)
+		}
 		if _, err := LoadFileSeal(p, false); err == nil {
 			t.Errorf("%s: got nil error", name)
 		}
@@ -56,12 +73,18 @@ func TestFileSealRejectsOtherKeysAndBadFiles(t *testing.T) {
 }
 
 func TestBarrier(t *testing.T) {
-	seal, _ := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
+	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
+	if err != nil {
+		t.Fatalf("load seal: %v", err)
+	}
 	kr, _, err := newKeyring(seal)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(kr)
+	data, err := json.Marshal(kr)
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
 	b, err := openKeyring(data, seal)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +111,10 @@ func TestBarrier(t *testing.T) {
 	if _, err := b.Decrypt("k", []byte("plain")); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("decrypt plaintext: got %v, want ErrDecrypt", err)
 	}
-	other, _ := LoadFileSeal(filepath.Join(t.TempDir(), "other.key"), true)
+	other, err := LoadFileSeal(filepath.Join(t.TempDir(), "other.key"), true)
+	if err != nil {
+		t.Fatalf("load seal: %v", err)
+	}
 	if _, err := openKeyring(data, other); !errors.Is(err, ErrSealMismatch) {
 		t.Fatalf("open keyring with another seal: got %v, want ErrSealMismatch", err)
 	}

@@ -148,7 +148,7 @@ func TestRunTimeoutKillsGroup(t *testing.T) {
 	if err != nil || pid <= 0 {
 		t.Fatalf("bad pid %q", b)
 	}
-	waitGone(t, pid, 5*time.Second)
+	waitGone(t, pid, 30*time.Second)
 }
 
 // waitGone polls until process pid no longer exists; a zombie counts as
@@ -288,19 +288,25 @@ func TestRunOutputInvalidUTF8(t *testing.T) {
 func TestTail(t *testing.T) {
 	tl := &tail{max: 8}
 	for _, s := range []string{"abc", "defgh", "ij", strings.Repeat("x", 20), "yz"} {
-		_, _ = tl.Write([]byte(s))
+		if _, err := tl.Write([]byte(s)); err != nil {
+			t.Fatalf("write %q: %v", s, err)
+		}
 	}
 	if got := tl.String(); got != "xxxxxxyz" {
 		t.Errorf("String = %q, want %q", got, "xxxxxxyz")
 	}
 	tl = &tail{max: 8}
-	_, _ = tl.Write([]byte("0123"))
+	if _, err := tl.Write([]byte("0123")); err != nil {
+		t.Fatalf("write %q: %v", "0123", err)
+	}
 	if got := tl.String(); got != "0123" {
 		t.Errorf("String = %q", got)
 	}
 	// Replacements that would make the result longer than max.
 	tl = &tail{max: 4}
-	_, _ = tl.Write([]byte("a\xffb\xff"))
+	if _, err := tl.Write([]byte("a\xffb\xff")); err != nil {
+		t.Fatalf("write %q: %v", "a\xffb\xff", err)
+	}
 	if got := tl.String(); len(got) > 4 || !utf8.ValidString(got) {
 		t.Errorf("String = %q, want at most 4 bytes of valid UTF-8", got)
 	}

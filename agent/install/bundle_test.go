@@ -188,8 +188,14 @@ func TestParseBundlePKCS12(t *testing.T) {
 func TestParseBundleErrors(t *testing.T) {
 	p := validPKI(t)
 	other := newKey(t)
-	otherDER, _ := x509.MarshalPKCS8PrivateKey(other)
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(p.leafKey)
+	otherDER, err := x509.MarshalPKCS8PrivateKey(other)
+	if err != nil {
+		t.Fatalf("marshal the other key: %v", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(p.leafKey)
+	if err != nil {
+		t.Fatalf("marshal the leaf key: %v", err)
+	}
 	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 	for name, tc := range map[string]struct{ ct, value, want string }{
 		"content type": {"text/plain", keyPEM + string(certBlock(p.leaf)), "content type"},

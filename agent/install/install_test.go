@@ -78,6 +78,64 @@ func assertVisible(t *testing.T, tg Target, files map[string][]byte) {
 	}
 }
 
+// must fails the test when a step of its setup failed.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+}
+
+// mustStat is os.Stat that fails the test on an error.
+func mustStat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatalf("stat: %v", err)
+	}
+	return fi
+}
+
+// mustRead is os.ReadFile that fails the test on an error.
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return data
+}
+
+// mustCurrent is Current that fails the test on an error.
+func mustCurrent(t *testing.T, tg Target) string {
+	t.Helper()
+	cur, err := Current(tg)
+	if err != nil {
+		t.Fatalf("current version of %s: %v", tg.Name, err)
+	}
+	return cur
+}
+
+// mustKept is Kept that fails the test on an error.
+func mustKept(t *testing.T, tg Target) []string {
+	t.Helper()
+	kept, err := Kept(tg)
+	if err != nil {
+		t.Fatalf("kept versions of %s: %v", tg.Name, err)
+	}
+	return kept
+}
+
+// mustDrift is Drift that fails the test on an error.
+func mustDrift(t *testing.T, tg Target, files map[string][]byte) []string {
+	t.Helper()
+	d, err := Drift(tg, files)
+	if err != nil {
+		t.Fatalf("drift of %s: %v", tg.Name, err)
+	}
+	return d
+}
+
 func stateDirOf(tg Target) string { return filepath.Join(tg.Dir, ".certvault", tg.Name) }
 
 // versionDirs lists the version directories on disk.
@@ -149,7 +207,7 @@ func TestInstall(t *testing.T) {
 				t.Fatalf("%s owned by %d:%d, want 65534:65534", p, uid, gid)
 			}
 		}
-		if fi, _ := os.Stat(filepath.Join(stateDirOf(tg), "n1")); fi.Mode().Perm() != 0o550 {
+		if fi := mustStat(t, filepath.Join(stateDirOf(tg), "n1")); fi.Mode().Perm() != 0o550 {
 			t.Fatalf("version directory mode %v, want 0550", fi.Mode().Perm())
 		}
 		// An owner change alone makes a new version directory.
@@ -179,7 +237,7 @@ func TestInstallUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	versionsBefore, _ := os.Stat(filepath.Join(stateDirOf(tg), "versions"))
+	versionsBefore := mustStat(t, filepath.Join(stateDirOf(tg), "versions"))
 	time.Sleep(20 * time.Millisecond)
 	// Same content, even under another vault version: nothing is written.
 	for _, v := range []string{"v1", "v1-again"} {
@@ -188,11 +246,11 @@ func TestInstallUnchanged(t *testing.T) {
 			t.Fatalf("install %s again: %+v", v, res)
 		}
 	}
-	after, _ := os.Stat(keyPath)
+	after := mustStat(t, keyPath)
 	if !after.ModTime().Equal(before.ModTime()) {
 		t.Fatal("key.pem was rewritten")
 	}
-	if versionsAfter, _ := os.Stat(filepath.Join(stateDirOf(tg), "versions")); !versionsAfter.ModTime().Equal(versionsBefore.ModTime()) {
+	if versionsAfter := mustStat(t, filepath.Join(stateDirOf(tg), "versions")); !versionsAfter.ModTime().Equal(versionsBefore.ModTime()) {
 		t.Fatal("versions was rewritten")
 	}
 	if dirs := versionDirs(t, tg); !slices.Equal(dirs, []string{"v1"}) {
@@ -221,11 +279,11 @@ func TestInstallSameVersionOtherContent(t *testing.T) {
 	if res.Current != "v1" || !res.Changed {
 		t.Fatalf("reinstall of kept content: %+v", res)
 	}
-	kept, _ := Kept(tg)
+	kept := mustKept(t, tg)
 	if !slices.Equal(kept, []string{"v1", "v1.1", "v2"}) {
 		t.Fatalf("kept %v", kept)
 	}
-	data, _ := os.ReadFile(filepath.Join(stateDirOf(tg), "versions"))
+	data := mustRead(t, filepath.Join(stateDirOf(tg), "versions"))
 	if string(data) != "v1\nv1.1 v1\nv2\n" {
 		t.Fatalf("versions file %q", data)
 	}
@@ -256,10 +314,10 @@ func TestSwitch(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertVisible(t, tg, testFiles("v2"))
-	if cur, _ := Current(tg); cur != "v2" {
+	if cur := mustCurrent(t, tg); cur != "v2" {
 		t.Fatalf("current %q", cur)
 	}
-	if kept, _ := Kept(tg); !slices.Equal(kept, []string{"v2", "v3", "v1"}) {
+	if kept := mustKept(t, tg); !slices.Equal(kept, []string{"v2", "v3", "v1"}) {
 		t.Fatalf("kept %v", kept)
 	}
 	if err := Switch(tg, "v3"); err != nil {
@@ -268,7 +326,7 @@ func TestSwitch(t *testing.T) {
 	assertVisible(t, tg, testFiles("v3"))
 	// A new install drops the oldest by switch order: v1.
 	mustInstall(t, tg, "v4", testFiles("v4"))
-	if kept, _ := Kept(tg); !slices.Equal(kept, []string{"v4", "v3", "v2"}) {
+	if kept := mustKept(t, tg); !slices.Equal(kept, []string{"v4", "v3", "v2"}) {
 		t.Fatalf("kept %v", kept)
 	}
 	for _, v := range []string{"v1", "nope", "../v2", ".tmp-x", ""} {
@@ -304,26 +362,26 @@ func TestInstallReplacesFilesNotDirectories(t *testing.T) {
 	}
 	// An old regular file and a link elsewhere are replaced; the link's
 	// target is left alone; other files of Dir too.
-	os.WriteFile(filepath.Join(tg.Dir, "cert.pem"), []byte("old"), 0o644)
+	must(t, os.WriteFile(filepath.Join(tg.Dir, "cert.pem"), []byte("old"), 0o644))
 	outside := filepath.Join(t.TempDir(), "outside")
-	os.WriteFile(outside, []byte("outside"), 0o644)
-	os.Symlink(outside, filepath.Join(tg.Dir, "key.pem"))
-	os.WriteFile(filepath.Join(tg.Dir, "other.conf"), []byte("mine"), 0o644)
+	must(t, os.WriteFile(outside, []byte("outside"), 0o644))
+	must(t, os.Symlink(outside, filepath.Join(tg.Dir, "key.pem")))
+	must(t, os.WriteFile(filepath.Join(tg.Dir, "other.conf"), []byte("mine"), 0o644))
 	mustInstall(t, tg, "v1", testFiles("v1"))
 	assertVisible(t, tg, testFiles("v1"))
-	if data, _ := os.ReadFile(outside); string(data) != "outside" {
+	if data := mustRead(t, outside); string(data) != "outside" {
 		t.Fatal("the old link's target was written")
 	}
-	if data, _ := os.ReadFile(filepath.Join(tg.Dir, "other.conf")); string(data) != "mine" {
+	if data := mustRead(t, filepath.Join(tg.Dir, "other.conf")); string(data) != "mine" {
 		t.Fatal("other.conf was touched")
 	}
 
 	tg2 := testTarget(t)
-	os.MkdirAll(filepath.Join(tg2.Dir, "key.pem"), 0o755)
+	must(t, os.MkdirAll(filepath.Join(tg2.Dir, "key.pem"), 0o755))
 	if _, err := Install(tg2, "v1", testFiles("v1")); err == nil || !strings.Contains(err.Error(), "refuse to replace directory") {
 		t.Fatalf("err = %v", err)
 	}
-	if cur, _ := Current(tg2); cur != "" {
+	if cur := mustCurrent(t, tg2); cur != "" {
 		t.Fatalf("current %q after a refused install", cur)
 	}
 }
@@ -399,19 +457,19 @@ func TestDriftAndRepair(t *testing.T) {
 	}
 
 	// Links only: a deleted link and a link replaced by a file.
-	os.Remove(filepath.Join(tg.Dir, "cert.pem"))
-	os.Remove(filepath.Join(tg.Dir, "key.pem"))
-	os.WriteFile(filepath.Join(tg.Dir, "key.pem"), files["key.pem"], 0o640)
-	if d, _ := Drift(tg, files); !slices.Equal(d, []string{"cert.pem", "key.pem"}) {
+	must(t, os.Remove(filepath.Join(tg.Dir, "cert.pem")))
+	must(t, os.Remove(filepath.Join(tg.Dir, "key.pem")))
+	must(t, os.WriteFile(filepath.Join(tg.Dir, "key.pem"), files["key.pem"], 0o640))
+	if d := mustDrift(t, tg, files); !slices.Equal(d, []string{"cert.pem", "key.pem"}) {
 		t.Fatalf("drift %v", d)
 	}
 	if err := Repair(tg, files); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := Drift(tg, files); len(d) != 0 {
+	if d := mustDrift(t, tg, files); len(d) != 0 {
 		t.Fatalf("drift after repair: %v", d)
 	}
-	if cur, _ := Current(tg); cur != "v1" {
+	if cur := mustCurrent(t, tg); cur != "v1" {
 		t.Fatalf("a link repair moved current to %q", cur)
 	}
 	assertVisible(t, tg, files)
@@ -431,23 +489,23 @@ func TestDriftAndRepair(t *testing.T) {
 		}
 	}
 	// And a link pointing somewhere else.
-	os.Remove(filepath.Join(tg.Dir, "cert.pem"))
-	os.Symlink(".certvault/www/v2/cert.pem", filepath.Join(tg.Dir, "cert.pem"))
-	if d, _ := Drift(tg, files); !slices.Equal(d, []string{"cert.pem", "chain.pem", "key.pem"}) {
+	must(t, os.Remove(filepath.Join(tg.Dir, "cert.pem")))
+	must(t, os.Symlink(".certvault/www/v2/cert.pem", filepath.Join(tg.Dir, "cert.pem")))
+	if d := mustDrift(t, tg, files); !slices.Equal(d, []string{"cert.pem", "chain.pem", "key.pem"}) {
 		t.Fatalf("drift %v", d)
 	}
 	if err := Repair(tg, files); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := Drift(tg, files); len(d) != 0 {
+	if d := mustDrift(t, tg, files); len(d) != 0 {
 		t.Fatalf("drift after repair: %v", d)
 	}
 	assertVisible(t, tg, files)
-	if cur, _ := Current(tg); cur != "v1.1" {
+	if cur := mustCurrent(t, tg); cur != "v1.1" {
 		t.Fatalf("current %q, want v1.1", cur)
 	}
 	// The damaged directory is no longer kept, nor on disk.
-	if kept, _ := Kept(tg); !slices.Equal(kept, []string{"v1.1", "v2"}) {
+	if kept := mustKept(t, tg); !slices.Equal(kept, []string{"v1.1", "v2"}) {
 		t.Fatalf("kept %v", kept)
 	}
 	if dirs := versionDirs(t, tg); !slices.Equal(dirs, []string{"v1.1", "v2"}) {
@@ -455,20 +513,20 @@ func TestDriftAndRepair(t *testing.T) {
 	}
 	// A second damage repairs under the vault's version, not v1.1.1: the
 	// name v1 is free again.
-	os.Chmod(filepath.Join(stateDirOf(tg), "v1.1"), 0o700)
-	if d, _ := Drift(tg, files); len(d) != 3 {
+	must(t, os.Chmod(filepath.Join(stateDirOf(tg), "v1.1"), 0o700))
+	if d := mustDrift(t, tg, files); len(d) != 3 {
 		t.Fatalf("drift after chmod of the version directory: %v", d)
 	}
 	if err := Repair(tg, files); err != nil {
 		t.Fatal(err)
 	}
-	if cur, _ := Current(tg); cur != "v1" {
+	if cur := mustCurrent(t, tg); cur != "v1" {
 		t.Fatalf("current %q, want v1", cur)
 	}
 	if err := Repair(tg, files); err != nil {
 		t.Fatal(err)
 	}
-	if cur, _ := Current(tg); cur != "v1" {
+	if cur := mustCurrent(t, tg); cur != "v1" {
 		t.Fatalf("repair without drift moved current to %q", cur)
 	}
 }
@@ -477,13 +535,13 @@ func TestInstallCleansLeftovers(t *testing.T) {
 	tg := testTarget(t)
 	mustInstall(t, tg, "v1", testFiles("v1"))
 	st := stateDirOf(tg)
-	os.MkdirAll(filepath.Join(st, ".tmp-dir-dead", "x"), 0o700)
-	os.Chmod(filepath.Join(st, ".tmp-dir-dead"), 0o500)
-	os.Symlink("v1", filepath.Join(st, ".tmp-link-dead"))
-	os.Symlink(".certvault/www/current/cert.pem", filepath.Join(tg.Dir, ".tmp-www~dead"))
-	os.Symlink("x", filepath.Join(tg.Dir, ".tmp-other~dead"))
+	must(t, os.MkdirAll(filepath.Join(st, ".tmp-dir-dead", "x"), 0o700))
+	must(t, os.Chmod(filepath.Join(st, ".tmp-dir-dead"), 0o500))
+	must(t, os.Symlink("v1", filepath.Join(st, ".tmp-link-dead")))
+	must(t, os.Symlink(".certvault/www/current/cert.pem", filepath.Join(tg.Dir, ".tmp-www~dead")))
+	must(t, os.Symlink("x", filepath.Join(tg.Dir, ".tmp-other~dead")))
 	// A version renamed into place but never switched to.
-	os.MkdirAll(filepath.Join(st, "v9"), 0o750)
+	must(t, os.MkdirAll(filepath.Join(st, "v9"), 0o750))
 	mustInstall(t, tg, "v2", testFiles("v2"))
 	for _, p := range []string{
 		filepath.Join(st, ".tmp-dir-dead"), filepath.Join(st, ".tmp-link-dead"),

@@ -32,6 +32,7 @@ import (
 	"github.com/certvault/certvault/agent/sdnotify"
 	"github.com/certvault/certvault/agent/tlscheck"
 	"github.com/certvault/certvault/agent/vaultclient"
+	"github.com/certvault/certvault/internal/serial"
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -465,7 +466,7 @@ func (a *agent) fetch(ctx context.Context, b *binding, version string) (*rendere
 	if err != nil {
 		return nil, err
 	}
-	return &rendered{files: files, bundle: &bundle, serial: strings.ToUpper(bundle.Leaf.SerialNumber.Text(16)), expires: bundle.Leaf.NotAfter}, nil
+	return &rendered{files: files, bundle: &bundle, serial: serial.Format(bundle.Leaf.SerialNumber), expires: bundle.Leaf.NotAfter}, nil
 }
 
 // install puts version in place for b: fetch, check, write and swap,

@@ -23,7 +23,9 @@ func TestSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 256)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatalf("set read deadline: %v", err)
+	}
 	k, _, err := conn.ReadFromUnix(buf)
 	if err != nil || string(buf[:k]) != "READY=1\nSTATUS=serving 2 bindings" {
 		t.Fatalf("got %q, %v", buf[:k], err)

@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/certvault/certvault/internal/serial"
 )
 
 const (
@@ -44,10 +46,10 @@ type MismatchError struct {
 func (e *MismatchError) Error() string {
 	w := where(e.Addr, e.ServerName)
 	if e.Served == nil {
-		return fmt.Sprintf("%s serves no certificate, want serial %s", w, serial(e.Want))
+		return fmt.Sprintf("%s serves no certificate, want serial %s", w, serialOf(e.Want))
 	}
 	msg := fmt.Sprintf("%s serves serial %s (not after %s), want serial %s",
-		w, serial(e.Served), e.Served.NotAfter.UTC().Format(time.RFC3339), serial(e.Want))
+		w, serialOf(e.Served), e.Served.NotAfter.UTC().Format(time.RFC3339), serialOf(e.Want))
 	if bytes.Equal(e.Served.SerialNumber.Bytes(), e.Want.SerialNumber.Bytes()) {
 		got, want := sha256.Sum256(e.Served.Raw), sha256.Sum256(e.Want.Raw)
 		msg += fmt.Sprintf(" (same serial, other certificate: SHA-256 %X, want %X)", got[:8], want[:8])
@@ -55,20 +57,8 @@ func (e *MismatchError) Error() string {
 	return msg
 }
 
-// serial formats a certificate's serial number as upper-case hex, two
-// digits a byte.
-func serial(c *x509.Certificate) string {
-	if c.SerialNumber == nil {
-		return "none"
-	}
-	if c.SerialNumber.Sign() < 0 {
-		return fmt.Sprintf("-%X", c.SerialNumber.Bytes())
-	}
-	if c.SerialNumber.Sign() == 0 {
-		return "00"
-	}
-	return fmt.Sprintf("%X", c.SerialNumber.Bytes())
-}
+// serialOf formats a certificate's serial number as openssl prints it.
+func serialOf(c *x509.Certificate) string { return serial.Format(c.SerialNumber) }
 
 // Serves dials addr (host:port) with TLS, sending serverName as SNI (none
 // if it is empty and addr's host is an IP address), and reports whether

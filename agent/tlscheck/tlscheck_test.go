@@ -90,7 +90,7 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 func TestServesRightCertificate(t *testing.T) {
 	cert, leaf := newCert(t, 0x3C4D)
 	addr := serve(t, &tls.Config{Certificates: []tls.Certificate{*cert}})
-	if err := Serves(ctxTimeout(t, 5*time.Second), addr, "www.example.com", leaf); err != nil {
+	if err := Serves(ctxTimeout(t, 30*time.Second), addr, "www.example.com", leaf); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -99,7 +99,7 @@ func TestServesOtherCertificate(t *testing.T) {
 	served, _ := newCert(t, 0x0A1B)
 	_, want := newCert(t, 0x3C4D)
 	addr := serve(t, &tls.Config{Certificates: []tls.Certificate{*served}})
-	err := Serves(ctxTimeout(t, 5*time.Second), addr, "www.example.com", want)
+	err := Serves(ctxTimeout(t, 30*time.Second), addr, "www.example.com", want)
 	if err == nil {
 		t.Fatal("Serves = nil for another certificate")
 	}
@@ -117,7 +117,7 @@ func TestServesSameSerialOtherCertificate(t *testing.T) {
 	served, _ := newCert(t, 7)
 	_, want := newCert(t, 7)
 	addr := serve(t, &tls.Config{Certificates: []tls.Certificate{*served}})
-	err := Serves(ctxTimeout(t, 5*time.Second), addr, "www.example.com", want)
+	err := Serves(ctxTimeout(t, 30*time.Second), addr, "www.example.com", want)
 	if err == nil || !strings.Contains(err.Error(), "same serial, other certificate") {
 		t.Errorf("error = %v, want it to say the serials are the same", err)
 	}
@@ -135,17 +135,17 @@ func TestServesSendsSNI(t *testing.T) {
 		}
 		return b, nil
 	}})
-	if err := Serves(ctxTimeout(t, 5*time.Second), addr, "a.example.com", leafA); err != nil {
+	if err := Serves(ctxTimeout(t, 30*time.Second), addr, "a.example.com", leafA); err != nil {
 		t.Fatal(err)
 	}
 	if p := sawName.Load(); p == nil || *p != "a.example.com" {
 		t.Errorf("server saw SNI %v, want a.example.com", p)
 	}
-	if err := Serves(ctxTimeout(t, 5*time.Second), addr, "b.example.com", leafB); err != nil {
+	if err := Serves(ctxTimeout(t, 30*time.Second), addr, "b.example.com", leafB); err != nil {
 		t.Fatal(err)
 	}
 	// With no server name and an IP address, no SNI is sent.
-	if err := Serves(ctxTimeout(t, 5*time.Second), addr, "", leafB); err != nil {
+	if err := Serves(ctxTimeout(t, 30*time.Second), addr, "", leafB); err != nil {
 		t.Fatal(err)
 	}
 	if p := sawName.Load(); p == nil || *p != "" {
@@ -161,7 +161,7 @@ func TestWaitServesSwitch(t *testing.T) {
 	addr := serve(t, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return cur.Load(), nil
 	}})
-	ctx := ctxTimeout(t, 10*time.Second)
+	ctx := ctxTimeout(t, 30*time.Second)
 	if err := Serves(ctx, addr, "www.example.com", newLeaf); err == nil {
 		t.Fatal("Serves = nil before the switch")
 	}
@@ -270,11 +270,11 @@ func TestServesClientCertRequired(t *testing.T) {
 			ClientAuth:   tls.RequireAnyClientCert,
 			MaxVersion:   v,
 		})
-		if err := Serves(ctxTimeout(t, 5*time.Second), addr, "www.example.com", leaf); err != nil {
+		if err := Serves(ctxTimeout(t, 30*time.Second), addr, "www.example.com", leaf); err != nil {
 			t.Errorf("%s: Serves = %v", tls.VersionName(v), err)
 		}
 		var mis *MismatchError
-		if err := Serves(ctxTimeout(t, 5*time.Second), addr, "www.example.com", other); !errors.As(err, &mis) {
+		if err := Serves(ctxTimeout(t, 30*time.Second), addr, "www.example.com", other); !errors.As(err, &mis) {
 			t.Errorf("%s: Serves = %v, want a *MismatchError", tls.VersionName(v), err)
 		}
 	}

@@ -42,9 +42,11 @@ life. Give an agent group access with a role assignment to group:NAME.`,
 					Uses          int
 					CAFingerprint string `json:"ca_fingerprint"`
 				}
-				json.Unmarshal(raw, &t)
+				if err := json.Unmarshal(raw, &t); err != nil {
+					return fmt.Errorf("decode join token: %w", err)
+				}
 				fmt.Fprintf(out, "join token for group %s (%d use(s), expires %s):\n\n  %s\n\nvault CA fingerprint: %s\n\n", t.Group, t.Uses, fmtTime(&t.Expires), t.Token, t.CAFingerprint)
-				fmt.Fprintf(out, "On the VM:\n  certvault-agent join --vault %s --token TOKEN --ca-fingerprint %s --state-dir /var/lib/certvault-agent\n", g.addrOrEnv(), t.CAFingerprint)
+				fmt.Fprintf(out, "On the VM, as root:\n  %s\n", joinCommand(g.addrOrEnv(), t.Token, t.CAFingerprint))
 				return nil
 			})
 		},
@@ -162,4 +164,24 @@ func (a agentRecord) state() string {
 		return "expired"
 	}
 	return "active"
+}
+
+// joinCommand is the certvault-agent join command line a VM runs to enroll
+// with token, ready to paste into a shell.
+func joinCommand(vaultURL, token, fingerprint string) string {
+	words := []string{"certvault-agent", "join", "--vault", vaultURL, "--token", token,
+		"--ca-fingerprint", fingerprint, "--state-dir", "/var/lib/certvault-agent"}
+	for i, w := range words {
+		words[i] = shellQuote(w)
+	}
+	return strings.Join(words, " ")
+}
+
+// shellQuote returns s as one POSIX shell word: as is when it holds only
+// characters no shell treats specially, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/=+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

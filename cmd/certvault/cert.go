@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/internal/client"
+	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/vault/keyvault"
 	"github.com/spf13/cobra"
 )
@@ -362,6 +363,7 @@ func certOperationCmd(g *globals, out io.Writer) *cobra.Command {
 				if err := os.WriteFile(csrOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o644); err != nil {
 					return err
 				}
+				defer confirm(cmd, out, g, "wrote the CSR of %s (PEM) to %s\n", a[0], csrOut)
 			}
 			if wait {
 				return waitedOperation(out, g, a[0], op)
@@ -414,7 +416,7 @@ func certGetCmd(g *globals, out io.Writer) *cobra.Command {
 			if len(leaf.DNSNames) > 0 {
 				fmt.Fprintf(tw, "dns names:\t%s\n", strings.Join(leaf.DNSNames, ", "))
 			}
-			fmt.Fprintf(tw, "serial:\t%s\n", leaf.SerialNumber.Text(16))
+			fmt.Fprintf(tw, "serial:\t%s\n", serial.Format(leaf.SerialNumber))
 			fmt.Fprintf(tw, "valid:\t%s to %s\n", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 			fmt.Fprintf(tw, "thumbprint (x5t):\t%s\n", base64.RawURLEncoding.EncodeToString(c.X5t))
 			fmt.Fprintf(tw, "enabled:\t%v\n", c.Attributes.IsEnabled())
@@ -453,11 +455,13 @@ func certDownloadCmd(g *globals, out io.Writer) *cobra.Command {
 			if chain && format == "der" {
 				return usageError{errors.New("--chain needs --format pem")}
 			}
+			count := 1
 			if format == "pem" {
 				data = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cer})
 				if chain {
 					for _, der := range c.X5C[min(1, len(c.X5C)):] {
 						data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+						count++
 					}
 				}
 			}
@@ -468,7 +472,12 @@ func certDownloadCmd(g *globals, out io.Writer) *cobra.Command {
 			if _, err := writeFileFrom(outFile, strings.NewReader(string(data))); err != nil {
 				return err
 			}
-			return os.Chmod(outFile, 0o644)
+			if err := os.Chmod(outFile, 0o644); err != nil {
+				return err
+			}
+			ver := c.ID[strings.LastIndex(c.ID, "/")+1:]
+			confirm(cmd, out, g, "wrote certificate %s (version %s, %s, %s) to %s\n", a[0], ver, plural(count, "certificate"), strings.ToUpper(format), outFile)
+			return nil
 		},
 	}
 	c.Flags().StringVar(&version, "version", "", "a specific version (default current)")
@@ -878,4 +887,14 @@ func lifecycleCmds(g *globals, out io.Writer, kind, noun string) []*cobra.Comman
 		simple("purge", "Permanently remove a deleted "+noun, http.MethodDelete, "/deleted"+kind+"/%s", "purged"),
 		backup, restore, deleted,
 	}
+}
+
+// confirm prints what a command did to a local file: on standard output
+// like the CLI's other confirmations, or on standard error under -o json
+// so that standard output stays one JSON document.
+func confirm(cmd *cobra.Command, out io.Writer, g *globals, format string, a ...any) {
+	if g.output == "json" {
+		out = cmd.ErrOrStderr()
+	}
+	fmt.Fprintf(out, format, a...)
 }

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/certvault/certvault/internal/client"
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 )
 
@@ -155,36 +161,7 @@ cluster with the same seal key and CA. FILE appears only once complete.`,
 			return nil
 		},
 	})
-	snap.AddCommand(&cobra.Command{
-		Use:   "restore FILE",
-		Short: "Replace the whole vault state with a snapshot",
-		Long: `Replace the whole replicated state with the snapshot in FILE. The file is
-verified first (format, checksum, seal key, CA); a bad file is refused and
-nothing changes.`,
-		Args: args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			f, err := os.Open(a[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			resp, err := cl.Raw(cmd.Context(), http.MethodPut, "/v1/sys/cluster/snapshot", f, http.Header{"Content-Type": {"application/octet-stream"}})
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				return client.ParseError(resp.StatusCode, body)
-			}
-			fmt.Fprintf(out, "restored %s\n", a[0])
-			return nil
-		},
-	})
+	snap.AddCommand(snapshotRestoreCmd(g, out))
 	c.AddCommand(snap)
 	return c
 }
@@ -218,4 +195,99 @@ func writeFileFrom(path string, r io.Reader) (int64, error) {
 		return n, err
 	}
 	return n, os.Rename(tmp.Name(), path)
+}
+
+// isTerminal says whether the CLI's standard input is a terminal, where a
+// person can answer a question.
+var isTerminal = func() bool {
+	fd := os.Stdin.Fd()
+	return isatty.IsTerminal(fd) || isatty.IsCygwinTerminal(fd)
+}
+
+func snapshotRestoreCmd(g *globals, out io.Writer) *cobra.Command {
+	var yes bool
+	c := &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Replace the whole vault state with a snapshot",
+		Long: `Replace the whole replicated state with the snapshot in FILE, on every node:
+what the vault holds now and is not in the snapshot is lost. The file is
+verified first (format, checksum, seal key, CA); a bad file is refused and
+nothing changes.
+
+On a terminal the command asks for confirmation; elsewhere (scripts, CI)
+pass --yes, or it refuses with exit 2. Once restored it prints what the
+snapshot held: its index, when it was taken and how many objects.`,
+		Example: `  certvault cluster snapshot restore vault-2026-11-26.snap
+  certvault cluster snapshot restore vault-2026-11-26.snap --yes   # no question (scripts)`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			f, err := os.Open(a[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			if !yes {
+				if !isTerminal() {
+					return usageError{errors.New("restoring replaces the whole vault state and no terminal is here to confirm it: pass --yes")}
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "Replace the whole state of the vault at %s with %s? What it holds now is lost. Type yes to restore: ", cl.Addr(), a[0])
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && line == "" {
+					return fmt.Errorf("read confirmation: %w", err)
+				}
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "yes" && ans != "y" {
+					return errors.New("not restored: the answer was not yes")
+				}
+			}
+			resp, err := cl.Raw(cmd.Context(), http.MethodPut, "/v1/sys/cluster/snapshot", f, http.Header{"Content-Type": {"application/octet-stream"}})
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return fmt.Errorf("read answer: %w", err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				return client.ParseError(resp.StatusCode, body)
+			}
+			if g.output == "json" {
+				return printJSON(out, json.RawMessage(body))
+			}
+			var res struct {
+				SnapshotIndex uint64     `json:"snapshot_index"`
+				SnapshotTime  *time.Time `json:"snapshot_time"`
+				Objects       struct {
+					Certificates, Secrets, Keys, Deleted, Issuers, Agents int
+				} `json:"objects"`
+			}
+			if err := json.Unmarshal(body, &res); err != nil {
+				return fmt.Errorf("decode answer: %w", err)
+			}
+			taken := "at an unrecorded time (an older snapshot format)"
+			if res.SnapshotTime != nil {
+				taken = "taken " + res.SnapshotTime.UTC().Format(time.RFC3339)
+			}
+			o := res.Objects
+			fmt.Fprintf(out, "restored %s: snapshot index %d, %s\n", a[0], res.SnapshotIndex, taken)
+			fmt.Fprintf(out, "  %s, %s, %s, %s (recoverable), %s, %s\n",
+				plural(o.Certificates, "certificate"), plural(o.Secrets, "secret"), plural(o.Keys, "key"),
+				plural(o.Deleted, "deleted object"), plural(o.Issuers, "issuer"), plural(o.Agents, "agent"))
+			return nil
+		},
+	}
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "restore without asking (needed when standard input is not a terminal)")
+	return c
+}
+
+// plural returns "1 thing" or "N things".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

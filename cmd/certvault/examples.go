@@ -24,10 +24,9 @@ var examples = map[string]string{
 	"cert versions":     "  certvault cert versions www",
 	"cluster join-token": `  certvault cluster join-token
   certvault cluster join-token --ttl 15m --uses 2`,
-	"cluster snapshot restore": "  certvault cluster snapshot restore vault-2026-11-26.snap",
-	"cluster snapshot save":    "  certvault cluster snapshot save vault-2026-11-26.snap",
-	"contacts delete":          "  certvault contacts delete",
-	"contacts list":            "  certvault contacts list -o json",
+	"cluster snapshot save": "  certvault cluster snapshot save vault-2026-11-26.snap",
+	"contacts delete":       "  certvault contacts delete",
+	"contacts list":         "  certvault contacts list -o json",
 	"events deliveries": `  certvault events deliveries
   certvault events deliveries --failed`,
 	"events list":        "  certvault events list",

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/client"
 	"github.com/spf13/cobra"
 )
 
@@ -79,7 +80,11 @@ before it asks the CA to validate.`,
 				if err != nil {
 					return err
 				}
-				creds["pwd"] = strings.TrimSpace(string(k))
+				key := strings.TrimSpace(string(k))
+				if key == "" {
+					return fmt.Errorf("--api-key-file %s is empty: put the CA account's API key in it (for ACME External Account Binding, the EAB HMAC key, base64url, as the CA shows it); nothing was changed", apiKeyFile)
+				}
+				creds["pwd"] = key
 			}
 			if len(creds) > 0 {
 				body["credentials"] = creds
@@ -149,6 +154,7 @@ before it asks the CA to validate.`,
 				if err := os.WriteFile(csrOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: v.CSR}), 0o644); err != nil {
 					return err
 				}
+				defer confirm(cmd, out, g, "wrote the CSR of CA %s (PEM) to %s\n", a[0], csrOut)
 			}
 			return printIssuer(out, g, res)
 		},
@@ -376,7 +382,18 @@ func contactsCmd(g *globals, out io.Writer) *cobra.Command {
 				return err
 			}
 			var res json.RawMessage
-			if err := cl.Do(cmd.Context(), http.MethodGet, "/certificates/contacts", nil, &res); err != nil {
+			err = cl.Do(cmd.Context(), http.MethodGet, "/certificates/contacts", nil, &res)
+			var ae *client.Error
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == "ContactsNotFound" {
+				// Key Vault answers 404 when no contacts are set: for the
+				// CLI that is an empty list, not an error.
+				if g.output == "json" {
+					return printJSON(out, map[string]any{"contacts": []any{}})
+				}
+				fmt.Fprintln(out, "no contacts set (add them with 'certvault contacts set EMAIL...')")
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 			return printContacts(out, g, res)

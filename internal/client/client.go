@@ -13,9 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -129,10 +133,98 @@ func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, h
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
+	// A read the vault cannot answer for a moment (503 with Retry-After:
+	// no leader during an election, a follower catching up) is asked
+	// again a few times; a read changes nothing, so asking again is safe.
+	// Writes are never repeated here: the caller decides.
+	for try := 0; err == nil && try < readRetries && retryableRead(req, resp); try++ {
+		resp.Body.Close()
+		select {
+		case <-time.After(retryAfter(resp.Header)):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s %s: %w", method, c.addr, ctx.Err())
+		}
+		resp, err = c.http.Do(req.Clone(ctx))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, c.addr, err)
+		return nil, c.connError(method, err)
 	}
 	return resp, nil
+}
+
+// readRetries is how many times a read answered 503 with Retry-After is
+// asked again; with maxRetryWait that is at most 10 s more.
+const (
+	readRetries  = 5
+	maxRetryWait = 2 * time.Second
+)
+
+// retryableRead reports whether resp is the vault saying "not now" to a
+// request without a body that changes nothing.
+func retryableRead(req *http.Request, resp *http.Response) bool {
+	return (req.Method == http.MethodGet || req.Method == http.MethodHead) && req.Body == nil &&
+		resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
+}
+
+// retryAfter is how long to wait before asking again: the answer's
+// Retry-After in seconds, bounded by maxRetryWait (the vault's hint is
+// for clients that give up less easily), 1 s when it is not a number.
+func retryAfter(h http.Header) time.Duration {
+	secs, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
+	if err != nil || secs < 0 {
+		return time.Second
+	}
+	return min(time.Duration(secs)*time.Second, maxRetryWait)
+}
+
+// ConnError is a request that got no answer from the vault because the
+// connection failed: nothing listens at the address, or the vault's TLS
+// certificate is not trusted. Its message says what to do; Err is the
+// cause.
+type ConnError struct {
+	// Addr is the vault URL the client was pointed at.
+	Addr string
+	// Hint says what the failure means and what to do about it.
+	Hint string
+	// Err is the underlying error, without the URL (the url.Error that
+	// net/http returns is unwrapped).
+	Err error
+}
+
+func (e *ConnError) Error() string { return e.Hint }
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// connError turns the error of an HTTP round trip into one that names the
+// vault's address once and, for the failures a newcomer meets first (a
+// vault that is not running, a CA that is not configured), says what to
+// do.
+func (c *Client) connError(method string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // net/http's wrapper repeats the whole URL
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &unknownCA):
+		reason := "certificate signed by unknown authority"
+		if unknownCA.Cert != nil {
+			reason += fmt.Sprintf(" %q", unknownCA.Cert.Issuer.String())
+		}
+		return &ConnError{Addr: c.addr, Err: err, Hint: fmt.Sprintf(
+			"the vault's certificate is not trusted: set CERTVAULT_CACERT to its ca.pem (%s: %s)", c.addr, reason)}
+	case errors.As(err, &badHost):
+		return &ConnError{Addr: c.addr, Err: err, Hint: fmt.Sprintf(
+			"the vault's certificate is not valid for %s: use an address it names (%s)",
+			c.addr, strings.TrimPrefix(badHost.Error(), "x509: "))}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &ConnError{Addr: c.addr, Err: err, Hint: fmt.Sprintf("nothing answers at %s: is certvaultd running?", c.addr)}
+	case errors.As(err, &op) && op.Op == "dial":
+		return &ConnError{Addr: c.addr, Err: err, Hint: fmt.Sprintf("cannot reach %s: %v", c.addr, op.Err)}
+	}
+	return fmt.Errorf("%s %s: %w", method, c.addr, err)
 }
 
 // Do sends in (if not nil) as JSON and decodes a 2xx answer into out (if

@@ -225,7 +225,7 @@ func (n *Node) Resume() {
 func (n *Node) waitState(stopped bool) {
 	n.t.Helper()
 	pid := n.PID()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	state := ""
 	for {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -240,7 +240,7 @@ func (n *Node) waitState(stopped bool) {
 			return
 		}
 		if time.Now().After(deadline) {
-			n.t.Fatalf("%s: process state %q after 10s, want stopped=%v", n.ID, state, stopped)
+			n.t.Fatalf("waited 30s for %s to be stopped=%v: its process state is %q", n.ID, stopped, state)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -108,14 +108,23 @@ func rechain(t *testing.T, ls []string, i int) []string {
 	for j, s := range ls {
 		save(t, path, []string{s})
 		var r Record
-		Read(path, Filter{}, func(x Record) bool { r = x; return false })
+		if err := Read(path, Filter{}, func(x Record) bool { r = x; return false }); err != nil {
+			t.Fatalf("read record %d: %v", j, err)
+		}
 		if j == i {
 			r.Principal = "mallory"
 		}
 		r.Prev = prev
-		r.Hash, _ = chainHash(r)
+		h, err := chainHash(r)
+		if err != nil {
+			t.Fatalf("hash record %d: %v", j, err)
+		}
+		r.Hash = h
 		prev = r.Hash
-		b, _ := jsonLine(r)
+		b, err := jsonLine(r)
+		if err != nil {
+			t.Fatalf("encode line: %v", err)
+		}
 		out = append(out, b)
 	}
 	return out
@@ -123,9 +132,16 @@ func rechain(t *testing.T, ls []string, i int) []string {
 
 func TestReopenContinuesChainAndCutsTornLine(t *testing.T) {
 	path, head := writeTrail(t, 5)
-	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString(`{"seq":6,"time":`)
-	f.Close()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("open file: %v", err)
+	}
+	if _, err := f.WriteString(`{"seq":6,"time":`); err != nil {
+		t.Fatalf("write a torn line: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after a torn line: %v", err)
+	}
 	l, err := Open(filepath.Dir(path))
 	if err != nil {
 		t.Fatal(err)
@@ -136,13 +152,17 @@ func TestReopenContinuesChainAndCutsTornLine(t *testing.T) {
 	if err := l.AppendSync(context.Background(), Record{Principal: "bob"}); err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
 	res, err := Verify(path)
 	if err != nil || !res.OK || res.Records != 6 {
 		t.Fatalf("Verify = %+v %+v, %v", res, res.Problem, err)
 	}
 	var got []string
-	Read(path, Filter{Principal: "bob"}, func(r Record) bool { got = append(got, r.Principal); return true })
+	if err := Read(path, Filter{Principal: "bob"}, func(r Record) bool { got = append(got, r.Principal); return true }); err != nil {
+		t.Fatalf("Read(principal bob): %v", err)
+	}
 	if len(got) != 1 {
 		t.Fatalf("Read(principal bob) = %v", got)
 	}
@@ -175,7 +195,9 @@ func hashAt(t *testing.T, ls []string, i int) string {
 	path := filepath.Join(t.TempDir(), "x")
 	save(t, path, []string{ls[i]})
 	var h string
-	Read(path, Filter{}, func(r Record) bool { h = r.Hash; return false })
+	if err := Read(path, Filter{}, func(r Record) bool { h = r.Hash; return false }); err != nil {
+		t.Fatalf("read record %d: %v", i, err)
+	}
 	return h
 }
 
@@ -188,12 +210,19 @@ func TestReopenKeepsADamagedRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.AppendSync(context.Background(), Record{Principal: "bob"})
-	l.Close()
+	if err := l.AppendSync(context.Background(), Record{Principal: "bob"}); err != nil {
+		t.Fatalf("append after reopen: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
 	if got := len(lines(t, path)); got != 6 {
 		t.Fatalf("lines after reopen = %d, want 6 (nothing cut)", got)
 	}
-	res, _ := Verify(path)
+	res, err := Verify(path)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
 	if res.OK || res.Problem == nil || res.Problem.Seq != 3 {
 		t.Fatalf("Verify = %+v %+v, want record 3 named", res, res.Problem)
 	}
@@ -220,8 +249,13 @@ func TestSegments(t *testing.T) {
 		}
 	}
 	head := l.Head()
-	l.Close()
-	segs, _ := segments(dir)
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	segs, err := segments(dir)
+	if err != nil {
+		t.Fatalf("list segments: %v", err)
+	}
 	if len(segs) < 3 {
 		t.Fatalf("segments: %v, want several of 4 KiB", segs)
 	}
@@ -230,7 +264,9 @@ func TestSegments(t *testing.T) {
 		t.Fatalf("VerifyTrail = %+v %+v, %v", res, res.Problem, err)
 	}
 	n := 0
-	ReadTrail(dir, Filter{}, func(Record) bool { n++; return true })
+	if err := ReadTrail(dir, Filter{}, func(Record) bool { n++; return true }); err != nil {
+		t.Fatalf("ReadTrail: %v", err)
+	}
 	if n != 100 {
 		t.Fatalf("ReadTrail read %d records, want 100", n)
 	}
@@ -246,10 +282,16 @@ func TestSegments(t *testing.T) {
 	if l.Head() != head {
 		t.Fatalf("head after reopen %+v, want %+v", l.Head(), head)
 	}
-	l.AppendSync(context.Background(), Record{Principal: "bob"})
-	l.Close()
+	if err := l.AppendSync(context.Background(), Record{Principal: "bob"}); err != nil {
+		t.Fatalf("append after reopen: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
 	// Retention: the oldest segment removed is allowed, and said.
-	os.Remove(segs[0])
+	if err := os.Remove(segs[0]); err != nil {
+		t.Fatalf("remove the first segment: %v", err)
+	}
 	res, err = VerifyTrail(dir)
 	if err != nil || !res.OK || res.Start <= 1 {
 		t.Fatalf("VerifyTrail without the first segment = %+v %+v, %v", res, res.Problem, err)
@@ -258,21 +300,23 @@ func TestSegments(t *testing.T) {
 	if len(segs) < 4 {
 		t.Fatalf("need 4 segments, have %d", len(segs))
 	}
-	os.Remove(segs[2])
-	res, _ = VerifyTrail(dir)
-	if res.OK || res.Problem == nil || !strings.Contains(res.Problem.Reason, "missing") {
-		t.Fatalf("VerifyTrail without a middle segment = %+v %+v", res, res.Problem)
+	if err := os.Remove(segs[2]); err != nil {
+		t.Fatalf("remove a middle segment: %v", err)
+	}
+	res, err = VerifyTrail(dir)
+	if err != nil || res.OK || res.Problem == nil || !strings.Contains(res.Problem.Reason, "missing") {
+		t.Fatalf("VerifyTrail without a middle segment = %+v %+v, %v", res, res.Problem, err)
 	}
 	// An edit names its file.
 	ls := lines(t, segs[3])
 	ls[1] = strings.Replace(ls[1], `"principal":"alice"`, `"principal":"mallo"`, 1)
 	save(t, segs[3], ls)
-	res, _ = verifyFiles([]string{segs[1], segs[3], filepath.Join(dir, FileName)}, nil, true)
-	if res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 1 {
-		t.Fatalf("gap before an edited segment: %+v %+v", res, res.Problem)
+	res, err = verifyFiles([]string{segs[1], segs[3], filepath.Join(dir, FileName)}, nil, true)
+	if err != nil || res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 1 {
+		t.Fatalf("gap before an edited segment: %+v %+v, %v", res, res.Problem, err)
 	}
-	res, _ = verifyFiles([]string{segs[3], filepath.Join(dir, FileName)}, nil, true)
-	if res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 2 {
-		t.Fatalf("edited segment: %+v %+v", res, res.Problem)
+	res, err = verifyFiles([]string{segs[3], filepath.Join(dir, FileName)}, nil, true)
+	if err != nil || res.OK || res.Problem == nil || res.Problem.File != filepath.Base(segs[3]) || res.Problem.Line != 2 {
+		t.Fatalf("edited segment: %+v %+v, %v", res, res.Problem, err)
 	}
 }

@@ -41,10 +41,10 @@ func (c *changes) String() string {
 // waitHealed polls until the log takes records again.
 func waitHealed(t *testing.T, l *Log) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for l.Err() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("the log did not heal within 10s: %v", l.Err())
+			t.Fatalf("the log did not heal within 30s: its last error was %v", l.Err())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -58,7 +58,9 @@ func checkGap(t *testing.T, dir string, records uint64, lost uint64, cause strin
 		t.Fatalf("verify after healing: %+v, %v; want ok, %d records, 1 gap of %d", res, err, records, lost)
 	}
 	var gap Record
-	ReadTrail(dir, Filter{Outcome: OutcomeGap}, func(r Record) bool { gap = r; return true })
+	if err := ReadTrail(dir, Filter{Outcome: OutcomeGap}, func(r Record) bool { gap = r; return true }); err != nil {
+		t.Fatalf("read the gap record: %v", err)
+	}
 	if gap.Lost != lost || gap.Node != "n1" || !strings.Contains(gap.Detail, cause) {
 		t.Fatalf("gap record: %+v; want %d lost on n1 and the cause %q", gap, lost, cause)
 	}

@@ -40,11 +40,20 @@ func policy(t *testing.T, mod func(*keyvault.Policy)) *keyvault.Policy {
 // testCA returns a CA certificate and key.
 func testCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"}, NotBefore: time.Now().Add(-time.Hour),
 		NotAfter: time.Now().Add(365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
-	c, _ := x509.ParseCertificate(der)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatalf("create certificate: %v", err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
 	return c, k
 }
 
@@ -63,7 +72,10 @@ func TestSelfSignFollowsPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := x509.ParseCertificate(der)
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
 	if c.Subject.CommonName != "www.example.com" || c.Subject.Organization[0] != "Contoso" || c.DNSNames[0] != "www.example.com" {
 		t.Errorf("names: got %v %v", c.Subject, c.DNSNames)
 	}
@@ -85,12 +97,18 @@ func TestSelfSignFollowsPolicy(t *testing.T) {
 func TestSignByCAAndSortChain(t *testing.T) {
 	ca, caKey := testCA(t)
 	p := policy(t, nil)
-	key, _ := GenerateKey(p.KeyProperties)
+	key, err := GenerateKey(p.KeyProperties)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
 	der, err := Sign(p, key.Public(), ca, caKey, "https://vault/v1/pki/x/crl", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
 	if err := leaf.CheckSignatureFrom(ca); err != nil || leaf.CRLDistributionPoints[0] != "https://vault/v1/pki/x/crl" {
 		t.Fatalf("signed leaf: %v %v", err, leaf.CRLDistributionPoints)
 	}
@@ -104,16 +122,28 @@ func TestSignByCAAndSortChain(t *testing.T) {
 func TestSecretEncodingsRoundTrip(t *testing.T) {
 	ca, caKey := testCA(t)
 	p := policy(t, nil)
-	key, _ := GenerateKey(p.KeyProperties)
-	der, _ := Sign(p, key.Public(), ca, caKey, "", time.Now())
-	leaf, _ := x509.ParseCertificate(der)
+	key, err := GenerateKey(p.KeyProperties)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	der, err := Sign(p, key.Public(), ca, caKey, "", time.Now())
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
 	chain := []*x509.Certificate{leaf, ca}
 
 	b64, err := EncodeSecret(keyvault.ContentTypePKCS12, key, chain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := base64.StdEncoding.DecodeString(b64)
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatalf("decode base64: %v", err)
+	}
 	k, c, cas, err := pkcs12.DecodeChain(raw, "")
 	if err != nil || !SamePublicKey(k.(*ecdsa.PrivateKey).Public(), leaf.PublicKey) || !c.Equal(leaf) || len(cas) != 1 {
 		t.Fatalf("PKCS#12: %v", err)
@@ -128,7 +158,10 @@ func TestSecretEncodingsRoundTrip(t *testing.T) {
 		t.Fatalf("PEM: %v\n%s", err, pemText)
 	}
 	// Order does not matter on import: the leaf is the key's certificate.
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatalf("marshal key: %v", err)
+	}
 	reordered := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})) +
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})) +
 		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}))
@@ -137,7 +170,10 @@ func TestSecretEncodingsRoundTrip(t *testing.T) {
 		t.Fatalf("re-import PEM: %v", err)
 	}
 
-	noKey, _ := EncodeSecret(keyvault.ContentTypePEM, nil, chain)
+	noKey, err := EncodeSecret(keyvault.ContentTypePEM, nil, chain)
+	if err != nil {
+		t.Fatalf("encode secret: %v", err)
+	}
 	if strings.Contains(noKey, "PRIVATE KEY") {
 		t.Fatal("a secret without a key still holds one")
 	}
@@ -145,16 +181,37 @@ func TestSecretEncodingsRoundTrip(t *testing.T) {
 
 func TestParseImportRejects(t *testing.T) {
 	p := policy(t, nil)
-	key, _ := GenerateKey(p.KeyProperties)
-	der, _ := SelfSign(p, key, time.Now().Add(-2*365*24*time.Hour))
-	leaf, _ := x509.ParseCertificate(der)
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
+	key, err := GenerateKey(p.KeyProperties)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	der, err := SelfSign(p, key, time.Now().Add(-2*365*24*time.Hour))
+	if err != nil {
+		t.Fatalf("self-sign: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatalf("marshal key: %v", err)
+	}
 	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	other, _ := GenerateKey(p.KeyProperties)
-	od, _ := x509.MarshalPKCS8PrivateKey(other)
+	other, err := GenerateKey(p.KeyProperties)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	od, err := x509.MarshalPKCS8PrivateKey(other)
+	if err != nil {
+		t.Fatalf("marshal key: %v", err)
+	}
 	otherPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: od}))
-	pfx, _ := pkcs12.Modern.Encode(key, leaf, nil, "secret")
+	pfx, err := pkcs12.Modern.Encode(key, leaf, nil, "secret")
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
 	valid := time.Now().Add(-547 * 24 * time.Hour) // a time at which the certificate is valid
 
 	for _, tt := range []struct {

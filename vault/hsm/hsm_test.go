@@ -118,7 +118,9 @@ func TestOpenErrors(t *testing.T) {
 	// user logged in already.
 	tok := softhsmtest.New(t, "hsm-errors")
 	bad := filepath.Join(t.TempDir(), "pin")
-	os.WriteFile(bad, []byte("000000\n"), 0o600)
+	if err := os.WriteFile(bad, []byte("000000\n"), 0o600); err != nil {
+		t.Fatalf("write the wrong PIN file: %v", err)
+	}
 	for _, tc := range []struct {
 		cfg  hsm.Config
 		want string

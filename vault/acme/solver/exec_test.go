@@ -43,7 +43,7 @@ printf 'FOO=%s VAULT_SECRET=%s PATH=%s\n' "$FOO" "${CERTVAULT_TEST_SECRET-unset}
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(record)
 			e := &solver.Exec{Program: tc.program, Args: []string{"--config", "/etc/hook conf"}, Env: []string{"RECORD=" + record, "FOO=bar"}}
-			ctx := ctxTimeout(t, 10*time.Second)
+			ctx := ctxTimeout(t, 30*time.Second)
 			if err := e.Present(ctx, "_acme-challenge.www.example.com", val1); err != nil {
 				t.Fatalf("Present: %v", err)
 			}
@@ -74,7 +74,7 @@ func TestExecFailure(t *testing.T) {
 echo "zone example.com is not managed by this hook" >&2
 exit 3
 `)
-	err := (&solver.Exec{Program: hook}).Present(ctxTimeout(t, 10*time.Second), "_acme-challenge.example.com.", val1)
+	err := (&solver.Exec{Program: hook}).Present(ctxTimeout(t, 30*time.Second), "_acme-challenge.example.com.", val1)
 	want := hook + " present: exit status 3: zone example.com is not managed by this hook"
 	if err == nil || err.Error() != "solver: "+want {
 		t.Fatalf("Present: got %v, want %q", err, "solver: "+want)
@@ -99,7 +99,7 @@ while [ $i -lt 2000 ]; do echo "line $i of noise, padded to be long enough"; i=$
 echo "the last word" >&2
 exit 1
 `)
-	err := (&solver.Exec{Program: hook}).CleanUp(ctxTimeout(t, 10*time.Second), "x.example.com", val1)
+	err := (&solver.Exec{Program: hook}).CleanUp(ctxTimeout(t, 30*time.Second), "x.example.com", val1)
 	var xe *solver.ExecError
 	if !errors.As(err, &xe) {
 		t.Fatalf("CleanUp: got %v, want an *ExecError", err)
@@ -139,10 +139,10 @@ wait
 	}
 	// The background sleep was in the program's process group: it must be
 	// gone (or a zombie waiting for its reaper).
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for alive(pid) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the program's child %d still runs after the timeout", pid)
+			t.Fatalf("waited 30s for the program's child %d to be gone after the timeout: it still runs", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

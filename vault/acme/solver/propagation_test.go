@@ -16,12 +16,12 @@ func TestWaitPropagation(t *testing.T) {
 	ns := startNamed(t)
 	s := &solver.RFC2136{Nameserver: ns.Addr, Zone: "example.test", Key: ns.Key}
 	const name = "_acme-challenge.prop.example.test."
-	if err := s.Present(ctxTimeout(t, 10*time.Second), name, val1); err != nil {
+	if err := s.Present(ctxTimeout(t, 30*time.Second), name, val1); err != nil {
 		t.Fatalf("Present: %v", err)
 	}
 
 	t.Run("found", func(t *testing.T) {
-		err := solver.WaitPropagation(ctxTimeout(t, 5*time.Second), []string{ns.Addr, ns.Addr}, name, val1, 20*time.Millisecond)
+		err := solver.WaitPropagation(ctxTimeout(t, 30*time.Second), []string{ns.Addr, ns.Addr}, name, val1, 20*time.Millisecond)
 		if err != nil {
 			t.Fatalf("WaitPropagation: %v", err)
 		}

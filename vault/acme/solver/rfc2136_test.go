@@ -44,7 +44,7 @@ func TestRFC2136AgainstBIND(t *testing.T) {
 		if got := ns.ttl(t, name); got != solver.DefaultTTL {
 			t.Errorf("TTL: got %d, want %d", got, solver.DefaultTTL)
 		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := solver.WaitPropagation(wctx, []string{ns.Addr}, name, val1, 50*time.Millisecond); err != nil {
 			t.Fatalf("WaitPropagation: %v", err)
