@@ -23,6 +23,7 @@ import (
 // repository's directory on the default port, so the two cannot drift
 // apart.
 func TestReadmeTour(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}

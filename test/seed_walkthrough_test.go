@@ -21,6 +21,7 @@ import (
 // the page says happened beyond the blocks' own checks: the renewal mails
 // reached the contacts, the chain and the CRL verified as shown.
 func TestSeedWalkthrough(t *testing.T) {
+	t.Parallel()
 	peb := pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{tutorialKID: tutorialHMAC}})
 	mail := smtptest.Start(t)
 	// As the page's "make run ARGS=..." starts it.
