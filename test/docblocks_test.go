@@ -132,16 +132,15 @@ func runDocBlocks(t *testing.T, path string, blocks []docBlock, dir string, env 
 
 // docEnv returns this process's environment without the variables that
 // point the CLI at a vault (a developer's own CERTVAULT_*), plus extra.
-// A binary built with -race sleeps a second when it exits unless GORACE
-// says atexit_sleep_ms=0: the tests' CLI is, and a doc runs it often.
+// GORACE stays: TestMain (testcluster.Main) put atexit_sleep_ms=0 in it,
+// so the -race CLI a doc runs often does not sleep a second at each exit.
 func docEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CERTVAULT_") && !strings.HasPrefix(kv, "GORACE=") {
+		if !strings.HasPrefix(kv, "CERTVAULT_") {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, strings.TrimSpace("GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	return append(env, extra...)
 }
 
