@@ -458,6 +458,12 @@ func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, e
 			return res.index, res.err
 		}
 		resp, err := s.forward(ctx, &ForwardRequest{Kind: ForwardApply, Data: data, Hops: hops + 1})
+		if errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrAmbiguous) && s.cfg.Forwarder != nil {
+			// This node became leader while the forward waited for one
+			// (nothing was sent): apply here, as readIndex and
+			// membership do.
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
