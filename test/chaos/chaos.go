@@ -188,10 +188,12 @@ func Run(t *testing.T, cfg Config) *Result {
 	defer func() { cancel(); <-monDone }()
 
 	// The load.
+	loads := &workloads{h: h}
+	loads.setup(ctx)
 	secrets := newSecretLoad(api, h.nodes, 3, opTimeout)
 	stop := make(chan struct{})
 	waitSecrets := secrets.run(ctx, cfg.Seed, 6, 1_000_000, stop)
-	loads := &workloads{h: h, stop: stop}
+	loads.stop = stop
 	loads.start(ctx)
 	stopped := false
 	stopLoad := func() {
@@ -243,8 +245,12 @@ func Run(t *testing.T, cfg Config) *Result {
 	res.Took = time.Since(began)
 	res.verdicts()
 	t.Logf("chaos seed %d: %d nemeses in %s\n%s", cfg.Seed, len(windows), time.Since(began).Round(time.Second), res.Text())
-	for _, f := range res.Failures() {
+	fails := res.Failures()
+	for _, f := range fails {
 		t.Errorf("%s", f)
+	}
+	if len(fails) > 0 {
+		h.saveLogs(filepath.Join(h.outDir, fmt.Sprintf("seed-%d", cfg.Seed)))
 	}
 	return res
 }
@@ -535,4 +541,20 @@ func (h *harness) checkRequests(res *Result) {
 		}
 	}
 	sort.Strings(res.TooLong)
+}
+
+// saveLogs writes every node's whole log into dir, for a failed run.
+func (h *harness) saveLogs(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		h.t.Logf("save the node logs: %v", err)
+		return
+	}
+	for _, n := range h.c.Nodes {
+		p := filepath.Join(dir, n.ID+".log")
+		if err := os.WriteFile(p, []byte(n.Log()), 0o644); err != nil {
+			h.t.Logf("save the node logs: %v", err)
+			continue
+		}
+		h.t.Logf("log of %s: %s", n.ID, p)
+	}
 }

@@ -22,7 +22,10 @@ func TestChaosShort(t *testing.T) {
 	requireRoot(t)
 	for _, seed := range shortSeeds {
 		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-			Run(t, Config{Seed: seed, Duration: shortDuration})
+			// On failure the history around the violation, porcupine's
+			// visualisation and the node logs go to
+			// bench-results/chaos-failures/seed-N.
+			Run(t, Config{Seed: seed, Duration: shortDuration, OutDir: resultsDir("chaos-failures")})
 		})
 	}
 }

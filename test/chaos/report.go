@@ -249,11 +249,10 @@ func (r *Result) Text() string {
 // WriteJSON stores the result as bench-results/chaos-<UTC time>.json at
 // the module root and returns the path.
 func (r *Result) WriteJSON() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
+	dir := resultsDir("")
+	if dir == "" {
 		return "", errors.New("cannot locate the module root")
 	}
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "bench-results")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -266,4 +265,14 @@ func (r *Result) WriteJSON() (string, error) {
 		return "", fmt.Errorf("write results: %w", err)
 	}
 	return filepath.Clean(path), nil
+}
+
+// resultsDir is bench-results/sub at the module root ("" when the root
+// cannot be found).
+func resultsDir(sub string) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return ""
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", "bench-results", sub))
 }
