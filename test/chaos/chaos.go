@@ -457,11 +457,15 @@ func (h *harness) apply(ctx context.Context, s Step) {
 	h.mu.Lock()
 	h.windows = append(h.windows, w)
 	h.mu.Unlock()
+	held := "held " + s.Hold.Round(100*time.Millisecond).String()
+	if w.Skipped != "" {
+		held = "skipped (" + w.Skipped + ")"
+	}
 	nl := "no new leader"
 	if w.NewLeaderOK {
 		nl = fmt.Sprintf("new leader after %s", w.NewLeader.Round(10*time.Millisecond))
 	}
-	h.t.Logf("%-14s %-22s held %s, %s, recovered %v %s after the heal; leaders: %s", s.Nemesis, w.Target, s.Hold.Round(100*time.Millisecond),
+	h.t.Logf("%-14s %-22s %s, %s, recovered %v %s after the heal; leaders: %s", s.Nemesis, w.Target, held,
 		nl, w.Recovered, w.RecoverTook.Round(time.Millisecond), h.mon.describe(w.Start, w.End))
 }
 

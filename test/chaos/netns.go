@@ -102,6 +102,10 @@ func requireRoot(t testing.TB) {
 // keeps its network.
 func Sweep(t testing.TB) {
 	t.Helper()
+	// Processes first (nodes and agents), found by the run's name in
+	// their command line (data directories and agent configurations are
+	// named for the run).
+	killRunProcesses(t)
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err != nil {
 		out, err = exec.Command("/usr/sbin/ip", "netns", "list").Output()
@@ -157,6 +161,7 @@ func Sweep(t testing.TB) {
 			if pid, ok := runPID(seg); ok && !alive(pid) {
 				if err := syscall.Unmount(f[1], syscall.MNT_DETACH); err == nil {
 					t.Logf("sweep: unmounted %s of a run that is gone", f[1])
+					os.Remove(f[1])
 				}
 			}
 		}
@@ -370,6 +375,37 @@ func (nw *Network) teardown() {
 	if _, err := os.Stat(filepath.Join("/sys/class/net", host)); err == nil {
 		if err := ip("link", "del", host); err != nil {
 			nw.t.Errorf("tear down the chaos network: %v", err)
+		}
+	}
+}
+
+// killRunProcesses SIGKILLs every process whose command line names a run
+// (nsPrefix + pid + "-") whose own process is gone.
+func killRunProcesses(t testing.TB) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		s := string(cmdline)
+		i := strings.Index(s, nsPrefix)
+		if i < 0 {
+			continue
+		}
+		run, ok := runPID(strings.FieldsFunc(s[i:], func(r rune) bool { return r == 0 || r == '/' })[0])
+		if !ok || alive(run) {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			t.Logf("sweep: killed process %d of a run that is gone", pid)
 		}
 	}
 }

@@ -31,9 +31,11 @@ const (
 	certClients        = 2
 	certNamesPerClient = 3
 	// renewName is a certificate valid for a minute that renews itself
-	// at renewPercent of its lifetime, all through the run.
+	// at renewPercent of its lifetime, all through the run: every 33 s,
+	// slower than the renewal brake allows (three renewals within a
+	// minute halt a certificate, vault/renewal/brake.go).
 	renewName    = "chaos-renew"
-	renewPercent = 30
+	renewPercent = 55
 	// agentCert is the certificate the agents install; a rotator makes a
 	// new version of it every few seconds.
 	agentCert = "chaos-agent"
@@ -165,7 +167,13 @@ func (l *workloads) setup(ctx context.Context) {
 	}
 	testcluster.KnownSecret(tok.Token)
 	bin := testcluster.AgentBinary(t)
-	l.agentDir = t.TempDir()
+	// Named for the run, so that Sweep finds agents a killed run left.
+	dir, err := os.MkdirTemp("", l.h.nw.Dir()+"-agents-")
+	if err != nil {
+		t.Fatalf("set up the agents: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l.agentDir = dir
 	for i := range agents {
 		node := l.h.nodeByID(l.h.nodes[i%len(l.h.nodes)])
 		dir := filepath.Join(l.agentDir, fmt.Sprintf("agent%d", i+1))
