@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -132,8 +133,12 @@ func Run(t *testing.T, cfg Config) *Result {
 	// The schedule, printed before anything runs. Steps last at least
 	// three seconds, so this is more than the run needs.
 	steps := Schedule(cfg.Seed, int(cfg.Duration/(3*time.Second))+2, cfg.Nemeses)
-	t.Logf("chaos seed %d, %s of nemeses; rerun with CHAOS_SEED=%d CHAOS_SECONDS=%d; the schedule (steps run until the time is up):\n%s",
-		cfg.Seed, cfg.Duration, cfg.Seed, int(cfg.Duration.Seconds()), describeSteps(steps))
+	rerun := fmt.Sprintf("CHAOS_SEED=%d CHAOS_SECONDS=%d", cfg.Seed, int(cfg.Duration.Seconds()))
+	if !slices.Equal(cfg.Nemeses, AllNemeses) {
+		rerun += " CHAOS_NEMESES=" + strings.Join(cfg.Nemeses, ",")
+	}
+	t.Logf("chaos seed %d, %s of nemeses; rerun with sudo make chaos %s; the schedule (steps run until the time is up):\n%s",
+		cfg.Seed, cfg.Duration, rerun, describeSteps(steps))
 
 	h.nw = NewNetwork(t, 3)
 	if h.nw.NetemNote != "" {
