@@ -62,8 +62,10 @@ deps:
 		fi; \
 	fi
 
+# vet lists unformatted files on stderr (not with tee /dev/stderr, which
+# truncates the log of a make whose output goes to a file).
 vet:
-	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt needed on the files above" && exit 1)
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "$$unformatted" >&2; echo "gofmt needed on the files above" >&2; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags bench ./test/bench
 	$(GO) vet -tags chaos ./test/chaos

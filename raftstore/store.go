@@ -458,10 +458,10 @@ func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, e
 			return res.index, res.err
 		}
 		resp, err := s.forward(ctx, &ForwardRequest{Kind: ForwardApply, Data: data, Hops: hops + 1})
-		if errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrAmbiguous) && s.cfg.Forwarder != nil {
-			// This node became leader while the forward waited for one
-			// (nothing was sent): apply here, as readIndex and
-			// membership do.
+		if errors.Is(err, errLeaderHere) {
+			// Nothing was sent: this node leads now, so it applies the
+			// batch itself (a leader whose disk was full hands over to the
+			// node that forwarded to it, which used to fail this write).
 			continue
 		}
 		if err != nil {
@@ -470,6 +470,10 @@ func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, e
 		return resp.Index, resp.err()
 	}
 }
+
+// errLeaderHere is forward finding that this node became the leader while
+// it waited for one: nothing was sent, and the caller does it locally.
+var errLeaderHere = fmt.Errorf("forward: leadership moved here: %w", ErrNotLeader)
 
 // forward sends req to the current leader, waiting for one to be known.
 func (s *Store) forward(ctx context.Context, req *ForwardRequest) (*ForwardResponse, error) {
@@ -487,7 +491,7 @@ func (s *Store) forward(ctx context.Context, req *ForwardRequest) (*ForwardRespo
 	}
 	if leader == s.cfg.NodeID {
 		// We became leader while waiting; let the caller retry locally.
-		return nil, fmt.Errorf("forward: leadership moved here: %w", ErrNotLeader)
+		return nil, errLeaderHere
 	}
 	s.metrics.forwards.Inc()
 	resp, err := s.cfg.Forwarder.Forward(ctx, leader, req)

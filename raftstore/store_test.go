@@ -90,13 +90,37 @@ func startTestCluster(t *testing.T, n int, requestTimeout time.Duration, onDisk 
 	}
 	c.waitLeader()
 	for i := 2; i <= n; i++ {
-		id := fmt.Sprintf("n%d", i)
-		if err := c.stores["n1"].AddVoter(ctx(t), id, id); err != nil {
-			t.Fatalf("add voter %s: %v", id, err)
-		}
+		c.addVoter(fmt.Sprintf("n%d", i))
 	}
 	return c
 }
+
+// addVoter adds id as a voter through whichever store leads. On a loaded
+// machine the election timeout can pass while the change commits
+// ("leadership lost while committing log"): adding the same voter again is
+// harmless, so it is retried through the new leader until waitLimit.
+func (c *testCluster) addVoter(id string) {
+	c.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		err := c.waitLeader().AddVoter(ctx(c.t), id, id)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("add voter %s: still failing after %s: %v", id, waitLimit, err)
+		}
+		c.t.Logf("add voter %s: %v; retrying through the leader", id, err)
+		time.Sleep(50 * time.Millisecond) // a pause between tries, not a wait for a condition
+	}
+}
+
+// testRaftTimeout is the stores' heartbeat and election timeout: the
+// default certvaultd runs with. Shorter ones made elections in tests
+// quicker, but a -race build beside two CPU-hog processes (make
+// test-busy) then lost its leader to a late heartbeat in the middle of
+// tests that are not about elections.
+const testRaftTimeout = time.Second
 
 func (c *testCluster) start(id, dir string) *Store {
 	c.t.Helper()
@@ -109,7 +133,7 @@ func (c *testCluster) start(id, dir string) *Store {
 	s, err := Open(Config{
 		NodeID: id, Dir: dir, Transport: tr, Forwarder: c.fwd,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RaftLogOutput: io.Discard, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+		RaftLogOutput: io.Discard, HeartbeatTimeout: testRaftTimeout, ElectionTimeout: testRaftTimeout,
 		RequestTimeout: c.requestTimeout,
 	})
 	if err != nil {

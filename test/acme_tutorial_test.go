@@ -1,11 +1,10 @@
 package test
 
 import (
-	"bufio"
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,34 +19,30 @@ const (
 	tutorialHMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
 )
 
-// shBlocks returns the bodies of the ```sh fenced blocks of a markdown
-// file, in order (```shell blocks are for the reader to run by hand).
-func shBlocks(t *testing.T, path string) []string {
+// tutorialEnv is the environment the tutorials' by-hand setup exports,
+// pointed at a vault and a Pebble a test started.
+func tutorialEnv(c *testcluster.Cluster, peb *pebbletest.Server) []string {
+	return docEnv(
+		"CERTVAULT_ADDR="+c.Nodes[0].URL(), "CERTVAULT_TOKEN="+c.Token, "CERTVAULT_CACERT="+c.CACert,
+		"PATH="+filepath.Dir(c.CLIBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"ACME_DIRECTORY="+peb.DirectoryURL, "ACME_MANAGEMENT="+peb.ManagementURL,
+		"ACME_CA="+peb.ServerCAFile, "CHALLTESTSRV="+peb.ChallSrvURL, "DNS_RESOLVER="+peb.DNSAddr)
+}
+
+// pebbleVersionRE finds the Pebble version in a doc's go install line.
+var pebbleVersionRE = regexp.MustCompile(`letsencrypt/pebble/v2/cmd/[a-z-]+@(\S+)`)
+
+// checkPebbleVersion fails the test when a doc tells the reader to
+// install another Pebble than the one the tests run.
+func checkPebbleVersion(t *testing.T, doc string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var blocks []string
-	var cur *strings.Builder
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case cur == nil && strings.TrimSpace(line) == "```sh":
-			cur = &strings.Builder{}
-		case cur != nil && strings.TrimSpace(line) == "```":
-			blocks = append(blocks, cur.String())
-			cur = nil
-		case cur != nil:
-			cur.WriteString(line + "\n")
+	for _, b := range mdBlocks(t, doc) {
+		for _, m := range pebbleVersionRE.FindAllStringSubmatch(b.Body, -1) {
+			if m[1] != pebbletest.Version {
+				t.Errorf("%s:%d: Pebble %s, but the tests run %s", doc, b.Line, m[1], pebbletest.Version)
+			}
 		}
 	}
-	if len(blocks) == 0 {
-		t.Fatalf("%s has no sh blocks", path)
-	}
-	return blocks
 }
 
 // TestACMETutorial runs docs/tutorials/acme.md: every sh block, in order,
@@ -62,28 +57,14 @@ func TestACMETutorial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := shBlocks(t, filepath.Join(root, "docs", "tutorials", "acme.md"))
-	work := t.TempDir()
-	env := append(os.Environ(),
-		"CERTVAULT_ADDR="+c.Nodes[0].URL(), "CERTVAULT_TOKEN="+c.Token, "CERTVAULT_CACERT="+c.CACert,
-		"PATH="+filepath.Dir(c.CLIBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"ACME_DIRECTORY="+peb.DirectoryURL, "ACME_MANAGEMENT="+peb.ManagementURL,
-		"ACME_CA="+peb.ServerCAFile, "CHALLTESTSRV="+peb.ChallSrvURL, "DNS_RESOLVER="+peb.DNSAddr)
-	var transcript bytes.Buffer
-	for i, b := range blocks {
-		cmd := exec.Command("bash", "-euo", "pipefail", "-c", b)
-		cmd.Dir, cmd.Env = work, env
-		out, err := cmd.CombinedOutput()
-		transcript.WriteString("$ " + strings.ReplaceAll(strings.TrimSpace(b), "\n", "\n$ ") + "\n" + string(out))
-		if err != nil {
-			t.Fatalf("tutorial block %d failed: %v\n%s\ntranscript:\n%s", i+1, err, b, transcript.String())
-		}
+	doc := filepath.Join(root, "docs", "tutorials", "acme.md")
+	checkPebbleVersion(t, doc)
+	if got, want := docExports(t, doc), docExports(t, filepath.Join(root, "README.md")); !slices.Equal(got, want) {
+		t.Errorf("the tutorial's exports\n%s\nare not the README's\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if testing.Verbose() {
-		t.Logf("transcript:\n%s", transcript.String())
-	}
+	transcript := runDocBlocks(t, doc, shBlocks(t, doc), t.TempDir(), tutorialEnv(c, peb), "")
 	// The tutorial's certificate chains to this Pebble's root.
-	if !strings.Contains(transcript.String(), "CertTrial-chain.pem: OK") {
-		t.Fatalf("the tutorial's chain did not verify:\n%s", transcript.String())
+	if !strings.Contains(transcript, "CertTrial-chain.pem: OK") {
+		t.Fatalf("the tutorial's chain did not verify:\n%s", transcript)
 	}
 }

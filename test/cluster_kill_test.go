@@ -26,8 +26,8 @@ const (
 	ckClients   = 16
 	// ckLoadBefore and ckLoadAfter are how long the load runs before the
 	// leader is killed and, at least, after a new leader is seen.
-	ckLoadBefore = 4 * time.Second
-	ckLoadAfter  = 4 * time.Second
+	ckLoadBefore = 3 * time.Second
+	ckLoadAfter  = 3 * time.Second
 	// ckOpTimeout bounds one request; a write that runs out of it is
 	// "unknown".
 	ckOpTimeout = 5 * time.Second
@@ -38,7 +38,7 @@ const (
 	// ckSnapshotWrites is the least number of writes made while a follower
 	// is down in the snapshot phase, by ckSnapshotWriters writers over
 	// ckFillKeys secrets besides the registers.
-	ckSnapshotWrites  = 2000
+	ckSnapshotWrites  = 600
 	ckSnapshotWriters = 8
 	ckFillKeys        = 32
 	// ckWait bounds every wait for a condition (a leader, a catch-up), and

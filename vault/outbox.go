@@ -46,10 +46,12 @@ type mailBody struct {
 	Body    string `json:"body"`
 }
 
-// enqueueMail adds a mail to the contacts to b. It does nothing when the
-// node has no SMTP relay configured.
+// enqueueMail adds a mail to the contacts to b. When the node has no SMTP
+// relay configured it only logs the mail's subject, so that an operator
+// sees what the contacts would have been told.
 func (n *Node) enqueueMail(b *raftstore.Batch, subject, body string) error {
 	if n.opts.Mailer == nil {
+		n.log.Info("no SMTP relay is configured (--smtp-addr): mail to the contacts not sent", "subject", subject)
 		return nil
 	}
 	id, err := randomID(6)

@@ -48,7 +48,10 @@ func procKB(pid int, field string) int64 {
 	}
 	for _, l := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0 // not a figure: reported as unknown (0), like a missing field
+			}
 			return kb
 		}
 	}
@@ -103,8 +106,10 @@ func runAgentBench(t *testing.T) *agentResult {
 	}
 	tlsDir := filepath.Join(dir, "tls")
 	cfg := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, fullchain: fullchain.pem, key: key.pem}\n",
-		c.Nodes[0].URL(), c.CACert, state, tlsDir)), 0o644)
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("vault: %s\nca_file: %s\nstate_dir: %s\ncertificates:\n  - name: www\n    dir: %s\n    files: {cert: cert.pem, fullchain: fullchain.pem, key: key.pem}\n",
+		c.Nodes[0].URL(), c.CACert, state, tlsDir)), 0o644); err != nil {
+		t.Fatalf("write the agent's config: %v", err)
+	}
 	var logBuf bytes.Buffer
 	agent := exec.Command(stripped, "run", "--config", cfg, "--log-level", "warn")
 	agent.Stdout, agent.Stderr = &logBuf, &logBuf

@@ -201,7 +201,10 @@ func (a *apiBench) checkRead(n *testcluster.Node) error {
 		return fmt.Errorf("read back bench-0: %w", err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read back bench-0: read the answer: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(benchValue)) {
 		return fmt.Errorf("read back bench-0: status %d, body %.200s", resp.StatusCode, b)
 	}

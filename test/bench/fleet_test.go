@@ -115,15 +115,21 @@ func enrollOne(hc *http.Client, pool *x509.CertPool, base, token string, i int) 
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(map[string]string{"token": token, "name": fmt.Sprintf("sim-%05d", i),
+	body, err := json.Marshal(map[string]string{"token": token, "name": fmt.Sprintf("sim-%05d", i),
 		"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
+	if err != nil {
+		return nil, fmt.Errorf("encode enrollment %d: %w", i, err)
+	}
 	for attempt := 0; ; attempt++ {
 		resp, err := hc.Post(base+"/v1/agents/enroll", "application/json", bytes.NewReader(body))
 		if err != nil {
 			return nil, fmt.Errorf("enroll %d: %w", i, err)
 		}
-		data, _ := io.ReadAll(resp.Body)
+		data, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("enroll %d: read the answer: %w", i, err)
+		}
 		if resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusServiceUnavailable {
 			if attempt < 20 {
 				time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
@@ -159,13 +165,19 @@ func enrollOne(hc *http.Client, pool *x509.CertPool, base, token string, i int) 
 // watch runs one long poll and returns its version and whether it changed.
 func (a *simAgent) watch(ctx context.Context, held string, wait time.Duration) (string, bool, error) {
 	q := url.Values{"o": {"certificates/fleet@" + held}, "wait": {wait.String()}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/v1/agents/watch?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/v1/agents/watch?"+q.Encode(), nil)
+	if err != nil {
+		return "", false, fmt.Errorf("watch: %w", err)
+	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		return "", false, err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", false, fmt.Errorf("watch: read the answer: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return "", false, fmt.Errorf("watch: %d %s", resp.StatusCode, data)
 	}
@@ -191,12 +203,18 @@ func watchers(hc *http.Client, base string) int {
 		return -1
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
 	m := watchersRE.FindSubmatch(data)
 	if m == nil {
 		return -1
 	}
-	v, _ := strconv.Atoi(string(m[1]))
+	v, err := strconv.Atoi(string(m[1]))
+	if err != nil {
+		return -1 // -1 is "unknown" to the callers, as for a failed scrape
+	}
 	return v
 }
 
@@ -211,10 +229,16 @@ func rssKB(c *testcluster.Cluster) int64 {
 // raiseNoFile lifts this process's open-file limit to its hard limit.
 func raiseNoFile(t *testing.T) uint64 {
 	var lim syscall.Rlimit
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("open-file limit: %v", err)
+	}
 	lim.Cur = lim.Max
-	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Logf("raise the open-file limit to %d: %v (the fleet group may run out of descriptors)", lim.Max, err)
+	}
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("open-file limit: %v", err)
+	}
 	return lim.Cur
 }
 
@@ -315,7 +339,10 @@ func runFleet(t *testing.T, nodes, n int) fleetResult {
 
 	var cpu0 float64
 	for _, nd := range c.Nodes {
-		v, _ := procCPU(nd.PID())
+		v, err := procCPU(nd.PID())
+		if err != nil {
+			t.Fatalf("vault CPU before the version: %v", err)
+		}
 		cpu0 += v
 	}
 	t0 := time.Now()
@@ -333,7 +360,10 @@ func runFleet(t *testing.T, nodes, n int) fleetResult {
 	elapsed := time.Since(t0).Seconds()
 	var cpu1 float64
 	for _, nd := range c.Nodes {
-		v, _ := procCPU(nd.PID())
+		v, err := procCPU(nd.PID())
+		if err != nil {
+			t.Fatalf("vault CPU after the version: %v", err)
+		}
 		cpu1 += v
 	}
 	res.VaultCPUPct = 100 * (cpu1 - cpu0) / elapsed

@@ -95,8 +95,11 @@ func (a *apiBench) createHSMKey(name string) (*ecdsa.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create key %s: %w", name, err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("create key %s: read the answer: %w", name, err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("create key %s: status %d, body %.300s", name, resp.StatusCode, b)
 	}
@@ -196,8 +199,11 @@ func (a *apiBench) checkSign(name string, pub *ecdsa.PublicKey) error {
 	if err != nil {
 		return fmt.Errorf("check signature: %w", err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("check signature: read the answer: %w", err)
+	}
 	var out signResponse
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil || len(out.Value) != 64 {
 		return fmt.Errorf("check signature: status %d, body %.300s", resp.StatusCode, b)

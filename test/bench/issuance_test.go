@@ -152,8 +152,11 @@ func (a *apiBench) preloadSecrets(names int) error {
 		if err != nil {
 			return fmt.Errorf("preload %s: %w", readName(i), err)
 		}
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("preload %s: read the answer: %w", readName(i), err)
+		}
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("preload %s: status %d, body %.200s", readName(i), resp.StatusCode, b)
 		}

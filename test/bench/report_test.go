@@ -198,7 +198,10 @@ func (r *report) write(complete bool) ([]string, error) {
 		return nil, fmt.Errorf("encode results: %w", err)
 	}
 	data = append(data, '\n')
-	ts, _ := time.Parse(time.RFC3339, r.Timestamp)
+	ts, err := time.Parse(time.RFC3339, r.Timestamp)
+	if err != nil {
+		return nil, fmt.Errorf("results timestamp %q: %w", r.Timestamp, err)
+	}
 	names := []string{"writes-" + ts.UTC().Format("20060102T150405Z") + ".json"}
 	if complete {
 		names = append(names, "writes-latest.json")

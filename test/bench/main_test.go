@@ -1,0 +1,12 @@
+//go:build bench
+
+package bench
+
+import (
+	"os"
+	"testing"
+
+	"github.com/certvault/certvault/test/testcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
