@@ -6,6 +6,10 @@
 #   make test    install what the tests need, then go vet and go test -race
 #   make test-busy  make test with two CPU-hog processes beside it (RUNS=3 for three in a row)
 #   make bench   benchmarks (not part of make test); JSON in bench-results/
+#   make chaos   the long chaos run (root): three nodes in network namespaces under partitions,
+#                pauses, kills and full disks for CHAOS_SECONDS (default 300), checked for
+#                linearizability and more; CHAOS_SEED=N replays a schedule; JSON in
+#                bench-results/ (docs/reliability.md). make test runs a one-minute version
 #   make fuzz    every fuzz target (func FuzzXxx) for FUZZTIME each (default 30s), stopping at
 #                the first failure; make test runs their seed corpora (testdata/fuzz/) as tests
 #   make demo    vault, agent and nginx end to end: a certificate rotated and served (scripts/demo.sh)
@@ -22,7 +26,7 @@ LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION
 PKGS     := ./...
 APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
 
-.PHONY: all build install run test test-busy deps vet bench fuzz demo fmt clean
+.PHONY: all build install run test test-busy deps vet bench chaos fuzz demo fmt clean
 
 all: build
 
@@ -64,6 +68,7 @@ vet:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "$$unformatted" >&2; echo "gofmt needed on the files above" >&2; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags bench ./test/bench
+	$(GO) vet -tags chaos ./test/chaos
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
@@ -78,6 +83,19 @@ test-busy:
 
 bench:
 	$(GO) test -tags bench -run TestBench -v -timeout 40m ./test/bench
+
+# chaos is the long run of test/chaos (needs root: network namespaces,
+# veth pairs, tmpfs). CHAOS_SEED replays the schedule of a failed run;
+# CHAOS_NEMESES=kill-one,split limits it; CHAOSFLAGS passes more go test
+# flags (e.g. -race, slower). The table is printed and the JSON written to
+# bench-results/chaos-<time>.json.
+CHAOS_SECONDS ?= 300
+CHAOS_SEED    ?=
+CHAOS_NEMESES ?=
+CHAOSFLAGS    ?=
+chaos:
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_NEMESES=$(CHAOS_NEMESES) \
+		$(GO) test -tags chaos -run 'TestChaos$$' -count=1 -v -timeout 90m $(CHAOSFLAGS) ./test/chaos
 
 # fuzz finds the targets with go test -list, so new ones join by themselves;
 # FUZZFLAGS passes more go test flags (e.g. FUZZFLAGS=-parallel=1 on a

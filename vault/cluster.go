@@ -24,6 +24,12 @@ type ClusterStatus struct {
 	// DiskFull, when set, says why the answering node refuses writes for
 	// lack of disk space.
 	DiskFull string `json:"disk_full,omitempty"`
+	// StateDigest is a SHA-256 (hex) of the answering node's replicated
+	// state at DigestIndex, its applied index when it computed it; only
+	// with ?digest=true. Nodes that report the same DigestIndex must
+	// report the same StateDigest.
+	StateDigest string `json:"state_digest,omitempty"`
+	DigestIndex uint64 `json:"digest_index,omitempty"`
 }
 
 // ClusterMember is one server of the status.
@@ -46,6 +52,9 @@ func (n *Node) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
 		m := ClusterMember{ID: s.ID, Address: s.Address, Suffrage: s.Suffrage, State: s.State}
 		m.APIAddr, _ = n.resolveNode(s.ID)
 		out.Servers = append(out.Servers, m)
+	}
+	if r.URL.Query().Get("digest") == "true" {
+		out.DigestIndex, out.StateDigest = n.store.Digest()
 	}
 	writeJSON(w, http.StatusOK, out)
 }

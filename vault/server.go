@@ -424,7 +424,7 @@ func (n *Node) classify(err error) error {
 		// deadline, and the caller must not retry it blindly.
 		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 			Message: "leadership changed while the write was in flight; it may or may not have been applied: read before retrying", Cause: err}
-	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrTooManyHops),
+	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrNotLeader), errors.Is(err, raftstore.ErrTooManyHops),
 		errors.Is(err, raftstore.ErrClosed), errors.Is(err, ErrNotInitialized),
 		errors.Is(err, raftstore.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)

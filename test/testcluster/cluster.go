@@ -111,6 +111,9 @@ type Node struct {
 
 	t      testing.TB
 	daemon string
+	// prefix is the argv that runs the daemon (Options.Command); empty
+	// runs it directly.
+	prefix []string
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
@@ -171,7 +174,8 @@ func (s *syncBuffer) String() string {
 func (n *Node) start(args []string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	cmd := exec.Command(n.daemon, args...)
+	argv := append(append(append([]string(nil), n.prefix...), n.daemon), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if n.log == nil {
 		n.log = &syncBuffer{}
 	}
@@ -311,6 +315,15 @@ type Options struct {
 	// Mount it before Start: cleanups run last in, first out, so the
 	// nodes are killed before the test's unmount runs.
 	DataDirs map[string]string
+	// Command, when set, returns the argv prefix that runs a node's
+	// process, by its ID: e.g. ip netns exec NS, to start it in a network
+	// namespace. The prefix must exec the daemon (keep its process ID),
+	// so that signals reach the daemon itself. Restart uses it too.
+	Command func(id string) []string
+	// Addrs, when set, returns a node's API and raft listen addresses by
+	// its ID (host:port, also what the node advertises) instead of free
+	// ports on 127.0.0.1.
+	Addrs func(id string) (api, raft string)
 }
 
 // Start bootstraps node 1 and joins n-1 more, waiting until every node is
@@ -367,7 +380,15 @@ func (c *Cluster) AddNode(opts Options, joinURL, joinToken string) *Node {
 	if d := opts.DataDirs[id]; d != "" {
 		dir = d
 	}
-	n := &Node{ID: id, Dir: dir, API: FreeAddr(c.T), Raft: FreeAddr(c.T), t: c.T, daemon: c.daemon}
+	n := &Node{ID: id, Dir: dir, t: c.T, daemon: c.daemon}
+	if opts.Addrs != nil {
+		n.API, n.Raft = opts.Addrs(id)
+	} else {
+		n.API, n.Raft = FreeAddr(c.T), FreeAddr(c.T)
+	}
+	if opts.Command != nil {
+		n.prefix = opts.Command(id)
+	}
 	n.Args = []string{"--data", n.Dir, "--node-id", id, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", "warn"}
 	if joinURL != "" {
 		n.Args = append(n.Args, "--join", joinURL, "--join-token", joinToken,
