@@ -247,6 +247,16 @@ func Run(t *testing.T, cfg Config) *Result {
 	res.Secrets = history.Summarize(ops).String()
 	res.Linearizability = checkLinearizable(ops, filepath.Join(h.outDir, fmt.Sprintf("seed-%d", cfg.Seed)), 5*time.Minute)
 	h.checkRequests(res)
+	// A node that reported a data race (binaries built with -race) or a
+	// panic fails the run even when the clients saw nothing.
+	for _, n := range h.c.Nodes {
+		log := n.Log()
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if i := strings.Index(log, bad); i >= 0 {
+				res.NodeLogProblems = append(res.NodeLogProblems, fmt.Sprintf("%s: %q in its log: %s", n.ID, bad, tail(log[i:], 1500)))
+			}
+		}
+	}
 	h.mu.Lock()
 	windows := append([]window(nil), h.windows...)
 	res.RecoveryFailures = append(res.RecoveryFailures, h.failures...)
