@@ -53,8 +53,13 @@ const (
 	// manual step").
 	recoverWait = 90 * time.Second
 	// convergeWait bounds the wait for every node to reach the same
-	// applied index and state digest after the final heal.
+	// applied index and state digest after the final heal, and for a
+	// final read or listing to succeed.
 	convergeWait = 90 * time.Second
+	// agentWait bounds the wait for every agent to install the current
+	// version after the final heal: an agent that failed often backs off
+	// up to a minute, jittered to 90 s (agent/runner).
+	agentWait = 150 * time.Second
 	// tmpfsMiB is the size of each node's data directory.
 	tmpfsMiB = 192
 )
@@ -242,6 +247,16 @@ func Run(t *testing.T, cfg Config) *Result {
 	res.Secrets = history.Summarize(ops).String()
 	res.Linearizability = checkLinearizable(ops, filepath.Join(h.outDir, fmt.Sprintf("seed-%d", cfg.Seed)), 5*time.Minute)
 	h.checkRequests(res)
+	// A node that reported a data race (binaries built with -race) or a
+	// panic fails the run even when the clients saw nothing.
+	for _, n := range h.c.Nodes {
+		log := n.Log()
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if i := strings.Index(log, bad); i >= 0 {
+				res.NodeLogProblems = append(res.NodeLogProblems, fmt.Sprintf("%s: %q in its log: %s", n.ID, bad, tail(log[i:], 1500)))
+			}
+		}
+	}
 	h.mu.Lock()
 	windows := append([]window(nil), h.windows...)
 	res.RecoveryFailures = append(res.RecoveryFailures, h.failures...)
@@ -494,8 +509,21 @@ func (h *harness) converge(ctx context.Context) convergence {
 		digest := ""
 		same := true
 		last = last[:0]
-		for _, n := range h.nodes {
-			st, err := h.mon.status(ctx, n, true)
+		// All at once: the nodes keep writing a little (audit anchors,
+		// renewals), so reads far apart in time seldom meet one index.
+		sts := make([]nodeStatus, len(h.nodes))
+		errs := make([]error, len(h.nodes))
+		var wg sync.WaitGroup
+		for i, n := range h.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sts[i], errs[i] = h.mon.status(ctx, n, true)
+			}()
+		}
+		wg.Wait()
+		for i, n := range h.nodes {
+			st, err := sts[i], errs[i]
 			if err != nil {
 				same = false
 				last = append(last, fmt.Sprintf("%s: %v", n, err))

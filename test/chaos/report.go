@@ -60,6 +60,9 @@ type Result struct {
 	TooLong          []string        `json:"too_long,omitempty"`
 	BadShape         []string        `json:"bad_shape,omitempty"`
 	Internal         []string        `json:"internal_errors,omitempty"`
+	// NodeLogProblems are data races, panics and fatal errors the nodes
+	// logged.
+	NodeLogProblems []string `json:"node_log_problems,omitempty"`
 	// Certificates and Agents are the verdict details of those checkers.
 	Certificates []string `json:"certificates,omitempty"`
 	CertProblems []string `json:"certificate_problems,omitempty"`
@@ -164,6 +167,7 @@ func (r *Result) verdicts() {
 	v["deadlines"] = okOr(len(r.TooLong), fmt.Sprintf("%d requests over %s", len(r.TooLong), RequestDeadline+DeadlineMargin),
 		fmt.Sprintf("ok (longest request %s, limit %s + %s)", r.LongestRequest.Round(time.Millisecond), RequestDeadline, DeadlineMargin))
 	v["error shape"] = okOr(len(r.BadShape), fmt.Sprintf("%d refusals without the Key Vault error shape", len(r.BadShape)), "ok")
+	v["node logs"] = okOr(len(r.NodeLogProblems), fmt.Sprintf("%d data races, panics or fatal errors", len(r.NodeLogProblems)), "ok (no data race, panic or fatal error)")
 	v["no 500"] = okOr(len(r.Internal), fmt.Sprintf("%d answers 500", len(r.Internal)), "ok")
 	if r.Certificates != nil || r.CertProblems != nil {
 		v["certificates"] = okOr(len(r.CertProblems), fmt.Sprintf("%d problems", len(r.CertProblems)), "ok ("+strings.Join(r.Certificates, ", ")+")")
@@ -207,6 +211,7 @@ func (r *Result) Failures() []string {
 	first(fmt.Sprintf("request longer than the deadline %s plus %s", RequestDeadline, DeadlineMargin), r.TooLong)
 	first("error shape", r.BadShape)
 	first("500 answer (kept for bugs)", r.Internal)
+	first("node log", r.NodeLogProblems)
 	first("certificates", r.CertProblems)
 	first("agents", r.AgentProblem)
 	return out

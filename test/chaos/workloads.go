@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certvault/certvault/internal/client"
 	"github.com/certvault/certvault/test/testcluster"
 )
 
@@ -152,7 +154,11 @@ func (l *workloads) setup(ctx context.Context) {
 		t.Helper()
 		out, errOut, code := l.h.c.CLI(args...)
 		if code != 0 {
-			t.Fatalf("set up the agents: certvault %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+			var states []string
+			for _, n := range l.h.c.Nodes {
+				states = append(states, fmt.Sprintf("%s running=%v pid=%d", n.ID, n.Running(), n.PID()))
+			}
+			t.Fatalf("set up the agents: certvault %s: exit %d: %s (nodes: %s)", strings.Join(args, " "), code, errOut, strings.Join(states, ", "))
 		}
 		return out
 	}
@@ -342,6 +348,12 @@ func (l *workloads) list(ctx context.Context, node, name string) (map[string]int
 			NextLink string `json:"nextLink"`
 		}
 		if _, err := l.h.api.Do(ctx, "cert-versions", node, http.MethodGet, next, nil, &page, opTimeout); err != nil {
+			var ae *client.Error
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == "CertificateNotFound" {
+				// Never created (every create of it was refused, or
+				// none was made): no versions.
+				break
+			}
 			return nil, err
 		}
 		for _, v := range page.Value {
@@ -394,7 +406,11 @@ func (l *workloads) check(ctx context.Context, res *Result) {
 	final := map[string]map[string]int64{}
 	totalVersions := 0
 	for _, name := range names {
-		var first map[string]int64
+		// The listings come one after the other, each a linearizable
+		// read: a later one holds every version of an earlier one (the
+		// renewing certificate may gain one in between; nothing else is
+		// written any more).
+		var first, prev map[string]int64
 		for _, node := range l.h.nodes {
 			var got map[string]int64
 			var err error
@@ -412,11 +428,16 @@ func (l *workloads) check(ctx context.Context, res *Result) {
 			}
 			if first == nil {
 				first = got
-				continue
 			}
-			if len(got) != len(first) {
-				bad("%s: %s lists %d versions, %s %d", name, node, len(got), l.h.nodes[0], len(first))
+			for v := range prev {
+				if _, ok := got[v]; !ok {
+					bad("%s: version %s, listed by the node before, is missing from the listing of %s", name, v, node)
+				}
 			}
+			if name != renewName && prev != nil && len(got) != len(prev) {
+				bad("%s: %s lists %d versions, the node before %d", name, node, len(got), len(prev))
+			}
+			prev = got
 		}
 		final[name] = first
 		totalVersions += len(first)
@@ -517,7 +538,7 @@ func (l *workloads) checkAgents(ctx context.Context, res *Result) {
 	for i := range agents {
 		logFile := filepath.Join(l.agentDir, fmt.Sprintf("agent%d", i+1), "installs.log")
 		var installs []string
-		deadline := time.Now().Add(convergeWait)
+		deadline := time.Now().Add(agentWait)
 		for {
 			installs = readInstalls(logFile)
 			if (len(installs) > 0 && installs[len(installs)-1] == target) || time.Now().After(deadline) {
@@ -535,7 +556,7 @@ func (l *workloads) checkAgents(ctx context.Context, res *Result) {
 			if len(installs) > 0 {
 				last = installs[len(installs)-1]
 			}
-			problems = append(problems, fmt.Sprintf("agent %d ends on %s, want the current version %s (waited %s)", i+1, last, target, convergeWait))
+			problems = append(problems, fmt.Sprintf("agent %d ends on %s, want the current version %s (waited %s)", i+1, last, target, agentWait))
 		}
 		seen := map[string]bool{}
 		for _, v := range installs {
