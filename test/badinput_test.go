@@ -56,6 +56,7 @@ func testBadInputFlags(t *testing.T) {
 		{"certvaultd stray argument", daemon, []string{"bootstrap"}, []string{"unexpected argument", "bootstrap"}, true},
 		{"certvaultd bad log level", daemon, []string{"--log-level", "loud"}, []string{"--log-level", "loud", "debug, info, warn or error"}, false},
 		{"certvaultd zero request deadline", daemon, []string{"--request-deadline", "0s"}, []string{"--request-deadline", "positive duration"}, false},
+		{"certvaultd raft timeout too short", daemon, []string{"--raft-timeout", "10ms"}, []string{"--raft-timeout", "10ms", "100ms to 1m"}, false},
 		{"certvaultd negative body read timeout", daemon, []string{"--body-read-timeout", "-1s"}, []string{"--body-read-timeout", "positive duration"}, false},
 		{"certvault unknown flag", cli, []string{"--bogus"}, []string{"unknown flag", "--bogus"}, true},
 		{"certvault unknown subcommand flag", cli, []string{"cluster", "status", "--bogus"}, []string{"unknown flag", "--bogus"}, true},

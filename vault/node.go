@@ -101,6 +101,11 @@ type Options struct {
 	// in-process tests set it to move those through a certificate's
 	// lifetime. certvaultd has no flag for it.
 	Time func() time.Time
+	// RaftTimeout is raft's heartbeat and election timeout (the leader
+	// steps down when a quorum has not answered for half of it). Default
+	// 1s; longer on slow links or machines whose CPU is often starved,
+	// where a second is too little and leadership flaps.
+	RaftTimeout time.Duration
 	// RequestDeadline bounds every request a follower passes to the
 	// leader (until the leader's answer starts, or between two chunks of
 	// a snapshot upload) and every linearizable read (the read index and
@@ -182,6 +187,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.RaftTimeout != 0 && (o.RaftTimeout < minRaftTimeout || o.RaftTimeout > maxRaftTimeout) {
+		return o, fmt.Errorf("--raft-timeout %v: use %v to %v (default %v)", o.RaftTimeout, minRaftTimeout, maxRaftTimeout, defaultRaftTimeout)
+	}
+	if o.RaftTimeout == 0 {
+		o.RaftTimeout = defaultRaftTimeout
 	}
 	if o.RequestDeadline < 0 || o.BodyReadTimeout < 0 || o.MaxUnauthenticatedRequests < 0 {
 		return o, errors.New("--request-deadline, --body-read-timeout and --max-unauthenticated-requests must not be negative")
@@ -690,6 +701,8 @@ func (n *Node) openStore() error {
 		TrailingLogs:      n.opts.TrailingLogs,
 		SnapshotInterval:  n.opts.SnapshotInterval,
 		RequestTimeout:    n.opts.RequestDeadline,
+		HeartbeatTimeout:  n.opts.RaftTimeout,
+		ElectionTimeout:   n.opts.RaftTimeout,
 		MinFreeBytes:      int64(n.opts.DiskReserveMB) << 20,
 		OnLeader:          n.runLeader,
 	})
@@ -784,3 +797,12 @@ func (n *Node) printBanner() {
 		fmt.Fprintf(w, "\nCA fingerprint: %s\n", fingerprint(ca))
 	}
 }
+
+// Bounds and default of Options.RaftTimeout: below 100 ms a scheduling
+// hiccup deposes the leader; past a minute a dead leader is noticed too
+// late for any client.
+const (
+	defaultRaftTimeout = time.Second
+	minRaftTimeout     = 100 * time.Millisecond
+	maxRaftTimeout     = time.Minute
+)

@@ -90,6 +90,7 @@ func run(args []string) int {
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.RaftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
 	fs.IntVar(&o.AuditSegmentMB, "audit-segment-mb", 256, "size in MiB at which DATA/audit/audit.jsonl becomes a segment (audit-SEQ.jsonl) and a new file starts; ship and remove old segments as your retention requires")
+	fs.DurationVar(&o.RaftTimeout, "raft-timeout", time.Second, "raft's heartbeat and election timeout, the same on every node (100ms to 1m): a leader that has not heard from a quorum for half of it steps down; raise it on slow links or CPU-starved machines where leadership flaps, at the price of slower failover")
 	fs.DurationVar(&o.RequestDeadline, "request-deadline", 5*time.Second, "longest wait for the leader: a write a follower passes on (until the leader's answer starts) and a linearizable read (the read index and catching up with it); past it the client gets 503 with Retry-After instead of waiting for an election or a partition to heal")
 	fs.DurationVar(&o.BodyReadTimeout, "body-read-timeout", 30*time.Second, "longest time a request body may take to arrive after its headers (a snapshot upload: the longest pause between two chunks); past it the client gets 408 and the connection is closed")
 	fs.IntVar(&o.MaxUnauthenticatedRequests, "max-unauthenticated-requests", 64, "requests without a credential (and node joins, agent enrollments) served at once; more get 503 with Retry-After before their body is read")
@@ -133,6 +134,10 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "certvaultd: %s %v: give a positive duration, e.g. 5s\n", d.flag, d.v)
 			return 2
 		}
+	}
+	if o.RaftTimeout < 100*time.Millisecond || o.RaftTimeout > time.Minute {
+		fmt.Fprintf(os.Stderr, "certvaultd: --raft-timeout %v: use 100ms to 1m (default 1s), the same on every node\n", o.RaftTimeout)
+		return 2
 	}
 	if o.MaxUnauthenticatedRequests <= 0 {
 		fmt.Fprintf(os.Stderr, "certvaultd: --max-unauthenticated-requests %d: give a positive number\n", o.MaxUnauthenticatedRequests)

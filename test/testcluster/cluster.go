@@ -33,6 +33,13 @@ var (
 	buildErr  error
 )
 
+// RaftTimeout is the --raft-timeout of every node the tests start (Options
+// ExtraArgs may give another). It is twice certvaultd's default: the
+// suite must pass on a 2-core machine beside two CPU hogs (make
+// test-busy), where -race nodes missed 1 s heartbeats, stepped down and
+// failed requests that the test was not about.
+const RaftTimeout = 2 * time.Second
+
 // Binaries builds certvaultd and certvault (with -race when the test
 // binary has it) and certvault-agent (static, CGO_ENABLED=0) once per
 // process and returns the paths of the first two (AgentBinary gives the
@@ -389,7 +396,7 @@ func (c *Cluster) AddNode(opts Options, joinURL, joinToken string) *Node {
 	if opts.Command != nil {
 		n.prefix = opts.Command(id)
 	}
-	n.Args = []string{"--data", n.Dir, "--node-id", id, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", "warn"}
+	n.Args = []string{"--data", n.Dir, "--node-id", id, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", "warn", "--raft-timeout", RaftTimeout.String()}
 	if joinURL != "" {
 		n.Args = append(n.Args, "--join", joinURL, "--join-token", joinToken,
 			"--seal-key-file", filepath.Join(c.Nodes[0].Dir, "seal.key"))
