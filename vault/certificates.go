@@ -200,7 +200,29 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 // extra adds conditions or writes to the command and may mark the
 // operation (the renewal scheduler makes it conditional on the plan it
 // consumes, and marks it a renewal).
+//
+// A person's create (no extra) that loses a race with the vault's own
+// writes to the certificate (the scheduler planning its renewal or mail)
+// is made again from a fresh read, up to issuanceTries times, instead of
+// answering 409: the person asked for nothing that conflicts. A renewal
+// (with extra conditions) is not: its conflict means the plan it consumed
+// was taken.
 func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, error) {
+	for try := 1; ; try++ {
+		op, err := n.startIssuanceOnce(ctx, h, name, policy, attrs, tags, extra...)
+		if len(extra) == 0 && try < issuanceTries && errors.Is(err, raftstore.ErrConflict) && ctx.Err() == nil {
+			continue
+		}
+		return op, err
+	}
+}
+
+// issuanceTries bounds how often a person's create is made again after a
+// concurrent change of the same certificate.
+const issuanceTries = 3
+
+// startIssuanceOnce is one try of startIssuance.
+func (n *Node) startIssuanceOnce(ctx context.Context, h http.Header, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, error) {
 	if err := n.checkIssuer(policy); err != nil {
 		return nil, err
 	}
@@ -307,6 +329,9 @@ func (n *Node) startIssuance(ctx context.Context, h http.Header, name string, po
 		}
 	}
 	b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index)
+	if n.beforeIssuanceApply != nil {
+		n.beforeIssuanceApply(name)
+	}
 	if err := n.apply(ctx, h, b); err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
 			return nil, &APIError{Status: http.StatusConflict, Code: "Conflict", Message: fmt.Sprintf("certificate %s was changed concurrently; retry", name), Cause: err}

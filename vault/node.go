@@ -266,6 +266,11 @@ type Node struct {
 
 	// stopBanner ends bannerWhenReady at shutdown.
 	stopBanner context.CancelFunc
+
+	// beforeIssuanceApply, set only by tests, runs just before an
+	// issuance's raft command: a test writes to the certificate there to
+	// lose the race that the scheduler's writes can win on a busy node.
+	beforeIssuanceApply func(name string)
 }
 
 // files of the data directory.

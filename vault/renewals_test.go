@@ -246,3 +246,54 @@ func TestRenewalBrakeHalts(t *testing.T) {
 	}
 	waitHalted(2 + 2*renewal.BrakeRenewals)
 }
+
+// TestCreateRetriedAfterConcurrentChange: a person's create that loses the
+// race with another write to the certificate (as the scheduler's writes can
+// win it on a busy node) is made again and succeeds, instead of answering
+// 409; a create that loses every try still answers 409 Conflict.
+func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	n := startClockNode(t, clock)
+	createCert(t, n, "racy", keyvault.X509Properties{Subject: "CN=racy", ValidityDuration: "1h"}, keyvault.Trigger{LifetimePercentage: 80})
+	policy, _, _, err := n.loadPolicy("racy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// touch rewrites the certificate's meta record as it is, which moves
+	// its index: the issuance's precondition no longer holds.
+	touch := func() {
+		_, prev, ok, err := n.loadMeta(kindCertificates, "racy")
+		if err != nil || !ok {
+			t.Errorf("meta of racy: %v %v", ok, err)
+			return
+		}
+		if _, err := n.store.Apply(context.Background(), (&raftstore.Batch{}).Put(prev.Key, prev.Value)); err != nil {
+			t.Errorf("touch meta: %v", err)
+		}
+	}
+	tries := 0
+	n.beforeIssuanceApply = func(string) {
+		if tries++; tries == 1 {
+			touch()
+		}
+	}
+	op, err := n.startIssuance(context.Background(), http.Header{}, "racy", policy, nil, nil)
+	if err != nil || op.Status != keyvault.StatusCompleted || tries != 2 {
+		t.Fatalf("create after one lost race: %v %+v after %d tries, want completed after 2", err, op, tries)
+	}
+	if got := versionCount(n, "racy"); got != 2 {
+		t.Fatalf("%d versions, want 2", got)
+	}
+
+	tries = 0
+	n.beforeIssuanceApply = func(string) { tries++; touch() }
+	_, err = n.startIssuance(context.Background(), http.Header{}, "racy", policy, nil, nil)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || tries != issuanceTries {
+		t.Fatalf("create that always loses: %v after %d tries, want 409 after %d", err, tries, issuanceTries)
+	}
+	if got := versionCount(n, "racy"); got != 2 {
+		t.Fatalf("%d versions after the refused create, want 2", got)
+	}
+}
