@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/certvault/certvault/test/testcluster"
 )
 
 // The nemeses. Each breaks something for a while (its hold) and then
@@ -67,8 +69,11 @@ func Schedule(seed uint64, n int, nemeses []string) []Step {
 		s := Step{Nemesis: nemeses[rng.IntN(len(nemeses))], Pick: rng.IntN(1 << 16), Pick2: rng.IntN(1 << 16)}
 		s.Hold = time.Duration(2000+rng.IntN(4000)) * time.Millisecond
 		if s.Nemesis == NemPauseLeader {
-			// Past the election timeout (1 s) by a good margin.
-			s.Hold = time.Duration(3000+rng.IntN(3000)) * time.Millisecond
+			// Past the election timeout by a good margin: the followers
+			// notice a silent leader after one to two timeouts, so the
+			// pause lasts 2.5 to 4 of them (the nodes run with
+			// testcluster.RaftTimeout).
+			s.Hold = testcluster.RaftTimeout*5/2 + testcluster.RaftTimeout*3/2*time.Duration(rng.IntN(3000))/3000
 		}
 		s.Quiet = time.Duration(1000+rng.IntN(2000)) * time.Millisecond
 		out[i] = s
