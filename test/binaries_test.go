@@ -127,23 +127,7 @@ func TestSingleNodeStartBanner(t *testing.T) {
 		cmd.Dir = dir
 		cmd.Stderr = &stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("%s: start certvaultd: %v", run, err)
-		}
-		exited := make(chan error, 1)
-		lines := make(chan string, 64)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-			exited <- cmd.Wait()
-		}()
+		lines, exited := startLines(t, cmd, run+": certvaultd")
 		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 
 		// The first export: on the old code it came before the keyring
@@ -234,4 +218,28 @@ func readyz(caFile, url string) (int, string, error) {
 		return 0, "", fmt.Errorf("read readyz: %w", err)
 	}
 	return resp.StatusCode, strings.TrimSpace(string(body)), nil
+}
+
+// startLines starts cmd (what names it in a failure) and returns its
+// standard output line by line, and its exit once the output has ended.
+func startLines(t *testing.T, cmd *exec.Cmd, what string) (<-chan string, <-chan error) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("%s: stdout: %v", what, err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", what, err)
+	}
+	lines := make(chan string, 64)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	return lines, exited
 }

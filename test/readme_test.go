@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -48,23 +47,7 @@ func TestReadmeTour(t *testing.T) {
 	cmd := exec.Command("make", "-C", root, "run", "BIN="+bin, "ARGS="+args)
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start make run: %v", err)
-	}
-	lines := make(chan string, 64)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
+	lines, exited := startLines(t, cmd, "make run")
 	t.Cleanup(func() {
 		// make and certvaultd are one process group.
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
