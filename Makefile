@@ -9,7 +9,7 @@
 #   make chaos   the long chaos run (root): three nodes in network namespaces under partitions,
 #                pauses, kills and full disks for CHAOS_SECONDS (default 300), checked for
 #                linearizability and more; CHAOS_SEED=N replays a schedule; JSON in
-#                bench-results/ (docs/reliability.md). make test runs a one-minute version
+#                bench-results/ (docs/reliability.md); make chaos-short runs two fixed 25 s schedules
 #   make fuzz    every fuzz target (func FuzzXxx) for FUZZTIME each (default 30s), stopping at
 #                the first failure; make test runs their seed corpora (testdata/fuzz/) as tests
 #   make demo    vault, agent and nginx end to end: a certificate rotated and served (scripts/demo.sh)
@@ -26,7 +26,7 @@ LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION
 PKGS     := ./...
 APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
 
-.PHONY: all build install run test test-busy deps vet bench chaos fuzz demo fmt clean
+.PHONY: all build install run test test-busy deps vet bench chaos chaos-short fuzz demo fmt clean
 
 all: build
 
@@ -96,6 +96,10 @@ CHAOSFLAGS    ?=
 chaos:
 	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_NEMESES=$(CHAOS_NEMESES) \
 		$(GO) test -tags chaos -run 'TestChaos$$' -count=1 -v -timeout 90m $(CHAOSFLAGS) ./test/chaos
+
+# chaos-short is the two fixed 25 s schedules (about 90 s with -race).
+chaos-short:
+	$(GO) test -tags chaos -race -run 'TestChaosShort$$' -count=1 -v -timeout 30m $(CHAOSFLAGS) ./test/chaos
 
 # fuzz finds the targets with go test -list, so new ones join by themselves;
 # FUZZFLAGS passes more go test flags (e.g. FUZZFLAGS=-parallel=1 on a
