@@ -68,13 +68,7 @@ func TestVersionFlag(t *testing.T) {
 // agent is static.
 func TestMakeBuildInstall(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed")
-	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := makeRepo(t)
 	bin, prefix := t.TempDir(), t.TempDir()
 	const version, commit = "v9.9.9-test", "0123456789abcdef"
 	for _, target := range []string{"build", "install"} {
@@ -242,4 +236,18 @@ func startLines(t *testing.T, cmd *exec.Cmd, what string) (<-chan string, <-chan
 		exited <- cmd.Wait()
 	}()
 	return lines, exited
+}
+
+// makeRepo returns the repository's directory for a test that runs make
+// in it, skipping the test where make is not installed.
+func makeRepo(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatalf("repository directory: %v", err)
+	}
+	return root
 }

@@ -178,8 +178,11 @@ func TestNewcomerMessages(t *testing.T) {
 
 	// Two imported certificates with serials chosen so that the DER
 	// integer starts with a zero nibble, and needs a zero sign byte.
-	nibble, _ := new(big.Int).SetString("0A1B2C3D4E5F60718293A4B5C6D7E8F9", 16)
-	highBit, _ := new(big.Int).SetString("8F0102030405060708090A0B0C0D0E0F", 16)
+	nibble, ok1 := new(big.Int).SetString("0A1B2C3D4E5F60718293A4B5C6D7E8F9", 16)
+	highBit, ok2 := new(big.Int).SetString("8F0102030405060708090A0B0C0D0E0F", 16)
+	if !ok1 || !ok2 {
+		t.Fatal("the test's serial numbers are not hexadecimal")
+	}
 	webFile, webCert := selfSigned(t, dir, "web", nibble)
 	web2File, _ := selfSigned(t, dir, "web2", highBit)
 	mustCLI(t, c, "cert", "import", "web", "--file", webFile)

@@ -23,17 +23,11 @@ import (
 // apart.
 func TestReadmeTour(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed")
-	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := makeRepo(t)
 	// The Makefile runs ./$(BIN)/certvaultd, so BIN is relative to the
 	// repository.
-	repo := t.TempDir()
-	if repo, err = filepath.EvalSymlinks(repo); err != nil {
+	repo, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	bin, err := filepath.Rel(root, filepath.Join(repo, "bin"))
