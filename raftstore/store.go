@@ -85,6 +85,10 @@ type Config struct {
 	// becomes leader, after a barrier has applied every earlier entry. Its
 	// context is cancelled when leadership is lost or the store closes.
 	OnLeader func(ctx context.Context)
+
+	// wrapLogs, when set (tests only), wraps the raft log store, to make
+	// a follower's appends slow or failing.
+	wrapLogs func(raft.LogStore) raft.LogStore
 }
 
 // Store is a node of the replicated state machine. All methods are safe
@@ -161,6 +165,10 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("open store: snapshot store: %w", err)
 		}
 		s.snaps = snaps
+	}
+
+	if cfg.wrapLogs != nil {
+		s.logs = cfg.wrapLogs(s.logs)
 	}
 
 	rc := raft.DefaultConfig()

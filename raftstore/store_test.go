@@ -56,6 +56,23 @@ type testCluster struct {
 	stores map[string]*Store
 	// requestTimeout is each store's Config.RequestTimeout (0: default).
 	requestTimeout time.Duration
+	// network, when set, gives each node a transport of its own (a real
+	// one over 127.0.0.1) and the address it is reached at, in place of
+	// the in-memory transports.
+	network func(id string) (raft.Transport, string)
+	// addrs are the raft addresses of the nodes on a network (else the
+	// node ID is the address).
+	addrs map[string]string
+	// wrapLogs, when set, wraps each node's log store (Config.wrapLogs).
+	wrapLogs func(id string) func(raft.LogStore) raft.LogStore
+}
+
+// addr is the raft address of node id.
+func (c *testCluster) addr(id string) string {
+	if a, ok := c.addrs[id]; ok {
+		return a
+	}
+	return id
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
@@ -75,8 +92,14 @@ func newTestClusterTimeout(t *testing.T, n int, requestTimeout time.Duration) *t
 // own, bootstraps n1 and adds the others as voters.
 func startTestCluster(t *testing.T, n int, requestTimeout time.Duration, onDisk bool) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{},
-		requestTimeout: requestTimeout}
+	return startCluster(t, n, &testCluster{requestTimeout: requestTimeout}, onDisk)
+}
+
+// startCluster starts n stores as c's options say (a zero c: in memory,
+// default timeouts), bootstraps n1 and adds the others as voters.
+func startCluster(t *testing.T, n int, c *testCluster, onDisk bool) *testCluster {
+	t.Helper()
+	c.t, c.fwd, c.trans, c.stores, c.addrs = t, &memForwarder{stores: map[string]*Store{}}, map[string]*raft.InmemTransport{}, map[string]*Store{}, map[string]string{}
 	for i := 1; i <= n; i++ {
 		dir := ""
 		if onDisk {
@@ -85,7 +108,7 @@ func startTestCluster(t *testing.T, n int, requestTimeout time.Duration, onDisk 
 		c.start(fmt.Sprintf("n%d", i), dir)
 	}
 	// Bootstrap n1, then add the others through a follower-agnostic call.
-	if err := c.stores["n1"].Bootstrap("n1"); err != nil {
+	if err := c.stores["n1"].Bootstrap(c.addr("n1")); err != nil {
 		t.Fatal(err)
 	}
 	c.waitLeader()
@@ -103,7 +126,7 @@ func (c *testCluster) addVoter(id string) {
 	c.t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for {
-		err := c.waitLeader().AddVoter(ctx(c.t), id, id)
+		err := c.waitLeader().AddVoter(ctx(c.t), id, c.addr(id))
 		if err == nil {
 			return
 		}
@@ -124,18 +147,30 @@ const testRaftTimeout = time.Second
 
 func (c *testCluster) start(id, dir string) *Store {
 	c.t.Helper()
-	_, tr := raft.NewInmemTransport(raft.ServerAddress(id))
-	for oid, other := range c.trans {
-		tr.Connect(raft.ServerAddress(oid), other)
-		other.Connect(raft.ServerAddress(id), tr)
+	var tr raft.Transport
+	if c.network != nil {
+		var addr string
+		tr, addr = c.network(id)
+		c.addrs[id] = addr
+	} else {
+		_, mem := raft.NewInmemTransport(raft.ServerAddress(id))
+		for oid, other := range c.trans {
+			mem.Connect(raft.ServerAddress(oid), other)
+			other.Connect(raft.ServerAddress(id), mem)
+		}
+		c.trans[id] = mem
+		tr = mem
 	}
-	c.trans[id] = tr
-	s, err := Open(Config{
+	cfg := Config{
 		NodeID: id, Dir: dir, Transport: tr, Forwarder: c.fwd,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RaftLogOutput: io.Discard, HeartbeatTimeout: testRaftTimeout, ElectionTimeout: testRaftTimeout,
 		RequestTimeout: c.requestTimeout,
-	})
+	}
+	if c.wrapLogs != nil {
+		cfg.wrapLogs = c.wrapLogs(id)
+	}
+	s, err := Open(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -143,7 +178,17 @@ func (c *testCluster) start(id, dir string) *Store {
 	c.fwd.mu.Lock()
 	c.fwd.stores[id] = s
 	c.fwd.mu.Unlock()
-	c.t.Cleanup(func() { s.Close() })
+	c.t.Cleanup(func() {
+		// Bounded: a store whose raft goroutines are stuck must fail the
+		// test, not hang the package.
+		done := make(chan struct{})
+		go func() { s.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(waitLimit):
+			c.t.Errorf("close %s: still closing after %s (a raft goroutine is stuck)", id, waitLimit)
+		}
+	})
 	return s
 }
 

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -67,5 +69,36 @@ func NewTLSTransport(bind, advertise string, server, client *tls.Config, logOutp
 		ln.Close()
 		return nil, fmt.Errorf("raft address %s is unspecified: give an advertise address", bind)
 	}
-	return raft.NewNetworkTransport(stream, 3, 10*time.Second, logOutput), nil
+	return newNetworkTransport(stream, logOutput), nil
+}
+
+// newNetworkTransport is hashicorp/raft's network transport over stream,
+// without pipelined replication (MaxRPCsInFlight 1: one AppendEntries
+// RPC at a time per follower, each carrying every entry that waits, up
+// to MaxAppendEntries).
+//
+// Pipelining deadlocks in hashicorp/raft v1.7 (issue #612): when a
+// follower answers an append with failure (its disk was full, say), the
+// leader's response reader for that follower exits while its sender can
+// still block handing a request to the in-flight queue, which nothing
+// drains any more; the pipeline is never closed. Heartbeats go on, so no
+// election repairs it: the follower stops receiving entries until the
+// leader restarts. The chaos harness found it (a follower stuck at one
+// applied index for minutes after a disk-full); TestFollowerCatchesUp
+// AfterFailedAppend reproduces it. hashicorp's own measurements (PR
+// #541) found pipelining of little use with batching, which the store
+// does (MaxAppendEntries 1024).
+func newNetworkTransport(stream raft.StreamLayer, logOutput io.Writer) *raft.NetworkTransport {
+	if logOutput == nil {
+		logOutput = os.Stderr
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:          stream,
+		MaxPool:         3,
+		Timeout:         10 * time.Second,
+		MaxRPCsInFlight: 1,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "raft-net", Output: logOutput, Level: hclog.DefaultLevel,
+		}),
+	})
 }

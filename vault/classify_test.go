@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,5 +22,17 @@ func TestClassifyNotLeader(t *testing.T) {
 		if got := n.classify(err); !errors.As(got, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != "ServiceUnavailable" {
 			t.Errorf("classify(%v): got %v, want 503 ServiceUnavailable", err, got)
 		}
+	}
+}
+
+// TestClassifyClientGone: a request whose client went away (its context
+// canceled) is not an internal error: it is answered 499 and not counted
+// as the vault's failure.
+func TestClassifyClientGone(t *testing.T) {
+	n := &Node{}
+	err := fmt.Errorf("wait for index 1586 (applied 1019): %w", context.Canceled)
+	var ae *APIError
+	if got := n.classify(err); !errors.As(got, &ae) || ae.Status != statusClientClosed || ae.Code != "ClientClosedRequest" {
+		t.Errorf("classify(%v): got %v, want 499 ClientClosedRequest", err, got)
 	}
 }

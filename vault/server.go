@@ -406,12 +406,21 @@ func writeError(w http.ResponseWriter, err error) {
 func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 	err = n.classify(err)
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Status >= 500 {
+	if errors.As(err, &ae) && ae.Status == statusClientClosed {
+		// Nobody reads this answer, and nothing is wrong with the vault.
+		n.log.Info("request abandoned by its client", "path", r.URL.Path, "method", r.Method, "err", err,
+			"request_id", w.Header().Get("x-ms-request-id"))
+	} else if errors.As(err, &ae) && ae.Status >= 500 {
 		n.log.Error("request failed", "path", r.URL.Path, "method", r.Method, "err", err,
 			"request_id", w.Header().Get("x-ms-request-id"))
 	}
 	writeError(w, err)
 }
+
+// statusClientClosed is the status of a request whose client went away
+// before it was answered (nginx's 499): not the vault's fault, so not a
+// 500 and not logged as an error.
+const statusClientClosed = 499
 
 // classify maps store errors to API errors.
 func (n *Node) classify(err error) error {
@@ -419,6 +428,11 @@ func (n *Node) classify(err error) error {
 	switch {
 	case errors.As(err, &ae):
 		return err
+	case errors.Is(err, context.Canceled):
+		// The request's context ends only when its client disconnects
+		// (the node's own deadlines are DeadlineExceeded).
+		return &APIError{Status: statusClientClosed, Code: "ClientClosedRequest",
+			Message: "the client closed the connection before the request was answered", Cause: err}
 	case errors.Is(err, raftstore.ErrAmbiguous):
 		// Before the retryable cases: an ambiguous write may also wrap a
 		// deadline, and the caller must not retry it blindly.

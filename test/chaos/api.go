@@ -70,6 +70,18 @@ type API struct {
 
 	mu   sync.Mutex
 	reqs []Request
+	// slow, when set, is called for every recorded request that took
+	// longer than slowAfter.
+	slow      func(Request)
+	slowAfter time.Duration
+}
+
+// OnSlow has f called for every request recorded from now on that takes
+// longer than d.
+func (a *API) OnSlow(d time.Duration, f func(Request)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.slow, a.slowAfter = f, d
 }
 
 // NewAPI builds an API for nodes (ID -> host:port) that trusts caFile.
@@ -188,7 +200,11 @@ func (a *API) record(r Request) {
 	}
 	a.mu.Lock()
 	a.reqs = append(a.reqs, r)
+	slow, after := a.slow, a.slowAfter
 	a.mu.Unlock()
+	if slow != nil && r.Took() > after {
+		slow(r)
+	}
 }
 
 // refusedForSure reports whether err is an answer that says the request

@@ -60,6 +60,11 @@ const (
 	// version after the final heal: an agent that failed often backs off
 	// up to a minute, jittered to 90 s (agent/runner).
 	agentWait = 150 * time.Second
+	// finalWait bounds the whole phase after the final heal: convergence,
+	// the final reads and listings, the agents and audit verify. Each of
+	// those has its own wait too; this one keeps their sum from growing
+	// into the hour a stalling cluster could otherwise make of them.
+	finalWait = 6 * time.Minute
 	// tmpfsMiB is the size of each node's data directory.
 	tmpfsMiB = 192
 )
@@ -232,15 +237,43 @@ func Run(t *testing.T, cfg Config) *Result {
 		t.Errorf("final heal: %v", err)
 	}
 	res := &Result{Seed: cfg.Seed, Duration: cfg.Duration, Nemeses: cfg.Nemeses, GoVersion: runtime.Version(), NetemNote: h.nw.NetemNote}
-	res.Convergence = h.converge(ctx)
+	// After the heal every request should be quick: one that is not is
+	// logged at once, so that a slow final phase says where it waits.
+	api.OnSlow(RequestDeadline+DeadlineMargin, func(r Request) { t.Logf("slow request after the final heal: %s", r) })
+	fctx, fcancel := context.WithTimeout(ctx, finalWait)
+	defer fcancel()
+	phase := time.Now()
+	var phases []string
+	lap := func(what string) {
+		phases = append(phases, fmt.Sprintf("%s %s", what, time.Since(phase).Round(100*time.Millisecond)))
+		phase = time.Now()
+	}
+	res.Convergence = h.converge(fctx)
+	lap("convergence")
+	var stuck []string
+	if !res.Convergence.OK {
+		// The rest cannot pass; give it a minute rather than the whole
+		// budget, and remember which nodes lag.
+		stuck = res.Convergence.Lagging
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(fctx, time.Minute)
+		defer cancel()
+	}
 	for _, key := range secrets.keys {
 		for _, n := range h.nodes {
-			h.finalRead(ctx, secrets, n, key)
+			h.finalRead(fctx, secrets, n, key)
 		}
 	}
-	loads.check(ctx, res)
-	res.Audit = h.auditVerify(ctx)
+	lap("final reads")
+	loads.check(fctx, res)
+	lap("certificates and agents")
+	res.Audit = h.auditVerify(fctx)
 	res.AuditOK = h.auditOK
+	lap("audit verify")
+	if fctx.Err() != nil {
+		t.Errorf("the checks after the final heal did not finish within %s (%s)", finalWait, strings.Join(phases, ", "))
+	}
+	t.Logf("after the final heal: %s", strings.Join(phases, ", "))
 
 	// Checks.
 	ops := secrets.rec.Ops()
@@ -270,6 +303,14 @@ func Run(t *testing.T, cfg Config) *Result {
 		t.Errorf("%s", f)
 	}
 	if len(fails) > 0 {
+		// A node that did not catch up: its goroutines, and those of the
+		// leader that should have caught it up, say where they wait
+		// (SIGQUIT makes the Go runtime print them and exit).
+		if len(stuck) > 0 {
+			for _, n := range h.c.Nodes {
+				h.dumpStacks(n)
+			}
+		}
 		h.saveLogs(filepath.Join(h.outDir, fmt.Sprintf("seed-%d", cfg.Seed)))
 	}
 	return res
@@ -278,14 +319,15 @@ func Run(t *testing.T, cfg Config) *Result {
 // finalRead reads key from node, after the final heal, retrying a failed
 // read for a while; the read is part of the history.
 func (h *harness) finalRead(ctx context.Context, s *secretLoad, node, key string) {
-	deadline := time.Now().Add(convergeWait)
+	began := time.Now()
+	deadline := began.Add(convergeWait)
 	for {
 		op := s.read(ctx, -1, node, key)
 		if op.Outcome == history.OK {
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			h.t.Errorf("final read of %s from %s: still failing after %s: %s", key, node, convergeWait, op.Err)
+			h.t.Errorf("final read of %s from %s: still failing after %s: %s", key, node, time.Since(began).Round(time.Second), op.Err)
 			return
 		}
 		time.Sleep(200 * time.Millisecond) // between retries of a read that failed
@@ -496,6 +538,9 @@ type convergence struct {
 	Digest string
 	Detail string
 	Took   time.Duration
+	// Lagging are the nodes that, when it failed, were not at the
+	// highest applied index seen (or did not answer).
+	Lagging []string `json:",omitempty"`
 }
 
 // converge waits until every node reports the same applied index and the
@@ -544,7 +589,19 @@ func (h *harness) converge(ctx context.Context) convergence {
 			return convergence{OK: true, Index: idx, Digest: digest, Took: time.Since(began), Detail: strings.Join(last, "; ")}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return convergence{Detail: strings.Join(last, "; "), Took: time.Since(began)}
+			var top uint64
+			for i := range h.nodes {
+				if errs[i] == nil {
+					top = max(top, sts[i].AppliedIndex)
+				}
+			}
+			var lagging []string
+			for i, n := range h.nodes {
+				if errs[i] != nil || sts[i].AppliedIndex < top {
+					lagging = append(lagging, n)
+				}
+			}
+			return convergence{Detail: strings.Join(last, "; "), Took: time.Since(began), Lagging: lagging}
 		}
 		time.Sleep(250 * time.Millisecond) // poll interval
 	}
@@ -578,6 +635,23 @@ func (h *harness) checkRequests(res *Result) {
 		}
 	}
 	sort.Strings(res.TooLong)
+}
+
+// dumpStacks has node print its goroutines and exit (SIGQUIT), so that
+// the saved log shows where a node that does not catch up is waiting.
+func (h *harness) dumpStacks(n *testcluster.Node) {
+	if !n.Running() {
+		return
+	}
+	if err := syscall.Kill(n.PID(), syscall.SIGQUIT); err != nil {
+		h.t.Logf("dump the goroutines of %s: %v", n.ID, err)
+		return
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for n.Running() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // until the runtime has printed and exited
+	}
+	h.t.Logf("%s: its goroutines are at the end of its log", n.ID)
 }
 
 // saveLogs writes every node's whole log into dir, for a failed run.

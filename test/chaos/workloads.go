@@ -417,9 +417,10 @@ func (l *workloads) check(ctx context.Context, res *Result) {
 			deadline := time.Now().Add(convergeWait)
 			for {
 				got, err = l.list(ctx, node, name)
-				if err == nil || time.Now().After(deadline) {
+				if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 					break
 				}
+				l.h.t.Logf("final listing of %s via %s failed, trying again: %v", name, node, err)
 				time.Sleep(200 * time.Millisecond) // between tries of a final listing
 			}
 			if err != nil {
@@ -547,6 +548,8 @@ func (l *workloads) checkAgents(ctx context.Context, res *Result) {
 			select {
 			case <-l.agentEnd[i]:
 				problems = append(problems, fmt.Sprintf("agent %d exited", i+1))
+				deadline = time.Time{}
+			case <-ctx.Done():
 				deadline = time.Time{}
 			case <-time.After(250 * time.Millisecond):
 			}
