@@ -251,7 +251,9 @@ func Run(t *testing.T, cfg Config) *Result {
 	res.Convergence = h.converge(fctx)
 	lap("convergence")
 	var stuck []string
+	budget := finalWait.String()
 	if !res.Convergence.OK {
+		budget = "the minute left after convergence failed"
 		// The rest cannot pass; give it a minute rather than the whole
 		// budget, and remember which nodes lag.
 		stuck = res.Convergence.Lagging
@@ -271,7 +273,7 @@ func Run(t *testing.T, cfg Config) *Result {
 	res.AuditOK = h.auditOK
 	lap("audit verify")
 	if fctx.Err() != nil {
-		t.Errorf("the checks after the final heal did not finish within %s (%s)", finalWait, strings.Join(phases, ", "))
+		t.Errorf("the checks after the final heal did not finish within %s (%s)", budget, strings.Join(phases, ", "))
 	}
 	t.Logf("after the final heal: %s", strings.Join(phases, ", "))
 
