@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/vault/acme/solver"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // ACME providers: "acme" takes any directory URL; DigiCert and GlobalSign

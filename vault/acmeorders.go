@@ -13,12 +13,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/acme"
 	"github.com/certvault/certvault/vault/acme/solver"
 	"github.com/certvault/certvault/vault/certs"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // Order runner tuning.

@@ -7,8 +7,8 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/strictjson"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // checkJSONContentType refuses a body that is not declared as JSON:

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/acme"
 	"github.com/certvault/certvault/vault/certs"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // pendingOp is a certificate's pending operation as stored.

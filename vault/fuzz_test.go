@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certvault/certvault/vault/keyvault"
+	"github.com/certvault/certvault/internal/keyvault"
 )
 
 // Fuzz targets of the parsers the vault's own handlers hold: JWK import,

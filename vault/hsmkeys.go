@@ -11,8 +11,8 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/vault/certs"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // hsmRefPrefix starts the stored form of a private key that lives in the

@@ -17,9 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/certs"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // Issuer providers. "internal" is a CA held by the vault; the ACME ones

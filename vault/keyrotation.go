@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // rotationPolicy is Key Vault's key rotation policy. certvault stores it

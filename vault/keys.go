@@ -17,9 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/certs"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // jwkFromPublic renders a public key as Key Vault's JSON Web Key.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 func itoa(i uint64) string { return strconv.FormatUint(i, 10) }

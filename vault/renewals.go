@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/keyvault"
 	"github.com/certvault/certvault/vault/renewal"
 )
 

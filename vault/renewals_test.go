@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/keyvault"
 	"github.com/certvault/certvault/vault/renewal"
 )
 

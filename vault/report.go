@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/report"
 	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/audit"
 	"github.com/certvault/certvault/vault/certs"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // handleReport builds the evidence report (internal/report): rotation

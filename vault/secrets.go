@@ -7,8 +7,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // objectName is Key Vault's rule for object names.

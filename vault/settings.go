@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // keySettings holds vault-wide settings.

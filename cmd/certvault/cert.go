@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/internal/client"
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/serial"
-	"github.com/certvault/certvault/vault/keyvault"
 	"github.com/spf13/cobra"
 )
 

@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/test/softhsmtest"
 	"github.com/certvault/certvault/vault/hsm"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // Issue "HSM-backed keys", item 7: ECDSA P-256 signatures per second with

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/test/testcluster"
 	"github.com/certvault/certvault/vault/certs"
-	"github.com/certvault/certvault/vault/keyvault"
 )
 
 // Issue #3: certificates issued to completion per second through the API,

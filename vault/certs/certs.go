@@ -26,8 +26,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/pfx"
-	"github.com/certvault/certvault/vault/keyvault"
 	"software.sslmate.com/src/go-pkcs12"
 )
 

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/pfx"
-	"github.com/certvault/certvault/vault/keyvault"
 	"software.sslmate.com/src/go-pkcs12"
 )
 

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certvault/certvault/vault/keyvault"
+	"github.com/certvault/certvault/internal/keyvault"
 	"software.sslmate.com/src/go-pkcs12"
 )
 

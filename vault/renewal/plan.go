@@ -14,7 +14,7 @@ import (
 	"math/bits"
 	"time"
 
-	"github.com/certvault/certvault/vault/keyvault"
+	"github.com/certvault/certvault/internal/keyvault"
 )
 
 // Window is a CA's suggested renewal window (RFC 9773).

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certvault/certvault/vault/keyvault"
+	"github.com/certvault/certvault/internal/keyvault"
 )
 
 func policy(actions ...keyvault.LifetimeAction) *keyvault.Policy {

@@ -2,7 +2,9 @@
 // data plane speaks: the JSON shapes of certificates, policies, pending
 // operations, issuers, contacts, secrets and keys, with Key Vault's field
 // names, and the rules that make a certificate policy valid. It does no
-// I/O and knows nothing of storage or HTTP routing.
+// I/O and knows nothing of storage or HTTP routing. The server, the CLI
+// and the tests share it; it lives under internal/, not vault/, so that
+// the CLI imports no server code (cmd/certvault's TestNoServerCode).
 package keyvault
 
 import (
