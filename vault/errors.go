@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Sentinel errors of the vault package.
@@ -32,6 +33,31 @@ type APIError struct {
 	Code    string
 	Message string
 	Cause   error
+	// RetryAfter, when set, is the Retry-After of a 503 or 507 (else
+	// writeError's defaults).
+	RetryAfter time.Duration
+}
+
+// statusOfKind is the HTTP status of each kind of core error.
+var statusOfKind = map[ErrorKind]int{
+	KindBadParameter:        http.StatusBadRequest,
+	KindNotFound:            http.StatusNotFound,
+	KindConflict:            http.StatusConflict,
+	KindForbidden:           http.StatusForbidden,
+	KindUnavailable:         http.StatusServiceUnavailable,
+	KindInsufficientStorage: http.StatusInsufficientStorage,
+	KindNotImplemented:      http.StatusNotImplemented,
+	KindInternal:            http.StatusInternalServerError,
+}
+
+// coreToAPI is the HTTP answer to a core error: the status of its kind,
+// its code and message as they are.
+func coreToAPI(e *Error) *APIError {
+	status, ok := statusOfKind[e.Kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	return &APIError{Status: status, Code: e.Code, Message: e.Message, Cause: e.Cause, RetryAfter: e.RetryAfter}
 }
 
 func (e *APIError) Error() string {

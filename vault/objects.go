@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/objname"
@@ -346,9 +344,10 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// apply commits b and records its index as X-Certvault-Index in h.
+// apply commits b and records its index as X-Certvault-Index in h (the
+// front's side of commit).
 func (n *Node) apply(ctx context.Context, h http.Header, b *raftstore.Batch) error {
-	idx, err := n.store.Apply(ctx, b)
+	idx, err := n.commit(ctx, b)
 	if err != nil {
 		return err
 	}
@@ -356,51 +355,15 @@ func (n *Node) apply(ctx context.Context, h http.Header, b *raftstore.Batch) err
 	return nil
 }
 
-// nameLockStripes is the number of mutexes that serialize writes to one
-// object name on this node (names share a stripe by hash).
-const nameLockStripes = 4096
-
-// lockObject serializes writes to one object on this node, so that
-// concurrent writers of one name queue instead of losing compare-and-set
-// races and wasting raft entries. It returns the unlock function.
-func (n *Node) lockObject(kind, name string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(kind))
-	h.Write([]byte{0})
-	h.Write([]byte(name))
-	mu := &n.nameLocks[h.Sum32()%nameLockStripes]
-	mu.Lock()
-	return mu.Unlock
-}
-
-// maxCASAttempts bounds applyCAS's retries.
-const maxCASAttempts = 16
-
-// applyCAS commits the batch that build makes from the current state; when
-// a compare-and-set in it loses a race, it brings the local state up to
-// date and builds again. build's own errors are returned as they are.
+// applyCAS is commitCAS that records the index as X-Certvault-Index in h.
 func (n *Node) applyCAS(ctx context.Context, h http.Header, build func() (*raftstore.Batch, error)) error {
-	var err error
-	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		var b *raftstore.Batch
-		if b, err = build(); err != nil {
-			return err
-		}
-		if err = n.apply(ctx, h, b); !errors.Is(err, raftstore.ErrConflict) {
-			return err
-		}
-		if err := n.store.Linearize(ctx); err != nil {
-			return err
-		}
+	idx, err := n.commitCAS(ctx, build)
+	if err != nil {
+		return err
 	}
-	return err
+	h.Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
+	return nil
 }
-
-// newVersionID returns a Key Vault style version id (32 hex digits).
-func newVersionID() (string, error) { return randomID(16) }
-
-// nowUnix is the clock of the API layer.
-func nowUnix() int64 { return time.Now().Unix() }
 
 // applyAttributes copies the caller-settable attributes onto a.
 func applyAttributes(a *keyvault.Attributes, in *keyvault.Attributes) {

@@ -387,15 +387,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError answers with Key Vault's error shape.
 func writeError(w http.ResponseWriter, err error) {
 	var ae *APIError
-	if !errors.As(err, &ae) {
+	var ce *Error
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &ce):
+		ae = coreToAPI(ce)
+	default:
 		ae = internalError(err)
 	}
-	switch ae.Status {
-	case http.StatusServiceUnavailable:
+	switch {
+	case ae.RetryAfter > 0 && (ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusInsufficientStorage):
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, ae.RetryAfter).Seconds())))
+	case ae.Status == http.StatusServiceUnavailable:
 		// Elections and catch-up take about a second; agents back off
 		// at least this long.
 		w.Header().Set("Retry-After", "1")
-	case http.StatusInsufficientStorage:
+	case ae.Status == http.StatusInsufficientStorage:
 		// A full disk heals when someone frees space.
 		w.Header().Set("Retry-After", "5")
 	}
@@ -425,9 +432,12 @@ const statusClientClosed = 499
 // classify maps store errors to API errors.
 func (n *Node) classify(err error) error {
 	var ae *APIError
+	var ce *Error
 	switch {
 	case errors.As(err, &ae):
 		return err
+	case errors.As(err, &ce):
+		return coreToAPI(ce)
 	case errors.Is(err, context.Canceled):
 		// The request's context ends only when its client disconnects
 		// (the node's own deadlines are DeadlineExceeded).
