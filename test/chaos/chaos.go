@@ -626,7 +626,11 @@ func (h *harness) checkRequests(res *Result) {
 				excused = true
 			}
 		}
-		if r.Took() > limit && !excused && !strings.HasPrefix(r.What, "watch") {
+		held := !excused && !strings.HasPrefix(r.What, "watch")
+		if held && r.Took() > res.LongestHeld {
+			res.LongestHeld, res.LongestHeldReq = r.Took(), r.String()
+		}
+		if held && r.Took() > limit {
 			res.TooLong = append(res.TooLong, r.String())
 		}
 		if r.Shape != "" {

@@ -57,9 +57,14 @@ type Result struct {
 	AuditOK          bool            `json:"audit_ok"`
 	RecoveryFailures []string        `json:"recovery_failures,omitempty"`
 	LongestRequest   time.Duration   `json:"longest_request_ns"`
-	TooLong          []string        `json:"too_long,omitempty"`
-	BadShape         []string        `json:"bad_shape,omitempty"`
-	Internal         []string        `json:"internal_errors,omitempty"`
+	// LongestHeld is the longest request held to the deadline (not sent
+	// to a node while it was paused or killed), and LongestHeldReq says
+	// which it was.
+	LongestHeld    time.Duration `json:"longest_held_request_ns"`
+	LongestHeldReq string        `json:"longest_held_request,omitempty"`
+	TooLong        []string      `json:"too_long,omitempty"`
+	BadShape       []string      `json:"bad_shape,omitempty"`
+	Internal       []string      `json:"internal_errors,omitempty"`
 	// NodeLogProblems are data races, panics and fatal errors the nodes
 	// logged.
 	NodeLogProblems []string `json:"node_log_problems,omitempty"`
@@ -165,7 +170,7 @@ func (r *Result) verdicts() {
 		v["recovery"] = fmt.Sprintf("%d times the cluster did not recover by itself", len(r.RecoveryFailures))
 	}
 	v["deadlines"] = okOr(len(r.TooLong), fmt.Sprintf("%d requests over %s", len(r.TooLong), RequestDeadline+DeadlineMargin),
-		fmt.Sprintf("ok (longest request %s, limit %s + %s)", r.LongestRequest.Round(time.Millisecond), RequestDeadline, DeadlineMargin))
+		fmt.Sprintf("ok (longest request %s; held to the limit %s + %s: longest %s)", r.LongestRequest.Round(time.Millisecond), RequestDeadline, DeadlineMargin, r.LongestHeld.Round(time.Millisecond)))
 	v["error shape"] = okOr(len(r.BadShape), fmt.Sprintf("%d refusals without the Key Vault error shape", len(r.BadShape)), "ok")
 	v["node logs"] = okOr(len(r.NodeLogProblems), fmt.Sprintf("%d data races, panics or fatal errors", len(r.NodeLogProblems)), "ok (no data race, panic or fatal error)")
 	v["no 500"] = okOr(len(r.Internal), fmt.Sprintf("%d answers 500", len(r.Internal)), "ok")
