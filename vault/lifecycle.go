@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -53,10 +52,11 @@ func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, e
 		}
 		return c, nil
 	case kindKeys:
-		k, err := n.keyBundle(r, name, version)
+		kv, err := n.keyVersion(name, version)
 		if err != nil {
 			return nil, err
 		}
+		k := keyBundle(r, kv)
 		if m.Deleted != nil {
 			k.RecoveryID, k.DeletedDate, k.ScheduledPurgeDate = recoveryID(r, kind, name), m.Deleted.Date, m.Deleted.ScheduledPurge
 		}
@@ -94,11 +94,7 @@ func forbiddenManaged(kind, name string) *APIError {
 // parseBackup is decodeBackup with the Key Vault front's errors.
 func parseBackup(kind string, pt []byte) (backupBlob, error) {
 	blob, err := decodeBackup(kind, pt)
-	var ce *Error
-	if errors.As(err, &ce) {
-		return blob, coreToAPI(ce)
-	}
-	return blob, err
+	return blob, apiError(err)
 }
 
 // answerObject answers the object kind/name after a lifecycle step, as

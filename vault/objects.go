@@ -16,6 +16,16 @@ import (
 // parameters and links, read freshness, and the index header of writes.
 // What objects are and how they are stored is in core_objects.go.
 
+// apiError is err as the Key Vault front answers it: a core *Error
+// becomes the *APIError of its kind; anything else is returned as it is.
+func apiError(err error) error {
+	var ce *Error
+	if errors.As(err, &ce) {
+		return coreToAPI(ce)
+	}
+	return err
+}
+
 // objNotFound is errObjectNotFound as the Key Vault front answers it.
 func objNotFound(kind, name, version string) *APIError {
 	return coreToAPI(errObjectNotFound(kind, name, version))
