@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
 )
 
@@ -118,6 +119,54 @@ func (n *Node) GetDeletedObject(ctx context.Context, p caller, req ObjectRequest
 		return DeletedObject{}, err
 	}
 	return DeletedObject{Name: m.displayName(req.Name), Version: m.Current, Date: m.Deleted.Date, ScheduledPurge: m.Deleted.ScheduledPurge}, nil
+}
+
+// ObjectState is an object as a lifecycle step shows it afterwards: a
+// version (the current one unless asked), the summary, and the deletion
+// when the object is deleted.
+type ObjectState struct {
+	Kind string
+	// Name is the name as the caller gave it.
+	Name    string
+	Version string
+	// ManagedBy is kindCertificates for a certificate's key or secret.
+	ManagedBy string
+	// ContentType, Attributes (with the vault's current recovery
+	// settings) and Tags are the object's summary; for a secret of its
+	// own, those of the version as stored.
+	ContentType string
+	Attributes  keyvault.Attributes
+	Tags        map[string]string
+	// Deleted is set for a soft-deleted object (Name and Version are
+	// not filled in it).
+	Deleted *DeletedObject
+}
+
+// objectState returns the object kind/name at version ("": its current
+// one, which is "" for a certificate that only ever had a pending
+// operation), deleted or not.
+func (n *Node) objectState(kind, name, version string) (ObjectState, error) {
+	m, _, ok, err := n.loadMeta(kind, name)
+	if err != nil {
+		return ObjectState{}, err
+	}
+	if !ok {
+		return ObjectState{}, errObjectNotFound(kind, name, version)
+	}
+	if version == "" {
+		version = m.Current
+	}
+	s := ObjectState{Kind: kind, Name: name, Version: version, ManagedBy: m.ManagedBy,
+		ContentType: m.Content, Attributes: n.live(m.Summary), Tags: m.Tags}
+	if kind == kindSecrets && m.ManagedBy == "" {
+		if v, _, ok, _ := n.loadVersion(kind, name, version); ok {
+			s.ContentType, s.Attributes, s.Tags = v.ContentType, v.Attributes, v.Tags
+		}
+	}
+	if m.Deleted != nil {
+		s.Deleted = &DeletedObject{Date: m.Deleted.Date, ScheduledPurge: m.Deleted.ScheduledPurge}
+	}
+	return s, nil
 }
 
 // ListDeletedRequest lists the soft-deleted objects of a kind.

@@ -24,31 +24,26 @@ func recoveryID(r *http.Request, kind, name string) string {
 // objectBundle renders the current (or given) version of an object as Key
 // Vault returns it from delete, recover and restore: without secret values.
 func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, error) {
-	m, _, ok, err := n.loadMeta(kind, name)
+	o, err := n.objectState(kind, name, version)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, objNotFound(kind, name, version)
-	}
-	if version == "" {
-		version = m.Current
-	}
+	version = o.Version
 	switch kind {
 	case kindCertificates:
 		var c keyvault.Certificate
 		if version == "" {
 			// Only a pending operation ever held the name: the bundle has
 			// no certificate yet, as in Key Vault.
-			c = keyvault.Certificate{ID: objectID(r, kind, name, ""), Attributes: n.live(m.Summary), Tags: m.Tags}
+			c = keyvault.Certificate{ID: objectID(r, kind, name, ""), Attributes: o.Attributes, Tags: o.Tags}
 			if p, _, ok, _ := n.loadPolicy(name); ok {
 				c.Policy = policyBundle(r, name, p)
 			}
 		} else if c, err = n.certBundle(r, name, version); err != nil {
 			return nil, err
 		}
-		if m.Deleted != nil {
-			c.RecoveryID, c.DeletedDate, c.ScheduledPurgeDate = recoveryID(r, kind, name), m.Deleted.Date, m.Deleted.ScheduledPurge
+		if o.Deleted != nil {
+			c.RecoveryID, c.DeletedDate, c.ScheduledPurgeDate = recoveryID(r, kind, name), o.Deleted.Date, o.Deleted.ScheduledPurge
 		}
 		return c, nil
 	case kindKeys:
@@ -57,19 +52,17 @@ func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, e
 			return nil, err
 		}
 		k := keyBundle(r, kv)
-		if m.Deleted != nil {
-			k.RecoveryID, k.DeletedDate, k.ScheduledPurgeDate = recoveryID(r, kind, name), m.Deleted.Date, m.Deleted.ScheduledPurge
+		if o.Deleted != nil {
+			k.RecoveryID, k.DeletedDate, k.ScheduledPurgeDate = recoveryID(r, kind, name), o.Deleted.Date, o.Deleted.ScheduledPurge
 		}
 		return k, nil
 	default:
-		s := keyvault.Secret{ID: objectID(r, kind, name, version), ContentType: m.Content, Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""}
-		if m.ManagedBy == kindCertificates {
+		s := keyvault.Secret{ID: objectID(r, kind, name, version), ContentType: o.ContentType, Attributes: o.Attributes, Tags: o.Tags, Managed: o.ManagedBy != ""}
+		if o.ManagedBy == kindCertificates {
 			s.Kid = objectID(r, kindKeys, name, version)
-		} else if v, _, ok, _ := n.loadVersion(kind, name, version); ok {
-			s.ContentType, s.Attributes, s.Tags = v.ContentType, v.Attributes, v.Tags
 		}
-		if m.Deleted != nil {
-			s.RecoveryID, s.DeletedDate, s.ScheduledPurgeDate = recoveryID(r, kind, name), m.Deleted.Date, m.Deleted.ScheduledPurge
+		if o.Deleted != nil {
+			s.RecoveryID, s.DeletedDate, s.ScheduledPurgeDate = recoveryID(r, kind, name), o.Deleted.Date, o.Deleted.ScheduledPurge
 		}
 		return s, nil
 	}
