@@ -153,7 +153,8 @@ func (n *Node) CreateKey(ctx context.Context, p caller, req CreateKeyRequest) (K
 	}
 	if err := pol.Normalize(); err != nil {
 		if errors.Is(err, keyvault.ErrInvalidPolicy) {
-			return KeyVersion{}, errBadParameter("kty", "%s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidPolicy.Error()+": "))
+			// About kty, key_size or crv: the message names it.
+			return KeyVersion{}, errBadParameter("", "%s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidPolicy.Error()+": "))
 		}
 		return KeyVersion{}, err
 	}
