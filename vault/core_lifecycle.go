@@ -370,6 +370,8 @@ func (n *Node) BackupObject(ctx context.Context, p caller, req ObjectRequest) (B
 	if m.ManagedBy != "" {
 		return BackupResult{}, errManaged(req.Kind, req.Name)
 	}
+	// The blob keeps the name as the request spells it, which the Key
+	// Vault front's router has made the creator's spelling.
 	blob := backupBlob{Kind: req.Kind, Name: req.Name, Entries: n.objectEntries(req.Kind, req.Name)}
 	ct, err := n.barrier.Load().Encrypt(backupAAD, mustJSON(blob))
 	if err != nil {
