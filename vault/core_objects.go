@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/certvault/certvault/internal/keyvault"
@@ -474,6 +475,9 @@ func applyAttributes(a *keyvault.Attributes, in *keyvault.Attributes) {
 		a.Expires = in.Expires
 	}
 }
+
+// objectName is Key Vault's rule for object names.
+var objectName = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
 
 // validName checks an object name against Key Vault's rule (objectName).
 func validName(kind, name string) error {

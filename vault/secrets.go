@@ -1,15 +1,15 @@
 package vault
 
 import (
-	"github.com/certvault/certvault/vault/access"
 	"net/http"
 	"regexp"
 
 	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/vault/access"
 )
 
-// objectName is Key Vault's rule for object names.
-var objectName = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+// The Key Vault front of secrets (core_secrets.go), and the data plane's
+// api-version check.
 
 // apiVersions are the Key Vault api-versions served; date-form versions
 // (as the newer SDKs send) are accepted by pattern.
