@@ -226,18 +226,14 @@ func (n *Node) storeKeyVersion(ctx context.Context, name string, key crypto.Sign
 		return KeyVersion{}, err
 	}
 	now := time.Now().Unix()
-	v := versionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true, HSM: isHSMKey(key)}
-	applyAttributes(&v.Attributes, attrs)
-	v.Attributes.Created, v.Attributes.Updated = now, now
-	n.decorate(&v.Attributes)
+	v := versionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true, HSM: isHSMKey(key), Attributes: n.newVersionAttributes(attrs, now)}
 	if !found {
 		m = objectMeta{Created: now}
 	}
 	m.Current, m.Summary, m.Tags = version, v.Attributes, v.Tags
 	b := &raftstore.Batch{}
 	putMeta(b, kindKeys, name, m, prev)
-	b.Put(verKey(kindKeys, name, version), mustJSON(v))
-	if err := putSealed(b, n.barrier.Load(), valKey(kindKeys, name, version), privDER); err != nil {
+	if err := n.putVersionRecord(b, kindKeys, name, version, v, privDER); err != nil {
 		return KeyVersion{}, err
 	}
 	idx, err := n.commit(ctx, b)

@@ -436,6 +436,28 @@ func (n *Node) ListVersions(ctx context.Context, p caller, req ListVersionsReque
 	return res, nil
 }
 
+// newVersionAttributes are the attributes of a version made at now: the
+// caller-settable ones from in, the times, the recovery settings, and
+// enabled unless in says otherwise.
+func (n *Node) newVersionAttributes(in *keyvault.Attributes, now int64) keyvault.Attributes {
+	var a keyvault.Attributes
+	applyAttributes(&a, in)
+	a.Created, a.Updated = now, now
+	n.decorate(&a)
+	return a
+}
+
+// putVersionRecord adds to b the record of a new version v and, when
+// secret is not nil, its secret part (value or private key) through the
+// barrier.
+func (n *Node) putVersionRecord(b *raftstore.Batch, kind, name, version string, v versionMeta, secret []byte) error {
+	b.Put(verKey(kind, name, version), mustJSON(v))
+	if secret == nil {
+		return nil
+	}
+	return putSealed(b, n.barrier.Load(), valKey(kind, name, version), secret)
+}
+
 // putVersionUpdate adds to b the rewrite of version v (stored as e) of
 // an object, compare-and-set, and, when it is the object's current
 // version, the new summary and tags in the meta records of summaryKinds

@@ -59,10 +59,7 @@ func (n *Node) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (S
 		return SecretVersion{}, err
 	}
 	now := nowUnix()
-	v := versionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true}
-	applyAttributes(&v.Attributes, req.Attributes)
-	v.Attributes.Created, v.Attributes.Updated = now, now
-	n.decorate(&v.Attributes)
+	v := versionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true, Attributes: n.newVersionAttributes(req.Attributes, now)}
 	// Concurrent sets of one secret all succeed, each as a version, as in
 	// Key Vault: they queue on the name, and a lost race on the meta record
 	// (with a writer on another node) is retried.
@@ -88,8 +85,7 @@ func (n *Node) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (S
 			n.planExpiryEvents(b, &m, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires)
 		}
 		putMeta(b, kindSecrets, name, m, prev)
-		b.Put(verKey(kindSecrets, name, version), mustJSON(v))
-		if err := putSealed(b, n.barrier.Load(), valKey(kindSecrets, name, version), []byte(*req.Value)); err != nil {
+		if err := n.putVersionRecord(b, kindSecrets, name, version, v, []byte(*req.Value)); err != nil {
 			return nil, err
 		}
 		if err := n.emitEvent(b, EventSecretNewVersionCreated, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires, ""); err != nil {
