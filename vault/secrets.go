@@ -1,18 +1,15 @@
 package vault
 
 import (
-	"encoding/json"
-	"github.com/certvault/certvault/vault/access"
 	"net/http"
 	"regexp"
-	"strings"
 
 	"github.com/certvault/certvault/internal/keyvault"
-	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/access"
 )
 
-// objectName is Key Vault's rule for object names.
-var objectName = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+// The Key Vault front of secrets (core_secrets.go), and the data plane's
+// api-version check.
 
 // apiVersions are the Key Vault api-versions served; date-form versions
 // (as the newer SDKs send) are accepted by pattern.
@@ -63,6 +60,7 @@ func (n *Node) secretRoutes(rt *router) {
 
 func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	// The name is checked before the body is read.
 	if err := validName(kindSecrets, name); err != nil {
 		n.fail(w, r, err)
 		return
@@ -72,66 +70,21 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	if req.Value == nil {
-		n.fail(w, r, badParameter("value is required"))
-		return
-	}
-	version, err := newVersionID()
+	s, err := n.SetSecret(r.Context(), callerOf(r), SetSecretRequest{Name: name, Value: req.Value,
+		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	now := nowUnix()
-	v := versionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true}
-	applyAttributes(&v.Attributes, req.Attributes)
-	v.Attributes.Created, v.Attributes.Updated = now, now
-	n.decorate(&v.Attributes)
-	// Concurrent sets of one secret all succeed, each as a version, as in
-	// Key Vault: they queue on the name, and a lost race on the meta record
-	// (with a writer on another node) is retried.
-	unlock := n.lockObject(kindSecrets, name)
-	defer unlock()
-	err = n.applyCAS(r.Context(), w.Header(), func() (*raftstore.Batch, error) {
-		m, prev, found, err := n.loadMeta(kindSecrets, name)
-		if err != nil {
-			return nil, err
-		}
-		if found && m.Deleted != nil {
-			return nil, conflictDeleted(kindSecrets, name)
-		}
-		if found && m.ManagedBy != "" {
-			return nil, &APIError{Status: http.StatusForbidden, Code: "Forbidden",
-				Message: "secret " + name + " is managed by the certificate of the same name and cannot be set; update the certificate instead"}
-		}
-		if !found {
-			m = objectMeta{Created: now}
-		}
-		m.Current, m.Summary, m.Tags, m.Content = version, v.Attributes, v.Tags, v.ContentType
-		b := &raftstore.Batch{}
-		if v.Attributes.Expires != nil || len(m.EventPlans) > 0 {
-			n.planExpiryEvents(b, &m, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires)
-		}
-		putMeta(b, kindSecrets, name, m, prev)
-		b.Put(verKey(kindSecrets, name, version), mustJSON(v))
-		if err := putSealed(b, n.barrier.Load(), valKey(kindSecrets, name, version), []byte(*req.Value)); err != nil {
-			return nil, err
-		}
-		if err := n.emitEvent(b, EventSecretNewVersionCreated, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires, ""); err != nil {
-			return nil, err
-		}
-		return b, nil
-	})
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, n.secretBundle(r, name, version, v, *req.Value))
+	w.Header().Set("X-Certvault-Index", itoa(s.Index))
+	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (n *Node) secretBundle(r *http.Request, name, version string, v versionMeta, value string) keyvault.Secret {
+// secretBundle renders a secret version in Key Vault's shape.
+func secretBundle(r *http.Request, s SecretVersion) keyvault.Secret {
 	return keyvault.Secret{
-		Value: value, ID: objectID(r, kindSecrets, name, version),
-		ContentType: v.ContentType, Attributes: n.live(v.Attributes), Tags: v.Tags,
+		Value: s.Value, ID: objectID(r, kindSecrets, s.Name, s.Version),
+		ContentType: s.ContentType, Attributes: s.Attributes, Tags: s.Tags,
 	}
 }
 
@@ -140,40 +93,17 @@ func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	m, version, err := n.resolveVersion(kindSecrets, name, version)
+	s, err := n.GetSecret(r.Context(), callerOf(r), GetSecretRequest{Name: name, Version: version})
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	if m.ManagedBy == kindCertificates {
-		n.getManagedSecret(w, r, name, version)
+	if s.ManagedBy == kindCertificates {
+		n.getManagedSecret(w, r, name, s.Version)
 		return
 	}
-	v, e, ok, err := n.loadVersion(kindSecrets, name, version)
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	if !ok {
-		n.fail(w, r, objNotFound(kindSecrets, name, version))
-		return
-	}
-	if !v.Attributes.IsEnabled() {
-		n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "operation get is not allowed on a disabled secret"})
-		return
-	}
-	ve, ok := n.store.Get(valKey(kindSecrets, name, version))
-	if !ok {
-		n.fail(w, r, objNotFound(kindSecrets, name, version))
-		return
-	}
-	value, err := n.openSealed(ve)
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	w.Header().Set("X-Certvault-Index", itoa(e.Index))
-	writeJSON(w, http.StatusOK, n.secretBundle(r, name, version, v, string(value)))
+	w.Header().Set("X-Certvault-Index", itoa(s.Index))
+	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
 func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
@@ -183,42 +113,17 @@ func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	m, version, err := n.resolveVersion(kindSecrets, name, version)
+	s, err := n.UpdateSecret(r.Context(), callerOf(r), UpdateSecretRequest{Name: name, Version: version,
+		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	if m.ManagedBy != "" {
-		n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "secret " + name + " is managed by its certificate; update the certificate instead"})
-		return
-	}
-	v, e, ok, err := n.loadVersion(kindSecrets, name, version)
-	if err != nil || !ok {
-		n.fail(w, r, orNotFound(err, kindSecrets, name, version))
-		return
-	}
-	applyAttributes(&v.Attributes, req.Attributes)
-	if req.Tags != nil {
-		v.Tags = req.Tags
-	}
-	if req.ContentType != nil {
-		v.ContentType = *req.ContentType
-	}
-	v.Attributes.Updated = nowUnix()
-	b := &raftstore.Batch{}
-	b.PutIf(e.Key, mustJSON(v), e.Index)
-	if version == m.Current {
-		mm, me, _, _ := n.loadMeta(kindSecrets, name)
-		mm.Summary, mm.Tags, mm.Content = v.Attributes, v.Tags, v.ContentType
-		putMeta(b, kindSecrets, name, mm, me)
-	}
-	if err := n.apply(r.Context(), w.Header(), b); err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, n.secretBundle(r, name, version, v, ""))
+	w.Header().Set("X-Certvault-Index", itoa(s.Index))
+	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
+// orNotFound is orObjectNotFound with the Key Vault front's errors.
 func orNotFound(err error, kind, name, version string) error {
 	if err != nil {
 		return err
@@ -235,23 +140,22 @@ func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	prefix := "meta/" + kindSecrets + "/"
-	if after != "" {
-		after = prefix + after
+	res, err := n.ListObjects(r.Context(), callerOf(r), ListObjectsRequest{Kind: kindSecrets, Page: PageRequest{Limit: limit, After: after}})
+	if err != nil {
+		n.fail(w, r, err)
+		return
 	}
+	writePage(w, r, secretItems(r, res.Items), res.Next, limit)
+}
+
+// secretItems renders list items of secrets or of a secret's versions.
+func secretItems(r *http.Request, items []ObjectItem) []keyvault.SecretItem {
 	var out []keyvault.SecretItem
-	entries, last := n.listPage(prefix, after, limit, func(e raftstore.Entry) bool {
-		var m objectMeta
-		return json.Unmarshal(e.Value, &m) == nil && m.Deleted == nil && m.Current != ""
-	})
-	for _, e := range entries {
-		var m objectMeta
-		json.Unmarshal(e.Value, &m)
-		name := m.displayName(strings.TrimPrefix(e.Key, prefix))
-		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, name, ""), ContentType: m.Content,
-			Attributes: n.live(m.Summary), Tags: m.Tags, Managed: m.ManagedBy != ""})
+	for _, it := range items {
+		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, it.Name, it.Version), ContentType: it.ContentType,
+			Attributes: it.Attributes, Tags: it.Tags, Managed: it.Managed})
 	}
-	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
+	return out
 }
 
 // writePage answers a paged list.
@@ -276,30 +180,10 @@ func (n *Node) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	m, _, err := n.resolveVersion(kindSecrets, name, "")
+	res, err := n.ListVersions(r.Context(), callerOf(r), ListVersionsRequest{Kind: kindSecrets, Name: name, Page: PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	kind := kindSecrets
-	if m.ManagedBy != "" {
-		kind = m.ManagedBy
-	}
-	prefix := verPrefix(kind, name)
-	if after != "" {
-		after = prefix + after
-	}
-	entries, last := n.listPage(prefix, after, limit, func(raftstore.Entry) bool { return true })
-	var out []keyvault.SecretItem
-	for _, e := range entries {
-		var v versionMeta
-		json.Unmarshal(e.Value, &v)
-		ct := v.ContentType
-		if m.ManagedBy != "" {
-			ct = m.Content
-		}
-		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, name, strings.TrimPrefix(e.Key, prefix)),
-			ContentType: ct, Attributes: n.live(v.Attributes), Tags: v.Tags, Managed: m.ManagedBy != ""})
-	}
-	writePage(w, r, out, strings.TrimPrefix(last, prefix), limit)
+	writePage(w, r, secretItems(r, res.Items), res.Next, limit)
 }

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/vault/certs"
 )
+
+// Keys in the HSM, for the domain core: generating a key where its type
+// says, and the stored form of private keys (PKCS#8, or a reference to
+// the HSM key).
 
 // hsmRefPrefix starts the stored form of a private key that lives in the
 // HSM: the prefix and the key's CKA_ID in hex. Software keys are stored as
@@ -37,8 +40,7 @@ func (k *hsmKey) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]
 }
 
 // errNoHSM answers a request for an HSM key type on a vault without one.
-var errNoHSM = &APIError{Status: http.StatusBadRequest, Code: "BadParameter",
-	Message: "RSA-HSM and EC-HSM keys need an HSM: start certvaultd with --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file, or use RSA or EC"}
+var errNoHSM = errBadParameter("kty", "RSA-HSM and EC-HSM keys need an HSM: start certvaultd with --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file, or use RSA or EC")
 
 // generateKey makes a key for the key properties: in the HSM for RSA-HSM
 // and EC-HSM (the private part never leaves it), in memory otherwise.
@@ -60,7 +62,7 @@ func (n *Node) generateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	} else {
 		c, cerr := certs.Curve(kp.Curve)
 		if cerr != nil {
-			return nil, badParameter("%v", cerr)
+			return nil, errBadParameter("crv", "%v", cerr)
 		}
 		k, err = n.hsm.GenerateEC(id, c)
 	}
@@ -98,7 +100,7 @@ func (n *Node) decodePrivateKey(b []byte) (crypto.Signer, error) {
 			return nil, fmt.Errorf("stored HSM key reference: %w", err)
 		}
 		if n.hsm == nil {
-			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+			return nil, &Error{Kind: KindUnavailable, Code: "ServiceUnavailable",
 				Message: "this key lives in the HSM, and this node is not configured with one (--pkcs11-module): every node must reach the same token"}
 		}
 		k, err := n.hsm.FindKey(id)

@@ -1,0 +1,185 @@
+package vault
+
+import (
+	"context"
+
+	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/raftstore"
+)
+
+// Secrets in the domain core: set (a new version), get, update a
+// version's attributes. Listing is ListObjects and ListVersions
+// (core_objects.go), the lifecycle is core_lifecycle.go's. A certificate's
+// managed secret is the certificate's to set, update and build.
+
+// SecretVersion is one version of a secret as the core returns it.
+type SecretVersion struct {
+	// Name is the secret's name as the request gave it.
+	Name    string
+	Version string
+	// Value is the secret value; empty in answers to updates. A managed
+	// secret's value is built by the certificate (ManagedBy is set).
+	Value       string
+	ContentType string
+	// Attributes carry the vault's current recovery settings.
+	Attributes keyvault.Attributes
+	Tags       map[string]string
+	// ManagedBy is kindCertificates for a certificate's secret; GetSecret
+	// then leaves Value, ContentType, Attributes and Tags to the
+	// certificate.
+	ManagedBy string
+	// Index is the raft index of the write, or of the version read.
+	Index uint64
+}
+
+// SetSecretRequest sets a new version of a secret.
+type SetSecretRequest struct {
+	Name string
+	// Value is required.
+	Value       *string
+	ContentType string
+	Attributes  *keyvault.Attributes
+	Tags        map[string]string
+}
+
+// SetSecret makes a new current version of a secret, creating the secret
+// when it does not exist. Concurrent sets of one secret all succeed, each
+// as a version, as in Key Vault. A deleted secret is a conflict; a
+// certificate's managed secret is refused.
+func (n *Node) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (SecretVersion, error) {
+	name := req.Name
+	if err := validName(kindSecrets, name); err != nil {
+		return SecretVersion{}, err
+	}
+	if req.Value == nil {
+		return SecretVersion{}, errBadParameter("value", "value is required")
+	}
+	version, err := newVersionID()
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	now := nowUnix()
+	v := versionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true, Attributes: n.newVersionAttributes(req.Attributes, now)}
+	// Concurrent sets of one secret all succeed, each as a version, as in
+	// Key Vault: they queue on the name, and a lost race on the meta record
+	// (with a writer on another node) is retried.
+	unlock := n.lockObject(kindSecrets, name)
+	defer unlock()
+	idx, err := n.commitCAS(ctx, func() (*raftstore.Batch, error) {
+		m, prev, found, err := n.loadMeta(kindSecrets, name)
+		if err != nil {
+			return nil, err
+		}
+		if found && m.Deleted != nil {
+			return nil, errObjectDeleted(kindSecrets, name)
+		}
+		if found && m.ManagedBy != "" {
+			return nil, errForbidden("secret %s is managed by the certificate of the same name and cannot be set; update the certificate instead", name)
+		}
+		if !found {
+			m = objectMeta{Created: now}
+		}
+		m.Current, m.Summary, m.Tags, m.Content = version, v.Attributes, v.Tags, v.ContentType
+		b := &raftstore.Batch{}
+		if v.Attributes.Expires != nil || len(m.EventPlans) > 0 {
+			n.planExpiryEvents(b, &m, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires)
+		}
+		putMeta(b, kindSecrets, name, m, prev)
+		if err := n.putVersionRecord(b, kindSecrets, name, version, v, []byte(*req.Value)); err != nil {
+			return nil, err
+		}
+		if err := n.emitEvent(b, EventSecretNewVersionCreated, kindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires, ""); err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	return n.secretVersion(name, version, v, *req.Value, idx), nil
+}
+
+// secretVersion is the core's answer for version v of a secret.
+func (n *Node) secretVersion(name, version string, v versionMeta, value string, index uint64) SecretVersion {
+	return SecretVersion{Name: name, Version: version, Value: value, ContentType: v.ContentType,
+		Attributes: n.live(v.Attributes), Tags: v.Tags, Index: index}
+}
+
+// GetSecretRequest reads a version of a secret ("": the current one).
+type GetSecretRequest struct {
+	Name, Version string
+}
+
+// GetSecret returns a version of a secret with its value. A disabled
+// version is refused. For a certificate's managed secret it returns only
+// the resolved Version and ManagedBy: the certificate builds the value.
+func (n *Node) GetSecret(ctx context.Context, p caller, req GetSecretRequest) (SecretVersion, error) {
+	name := req.Name
+	m, version, err := n.resolveVersion(kindSecrets, name, req.Version)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	if m.ManagedBy == kindCertificates {
+		return SecretVersion{Name: name, Version: version, ManagedBy: m.ManagedBy}, nil
+	}
+	v, e, ok, err := n.loadVersion(kindSecrets, name, version)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	if !ok {
+		return SecretVersion{}, errObjectNotFound(kindSecrets, name, version)
+	}
+	if !v.Attributes.IsEnabled() {
+		return SecretVersion{}, errForbidden("operation get is not allowed on a disabled secret")
+	}
+	ve, ok := n.store.Get(valKey(kindSecrets, name, version))
+	if !ok {
+		return SecretVersion{}, errObjectNotFound(kindSecrets, name, version)
+	}
+	value, err := n.openSealed(ve)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	return n.secretVersion(name, version, v, string(value), e.Index), nil
+}
+
+// UpdateSecretRequest changes a version's attributes, tags or content
+// type (nil: unchanged).
+type UpdateSecretRequest struct {
+	Name, Version string
+	ContentType   *string
+	Attributes    *keyvault.Attributes
+	Tags          map[string]string
+}
+
+// UpdateSecret updates a version of a secret ("": the current one) and
+// returns it without its value. A managed secret is refused.
+func (n *Node) UpdateSecret(ctx context.Context, p caller, req UpdateSecretRequest) (SecretVersion, error) {
+	name := req.Name
+	m, version, err := n.resolveVersion(kindSecrets, name, req.Version)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	if m.ManagedBy != "" {
+		return SecretVersion{}, errForbidden("secret %s is managed by its certificate; update the certificate instead", name)
+	}
+	v, e, ok, err := n.loadVersion(kindSecrets, name, version)
+	if err != nil || !ok {
+		return SecretVersion{}, orObjectNotFound(err, kindSecrets, name, version)
+	}
+	applyAttributes(&v.Attributes, req.Attributes)
+	if req.Tags != nil {
+		v.Tags = req.Tags
+	}
+	if req.ContentType != nil {
+		v.ContentType = *req.ContentType
+	}
+	v.Attributes.Updated = nowUnix()
+	b := &raftstore.Batch{}
+	n.putVersionUpdate(b, kindSecrets, name, version, m.Current, v, e, kindSecrets)
+	idx, err := n.commit(ctx, b)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	return n.secretVersion(name, version, v, "", idx), nil
+}
