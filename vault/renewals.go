@@ -272,7 +272,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		op.Renewal = true
 		return n.mailRenewing(b, name, cm, op.Issuer)
 	}
-	op, err := n.startIssuance(ctx, http.Header{}, name, policy, nil, nil, renew)
+	op, _, err := n.startIssuance(ctx, caller{}, name, policy, nil, nil, renew)
 	var api *APIError
 	switch {
 	case err == nil && op.Status == keyvault.StatusCompleted:
@@ -288,7 +288,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 	case errors.Is(err, ErrRenewalHalted):
 		// The brake's last line, in the command that makes the version.
 		n.haltRenewal(ctx, e, name, policy, now)
-	case errors.As(err, &api) && api.Status == http.StatusConflict:
+	case isKind(err, KindConflict) || errors.As(err, &api) && api.Status == http.StatusConflict:
 		// An operation is already in progress; look again later.
 		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
 	default:
