@@ -123,6 +123,21 @@ func (n *Node) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 	writeIssuer(w, r, res)
 }
 
+// handleCheckIssuer contacts an ACME issuer's CA on demand and reports
+// what works (CheckIssuer).
+func (n *Node) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("issuer")
+	if !n.linearized(w, r) {
+		return
+	}
+	rep, err := n.CheckIssuer(r.Context(), callerOf(r), name)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
 // handleCRL serves the issuer's CRL, signed at request time, to anyone:
 // relying parties fetch it without credentials.
 func (n *Node) handleCRL(w http.ResponseWriter, r *http.Request) {
