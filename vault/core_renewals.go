@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -273,7 +272,6 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		return n.mailRenewing(b, name, cm, op.Issuer)
 	}
 	op, _, err := n.startIssuance(ctx, caller{}, name, policy, nil, nil, renew)
-	var api *APIError
 	switch {
 	case err == nil && op.Status == keyvault.StatusCompleted:
 		log.Info("renewed", "previous_version", plan.Version)
@@ -288,7 +286,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 	case errors.Is(err, ErrRenewalHalted):
 		// The brake's last line, in the command that makes the version.
 		n.haltRenewal(ctx, e, name, policy, now)
-	case isKind(err, KindConflict) || errors.As(err, &api) && api.Status == http.StatusConflict:
+	case isKind(err, KindConflict):
 		// An operation is already in progress; look again later.
 		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
 	default:
