@@ -20,6 +20,11 @@ import (
 	"github.com/certvault/certvault/vault/certs"
 )
 
+// The ACME order runner (core): the leader drives each ACME order of a
+// pending operation from its record in raft (acme/orders/NAME) to a new
+// certificate version or a failed operation, and removes its challenge
+// records; a new leader resumes from the same records.
+
 // Order runner tuning.
 const (
 	// orderScanInterval is how often the leader rescans pending

@@ -15,6 +15,10 @@ import (
 	"github.com/certvault/certvault/vault/renewal"
 )
 
+// Renewal planning and the renewal scheduler (core): the plan of each
+// certificate version, the brake, and the leader's loop that renews, mails
+// and emits expiry events when plans are due.
+
 // Renewal plans live in Raft under sched/certificates/DUE/NAME, DUE the
 // Unix second the renewal is due, zero-padded so that keys sort by time.
 // A certificate's meta record names its plan (objectMeta.Plan). The
