@@ -87,7 +87,7 @@ func createCert(t *testing.T, n *Node, name string, x509 keyvault.X509Properties
 	if err := p.Normalize(); err != nil {
 		t.Fatalf("policy of %s: %v", name, err)
 	}
-	op, err := n.startIssuance(context.Background(), http.Header{}, name, p, nil, nil)
+	op, _, err := n.startIssuance(context.Background(), caller{}, name, p, nil, nil)
 	if err != nil || op.Status != keyvault.StatusCompleted {
 		t.Fatalf("create %s: %v %+v", name, err, op)
 	}
@@ -235,13 +235,13 @@ func TestRenewalBrakeHalts(t *testing.T) {
 		t.Fatal(err)
 	}
 	asRenewal := func(b *raftstore.Batch, op *pendingOp) error { op.Renewal = true; return nil }
-	if _, err := n.startIssuance(ctx, http.Header{}, "spin", policy, nil, nil, asRenewal); !errors.Is(err, ErrRenewalHalted) {
+	if _, _, err := n.startIssuance(ctx, caller{}, "spin", policy, nil, nil, asRenewal); !errors.Is(err, ErrRenewalHalted) {
 		t.Fatalf("a renewal of a halted certificate through the issuance core: %v, want ErrRenewalHalted", err)
 	}
 	// A person creates a version: three more automatic renewals, then
 	// halted again.
 	clock.Set(t0.AddDate(1, 0, 1))
-	if op, err := n.startIssuance(ctx, http.Header{}, "spin", policy, nil, nil); err != nil || op.Status != keyvault.StatusCompleted {
+	if op, _, err := n.startIssuance(ctx, caller{}, "spin", policy, nil, nil); err != nil || op.Status != keyvault.StatusCompleted {
 		t.Fatalf("a person's create of a halted certificate: %v %+v", err, op)
 	}
 	waitHalted(2 + 2*renewal.BrakeRenewals)
@@ -278,7 +278,7 @@ func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
 			touch()
 		}
 	}
-	op, err := n.startIssuance(context.Background(), http.Header{}, "racy", policy, nil, nil)
+	op, _, err := n.startIssuance(context.Background(), caller{}, "racy", policy, nil, nil)
 	if err != nil || op.Status != keyvault.StatusCompleted || tries != 2 {
 		t.Fatalf("create after one lost race: %v %+v after %d tries, want completed after 2", err, op, tries)
 	}
@@ -288,9 +288,10 @@ func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
 
 	tries = 0
 	n.beforeIssuanceApply = func(string) { tries++; touch() }
-	_, err = n.startIssuance(context.Background(), http.Header{}, "racy", policy, nil, nil)
+	_, _, err = n.startIssuance(context.Background(), caller{}, "racy", policy, nil, nil)
+	// The core answers a core error; the front classifies it as it would.
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || tries != issuanceTries {
+	if !errors.As(n.classify(err), &ae) || ae.Status != http.StatusConflict || tries != issuanceTries {
 		t.Fatalf("create that always loses: %v after %d tries, want 409 after %d", err, tries, issuanceTries)
 	}
 	if got := versionCount(n, "racy"); got != 2 {

@@ -18,6 +18,9 @@ import (
 	"github.com/certvault/certvault/vault/acme/solver"
 )
 
+// ACME issuers' settings (core): what an issuer request may set for an
+// ACME provider, how it is checked, and what is shown of it.
+
 // ACME providers: "acme" takes any directory URL; DigiCert and GlobalSign
 // preset their public ACME directories (a directory_url overrides it).
 const (
@@ -160,22 +163,22 @@ func applyACMERequest(si *storedIssuer, req *acmeRequest, credsChanged bool) err
 		a.DirectoryURL = presetDirectories[si.Provider]
 	}
 	if a.DirectoryURL == "" {
-		return badParameter("an acme issuer needs its CA's directory URL: --directory-url https://ca.example/directory (\"acme\": {\"directory_url\": ...})")
+		return errBadParameter("acme.directory_url", "an acme issuer needs its CA's directory URL: --directory-url https://ca.example/directory (\"acme\": {\"directory_url\": ...})")
 	}
 	if err := checkDirectoryURL(a.DirectoryURL); err != nil {
 		return err
 	}
 	if a.DirectoryCA != "" {
 		if n := countPEMCerts([]byte(a.DirectoryCA)); n == 0 {
-			return badParameter("directory CA bundle: no PEM certificate found; give the CA that signed the ACME server's TLS certificate")
+			return errBadParameter("acme.directory_ca_pem", "directory CA bundle: no PEM certificate found; give the CA that signed the ACME server's TLS certificate")
 		}
 	}
 	if c := si.Credentials; c != nil && c.Password != "" {
 		if _, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(c.Password, "=")); err != nil {
-			return badParameter("the API key (EAB HMAC key) must be base64url as the CA shows it; check --api-key-file")
+			return errBadParameter("credentials.pwd", "the API key (EAB HMAC key) must be base64url as the CA shows it; check --api-key-file")
 		}
 		if c.AccountID == "" {
-			return badParameter("an EAB HMAC key needs its key id: --account-id")
+			return errBadParameter("credentials.account_id", "an EAB HMAC key needs its key id: --account-id")
 		}
 	}
 	if err := checkDNSSettings(&a.DNS); err != nil {
@@ -235,54 +238,56 @@ func checkDNSSettings(d *dnsSettings) error {
 	case solverNone:
 	case solverExec:
 		if d.Exec == "" {
-			return badParameter("dns solver exec needs the program: --dns-exec /path/to/program (run as PROGRAM present|cleanup FQDN VALUE)")
+			return errBadParameter("acme.dns.exec", "dns solver exec needs the program: --dns-exec /path/to/program (run as PROGRAM present|cleanup FQDN VALUE)")
 		}
 		if !filepath.IsAbs(d.Exec) {
-			return badParameter("--dns-exec %q: give an absolute path; the program runs on whichever node is the leader", d.Exec)
+			return errBadParameter("acme.dns.exec", "--dns-exec %q: give an absolute path; the program runs on whichever node is the leader", d.Exec)
 		}
 		if st, err := os.Stat(d.Exec); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return badParameter("--dns-exec %q is not an executable file on this node; install it at the same path on every node", d.Exec)
+			return errBadParameter("acme.dns.exec", "--dns-exec %q is not an executable file on this node; install it at the same path on every node", d.Exec)
 		}
 	case solverRFC2136:
 		if d.Nameserver == "" {
-			return badParameter("dns solver rfc2136 needs the primary server: --rfc2136-nameserver HOST:PORT")
+			return errBadParameter("acme.dns.nameserver", "dns solver rfc2136 needs the primary server: --rfc2136-nameserver HOST:PORT")
 		}
-		if err := checkHostPort(d.Nameserver, "--rfc2136-nameserver"); err != nil {
+		if err := checkHostPort(d.Nameserver, "acme.dns.nameserver", "--rfc2136-nameserver"); err != nil {
 			return err
 		}
 		if d.TSIGKey != "" {
 			if _, err := solver.ParseTSIGKey([]byte(d.TSIGKey)); err != nil {
-				return badParameter("--tsig-key-file: %v", err)
+				return errBadParameter("acme.dns.tsig_key", "--tsig-key-file: %v", err)
 			}
 		}
 	default:
-		return badParameter("dns solver %q: use rfc2136, exec or none", d.Solver)
+		return errBadParameter("acme.dns.solver", "dns solver %q: use rfc2136, exec or none", d.Solver)
 	}
 	for _, r := range d.Resolvers {
-		if err := checkHostPort(r, "--dns-resolver"); err != nil {
+		if err := checkHostPort(r, "acme.dns.resolvers", "--dns-resolver"); err != nil {
 			return err
 		}
 	}
 	if d.PropagationSeconds < 0 || d.PropagationSeconds > maxPropagationSeconds {
-		return badParameter("propagation timeout must be 1 to %d seconds", maxPropagationSeconds)
+		return errBadParameter("acme.dns.propagation_timeout_seconds", "propagation timeout must be 1 to %d seconds", maxPropagationSeconds)
 	}
 	return nil
 }
 
-func checkHostPort(s, flag string) error {
+// checkHostPort checks a HOST:PORT given for the request member field,
+// which the messages name by its CLI flag.
+func checkHostPort(s, field, flag string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || host == "" {
-		return badParameter("%s %q: give HOST:PORT, e.g. 192.0.2.53:53", flag, s)
+		return errBadParameter(field, "%s %q: give HOST:PORT, e.g. 192.0.2.53:53", flag, s)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return badParameter("%s %q: the port must be 1 to 65535", flag, s)
+		return errBadParameter(field, "%s %q: the port must be 1 to 65535", flag, s)
 	}
 	return nil
 }
 
 func checkDirectoryURL(s string) error {
 	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
-		return badParameter("directory URL %q: give the CA's ACME directory as an https:// URL", s)
+		return errBadParameter("acme.directory_url", "directory URL %q: give the CA's ACME directory as an https:// URL", s)
 	}
 	return nil
 }

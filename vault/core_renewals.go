@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,10 @@ import (
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/renewal"
 )
+
+// Renewal planning and the renewal scheduler (core): the plan of each
+// certificate version, the brake, and the leader's loop that renews, mails
+// and emits expiry events when plans are due.
 
 // Renewal plans live in Raft under sched/certificates/DUE/NAME, DUE the
 // Unix second the renewal is due, zero-padded so that keys sort by time.
@@ -272,8 +275,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		op.Renewal = true
 		return n.mailRenewing(b, name, cm, op.Issuer)
 	}
-	op, err := n.startIssuance(ctx, http.Header{}, name, policy, nil, nil, renew)
-	var api *APIError
+	op, _, err := n.startIssuance(ctx, caller{}, name, policy, nil, nil, renew)
 	switch {
 	case err == nil && op.Status == keyvault.StatusCompleted:
 		log.Info("renewed", "previous_version", plan.Version)
@@ -288,7 +290,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 	case errors.Is(err, ErrRenewalHalted):
 		// The brake's last line, in the command that makes the version.
 		n.haltRenewal(ctx, e, name, policy, now)
-	case errors.As(err, &api) && api.Status == http.StatusConflict:
+	case isKind(err, KindConflict):
 		// An operation is already in progress; look again later.
 		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
 	default:

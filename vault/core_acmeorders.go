@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +19,11 @@ import (
 	"github.com/certvault/certvault/vault/acme/solver"
 	"github.com/certvault/certvault/vault/certs"
 )
+
+// The ACME order runner (core): the leader drives each ACME order of a
+// pending operation from its record in raft (acme/orders/NAME) to a new
+// certificate version or a failed operation, and removes its challenge
+// records; a new leader resumes from the same records.
 
 // Order runner tuning.
 const (
@@ -52,7 +56,7 @@ func (n *Node) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
 	}
 	if name == keyvault.IssuerSelf || name == keyvault.IssuerUnknown {
 		if profile != "" {
-			return false, badParameter("issuer.profile %q applies to ACME issuers only, not %s", profile, name)
+			return false, errBadParameter("policy.issuer.profile", "issuer.profile %q applies to ACME issuers only, not %s", profile, name)
 		}
 		return false, nil
 	}
@@ -62,12 +66,12 @@ func (n *Node) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
 	}
 	if !isACMEProvider(si.Provider) {
 		if profile != "" {
-			return false, badParameter("issuer.profile %q applies to ACME issuers only; issuer %s is %s", profile, name, si.Provider)
+			return false, errBadParameter("policy.issuer.profile", "issuer.profile %q applies to ACME issuers only; issuer %s is %s", profile, name, si.Provider)
 		}
 		return false, nil
 	}
 	if si.Attributes.Enabled != nil && !*si.Attributes.Enabled {
-		return false, badParameter("issuer %q is disabled: enable it with 'certvault issuer set %s --disabled=false'", name, name)
+		return false, errBadParameter("policy.issuer.name", "issuer %q is disabled: enable it with 'certvault issuer set %s --disabled=false'", name, name)
 	}
 	return true, nil
 }
@@ -91,7 +95,7 @@ func acmeDomains(p *keyvault.Policy) ([]string, error) {
 		}
 		if xp.SANs != nil {
 			if len(xp.SANs.Emails) > 0 || len(xp.SANs.UPNs) > 0 {
-				return nil, badParameter("an ACME CA certifies DNS names only: remove the emails and UPNs from the policy's sans")
+				return nil, errBadParameter("policy.x509_props.sans", "an ACME CA certifies DNS names only: remove the emails and UPNs from the policy's sans")
 			}
 			for _, d := range xp.SANs.DNSNames {
 				add(d)
@@ -99,7 +103,7 @@ func acmeDomains(p *keyvault.Policy) ([]string, error) {
 		}
 	}
 	if len(names) == 0 {
-		return nil, badParameter("an ACME order needs DNS names: give --san www.example.com (or a subject CN=www.example.com)")
+		return nil, errBadParameter("policy.x509_props.sans", "an ACME order needs DNS names: give --san www.example.com (or a subject CN=www.example.com)")
 	}
 	return names, nil
 }
@@ -155,8 +159,7 @@ func (n *Node) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) error {
 		return err
 	}
 	if ok && len(prev.Progress.Records) > 0 {
-		return &APIError{Status: http.StatusConflict, Code: "Conflict",
-			Message: fmt.Sprintf("the challenge records of the previous order for %s are still being removed; retry in a moment", name)}
+		return errConflict("Conflict", "the challenge records of the previous order for %s are still being removed; retry in a moment", name)
 	}
 	idx := raftstore.NotExist
 	if ok {
@@ -658,25 +661,21 @@ type issuerCheck struct {
 	Error            *keyvault.ErrorInfo `json:"error,omitempty"`
 }
 
-// handleCheckIssuer contacts an ACME issuer's CA on demand: it fetches the
+// CheckIssuer contacts an ACME issuer's CA on demand: it fetches the
 // directory, registers the account if it is not yet, or fetches its
-// status, and reports what is wrong in words an operator can act on.
-func (n *Node) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("issuer")
-	if !n.linearized(w, r) {
-		return
-	}
+// status, and reports what is wrong in words an operator can act on. What
+// the CA says is in the report, not in the error, which only refuses an
+// issuer that is missing or not ACME.
+func (n *Node) CheckIssuer(ctx context.Context, p caller, name string) (issuerCheck, error) {
 	si, e, ok, err := n.loadIssuer(name)
 	if err != nil || !ok {
-		n.fail(w, r, orErr(err, issuerNotFound(name)))
-		return
+		return issuerCheck{}, orErr(err, issuerNotFound(name))
 	}
 	if si.ACME == nil {
-		n.fail(w, r, badParameter("issuer %s is %s; check applies to ACME issuers (acme, DigiCert, GlobalSign)", name, si.Provider))
-		return
+		return issuerCheck{}, errBadParameter("name", "issuer %s is %s; check applies to ACME issuers (acme, DigiCert, GlobalSign)", name, si.Provider)
 	}
 	rep := issuerCheck{Issuer: name, Provider: si.Provider, DirectoryURL: si.ACME.DirectoryURL, DNSSolver: si.ACME.DNS.Solver}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*requestTimeoutCheck)
+	ctx, cancel := context.WithTimeout(ctx, 2*requestTimeoutCheck)
 	defer cancel()
 	c, err := n.acmeClient(ctx, name, si, e)
 	if c != nil {
@@ -703,7 +702,7 @@ func (n *Node) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
 	} else {
 		rep.OK = true
 	}
-	writeJSON(w, http.StatusOK, rep)
+	return rep, nil
 }
 
 // requestTimeoutCheck bounds each half of an issuer check.

@@ -1,0 +1,702 @@
+package vault
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/certs"
+)
+
+// The certificates core: create, import, merge, read, update, list,
+// policies, pending operations and the vault's contacts. Each function
+// takes the caller and a typed request, decides everything about the
+// certificate (its name, versions, managed key and secret, what to
+// store), commits one raft command for a write, and returns names,
+// versions and the command's raft index; the Key Vault front
+// (certificates.go) builds the ids and the JSON.
+
+// Certificate is a certificate version as the core returns it: the public
+// part, the policy, no URLs.
+type Certificate struct {
+	Name    string
+	Version string
+	// Chain is the certificate chain, leaf first, DER.
+	Chain       [][]byte
+	ContentType string
+	// Attributes carry the recovery fields of the vault's current
+	// settings.
+	Attributes keyvault.Attributes
+	Tags       map[string]string
+	// Policy is the certificate's policy (nil when it has none).
+	Policy *keyvault.Policy
+	// RenewalInfo is the ACME CA's suggested renewal window, if any.
+	RenewalInfo *keyvault.RenewalWindow
+}
+
+// CertificateResult is the result of a write that makes or changes a
+// certificate version.
+type CertificateResult struct {
+	Name    string
+	Version string
+	// Index is the raft index of the write.
+	Index uint64
+}
+
+// CertificateOperationResult is a certificate's pending operation after a
+// read or a write (Index is zero when nothing was written).
+type CertificateOperationResult struct {
+	Name      string
+	Operation *pendingOp
+	Index     uint64
+}
+
+// CertificatePolicyResult is a certificate's policy after a read or a
+// write (Index is zero for a read).
+type CertificatePolicyResult struct {
+	Name   string
+	Policy *keyvault.Policy
+	Index  uint64
+}
+
+// CertificateItem is one entry of a certificate list: a certificate's
+// current version (Version empty) or one of its versions.
+type CertificateItem struct {
+	Name       string
+	Version    string
+	X5t        []byte
+	Attributes keyvault.Attributes
+	Tags       map[string]string
+}
+
+// CertificatePage is one page of a certificate listing. Last is where the
+// next page starts (the paging token's content), empty at the end.
+type CertificatePage struct {
+	Items []CertificateItem
+	Last  string
+}
+
+// checkCertificateName refuses a name Key Vault would refuse.
+func checkCertificateName(name string) error {
+	if !objectName.MatchString(name) {
+		return errBadParameter("name", "%s name %q is not valid: use 1 to 127 letters, digits and dashes", singular(kindCertificates), name)
+	}
+	return nil
+}
+
+// certificate loads a version of a certificate as the core shows it.
+func (n *Node) certificate(name, version string) (Certificate, error) {
+	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
+	if err != nil || !ok {
+		return Certificate{}, orNotFound(err, kindCertificates, name, version)
+	}
+	c := Certificate{Name: name, Version: version, Chain: v.Chain, ContentType: v.ContentType, Attributes: n.live(v.Attributes), Tags: v.Tags}
+	if p, _, ok, _ := n.loadPolicy(name); ok {
+		c.Policy = p
+	}
+	if ri := v.RenewalInfo; ri != nil {
+		c.RenewalInfo = &keyvault.RenewalWindow{Start: ri.Start, End: ri.End, ExplanationURL: ri.ExplanationURL}
+	}
+	return c, nil
+}
+
+// CreateCertificateRequest asks for a new version of a certificate made by
+// its policy's issuer.
+type CreateCertificateRequest struct {
+	Name string
+	// Policy is the certificate's new policy; nil takes the stored one.
+	Policy     *keyvault.Policy
+	Attributes *keyvault.Attributes
+	Tags       map[string]string
+}
+
+// CreateCertificate starts an issuance (startIssuance): the operation it
+// returns is completed (Self, internal issuers) or in progress (Unknown,
+// ACME).
+func (n *Node) CreateCertificate(ctx context.Context, p caller, req CreateCertificateRequest) (CertificateOperationResult, error) {
+	name := req.Name
+	if err := checkCertificateName(name); err != nil {
+		return CertificateOperationResult{}, err
+	}
+	policy := req.Policy
+	if policy == nil {
+		sp, _, ok, err := n.loadPolicy(name)
+		if err != nil {
+			return CertificateOperationResult{}, err
+		}
+		if !ok {
+			return CertificateOperationResult{}, errBadParameter("policy", "policy is required for a new certificate")
+		}
+		policy = sp
+	}
+	if err := policy.Normalize(); err != nil {
+		return CertificateOperationResult{}, policyError(err)
+	}
+	op, idx, err := n.startIssuance(ctx, p, name, policy, req.Attributes, req.Tags)
+	if err != nil {
+		return CertificateOperationResult{}, err
+	}
+	return CertificateOperationResult{Name: name, Operation: op, Index: idx}, nil
+}
+
+// GetCertificateRequest names a certificate version (Version empty: the
+// current one).
+type GetCertificateRequest struct {
+	Name    string
+	Version string
+}
+
+// GetCertificate returns a version of a certificate that is not deleted.
+func (n *Node) GetCertificate(ctx context.Context, p caller, req GetCertificateRequest) (Certificate, error) {
+	_, version, err := n.resolveVersion(kindCertificates, req.Name, req.Version)
+	if err != nil {
+		return Certificate{}, err
+	}
+	return n.certificate(req.Name, version)
+}
+
+// UpdateCertificateRequest changes a version's attributes and tags, and
+// the certificate's policy (nil members are left as they are).
+type UpdateCertificateRequest struct {
+	Name       string
+	Version    string
+	Policy     *keyvault.Policy
+	Attributes *keyvault.Attributes
+	Tags       map[string]string
+}
+
+// UpdateCertificate updates a version (the current one when Version is
+// empty); on the current version, the certificate's and its managed
+// key's and secret's summaries follow.
+func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertificateRequest) (CertificateResult, error) {
+	name := req.Name
+	m, version, err := n.resolveVersion(kindCertificates, name, req.Version)
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
+	if err != nil || !ok {
+		return CertificateResult{}, orNotFound(err, kindCertificates, name, version)
+	}
+	b := &raftstore.Batch{}
+	if req.Policy != nil {
+		pol, pe, err := n.mergedPolicy(name, req.Policy)
+		if err != nil {
+			return CertificateResult{}, err
+		}
+		b.PutIf(policyKey(name), mustJSON(stampPolicy(pol, pe)), pe.Index)
+	}
+	applyAttributes(&v.Attributes, req.Attributes)
+	if req.Tags != nil {
+		v.Tags = req.Tags
+	}
+	v.Attributes.Updated = nowUnix()
+	b.PutIf(e.Key, mustJSON(v), e.Index)
+	if version == m.Current {
+		for _, k := range append([]string{kindCertificates}, managedKinds...) {
+			mm, me, ok, _ := n.loadMeta(k, name)
+			if ok {
+				mm.Summary, mm.Tags = v.Attributes, v.Tags
+				putMeta(b, k, name, mm, me)
+			}
+		}
+	}
+	idx, err := n.commit(ctx, b)
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	return CertificateResult{Name: name, Version: version, Index: idx}, nil
+}
+
+// mergedPolicy applies a partial policy update onto the stored policy and
+// validates the result.
+func (n *Node) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy, raftstore.Entry, error) {
+	cur, pe, ok, err := n.loadPolicy(name)
+	if err != nil {
+		return nil, pe, err
+	}
+	if !ok {
+		return nil, pe, objNotFound(kindCertificates, name, "")
+	}
+	p := *cur
+	if upd.KeyProperties != nil {
+		p.KeyProperties = upd.KeyProperties
+	}
+	if upd.SecretProperties != nil {
+		p.SecretProperties = upd.SecretProperties
+	}
+	if upd.X509Properties != nil {
+		p.X509Properties = upd.X509Properties
+	}
+	if upd.LifetimeActions != nil {
+		p.LifetimeActions = upd.LifetimeActions
+	}
+	if upd.Issuer != nil {
+		p.Issuer = upd.Issuer
+	}
+	if upd.Attributes != nil {
+		p.Attributes = upd.Attributes
+	}
+	if err := p.Normalize(); err != nil {
+		return nil, pe, policyError(err)
+	}
+	if err := n.checkIssuer(&p); err != nil {
+		return nil, pe, err
+	}
+	return &p, pe, nil
+}
+
+// GetCertificatePolicy returns the policy of a certificate that is not
+// deleted.
+func (n *Node) GetCertificatePolicy(ctx context.Context, p caller, name string) (CertificatePolicyResult, error) {
+	m, _, ok, err := n.loadMeta(kindCertificates, name)
+	if err != nil || !ok || m.Deleted != nil {
+		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+	}
+	pol, _, ok, err := n.loadPolicy(name)
+	if err != nil || !ok {
+		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+	}
+	return CertificatePolicyResult{Name: name, Policy: pol}, nil
+}
+
+// UpdateCertificatePolicyRequest is a partial policy: the members it sets
+// replace the stored policy's.
+type UpdateCertificatePolicyRequest struct {
+	Name   string
+	Policy *keyvault.Policy
+}
+
+// UpdateCertificatePolicy merges the update into the policy and plans the
+// current version's renewal anew (a person acting: it clears a halt of the
+// renewal brake).
+func (n *Node) UpdateCertificatePolicy(ctx context.Context, p caller, req UpdateCertificatePolicyRequest) (CertificatePolicyResult, error) {
+	name := req.Name
+	m, _, ok, err := n.loadMeta(kindCertificates, name)
+	if err != nil || !ok || m.Deleted != nil {
+		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+	}
+	pol, pe, err := n.mergedPolicy(name, req.Policy)
+	if err != nil {
+		return CertificatePolicyResult{}, err
+	}
+	pol = stampPolicy(pol, pe)
+	b := (&raftstore.Batch{}).PutIf(policyKey(name), mustJSON(pol), pe.Index)
+	if err := n.replanCurrent(b, name, pol); err != nil {
+		return CertificatePolicyResult{}, err
+	}
+	idx, err := n.commit(ctx, b)
+	if err != nil {
+		return CertificatePolicyResult{}, err
+	}
+	return CertificatePolicyResult{Name: name, Policy: pol, Index: idx}, nil
+}
+
+// ListCertificateVersionsRequest asks for a page of a certificate's
+// versions, after the version After (empty: from the first).
+type ListCertificateVersionsRequest struct {
+	Name  string
+	After string
+	Limit int
+}
+
+// ListCertificateVersions lists the versions of a certificate that is not
+// deleted, in storage order.
+func (n *Node) ListCertificateVersions(ctx context.Context, p caller, req ListCertificateVersionsRequest) (CertificatePage, error) {
+	name := req.Name
+	if _, _, err := n.resolveVersion(kindCertificates, name, ""); err != nil {
+		return CertificatePage{}, err
+	}
+	prefix := verPrefix(kindCertificates, name)
+	after := req.After
+	if after != "" {
+		after = prefix + after
+	}
+	entries, last := n.listPage(prefix, after, req.Limit, func(raftstore.Entry) bool { return true })
+	var out CertificatePage
+	for _, e := range entries {
+		var v versionMeta
+		json.Unmarshal(e.Value, &v)
+		out.Items = append(out.Items, CertificateItem{Name: name, Version: strings.TrimPrefix(e.Key, prefix),
+			X5t: certs.Thumbprint(v.Chain[0]), Attributes: n.live(v.Attributes), Tags: v.Tags})
+	}
+	out.Last = strings.TrimPrefix(last, prefix)
+	return out, nil
+}
+
+// ListCertificatesRequest asks for a page of certificates, after the
+// (canonical) name After. IncludePending lists names held only by a
+// pending operation too.
+type ListCertificatesRequest struct {
+	After          string
+	Limit          int
+	IncludePending bool
+}
+
+// ListCertificates lists the certificates that are not deleted, by
+// canonical name, each with the spelling it was created with.
+func (n *Node) ListCertificates(ctx context.Context, p caller, req ListCertificatesRequest) (CertificatePage, error) {
+	prefix := "meta/" + kindCertificates + "/"
+	after := req.After
+	if after != "" {
+		after = prefix + after
+	}
+	entries, last := n.listPage(prefix, after, req.Limit, func(e raftstore.Entry) bool {
+		var m objectMeta
+		return json.Unmarshal(e.Value, &m) == nil && m.Deleted == nil && (m.Current != "" || req.IncludePending)
+	})
+	var out CertificatePage
+	for _, e := range entries {
+		var m objectMeta
+		json.Unmarshal(e.Value, &m)
+		out.Items = append(out.Items, CertificateItem{Name: m.displayName(strings.TrimPrefix(e.Key, prefix)),
+			X5t: m.X5t, Attributes: n.live(m.Summary), Tags: m.Tags})
+	}
+	out.Last = strings.TrimPrefix(last, prefix)
+	return out, nil
+}
+
+func (n *Node) pendingOrNotFound(name string) (*pendingOp, raftstore.Entry, error) {
+	op, e, ok, err := n.loadPending(name)
+	if err != nil {
+		return nil, e, err
+	}
+	if !ok {
+		return nil, e, errNotFound("PendingCertificateNotFound", "Pending certificate not found: %s", name)
+	}
+	return op, e, nil
+}
+
+// GetCertificateOperation returns a certificate's pending (or last)
+// operation.
+func (n *Node) GetCertificateOperation(ctx context.Context, p caller, name string) (CertificateOperationResult, error) {
+	op, _, err := n.pendingOrNotFound(name)
+	if err != nil {
+		return CertificateOperationResult{}, err
+	}
+	return CertificateOperationResult{Name: name, Operation: op}, nil
+}
+
+// CancelCertificateOperationRequest asks to cancel a pending operation;
+// CancellationRequested must be true.
+type CancelCertificateOperationRequest struct {
+	Name                  string
+	CancellationRequested bool
+}
+
+// CancelCertificateOperation cancels an operation in progress (at once:
+// an ACME order's driver sees it and stops); an operation that has ended
+// is returned as it is.
+func (n *Node) CancelCertificateOperation(ctx context.Context, p caller, req CancelCertificateOperationRequest) (CertificateOperationResult, error) {
+	name := req.Name
+	if !req.CancellationRequested {
+		return CertificateOperationResult{}, errBadParameter("cancellation_requested", "cancellation_requested must be true")
+	}
+	op, e, err := n.pendingOrNotFound(name)
+	if err != nil {
+		return CertificateOperationResult{}, err
+	}
+	res := CertificateOperationResult{Name: name, Operation: op}
+	if op.Status == keyvault.StatusInProgress {
+		op.Cancel = true
+		// Self, internal and Unknown issuers have nothing running outside
+		// the vault: the cancellation takes effect at once.
+		op.Status, op.StatusDetails = keyvault.StatusCancelled, "The operation was cancelled."
+		b := (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index).Delete(pendKeyKey(name))
+		if res.Index, err = n.commit(ctx, b); err != nil {
+			return CertificateOperationResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// DeleteCertificateOperation deletes a certificate's operation and its
+// pending key; a name held only by the operation is freed.
+func (n *Node) DeleteCertificateOperation(ctx context.Context, p caller, name string) (CertificateOperationResult, error) {
+	op, e, err := n.pendingOrNotFound(name)
+	if err != nil {
+		return CertificateOperationResult{}, err
+	}
+	b := (&raftstore.Batch{}).DeleteIf(pendingKey(name), e.Index).Delete(pendKeyKey(name))
+	// A name held only by a pending operation is freed.
+	if m, me, ok, _ := n.loadMeta(kindCertificates, name); ok && m.Current == "" && m.Deleted == nil {
+		b.DeleteIf(metaKey(kindCertificates, name), me.Index).Delete(policyKey(name))
+	}
+	idx, err := n.commit(ctx, b)
+	if err != nil {
+		return CertificateOperationResult{}, err
+	}
+	return CertificateOperationResult{Name: name, Operation: op, Index: idx}, nil
+}
+
+// MergeCertificateRequest completes an Unknown-issuer operation with the
+// chain signed outside (X5C, DER, in any order).
+type MergeCertificateRequest struct {
+	Name       string
+	X5C        [][]byte
+	Attributes *keyvault.Attributes
+	Tags       map[string]string
+	// Target is stored as the completed operation's target: the id the
+	// front gives the certificate (Key Vault's operation names it).
+	Target string
+}
+
+// MergeCertificate makes the merged chain the certificate's new version:
+// the leaf must carry the pending key and the policy's names.
+func (n *Node) MergeCertificate(ctx context.Context, p caller, req MergeCertificateRequest) (CertificateResult, error) {
+	name := req.Name
+	if len(req.X5C) == 0 {
+		return CertificateResult{}, errBadParameter("x5c", "x5c must hold the signed certificate (and its chain)")
+	}
+	op, opEntry, err := n.pendingOrNotFound(name)
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	if op.Status != keyvault.StatusInProgress || op.CSR == nil {
+		return CertificateResult{}, errForbidden("certificate %s has no pending request to merge (status %s)", name, op.Status)
+	}
+	ke, ok := n.store.Get(pendKeyKey(name))
+	if !ok {
+		return CertificateResult{}, errInternal(fmt.Errorf("pending key of %s missing", name))
+	}
+	key, err := n.openPrivateKey(ke)
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	ordered, err := certs.MergeChain(req.X5C, key.Public())
+	if errors.Is(err, certs.ErrKeyMismatch) {
+		return CertificateResult{}, errBadParameter("x5c", "the merged certificate's public key is not the key of the pending request: sign the CSR from 'certvault cert operation %s'", name)
+	}
+	if err != nil {
+		return CertificateResult{}, errBadParameter("x5c", "%v", err)
+	}
+	leaf := ordered[0]
+	policy, _, _, err := n.loadPolicy(name)
+	if err != nil || policy == nil {
+		return CertificateResult{}, orNotFound(err, kindCertificates, name, "")
+	}
+	if err := certs.CheckNames(policy, leaf); err != nil {
+		return CertificateResult{}, errBadParameter("x5c", "%s", strings.TrimPrefix(err.Error(), "certs: "))
+	}
+	now := time.Now()
+	if now.After(leaf.NotAfter) {
+		return CertificateResult{}, errBadParameter("x5c", "the merged certificate expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	ders := make([][]byte, len(ordered))
+	for i, c := range ordered {
+		ders[i] = c.Raw
+	}
+	version, err := newVersionID()
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	attrs := op.Attributes
+	if req.Attributes != nil {
+		attrs = req.Attributes
+	}
+	tags := op.Tags
+	if req.Tags != nil {
+		tags = req.Tags
+	}
+	b := &raftstore.Batch{}
+	if err := n.addCertVersion(b, name, version, policy, key, ders, attrs, tags, now, madeBy(p.Name, "merge")); err != nil {
+		return CertificateResult{}, err
+	}
+	op.Status, op.StatusDetails, op.Target = keyvault.StatusCompleted, "", req.Target
+	b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index).Delete(pendKeyKey(name))
+	idx, err := n.commit(ctx, b)
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	return CertificateResult{Name: name, Version: version, Index: idx}, nil
+}
+
+// ImportCertificateRequest imports a certificate with its key: Value is
+// PKCS#12 (base64, Password) or PEM. Policy members left out are taken
+// from the certificate.
+type ImportCertificateRequest struct {
+	Name       string
+	Value      string
+	Password   string
+	Policy     *keyvault.Policy
+	Attributes *keyvault.Attributes
+	Tags       map[string]string
+}
+
+// ImportCertificate makes the imported certificate the new version.
+func (n *Node) ImportCertificate(ctx context.Context, p caller, req ImportCertificateRequest) (CertificateResult, error) {
+	name := req.Name
+	if err := checkCertificateName(name); err != nil {
+		return CertificateResult{}, err
+	}
+	if strings.TrimSpace(req.Value) == "" {
+		return CertificateResult{}, errBadParameter("value", "value is required: the PKCS#12 (base64) or PEM to import")
+	}
+	now := time.Now()
+	imp, err := certs.ParseImport(req.Value, req.Password, now)
+	if err != nil {
+		return CertificateResult{}, errBadParameter("value", "%s", strings.TrimPrefix(err.Error(), "certs: "))
+	}
+	policy := req.Policy
+	contentType := imp.ContentType
+	if policy != nil && policy.SecretProperties != nil && policy.SecretProperties.ContentType != "" {
+		contentType = policy.SecretProperties.ContentType
+	}
+	base := certs.PolicyFor(imp.Chain[0], imp.Key, contentType)
+	if policy == nil {
+		policy = base
+	} else {
+		if policy.KeyProperties == nil {
+			policy.KeyProperties = base.KeyProperties
+		}
+		if policy.X509Properties == nil {
+			policy.X509Properties = base.X509Properties
+		}
+		if policy.Issuer == nil {
+			policy.Issuer = base.Issuer
+		}
+		if policy.SecretProperties == nil {
+			policy.SecretProperties = base.SecretProperties
+		}
+	}
+	if err := policy.Normalize(); err != nil {
+		return CertificateResult{}, policyError(err)
+	}
+	if !keyMatchesPolicy(imp.Key, policy) {
+		return CertificateResult{}, errBadParameter("policy.key_props", "the imported key does not match the policy's key_props (%s %d)", policy.KeyProperties.KeyType, policy.KeyProperties.KeySize)
+	}
+	if err := n.checkFreeName(name); err != nil {
+		return CertificateResult{}, err
+	}
+	_, pe, _, err := n.loadPolicy(name)
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	ders := make([][]byte, len(imp.Chain))
+	for i, c := range certs.SortChain(imp.Chain[0], imp.Chain[1:]) {
+		ders[i] = c.Raw
+	}
+	version, err := newVersionID()
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	b := &raftstore.Batch{}
+	b.PutIf(policyKey(name), mustJSON(stampPolicy(policy, pe)), pe.Index)
+	if err := n.addCertVersion(b, name, version, policy, imp.Key, ders, req.Attributes, req.Tags, now, madeBy(p.Name, "import")); err != nil {
+		return CertificateResult{}, err
+	}
+	idx, err := n.commit(ctx, b)
+	if err != nil {
+		return CertificateResult{}, err
+	}
+	return CertificateResult{Name: name, Version: version, Index: idx}, nil
+}
+
+// ManagedSecret is a certificate version as its managed secret: the key
+// (when exportable) and the chain, encoded per the content type.
+type ManagedSecret struct {
+	Name        string
+	Version     string
+	Value       string
+	ContentType string
+	Attributes  keyvault.Attributes
+	Tags        map[string]string
+	// Index is the raft index of the version record read.
+	Index uint64
+}
+
+// GetManagedSecret returns the secret a certificate version manages:
+// PKCS#12 (base64, no password) or PEM, per the policy; the private key
+// only when the policy makes it exportable.
+func (n *Node) GetManagedSecret(ctx context.Context, p caller, name, version string) (ManagedSecret, error) {
+	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
+	if err != nil || !ok {
+		return ManagedSecret{}, orNotFound(err, kindSecrets, name, version)
+	}
+	if !v.Attributes.IsEnabled() {
+		return ManagedSecret{}, errForbidden("operation get is not allowed on a disabled certificate")
+	}
+	policy, _, _, err := n.loadPolicy(name)
+	if err != nil {
+		return ManagedSecret{}, err
+	}
+	var key crypto.Signer
+	if policy == nil || policy.Exportable() {
+		if key, err = n.certKey(name, version); err != nil {
+			return ManagedSecret{}, err
+		}
+	}
+	chain, err := certs.ParseChainDER(v.Chain)
+	if err != nil {
+		return ManagedSecret{}, errInternal(err)
+	}
+	value, err := certs.EncodeSecret(v.ContentType, key, chain)
+	if err != nil {
+		return ManagedSecret{}, err
+	}
+	return ManagedSecret{Name: name, Version: version, Value: value, ContentType: v.ContentType,
+		Attributes: n.live(v.Attributes), Tags: v.Tags, Index: e.Index}, nil
+}
+
+// Contacts.
+
+const keyContacts = "sys/contacts"
+
+// ContactsResult is the vault's contacts (ID left empty: the front's) and
+// the raft index of a write.
+type ContactsResult struct {
+	Contacts keyvault.Contacts
+	Index    uint64
+}
+
+// GetContacts returns the vault's contacts.
+func (n *Node) GetContacts(ctx context.Context, p caller) (ContactsResult, error) {
+	e, ok := n.store.Get(keyContacts)
+	if !ok {
+		return ContactsResult{}, errNotFound("ContactsNotFound", "Contacts not found")
+	}
+	var c keyvault.Contacts
+	if err := json.Unmarshal(e.Value, &c); err != nil {
+		return ContactsResult{}, err
+	}
+	return ContactsResult{Contacts: c}, nil
+}
+
+// SetContacts replaces the vault's contacts; each needs an email address.
+func (n *Node) SetContacts(ctx context.Context, p caller, c keyvault.Contacts) (ContactsResult, error) {
+	if len(c.Contacts) == 0 {
+		return ContactsResult{}, errBadParameter("contacts", "contacts must list at least one contact; use DELETE to remove them all")
+	}
+	for i, ct := range c.Contacts {
+		if ct.Email == "" || !strings.Contains(ct.Email, "@") {
+			return ContactsResult{}, errBadParameter(fmt.Sprintf("contacts[%d].email", i), "contacts[%d].email %q is not an email address", i, ct.Email)
+		}
+	}
+	c.ID = ""
+	idx, err := n.commit(ctx, (&raftstore.Batch{}).Put(keyContacts, mustJSON(c)))
+	if err != nil {
+		return ContactsResult{}, err
+	}
+	return ContactsResult{Contacts: c, Index: idx}, nil
+}
+
+// DeleteContacts removes the vault's contacts and returns them.
+func (n *Node) DeleteContacts(ctx context.Context, p caller) (ContactsResult, error) {
+	e, ok := n.store.Get(keyContacts)
+	if !ok {
+		return ContactsResult{}, errNotFound("ContactsNotFound", "Contacts not found")
+	}
+	var c keyvault.Contacts
+	json.Unmarshal(e.Value, &c)
+	idx, err := n.commit(ctx, (&raftstore.Batch{}).Delete(keyContacts))
+	if err != nil {
+		return ContactsResult{}, err
+	}
+	return ContactsResult{Contacts: c, Index: idx}, nil
+}

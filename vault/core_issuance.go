@@ -1,0 +1,450 @@
+package vault
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/acme"
+	"github.com/certvault/certvault/vault/certs"
+)
+
+// The issuance core: how a certificate gets a version. A person's create
+// and the renewal scheduler both go through startIssuance, which issues at
+// once (Self, internal issuers), leaves a CSR to merge (Unknown), or
+// queues an ACME order that the order runner drives (core_acme.go).
+
+// pendingOp is a certificate's pending operation as stored.
+type pendingOp struct {
+	RequestID     string               `json:"request_id"`
+	Issuer        string               `json:"issuer"`
+	CertType      string               `json:"cty,omitempty"`
+	CSR           []byte               `json:"csr,omitempty"`
+	Status        string               `json:"status"`
+	StatusDetails string               `json:"status_details,omitempty"`
+	Error         *keyvault.ErrorInfo  `json:"error,omitempty"`
+	Cancel        bool                 `json:"cancel,omitempty"`
+	Target        string               `json:"target,omitempty"`
+	Created       int64                `json:"created"`
+	Attributes    *keyvault.Attributes `json:"attributes,omitempty"`
+	Tags          map[string]string    `json:"tags,omitempty"`
+	// KeyReused is set when the pending key is the current version's.
+	KeyReused bool `json:"key_reused,omitempty"`
+	// Renewal marks an operation the renewal scheduler started: the
+	// contacts are told how it ends.
+	Renewal bool `json:"renewal,omitempty"`
+	// ACMEOrder is the URL of an ACME issuer's order at the CA, once
+	// placed (the order's state is at acmeOrderKey).
+	ACMEOrder string `json:"acme_order,omitempty"`
+	// CreatedBy is the principal that asked for the certificate (empty
+	// for a renewal).
+	CreatedBy string `json:"created_by,omitempty"`
+}
+
+// madeBy records on a version who made it and how (create, renewal,
+// import, merge): the evidence report's rotation history.
+func madeBy(by, how string) func(*versionMeta) {
+	return func(v *versionMeta) { v.CreatedBy, v.How = by, how }
+}
+
+// opMadeBy is madeBy for a version an operation produced.
+func opMadeBy(op *pendingOp) func(*versionMeta) {
+	if op.Renewal {
+		return madeBy("renewal", "renewal")
+	}
+	return madeBy(op.CreatedBy, "create")
+}
+
+// loadPolicy returns a certificate's policy.
+func (n *Node) loadPolicy(name string) (*keyvault.Policy, raftstore.Entry, bool, error) {
+	e, ok := n.store.Get(policyKey(name))
+	if !ok {
+		return nil, e, false, nil
+	}
+	var p keyvault.Policy
+	if err := json.Unmarshal(e.Value, &p); err != nil {
+		return nil, e, false, fmt.Errorf("decode policy of %s: %w", name, err)
+	}
+	return &p, e, true, nil
+}
+
+func (n *Node) loadPending(name string) (*pendingOp, raftstore.Entry, bool, error) {
+	e, ok := n.store.Get(pendingKey(name))
+	if !ok {
+		return nil, e, false, nil
+	}
+	var op pendingOp
+	if err := json.Unmarshal(e.Value, &op); err != nil {
+		return nil, e, false, fmt.Errorf("decode pending operation of %s: %w", name, err)
+	}
+	return &op, e, true, nil
+}
+
+func policyError(err error) error {
+	if errors.Is(err, keyvault.ErrInvalidPolicy) {
+		return errBadParameter("policy", "%s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidPolicy.Error()+": "))
+	}
+	return err
+}
+
+// checkIssuer makes sure the policy's issuer exists.
+func (n *Node) checkIssuer(p *keyvault.Policy) error {
+	name := p.IssuerName()
+	if name == keyvault.IssuerSelf || name == keyvault.IssuerUnknown {
+		return nil
+	}
+	if _, ok := n.store.Get(issuerKey(name)); !ok {
+		return errBadParameter("policy.issuer.name", "issuer %q named by the policy does not exist: create it with 'certvault issuer set %s ...' or use Self or Unknown", name, name)
+	}
+	return n.checkValidityFits(p, n.now())
+}
+
+// errCertificateDeleted is objects.go's conflictDeleted for a certificate,
+// as a core error (the same code and message).
+func errCertificateDeleted(name string) *Error {
+	return errConflict("Conflict", "%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.",
+		strings.Title(singular(kindCertificates)), name, singular(kindCertificates))
+}
+
+// checkFreeName refuses a certificate name held by a deleted certificate
+// or by a secret or key that the certificate would not manage.
+func (n *Node) checkFreeName(name string) error {
+	m, _, ok, err := n.loadMeta(kindCertificates, name)
+	if err != nil {
+		return err
+	}
+	if ok && m.Deleted != nil {
+		return errCertificateDeleted(name)
+	}
+	for _, k := range managedKinds {
+		mm, _, ok, err := n.loadMeta(k, name)
+		if err != nil {
+			return err
+		}
+		if ok && mm.ManagedBy != kindCertificates {
+			return errConflict("Conflict", "a %s named %s exists; a certificate needs its name for its managed %s", singular(k), name, singular(k))
+		}
+	}
+	return nil
+}
+
+// startIssuance is create's core: it generates (or reuses) the key, then
+// issues at once for Self and internal issuers, or leaves a pending
+// operation with a CSR for Unknown. Everything random happens here, before
+// the single raft command that records the result.
+//
+// extra adds conditions or writes to the command and may mark the
+// operation (the renewal scheduler makes it conditional on the plan it
+// consumes, and marks it a renewal).
+//
+// A person's create (no extra) that loses a race with the vault's own
+// writes to the certificate (the scheduler planning its renewal or mail)
+// is made again from a fresh read, up to issuanceTries times, instead of
+// answering 409: the person asked for nothing that conflicts. A renewal
+// (with extra conditions) is not: its conflict means the plan it consumed
+// was taken.
+//
+// p is who asked (the zero caller for the vault's own renewals); the
+// operation records its name. The raft index of the command is returned
+// with the operation.
+func (n *Node) startIssuance(ctx context.Context, p caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, uint64, error) {
+	for try := 1; ; try++ {
+		op, idx, err := n.startIssuanceOnce(ctx, p, name, policy, attrs, tags, extra...)
+		if len(extra) == 0 && try < issuanceTries && errors.Is(err, raftstore.ErrConflict) && ctx.Err() == nil {
+			continue
+		}
+		return op, idx, err
+	}
+}
+
+// issuanceTries bounds how often a person's create is made again after a
+// concurrent change of the same certificate.
+const issuanceTries = 3
+
+// startIssuanceOnce is one try of startIssuance.
+func (n *Node) startIssuanceOnce(ctx context.Context, p caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, uint64, error) {
+	if err := n.checkIssuer(policy); err != nil {
+		return nil, 0, err
+	}
+	acmeIssuer, err := n.acmeIssuerOf(policy)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := n.checkFreeName(name); err != nil {
+		return nil, 0, err
+	}
+	cm, cprev, found, err := n.loadMeta(kindCertificates, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	prevOp, opEntry, hasOp, err := n.loadPending(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if hasOp && prevOp.Status == keyvault.StatusInProgress {
+		return nil, 0, errConflict("Conflict", "certificate %s has a pending operation in progress; cancel or delete it first ('certvault cert operation %s --cancel')", name, name)
+	}
+	_, polEntry, _, err := n.loadPolicy(name)
+	if err != nil {
+		return nil, 0, err
+	}
+
+	key, reused, err := n.keyForIssuance(name, cm, found, policy)
+	if err != nil {
+		return nil, 0, err
+	}
+	reqID, err := randomID(16)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := n.now()
+	op := &pendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused, CreatedBy: p.Name}
+	if policy.Issuer != nil {
+		op.CertType = policy.Issuer.CertificateType
+	}
+
+	b := &raftstore.Batch{}
+	b.PutIf(policyKey(name), mustJSON(stampPolicy(policy, polEntry)), polEntry.Index)
+	for _, f := range extra {
+		if err := f(b, op); err != nil {
+			return nil, 0, err
+		}
+	}
+	switch {
+	case acmeIssuer:
+		domains, err := acmeDomains(policy)
+		if err != nil {
+			return nil, 0, err
+		}
+		csr, err := certs.DomainCSR(domains, key)
+		if err != nil {
+			return nil, 0, err
+		}
+		op.CSR = csr
+		ord := &acmeOrder{RequestID: reqID, Issuer: policy.IssuerName(), Progress: acme.Progress{Step: acme.StepQueued, Profile: policy.Issuer.Profile}}
+		if found && cm.Current != "" {
+			// A renewal through the issuer of the current version tells
+			// the CA which certificate it replaces (RFC 9773).
+			if v, _, ok, _ := n.loadVersion(kindCertificates, name, cm.Current); ok && v.ACMEIssuer == policy.IssuerName() && len(v.Chain) > 0 {
+				if leaf, err := x509.ParseCertificate(v.Chain[0]); err == nil {
+					ord.Progress.Replaces, _ = acme.ARICertID(leaf)
+				}
+			}
+		}
+		if err := n.queueOrder(b, name, ord); err != nil {
+			return nil, 0, err
+		}
+		op.StatusDetails = acme.StepQueued
+		if err := n.holdPending(b, name, key, found, cprev, now); err != nil {
+			return nil, 0, err
+		}
+	case policy.IssuerName() == keyvault.IssuerUnknown:
+		csr, err := certs.CSR(policy, key)
+		if err != nil {
+			return nil, 0, err
+		}
+		op.CSR = csr
+		op.StatusDetails = "Pending certificate created. Please perform a merge to complete the request."
+		if err := n.holdPending(b, name, key, found, cprev, now); err != nil {
+			return nil, 0, err
+		}
+	default:
+		der, chain, err := n.issueNow(policy, key, now)
+		if err != nil {
+			return nil, 0, err
+		}
+		version, err := newVersionID()
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := n.addCertVersion(b, name, version, policy, key, append([][]byte{der}, chain...), attrs, tags, now, opMadeBy(op)); err != nil {
+			return nil, 0, err
+		}
+		op.Status, op.StatusDetails = keyvault.StatusCompleted, ""
+		if op.Renewal {
+			if err := n.mailRenewed(b, name, cm, version, der, op.Issuer); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index)
+	if n.beforeIssuanceApply != nil {
+		n.beforeIssuanceApply(name)
+	}
+	idx, err := n.commit(ctx, b)
+	if err != nil {
+		if errors.Is(err, raftstore.ErrConflict) {
+			return nil, 0, &Error{Kind: KindConflict, Code: "Conflict", Message: fmt.Sprintf("certificate %s was changed concurrently; retry", name), Cause: err}
+		}
+		return nil, 0, err
+	}
+	return op, idx, nil
+}
+
+// holdPending adds to b the pending key of an operation completed later
+// (by a merge or an ACME order) and, for a new name, its meta record: the
+// name is taken from now on, as in Key Vault, and the certificate is
+// listed with includePending.
+func (n *Node) holdPending(b *raftstore.Batch, name string, key crypto.Signer, found bool, cprev raftstore.Entry, now time.Time) error {
+	keyDER, err := encodePrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := putSealed(b, n.barrier.Load(), pendKeyKey(name), keyDER); err != nil {
+		return err
+	}
+	if !found {
+		putMeta(b, kindCertificates, name, objectMeta{Created: now.Unix()}, cprev)
+	}
+	return nil
+}
+
+// keyForIssuance returns the current version's key when the policy says
+// reuse_key and one exists with the same key properties, else a new key.
+func (n *Node) keyForIssuance(name string, cm objectMeta, found bool, policy *keyvault.Policy) (crypto.Signer, bool, error) {
+	if policy.ReuseKey() && found && cm.Current != "" {
+		if key, err := n.certKey(name, cm.Current); err == nil && key != nil && keyMatchesPolicy(key, policy) {
+			return key, true, nil
+		}
+	}
+	key, err := n.generateKey(policy.KeyProperties)
+	return key, false, err
+}
+
+func keyMatchesPolicy(key crypto.Signer, p *keyvault.Policy) bool {
+	want := certs.PolicyFor(&x509.Certificate{}, key, "").KeyProperties
+	kp := p.KeyProperties
+	return strings.TrimSuffix(kp.KeyType, "-HSM") == want.KeyType && kp.KeySize == want.KeySize
+}
+
+// issueNow signs a certificate for key with the policy's issuer (Self or a
+// named internal CA) and returns it with the issuer chain.
+func (n *Node) issueNow(policy *keyvault.Policy, key crypto.Signer, now time.Time) ([]byte, [][]byte, error) {
+	if policy.IssuerName() == keyvault.IssuerSelf {
+		der, err := certs.SelfSign(policy, key, now)
+		return der, nil, err
+	}
+	return n.issueFromIssuer(policy, key.Public(), now)
+}
+
+// certKey returns a certificate version's private key: decrypted, or
+// found in the HSM (nil when the version has none, e.g. imported without
+// its key).
+func (n *Node) certKey(name, version string) (crypto.Signer, error) {
+	e, ok := n.store.Get(valKey(kindCertificates, name, version))
+	if !ok {
+		return nil, nil
+	}
+	return n.openPrivateKey(e)
+}
+
+// openPrivateKey decrypts a stored private key (or its HSM reference).
+func (n *Node) openPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
+	b, err := n.openSealed(e)
+	if err != nil {
+		return nil, err
+	}
+	k, err := n.decodePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", e.Key, err)
+	}
+	return k, nil
+}
+
+// addCertVersion adds the writes that make a new current version of a
+// certificate with its managed key and secret.
+//
+// opts change the version record before it is written (an ACME order
+// adds its issuer and the CA's renewal window); the renewal plan is made
+// from the result.
+func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *keyvault.Policy, key crypto.Signer, chain [][]byte, attrs *keyvault.Attributes, tags map[string]string, now time.Time, opts ...func(*versionMeta)) error {
+	leaf, err := x509.ParseCertificate(chain[0])
+	if err != nil {
+		return fmt.Errorf("parse issued certificate: %w", err)
+	}
+	v := versionMeta{Tags: tags, ContentType: policy.ContentType(), Chain: chain, Sealed: key != nil, HSM: key != nil && isHSMKey(key)}
+	applyAttributes(&v.Attributes, attrs)
+	nbf, exp := leaf.NotBefore.Unix(), leaf.NotAfter.Unix()
+	v.Attributes.NotBefore, v.Attributes.Expires = &nbf, &exp
+	v.Attributes.Created, v.Attributes.Updated = now.Unix(), now.Unix()
+	n.decorate(&v.Attributes)
+	if tags == nil {
+		// A renewal keeps the tags of the current version.
+		if cm, _, ok, _ := n.loadMeta(kindCertificates, name); ok {
+			v.Tags = cm.Tags
+		}
+	}
+	for _, o := range opts {
+		o(&v)
+	}
+	b.Put(verKey(kindCertificates, name, version), mustJSON(v))
+	if key != nil {
+		der, err := encodePrivateKey(key)
+		if err != nil {
+			return err
+		}
+		if err := putSealed(b, n.barrier.Load(), valKey(kindCertificates, name, version), der); err != nil {
+			return err
+		}
+	}
+	x5t := certs.Thumbprint(chain[0])
+	cm, cprev, found, err := n.loadMeta(kindCertificates, name)
+	if err != nil {
+		return err
+	}
+	if !found {
+		cm = objectMeta{Created: now.Unix()}
+	}
+	if err := recordRenewal(&cm, v.How == "renewal", now); err != nil {
+		return err
+	}
+	cm.Current, cm.Summary, cm.Tags, cm.X5t, cm.Content, cm.Deleted = version, v.Attributes, v.Tags, x5t, v.ContentType, nil
+	planVersion(b, &cm, name, version, policy, &v)
+	n.planExpiryEvents(b, &cm, kindCertificates, name, version, &nbf, &exp)
+	putMeta(b, kindCertificates, name, cm, cprev)
+	if err := n.emitEvent(b, EventCertificateNewVersionCreated, kindCertificates, name, version, &nbf, &exp, ""); err != nil {
+		return err
+	}
+	for _, k := range managedKinds {
+		mm, mprev, found, err := n.loadMeta(k, name)
+		if err != nil {
+			return err
+		}
+		if !found {
+			mm = objectMeta{Created: now.Unix(), ManagedBy: kindCertificates}
+		}
+		mm.Current, mm.Summary, mm.Tags, mm.Content = version, v.Attributes, v.Tags, v.ContentType
+		putMeta(b, k, name, mm, mprev)
+	}
+	return nil
+}
+
+// stampPolicy sets the policy's read-only attributes: enabled, created
+// (kept from the stored policy, prev) and updated.
+func stampPolicy(p *keyvault.Policy, prev raftstore.Entry) *keyvault.Policy {
+	now := time.Now().Unix()
+	created := now
+	if prev.Value != nil {
+		var old keyvault.Policy
+		if json.Unmarshal(prev.Value, &old) == nil && old.Attributes != nil && old.Attributes.Created != 0 {
+			created = old.Attributes.Created
+		}
+	}
+	a := keyvault.Attributes{Created: created, Updated: now}
+	if p.Attributes != nil && p.Attributes.Enabled != nil {
+		a.Enabled = p.Attributes.Enabled
+	} else {
+		t := true
+		a.Enabled = &t
+	}
+	cp := *p
+	cp.Attributes = &a
+	return &cp
+}
