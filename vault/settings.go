@@ -3,12 +3,10 @@ package vault
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/certvault/certvault/internal/keyvault"
-	"github.com/certvault/certvault/raftstore"
 )
 
 // keySettings holds vault-wide settings.
@@ -81,10 +79,10 @@ func (n *Node) handleGetSettings(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	s := n.settings()
-	s.RetentionDays = s.retention()
-	if s.NearExpiry == "" {
-		s.NearExpiry = "30d"
+	s, err := n.GetSettings(r.Context(), callerOf(r))
+	if err != nil {
+		n.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, s)
 }
@@ -100,44 +98,18 @@ func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	e, _ := n.store.Get(keySettings)
-	s := n.settings()
-	if req.PurgeProtection != nil {
-		if s.PurgeProtection && !*req.PurgeProtection {
-			n.fail(w, r, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "purge protection cannot be turned off once on"})
-			return
-		}
-		s.PurgeProtection = *req.PurgeProtection
-	}
-	if req.RetentionDays != nil {
-		if *req.RetentionDays < 7 || *req.RetentionDays > 90 {
-			n.fail(w, r, badParameter("retention_days %d: use 7 to 90", *req.RetentionDays))
-			return
-		}
-		s.RetentionDays = *req.RetentionDays
-	}
-	if req.PublicURL != nil {
-		u, err := url.Parse(*req.PublicURL)
-		if *req.PublicURL != "" && (err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/")) {
-			n.fail(w, r, badParameter("public_url %q: give an https URL with no path, such as https://vault.example.com:8443", *req.PublicURL))
-			return
-		}
-		s.PublicURL = strings.TrimSuffix(*req.PublicURL, "/")
-	}
-	if req.NearExpiry != nil {
-		if _, err := keyvault.ParseValidity(*req.NearExpiry); err != nil && *req.NearExpiry != "" {
-			n.fail(w, r, badParameter("near_expiry: %v", err))
-			return
-		}
-		s.NearExpiry = *req.NearExpiry
-	}
-	if err := n.apply(r.Context(), w.Header(), (&raftstore.Batch{}).PutIf(keySettings, mustJSON(s), e.Index)); err != nil {
+	res, err := n.UpdateSettings(r.Context(), callerOf(r), UpdateSettingsRequest{
+		PurgeProtection: req.PurgeProtection, RetentionDays: req.RetentionDays, PublicURL: req.PublicURL, NearExpiry: req.NearExpiry})
+	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	s.RetentionDays = s.retention()
-	if s.NearExpiry == "" {
-		s.NearExpiry = "30d"
-	}
-	writeJSON(w, http.StatusOK, s)
+	setIndexV1(w, res.Index)
+	writeJSON(w, http.StatusOK, res.Settings)
+}
+
+// setIndexV1 sets X-Certvault-Index, the raft index a /v1 write stored,
+// on the answer.
+func setIndexV1(w http.ResponseWriter, idx uint64) {
+	w.Header().Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
 }
