@@ -295,11 +295,3 @@ func (n *Node) checkSnapshot(v raftstore.SnapshotView) error {
 	}
 	return nil
 }
-
-// decodeJSONEntry decodes a plain JSON entry.
-func decodeJSONEntry(e raftstore.Entry, v any) error {
-	if err := json.Unmarshal(e.Value, v); err != nil {
-		return fmt.Errorf("decode %s: %w", e.Key, err)
-	}
-	return nil
-}
