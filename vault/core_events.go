@@ -130,6 +130,26 @@ func (n *Node) emitEvent(b *raftstore.Batch, typ, kind, name, version string, nb
 	return nil
 }
 
+// webhook returns a subscription and its secret, to deliver an event; ok
+// is false when it was deleted.
+func (n *Node) webhook(id string) (s EventSubscription, secret []byte, ok bool, err error) {
+	e, found := n.store.Get(subsPrefix + id)
+	if !found {
+		return EventSubscription{}, nil, false, nil
+	}
+	if err := json.Unmarshal(e.Value, &s); err != nil {
+		return EventSubscription{}, nil, false, err
+	}
+	se, found := n.store.Get(subSecretsPrefix + s.ID)
+	if !found {
+		return EventSubscription{}, nil, false, fmt.Errorf("subscription %s has no secret", s.ID)
+	}
+	if secret, err = n.openSealed(se); err != nil {
+		return EventSubscription{}, nil, false, err
+	}
+	return s, secret, true, nil
+}
+
 // SubscribeRequest subscribes a webhook to event types.
 type SubscribeRequest struct {
 	// URL is the webhook's absolute http(s) URL.

@@ -2,16 +2,83 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
 )
 
-// The core of the vault-wide settings (GET and PATCH /v1/sys/settings):
-// purge protection, retention, the public URL and the near-expiry
-// threshold, in one record (keySettings).
+// The core of the vault-wide settings: purge protection, retention, the
+// public URL and the near-expiry threshold, in one record (keySettings).
+
+// keySettings holds vault-wide settings.
+const keySettings = "sys/settings"
+
+// vaultSettings are vault-wide data-plane settings.
+type vaultSettings struct {
+	// PurgeProtection, once on, cannot be turned off: deleted objects are
+	// then purged only when their retention ends.
+	PurgeProtection bool `json:"purge_protection"`
+	// RetentionDays is how long deleted objects stay recoverable, 7 to 90
+	// (0 means 90).
+	RetentionDays int `json:"retention_days,omitempty"`
+	// PublicURL is the vault's address as relying parties reach it (a
+	// load balancer or DNS name in front of the nodes). Certificates from
+	// internal issuers carry their CRL address under it, so it must
+	// outlive any one node. Empty means the API address of the node that
+	// issues.
+	PublicURL string `json:"public_url,omitempty"`
+	// NearExpiry is how long before expiry the CertificateNearExpiry and
+	// SecretNearExpiry events fire, as a duration ("30d", "12h", "90m");
+	// empty means 30 days.
+	NearExpiry string `json:"near_expiry,omitempty"`
+}
+
+// nearExpiry returns the near-expiry threshold.
+func (s vaultSettings) nearExpiry() time.Duration {
+	if d, err := keyvault.ParseValidity(s.NearExpiry); err == nil {
+		return d
+	}
+	return 30 * 24 * time.Hour
+}
+
+func (s vaultSettings) retention() int {
+	if s.RetentionDays == 0 {
+		return 90
+	}
+	return s.RetentionDays
+}
+
+// recoveryLevel is Key Vault's name for the settings.
+func (s vaultSettings) recoveryLevel() string {
+	lvl := "Recoverable"
+	if s.retention() < 90 {
+		lvl = "CustomizedRecoverable"
+	}
+	if !s.PurgeProtection {
+		lvl += "+Purgeable"
+	}
+	return lvl
+}
+
+// publicURL is the address under which relying parties reach the vault.
+func (n *Node) publicURL() string {
+	if u := n.settings().PublicURL; u != "" {
+		return u
+	}
+	return n.opts.APIAddr
+}
+
+func (n *Node) settings() vaultSettings {
+	var s vaultSettings
+	if e, ok := n.store.Get(keySettings); ok {
+		json.Unmarshal(e.Value, &s)
+	}
+	return s
+}
 
 // shown is the settings as callers see them: the defaults filled in.
 func (s vaultSettings) shown() vaultSettings {

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,21 +21,9 @@ const eventTimeout = 10 * time.Second
 
 // deliverEvent POSTs an event to its subscription's URL, signed.
 func (n *Node) deliverEvent(ctx context.Context, m *eventMessage) error {
-	e, ok := n.store.Get(subsPrefix + m.Subscription)
-	if !ok {
-		return nil // unsubscribed: nothing to deliver
-	}
-	var s EventSubscription
-	if err := json.Unmarshal(e.Value, &s); err != nil {
-		return err
-	}
-	se, ok := n.store.Get(subSecretsPrefix + s.ID)
-	if !ok {
-		return fmt.Errorf("subscription %s has no secret", s.ID)
-	}
-	secret, err := n.openSealed(se)
-	if err != nil {
-		return err
+	s, secret, ok, err := n.webhook(m.Subscription)
+	if err != nil || !ok {
+		return err // !ok: unsubscribed, nothing to deliver
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(m.Body)
