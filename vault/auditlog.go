@@ -116,19 +116,6 @@ func (n *Node) checkAuditAtStart(ctx context.Context) {
 	}
 }
 
-// incidents returns a node's recorded audit incidents.
-func (n *Node) incidents(node string) []auditIncident {
-	es, _ := n.store.List(prefixAuditIncidents+node+"/", "", 0)
-	out := make([]auditIncident, 0, len(es))
-	for _, e := range es {
-		var inc auditIncident
-		if json.Unmarshal(e.Value, &inc) == nil {
-			out = append(out, inc)
-		}
-	}
-	return out
-}
-
 // closeAudit stops anchoring and closes the trail.
 func (n *Node) closeAudit() error {
 	if n.auditLog == nil {
@@ -325,18 +312,13 @@ func (n *Node) nodeOnly(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// auditQuery is a parsed records query.
-type auditQuery struct {
-	filter audit.Filter
-	limit  int
-}
-
-func parseAuditQuery(q url.Values) (auditQuery, error) {
-	aq := auditQuery{limit: 1000}
+// parseAuditQuery reads the query of a records request.
+func parseAuditQuery(q url.Values) (AuditQuery, error) {
+	aq := AuditQuery{Limit: 1000}
 	for _, f := range []struct {
 		name string
 		t    *time.Time
-	}{{"since", &aq.filter.Since}, {"until", &aq.filter.Until}} {
+	}{{"since", &aq.Filter.Since}, {"until", &aq.Filter.Until}} {
 		if v := q.Get(f.name); v != "" {
 			t, err := parseSince(v, time.Now())
 			if err != nil {
@@ -345,15 +327,15 @@ func parseAuditQuery(q url.Values) (auditQuery, error) {
 			*f.t = t
 		}
 	}
-	aq.filter.Principal = q.Get("principal")
-	aq.filter.Object = q.Get("object")
-	aq.filter.Outcome = q.Get("outcome")
+	aq.Filter.Principal = q.Get("principal")
+	aq.Filter.Object = q.Get("object")
+	aq.Filter.Outcome = q.Get("outcome")
 	if v := q.Get("limit"); v != "" {
 		l, err := strconv.Atoi(v)
 		if err != nil || l <= 0 || l > 100000 {
 			return aq, badParameter("limit %q: give a number from 1 to 100000", v)
 		}
-		aq.limit = l
+		aq.Limit = l
 	}
 	return aq, nil
 }
@@ -368,29 +350,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return now.Add(-d), nil
-}
-
-// localRecords reads the last limit matching records of this node.
-func (n *Node) localRecords(q auditQuery) ([]audit.Record, error) {
-	var out []audit.Record
-	err := audit.ReadTrail(n.auditLog.Dir(), q.filter, func(r audit.Record) bool {
-		out = append(out, r)
-		if len(out) > 2*q.limit {
-			out = append(out[:0], out[len(out)-q.limit:]...)
-		}
-		return true
-	})
-	if len(out) > q.limit {
-		out = out[len(out)-q.limit:]
-	}
-	return out, err
-}
-
-// AuditRecords answers GET /v1/audit/records.
-type AuditRecords struct {
-	Value []audit.Record `json:"value"`
-	// Unreachable lists nodes whose trail could not be read.
-	Unreachable []string `json:"unreachable,omitempty"`
 }
 
 func (n *Node) handleLocalRecords(w http.ResponseWriter, r *http.Request) {
@@ -477,98 +436,6 @@ func (n *Node) callNode(ctx context.Context, id, method, path string, out any) e
 	return nil
 }
 
-func (n *Node) handleAuditRecords(w http.ResponseWriter, r *http.Request) {
-	q, err := parseAuditQuery(r.URL.Query())
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	res, err := n.clusterRecords(r.Context(), q)
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-// clusterRecords gathers matching records from every node, oldest first,
-// the newest q.limit of them.
-func (n *Node) clusterRecords(ctx context.Context, q auditQuery) (AuditRecords, error) {
-	vals := url.Values{}
-	if !q.filter.Since.IsZero() {
-		vals.Set("since", q.filter.Since.Format(time.RFC3339Nano))
-	}
-	if !q.filter.Until.IsZero() {
-		vals.Set("until", q.filter.Until.Format(time.RFC3339Nano))
-	}
-	for k, v := range map[string]string{"principal": q.filter.Principal, "object": q.filter.Object, "outcome": q.filter.Outcome} {
-		if v != "" {
-			vals.Set(k, v)
-		}
-	}
-	vals.Set("limit", strconv.Itoa(q.limit))
-	got, failed := fanOut(n, ctx, http.MethodGet, "/v1/sys/audit/local/records?"+vals.Encode(), func() (AuditRecords, error) {
-		recs, err := n.localRecords(q)
-		return AuditRecords{Value: recs}, err
-	})
-	res := AuditRecords{Value: []audit.Record{}, Unreachable: failed}
-	for _, v := range got {
-		res.Value = append(res.Value, v.Value...)
-	}
-	slices.SortStableFunc(res.Value, func(a, b audit.Record) int {
-		if c := a.Time.Compare(b.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Node, b.Node)
-	})
-	if len(res.Value) > q.limit {
-		res.Value = res.Value[len(res.Value)-q.limit:]
-	}
-	return res, nil
-}
-
-// NodeVerification is one node's trail check.
-type NodeVerification struct {
-	Node string `json:"node"`
-	audit.Result
-	// Anchors is how many raft anchors the trail was checked against.
-	Anchors int    `json:"anchors"`
-	Error   string `json:"error,omitempty"`
-	// Incidents are earlier failed checks of this trail, kept in raft.
-	Incidents []auditIncident `json:"incidents,omitempty"`
-}
-
-// AuditVerification answers POST /v1/audit/verify.
-type AuditVerification struct {
-	OK    bool               `json:"ok"`
-	Nodes []NodeVerification `json:"nodes"`
-}
-
-// anchorHeads returns this node's anchors in raft, oldest first.
-func (n *Node) anchorHeads() []audit.Head {
-	var heads []audit.Head
-	if e, ok := n.store.Get(prefixAuditAnchors + n.opts.NodeID); ok {
-		var rec anchorRecord
-		if err := json.Unmarshal(e.Value, &rec); err != nil {
-			n.log.Error("audit anchors do not decode", "err", err)
-			return nil
-		}
-		for _, a := range rec.Anchors {
-			heads = append(heads, a.Head)
-		}
-	}
-	return heads
-}
-
-func (n *Node) localVerify() (NodeVerification, error) {
-	heads := n.anchorHeads()
-	res, err := audit.VerifyTrail(n.auditLog.Dir(), heads...)
-	if err != nil {
-		return NodeVerification{}, err
-	}
-	return NodeVerification{Node: n.opts.NodeID, Result: res, Anchors: len(heads)}, nil
-}
-
 func (n *Node) handleLocalVerify(w http.ResponseWriter, r *http.Request) {
 	v, err := n.localVerify()
 	if err != nil {
@@ -578,21 +445,57 @@ func (n *Node) handleLocalVerify(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+func (n *Node) handleAuditRecords(w http.ResponseWriter, r *http.Request) {
+	q, err := parseAuditQuery(r.URL.Query())
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	res, err := n.QueryAudit(r.Context(), callerOf(r), q)
+	if err != nil {
+		n.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
 func (n *Node) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
 	// Verification reads anchors from the local state; make it current.
 	if !n.linearized(w, r) {
 		return
 	}
-	got, failed := fanOut(n, r.Context(), http.MethodPost, "/v1/sys/audit/local/verify", n.localVerify)
-	res := AuditVerification{OK: len(failed) == 0}
-	for _, v := range got {
-		v.Incidents = n.incidents(v.Node)
-		res.OK = res.OK && v.OK && len(v.Incidents) == 0
-		res.Nodes = append(res.Nodes, v)
+	res, err := n.VerifyAudit(r.Context(), callerOf(r))
+	if err != nil {
+		n.fail(w, r, err)
+		return
 	}
-	for _, id := range failed {
-		res.Nodes = append(res.Nodes, NodeVerification{Node: id, Error: "the node could not be reached; its trail was not verified"})
-	}
-	slices.SortFunc(res.Nodes, func(a, b NodeVerification) int { return strings.Compare(a.Node, b.Node) })
 	writeJSON(w, http.StatusOK, res)
+}
+
+// auditRecordsByNode asks every node (this one locally) for its records
+// matching q; nodes that fail are reported by ID.
+func (n *Node) auditRecordsByNode(ctx context.Context, q AuditQuery) (map[string]AuditRecords, []string) {
+	vals := url.Values{}
+	if !q.Filter.Since.IsZero() {
+		vals.Set("since", q.Filter.Since.Format(time.RFC3339Nano))
+	}
+	if !q.Filter.Until.IsZero() {
+		vals.Set("until", q.Filter.Until.Format(time.RFC3339Nano))
+	}
+	for k, v := range map[string]string{"principal": q.Filter.Principal, "object": q.Filter.Object, "outcome": q.Filter.Outcome} {
+		if v != "" {
+			vals.Set(k, v)
+		}
+	}
+	vals.Set("limit", strconv.Itoa(q.Limit))
+	return fanOut(n, ctx, http.MethodGet, "/v1/sys/audit/local/records?"+vals.Encode(), func() (AuditRecords, error) {
+		recs, err := n.localRecords(q)
+		return AuditRecords{Value: recs}, err
+	})
+}
+
+// auditVerifyByNode has every node (this one locally) verify its trail;
+// nodes that fail are reported by ID.
+func (n *Node) auditVerifyByNode(ctx context.Context) (map[string]NodeVerification, []string) {
+	return fanOut(n, ctx, http.MethodPost, "/v1/sys/audit/local/verify", n.localVerify)
 }

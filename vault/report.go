@@ -1,26 +1,12 @@
 package vault
 
 import (
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
-
-	"github.com/certvault/certvault/internal/keyvault"
-	"github.com/certvault/certvault/internal/report"
-	"github.com/certvault/certvault/internal/serial"
-	"github.com/certvault/certvault/vault/access"
-	"github.com/certvault/certvault/vault/audit"
-	"github.com/certvault/certvault/vault/certs"
 )
 
-// handleReport builds the evidence report (internal/report): rotation
-// history from the certificate versions, deliveries from the agents'
-// install reports, access from the role assignments, and secret reads
-// from every node's audit trail.
+// handleReport answers the evidence report (EvidenceReport): ?since= an
+// RFC 3339 time or an age.
 func (n *Node) handleReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var since time.Time
@@ -35,172 +21,11 @@ func (n *Node) handleReport(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	rep := &report.Report{Generated: time.Now().UTC(), Vault: baseURL(r),
-		Certificates: []report.Certificate{}, Deliveries: []report.Delivery{}, Access: []report.Access{}, SecretReads: []report.SecretRead{}}
-	if !since.IsZero() {
-		s := since.UTC()
-		rep.Since = &s
-	}
-	certNames := n.reportRotation(rep, since)
-	n.reportDeliveries(rep, since)
-	n.reportAccess(rep, certNames)
-	if err := n.reportReads(r, rep, since); err != nil {
+	rep, err := n.EvidenceReport(r.Context(), callerOf(r), EvidenceReportRequest{Since: since})
+	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
+	rep.Vault = baseURL(r)
 	writeJSON(w, http.StatusOK, rep)
-}
-
-// reportRotation fills section (a) and returns the certificate names.
-func (n *Node) reportRotation(rep *report.Report, since time.Time) []string {
-	prefix := "meta/" + kindCertificates + "/"
-	es, _ := n.store.List(prefix, "", 0)
-	var names []string
-	for _, e := range es {
-		var m objectMeta
-		if json.Unmarshal(e.Value, &m) != nil || m.Deleted != nil {
-			continue
-		}
-		name := strings.TrimPrefix(e.Key, prefix)
-		names = append(names, name)
-		rc := report.Certificate{Name: name, Versions: []report.Version{}}
-		if p, _, ok, _ := n.loadPolicy(name); ok {
-			rc.Issuer = p.IssuerName()
-			if p.X509Properties != nil {
-				rc.Subject = p.X509Properties.Subject
-			}
-			rc.AutoRenew = slices.ContainsFunc(p.LifetimeActions, func(la keyvault.LifetimeAction) bool { return la.Action.ActionType == keyvault.ActionAutoRenew })
-		}
-		vs, _ := n.store.List(verPrefix(kindCertificates, name), "", 0)
-		for _, ve := range vs {
-			var v versionMeta
-			if json.Unmarshal(ve.Value, &v) != nil || len(v.Chain) == 0 {
-				continue
-			}
-			created := time.Unix(v.Attributes.Created, 0).UTC()
-			if !since.IsZero() && created.Before(since) {
-				continue
-			}
-			leaf, err := x509.ParseCertificate(v.Chain[0])
-			if err != nil {
-				continue
-			}
-			version := strings.TrimPrefix(ve.Key, verPrefix(kindCertificates, name))
-			how := v.How
-			if how == "" {
-				how = "create"
-			}
-			rc.Versions = append(rc.Versions, report.Version{
-				Version: version, Serial: serial.Format(leaf.SerialNumber),
-				Thumbprint: strings.ToUpper(hex.EncodeToString(certs.Thumbprint(v.Chain[0]))),
-				Created:    created, NotBefore: leaf.NotBefore.UTC(), Expires: leaf.NotAfter.UTC(),
-				CreatedBy: v.CreatedBy, How: how, Current: version == m.Current,
-				Enabled: v.Attributes.Enabled == nil || *v.Attributes.Enabled,
-			})
-		}
-		slices.SortFunc(rc.Versions, func(a, b report.Version) int { return b.Created.Compare(a.Created) })
-		rep.Certificates = append(rep.Certificates, rc)
-	}
-	return names
-}
-
-// reportDeliveries fills section (b) from the agents' install reports.
-func (n *Node) reportDeliveries(rep *report.Report, since time.Time) {
-	agents := map[string]AgentRecord{}
-	for _, a := range n.agents() {
-		agents[a.ID] = a
-	}
-	for _, d := range n.deliveries(since) {
-		kind, name, _ := strings.Cut(d.Object, "/")
-		if kind != kindCertificates {
-			continue
-		}
-		detail := d.Detail
-		if d.Hook != nil && d.Hook.Error != "" {
-			detail = strings.TrimSpace(detail + "; reload: " + d.Hook.Error)
-		}
-		rep.Deliveries = append(rep.Deliveries, report.Delivery{Agent: d.Agent, AgentName: agents[d.Agent].Name, Group: agents[d.Agent].Group,
-			Certificate: name, Version: d.Version, Time: d.Time, Result: d.Result, Detail: detail})
-	}
-}
-
-// reportAccess fills section (c), first half: every object and who may
-// read it, read its secret, or change it.
-func (n *Node) reportAccess(rep *report.Report, certNames []string) {
-	as, _ := n.assignments()
-	type object struct {
-		res  access.Resource
-		read access.Action
-		put  access.Action
-	}
-	var objs []object
-	for _, name := range certNames {
-		objs = append(objs, object{access.Resource{Kind: kindCertificates, Name: name}, access.CertificatesRead, access.CertificatesWrite})
-	}
-	for _, kind := range []string{kindSecrets, kindKeys} {
-		prefix := "meta/" + kind + "/"
-		es, _ := n.store.List(prefix, "", 0)
-		for _, e := range es {
-			var m objectMeta
-			if json.Unmarshal(e.Value, &m) != nil || m.Deleted != nil || m.ManagedBy != "" {
-				continue
-			}
-			name := strings.TrimPrefix(e.Key, prefix)
-			if kind == kindSecrets {
-				objs = append(objs, object{access.Resource{Kind: kind, Name: name}, access.SecretsMetadata, access.SecretsWrite})
-			} else {
-				objs = append(objs, object{access.Resource{Kind: kind, Name: name}, access.KeysRead, access.KeysWrite})
-			}
-		}
-	}
-	for _, a := range as {
-		pol := access.NewPolicy([]access.Assignment{a})
-		pr := access.Principal{Name: a.Assignee}
-		if g, ok := strings.CutPrefix(a.Assignee, access.GroupPrefix); ok {
-			pr = access.Principal{Groups: []string{g}}
-		}
-		for _, o := range objs {
-			secret := access.Resource{Kind: kindSecrets, Name: o.res.Name, Certificate: o.res.Kind == kindCertificates}
-			readsSecret := o.res.Kind != kindKeys && pol.Allowed(pr, access.SecretsGet, secret)
-			writes := pol.Allowed(pr, o.put, o.res)
-			if !readsSecret && !writes && !pol.Allowed(pr, o.read, o.res) {
-				continue
-			}
-			rep.Access = append(rep.Access, report.Access{Object: o.res.String(), Principal: a.Assignee, Role: a.Role, Scope: a.Scope, ReadsSecret: readsSecret, Writes: writes})
-		}
-	}
-	slices.SortFunc(rep.Access, func(a, b report.Access) int {
-		return strings.Compare(a.Object+"\x00"+a.Principal+"\x00"+a.Role, b.Object+"\x00"+b.Principal+"\x00"+b.Role)
-	})
-}
-
-// reportReads fills section (c), second half, from the audit trails.
-func (n *Node) reportReads(r *http.Request, rep *report.Report, since time.Time) error {
-	res, err := n.clusterRecords(r.Context(), auditQuery{filter: audit.Filter{Since: since, Object: "/secrets/", Outcome: "allowed"}, limit: 100000})
-	if err != nil {
-		return err
-	}
-	rep.Unreachable = res.Unreachable
-	type key struct{ object, principal string }
-	sums := map[key]*report.SecretRead{}
-	for _, rec := range res.Value {
-		if rec.Action != string(access.SecretsGet) {
-			continue
-		}
-		k := key{rec.Object, rec.Principal}
-		s := sums[k]
-		if s == nil {
-			s = &report.SecretRead{Object: rec.Object, Principal: rec.Principal, First: rec.Time}
-			sums[k] = s
-		}
-		s.Count++
-		s.Last = rec.Time
-	}
-	for _, s := range sums {
-		rep.SecretReads = append(rep.SecretReads, *s)
-	}
-	slices.SortFunc(rep.SecretReads, func(a, b report.SecretRead) int {
-		return strings.Compare(a.Object+"\x00"+a.Principal, b.Object+"\x00"+b.Principal)
-	})
-	return nil
 }
