@@ -134,7 +134,7 @@ func (n *Node) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusCreated, res.Token)
 }
 
@@ -175,7 +175,7 @@ func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, res.Index)
+	setIndexHeader(w, res.Index)
 	infoOf(r).object = "/agents/" + res.Enrollment.AgentID
 	writeJSON(w, http.StatusCreated, res.Enrollment)
 }
@@ -241,7 +241,7 @@ func (n *Node) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, res.Enrollment)
 }
 
@@ -277,7 +277,7 @@ func (n *Node) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.Index != 0 {
-		setIndexV1(w, res.Index)
+		setIndexHeader(w, res.Index)
 	}
 	writeJSON(w, http.StatusOK, res.Agent)
 }

@@ -96,6 +96,6 @@ func (n *Node) handleAgentReport(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, idx)
+	setIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -41,9 +41,9 @@ func (n *Node) certificateRoutes(rt *router) {
 // query and the body, calls the core (core_certificates.go) and writes
 // Key Vault's JSON with the ids of this host.
 
-// setCertvaultIndex reports the raft index of a write as X-Certvault-Index (no
-// header when nothing was written).
-func setCertvaultIndex(w http.ResponseWriter, idx uint64) {
+// setIndexHeader reports the raft index of a write as X-Certvault-Index
+// (no header when nothing was written: index 0).
+func setIndexHeader(w http.ResponseWriter, idx uint64) {
 	if idx != 0 {
 		w.Header().Set("X-Certvault-Index", itoa(idx))
 	}
@@ -51,7 +51,7 @@ func setCertvaultIndex(w http.ResponseWriter, idx uint64) {
 
 func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := checkCertificateName(name); err != nil {
+	if err := validName(kindCertificates, name); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -65,7 +65,7 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setCertvaultIndex(w, res.Index)
+	setIndexHeader(w, res.Index)
 	w.Header().Set("Location", objectID(r, kindCertificates, name, "")+"/pending?api-version="+url.QueryEscape(r.URL.Query().Get("api-version")))
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusAccepted, operationBundle(r, name, res.Operation))
@@ -129,7 +129,7 @@ func operationBundle(r *http.Request, name string, op *pendingOp) keyvault.Opera
 
 // writeCertificate answers a write's certificate version.
 func (n *Node) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res CertificateResult) {
-	setCertvaultIndex(w, res.Index)
+	setIndexHeader(w, res.Index)
 	c, err := n.certBundle(r, res.Name, res.Version)
 	if err != nil {
 		n.fail(w, r, err)
@@ -191,7 +191,7 @@ func (n *Node) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setCertvaultIndex(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, policyBundle(r, name, res.Policy))
 }
 
@@ -243,7 +243,7 @@ func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 
 // writeOperation answers a certificate's operation.
 func writeOperation(w http.ResponseWriter, r *http.Request, res CertificateOperationResult) {
-	setCertvaultIndex(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, operationBundle(r, res.Name, res.Operation))
 }
 
@@ -307,7 +307,7 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := checkCertificateName(name); err != nil {
+	if err := validName(kindCertificates, name); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -344,7 +344,7 @@ func (n *Node) getManagedSecret(w http.ResponseWriter, r *http.Request, name, ve
 
 // writeContacts answers the vault's contacts with their id.
 func writeContacts(w http.ResponseWriter, r *http.Request, res ContactsResult) {
-	setCertvaultIndex(w, res.Index)
+	setIndexHeader(w, res.Index)
 	c := res.Contacts
 	c.ID = baseURL(r) + "/certificates/contacts"
 	writeJSON(w, http.StatusOK, c)

@@ -82,14 +82,6 @@ type CertificatePage struct {
 	Last  string
 }
 
-// checkCertificateName refuses a name Key Vault would refuse.
-func checkCertificateName(name string) error {
-	if !objectName.MatchString(name) {
-		return errBadParameter("name", "%s name %q is not valid: use 1 to 127 letters, digits and dashes", singular(kindCertificates), name)
-	}
-	return nil
-}
-
 // certificate loads a version of a certificate as the core shows it.
 func (n *Node) certificate(name, version string) (Certificate, error) {
 	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
@@ -121,7 +113,7 @@ type CreateCertificateRequest struct {
 // ACME).
 func (n *Node) CreateCertificate(ctx context.Context, p caller, req CreateCertificateRequest) (CertificateOperationResult, error) {
 	name := req.Name
-	if err := checkCertificateName(name); err != nil {
+	if err := validName(kindCertificates, name); err != nil {
 		return CertificateOperationResult{}, err
 	}
 	policy := req.Policy
@@ -532,7 +524,7 @@ type ImportCertificateRequest struct {
 // ImportCertificate makes the imported certificate the new version.
 func (n *Node) ImportCertificate(ctx context.Context, p caller, req ImportCertificateRequest) (CertificateResult, error) {
 	name := req.Name
-	if err := checkCertificateName(name); err != nil {
+	if err := validName(kindCertificates, name); err != nil {
 		return CertificateResult{}, err
 	}
 	if strings.TrimSpace(req.Value) == "" {

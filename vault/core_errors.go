@@ -97,6 +97,11 @@ func errInternal(cause error) *Error {
 	return &Error{Kind: KindInternal, Code: "InternalError", Message: "internal error; see the server log", Cause: cause}
 }
 
+// errUnavailable is a KindUnavailable error: no leader, or not ready.
+func errUnavailable(cause error) *Error {
+	return &Error{Kind: KindUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: cause}
+}
+
 // isKind reports whether err is (or wraps) a core error of kind k.
 func isKind(err error, k ErrorKind) bool {
 	var ce *Error

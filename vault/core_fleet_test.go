@@ -40,7 +40,7 @@ func TestFleetCoreErrors(t *testing.T) {
 			"agent join token is not valid (wrong, expired or used up; ask for a new one: certvault agent join-token create)"},
 		{"agent not found", func() error { return errAgentNotFound("a1") }, KindNotFound, "AgentNotFound", "",
 			`no agent has ID "a1" ('certvault agent list' shows them)`},
-		{"watch unavailable", func() error { return watchUnavailable(errors.New("no leader")) }, KindUnavailable, "ServiceUnavailable", "",
+		{"watch unavailable", func() error { return errUnavailable(errors.New("no leader")) }, KindUnavailable, "ServiceUnavailable", "",
 			"the cluster has no leader or is not ready; retry"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

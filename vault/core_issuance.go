@@ -106,13 +106,6 @@ func (n *Node) checkIssuer(p *keyvault.Policy) error {
 	return n.checkValidityFits(p, n.now())
 }
 
-// errCertificateDeleted is objects.go's conflictDeleted for a certificate,
-// as a core error (the same code and message).
-func errCertificateDeleted(name string) *Error {
-	return errConflict("Conflict", "%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.",
-		strings.Title(singular(kindCertificates)), name, singular(kindCertificates))
-}
-
 // checkFreeName refuses a certificate name held by a deleted certificate
 // or by a secret or key that the certificate would not manage.
 func (n *Node) checkFreeName(name string) error {
@@ -121,7 +114,7 @@ func (n *Node) checkFreeName(name string) error {
 		return err
 	}
 	if ok && m.Deleted != nil {
-		return errCertificateDeleted(name)
+		return errObjectDeleted(kindCertificates, name)
 	}
 	for _, k := range managedKinds {
 		mm, _, ok, err := n.loadMeta(k, name)

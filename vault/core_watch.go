@@ -116,7 +116,7 @@ func (n *Node) WatchAgent(ctx context.Context, p caller, req WatchAgentRequest) 
 		err := n.store.WaitApplied(wctx, req.After)
 		cancel()
 		if err != nil {
-			return WatchResponse{}, watchUnavailable(err)
+			return WatchResponse{}, errUnavailable(err)
 		}
 	}
 	keys := make([]string, 0, 2*len(objs)+1)
@@ -137,14 +137,9 @@ func (n *Node) WatchAgent(ctx context.Context, p caller, req WatchAgentRequest) 
 			return WatchResponse{Objects: cur, Index: idx, Changed: changed}, nil
 		}
 		if _, err := n.store.Watch(wctx, keys, idx); err != nil && wctx.Err() == nil {
-			return WatchResponse{}, watchUnavailable(err)
+			return WatchResponse{}, errUnavailable(err)
 		}
 	}
-}
-
-// watchUnavailable is a watch that cannot be answered by this node now.
-func watchUnavailable(cause error) *Error {
-	return &Error{Kind: KindUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: cause}
 }
 
 // AgentReport is what an agent reports after handling a new version (or

@@ -88,6 +88,4 @@ func notCaughtUp(cause error) *APIError {
 		Message: "this node could not catch up with the leader within the request deadline to check the credential or role assignment; retry", Cause: cause}
 }
 
-func unavailable(cause error) *APIError {
-	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: cause}
-}
+func unavailable(cause error) *APIError { return coreToAPI(errUnavailable(cause)) }

@@ -22,7 +22,7 @@ func (n *Node) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusCreated, res.Subscription)
 }
 
@@ -44,7 +44,7 @@ func (n *Node) handleUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, idx)
+	setIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
 }
 

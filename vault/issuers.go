@@ -53,7 +53,7 @@ func issuerViewOf(r *http.Request, is Issuer) issuerView {
 
 // writeIssuer answers an issuer.
 func writeIssuer(w http.ResponseWriter, r *http.Request, res IssuerResult) {
-	setCertvaultIndex(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, issuerViewOf(r, res.Issuer))
 }
 
@@ -170,6 +170,6 @@ func (n *Node) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setCertvaultIndex(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "serial": serial.Format(res.Serial), "issuer": res.Issuer, "version": res.Version})
 }

@@ -37,7 +37,7 @@ func (n *Node) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, res.Index)
+	setIndexHeader(w, res.Index)
 	infoOf(r).object = "/tokens/" + res.Token.ID
 	writeJSON(w, http.StatusCreated, res.Token)
 }
@@ -60,7 +60,7 @@ func (n *Node) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, idx)
+	setIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -101,7 +101,7 @@ func (n *Node) handleAssign(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, res.Index)
+	setIndexHeader(w, res.Index)
 	infoOf(r).object = "/roles/assignments/" + res.Assignment.ID
 	writeJSON(w, http.StatusCreated, res.Assignment)
 }
@@ -112,7 +112,7 @@ func (n *Node) handleUnassign(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, idx)
+	setIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -45,7 +45,7 @@ func (n *Node) handleSetPlan(kind string) http.HandlerFunc {
 			n.fail(w, r, err)
 			return
 		}
-		setIndexV1(w, res.Index)
+		setIndexHeader(w, res.Index)
 		writeJSON(w, http.StatusOK, res.Plan)
 	}
 }
@@ -57,7 +57,7 @@ func (n *Node) handleDeletePlan(kind string) http.HandlerFunc {
 			n.fail(w, r, err)
 			return
 		}
-		setIndexV1(w, idx)
+		setIndexHeader(w, idx)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -69,7 +69,7 @@ func (n *Node) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 			n.fail(w, r, err)
 			return
 		}
-		setIndexV1(w, res.Index)
+		setIndexHeader(w, res.Index)
 		writeJSON(w, http.StatusOK, res.Rollout)
 	}
 }

@@ -2,7 +2,6 @@ package vault
 
 import (
 	"net/http"
-	"strconv"
 )
 
 // The /v1 front of the vault-wide settings (core_settings.go decides).
@@ -36,12 +35,6 @@ func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	setIndexV1(w, res.Index)
+	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, res.Settings)
-}
-
-// setIndexV1 sets X-Certvault-Index, the raft index a /v1 write stored,
-// on the answer.
-func setIndexV1(w http.ResponseWriter, idx uint64) {
-	w.Header().Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
 }
