@@ -14,13 +14,14 @@ import (
 	"github.com/certvault/certvault/vault/certs"
 )
 
-// The certificates core: create, import, merge, read, update, list,
-// policies, pending operations and the vault's contacts. Each function
-// takes the caller and a typed request, decides everything about the
-// certificate (its name, versions, managed key and secret, what to
-// store), commits one raft command for a write, and returns names,
-// versions and the command's raft index; the Key Vault front
-// (certificates.go) builds the ids and the JSON.
+// The certificates core: create, import, merge, read, update, policies,
+// pending operations and the vault's contacts; listing is ListObjects and
+// ListVersions (core_objects.go). Each function takes the caller and a
+// typed request, decides everything about the certificate (its name,
+// versions, managed key and secret, what to store), commits one raft
+// command for a write, and returns names, versions and the command's raft
+// index; the Key Vault front (certificates.go) builds the ids and the
+// JSON.
 
 // Certificate is a certificate version as the core returns it: the public
 // part, the policy, no URLs.
@@ -63,23 +64,6 @@ type CertificatePolicyResult struct {
 	Name   string
 	Policy *keyvault.Policy
 	Index  uint64
-}
-
-// CertificateItem is one entry of a certificate list: a certificate's
-// current version (Version empty) or one of its versions.
-type CertificateItem struct {
-	Name       string
-	Version    string
-	X5t        []byte
-	Attributes keyvault.Attributes
-	Tags       map[string]string
-}
-
-// CertificatePage is one page of a certificate listing. Last is where the
-// next page starts (the paging token's content), empty at the end.
-type CertificatePage struct {
-	Items []CertificateItem
-	Last  string
 }
 
 // certificate loads a version of a certificate as the core shows it.
@@ -288,70 +272,6 @@ func (n *Node) UpdateCertificatePolicy(ctx context.Context, p caller, req Update
 		return CertificatePolicyResult{}, err
 	}
 	return CertificatePolicyResult{Name: name, Policy: pol, Index: idx}, nil
-}
-
-// ListCertificateVersionsRequest asks for a page of a certificate's
-// versions, after the version After (empty: from the first).
-type ListCertificateVersionsRequest struct {
-	Name  string
-	After string
-	Limit int
-}
-
-// ListCertificateVersions lists the versions of a certificate that is not
-// deleted, in storage order.
-func (n *Node) ListCertificateVersions(ctx context.Context, p caller, req ListCertificateVersionsRequest) (CertificatePage, error) {
-	name := req.Name
-	if _, _, err := n.resolveVersion(kindCertificates, name, ""); err != nil {
-		return CertificatePage{}, err
-	}
-	prefix := verPrefix(kindCertificates, name)
-	after := req.After
-	if after != "" {
-		after = prefix + after
-	}
-	entries, last := n.listPage(prefix, after, req.Limit, func(raftstore.Entry) bool { return true })
-	var out CertificatePage
-	for _, e := range entries {
-		var v versionMeta
-		json.Unmarshal(e.Value, &v)
-		out.Items = append(out.Items, CertificateItem{Name: name, Version: strings.TrimPrefix(e.Key, prefix),
-			X5t: certs.Thumbprint(v.Chain[0]), Attributes: n.live(v.Attributes), Tags: v.Tags})
-	}
-	out.Last = strings.TrimPrefix(last, prefix)
-	return out, nil
-}
-
-// ListCertificatesRequest asks for a page of certificates, after the
-// (canonical) name After. IncludePending lists names held only by a
-// pending operation too.
-type ListCertificatesRequest struct {
-	After          string
-	Limit          int
-	IncludePending bool
-}
-
-// ListCertificates lists the certificates that are not deleted, by
-// canonical name, each with the spelling it was created with.
-func (n *Node) ListCertificates(ctx context.Context, p caller, req ListCertificatesRequest) (CertificatePage, error) {
-	prefix := "meta/" + kindCertificates + "/"
-	after := req.After
-	if after != "" {
-		after = prefix + after
-	}
-	entries, last := n.listPage(prefix, after, req.Limit, func(e raftstore.Entry) bool {
-		var m objectMeta
-		return json.Unmarshal(e.Value, &m) == nil && m.Deleted == nil && (m.Current != "" || req.IncludePending)
-	})
-	var out CertificatePage
-	for _, e := range entries {
-		var m objectMeta
-		json.Unmarshal(e.Value, &m)
-		out.Items = append(out.Items, CertificateItem{Name: m.displayName(strings.TrimPrefix(e.Key, prefix)),
-			X5t: m.X5t, Attributes: n.live(m.Summary), Tags: m.Tags})
-	}
-	out.Last = strings.TrimPrefix(last, prefix)
-	return out, nil
 }
 
 func (n *Node) pendingOrNotFound(name string) (*pendingOp, raftstore.Entry, error) {
