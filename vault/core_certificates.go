@@ -70,7 +70,7 @@ type CertificatePolicyResult struct {
 func (n *Node) certificate(name, version string) (Certificate, error) {
 	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return Certificate{}, orNotFound(err, kindCertificates, name, version)
+		return Certificate{}, orObjectNotFound(err, kindCertificates, name, version)
 	}
 	c := Certificate{Name: name, Version: version, Chain: v.Chain, ContentType: v.ContentType, Attributes: n.live(v.Attributes), Tags: v.Tags}
 	if p, _, ok, _ := n.loadPolicy(name); ok {
@@ -158,7 +158,7 @@ func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertif
 	}
 	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return CertificateResult{}, orNotFound(err, kindCertificates, name, version)
+		return CertificateResult{}, orObjectNotFound(err, kindCertificates, name, version)
 	}
 	b := &raftstore.Batch{}
 	if req.Policy != nil {
@@ -173,16 +173,7 @@ func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertif
 		v.Tags = req.Tags
 	}
 	v.Attributes.Updated = nowUnix()
-	b.PutIf(e.Key, mustJSON(v), e.Index)
-	if version == m.Current {
-		for _, k := range append([]string{kindCertificates}, managedKinds...) {
-			mm, me, ok, _ := n.loadMeta(k, name)
-			if ok {
-				mm.Summary, mm.Tags = v.Attributes, v.Tags
-				putMeta(b, k, name, mm, me)
-			}
-		}
-	}
+	n.putVersionUpdate(b, kindCertificates, name, version, m.Current, v, e, append([]string{kindCertificates}, managedKinds...)...)
 	idx, err := n.commit(ctx, b)
 	if err != nil {
 		return CertificateResult{}, err
@@ -198,7 +189,7 @@ func (n *Node) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy
 		return nil, pe, err
 	}
 	if !ok {
-		return nil, pe, objNotFound(kindCertificates, name, "")
+		return nil, pe, errObjectNotFound(kindCertificates, name, "")
 	}
 	p := *cur
 	if upd.KeyProperties != nil {
@@ -231,13 +222,12 @@ func (n *Node) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy
 // GetCertificatePolicy returns the policy of a certificate that is not
 // deleted.
 func (n *Node) GetCertificatePolicy(ctx context.Context, p caller, name string) (CertificatePolicyResult, error) {
-	m, _, ok, err := n.loadMeta(kindCertificates, name)
-	if err != nil || !ok || m.Deleted != nil {
-		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+	if _, _, err := n.liveObject(kindCertificates, name); err != nil {
+		return CertificatePolicyResult{}, err
 	}
 	pol, _, ok, err := n.loadPolicy(name)
 	if err != nil || !ok {
-		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+		return CertificatePolicyResult{}, orObjectNotFound(err, kindCertificates, name, "")
 	}
 	return CertificatePolicyResult{Name: name, Policy: pol}, nil
 }
@@ -254,9 +244,8 @@ type UpdateCertificatePolicyRequest struct {
 // renewal brake).
 func (n *Node) UpdateCertificatePolicy(ctx context.Context, p caller, req UpdateCertificatePolicyRequest) (CertificatePolicyResult, error) {
 	name := req.Name
-	m, _, ok, err := n.loadMeta(kindCertificates, name)
-	if err != nil || !ok || m.Deleted != nil {
-		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+	if _, _, err := n.liveObject(kindCertificates, name); err != nil {
+		return CertificatePolicyResult{}, err
 	}
 	pol, pe, err := n.mergedPolicy(name, req.Policy)
 	if err != nil {
@@ -391,7 +380,7 @@ func (n *Node) MergeCertificate(ctx context.Context, p caller, req MergeCertific
 	leaf := ordered[0]
 	policy, _, _, err := n.loadPolicy(name)
 	if err != nil || policy == nil {
-		return CertificateResult{}, orNotFound(err, kindCertificates, name, "")
+		return CertificateResult{}, orObjectNotFound(err, kindCertificates, name, "")
 	}
 	if err := certs.CheckNames(policy, leaf); err != nil {
 		return CertificateResult{}, errBadParameter("x5c", "%s", strings.TrimPrefix(err.Error(), "certs: "))
@@ -529,7 +518,7 @@ type ManagedSecret struct {
 func (n *Node) GetManagedSecret(ctx context.Context, p caller, name, version string) (ManagedSecret, error) {
 	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return ManagedSecret{}, orNotFound(err, kindSecrets, name, version)
+		return ManagedSecret{}, orObjectNotFound(err, kindSecrets, name, version)
 	}
 	if !v.Attributes.IsEnabled() {
 		return ManagedSecret{}, errForbidden("operation get is not allowed on a disabled certificate")

@@ -670,7 +670,7 @@ func (n *Node) RevokeCertificate(ctx context.Context, p caller, req RevokeCertif
 	}
 	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return RevokeCertificateResult{}, orNotFound(err, kindCertificates, name, version)
+		return RevokeCertificateResult{}, orObjectNotFound(err, kindCertificates, name, version)
 	}
 	leaf, err := x509.ParseCertificate(v.Chain[0])
 	if err != nil || len(v.Chain) < 2 {

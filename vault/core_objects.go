@@ -260,6 +260,20 @@ func orObjectNotFound(err error, kind, name, version string) error {
 	return errObjectNotFound(kind, name, version)
 }
 
+// liveObject returns the meta record of an object that exists and is not
+// deleted, and its entry; otherwise errObjectNotFound (or the store's
+// error).
+func (n *Node) liveObject(kind, name string) (objectMeta, raftstore.Entry, error) {
+	m, e, ok, err := n.loadMeta(kind, name)
+	if err != nil {
+		return m, e, err
+	}
+	if !ok || m.Deleted != nil {
+		return m, e, errObjectNotFound(kind, name, "")
+	}
+	return m, e, nil
+}
+
 // resolveVersion returns the version to read: the given one, or the
 // current one when version is empty. It refuses deleted objects with
 // errObjectNotFound.

@@ -123,14 +123,6 @@ func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-// orNotFound is orObjectNotFound with the Key Vault front's errors.
-func orNotFound(err error, kind, name, version string) error {
-	if err != nil {
-		return err
-	}
-	return objNotFound(kind, name, version)
-}
-
 func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := pageParams(r)
 	if err != nil {
