@@ -327,21 +327,6 @@ func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 	n.writeCertificate(w, r, http.StatusOK, res)
 }
 
-// getManagedSecret answers GET /secrets/NAME for a certificate: the key and
-// chain as PKCS#12 (base64, no password) or PEM, per the policy.
-func (n *Node) getManagedSecret(w http.ResponseWriter, r *http.Request, name, version string) {
-	s, err := n.GetManagedSecret(r.Context(), callerOf(r), name, version)
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	w.Header().Set("X-Certvault-Index", itoa(s.Index))
-	writeJSON(w, http.StatusOK, keyvault.Secret{
-		Value: s.Value, ID: objectID(r, kindSecrets, name, version), ContentType: s.ContentType,
-		Attributes: s.Attributes, Tags: s.Tags, Kid: objectID(r, kindKeys, name, version), Managed: true,
-	})
-}
-
 // Contacts.
 
 // writeContacts answers the vault's contacts with their id.

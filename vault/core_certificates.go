@@ -499,50 +499,39 @@ func (n *Node) ImportCertificate(ctx context.Context, p caller, req ImportCertif
 	return CertificateResult{Name: name, Version: version, Index: idx}, nil
 }
 
-// ManagedSecret is a certificate version as its managed secret: the key
-// (when exportable) and the chain, encoded per the content type.
-type ManagedSecret struct {
-	Name        string
-	Version     string
-	Value       string
-	ContentType string
-	Attributes  keyvault.Attributes
-	Tags        map[string]string
-	// Index is the raft index of the version record read.
-	Index uint64
-}
-
-// GetManagedSecret returns the secret a certificate version manages:
-// PKCS#12 (base64, no password) or PEM, per the policy; the private key
-// only when the policy makes it exportable.
-func (n *Node) GetManagedSecret(ctx context.Context, p caller, name, version string) (ManagedSecret, error) {
+// managedSecret is a version of the secret a certificate manages, as
+// GetSecret returns it: PKCS#12 (base64, no password) or PEM, per the
+// policy; the private key only when the policy makes it exportable.
+// Index is the raft index of the certificate version's record.
+func (n *Node) managedSecret(name, version string) (SecretVersion, error) {
 	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return ManagedSecret{}, orObjectNotFound(err, kindSecrets, name, version)
+		return SecretVersion{}, orObjectNotFound(err, kindSecrets, name, version)
 	}
 	if !v.Attributes.IsEnabled() {
-		return ManagedSecret{}, errForbidden("operation get is not allowed on a disabled certificate")
+		return SecretVersion{}, errForbidden("operation get is not allowed on a disabled certificate")
 	}
 	policy, _, _, err := n.loadPolicy(name)
 	if err != nil {
-		return ManagedSecret{}, err
+		return SecretVersion{}, err
 	}
 	var key crypto.Signer
 	if policy == nil || policy.Exportable() {
 		if key, err = n.certKey(name, version); err != nil {
-			return ManagedSecret{}, err
+			return SecretVersion{}, err
 		}
 	}
 	chain, err := certs.ParseChainDER(v.Chain)
 	if err != nil {
-		return ManagedSecret{}, errInternal(err)
+		return SecretVersion{}, errInternal(err)
 	}
 	value, err := certs.EncodeSecret(v.ContentType, key, chain)
 	if err != nil {
-		return ManagedSecret{}, err
+		return SecretVersion{}, err
 	}
-	return ManagedSecret{Name: name, Version: version, Value: value, ContentType: v.ContentType,
-		Attributes: n.live(v.Attributes), Tags: v.Tags, Index: e.Index}, nil
+	s := n.secretVersion(name, version, v, value, e.Index)
+	s.ManagedBy = kindCertificates
+	return s, nil
 }
 
 // Contacts.
