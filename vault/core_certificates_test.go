@@ -1,12 +1,14 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/vault/certs"
 )
 
 // wantCoreError fails unless err is a core error of the kind, code and
@@ -63,6 +65,13 @@ func TestCertificatesCoreWithoutHTTP(t *testing.T) {
 	versions, err := n.ListVersions(ctx, p, ListVersionsRequest{Kind: kindCertificates, Name: "core-self"})
 	if err != nil || len(versions.Items) != 1 || versions.Items[0].Version != c.Version || versions.Next != "" {
 		t.Fatalf("versions of core-self: %v %+v, want the one version %s", err, versions, c.Version)
+	}
+	if !bytes.Equal(versions.Items[0].X5t, certs.Thumbprint(c.Chain[0])) {
+		t.Fatalf("versions of core-self: x5t %x, want the version's thumbprint", versions.Items[0].X5t)
+	}
+	sec, err := n.GetSecret(ctx, p, GetSecretRequest{Name: "core-self"})
+	if err != nil || sec.ManagedBy != kindCertificates || sec.Version != c.Version || sec.Value == "" || sec.Tags["b"] != "2" || sec.Index == 0 {
+		t.Fatalf("get the secret core-self: %v %+v, want the managed secret of version %s", err, sec, c.Version)
 	}
 
 	pending, err := n.CreateCertificate(ctx, p, CreateCertificateRequest{Name: "core-csr", Policy: selfPolicy(keyvault.IssuerUnknown)})
