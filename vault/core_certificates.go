@@ -168,11 +168,7 @@ func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertif
 		}
 		b.PutIf(policyKey(name), mustJSON(stampPolicy(pol, pe)), pe.Index)
 	}
-	applyAttributes(&v.Attributes, req.Attributes)
-	if req.Tags != nil {
-		v.Tags = req.Tags
-	}
-	v.Attributes.Updated = nowUnix()
+	v.applyUpdate(req.Attributes, req.Tags)
 	n.putVersionUpdate(b, kindCertificates, name, version, m.Current, v, e, append([]string{kindCertificates}, managedKinds...)...)
 	idx, err := n.commit(ctx, b)
 	if err != nil {

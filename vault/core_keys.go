@@ -326,11 +326,7 @@ func (n *Node) UpdateKey(ctx context.Context, p caller, req UpdateKeyRequest) (K
 			return KeyVersion{}, err
 		}
 	}
-	applyAttributes(&v.Attributes, req.Attributes)
-	if req.Tags != nil {
-		v.Tags = req.Tags
-	}
-	v.Attributes.Updated = nowUnix()
+	v.applyUpdate(req.Attributes, req.Tags)
 	b := &raftstore.Batch{}
 	n.putVersionUpdate(b, kindKeys, name, version, m.Current, v, e, kindKeys)
 	idx, err := n.commit(ctx, b)

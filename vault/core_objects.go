@@ -496,6 +496,16 @@ func (n *Node) putVersionUpdate(b *raftstore.Batch, kind, name, version, current
 	}
 }
 
+// applyUpdate applies an update's attributes and tags (nil: unchanged)
+// to version v and stamps it updated now.
+func (v *versionMeta) applyUpdate(attrs *keyvault.Attributes, tags map[string]string) {
+	applyAttributes(&v.Attributes, attrs)
+	if tags != nil {
+		v.Tags = tags
+	}
+	v.Attributes.Updated = nowUnix()
+}
+
 // applyAttributes copies the caller-settable attributes onto a.
 func applyAttributes(a *keyvault.Attributes, in *keyvault.Attributes) {
 	if in == nil {

@@ -166,14 +166,10 @@ func (n *Node) UpdateSecret(ctx context.Context, p caller, req UpdateSecretReque
 	if err != nil || !ok {
 		return SecretVersion{}, orObjectNotFound(err, kindSecrets, name, version)
 	}
-	applyAttributes(&v.Attributes, req.Attributes)
-	if req.Tags != nil {
-		v.Tags = req.Tags
-	}
+	v.applyUpdate(req.Attributes, req.Tags)
 	if req.ContentType != nil {
 		v.ContentType = *req.ContentType
 	}
-	v.Attributes.Updated = nowUnix()
 	b := &raftstore.Batch{}
 	n.putVersionUpdate(b, kindSecrets, name, version, m.Current, v, e, kindSecrets)
 	idx, err := n.commit(ctx, b)
