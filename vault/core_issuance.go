@@ -109,12 +109,8 @@ func (n *Node) checkIssuer(p *keyvault.Policy) error {
 // checkFreeName refuses a certificate name held by a deleted certificate
 // or by a secret or key that the certificate would not manage.
 func (n *Node) checkFreeName(name string) error {
-	m, _, ok, err := n.loadMeta(kindCertificates, name)
-	if err != nil {
+	if _, _, _, err := n.metaForNewVersion(kindCertificates, name); err != nil {
 		return err
-	}
-	if ok && m.Deleted != nil {
-		return errObjectDeleted(kindCertificates, name)
 	}
 	for _, k := range managedKinds {
 		mm, _, ok, err := n.loadMeta(k, name)

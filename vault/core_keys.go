@@ -203,12 +203,9 @@ func (n *Node) storeKeyVersion(ctx context.Context, name string, key crypto.Sign
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	m, prev, found, err := n.loadMeta(kindKeys, name)
+	m, prev, found, err := n.metaForNewVersion(kindKeys, name)
 	if err != nil {
 		return KeyVersion{}, err
-	}
-	if found && m.Deleted != nil {
-		return KeyVersion{}, errObjectDeleted(kindKeys, name)
 	}
 	if found && m.ManagedBy != "" {
 		return KeyVersion{}, errManaged(kindKeys, name)

@@ -274,6 +274,20 @@ func (n *Node) liveObject(kind, name string) (objectMeta, raftstore.Entry, error
 	return m, e, nil
 }
 
+// metaForNewVersion returns the meta record of the object a new version
+// is to be written to (found is false while the name is free), refusing a
+// name held by a soft-deleted object (errObjectDeleted).
+func (n *Node) metaForNewVersion(kind, name string) (objectMeta, raftstore.Entry, bool, error) {
+	m, e, found, err := n.loadMeta(kind, name)
+	if err != nil {
+		return m, e, found, err
+	}
+	if found && m.Deleted != nil {
+		return m, e, found, errObjectDeleted(kind, name)
+	}
+	return m, e, found, nil
+}
+
 // resolveVersion returns the version to read: the given one, or the
 // current one when version is empty. It refuses deleted objects with
 // errObjectNotFound.

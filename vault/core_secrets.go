@@ -65,12 +65,9 @@ func (n *Node) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (S
 	unlock := n.lockObject(kindSecrets, name)
 	defer unlock()
 	idx, err := n.commitCAS(ctx, func() (*raftstore.Batch, error) {
-		m, prev, found, err := n.loadMeta(kindSecrets, name)
+		m, prev, found, err := n.metaForNewVersion(kindSecrets, name)
 		if err != nil {
 			return nil, err
-		}
-		if found && m.Deleted != nil {
-			return nil, errObjectDeleted(kindSecrets, name)
 		}
 		if found && m.ManagedBy != "" {
 			return nil, errForbidden("secret %s is managed by the certificate of the same name and cannot be set; update the certificate instead", name)
