@@ -195,14 +195,15 @@ func (n *Node) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, policyBundle(r, name, res.Policy))
 }
 
-// writeCertificatePage answers a page of a certificate listing.
-func writeCertificatePage(w http.ResponseWriter, r *http.Request, page CertificatePage, limit int) {
+// certificateItems renders list items of certificates or of a
+// certificate's versions.
+func certificateItems(r *http.Request, items []ObjectItem) []keyvault.CertificateItem {
 	var out []keyvault.CertificateItem
-	for _, it := range page.Items {
+	for _, it := range items {
 		out = append(out, keyvault.CertificateItem{ID: objectID(r, kindCertificates, it.Name, it.Version),
 			X5t: it.X5t, Attributes: it.Attributes, Tags: it.Tags})
 	}
-	writePage(w, r, out, page.Last, limit)
+	return out
 }
 
 func (n *Node) handleCertificateVersions(w http.ResponseWriter, r *http.Request) {
@@ -215,12 +216,12 @@ func (n *Node) handleCertificateVersions(w http.ResponseWriter, r *http.Request)
 	if !n.linearized(w, r) {
 		return
 	}
-	page, err := n.ListCertificateVersions(r.Context(), callerOf(r), ListCertificateVersionsRequest{Name: name, After: after, Limit: limit})
+	res, err := n.ListVersions(r.Context(), callerOf(r), ListVersionsRequest{Kind: kindCertificates, Name: name, Page: PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	writeCertificatePage(w, r, page, limit)
+	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
 }
 
 func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
@@ -233,12 +234,13 @@ func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	includePending := strings.EqualFold(r.URL.Query().Get("includePending"), "true")
-	page, err := n.ListCertificates(r.Context(), callerOf(r), ListCertificatesRequest{After: after, Limit: limit, IncludePending: includePending})
+	res, err := n.ListObjects(r.Context(), callerOf(r), ListObjectsRequest{Kind: kindCertificates, IncludePending: includePending,
+		Page: PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	writeCertificatePage(w, r, page, limit)
+	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
 }
 
 // writeOperation answers a certificate's operation.
@@ -323,21 +325,6 @@ func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.writeCertificate(w, r, http.StatusOK, res)
-}
-
-// getManagedSecret answers GET /secrets/NAME for a certificate: the key and
-// chain as PKCS#12 (base64, no password) or PEM, per the policy.
-func (n *Node) getManagedSecret(w http.ResponseWriter, r *http.Request, name, version string) {
-	s, err := n.GetManagedSecret(r.Context(), callerOf(r), name, version)
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	w.Header().Set("X-Certvault-Index", itoa(s.Index))
-	writeJSON(w, http.StatusOK, keyvault.Secret{
-		Value: s.Value, ID: objectID(r, kindSecrets, name, version), ContentType: s.ContentType,
-		Attributes: s.Attributes, Tags: s.Tags, Kid: objectID(r, kindKeys, name, version), Managed: true,
-	})
 }
 
 // Contacts.

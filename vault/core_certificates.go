@@ -14,13 +14,14 @@ import (
 	"github.com/certvault/certvault/vault/certs"
 )
 
-// The certificates core: create, import, merge, read, update, list,
-// policies, pending operations and the vault's contacts. Each function
-// takes the caller and a typed request, decides everything about the
-// certificate (its name, versions, managed key and secret, what to
-// store), commits one raft command for a write, and returns names,
-// versions and the command's raft index; the Key Vault front
-// (certificates.go) builds the ids and the JSON.
+// The certificates core: create, import, merge, read, update, policies,
+// pending operations and the vault's contacts; listing is ListObjects and
+// ListVersions (core_objects.go). Each function takes the caller and a
+// typed request, decides everything about the certificate (its name,
+// versions, managed key and secret, what to store), commits one raft
+// command for a write, and returns names, versions and the command's raft
+// index; the Key Vault front (certificates.go) builds the ids and the
+// JSON.
 
 // Certificate is a certificate version as the core returns it: the public
 // part, the policy, no URLs.
@@ -65,28 +66,11 @@ type CertificatePolicyResult struct {
 	Index  uint64
 }
 
-// CertificateItem is one entry of a certificate list: a certificate's
-// current version (Version empty) or one of its versions.
-type CertificateItem struct {
-	Name       string
-	Version    string
-	X5t        []byte
-	Attributes keyvault.Attributes
-	Tags       map[string]string
-}
-
-// CertificatePage is one page of a certificate listing. Last is where the
-// next page starts (the paging token's content), empty at the end.
-type CertificatePage struct {
-	Items []CertificateItem
-	Last  string
-}
-
 // certificate loads a version of a certificate as the core shows it.
 func (n *Node) certificate(name, version string) (Certificate, error) {
 	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return Certificate{}, orNotFound(err, kindCertificates, name, version)
+		return Certificate{}, orObjectNotFound(err, kindCertificates, name, version)
 	}
 	c := Certificate{Name: name, Version: version, Chain: v.Chain, ContentType: v.ContentType, Attributes: n.live(v.Attributes), Tags: v.Tags}
 	if p, _, ok, _ := n.loadPolicy(name); ok {
@@ -174,7 +158,7 @@ func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertif
 	}
 	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return CertificateResult{}, orNotFound(err, kindCertificates, name, version)
+		return CertificateResult{}, orObjectNotFound(err, kindCertificates, name, version)
 	}
 	b := &raftstore.Batch{}
 	if req.Policy != nil {
@@ -184,21 +168,8 @@ func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertif
 		}
 		b.PutIf(policyKey(name), mustJSON(stampPolicy(pol, pe)), pe.Index)
 	}
-	applyAttributes(&v.Attributes, req.Attributes)
-	if req.Tags != nil {
-		v.Tags = req.Tags
-	}
-	v.Attributes.Updated = nowUnix()
-	b.PutIf(e.Key, mustJSON(v), e.Index)
-	if version == m.Current {
-		for _, k := range append([]string{kindCertificates}, managedKinds...) {
-			mm, me, ok, _ := n.loadMeta(k, name)
-			if ok {
-				mm.Summary, mm.Tags = v.Attributes, v.Tags
-				putMeta(b, k, name, mm, me)
-			}
-		}
-	}
+	v.applyUpdate(req.Attributes, req.Tags)
+	n.putVersionUpdate(b, kindCertificates, name, version, m.Current, v, e, append([]string{kindCertificates}, managedKinds...)...)
 	idx, err := n.commit(ctx, b)
 	if err != nil {
 		return CertificateResult{}, err
@@ -214,7 +185,7 @@ func (n *Node) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy
 		return nil, pe, err
 	}
 	if !ok {
-		return nil, pe, objNotFound(kindCertificates, name, "")
+		return nil, pe, errObjectNotFound(kindCertificates, name, "")
 	}
 	p := *cur
 	if upd.KeyProperties != nil {
@@ -247,13 +218,12 @@ func (n *Node) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy
 // GetCertificatePolicy returns the policy of a certificate that is not
 // deleted.
 func (n *Node) GetCertificatePolicy(ctx context.Context, p caller, name string) (CertificatePolicyResult, error) {
-	m, _, ok, err := n.loadMeta(kindCertificates, name)
-	if err != nil || !ok || m.Deleted != nil {
-		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+	if _, _, err := n.liveObject(kindCertificates, name); err != nil {
+		return CertificatePolicyResult{}, err
 	}
 	pol, _, ok, err := n.loadPolicy(name)
 	if err != nil || !ok {
-		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+		return CertificatePolicyResult{}, orObjectNotFound(err, kindCertificates, name, "")
 	}
 	return CertificatePolicyResult{Name: name, Policy: pol}, nil
 }
@@ -270,9 +240,8 @@ type UpdateCertificatePolicyRequest struct {
 // renewal brake).
 func (n *Node) UpdateCertificatePolicy(ctx context.Context, p caller, req UpdateCertificatePolicyRequest) (CertificatePolicyResult, error) {
 	name := req.Name
-	m, _, ok, err := n.loadMeta(kindCertificates, name)
-	if err != nil || !ok || m.Deleted != nil {
-		return CertificatePolicyResult{}, orNotFound(err, kindCertificates, name, "")
+	if _, _, err := n.liveObject(kindCertificates, name); err != nil {
+		return CertificatePolicyResult{}, err
 	}
 	pol, pe, err := n.mergedPolicy(name, req.Policy)
 	if err != nil {
@@ -288,70 +257,6 @@ func (n *Node) UpdateCertificatePolicy(ctx context.Context, p caller, req Update
 		return CertificatePolicyResult{}, err
 	}
 	return CertificatePolicyResult{Name: name, Policy: pol, Index: idx}, nil
-}
-
-// ListCertificateVersionsRequest asks for a page of a certificate's
-// versions, after the version After (empty: from the first).
-type ListCertificateVersionsRequest struct {
-	Name  string
-	After string
-	Limit int
-}
-
-// ListCertificateVersions lists the versions of a certificate that is not
-// deleted, in storage order.
-func (n *Node) ListCertificateVersions(ctx context.Context, p caller, req ListCertificateVersionsRequest) (CertificatePage, error) {
-	name := req.Name
-	if _, _, err := n.resolveVersion(kindCertificates, name, ""); err != nil {
-		return CertificatePage{}, err
-	}
-	prefix := verPrefix(kindCertificates, name)
-	after := req.After
-	if after != "" {
-		after = prefix + after
-	}
-	entries, last := n.listPage(prefix, after, req.Limit, func(raftstore.Entry) bool { return true })
-	var out CertificatePage
-	for _, e := range entries {
-		var v versionMeta
-		json.Unmarshal(e.Value, &v)
-		out.Items = append(out.Items, CertificateItem{Name: name, Version: strings.TrimPrefix(e.Key, prefix),
-			X5t: certs.Thumbprint(v.Chain[0]), Attributes: n.live(v.Attributes), Tags: v.Tags})
-	}
-	out.Last = strings.TrimPrefix(last, prefix)
-	return out, nil
-}
-
-// ListCertificatesRequest asks for a page of certificates, after the
-// (canonical) name After. IncludePending lists names held only by a
-// pending operation too.
-type ListCertificatesRequest struct {
-	After          string
-	Limit          int
-	IncludePending bool
-}
-
-// ListCertificates lists the certificates that are not deleted, by
-// canonical name, each with the spelling it was created with.
-func (n *Node) ListCertificates(ctx context.Context, p caller, req ListCertificatesRequest) (CertificatePage, error) {
-	prefix := "meta/" + kindCertificates + "/"
-	after := req.After
-	if after != "" {
-		after = prefix + after
-	}
-	entries, last := n.listPage(prefix, after, req.Limit, func(e raftstore.Entry) bool {
-		var m objectMeta
-		return json.Unmarshal(e.Value, &m) == nil && m.Deleted == nil && (m.Current != "" || req.IncludePending)
-	})
-	var out CertificatePage
-	for _, e := range entries {
-		var m objectMeta
-		json.Unmarshal(e.Value, &m)
-		out.Items = append(out.Items, CertificateItem{Name: m.displayName(strings.TrimPrefix(e.Key, prefix)),
-			X5t: m.X5t, Attributes: n.live(m.Summary), Tags: m.Tags})
-	}
-	out.Last = strings.TrimPrefix(last, prefix)
-	return out, nil
 }
 
 func (n *Node) pendingOrNotFound(name string) (*pendingOp, raftstore.Entry, error) {
@@ -471,7 +376,7 @@ func (n *Node) MergeCertificate(ctx context.Context, p caller, req MergeCertific
 	leaf := ordered[0]
 	policy, _, _, err := n.loadPolicy(name)
 	if err != nil || policy == nil {
-		return CertificateResult{}, orNotFound(err, kindCertificates, name, "")
+		return CertificateResult{}, orObjectNotFound(err, kindCertificates, name, "")
 	}
 	if err := certs.CheckNames(policy, leaf); err != nil {
 		return CertificateResult{}, errBadParameter("x5c", "%s", strings.TrimPrefix(err.Error(), "certs: "))
@@ -590,50 +495,39 @@ func (n *Node) ImportCertificate(ctx context.Context, p caller, req ImportCertif
 	return CertificateResult{Name: name, Version: version, Index: idx}, nil
 }
 
-// ManagedSecret is a certificate version as its managed secret: the key
-// (when exportable) and the chain, encoded per the content type.
-type ManagedSecret struct {
-	Name        string
-	Version     string
-	Value       string
-	ContentType string
-	Attributes  keyvault.Attributes
-	Tags        map[string]string
-	// Index is the raft index of the version record read.
-	Index uint64
-}
-
-// GetManagedSecret returns the secret a certificate version manages:
-// PKCS#12 (base64, no password) or PEM, per the policy; the private key
-// only when the policy makes it exportable.
-func (n *Node) GetManagedSecret(ctx context.Context, p caller, name, version string) (ManagedSecret, error) {
+// managedSecret is a version of the secret a certificate manages, as
+// GetSecret returns it: PKCS#12 (base64, no password) or PEM, per the
+// policy; the private key only when the policy makes it exportable.
+// Index is the raft index of the certificate version's record.
+func (n *Node) managedSecret(name, version string) (SecretVersion, error) {
 	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return ManagedSecret{}, orNotFound(err, kindSecrets, name, version)
+		return SecretVersion{}, orObjectNotFound(err, kindSecrets, name, version)
 	}
 	if !v.Attributes.IsEnabled() {
-		return ManagedSecret{}, errForbidden("operation get is not allowed on a disabled certificate")
+		return SecretVersion{}, errForbidden("operation get is not allowed on a disabled certificate")
 	}
 	policy, _, _, err := n.loadPolicy(name)
 	if err != nil {
-		return ManagedSecret{}, err
+		return SecretVersion{}, err
 	}
 	var key crypto.Signer
 	if policy == nil || policy.Exportable() {
 		if key, err = n.certKey(name, version); err != nil {
-			return ManagedSecret{}, err
+			return SecretVersion{}, err
 		}
 	}
 	chain, err := certs.ParseChainDER(v.Chain)
 	if err != nil {
-		return ManagedSecret{}, errInternal(err)
+		return SecretVersion{}, errInternal(err)
 	}
 	value, err := certs.EncodeSecret(v.ContentType, key, chain)
 	if err != nil {
-		return ManagedSecret{}, err
+		return SecretVersion{}, err
 	}
-	return ManagedSecret{Name: name, Version: version, Value: value, ContentType: v.ContentType,
-		Attributes: n.live(v.Attributes), Tags: v.Tags, Index: e.Index}, nil
+	s := n.secretVersion(name, version, v, value, e.Index)
+	s.ManagedBy = kindCertificates
+	return s, nil
 }
 
 // Contacts.

@@ -1,12 +1,14 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/vault/certs"
 )
 
 // wantCoreError fails unless err is a core error of the kind, code and
@@ -60,9 +62,16 @@ func TestCertificatesCoreWithoutHTTP(t *testing.T) {
 	if c, err := n.GetCertificate(ctx, p, GetCertificateRequest{Name: "core-self", Version: upd.Version}); err != nil || c.Tags["b"] != "2" {
 		t.Fatalf("get core-self after the update: %v %+v", err, c)
 	}
-	versions, err := n.ListCertificateVersions(ctx, p, ListCertificateVersionsRequest{Name: "core-self", Limit: 25})
-	if err != nil || len(versions.Items) != 1 || versions.Items[0].Version != c.Version || versions.Last != "" {
+	versions, err := n.ListVersions(ctx, p, ListVersionsRequest{Kind: kindCertificates, Name: "core-self"})
+	if err != nil || len(versions.Items) != 1 || versions.Items[0].Version != c.Version || versions.Next != "" {
 		t.Fatalf("versions of core-self: %v %+v, want the one version %s", err, versions, c.Version)
+	}
+	if !bytes.Equal(versions.Items[0].X5t, certs.Thumbprint(c.Chain[0])) {
+		t.Fatalf("versions of core-self: x5t %x, want the version's thumbprint", versions.Items[0].X5t)
+	}
+	sec, err := n.GetSecret(ctx, p, GetSecretRequest{Name: "core-self"})
+	if err != nil || sec.ManagedBy != kindCertificates || sec.Version != c.Version || sec.Value == "" || sec.Tags["b"] != "2" || sec.Index == 0 {
+		t.Fatalf("get the secret core-self: %v %+v, want the managed secret of version %s", err, sec, c.Version)
 	}
 
 	pending, err := n.CreateCertificate(ctx, p, CreateCertificateRequest{Name: "core-csr", Policy: selfPolicy(keyvault.IssuerUnknown)})
@@ -71,11 +80,11 @@ func TestCertificatesCoreWithoutHTTP(t *testing.T) {
 	}
 	_, err = n.CreateCertificate(ctx, p, CreateCertificateRequest{Name: "core-csr", Policy: selfPolicy(keyvault.IssuerUnknown)})
 	wantCoreError(t, "create during an operation", err, KindConflict, "Conflict", "")
-	list, err := n.ListCertificates(ctx, p, ListCertificatesRequest{Limit: 25})
+	list, err := n.ListObjects(ctx, p, ListObjectsRequest{Kind: kindCertificates})
 	if err != nil || len(list.Items) != 1 || list.Items[0].Name != "core-self" {
 		t.Fatalf("list: %v %+v, want core-self alone", err, list)
 	}
-	if list, err := n.ListCertificates(ctx, p, ListCertificatesRequest{Limit: 25, IncludePending: true}); err != nil || len(list.Items) != 2 {
+	if list, err := n.ListObjects(ctx, p, ListObjectsRequest{Kind: kindCertificates, IncludePending: true}); err != nil || len(list.Items) != 2 {
 		t.Fatalf("list with pending: %v %+v, want core-csr and core-self", err, list)
 	}
 	_, err = n.MergeCertificate(ctx, p, MergeCertificateRequest{Name: "core-csr"})

@@ -109,12 +109,8 @@ func (n *Node) checkIssuer(p *keyvault.Policy) error {
 // checkFreeName refuses a certificate name held by a deleted certificate
 // or by a secret or key that the certificate would not manage.
 func (n *Node) checkFreeName(name string) error {
-	m, _, ok, err := n.loadMeta(kindCertificates, name)
-	if err != nil {
+	if _, _, _, err := n.metaForNewVersion(kindCertificates, name); err != nil {
 		return err
-	}
-	if ok && m.Deleted != nil {
-		return errObjectDeleted(kindCertificates, name)
 	}
 	for _, k := range managedKinds {
 		mm, _, ok, err := n.loadMeta(k, name)
@@ -362,12 +358,11 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 	if err != nil {
 		return fmt.Errorf("parse issued certificate: %w", err)
 	}
-	v := versionMeta{Tags: tags, ContentType: policy.ContentType(), Chain: chain, Sealed: key != nil, HSM: key != nil && isHSMKey(key)}
-	applyAttributes(&v.Attributes, attrs)
+	v := versionMeta{Tags: tags, ContentType: policy.ContentType(), Chain: chain, Sealed: key != nil, HSM: key != nil && isHSMKey(key),
+		Attributes: n.newVersionAttributes(attrs, now.Unix())}
+	// The certificate's validity, whatever the request said.
 	nbf, exp := leaf.NotBefore.Unix(), leaf.NotAfter.Unix()
 	v.Attributes.NotBefore, v.Attributes.Expires = &nbf, &exp
-	v.Attributes.Created, v.Attributes.Updated = now.Unix(), now.Unix()
-	n.decorate(&v.Attributes)
 	if tags == nil {
 		// A renewal keeps the tags of the current version.
 		if cm, _, ok, _ := n.loadMeta(kindCertificates, name); ok {
@@ -377,15 +372,14 @@ func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *
 	for _, o := range opts {
 		o(&v)
 	}
-	b.Put(verKey(kindCertificates, name, version), mustJSON(v))
+	var der []byte
 	if key != nil {
-		der, err := encodePrivateKey(key)
-		if err != nil {
+		if der, err = encodePrivateKey(key); err != nil {
 			return err
 		}
-		if err := putSealed(b, n.barrier.Load(), valKey(kindCertificates, name, version), der); err != nil {
-			return err
-		}
+	}
+	if err := n.putVersionRecord(b, kindCertificates, name, version, v, der); err != nil {
+		return err
 	}
 	x5t := certs.Thumbprint(chain[0])
 	cm, cprev, found, err := n.loadMeta(kindCertificates, name)

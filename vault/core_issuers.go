@@ -437,30 +437,24 @@ type IssuerItem struct {
 	Provider string
 }
 
-// IssuerPage is one page of the issuer list. Last is where the next page
-// starts (the paging token's content), empty at the end.
+// IssuerPage is one page of the issuer list.
 type IssuerPage struct {
 	Items []IssuerItem
-	Last  string
+	// Next resumes the listing (PageRequest.After); empty at its end.
+	Next string
 }
 
-// ListIssuersRequest asks for a page of issuers after the (canonical)
-// name After.
+// ListIssuersRequest asks for a page of issuers.
 type ListIssuersRequest struct {
-	After string
-	Limit int
+	Page PageRequest
 }
 
 // ListIssuers lists the issuers by canonical name, each with the spelling
 // it was created with.
 func (n *Node) ListIssuers(ctx context.Context, p caller, req ListIssuersRequest) (IssuerPage, error) {
-	prefix := "issuers/"
-	after := req.After
-	if after != "" {
-		after = prefix + after
-	}
-	entries, last := n.listPage(prefix, after, req.Limit, func(raftstore.Entry) bool { return true })
-	var out IssuerPage
+	const prefix = "issuers/"
+	entries, next := n.listUnder(prefix, req.Page, func(raftstore.Entry) bool { return true })
+	out := IssuerPage{Next: next}
 	for _, e := range entries {
 		var si storedIssuer
 		if err := n.getSealedJSON(e, &si); err != nil {
@@ -468,7 +462,6 @@ func (n *Node) ListIssuers(ctx context.Context, p caller, req ListIssuersRequest
 		}
 		out.Items = append(out.Items, IssuerItem{Name: cmp.Or(si.Name, strings.TrimPrefix(e.Key, prefix)), Provider: si.Provider})
 	}
-	out.Last = strings.TrimPrefix(last, prefix)
 	return out, nil
 }
 
@@ -677,7 +670,7 @@ func (n *Node) RevokeCertificate(ctx context.Context, p caller, req RevokeCertif
 	}
 	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
-		return RevokeCertificateResult{}, orNotFound(err, kindCertificates, name, version)
+		return RevokeCertificateResult{}, orObjectNotFound(err, kindCertificates, name, version)
 	}
 	leaf, err := x509.ParseCertificate(v.Chain[0])
 	if err != nil || len(v.Chain) < 2 {

@@ -203,12 +203,9 @@ func (n *Node) storeKeyVersion(ctx context.Context, name string, key crypto.Sign
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	m, prev, found, err := n.loadMeta(kindKeys, name)
+	m, prev, found, err := n.metaForNewVersion(kindKeys, name)
 	if err != nil {
 		return KeyVersion{}, err
-	}
-	if found && m.Deleted != nil {
-		return KeyVersion{}, errObjectDeleted(kindKeys, name)
 	}
 	if found && m.ManagedBy != "" {
 		return KeyVersion{}, errManaged(kindKeys, name)
@@ -326,11 +323,7 @@ func (n *Node) UpdateKey(ctx context.Context, p caller, req UpdateKeyRequest) (K
 			return KeyVersion{}, err
 		}
 	}
-	applyAttributes(&v.Attributes, req.Attributes)
-	if req.Tags != nil {
-		v.Tags = req.Tags
-	}
-	v.Attributes.Updated = nowUnix()
+	v.applyUpdate(req.Attributes, req.Tags)
 	b := &raftstore.Batch{}
 	n.putVersionUpdate(b, kindKeys, name, version, m.Current, v, e, kindKeys)
 	idx, err := n.commit(ctx, b)

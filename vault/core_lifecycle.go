@@ -54,12 +54,9 @@ type WriteResult struct {
 // retention period. A deleted, missing or managed object is refused.
 func (n *Node) DeleteObject(ctx context.Context, p caller, req ObjectRequest) (WriteResult, error) {
 	kind, name := req.Kind, req.Name
-	m, prev, ok, err := n.loadMeta(kind, name)
+	m, prev, err := n.liveObject(kind, name)
 	if err != nil {
 		return WriteResult{}, err
-	}
-	if !ok || m.Deleted != nil {
-		return WriteResult{}, errObjectNotFound(kind, name, "")
 	}
 	if m.ManagedBy != "" {
 		return WriteResult{}, errManaged(kind, name)

@@ -260,6 +260,34 @@ func orObjectNotFound(err error, kind, name, version string) error {
 	return errObjectNotFound(kind, name, version)
 }
 
+// liveObject returns the meta record of an object that exists and is not
+// deleted, and its entry; otherwise errObjectNotFound (or the store's
+// error).
+func (n *Node) liveObject(kind, name string) (objectMeta, raftstore.Entry, error) {
+	m, e, ok, err := n.loadMeta(kind, name)
+	if err != nil {
+		return m, e, err
+	}
+	if !ok || m.Deleted != nil {
+		return m, e, errObjectNotFound(kind, name, "")
+	}
+	return m, e, nil
+}
+
+// metaForNewVersion returns the meta record of the object a new version
+// is to be written to (found is false while the name is free), refusing a
+// name held by a soft-deleted object (errObjectDeleted).
+func (n *Node) metaForNewVersion(kind, name string) (objectMeta, raftstore.Entry, bool, error) {
+	m, e, found, err := n.loadMeta(kind, name)
+	if err != nil {
+		return m, e, found, err
+	}
+	if found && m.Deleted != nil {
+		return m, e, found, errObjectDeleted(kind, name)
+	}
+	return m, e, found, nil
+}
+
 // resolveVersion returns the version to read: the given one, or the
 // current one when version is empty. It refuses deleted objects with
 // errObjectNotFound.
@@ -480,6 +508,16 @@ func (n *Node) putVersionUpdate(b *raftstore.Batch, kind, name, version, current
 		}
 		putMeta(b, k, name, mm, me)
 	}
+}
+
+// applyUpdate applies an update's attributes and tags (nil: unchanged)
+// to version v and stamps it updated now.
+func (v *versionMeta) applyUpdate(attrs *keyvault.Attributes, tags map[string]string) {
+	applyAttributes(&v.Attributes, attrs)
+	if tags != nil {
+		v.Tags = tags
+	}
+	v.Attributes.Updated = nowUnix()
 }
 
 // applyAttributes copies the caller-settable attributes onto a.

@@ -18,15 +18,14 @@ type SecretVersion struct {
 	Name    string
 	Version string
 	// Value is the secret value; empty in answers to updates. A managed
-	// secret's value is built by the certificate (ManagedBy is set).
+	// secret's value is the certificate's key and chain.
 	Value       string
 	ContentType string
 	// Attributes carry the vault's current recovery settings.
 	Attributes keyvault.Attributes
 	Tags       map[string]string
-	// ManagedBy is kindCertificates for a certificate's secret; GetSecret
-	// then leaves Value, ContentType, Attributes and Tags to the
-	// certificate.
+	// ManagedBy is kindCertificates for a certificate's secret (GetSecret
+	// builds it from the certificate version: managedSecret).
 	ManagedBy string
 	// Index is the raft index of the write, or of the version read.
 	Index uint64
@@ -66,12 +65,9 @@ func (n *Node) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (S
 	unlock := n.lockObject(kindSecrets, name)
 	defer unlock()
 	idx, err := n.commitCAS(ctx, func() (*raftstore.Batch, error) {
-		m, prev, found, err := n.loadMeta(kindSecrets, name)
+		m, prev, found, err := n.metaForNewVersion(kindSecrets, name)
 		if err != nil {
 			return nil, err
-		}
-		if found && m.Deleted != nil {
-			return nil, errObjectDeleted(kindSecrets, name)
 		}
 		if found && m.ManagedBy != "" {
 			return nil, errForbidden("secret %s is managed by the certificate of the same name and cannot be set; update the certificate instead", name)
@@ -111,8 +107,8 @@ type GetSecretRequest struct {
 }
 
 // GetSecret returns a version of a secret with its value. A disabled
-// version is refused. For a certificate's managed secret it returns only
-// the resolved Version and ManagedBy: the certificate builds the value.
+// version is refused. A certificate's managed secret is the certificate
+// version's key and chain (managedSecret).
 func (n *Node) GetSecret(ctx context.Context, p caller, req GetSecretRequest) (SecretVersion, error) {
 	name := req.Name
 	m, version, err := n.resolveVersion(kindSecrets, name, req.Version)
@@ -120,7 +116,7 @@ func (n *Node) GetSecret(ctx context.Context, p caller, req GetSecretRequest) (S
 		return SecretVersion{}, err
 	}
 	if m.ManagedBy == kindCertificates {
-		return SecretVersion{Name: name, Version: version, ManagedBy: m.ManagedBy}, nil
+		return n.managedSecret(name, version)
 	}
 	v, e, ok, err := n.loadVersion(kindSecrets, name, version)
 	if err != nil {
@@ -167,14 +163,10 @@ func (n *Node) UpdateSecret(ctx context.Context, p caller, req UpdateSecretReque
 	if err != nil || !ok {
 		return SecretVersion{}, orObjectNotFound(err, kindSecrets, name, version)
 	}
-	applyAttributes(&v.Attributes, req.Attributes)
-	if req.Tags != nil {
-		v.Tags = req.Tags
-	}
+	v.applyUpdate(req.Attributes, req.Tags)
 	if req.ContentType != nil {
 		v.ContentType = *req.ContentType
 	}
-	v.Attributes.Updated = nowUnix()
 	b := &raftstore.Batch{}
 	n.putVersionUpdate(b, kindSecrets, name, version, m.Current, v, e, kindSecrets)
 	idx, err := n.commit(ctx, b)

@@ -79,7 +79,7 @@ func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	page, err := n.ListIssuers(r.Context(), callerOf(r), ListIssuersRequest{After: after, Limit: limit})
+	page, err := n.ListIssuers(r.Context(), callerOf(r), ListIssuersRequest{Page: PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -88,7 +88,7 @@ func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	for _, it := range page.Items {
 		out = append(out, keyvault.IssuerItem{ID: baseURL(r) + "/certificates/issuers/" + it.Name, Provider: it.Provider})
 	}
-	writePage(w, r, out, page.Last, limit)
+	writePage(w, r, out, page.Next, limit)
 }
 
 func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {

@@ -79,11 +79,6 @@ type deletedKeyItem struct {
 	DeletedDate        int64               `json:"deletedDate,omitempty"`
 }
 
-// forbiddenManaged is errManaged as the Key Vault front answers it.
-func forbiddenManaged(kind, name string) *APIError {
-	return coreToAPI(errManaged(kind, name))
-}
-
 // parseBackup is decodeBackup with the Key Vault front's errors.
 func parseBackup(kind string, pt []byte) (backupBlob, error) {
 	blob, err := decodeBackup(kind, pt)

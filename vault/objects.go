@@ -26,16 +26,6 @@ func apiError(err error) error {
 	return err
 }
 
-// objNotFound is errObjectNotFound as the Key Vault front answers it.
-func objNotFound(kind, name, version string) *APIError {
-	return coreToAPI(errObjectNotFound(kind, name, version))
-}
-
-// conflictDeleted is errObjectDeleted as the Key Vault front answers it.
-func conflictDeleted(kind, name string) *APIError {
-	return coreToAPI(errObjectDeleted(kind, name))
-}
-
 // objectID is the absolute id of a version: https://HOST/kind/name/version.
 func objectID(r *http.Request, kind, name, version string) string {
 	id := baseURL(r) + "/" + kind + "/" + name

@@ -80,12 +80,17 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-// secretBundle renders a secret version in Key Vault's shape.
+// secretBundle renders a secret version in Key Vault's shape; a
+// certificate's secret names its key (kid).
 func secretBundle(r *http.Request, s SecretVersion) keyvault.Secret {
-	return keyvault.Secret{
+	b := keyvault.Secret{
 		Value: s.Value, ID: objectID(r, kindSecrets, s.Name, s.Version),
 		ContentType: s.ContentType, Attributes: s.Attributes, Tags: s.Tags,
 	}
+	if s.ManagedBy == kindCertificates {
+		b.Kid, b.Managed = objectID(r, kindKeys, s.Name, s.Version), true
+	}
+	return b
 }
 
 func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
@@ -96,10 +101,6 @@ func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 	s, err := n.GetSecret(r.Context(), callerOf(r), GetSecretRequest{Name: name, Version: version})
 	if err != nil {
 		n.fail(w, r, err)
-		return
-	}
-	if s.ManagedBy == kindCertificates {
-		n.getManagedSecret(w, r, name, s.Version)
 		return
 	}
 	w.Header().Set("X-Certvault-Index", itoa(s.Index))
@@ -121,14 +122,6 @@ func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Certvault-Index", itoa(s.Index))
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
-}
-
-// orNotFound is orObjectNotFound with the Key Vault front's errors.
-func orNotFound(err error, kind, name, version string) error {
-	if err != nil {
-		return err
-	}
-	return objNotFound(kind, name, version)
 }
 
 func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
