@@ -84,10 +84,10 @@ func NewTLSTransport(bind, advertise string, server, client *tls.Config, logOutp
 // drains any more; the pipeline is never closed. Heartbeats go on, so no
 // election repairs it: the follower stops receiving entries until the
 // leader restarts. The chaos harness found it (a follower stuck at one
-// applied index for minutes after a disk-full); TestFollowerCatchesUp
-// AfterFailedAppend reproduces it. hashicorp's own measurements (PR
-// #541) found pipelining of little use with batching, which the store
-// does (MaxAppendEntries 1024).
+// applied index for minutes after a disk-full), and
+// TestFollowerCatchesUpAfterFailedAppend reproduces it. hashicorp's own
+// measurements (PR #541) found pipelining of little use with batching,
+// which the store does (MaxAppendEntries 1024).
 func newNetworkTransport(stream raft.StreamLayer, logOutput io.Writer) *raft.NetworkTransport {
 	if logOutput == nil {
 		logOutput = os.Stderr
