@@ -73,10 +73,6 @@ func badParameter(format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusBadRequest, Code: "BadParameter", Message: fmt.Sprintf(format, args...)}
 }
 
-func notFound(code, format string, args ...any) *APIError {
-	return &APIError{Status: http.StatusNotFound, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 func internalError(cause error) *APIError {
 	return &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "internal error; see the server log", Cause: cause}
 }

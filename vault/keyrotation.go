@@ -56,7 +56,7 @@ func (n *Node) handleSetRotationPolicy(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	w.Header().Set("X-Certvault-Index", itoa(res.Index))
+	setIndexHeader(w, res.Index)
 	res.Policy.ID = rotationPolicyID(r, name)
 	writeJSON(w, http.StatusOK, res.Policy)
 }

@@ -92,9 +92,7 @@ func keyBundle(r *http.Request, k KeyVersion) keyvault.Key {
 
 // writeKey answers a key version, with its write's index when it wrote.
 func writeKey(w http.ResponseWriter, r *http.Request, k KeyVersion) {
-	if k.Index != 0 {
-		w.Header().Set("X-Certvault-Index", itoa(k.Index))
-	}
+	setIndexHeader(w, k.Index)
 	writeJSON(w, http.StatusOK, keyBundle(r, k))
 }
 

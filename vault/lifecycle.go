@@ -89,9 +89,7 @@ func parseBackup(kind string, pt []byte) (backupBlob, error) {
 // Key Vault does: its current version without secret values, with the
 // step's index in X-Certvault-Index when it wrote.
 func (n *Node) answerObject(w http.ResponseWriter, r *http.Request, kind, name string, index uint64) {
-	if index != 0 {
-		w.Header().Set("X-Certvault-Index", itoa(index))
-	}
+	setIndexHeader(w, index)
 	bundle, err := n.objectBundle(r, kind, name, "")
 	if err != nil {
 		n.fail(w, r, err)
@@ -186,7 +184,7 @@ func (n *Node) handlePurge(kind string) http.HandlerFunc {
 			n.fail(w, r, err)
 			return
 		}
-		w.Header().Set("X-Certvault-Index", itoa(res.Index))
+		setIndexHeader(w, res.Index)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

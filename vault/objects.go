@@ -86,24 +86,3 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 	}
 	return true
 }
-
-// apply commits b and records its index as X-Certvault-Index in h (the
-// front's side of commit).
-func (n *Node) apply(ctx context.Context, h http.Header, b *raftstore.Batch) error {
-	idx, err := n.commit(ctx, b)
-	if err != nil {
-		return err
-	}
-	h.Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
-	return nil
-}
-
-// applyCAS is commitCAS that records the index as X-Certvault-Index in h.
-func (n *Node) applyCAS(ctx context.Context, h http.Header, build func() (*raftstore.Batch, error)) error {
-	idx, err := n.commitCAS(ctx, build)
-	if err != nil {
-		return err
-	}
-	h.Set("X-Certvault-Index", strconv.FormatUint(idx, 10))
-	return nil
-}

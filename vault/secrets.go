@@ -76,7 +76,7 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	w.Header().Set("X-Certvault-Index", itoa(s.Index))
+	setIndexHeader(w, s.Index)
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
@@ -103,7 +103,7 @@ func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	w.Header().Set("X-Certvault-Index", itoa(s.Index))
+	setIndexHeader(w, s.Index)
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
@@ -120,7 +120,7 @@ func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	w.Header().Set("X-Certvault-Index", itoa(s.Index))
+	setIndexHeader(w, s.Index)
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
