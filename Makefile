@@ -24,7 +24,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION) \
             -X github.com/certvault/certvault/internal/version.Commit=$(COMMIT)
 PKGS     := ./...
-APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl
+APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl iproute2
 
 .PHONY: all build install run test test-busy deps vet bench chaos chaos-short fuzz demo fmt clean
 
@@ -43,7 +43,8 @@ run: build
 	./$(BIN)/certvaultd $(ARGS)
 
 # deps installs the system packages the tests start for real (SoftHSM2,
-# nginx, openssl, BIND for RFC 2136 updates, curl). As root it uses apt-get; otherwise it says what to run.
+# nginx, openssl, BIND for RFC 2136 updates, curl, iproute2 for the chaos
+# run's network namespaces). As root it uses apt-get; otherwise it says what to run.
 deps:
 	@missing=""; \
 	command -v softhsm2-util >/dev/null 2>&1 || missing="$$missing softhsm2"; \
@@ -51,6 +52,7 @@ deps:
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$$missing bind9 bind9-utils"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing:$$missing"; \
