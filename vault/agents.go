@@ -30,7 +30,7 @@ func (n *Node) agentRoutes(vault func(string, string, http.HandlerFunc, ...acces
 // leaderOnly hands a public write to the leader.
 func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !n.store.IsLeader() {
+		if !n.Store.IsLeader() {
 			n.proxyToLeader(w, r)
 			return
 		}
@@ -52,7 +52,7 @@ func (n *Node) agentOnly(h http.HandlerFunc) http.Handler {
 			return
 		}
 		infoOf(r).object = "/agents/" + c.AgentID
-		if isWrite(r.Method) && !n.store.IsLeader() {
+		if isWrite(r.Method) && !n.Store.IsLeader() {
 			n.proxyToLeader(w, r)
 			return
 		}
@@ -170,7 +170,7 @@ func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if isKind(err, KindForbidden) {
 			infoOf(r).denied = true
-			n.log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "name", name)
+			n.Log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "name", name)
 		}
 		n.fail(w, r, err)
 		return

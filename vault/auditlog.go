@@ -65,7 +65,7 @@ func (n *Node) openAudit() error {
 	l, err := audit.OpenWith(n.path("audit"), audit.Options{SegmentBytes: seg, OnChange: n.auditChanged,
 		// Raft's reserve is not for the trail: below it the node takes
 		// neither writes nor secret reads.
-		Room: n.store.DiskFull})
+		Room: n.Store.DiskFull})
 	if err != nil {
 		return err
 	}
@@ -99,12 +99,12 @@ func (n *Node) checkAuditAtStart(ctx context.Context) {
 		return
 	}
 	v := NodeVerification{Node: n.opts.NodeID, Result: res}
-	n.log.Error("this node's audit trail fails verification; recorded as an incident", "problem", v.Problem.Reason, "line", v.Problem.Line)
+	n.Log.Error("this node's audit trail fails verification; recorded as an incident", "problem", v.Problem.Reason, "line", v.Problem.Line)
 	inc := auditIncident{Node: n.opts.NodeID, Time: time.Now().UTC(), Problem: v.Problem, Records: v.Records}
 	key := fmt.Sprintf("%s%s/%d", prefixAuditIncidents, n.opts.NodeID, inc.Time.UnixNano())
 	for ctx.Err() == nil {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := n.store.Apply(actx, (&raftstore.Batch{}).Put(key, mustJSON(inc)))
+		_, err := n.Store.Apply(actx, (&raftstore.Batch{}).Put(key, mustJSON(inc)))
 		cancel()
 		if err == nil {
 			return
@@ -146,7 +146,7 @@ func (n *Node) anchorAudit(ctx context.Context) {
 		}
 		if err := n.putAnchor(ctx, head); err != nil {
 			if !errors.Is(err, context.Canceled) {
-				n.log.Debug("anchor audit head", "err", err)
+				n.Log.Debug("anchor audit head", "err", err)
 			}
 			continue
 		}
@@ -158,7 +158,7 @@ func (n *Node) putAnchor(ctx context.Context, head audit.Head) error {
 	key := prefixAuditAnchors + n.opts.NodeID
 	rec := anchorRecord{Node: n.opts.NodeID}
 	idx := raftstore.NotExist
-	if e, ok := n.store.Get(key); ok {
+	if e, ok := n.Store.Get(key); ok {
 		json.Unmarshal(e.Value, &rec)
 		idx = e.Index
 	}
@@ -168,7 +168,7 @@ func (n *Node) putAnchor(ctx context.Context, head audit.Head) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := n.store.Apply(actx, (&raftstore.Batch{}).PutIf(key, mustJSON(rec), idx))
+	_, err := n.Store.Apply(actx, (&raftstore.Batch{}).PutIf(key, mustJSON(rec), idx))
 	return err
 }
 
@@ -286,10 +286,10 @@ func (n *Node) withheld(r *http.Request, code int, err error) *APIError {
 // auditChanged logs the trail breaking and healing (audit.Options.OnChange).
 func (n *Node) auditChanged(err error) {
 	if err != nil {
-		n.log.Error("audit trail cannot be written; this node refuses writes and secret reads until it can (it retries by itself)", "err", err)
+		n.Log.Error("audit trail cannot be written; this node refuses writes and secret reads until it can (it retries by itself)", "err", err)
 		return
 	}
-	n.log.Warn("audit trail can be written again; the requests it missed are counted in a gap record ('certvault audit list --outcome gap')")
+	n.Log.Warn("audit trail can be written again; the requests it missed are counted in a gap record ('certvault audit list --outcome gap')")
 }
 
 // auditRoutes registers the audit and report endpoints.
@@ -368,7 +368,7 @@ func (n *Node) handleLocalRecords(w http.ResponseWriter, r *http.Request) {
 
 // members returns the IDs of the cluster's nodes.
 func (n *Node) members() []string {
-	es, _ := n.store.List(prefixNodes, "", 0)
+	es, _ := n.Store.List(prefixNodes, "", 0)
 	ids := make([]string, 0, len(es))
 	for _, e := range es {
 		ids = append(ids, strings.TrimPrefix(e.Key, prefixNodes))
@@ -398,7 +398,7 @@ func fanOut[T any](n *Node, ctx context.Context, method, path string, local func
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				n.log.Warn("audit fan-out", "node", id, "err", err)
+				n.Log.Warn("audit fan-out", "node", id, "err", err)
 				failed = append(failed, id)
 				return
 			}

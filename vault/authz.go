@@ -4,26 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
 )
-
-// caller is who made a request, as authentication found it.
-type caller struct {
-	access.Principal
-	// TokenID is the public ID of the bearer token used.
-	TokenID string
-	// AgentID is set for an agent's mutual-TLS identity.
-	AgentID string
-}
 
 // reqInfo follows a request through the middleware, authentication,
 // authorization and the handler, and becomes its audit record.
@@ -148,7 +136,7 @@ func (n *Node) identify(r *http.Request) (caller, string, error) {
 		}
 		if err != nil {
 			if !errors.Is(err, errBadToken) {
-				n.log.Error("authenticate", "err", err)
+				n.Log.Error("authenticate", "err", err)
 			}
 			return caller{}, "the bearer token is not valid, was revoked or has expired", errUnauthenticated
 		}
@@ -267,7 +255,7 @@ func (n *Node) guard(res func(*http.Request) access.Resource, h http.HandlerFunc
 			// record names the item (/tokens/ID).
 			infoOf(r).object = strings.TrimPrefix(r.URL.Path, "/v1")
 		}
-		if isWrite(r.Method) && !n.store.IsLeader() {
+		if isWrite(r.Method) && !n.Store.IsLeader() {
 			// Writes are built from the state they change; the leader's is
 			// the freshest, so a follower hands the whole request over.
 			n.proxyToLeader(w, r)
@@ -284,7 +272,7 @@ func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (call
 		n.challenge(w, r, "a bearer token is required")
 		return caller{}, false
 	}
-	if n.barrier.Load() == nil {
+	if n.Barrier.Load() == nil {
 		writeError(w, unavailable(ErrNotInitialized))
 		return caller{}, false
 	}
@@ -306,53 +294,6 @@ func objectResource(kind string) func(*http.Request) access.Resource {
 	return func(r *http.Request) access.Resource {
 		return access.Resource{Kind: kind, Name: r.PathValue("name")}
 	}
-}
-
-// policyCache holds the access policy built from the assignments record
-// at a store index.
-type policyCache struct {
-	mu    sync.Mutex
-	index uint64
-	pol   atomic.Pointer[access.Policy]
-}
-
-// policy returns the access policy of the local state, rebuilt when the
-// assignments record changed.
-func (n *Node) policy() *access.Policy {
-	e, ok := n.store.Get(keyAssignments)
-	idx := uint64(0)
-	if ok {
-		idx = e.Index
-	}
-	pc := &n.policyCache
-	if p := pc.pol.Load(); p != nil && pc.loadedIndex() == idx {
-		return p
-	}
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	var as []access.Assignment
-	if ok {
-		if err := json.Unmarshal(e.Value, &as); err != nil {
-			n.log.Error("role assignments do not decode; denying everything", "err", err)
-			as = nil
-		}
-	}
-	p := access.NewPolicy(as)
-	pc.pol.Store(p)
-	atomic.StoreUint64(&pc.index, idx)
-	return p
-}
-
-func (pc *policyCache) loadedIndex() uint64 { return atomic.LoadUint64(&pc.index) }
-
-// isCertificate reports whether name is (or was, if deleted) a
-// certificate, so that its managed key and secret fall under scopes on it.
-func (n *Node) isCertificate(name string) bool {
-	if _, ok := n.store.Get(metaKey(kindCertificates, name)); ok {
-		return true
-	}
-	_, ok := n.store.Get(deletedKey(kindCertificates, name))
-	return ok
 }
 
 // routeKind is the object kind a Key Vault route's {name} names: the

@@ -44,7 +44,7 @@ func (c *certCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.n.store
+	st := c.n.Store
 	metas, _ := st.List("meta/"+kindCertificates+"/", "", 0)
 	for _, e := range metas {
 		var m objectMeta

@@ -13,7 +13,7 @@ import (
 // TestClassifyNotLeader: a store error that says "not the leader" (the
 // request was not applied) is a 503 the client may retry, never a 500.
 func TestClassifyNotLeader(t *testing.T) {
-	n := &Node{}
+	n := &Node{Core: &Core{}}
 	for _, err := range []error{
 		raftstore.ErrNotLeader,
 		fmt.Errorf("forward: leadership moved here: %w", raftstore.ErrNotLeader),
@@ -29,7 +29,7 @@ func TestClassifyNotLeader(t *testing.T) {
 // canceled) is not an internal error: it is answered 499 and not counted
 // as the vault's failure.
 func TestClassifyClientGone(t *testing.T) {
-	n := &Node{}
+	n := &Node{Core: &Core{}}
 	err := fmt.Errorf("wait for index 1586 (applied 1019): %w", context.Canceled)
 	var ae *APIError
 	if got := n.classify(err); !errors.As(got, &ae) || ae.Status != statusClientClosed || ae.Code != "ClientClosedRequest" {

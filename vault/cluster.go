@@ -82,7 +82,7 @@ func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request) {
 // handleSnapshotRestore restores on the leader; a follower passes the
 // upload to it.
 func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
-	if !n.store.IsLeader() {
+	if !n.Store.IsLeader() {
 		n.proxyToLeader(w, r)
 		return
 	}

@@ -48,7 +48,7 @@ var errOrderStopped = errors.New("the operation is no longer in progress")
 
 // acmeIssuerOf reports whether the policy names an ACME issuer. It
 // refuses a disabled issuer and a profile on an issuer that is not ACME.
-func (n *Node) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
+func (n *Issuance) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
 	name := p.IssuerName()
 	profile := ""
 	if p.Issuer != nil {
@@ -110,7 +110,7 @@ func acmeDomains(p *keyvault.Policy) ([]string, error) {
 
 // orderRunner drives the ACME orders of pending operations on the leader.
 type orderRunner struct {
-	n      *Node
+	n      *Issuance
 	mu     sync.Mutex
 	active map[string]bool
 	// clients caches one ACME client per issuer, rebuilt when the issuer
@@ -138,8 +138,8 @@ const acmeOrdersPrefix = "acme/orders/"
 
 func acmeOrderKey(name string) string { return acmeOrdersPrefix + objname.Canonical(name) }
 
-func (n *Node) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error) {
-	e, ok := n.store.Get(acmeOrderKey(name))
+func (n *Issuance) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error) {
+	e, ok := n.Store.Get(acmeOrderKey(name))
 	if !ok {
 		return nil, e, false, nil
 	}
@@ -153,7 +153,7 @@ func (n *Node) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error)
 // queueOrder adds a new order for a certificate to b. It refuses while
 // the records of the certificate's previous order are still being
 // removed.
-func (n *Node) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) error {
+func (n *Issuance) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) error {
 	prev, e, ok, err := n.loadOrder(name)
 	if err != nil {
 		return err
@@ -173,13 +173,13 @@ func (n *Node) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) error {
 // order with work left, and looks again whenever the set of orders
 // changes, and every orderScanInterval. It returns when ctx ends
 // (leadership lost); the next leader resumes from the same records.
-func (n *Node) runOrders(ctx context.Context) {
+func (n *Issuance) runOrders(ctx context.Context) {
 	or := &orderRunner{n: n, active: map[string]bool{}, clients: map[string]cachedClient{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		after := n.store.AppliedIndex()
-		entries, _ := n.store.List(acmeOrdersPrefix, "", 0)
+		after := n.Store.AppliedIndex()
+		entries, _ := n.Store.List(acmeOrdersPrefix, "", 0)
 		for _, e := range entries {
 			name := strings.TrimPrefix(e.Key, acmeOrdersPrefix)
 			or.mu.Lock()
@@ -201,7 +201,7 @@ func (n *Node) runOrders(ctx context.Context) {
 			}()
 		}
 		wctx, cancel := context.WithTimeout(ctx, orderScanInterval)
-		_, _ = n.store.Watch(wctx, []string{acmeOrdersPrefix}, after)
+		_, _ = n.Store.Watch(wctx, []string{acmeOrdersPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -211,7 +211,7 @@ func (n *Node) runOrders(ctx context.Context) {
 
 // activeOp returns the pending operation an order serves, if it is still
 // in progress for the same request.
-func (n *Node) activeOp(name string, o *acmeOrder) (*pendingOp, raftstore.Entry, bool) {
+func (n *Issuance) activeOp(name string, o *acmeOrder) (*pendingOp, raftstore.Entry, bool) {
 	op, e, ok, err := n.loadPending(name)
 	if err != nil || !ok || op.RequestID != o.RequestID || op.Status != keyvault.StatusInProgress {
 		return nil, e, false
@@ -229,7 +229,7 @@ func (or *orderRunner) drive(ctx context.Context, name string) {
 		if err != nil || !ok {
 			return
 		}
-		log := n.log.With("certificate", name, "request", o.RequestID)
+		log := n.Log.With("certificate", name, "request", o.RequestID)
 		if _, _, active := n.activeOp(name, o); !active {
 			or.finish(ctx, name, o)
 			return
@@ -313,7 +313,7 @@ func (or *orderRunner) attempt(ctx context.Context, name string, ord *acmeOrder)
 	window, hasWindow := acme.Window{}, false
 	if leaf, err := x509.ParseCertificate(chain[0]); err == nil {
 		if w, ok, err := client.RenewalInfo(ctx, leaf); err != nil {
-			n.log.Warn("could not fetch ACME renewal information", "certificate", name, "err", err)
+			n.Log.Warn("could not fetch ACME renewal information", "certificate", name, "err", err)
 		} else {
 			window, hasWindow = w, ok
 		}
@@ -346,7 +346,7 @@ func (or *orderRunner) client(ctx context.Context, issuer string) (*storedIssuer
 		return nil, nil, err
 	}
 	// The issuer entry moved if the account was registered just now.
-	if e2, ok := n.store.Get(issuerKey(issuer)); ok {
+	if e2, ok := n.Store.Get(issuerKey(issuer)); ok {
 		or.mu.Lock()
 		or.clients[issuer] = cachedClient{index: e2.Index, client: c}
 		or.mu.Unlock()
@@ -357,7 +357,7 @@ func (or *orderRunner) client(ctx context.Context, issuer string) (*storedIssuer
 // acmeClient dials the issuer's CA and makes sure the account exists,
 // registering it (and recording its URL in the issuer) when it does not.
 // When only the registration fails it returns the client with the error.
-func (n *Node) acmeClient(ctx context.Context, issuer string, si *storedIssuer, e raftstore.Entry) (*acme.Client, error) {
+func (n *Issuance) acmeClient(ctx context.Context, issuer string, si *storedIssuer, e raftstore.Entry) (*acme.Client, error) {
 	k, err := x509.ParsePKCS8PrivateKey(si.ACME.AccountKey)
 	if err != nil {
 		return nil, fmt.Errorf("parse the ACME account key of issuer %s: %w", issuer, err)
@@ -383,15 +383,15 @@ func (n *Node) acmeClient(ctx context.Context, issuer string, si *storedIssuer, 
 	if err != nil {
 		return c, err // the directory answered; the caller may show it
 	}
-	n.log.Info("registered the ACME account", "issuer", issuer, "account", u)
+	n.Log.Info("registered the ACME account", "issuer", issuer, "account", u)
 	// Record the account URL, unless the issuer changed meanwhile (then
 	// the next use registers with the new settings).
 	si.ACME.AccountURL = u
-	ct, err := n.barrier.Load().Encrypt(issuerKey(issuer), mustJSON(si))
+	ct, err := n.Barrier.Load().Encrypt(issuerKey(issuer), mustJSON(si))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(issuerKey(issuer), ct, e.Index)); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+	if _, err := n.Store.Apply(ctx, (&raftstore.Batch{}).PutIf(issuerKey(issuer), ct, e.Index)); err != nil && !errors.Is(err, raftstore.ErrConflict) {
 		return nil, fmt.Errorf("record the ACME account URL: %w", err)
 	}
 	return c, nil
@@ -447,7 +447,7 @@ func (or *orderRunner) save(ctx context.Context, name string, ord *acmeOrder, p 
 		cur.Progress = p
 		op.StatusDetails, op.ACMEOrder = p.Step, p.OrderURL
 		b := (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), opEntry.Index).PutIf(acmeOrderKey(name), mustJSON(cur), oe.Index)
-		_, err = n.store.Apply(ctx, b)
+		_, err = n.Store.Apply(ctx, b)
 		if errors.Is(err, raftstore.ErrConflict) {
 			continue
 		}
@@ -467,7 +467,7 @@ func (or *orderRunner) updateOp(ctx context.Context, name string, ord *acmeOrder
 			return errOrderStopped
 		}
 		change(op)
-		_, err := or.n.store.Apply(ctx, (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index))
+		_, err := or.n.Store.Apply(ctx, (&raftstore.Batch{}).PutIf(pendingKey(name), mustJSON(op), e.Index))
 		if errors.Is(err, raftstore.ErrConflict) {
 			continue
 		}
@@ -488,7 +488,7 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 		if !active {
 			return errOrderStopped
 		}
-		ke, ok := n.store.Get(pendKeyKey(name))
+		ke, ok := n.Store.Get(pendKeyKey(name))
 		if !ok {
 			return errOrderStopped
 		}
@@ -545,7 +545,7 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 		}
 		op.Status, op.StatusDetails, op.Error = keyvault.StatusCompleted, "", nil
 		b.PutIf(pendingKey(name), mustJSON(op), opEntry.Index).Delete(pendKeyKey(name))
-		_, err = n.store.Apply(ctx, b)
+		_, err = n.Store.Apply(ctx, b)
 		if errors.Is(err, raftstore.ErrConflict) {
 			continue
 		}
@@ -577,16 +577,16 @@ func (or *orderRunner) fail(ctx context.Context, name string, ord *acmeOrder, ca
 		if op.Renewal {
 			cm, _, _, _ := or.n.loadMeta(kindCertificates, name)
 			if err := or.n.mailRenewalFailed(b, name, cm, op.Issuer, errors.New(msg), 1, time.Now().Add(renewPendingWait)); err != nil {
-				or.n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+				or.n.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 			}
 			if err := or.n.emitEvent(b, EventCertificateRenewalFailed, kindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, msg); err != nil {
-				or.n.log.Warn("could not write a renewal event", "certificate", name, "err", err)
+				or.n.Log.Warn("could not write a renewal event", "certificate", name, "err", err)
 			}
 		}
-		_, err := or.n.store.Apply(ctx, b)
+		_, err := or.n.Store.Apply(ctx, b)
 		if !errors.Is(err, raftstore.ErrConflict) {
 			if err != nil {
-				or.n.log.Warn("could not record the failed ACME order", "certificate", name, "err", err)
+				or.n.Log.Warn("could not record the failed ACME order", "certificate", name, "err", err)
 			}
 			return
 		}
@@ -605,7 +605,7 @@ func (or *orderRunner) finish(ctx context.Context, name string, ord *acmeOrder) 
 		case err != nil:
 			return
 		case !ok || si.ACME == nil:
-			n.log.Warn("the issuer of an ended ACME order is gone; remove its challenge records by hand", "certificate", name, "records", left)
+			n.Log.Warn("the issuer of an ended ACME order is gone; remove its challenge records by hand", "certificate", name, "records", left)
 			left = nil
 		default:
 			sol, _, err := buildSolver(si.ACME.DNS)
@@ -613,7 +613,7 @@ func (or *orderRunner) finish(ctx context.Context, name string, ord *acmeOrder) 
 				left, err = acme.CleanUp(ctx, sol, left)
 			}
 			if err != nil {
-				n.log.Warn("could not remove ACME challenge records; trying again later", "certificate", name, "err", err)
+				n.Log.Warn("could not remove ACME challenge records; trying again later", "certificate", name, "err", err)
 			}
 			if len(left) == len(ord.Progress.Records) {
 				// Nothing removed: writing the same list back would wake the
@@ -635,7 +635,7 @@ func (or *orderRunner) finish(ctx context.Context, name string, ord *acmeOrder) 
 			cur.Progress.Records = left
 			b.PutIf(acmeOrderKey(name), mustJSON(cur), e.Index)
 		}
-		_, err = n.store.Apply(ctx, b)
+		_, err = n.Store.Apply(ctx, b)
 		if !errors.Is(err, raftstore.ErrConflict) {
 			return
 		}
@@ -666,7 +666,7 @@ type issuerCheck struct {
 // status, and reports what is wrong in words an operator can act on. What
 // the CA says is in the report, not in the error, which only refuses an
 // issuer that is missing or not ACME.
-func (n *Node) CheckIssuer(ctx context.Context, p caller, name string) (issuerCheck, error) {
+func (n *Issuance) CheckIssuer(ctx context.Context, p caller, name string) (issuerCheck, error) {
 	si, e, ok, err := n.loadIssuer(name)
 	if err != nil || !ok {
 		return issuerCheck{}, orErr(err, issuerNotFound(name))

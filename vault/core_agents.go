@@ -97,8 +97,8 @@ type cachedAgent struct {
 }
 
 // agent returns an agent's record from the local state.
-func (n *Node) agent(id string) (AgentRecord, uint64, bool) {
-	e, ok := n.store.Get(prefixAgents + id)
+func (n *Fleet) agent(id string) (AgentRecord, uint64, bool) {
+	e, ok := n.Store.Get(prefixAgents + id)
 	if !ok {
 		return AgentRecord{}, 0, false
 	}
@@ -110,7 +110,7 @@ func (n *Node) agent(id string) (AgentRecord, uint64, bool) {
 	}
 	var rec AgentRecord
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		n.log.Error("agent record does not decode", "agent", id, "err", err)
+		n.Log.Error("agent record does not decode", "agent", id, "err", err)
 		return AgentRecord{}, 0, false
 	}
 	n.agentCache.mu.Lock()
@@ -124,8 +124,8 @@ func (n *Node) agent(id string) (AgentRecord, uint64, bool) {
 
 // agentCA returns the agent CA certificate, nil error and nil cert when
 // none was made yet.
-func (n *Node) agentCA() (*x509.Certificate, error) {
-	e, ok := n.store.Get(keyAgentCACert)
+func (n *Fleet) agentCA() (*x509.Certificate, error) {
+	e, ok := n.Store.Get(keyAgentCACert)
 	if !ok {
 		return nil, errors.New("vault: no agent CA yet")
 	}
@@ -133,11 +133,11 @@ func (n *Node) agentCA() (*x509.Certificate, error) {
 }
 
 // ensureAgentCA makes the agent CA on first use (on the leader).
-func (n *Node) ensureAgentCA(ctx context.Context) error {
-	if _, ok := n.store.Get(keyAgentCACert); ok {
+func (n *Fleet) ensureAgentCA(ctx context.Context) error {
+	if _, ok := n.Store.Get(keyAgentCACert); ok {
 		return nil
 	}
-	root := n.caCert.Load()
+	root := n.CACert.Load()
 	rootKey, err := n.caKey()
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ func (n *Node) ensureAgentCA(ctx context.Context) error {
 	}
 	b := &raftstore.Batch{}
 	b.PutIf(keyAgentCACert, pemCert(der), raftstore.NotExist)
-	if err := putSealed(b, n.barrier.Load(), keyAgentCAKey, keyPEM); err != nil {
+	if err := putSealed(b, n.Barrier.Load(), keyAgentCAKey, keyPEM); err != nil {
 		return err
 	}
 	if _, err := n.commit(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
@@ -181,8 +181,8 @@ func (n *Node) ensureAgentCA(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) agentCAKey() (crypto.Signer, error) {
-	e, ok := n.store.Get(keyAgentCAKey)
+func (n *Fleet) agentCAKey() (crypto.Signer, error) {
+	e, ok := n.Store.Get(keyAgentCAKey)
 	if !ok {
 		return nil, errors.New("vault: no agent CA key")
 	}
@@ -233,7 +233,7 @@ func parseAgentJoinToken(tok string) (id, secret string, ok bool) {
 }
 
 // issueAgentCert signs the agent's certificate and records its serial.
-func (n *Node) issueAgentCert(rec *AgentRecord, csr *x509.CertificateRequest) (EnrollResponse, error) {
+func (n *Fleet) issueAgentCert(rec *AgentRecord, csr *x509.CertificateRequest) (EnrollResponse, error) {
 	ca, err := n.agentCA()
 	if err != nil {
 		return EnrollResponse{}, err
@@ -269,12 +269,12 @@ func (n *Node) issueAgentCert(rec *AgentRecord, csr *x509.CertificateRequest) (E
 	rec.Serial = serial.Text(16)
 	rec.NotAfter = tmpl.NotAfter.UTC().Truncate(time.Second)
 	return EnrollResponse{AgentID: rec.ID, Group: rec.Group, Certificate: string(pemCert(der)), Chain: string(pemCert(ca.Raw)),
-		CA: string(pemCert(n.caCert.Load().Raw)), NotAfter: rec.NotAfter}, nil
+		CA: string(pemCert(n.CACert.Load().Raw)), NotAfter: rec.NotAfter}, nil
 }
 
 // agents returns every agent record, by ID.
-func (n *Node) agents() []AgentRecord {
-	return listJSON[AgentRecord](n, prefixAgents, "")
+func (n *Fleet) agents() []AgentRecord {
+	return listJSON[AgentRecord](n.Core, prefixAgents, "")
 }
 
 // AgentStatus is an agent with what it last reported per binding.
@@ -308,7 +308,7 @@ type CreateAgentJoinTokenResult struct {
 
 // CreateAgentJoinToken makes an agent join token (and the agent CA, on
 // first use). p is recorded as its creator.
-func (n *Node) CreateAgentJoinToken(ctx context.Context, p caller, req CreateAgentJoinTokenRequest) (CreateAgentJoinTokenResult, error) {
+func (n *Fleet) CreateAgentJoinToken(ctx context.Context, p caller, req CreateAgentJoinTokenRequest) (CreateAgentJoinTokenResult, error) {
 	if req.Group == "" {
 		return CreateAgentJoinTokenResult{}, errBadParameter("group", "group is required: the agents' group, to which roles are assigned as group:NAME")
 	}
@@ -353,7 +353,7 @@ func (n *Node) CreateAgentJoinToken(ctx context.Context, p caller, req CreateAge
 	now := time.Now()
 	rec := agentJoinRecord{Hash: sum[:], Group: req.Group, Created: now.Unix(), Expires: now.Add(ttl).Unix(), Uses: req.Uses, CertTTL: int64(certTTL / time.Second), CreatedBy: p.Name}
 	b := &raftstore.Batch{}
-	if err := putSealedJSON(b, n.barrier.Load(), prefixAgentJoinTokens+id, rec); err != nil {
+	if err := putSealedJSON(b, n.Barrier.Load(), prefixAgentJoinTokens+id, rec); err != nil {
 		return CreateAgentJoinTokenResult{}, err
 	}
 	idx, err := n.commit(ctx, b)
@@ -361,7 +361,7 @@ func (n *Node) CreateAgentJoinToken(ctx context.Context, p caller, req CreateAge
 		return CreateAgentJoinTokenResult{}, err
 	}
 	return CreateAgentJoinTokenResult{Token: AgentJoinToken{ID: id, Token: agentTokenPrefix + id + "." + s, Group: req.Group,
-		Exp: time.Unix(rec.Expires, 0).UTC(), Uses: req.Uses, CAFingerprint: fingerprint(n.caCert.Load()), CertTTL: certTTL.String()}, Index: idx}, nil
+		Exp: time.Unix(rec.Expires, 0).UTC(), Uses: req.Uses, CAFingerprint: fingerprint(n.CACert.Load()), CertTTL: certTTL.String()}, Index: idx}, nil
 }
 
 // AgentEnrollName is the name an agent enrolls under: the one it asks
@@ -403,7 +403,7 @@ type EnrollAgentResult struct {
 // KindForbidden error, so that a caller learns nothing about which tokens
 // exist), uses it up by one, signs the agent's certificate and records
 // the agent, in one compare-and-set on the token.
-func (n *Node) EnrollAgent(ctx context.Context, p caller, req EnrollAgentRequest) (EnrollAgentResult, error) {
+func (n *Fleet) EnrollAgent(ctx context.Context, p caller, req EnrollAgentRequest) (EnrollAgentResult, error) {
 	tokID, secret := req.TokenID, req.TokenSecret
 	id, err := randomID(8)
 	if err != nil {
@@ -411,7 +411,7 @@ func (n *Node) EnrollAgent(ctx context.Context, p caller, req EnrollAgentRequest
 	}
 	var resp EnrollResponse
 	idx, err := n.commitCAS(ctx, func() (*raftstore.Batch, error) {
-		e, ok := n.store.Get(prefixAgentJoinTokens + tokID)
+		e, ok := n.Store.Get(prefixAgentJoinTokens + tokID)
 		if !ok {
 			return nil, badAgentToken()
 		}
@@ -430,7 +430,7 @@ func (n *Node) EnrollAgent(ctx context.Context, p caller, req EnrollAgentRequest
 			return nil, err
 		}
 		b := &raftstore.Batch{}
-		if err := putSealedJSON(b, n.barrier.Load(), e.Key, jt); err != nil {
+		if err := putSealedJSON(b, n.Barrier.Load(), e.Key, jt); err != nil {
 			return nil, err
 		}
 		b.Check(e.Key, e.Index)
@@ -464,7 +464,7 @@ type RenewAgentResult struct {
 
 // RenewAgent signs a new certificate for the calling agent (p.AgentID);
 // the one before stays valid until the next renewal.
-func (n *Node) RenewAgent(ctx context.Context, p caller, req RenewAgentRequest) (RenewAgentResult, error) {
+func (n *Fleet) RenewAgent(ctx context.Context, p caller, req RenewAgentRequest) (RenewAgentResult, error) {
 	id := p.AgentID
 	var resp EnrollResponse
 	idx, err := n.commitCAS(ctx, func() (*raftstore.Batch, error) {
@@ -495,7 +495,7 @@ type ListAgentsRequest struct {
 }
 
 // ListAgents lists the agents by ID, each with its bindings.
-func (n *Node) ListAgents(ctx context.Context, p caller, req ListAgentsRequest) ([]AgentStatus, error) {
+func (n *Fleet) ListAgents(ctx context.Context, p caller, req ListAgentsRequest) ([]AgentStatus, error) {
 	out := []AgentStatus{}
 	for _, a := range n.agents() {
 		if req.Group != "" && a.Group != req.Group {
@@ -516,7 +516,7 @@ func errAgentNotFound(id string) *Error {
 }
 
 // GetAgent is one agent with its bindings.
-func (n *Node) GetAgent(ctx context.Context, p caller, id string) (AgentStatus, error) {
+func (n *Fleet) GetAgent(ctx context.Context, p caller, id string) (AgentStatus, error) {
 	rec, _, ok := n.agent(id)
 	if !ok {
 		return AgentStatus{}, errAgentNotFound(id)
@@ -534,7 +534,7 @@ type RevokeAgentResult struct {
 
 // RevokeAgent revokes agent id, recording p as who did; revoking a
 // revoked agent changes nothing.
-func (n *Node) RevokeAgent(ctx context.Context, p caller, id string) (RevokeAgentResult, error) {
+func (n *Fleet) RevokeAgent(ctx context.Context, p caller, id string) (RevokeAgentResult, error) {
 	if rec, _, ok := n.agent(id); ok && rec.Revoked {
 		return RevokeAgentResult{Agent: rec.view()}, nil // already revoked: nothing to change
 	}

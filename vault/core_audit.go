@@ -14,16 +14,9 @@ import (
 // anchors. How the other nodes are asked (node certificates, HTTPS) is
 // the node's (auditlog.go: auditRecordsByNode, auditVerifyByNode).
 
-// AuditQuery selects audit records.
-type AuditQuery struct {
-	Filter audit.Filter
-	// Limit is how many of the newest matching records to return.
-	Limit int
-}
-
 // incidents returns a node's recorded audit incidents.
 func (n *Node) incidents(node string) []auditIncident {
-	return listJSON[auditIncident](n, prefixAuditIncidents+node+"/", "")
+	return listJSON[auditIncident](n.Core, prefixAuditIncidents+node+"/", "")
 }
 
 // localRecords reads the last q.Limit matching records of this node.
@@ -40,13 +33,6 @@ func (n *Node) localRecords(q AuditQuery) ([]audit.Record, error) {
 		out = out[len(out)-q.Limit:]
 	}
 	return out, err
-}
-
-// AuditRecords answers GET /v1/audit/records.
-type AuditRecords struct {
-	Value []audit.Record `json:"value"`
-	// Unreachable lists nodes whose trail could not be read.
-	Unreachable []string `json:"unreachable,omitempty"`
 }
 
 // QueryAudit returns the matching records of every node's trail, oldest
@@ -96,10 +82,10 @@ type AuditVerification struct {
 // anchorHeads returns this node's anchors in raft, oldest first.
 func (n *Node) anchorHeads() []audit.Head {
 	var heads []audit.Head
-	if e, ok := n.store.Get(prefixAuditAnchors + n.opts.NodeID); ok {
+	if e, ok := n.Store.Get(prefixAuditAnchors + n.opts.NodeID); ok {
 		var rec anchorRecord
 		if err := json.Unmarshal(e.Value, &rec); err != nil {
-			n.log.Error("audit anchors do not decode", "err", err)
+			n.Log.Error("audit anchors do not decode", "err", err)
 			return nil
 		}
 		for _, a := range rec.Anchors {

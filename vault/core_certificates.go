@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +66,7 @@ type CertificatePolicyResult struct {
 }
 
 // certificate loads a version of a certificate as the core shows it.
-func (n *Node) certificate(name, version string) (Certificate, error) {
+func (n *Issuance) certificate(name, version string) (Certificate, error) {
 	v, _, ok, err := n.loadVersion(kindCertificates, name, version)
 	if err != nil || !ok {
 		return Certificate{}, orObjectNotFound(err, kindCertificates, name, version)
@@ -95,7 +94,7 @@ type CreateCertificateRequest struct {
 // CreateCertificate starts an issuance (startIssuance): the operation it
 // returns is completed (Self, internal issuers) or in progress (Unknown,
 // ACME).
-func (n *Node) CreateCertificate(ctx context.Context, p caller, req CreateCertificateRequest) (CertificateOperationResult, error) {
+func (n *Issuance) CreateCertificate(ctx context.Context, p caller, req CreateCertificateRequest) (CertificateOperationResult, error) {
 	name := req.Name
 	if err := validName(kindCertificates, name); err != nil {
 		return CertificateOperationResult{}, err
@@ -129,7 +128,7 @@ type GetCertificateRequest struct {
 }
 
 // GetCertificate returns a version of a certificate that is not deleted.
-func (n *Node) GetCertificate(ctx context.Context, p caller, req GetCertificateRequest) (Certificate, error) {
+func (n *Issuance) GetCertificate(ctx context.Context, p caller, req GetCertificateRequest) (Certificate, error) {
 	_, version, err := n.resolveVersion(kindCertificates, req.Name, req.Version)
 	if err != nil {
 		return Certificate{}, err
@@ -150,7 +149,7 @@ type UpdateCertificateRequest struct {
 // UpdateCertificate updates a version (the current one when Version is
 // empty); on the current version, the certificate's and its managed
 // key's and secret's summaries follow.
-func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertificateRequest) (CertificateResult, error) {
+func (n *Issuance) UpdateCertificate(ctx context.Context, p caller, req UpdateCertificateRequest) (CertificateResult, error) {
 	name := req.Name
 	m, version, err := n.resolveVersion(kindCertificates, name, req.Version)
 	if err != nil {
@@ -179,7 +178,7 @@ func (n *Node) UpdateCertificate(ctx context.Context, p caller, req UpdateCertif
 
 // mergedPolicy applies a partial policy update onto the stored policy and
 // validates the result.
-func (n *Node) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy, raftstore.Entry, error) {
+func (n *Issuance) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy, raftstore.Entry, error) {
 	cur, pe, ok, err := n.loadPolicy(name)
 	if err != nil {
 		return nil, pe, err
@@ -217,7 +216,7 @@ func (n *Node) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy
 
 // GetCertificatePolicy returns the policy of a certificate that is not
 // deleted.
-func (n *Node) GetCertificatePolicy(ctx context.Context, p caller, name string) (CertificatePolicyResult, error) {
+func (n *Issuance) GetCertificatePolicy(ctx context.Context, p caller, name string) (CertificatePolicyResult, error) {
 	if _, _, err := n.liveObject(kindCertificates, name); err != nil {
 		return CertificatePolicyResult{}, err
 	}
@@ -238,7 +237,7 @@ type UpdateCertificatePolicyRequest struct {
 // UpdateCertificatePolicy merges the update into the policy and plans the
 // current version's renewal anew (a person acting: it clears a halt of the
 // renewal brake).
-func (n *Node) UpdateCertificatePolicy(ctx context.Context, p caller, req UpdateCertificatePolicyRequest) (CertificatePolicyResult, error) {
+func (n *Issuance) UpdateCertificatePolicy(ctx context.Context, p caller, req UpdateCertificatePolicyRequest) (CertificatePolicyResult, error) {
 	name := req.Name
 	if _, _, err := n.liveObject(kindCertificates, name); err != nil {
 		return CertificatePolicyResult{}, err
@@ -259,7 +258,7 @@ func (n *Node) UpdateCertificatePolicy(ctx context.Context, p caller, req Update
 	return CertificatePolicyResult{Name: name, Policy: pol, Index: idx}, nil
 }
 
-func (n *Node) pendingOrNotFound(name string) (*pendingOp, raftstore.Entry, error) {
+func (n *Issuance) pendingOrNotFound(name string) (*pendingOp, raftstore.Entry, error) {
 	op, e, ok, err := n.loadPending(name)
 	if err != nil {
 		return nil, e, err
@@ -272,7 +271,7 @@ func (n *Node) pendingOrNotFound(name string) (*pendingOp, raftstore.Entry, erro
 
 // GetCertificateOperation returns a certificate's pending (or last)
 // operation.
-func (n *Node) GetCertificateOperation(ctx context.Context, p caller, name string) (CertificateOperationResult, error) {
+func (n *Issuance) GetCertificateOperation(ctx context.Context, p caller, name string) (CertificateOperationResult, error) {
 	op, _, err := n.pendingOrNotFound(name)
 	if err != nil {
 		return CertificateOperationResult{}, err
@@ -290,7 +289,7 @@ type CancelCertificateOperationRequest struct {
 // CancelCertificateOperation cancels an operation in progress (at once:
 // an ACME order's driver sees it and stops); an operation that has ended
 // is returned as it is.
-func (n *Node) CancelCertificateOperation(ctx context.Context, p caller, req CancelCertificateOperationRequest) (CertificateOperationResult, error) {
+func (n *Issuance) CancelCertificateOperation(ctx context.Context, p caller, req CancelCertificateOperationRequest) (CertificateOperationResult, error) {
 	name := req.Name
 	if !req.CancellationRequested {
 		return CertificateOperationResult{}, errBadParameter("cancellation_requested", "cancellation_requested must be true")
@@ -315,7 +314,7 @@ func (n *Node) CancelCertificateOperation(ctx context.Context, p caller, req Can
 
 // DeleteCertificateOperation deletes a certificate's operation and its
 // pending key; a name held only by the operation is freed.
-func (n *Node) DeleteCertificateOperation(ctx context.Context, p caller, name string) (CertificateOperationResult, error) {
+func (n *Issuance) DeleteCertificateOperation(ctx context.Context, p caller, name string) (CertificateOperationResult, error) {
 	op, e, err := n.pendingOrNotFound(name)
 	if err != nil {
 		return CertificateOperationResult{}, err
@@ -346,7 +345,7 @@ type MergeCertificateRequest struct {
 
 // MergeCertificate makes the merged chain the certificate's new version:
 // the leaf must carry the pending key and the policy's names.
-func (n *Node) MergeCertificate(ctx context.Context, p caller, req MergeCertificateRequest) (CertificateResult, error) {
+func (n *Issuance) MergeCertificate(ctx context.Context, p caller, req MergeCertificateRequest) (CertificateResult, error) {
 	name := req.Name
 	if len(req.X5C) == 0 {
 		return CertificateResult{}, errBadParameter("x5c", "x5c must hold the signed certificate (and its chain)")
@@ -358,7 +357,7 @@ func (n *Node) MergeCertificate(ctx context.Context, p caller, req MergeCertific
 	if op.Status != keyvault.StatusInProgress || op.CSR == nil {
 		return CertificateResult{}, errForbidden("certificate %s has no pending request to merge (status %s)", name, op.Status)
 	}
-	ke, ok := n.store.Get(pendKeyKey(name))
+	ke, ok := n.Store.Get(pendKeyKey(name))
 	if !ok {
 		return CertificateResult{}, errInternal(fmt.Errorf("pending key of %s missing", name))
 	}
@@ -427,7 +426,7 @@ type ImportCertificateRequest struct {
 }
 
 // ImportCertificate makes the imported certificate the new version.
-func (n *Node) ImportCertificate(ctx context.Context, p caller, req ImportCertificateRequest) (CertificateResult, error) {
+func (n *Issuance) ImportCertificate(ctx context.Context, p caller, req ImportCertificateRequest) (CertificateResult, error) {
 	name := req.Name
 	if err := validName(kindCertificates, name); err != nil {
 		return CertificateResult{}, err
@@ -495,41 +494,6 @@ func (n *Node) ImportCertificate(ctx context.Context, p caller, req ImportCertif
 	return CertificateResult{Name: name, Version: version, Index: idx}, nil
 }
 
-// managedSecret is a version of the secret a certificate manages, as
-// GetSecret returns it: PKCS#12 (base64, no password) or PEM, per the
-// policy; the private key only when the policy makes it exportable.
-// Index is the raft index of the certificate version's record.
-func (n *Node) managedSecret(name, version string) (SecretVersion, error) {
-	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
-	if err != nil || !ok {
-		return SecretVersion{}, orObjectNotFound(err, kindSecrets, name, version)
-	}
-	if !v.Attributes.IsEnabled() {
-		return SecretVersion{}, errForbidden("operation get is not allowed on a disabled certificate")
-	}
-	policy, _, _, err := n.loadPolicy(name)
-	if err != nil {
-		return SecretVersion{}, err
-	}
-	var key crypto.Signer
-	if policy == nil || policy.Exportable() {
-		if key, err = n.certKey(name, version); err != nil {
-			return SecretVersion{}, err
-		}
-	}
-	chain, err := certs.ParseChainDER(v.Chain)
-	if err != nil {
-		return SecretVersion{}, errInternal(err)
-	}
-	value, err := certs.EncodeSecret(v.ContentType, key, chain)
-	if err != nil {
-		return SecretVersion{}, err
-	}
-	s := n.secretVersion(name, version, v, value, e.Index)
-	s.ManagedBy = kindCertificates
-	return s, nil
-}
-
 // Contacts.
 
 const keyContacts = "sys/contacts"
@@ -542,8 +506,8 @@ type ContactsResult struct {
 }
 
 // GetContacts returns the vault's contacts.
-func (n *Node) GetContacts(ctx context.Context, p caller) (ContactsResult, error) {
-	e, ok := n.store.Get(keyContacts)
+func (n *Issuance) GetContacts(ctx context.Context, p caller) (ContactsResult, error) {
+	e, ok := n.Store.Get(keyContacts)
 	if !ok {
 		return ContactsResult{}, errNotFound("ContactsNotFound", "Contacts not found")
 	}
@@ -555,7 +519,7 @@ func (n *Node) GetContacts(ctx context.Context, p caller) (ContactsResult, error
 }
 
 // SetContacts replaces the vault's contacts; each needs an email address.
-func (n *Node) SetContacts(ctx context.Context, p caller, c keyvault.Contacts) (ContactsResult, error) {
+func (n *Issuance) SetContacts(ctx context.Context, p caller, c keyvault.Contacts) (ContactsResult, error) {
 	if len(c.Contacts) == 0 {
 		return ContactsResult{}, errBadParameter("contacts", "contacts must list at least one contact; use DELETE to remove them all")
 	}
@@ -573,8 +537,8 @@ func (n *Node) SetContacts(ctx context.Context, p caller, c keyvault.Contacts) (
 }
 
 // DeleteContacts removes the vault's contacts and returns them.
-func (n *Node) DeleteContacts(ctx context.Context, p caller) (ContactsResult, error) {
-	e, ok := n.store.Get(keyContacts)
+func (n *Issuance) DeleteContacts(ctx context.Context, p caller) (ContactsResult, error) {
+	e, ok := n.Store.Get(keyContacts)
 	if !ok {
 		return ContactsResult{}, errNotFound("ContactsNotFound", "Contacts not found")
 	}

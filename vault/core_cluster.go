@@ -141,7 +141,7 @@ func (n *Node) checkSnapshot(v raftstore.SnapshotView) error {
 	if err != nil {
 		return fmt.Errorf("the snapshot's CA: %v: %w", err, raftstore.ErrBadSnapshot)
 	}
-	if fingerprint(ca) != fingerprint(n.caCert.Load()) {
+	if fingerprint(ca) != fingerprint(n.CACert.Load()) {
 		return errForeignSnapshot
 	}
 	if groups := nameCollisions(snapshotKeys(v)); len(groups) > 0 {
@@ -158,7 +158,7 @@ type ClusterStatusRequest struct {
 
 // GetClusterStatus is the cluster as this node sees it.
 func (n *Node) GetClusterStatus(ctx context.Context, p caller, req ClusterStatusRequest) (ClusterStatus, error) {
-	st, err := n.store.Status()
+	st, err := n.Store.Status()
 	if err != nil {
 		return ClusterStatus{}, err
 	}
@@ -169,7 +169,7 @@ func (n *Node) GetClusterStatus(ctx context.Context, p caller, req ClusterStatus
 		out.Servers = append(out.Servers, m)
 	}
 	if req.Digest {
-		out.DigestIndex, out.StateDigest = n.store.Digest()
+		out.DigestIndex, out.StateDigest = n.Store.Digest()
 	}
 	return out, nil
 }
@@ -205,7 +205,7 @@ func (n *Node) CreateJoinToken(ctx context.Context, p caller, req CreateJoinToke
 	if req.Uses < 0 || req.Uses > 1000 {
 		return CreateJoinTokenResult{}, errBadParameter("uses", "uses %d: give a number from 1 to 1000", req.Uses)
 	}
-	ca := n.caCert.Load()
+	ca := n.CACert.Load()
 	id, err := randomID(8)
 	if err != nil {
 		return CreateJoinTokenResult{}, err
@@ -216,7 +216,7 @@ func (n *Node) CreateJoinToken(ctx context.Context, p caller, req CreateJoinToke
 		return CreateJoinTokenResult{}, err
 	}
 	b := &raftstore.Batch{}
-	if err := putSealedJSON(b, n.barrier.Load(), prefixJoinTokens+id, rec); err != nil {
+	if err := putSealedJSON(b, n.Barrier.Load(), prefixJoinTokens+id, rec); err != nil {
 		return CreateJoinTokenResult{}, err
 	}
 	idx, err := n.commit(ctx, b)
@@ -229,7 +229,7 @@ func (n *Node) CreateJoinToken(ctx context.Context, p caller, req CreateJoinToke
 // RemoveMember takes node id out of the raft configuration, then deletes
 // its node record; it returns the raft index of the deletion.
 func (n *Node) RemoveMember(ctx context.Context, p caller, id string) (uint64, error) {
-	if err := n.store.RemoveServer(ctx, id); err != nil {
+	if err := n.Store.RemoveServer(ctx, id); err != nil {
 		if errors.Is(err, raftstore.ErrUnknownServer) {
 			return 0, errNotFound("NodeNotFound", "node %q is not a member of the cluster", id)
 		}
@@ -251,12 +251,12 @@ func (n *Node) AddMember(ctx context.Context, p caller, req AddMemberRequest) er
 	if _, err := n.resolveNode(req.ID); err != nil {
 		return errForbidden("node %q has not joined with a token", req.ID)
 	}
-	return n.store.AddVoter(ctx, req.ID, req.RaftAddr)
+	return n.Store.AddVoter(ctx, req.ID, req.RaftAddr)
 }
 
 // SaveSnapshot writes a snapshot of the replicated state to w.
 func (n *Node) SaveSnapshot(ctx context.Context, p caller, w io.Writer) error {
-	return n.store.SaveSnapshot(ctx, w)
+	return n.Store.SaveSnapshot(ctx, w)
 }
 
 // RestoreSnapshot replaces the replicated state by the snapshot read from
@@ -265,7 +265,7 @@ func (n *Node) SaveSnapshot(ctx context.Context, p caller, w io.Writer) error {
 // nothing.
 func (n *Node) RestoreSnapshot(ctx context.Context, p caller, body io.Reader) (SnapshotSummary, error) {
 	var sum SnapshotSummary
-	err := n.store.RestoreSnapshot(ctx, body, func(v raftstore.SnapshotView) error {
+	err := n.Store.RestoreSnapshot(ctx, body, func(v raftstore.SnapshotView) error {
 		if err := n.checkSnapshot(v); err != nil {
 			return err
 		}
@@ -278,6 +278,6 @@ func (n *Node) RestoreSnapshot(ctx context.Context, p caller, body io.Reader) (S
 		}
 		return SnapshotSummary{}, err
 	}
-	sum.Restored, sum.AppliedIndex = true, n.store.AppliedIndex()
+	sum.Restored, sum.AppliedIndex = true, n.Store.AppliedIndex()
 	return sum, nil
 }

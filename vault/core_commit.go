@@ -15,8 +15,8 @@ import (
 // that builds batches for objects.
 
 // commit commits b and returns its raft index.
-func (n *Node) commit(ctx context.Context, b *raftstore.Batch) (uint64, error) {
-	return n.store.Apply(ctx, b)
+func (n *Core) commit(ctx context.Context, b *raftstore.Batch) (uint64, error) {
+	return n.Store.Apply(ctx, b)
 }
 
 // maxCASAttempts bounds commitCAS's retries.
@@ -26,7 +26,7 @@ const maxCASAttempts = 16
 // and returns its index; when a compare-and-set in it loses a race, it
 // brings the local state up to date and builds again. build's own errors
 // are returned as they are.
-func (n *Node) commitCAS(ctx context.Context, build func() (*raftstore.Batch, error)) (uint64, error) {
+func (n *Core) commitCAS(ctx context.Context, build func() (*raftstore.Batch, error)) (uint64, error) {
 	var err error
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var b *raftstore.Batch
@@ -37,7 +37,7 @@ func (n *Node) commitCAS(ctx context.Context, build func() (*raftstore.Batch, er
 		if idx, err = n.commit(ctx, b); !errors.Is(err, raftstore.ErrConflict) {
 			return idx, err
 		}
-		if err := n.store.Linearize(ctx); err != nil {
+		if err := n.Store.Linearize(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -51,7 +51,7 @@ const nameLockStripes = 4096
 // lockObject serializes writes to one object on this node, so that
 // concurrent writers of one name queue instead of losing compare-and-set
 // races and wasting raft entries. It returns the unlock function.
-func (n *Node) lockObject(kind, name string) func() {
+func (n *Core) lockObject(kind, name string) func() {
 	h := fnv.New32a()
 	h.Write([]byte(kind))
 	h.Write([]byte{0})

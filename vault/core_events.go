@@ -93,8 +93,8 @@ type eventMessage struct {
 
 // emitEvent adds to b one outbox message per subscription that asked for
 // the event's type.
-func (n *Node) emitEvent(b *raftstore.Batch, typ, kind, name, version string, nbf, exp *int64, errText string) error {
-	subs, _ := n.store.List(subsPrefix, "", 0)
+func (n *Core) emitEvent(b *raftstore.Batch, typ, kind, name, version string, nbf, exp *int64, errText string) error {
+	subs, _ := n.Store.List(subsPrefix, "", 0)
 	if len(subs) == 0 {
 		return nil
 	}
@@ -132,15 +132,15 @@ func (n *Node) emitEvent(b *raftstore.Batch, typ, kind, name, version string, nb
 
 // webhook returns a subscription and its secret, to deliver an event; ok
 // is false when it was deleted.
-func (n *Node) webhook(id string) (s EventSubscription, secret []byte, ok bool, err error) {
-	e, found := n.store.Get(subsPrefix + id)
+func (n *Core) webhook(id string) (s EventSubscription, secret []byte, ok bool, err error) {
+	e, found := n.Store.Get(subsPrefix + id)
 	if !found {
 		return EventSubscription{}, nil, false, nil
 	}
 	if err := json.Unmarshal(e.Value, &s); err != nil {
 		return EventSubscription{}, nil, false, err
 	}
-	se, found := n.store.Get(subSecretsPrefix + s.ID)
+	se, found := n.Store.Get(subSecretsPrefix + s.ID)
 	if !found {
 		return EventSubscription{}, nil, false, fmt.Errorf("subscription %s has no secret", s.ID)
 	}
@@ -168,7 +168,7 @@ type SubscribeResult struct {
 }
 
 // Subscribe adds a webhook subscription.
-func (n *Node) Subscribe(ctx context.Context, p caller, req SubscribeRequest) (SubscribeResult, error) {
+func (n *Core) Subscribe(ctx context.Context, p caller, req SubscribeRequest) (SubscribeResult, error) {
 	u, err := url.Parse(req.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return SubscribeResult{}, errBadParameter("url", "url %q: give the webhook's absolute http(s) URL", req.URL)
@@ -190,7 +190,7 @@ func (n *Node) Subscribe(ctx context.Context, p caller, req SubscribeRequest) (S
 	}
 	s := EventSubscription{ID: id, URL: req.URL, Types: req.Types, Created: time.Now().Unix()}
 	b := (&raftstore.Batch{}).PutIf(subsPrefix+id, mustJSON(s), raftstore.NotExist)
-	if err := putSealed(b, n.barrier.Load(), subSecretsPrefix+id, []byte(req.Secret)); err != nil {
+	if err := putSealed(b, n.Barrier.Load(), subSecretsPrefix+id, []byte(req.Secret)); err != nil {
 		return SubscribeResult{}, err
 	}
 	idx, err := n.commit(ctx, b)
@@ -201,14 +201,14 @@ func (n *Node) Subscribe(ctx context.Context, p caller, req SubscribeRequest) (S
 }
 
 // ListSubscriptions lists the webhook subscriptions (never their secrets).
-func (n *Node) ListSubscriptions(ctx context.Context, p caller) ([]EventSubscription, error) {
+func (n *Core) ListSubscriptions(ctx context.Context, p caller) ([]EventSubscription, error) {
 	return listJSON[EventSubscription](n, subsPrefix, ""), nil
 }
 
 // Unsubscribe deletes subscription id and its secret; it returns the
 // raft index of the deletion.
-func (n *Node) Unsubscribe(ctx context.Context, p caller, id string) (uint64, error) {
-	e, ok := n.store.Get(subsPrefix + id)
+func (n *Core) Unsubscribe(ctx context.Context, p caller, id string) (uint64, error) {
+	e, ok := n.Store.Get(subsPrefix + id)
 	if !ok {
 		return 0, errNotFound("SubscriptionNotFound", "no event subscription %s", id)
 	}
@@ -237,10 +237,10 @@ type ListDeliveriesRequest struct {
 
 // ListDeliveries lists the deliveries (events and mail) not yet done:
 // pending, retrying, and dead letters.
-func (n *Node) ListDeliveries(ctx context.Context, p caller, req ListDeliveriesRequest) ([]EventDelivery, error) {
+func (n *Core) ListDeliveries(ctx context.Context, p caller, req ListDeliveriesRequest) ([]EventDelivery, error) {
 	out := []EventDelivery{}
 	for _, prefix := range []string{outboxPrefix, outboxDeadPrefix} {
-		entries, _ := n.store.List(prefix, "", 0)
+		entries, _ := n.Store.List(prefix, "", 0)
 		for _, e := range entries {
 			var m outboxMessage
 			if json.Unmarshal(e.Value, &m) != nil {

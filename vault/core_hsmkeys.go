@@ -44,11 +44,11 @@ var errNoHSM = errBadParameter("kty", "RSA-HSM and EC-HSM keys need an HSM: star
 
 // generateKey makes a key for the key properties: in the HSM for RSA-HSM
 // and EC-HSM (the private part never leaves it), in memory otherwise.
-func (n *Node) generateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
+func (n *Core) generateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	if !keyvault.IsHSM(kp.KeyType) {
 		return certs.GenerateKey(kp)
 	}
-	if n.hsm == nil {
+	if n.HSM == nil {
 		return nil, errNoHSM
 	}
 	id := make([]byte, 16)
@@ -58,13 +58,13 @@ func (n *Node) generateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	var k crypto.Signer
 	var err error
 	if kp.KeyType == keyvault.KeyTypeRSAHSM {
-		k, err = n.hsm.GenerateRSA(id, kp.KeySize)
+		k, err = n.HSM.GenerateRSA(id, kp.KeySize)
 	} else {
 		c, cerr := certs.Curve(kp.Curve)
 		if cerr != nil {
 			return nil, errBadParameter("crv", "%v", cerr)
 		}
-		k, err = n.hsm.GenerateEC(id, c)
+		k, err = n.HSM.GenerateEC(id, c)
 	}
 	if err != nil {
 		return nil, err
@@ -93,17 +93,17 @@ func encodePrivateKey(key crypto.Signer) ([]byte, error) {
 
 // decodePrivateKey is the inverse of encodePrivateKey: it parses PKCS#8,
 // or finds an HSM key by its reference.
-func (n *Node) decodePrivateKey(b []byte) (crypto.Signer, error) {
+func (n *Core) decodePrivateKey(b []byte) (crypto.Signer, error) {
 	if ref, ok := bytes.CutPrefix(b, []byte(hsmRefPrefix)); ok {
 		id, err := hex.DecodeString(string(ref))
 		if err != nil {
 			return nil, fmt.Errorf("stored HSM key reference: %w", err)
 		}
-		if n.hsm == nil {
+		if n.HSM == nil {
 			return nil, &Error{Kind: KindUnavailable, Code: "ServiceUnavailable",
 				Message: "this key lives in the HSM, and this node is not configured with one (--pkcs11-module): every node must reach the same token"}
 		}
-		k, err := n.hsm.FindKey(id)
+		k, err := n.HSM.FindKey(id)
 		if err != nil {
 			return nil, fmt.Errorf("HSM key %x: %w", id, err)
 		}

@@ -62,31 +62,6 @@ func opMadeBy(op *pendingOp) func(*versionMeta) {
 	return madeBy(op.CreatedBy, "create")
 }
 
-// loadPolicy returns a certificate's policy.
-func (n *Node) loadPolicy(name string) (*keyvault.Policy, raftstore.Entry, bool, error) {
-	e, ok := n.store.Get(policyKey(name))
-	if !ok {
-		return nil, e, false, nil
-	}
-	var p keyvault.Policy
-	if err := json.Unmarshal(e.Value, &p); err != nil {
-		return nil, e, false, fmt.Errorf("decode policy of %s: %w", name, err)
-	}
-	return &p, e, true, nil
-}
-
-func (n *Node) loadPending(name string) (*pendingOp, raftstore.Entry, bool, error) {
-	e, ok := n.store.Get(pendingKey(name))
-	if !ok {
-		return nil, e, false, nil
-	}
-	var op pendingOp
-	if err := json.Unmarshal(e.Value, &op); err != nil {
-		return nil, e, false, fmt.Errorf("decode pending operation of %s: %w", name, err)
-	}
-	return &op, e, true, nil
-}
-
 func policyError(err error) error {
 	if errors.Is(err, keyvault.ErrInvalidPolicy) {
 		return errBadParameter("policy", "%s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidPolicy.Error()+": "))
@@ -95,12 +70,12 @@ func policyError(err error) error {
 }
 
 // checkIssuer makes sure the policy's issuer exists.
-func (n *Node) checkIssuer(p *keyvault.Policy) error {
+func (n *Issuance) checkIssuer(p *keyvault.Policy) error {
 	name := p.IssuerName()
 	if name == keyvault.IssuerSelf || name == keyvault.IssuerUnknown {
 		return nil
 	}
-	if _, ok := n.store.Get(issuerKey(name)); !ok {
+	if _, ok := n.Store.Get(issuerKey(name)); !ok {
 		return errBadParameter("policy.issuer.name", "issuer %q named by the policy does not exist: create it with 'certvault issuer set %s ...' or use Self or Unknown", name, name)
 	}
 	return n.checkValidityFits(p, n.now())
@@ -108,7 +83,7 @@ func (n *Node) checkIssuer(p *keyvault.Policy) error {
 
 // checkFreeName refuses a certificate name held by a deleted certificate
 // or by a secret or key that the certificate would not manage.
-func (n *Node) checkFreeName(name string) error {
+func (n *Issuance) checkFreeName(name string) error {
 	if _, _, _, err := n.metaForNewVersion(kindCertificates, name); err != nil {
 		return err
 	}
@@ -143,7 +118,7 @@ func (n *Node) checkFreeName(name string) error {
 // p is who asked (the zero caller for the vault's own renewals); the
 // operation records its name. The raft index of the command is returned
 // with the operation.
-func (n *Node) startIssuance(ctx context.Context, p caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, uint64, error) {
+func (n *Issuance) startIssuance(ctx context.Context, p caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, uint64, error) {
 	for try := 1; ; try++ {
 		op, idx, err := n.startIssuanceOnce(ctx, p, name, policy, attrs, tags, extra...)
 		if len(extra) == 0 && try < issuanceTries && errors.Is(err, raftstore.ErrConflict) && ctx.Err() == nil {
@@ -158,7 +133,7 @@ func (n *Node) startIssuance(ctx context.Context, p caller, name string, policy 
 const issuanceTries = 3
 
 // startIssuanceOnce is one try of startIssuance.
-func (n *Node) startIssuanceOnce(ctx context.Context, p caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, uint64, error) {
+func (n *Issuance) startIssuanceOnce(ctx context.Context, p caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *pendingOp) error) (*pendingOp, uint64, error) {
 	if err := n.checkIssuer(policy); err != nil {
 		return nil, 0, err
 	}
@@ -281,12 +256,12 @@ func (n *Node) startIssuanceOnce(ctx context.Context, p caller, name string, pol
 // (by a merge or an ACME order) and, for a new name, its meta record: the
 // name is taken from now on, as in Key Vault, and the certificate is
 // listed with includePending.
-func (n *Node) holdPending(b *raftstore.Batch, name string, key crypto.Signer, found bool, cprev raftstore.Entry, now time.Time) error {
+func (n *Issuance) holdPending(b *raftstore.Batch, name string, key crypto.Signer, found bool, cprev raftstore.Entry, now time.Time) error {
 	keyDER, err := encodePrivateKey(key)
 	if err != nil {
 		return err
 	}
-	if err := putSealed(b, n.barrier.Load(), pendKeyKey(name), keyDER); err != nil {
+	if err := putSealed(b, n.Barrier.Load(), pendKeyKey(name), keyDER); err != nil {
 		return err
 	}
 	if !found {
@@ -297,7 +272,7 @@ func (n *Node) holdPending(b *raftstore.Batch, name string, key crypto.Signer, f
 
 // keyForIssuance returns the current version's key when the policy says
 // reuse_key and one exists with the same key properties, else a new key.
-func (n *Node) keyForIssuance(name string, cm objectMeta, found bool, policy *keyvault.Policy) (crypto.Signer, bool, error) {
+func (n *Issuance) keyForIssuance(name string, cm objectMeta, found bool, policy *keyvault.Policy) (crypto.Signer, bool, error) {
 	if policy.ReuseKey() && found && cm.Current != "" {
 		if key, err := n.certKey(name, cm.Current); err == nil && key != nil && keyMatchesPolicy(key, policy) {
 			return key, true, nil
@@ -315,36 +290,12 @@ func keyMatchesPolicy(key crypto.Signer, p *keyvault.Policy) bool {
 
 // issueNow signs a certificate for key with the policy's issuer (Self or a
 // named internal CA) and returns it with the issuer chain.
-func (n *Node) issueNow(policy *keyvault.Policy, key crypto.Signer, now time.Time) ([]byte, [][]byte, error) {
+func (n *Issuance) issueNow(policy *keyvault.Policy, key crypto.Signer, now time.Time) ([]byte, [][]byte, error) {
 	if policy.IssuerName() == keyvault.IssuerSelf {
 		der, err := certs.SelfSign(policy, key, now)
 		return der, nil, err
 	}
 	return n.issueFromIssuer(policy, key.Public(), now)
-}
-
-// certKey returns a certificate version's private key: decrypted, or
-// found in the HSM (nil when the version has none, e.g. imported without
-// its key).
-func (n *Node) certKey(name, version string) (crypto.Signer, error) {
-	e, ok := n.store.Get(valKey(kindCertificates, name, version))
-	if !ok {
-		return nil, nil
-	}
-	return n.openPrivateKey(e)
-}
-
-// openPrivateKey decrypts a stored private key (or its HSM reference).
-func (n *Node) openPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
-	b, err := n.openSealed(e)
-	if err != nil {
-		return nil, err
-	}
-	k, err := n.decodePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", e.Key, err)
-	}
-	return k, nil
 }
 
 // addCertVersion adds the writes that make a new current version of a
@@ -353,7 +304,7 @@ func (n *Node) openPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
 // opts change the version record before it is written (an ACME order
 // adds its issuer and the CA's renewal window); the renewal plan is made
 // from the result.
-func (n *Node) addCertVersion(b *raftstore.Batch, name, version string, policy *keyvault.Policy, key crypto.Signer, chain [][]byte, attrs *keyvault.Attributes, tags map[string]string, now time.Time, opts ...func(*versionMeta)) error {
+func (n *Issuance) addCertVersion(b *raftstore.Batch, name, version string, policy *keyvault.Policy, key crypto.Signer, chain [][]byte, attrs *keyvault.Attributes, tags map[string]string, now time.Time, opts ...func(*versionMeta)) error {
 	leaf, err := x509.ParseCertificate(chain[0])
 	if err != nil {
 		return fmt.Errorf("parse issued certificate: %w", err)

@@ -102,8 +102,8 @@ type caRequest struct {
 	MergePEM     string `json:"merge_pem,omitempty"`
 }
 
-func (n *Node) loadIssuer(name string) (*storedIssuer, raftstore.Entry, bool, error) {
-	e, ok := n.store.Get(issuerKey(name))
+func (n *Issuance) loadIssuer(name string) (*storedIssuer, raftstore.Entry, bool, error) {
+	e, ok := n.Store.Get(issuerKey(name))
 	if !ok {
 		return nil, e, false, nil
 	}
@@ -126,9 +126,9 @@ func orErr(err error, alt error) error {
 }
 
 // policiesNaming lists the certificates whose policy names the issuer.
-func (n *Node) policiesNaming(issuer string) []string {
+func (n *Issuance) policiesNaming(issuer string) []string {
 	var out []string
-	entries, _ := n.store.List("policy/certificates/", "", 0)
+	entries, _ := n.Store.List("policy/certificates/", "", 0)
 	for _, e := range entries {
 		var p keyvault.Policy
 		if json.Unmarshal(e.Value, &p) == nil && objname.Equal(p.IssuerName(), issuer) {
@@ -139,7 +139,7 @@ func (n *Node) policiesNaming(issuer string) []string {
 }
 
 // makeCA fills si with a new root CA or an imported one.
-func (n *Node) makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
+func (n *Issuance) makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
 	if req.ImportPEM != "" {
 		imp, err := certs.ParseImport(req.ImportPEM, "", now)
 		if err != nil {
@@ -216,7 +216,7 @@ func (n *Node) makeCA(si *storedIssuer, req *caRequest, now time.Time) error {
 
 // mergeCA completes an intermediate with the certificate its parent signed
 // (PEM, optionally followed by the parent's chain).
-func (n *Node) mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
+func (n *Issuance) mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
 	if si.CACSR == nil {
 		return errBadParameter("ca.merge_pem", "ca.merge_pem: this issuer is not waiting for a signed CA certificate")
 	}
@@ -271,7 +271,7 @@ func (n *Node) mergeCA(si *storedIssuer, chainPEM string, now time.Time) error {
 }
 
 // issueFromIssuer signs with a named internal issuer.
-func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, now time.Time) ([]byte, [][]byte, error) {
+func (n *Issuance) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, now time.Time) ([]byte, [][]byte, error) {
 	name := policy.IssuerName()
 	si, _, ok, err := n.loadIssuer(name)
 	if err != nil {
@@ -311,7 +311,7 @@ func (n *Node) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, no
 // shortening it silently would make each renewal shorter than the last.
 // The answer names the longest validity that fits. Other issuers are
 // bounded by keyvault.MaxValidityMonths alone.
-func (n *Node) checkValidityFits(p *keyvault.Policy, now time.Time) error {
+func (n *Issuance) checkValidityFits(p *keyvault.Policy, now time.Time) error {
 	name := p.IssuerName()
 	si, _, ok, err := n.loadIssuer(name)
 	if err != nil || !ok || si.Provider != providerInternal || len(si.CAChain) == 0 {
@@ -402,7 +402,7 @@ type IssuerResult struct {
 
 // issuerOf is what the core shows of a stored issuer; name is the name it
 // was asked by.
-func (n *Node) issuerOf(name string, si *storedIssuer) Issuer {
+func (n *Issuance) issuerOf(name string, si *storedIssuer) Issuer {
 	is := Issuer{Name: cmp.Or(si.Name, name), Provider: si.Provider, OrgDetails: si.OrgDetails, Attributes: si.Attributes}
 	if si.Credentials != nil {
 		is.AccountID = si.Credentials.AccountID
@@ -423,7 +423,7 @@ func (n *Node) issuerOf(name string, si *storedIssuer) Issuer {
 }
 
 // GetIssuer returns an issuer.
-func (n *Node) GetIssuer(ctx context.Context, p caller, name string) (IssuerResult, error) {
+func (n *Issuance) GetIssuer(ctx context.Context, p caller, name string) (IssuerResult, error) {
 	si, _, ok, err := n.loadIssuer(name)
 	if err != nil || !ok {
 		return IssuerResult{}, orErr(err, issuerNotFound(name))
@@ -451,7 +451,7 @@ type ListIssuersRequest struct {
 
 // ListIssuers lists the issuers by canonical name, each with the spelling
 // it was created with.
-func (n *Node) ListIssuers(ctx context.Context, p caller, req ListIssuersRequest) (IssuerPage, error) {
+func (n *Issuance) ListIssuers(ctx context.Context, p caller, req ListIssuersRequest) (IssuerPage, error) {
 	const prefix = "issuers/"
 	entries, next := n.listUnder(prefix, req.Page, func(raftstore.Entry) bool { return true })
 	out := IssuerPage{Next: next}
@@ -491,7 +491,7 @@ type SetIssuerRequest struct {
 // SetIssuer creates or changes an issuer: an internal CA (made, imported,
 // or an intermediate and its merge) or an ACME account's settings. The
 // provider of an issuer never changes.
-func (n *Node) SetIssuer(ctx context.Context, p caller, req SetIssuerRequest) (IssuerResult, error) {
+func (n *Issuance) SetIssuer(ctx context.Context, p caller, req SetIssuerRequest) (IssuerResult, error) {
 	name, patch := req.Name, req.Patch
 	if err := checkIssuerName(name); err != nil {
 		return IssuerResult{}, err
@@ -574,7 +574,7 @@ func (n *Node) SetIssuer(ctx context.Context, p caller, req SetIssuerRequest) (I
 		si.Name = name
 	}
 	b := &raftstore.Batch{}
-	ct, err := n.barrier.Load().Encrypt(issuerKey(name), mustJSON(si))
+	ct, err := n.Barrier.Load().Encrypt(issuerKey(name), mustJSON(si))
 	if err != nil {
 		return IssuerResult{}, err
 	}
@@ -588,7 +588,7 @@ func (n *Node) SetIssuer(ctx context.Context, p caller, req SetIssuerRequest) (I
 
 // DeleteIssuer deletes an issuer that no certificate policy names, with
 // its revocation list, and returns it.
-func (n *Node) DeleteIssuer(ctx context.Context, p caller, name string) (IssuerResult, error) {
+func (n *Issuance) DeleteIssuer(ctx context.Context, p caller, name string) (IssuerResult, error) {
 	si, prev, ok, err := n.loadIssuer(name)
 	if err != nil || !ok {
 		return IssuerResult{}, orErr(err, issuerNotFound(name))
@@ -610,8 +610,8 @@ func (n *Node) DeleteIssuer(ctx context.Context, p caller, name string) (IssuerR
 }
 
 // IssuerCRL returns the CRL of an internal issuer (DER), signed now.
-func (n *Node) IssuerCRL(ctx context.Context, name string) ([]byte, error) {
-	if n.barrier.Load() == nil {
+func (n *Issuance) IssuerCRL(ctx context.Context, name string) ([]byte, error) {
+	if n.Barrier.Load() == nil {
 		return nil, &Error{Kind: KindUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: ErrNotInitialized}
 	}
 	si, _, ok, err := n.loadIssuer(name)
@@ -622,7 +622,7 @@ func (n *Node) IssuerCRL(ctx context.Context, name string) ([]byte, error) {
 		return nil, errConflict("Conflict", "issuer %s is an intermediate CA still waiting for its signed certificate; it has no CRL yet", name)
 	}
 	var rl revokedList
-	if e, ok := n.store.Get(revokedKey(name)); ok {
+	if e, ok := n.Store.Get(revokedKey(name)); ok {
 		json.Unmarshal(e.Value, &rl)
 	}
 	ca, _ := x509.ParseCertificate(si.CAChain[0])
@@ -662,7 +662,7 @@ type RevokeCertificateResult struct {
 
 // RevokeCertificate puts a certificate version's serial on the CRL of the
 // internal issuer that issued it.
-func (n *Node) RevokeCertificate(ctx context.Context, p caller, req RevokeCertificateRequest) (RevokeCertificateResult, error) {
+func (n *Issuance) RevokeCertificate(ctx context.Context, p caller, req RevokeCertificateRequest) (RevokeCertificateResult, error) {
 	name := req.Name
 	_, version, err := n.resolveVersion(kindCertificates, name, req.Version)
 	if err != nil {
@@ -687,7 +687,7 @@ func (n *Node) RevokeCertificate(ctx context.Context, p caller, req RevokeCertif
 		return RevokeCertificateResult{}, errBadParameter("version", "certificate %s/%s was not issued by an internal issuer of this vault; revoke it with its CA", name, version)
 	}
 	var rl revokedList
-	e, found := n.store.Get(revokedKey(issuer))
+	e, found := n.Store.Get(revokedKey(issuer))
 	if found {
 		json.Unmarshal(e.Value, &rl)
 	}

@@ -57,7 +57,7 @@ type RotateKeyRequest struct {
 // RotateKey makes a new current version of a key with the same type,
 // size or curve, operations and tags as the current one (an HSM key stays
 // in the HSM). A managed key is refused.
-func (n *Node) RotateKey(ctx context.Context, p caller, req RotateKeyRequest) (KeyVersion, error) {
+func (n *Core) RotateKey(ctx context.Context, p caller, req RotateKeyRequest) (KeyVersion, error) {
 	name := req.Name
 	m, version, err := n.resolveVersion(kindKeys, name, "")
 	if err != nil {
@@ -101,12 +101,12 @@ type KeyRotationPolicyRequest struct {
 // GetKeyRotationPolicy returns a key's rotation policy, or Key Vault's
 // default (notify 30 days before expiry) when none was set. Its ID is
 // left to the front.
-func (n *Node) GetKeyRotationPolicy(ctx context.Context, p caller, req KeyRotationPolicyRequest) (rotationPolicy, error) {
+func (n *Core) GetKeyRotationPolicy(ctx context.Context, p caller, req KeyRotationPolicyRequest) (rotationPolicy, error) {
 	if _, _, err := n.resolveVersion(kindKeys, req.Name, ""); err != nil {
 		return rotationPolicy{}, err
 	}
 	pol := rotationPolicy{LifetimeActions: []rotationAction{}}
-	if e, ok := n.store.Get(rotationPolicyKey(req.Name)); ok {
+	if e, ok := n.Store.Get(rotationPolicyKey(req.Name)); ok {
 		json.Unmarshal(e.Value, &pol)
 	} else {
 		// Key Vault's default: notify 30 days before expiry.
@@ -132,7 +132,7 @@ type KeyRotationPolicyResult struct {
 
 // SetKeyRotationPolicy validates and stores a key's rotation policy,
 // keeping the creation time of the one it replaces.
-func (n *Node) SetKeyRotationPolicy(ctx context.Context, p caller, req SetKeyRotationPolicyRequest) (KeyRotationPolicyResult, error) {
+func (n *Core) SetKeyRotationPolicy(ctx context.Context, p caller, req SetKeyRotationPolicyRequest) (KeyRotationPolicyResult, error) {
 	name, pol := req.Name, req.Policy
 	if _, _, err := n.resolveVersion(kindKeys, name, ""); err != nil {
 		return KeyRotationPolicyResult{}, err
@@ -156,7 +156,7 @@ func (n *Node) SetKeyRotationPolicy(ctx context.Context, p caller, req SetKeyRot
 	if pol.Attributes.ExpiryTime != "" && !isoDuration.MatchString(pol.Attributes.ExpiryTime) {
 		return KeyRotationPolicyResult{}, errBadParameter("attributes.expiryTime", "attributes.expiryTime %q is not an ISO 8601 duration such as P2Y", pol.Attributes.ExpiryTime)
 	}
-	e, _ := n.store.Get(rotationPolicyKey(name))
+	e, _ := n.Store.Get(rotationPolicyKey(name))
 	now := nowUnix()
 	pol.Attributes.Created, pol.Attributes.Updated = now, now
 	if e.Value != nil {

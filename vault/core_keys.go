@@ -62,7 +62,7 @@ type KeyVersion struct {
 
 // keyVersion reads a version of a key (a certificate's for a managed
 // key); the version must be given (resolveVersion).
-func (n *Node) keyVersion(name, version string) (KeyVersion, error) {
+func (n *Core) keyVersion(name, version string) (KeyVersion, error) {
 	m, _, ok, err := n.loadMeta(kindKeys, name)
 	if err != nil || !ok {
 		return KeyVersion{}, orObjectNotFound(err, kindKeys, name, version)
@@ -87,7 +87,7 @@ func (n *Node) keyVersion(name, version string) (KeyVersion, error) {
 }
 
 // keyVersionOf is the core's answer for version v of a key of its own.
-func (n *Node) keyVersionOf(name, version string, v versionMeta) (KeyVersion, error) {
+func (n *Core) keyVersionOf(name, version string, v versionMeta) (KeyVersion, error) {
 	pub, err := x509.ParsePKIXPublicKey(v.PublicKey)
 	if err != nil {
 		return KeyVersion{}, errInternal(err)
@@ -102,7 +102,7 @@ type GetKeyRequest struct {
 }
 
 // GetKey returns a version of a key, or errObjectNotFound.
-func (n *Node) GetKey(ctx context.Context, p caller, req GetKeyRequest) (KeyVersion, error) {
+func (n *Core) GetKey(ctx context.Context, p caller, req GetKeyRequest) (KeyVersion, error) {
 	_, version, err := n.resolveVersion(kindKeys, req.Name, req.Version)
 	if err != nil {
 		return KeyVersion{}, err
@@ -141,7 +141,7 @@ type CreateKeyRequest struct {
 
 // CreateKey generates a key pair (in the HSM for the -HSM types) and
 // stores it as the key's new current version.
-func (n *Node) CreateKey(ctx context.Context, p caller, req CreateKeyRequest) (KeyVersion, error) {
+func (n *Core) CreateKey(ctx context.Context, p caller, req CreateKeyRequest) (KeyVersion, error) {
 	if err := validName(kindKeys, req.Name); err != nil {
 		return KeyVersion{}, err
 	}
@@ -179,7 +179,7 @@ type ImportKeyRequest struct {
 }
 
 // ImportKey stores a caller's key pair as the key's new current version.
-func (n *Node) ImportKey(ctx context.Context, p caller, req ImportKeyRequest) (KeyVersion, error) {
+func (n *Core) ImportKey(ctx context.Context, p caller, req ImportKeyRequest) (KeyVersion, error) {
 	if err := validName(kindKeys, req.Name); err != nil {
 		return KeyVersion{}, err
 	}
@@ -198,7 +198,7 @@ func (n *Node) ImportKey(ctx context.Context, p caller, req ImportKeyRequest) (K
 
 // storeKeyVersion records key as a new current version of a key. A
 // deleted key is a conflict; a certificate's managed key is refused.
-func (n *Node) storeKeyVersion(ctx context.Context, name string, key crypto.Signer, ops []string, attrs *keyvault.Attributes, tags map[string]string) (KeyVersion, error) {
+func (n *Core) storeKeyVersion(ctx context.Context, name string, key crypto.Signer, ops []string, attrs *keyvault.Attributes, tags map[string]string) (KeyVersion, error) {
 	ops, err := validKeyOps(ops, key.Public())
 	if err != nil {
 		return KeyVersion{}, err
@@ -304,7 +304,7 @@ type UpdateKeyRequest struct {
 
 // UpdateKey updates a version of a key ("": the current one). A managed
 // key is refused.
-func (n *Node) UpdateKey(ctx context.Context, p caller, req UpdateKeyRequest) (KeyVersion, error) {
+func (n *Core) UpdateKey(ctx context.Context, p caller, req UpdateKeyRequest) (KeyVersion, error) {
 	name := req.Name
 	m, version, err := n.resolveVersion(kindKeys, name, req.Version)
 	if err != nil {
@@ -341,7 +341,7 @@ func (n *Node) UpdateKey(ctx context.Context, p caller, req UpdateKeyRequest) (K
 // Outside the version's nbf..exp window only operations that use old data
 // (verify, decrypt, unwrapKey) are allowed, as Key Vault specifies: new
 // signatures, ciphertexts and wrapped keys are refused.
-func (n *Node) loadPrivateKey(name, version, op string) (crypto.Signer, []string, string, error) {
+func (n *Core) loadPrivateKey(name, version, op string) (crypto.Signer, []string, string, error) {
 	m, version, err := n.resolveVersion(kindKeys, name, version)
 	if err != nil {
 		return nil, nil, "", err
@@ -367,7 +367,7 @@ func (n *Node) loadPrivateKey(name, version, op string) (crypto.Signer, []string
 			return nil, nil, "", errForbidden("the key is not valid yet (nbf is in the future)")
 		}
 	}
-	e, ok := n.store.Get(valKey(kind, name, version))
+	e, ok := n.Store.Get(valKey(kind, name, version))
 	if !ok {
 		return nil, nil, "", errForbidden("this key version holds no private key in the vault")
 	}
@@ -433,7 +433,7 @@ type KeyOperationResult struct {
 
 // KeyOperation runs a cryptographic operation with a key's private part
 // where it lives (memory or HSM), within what the version permits.
-func (n *Node) KeyOperation(ctx context.Context, p caller, req KeyOperationRequest) (KeyOperationResult, error) {
+func (n *Core) KeyOperation(ctx context.Context, p caller, req KeyOperationRequest) (KeyOperationResult, error) {
 	key, ops, version, err := n.loadPrivateKey(req.Name, req.Version, req.Op)
 	if err != nil {
 		return KeyOperationResult{}, err
@@ -566,7 +566,7 @@ func okSlice(ok bool) []byte {
 
 // RandomBytes returns count (1 to 128) random bytes from the vault's
 // generator.
-func (n *Node) RandomBytes(ctx context.Context, p caller, count int) ([]byte, error) {
+func (n *Core) RandomBytes(ctx context.Context, p caller, count int) ([]byte, error) {
 	if count < 1 || count > 128 {
 		return nil, errBadParameter("count", "count %d: use 1 to 128", count)
 	}

@@ -24,7 +24,7 @@ var managedKinds = []string{kindKeys, kindSecrets}
 // forManaged calls fn for each managed key or secret of the object
 // kind/name: for a certificate, those of its name that it manages;
 // nothing for other kinds.
-func (n *Node) forManaged(kind, name string, fn func(mk string, mm objectMeta, me raftstore.Entry)) {
+func (n *Core) forManaged(kind, name string, fn func(mk string, mm objectMeta, me raftstore.Entry)) {
 	if kind != kindCertificates {
 		return
 	}
@@ -52,7 +52,7 @@ type WriteResult struct {
 // DeleteObject soft-deletes an object (a certificate with its managed
 // key and secret, and without its pending operation) for the vault's
 // retention period. A deleted, missing or managed object is refused.
-func (n *Node) DeleteObject(ctx context.Context, p caller, req ObjectRequest) (WriteResult, error) {
+func (n *Core) DeleteObject(ctx context.Context, p caller, req ObjectRequest) (WriteResult, error) {
 	kind, name := req.Kind, req.Name
 	m, prev, err := n.liveObject(kind, name)
 	if err != nil {
@@ -87,7 +87,7 @@ func errDeletedNotFound(kind, name string) *Error {
 // loadDeleted returns the meta of a soft-deleted object, or
 // errDeletedNotFound (also for a managed key or secret, which is deleted
 // only as part of its certificate).
-func (n *Node) loadDeleted(kind, name string) (objectMeta, raftstore.Entry, error) {
+func (n *Core) loadDeleted(kind, name string) (objectMeta, raftstore.Entry, error) {
 	m, e, ok, err := n.loadMeta(kind, name)
 	if err != nil {
 		return m, e, err
@@ -110,7 +110,7 @@ type DeletedObject struct {
 }
 
 // GetDeletedObject returns a soft-deleted object, or errDeletedNotFound.
-func (n *Node) GetDeletedObject(ctx context.Context, p caller, req ObjectRequest) (DeletedObject, error) {
+func (n *Core) GetDeletedObject(ctx context.Context, p caller, req ObjectRequest) (DeletedObject, error) {
 	m, _, err := n.loadDeleted(req.Kind, req.Name)
 	if err != nil {
 		return DeletedObject{}, err
@@ -142,7 +142,7 @@ type ObjectState struct {
 // objectState returns the object kind/name at version ("": its current
 // one, which is "" for a certificate that only ever had a pending
 // operation), deleted or not.
-func (n *Node) objectState(kind, name, version string) (ObjectState, error) {
+func (n *Core) objectState(kind, name, version string) (ObjectState, error) {
 	m, _, ok, err := n.loadMeta(kind, name)
 	if err != nil {
 		return ObjectState{}, err
@@ -182,7 +182,7 @@ type ListDeletedResult struct {
 
 // ListDeletedObjects lists the soft-deleted objects of a kind by name
 // (canonical order).
-func (n *Node) ListDeletedObjects(ctx context.Context, p caller, req ListDeletedRequest) (ListDeletedResult, error) {
+func (n *Core) ListDeletedObjects(ctx context.Context, p caller, req ListDeletedRequest) (ListDeletedResult, error) {
 	entries, next := n.listUnder("deleted/"+req.Kind+"/", req.Page, func(raftstore.Entry) bool { return true })
 	res := ListDeletedResult{Next: next}
 	for _, e := range entries {
@@ -194,7 +194,7 @@ func (n *Node) ListDeletedObjects(ctx context.Context, p caller, req ListDeleted
 // RecoverObject brings a soft-deleted object (and a certificate's
 // managed key and secret) back, with the renewal and expiry plans of its
 // current version made again.
-func (n *Node) RecoverObject(ctx context.Context, p caller, req ObjectRequest) (WriteResult, error) {
+func (n *Core) RecoverObject(ctx context.Context, p caller, req ObjectRequest) (WriteResult, error) {
 	kind, name := req.Kind, req.Name
 	m, prev, err := n.loadDeleted(kind, name)
 	if err != nil {
@@ -237,7 +237,7 @@ func purgeOps(b *raftstore.Batch, kind, name string) {
 // purgeBatch is the batch that purges the object kind/name (with a
 // certificate's managed key and secret) if its meta record is still at
 // prev: what a purge request and the retention janitor both commit.
-func (n *Node) purgeBatch(kind, name string, prev raftstore.Entry) *raftstore.Batch {
+func (n *Core) purgeBatch(kind, name string, prev raftstore.Entry) *raftstore.Batch {
 	b := &raftstore.Batch{}
 	b.Check(metaKey(kind, name), prev.Index)
 	purgeOps(b, kind, name)
@@ -246,11 +246,11 @@ func (n *Node) purgeBatch(kind, name string, prev raftstore.Entry) *raftstore.Ba
 }
 
 // purgeProtected reports the vault's purge-protection switch.
-func (n *Node) purgeProtected() bool { return n.settings().PurgeProtection }
+func (n *Core) purgeProtected() bool { return n.settings().PurgeProtection }
 
 // PurgeObject removes a soft-deleted object for good, unless purge
 // protection is on.
-func (n *Node) PurgeObject(ctx context.Context, p caller, req ObjectRequest) (WriteResult, error) {
+func (n *Core) PurgeObject(ctx context.Context, p caller, req ObjectRequest) (WriteResult, error) {
 	_, prev, err := n.loadDeleted(req.Kind, req.Name)
 	if err != nil {
 		return WriteResult{}, err
@@ -318,16 +318,16 @@ func inBackup(kind, name, key string) bool {
 }
 
 // objectEntries collects every stored entry of an object.
-func (n *Node) objectEntries(kind, name string) map[string][]byte {
+func (n *Core) objectEntries(kind, name string) map[string][]byte {
 	out := map[string][]byte{}
 	add := func(prefix string, exact bool) {
 		if exact {
-			if e, ok := n.store.Get(prefix); ok {
+			if e, ok := n.Store.Get(prefix); ok {
 				out[e.Key] = e.Value
 			}
 			return
 		}
-		es, _ := n.store.List(prefix, "", 0)
+		es, _ := n.Store.List(prefix, "", 0)
 		for _, e := range es {
 			out[e.Key] = e.Value
 		}
@@ -359,7 +359,7 @@ type BackupResult struct {
 
 // BackupObject backs up an object that is not deleted (a certificate
 // with its policy, managed key and secret); a managed object is refused.
-func (n *Node) BackupObject(ctx context.Context, p caller, req ObjectRequest) (BackupResult, error) {
+func (n *Core) BackupObject(ctx context.Context, p caller, req ObjectRequest) (BackupResult, error) {
 	m, _, err := n.resolveVersion(req.Kind, req.Name, "")
 	if err != nil {
 		return BackupResult{}, err
@@ -370,7 +370,7 @@ func (n *Node) BackupObject(ctx context.Context, p caller, req ObjectRequest) (B
 	// The blob keeps the name as the request spells it, which the Key
 	// Vault front's router has made the creator's spelling.
 	blob := backupBlob{Kind: req.Kind, Name: req.Name, Entries: n.objectEntries(req.Kind, req.Name)}
-	ct, err := n.barrier.Load().Encrypt(backupAAD, mustJSON(blob))
+	ct, err := n.Barrier.Load().Encrypt(backupAAD, mustJSON(blob))
 	if err != nil {
 		return BackupResult{}, err
 	}
@@ -394,9 +394,9 @@ type RestoreResult struct {
 // RestoreObject restores a backup of the kind as a live object (a
 // deleted one's deletion is dropped). The name must be free: an object
 // that exists or is deleted but not purged is a conflict.
-func (n *Node) RestoreObject(ctx context.Context, p caller, req RestoreRequest) (RestoreResult, error) {
+func (n *Core) RestoreObject(ctx context.Context, p caller, req RestoreRequest) (RestoreResult, error) {
 	kind := req.Kind
-	pt, err := n.barrier.Load().Decrypt(backupAAD, req.Blob)
+	pt, err := n.Barrier.Load().Decrypt(backupAAD, req.Blob)
 	if err != nil {
 		return RestoreResult{}, errBadParameter("value", "the backup blob is damaged or was made by a vault with another seal key; it restores only into a vault with the same seal")
 	}
@@ -409,7 +409,7 @@ func (n *Node) RestoreObject(ctx context.Context, p caller, req RestoreRequest) 
 		// decodeBackup checked that every entry is the object's own; an
 		// entry stored under another spelling (a blob made before names
 		// were case-insensitive) goes to its canonical key.
-		k, v, err = n.rekeyEntry(k, v)
+		k, v, err = n.rekeyEntry(k, v, nil)
 		if err != nil {
 			return RestoreResult{}, err
 		}

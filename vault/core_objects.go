@@ -135,7 +135,7 @@ type renewalInfo struct {
 // live returns attributes with the recovery fields of the vault's current
 // settings: they describe what a delete would do now, not what it would
 // have done when the version was written.
-func (n *Node) live(a keyvault.Attributes) keyvault.Attributes {
+func (n *Core) live(a keyvault.Attributes) keyvault.Attributes {
 	s := n.settings()
 	a.RecoveryLevel, a.RecoverableDays = s.recoveryLevel(), s.retention()
 	return a
@@ -143,7 +143,7 @@ func (n *Node) live(a keyvault.Attributes) keyvault.Attributes {
 
 // decorate fills the read-only recovery attributes from the vault's
 // settings and defaults enabled to true.
-func (n *Node) decorate(a *keyvault.Attributes) {
+func (n *Core) decorate(a *keyvault.Attributes) {
 	s := n.settings()
 	a.RecoveryLevel, a.RecoverableDays = s.recoveryLevel(), s.retention()
 	if a.Enabled == nil {
@@ -154,9 +154,9 @@ func (n *Node) decorate(a *keyvault.Attributes) {
 
 // loadMeta returns the meta record of an object and its entry (Index is
 // the compare-and-set token); found is false when there is none.
-func (n *Node) loadMeta(kind, name string) (objectMeta, raftstore.Entry, bool, error) {
+func (n *Core) loadMeta(kind, name string) (objectMeta, raftstore.Entry, bool, error) {
 	var m objectMeta
-	e, ok := n.store.Get(metaKey(kind, name))
+	e, ok := n.Store.Get(metaKey(kind, name))
 	if !ok {
 		return m, e, false, nil
 	}
@@ -166,9 +166,9 @@ func (n *Node) loadMeta(kind, name string) (objectMeta, raftstore.Entry, bool, e
 	return m, e, true, nil
 }
 
-func (n *Node) loadVersion(kind, name, version string) (versionMeta, raftstore.Entry, bool, error) {
+func (n *Core) loadVersion(kind, name, version string) (versionMeta, raftstore.Entry, bool, error) {
 	var v versionMeta
-	e, ok := n.store.Get(verKey(kind, name, version))
+	e, ok := n.Store.Get(verKey(kind, name, version))
 	if !ok {
 		return v, e, false, nil
 	}
@@ -198,7 +198,7 @@ func putMeta(b *raftstore.Batch, kind, name string, m objectMeta, prev raftstore
 
 // displayName is the spelling to show for the object of kind stored
 // under name (any spelling): the one it was created with.
-func (n *Node) displayName(kind, name string) string {
+func (n *Core) displayName(kind, name string) string {
 	m, _, ok, err := n.loadMeta(kind, name)
 	if err != nil || !ok {
 		return name
@@ -263,7 +263,7 @@ func orObjectNotFound(err error, kind, name, version string) error {
 // liveObject returns the meta record of an object that exists and is not
 // deleted, and its entry; otherwise errObjectNotFound (or the store's
 // error).
-func (n *Node) liveObject(kind, name string) (objectMeta, raftstore.Entry, error) {
+func (n *Core) liveObject(kind, name string) (objectMeta, raftstore.Entry, error) {
 	m, e, ok, err := n.loadMeta(kind, name)
 	if err != nil {
 		return m, e, err
@@ -277,7 +277,7 @@ func (n *Node) liveObject(kind, name string) (objectMeta, raftstore.Entry, error
 // metaForNewVersion returns the meta record of the object a new version
 // is to be written to (found is false while the name is free), refusing a
 // name held by a soft-deleted object (errObjectDeleted).
-func (n *Node) metaForNewVersion(kind, name string) (objectMeta, raftstore.Entry, bool, error) {
+func (n *Core) metaForNewVersion(kind, name string) (objectMeta, raftstore.Entry, bool, error) {
 	m, e, found, err := n.loadMeta(kind, name)
 	if err != nil {
 		return m, e, found, err
@@ -291,7 +291,7 @@ func (n *Node) metaForNewVersion(kind, name string) (objectMeta, raftstore.Entry
 // resolveVersion returns the version to read: the given one, or the
 // current one when version is empty. It refuses deleted objects with
 // errObjectNotFound.
-func (n *Node) resolveVersion(kind, name, version string) (objectMeta, string, error) {
+func (n *Core) resolveVersion(kind, name, version string) (objectMeta, string, error) {
 	m, _, ok, err := n.loadMeta(kind, name)
 	if err != nil {
 		return m, "", err
@@ -308,11 +308,11 @@ func (n *Node) resolveVersion(kind, name, version string) (objectMeta, string, e
 // listPage walks entries under prefix from the skip token, keeps those
 // accepted by keep, and returns up to limit of them plus the key to resume
 // after (empty when the listing is complete).
-func (n *Node) listPage(prefix, after string, limit int, keep func(raftstore.Entry) bool) ([]raftstore.Entry, string) {
+func (n *Core) listPage(prefix, after string, limit int, keep func(raftstore.Entry) bool) ([]raftstore.Entry, string) {
 	var out []raftstore.Entry
 	cursor := after
 	for len(out) < limit {
-		batch, _ := n.store.List(prefix, cursor, 64)
+		batch, _ := n.Store.List(prefix, cursor, 64)
 		if len(batch) == 0 {
 			return out, ""
 		}
@@ -327,7 +327,7 @@ func (n *Node) listPage(prefix, after string, limit int, keep func(raftstore.Ent
 		}
 	}
 	// Is there anything after the cursor at all?
-	more, _ := n.store.List(prefix, cursor, 1)
+	more, _ := n.Store.List(prefix, cursor, 1)
 	if len(more) == 0 {
 		return out, ""
 	}
@@ -354,7 +354,7 @@ func (p PageRequest) limit() int {
 // listUnder walks the entries under prefix for one page: keep chooses
 // entries, and next is where the following page starts (the last
 // entry's key without the prefix), empty when the listing is complete.
-func (n *Node) listUnder(prefix string, page PageRequest, keep func(raftstore.Entry) bool) (entries []raftstore.Entry, next string) {
+func (n *Core) listUnder(prefix string, page PageRequest, keep func(raftstore.Entry) bool) (entries []raftstore.Entry, next string) {
 	after := page.After
 	if after != "" {
 		after = prefix + after
@@ -400,7 +400,7 @@ type ListObjectsResult struct {
 
 // ListObjects lists objects of a kind that are not deleted, by name
 // (canonical order), with their current version's summary.
-func (n *Node) ListObjects(ctx context.Context, p caller, req ListObjectsRequest) (ListObjectsResult, error) {
+func (n *Core) ListObjects(ctx context.Context, p caller, req ListObjectsRequest) (ListObjectsResult, error) {
 	prefix := "meta/" + req.Kind + "/"
 	entries, next := n.listUnder(prefix, req.Page, func(e raftstore.Entry) bool {
 		var m objectMeta
@@ -436,7 +436,7 @@ type ListVersionsResult struct {
 // version id order. A certificate's managed key and secret list the
 // certificate's versions; a managed secret's content type is the
 // certificate's.
-func (n *Node) ListVersions(ctx context.Context, p caller, req ListVersionsRequest) (ListVersionsResult, error) {
+func (n *Core) ListVersions(ctx context.Context, p caller, req ListVersionsRequest) (ListVersionsResult, error) {
 	m, _, err := n.resolveVersion(req.Kind, req.Name, "")
 	if err != nil {
 		return ListVersionsResult{}, err
@@ -467,7 +467,7 @@ func (n *Node) ListVersions(ctx context.Context, p caller, req ListVersionsReque
 // newVersionAttributes are the attributes of a version made at now: the
 // caller-settable ones from in, the times, the recovery settings, and
 // enabled unless in says otherwise.
-func (n *Node) newVersionAttributes(in *keyvault.Attributes, now int64) keyvault.Attributes {
+func (n *Core) newVersionAttributes(in *keyvault.Attributes, now int64) keyvault.Attributes {
 	var a keyvault.Attributes
 	applyAttributes(&a, in)
 	a.Created, a.Updated = now, now
@@ -478,12 +478,12 @@ func (n *Node) newVersionAttributes(in *keyvault.Attributes, now int64) keyvault
 // putVersionRecord adds to b the record of a new version v and, when
 // secret is not nil, its secret part (value or private key) through the
 // barrier.
-func (n *Node) putVersionRecord(b *raftstore.Batch, kind, name, version string, v versionMeta, secret []byte) error {
+func (n *Core) putVersionRecord(b *raftstore.Batch, kind, name, version string, v versionMeta, secret []byte) error {
 	b.Put(verKey(kind, name, version), mustJSON(v))
 	if secret == nil {
 		return nil
 	}
-	return putSealed(b, n.barrier.Load(), valKey(kind, name, version), secret)
+	return putSealed(b, n.Barrier.Load(), valKey(kind, name, version), secret)
 }
 
 // putVersionUpdate adds to b the rewrite of version v (stored as e) of
@@ -492,7 +492,7 @@ func (n *Node) putVersionRecord(b *raftstore.Batch, kind, name, version string, 
 // that exist (and, for a secret, its content type). Updates of
 // certificates, secrets and keys all end here: a certificate passes its
 // own kind and its managed kinds.
-func (n *Node) putVersionUpdate(b *raftstore.Batch, kind, name, version, current string, v versionMeta, e raftstore.Entry, summaryKinds ...string) {
+func (n *Core) putVersionUpdate(b *raftstore.Batch, kind, name, version, current string, v versionMeta, e raftstore.Entry, summaryKinds ...string) {
 	b.PutIf(e.Key, mustJSON(v), e.Index)
 	if version != current {
 		return

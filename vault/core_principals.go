@@ -89,7 +89,7 @@ type CreateTokenResult struct {
 
 // CreateToken makes a token for req.Name (and its assignment, in the same
 // batch). The principal p is recorded as its creator.
-func (n *Node) CreateToken(ctx context.Context, p caller, req CreateTokenRequest) (CreateTokenResult, error) {
+func (n *Core) CreateToken(ctx context.Context, p caller, req CreateTokenRequest) (CreateTokenResult, error) {
 	if err := access.ValidPrincipalName(req.Name); err != nil {
 		return CreateTokenResult{}, errBadParameter("name", "name: %s", strings.TrimPrefix(err.Error(), "access: "))
 	}
@@ -123,7 +123,7 @@ func (n *Node) CreateToken(ctx context.Context, p caller, req CreateTokenRequest
 	rec.CreatedBy = p.Name
 	idx, err := n.commitCAS(ctx, func() (*raftstore.Batch, error) {
 		b := &raftstore.Batch{}
-		if err := putSealedJSON(b, n.barrier.Load(), prefixTokens+id, rec); err != nil {
+		if err := putSealedJSON(b, n.Barrier.Load(), prefixTokens+id, rec); err != nil {
 			return nil, err
 		}
 		if asg != nil {
@@ -141,8 +141,8 @@ func (n *Node) CreateToken(ctx context.Context, p caller, req CreateTokenRequest
 }
 
 // allTokens returns every token record by ID.
-func (n *Node) allTokens() (map[string]tokenRecord, error) {
-	es, _ := n.store.List(prefixTokens, "", 0)
+func (n *Core) allTokens() (map[string]tokenRecord, error) {
+	es, _ := n.Store.List(prefixTokens, "", 0)
 	out := make(map[string]tokenRecord, len(es))
 	for _, e := range es {
 		var rec tokenRecord
@@ -161,7 +161,7 @@ type ListTokensRequest struct {
 }
 
 // ListTokens lists the tokens (never their secrets), by principal and ID.
-func (n *Node) ListTokens(ctx context.Context, p caller, req ListTokensRequest) ([]TokenInfo, error) {
+func (n *Core) ListTokens(ctx context.Context, p caller, req ListTokensRequest) ([]TokenInfo, error) {
 	toks, err := n.allTokens()
 	if err != nil {
 		return nil, err
@@ -180,9 +180,9 @@ func (n *Node) ListTokens(ctx context.Context, p caller, req ListTokensRequest) 
 
 // RevokeToken deletes token id, unless that leaves no administrator; it
 // returns the raft index of the deletion.
-func (n *Node) RevokeToken(ctx context.Context, p caller, id string) (uint64, error) {
+func (n *Core) RevokeToken(ctx context.Context, p caller, id string) (uint64, error) {
 	return n.commitCAS(ctx, func() (*raftstore.Batch, error) {
-		e, ok := n.store.Get(prefixTokens + id)
+		e, ok := n.Store.Get(prefixTokens + id)
 		if !ok {
 			return nil, errNotFound("TokenNotFound", "no token has ID %q ('certvault token list' shows them)", id)
 		}
@@ -225,14 +225,14 @@ func adminRemains(as []access.Assignment, toks map[string]tokenRecord) error {
 
 // assignments returns the role assignments and the index of their record
 // (raftstore.NotExist when there is none).
-func (n *Node) assignments() ([]access.Assignment, uint64) {
-	e, ok := n.store.Get(keyAssignments)
+func (n *Core) assignments() ([]access.Assignment, uint64) {
+	e, ok := n.Store.Get(keyAssignments)
 	if !ok {
 		return nil, raftstore.NotExist
 	}
 	var as []access.Assignment
 	if err := json.Unmarshal(e.Value, &as); err != nil {
-		n.log.Error("role assignments do not decode", "err", err)
+		n.Log.Error("role assignments do not decode", "err", err)
 	}
 	return as, e.Index
 }
@@ -278,7 +278,7 @@ func addAssignment(as []access.Assignment, a access.Assignment) ([]access.Assign
 }
 
 // ListRoles lists the built-in roles.
-func (n *Node) ListRoles(ctx context.Context, p caller) ([]access.Role, error) {
+func (n *Core) ListRoles(ctx context.Context, p caller) ([]access.Role, error) {
 	return access.Roles(), nil
 }
 
@@ -291,7 +291,7 @@ type ListAssignmentsRequest struct {
 }
 
 // ListAssignments lists the role assignments, in stored order.
-func (n *Node) ListAssignments(ctx context.Context, p caller, req ListAssignmentsRequest) ([]access.Assignment, error) {
+func (n *Core) ListAssignments(ctx context.Context, p caller, req ListAssignmentsRequest) ([]access.Assignment, error) {
 	as, _ := n.assignments()
 	out := []access.Assignment{}
 	for _, a := range as {
@@ -321,7 +321,7 @@ type AssignResult struct {
 }
 
 // Assign adds a role assignment, made by p.
-func (n *Node) Assign(ctx context.Context, p caller, req AssignRequest) (AssignResult, error) {
+func (n *Core) Assign(ctx context.Context, p caller, req AssignRequest) (AssignResult, error) {
 	a, err := newAssignment(req.Role, req.Assignee, req.Scope, p.Name)
 	if err != nil {
 		return AssignResult{}, err
@@ -339,7 +339,7 @@ func (n *Node) Assign(ctx context.Context, p caller, req AssignRequest) (AssignR
 
 // Unassign removes assignment id, unless that leaves no administrator; it
 // returns the raft index of the write.
-func (n *Node) Unassign(ctx context.Context, p caller, id string) (uint64, error) {
+func (n *Core) Unassign(ctx context.Context, p caller, id string) (uint64, error) {
 	return n.commitCAS(ctx, func() (*raftstore.Batch, error) {
 		as, idx := n.assignments()
 		i := slices.IndexFunc(as, func(a access.Assignment) bool { return a.ID == id })
@@ -368,7 +368,7 @@ type Self struct {
 }
 
 // Self describes p: its identity and the assignments to it or its groups.
-func (n *Node) Self(ctx context.Context, p caller) (Self, error) {
+func (n *Core) Self(ctx context.Context, p caller) (Self, error) {
 	s := Self{Principal: p.Name, TokenID: p.TokenID, AgentID: p.AgentID, Groups: p.Groups, Assignments: []access.Assignment{}}
 	as, _ := n.assignments()
 	for _, a := range as {

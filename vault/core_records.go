@@ -11,8 +11,8 @@ import (
 // after after ("" for all), in key order; a record that does not decode
 // is skipped. It is the one listing loop of the agents, bindings,
 // deliveries, subscriptions and audit incidents.
-func listJSON[T any](n *Node, prefix, after string) []T {
-	es, _ := n.store.List(prefix, after, 0)
+func listJSON[T any](n *Core, prefix, after string) []T {
+	es, _ := n.Store.List(prefix, after, 0)
 	out := make([]T, 0, len(es))
 	for _, e := range es {
 		var v T

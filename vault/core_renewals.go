@@ -19,34 +19,16 @@ import (
 // certificate version, the brake, and the leader's loop that renews, mails
 // and emits expiry events when plans are due.
 
-// Renewal plans live in Raft under sched/certificates/DUE/NAME, DUE the
-// Unix second the renewal is due, zero-padded so that keys sort by time.
-// A certificate's meta record names its plan (objectMeta.Plan). The
-// leader reads only the plans that are due, so a tick with nothing due
-// costs the same with ten certificates or a million.
-const (
-	schedPrefix     = "sched/certificates/"
-	schedMailPrefix = "schedmail/certificates/"
-)
-
-func schedKey(due time.Time, name string) string {
-	return schedAt(schedPrefix, due, name)
-}
-
-func schedAt(prefix string, due time.Time, name string) string {
-	return prefix + fmt.Sprintf("%012d", due.Unix()) + "/" + name
-}
-
 // forDue calls act, in due order, for each plan under prefix that is due
 // at now (its key PREFIX + DUE + "/" + REST), at most 64 per call, and
 // returns when the next plan is due: now when more may be due, zero when
 // there is none.
-func (n *Node) forDue(ctx context.Context, prefix string, now time.Time, act func(e raftstore.Entry, rest string)) time.Time {
-	if n.barrier.Load() == nil {
+func (n *Issuance) forDue(ctx context.Context, prefix string, now time.Time, act func(e raftstore.Entry, rest string)) time.Time {
+	if n.Barrier.Load() == nil {
 		return now.Add(time.Second)
 	}
 	const page = 64
-	entries, _ := n.store.List(prefix, "", page)
+	entries, _ := n.Store.List(prefix, "", page)
 	for _, e := range entries {
 		secs, rest, ok := strings.Cut(strings.TrimPrefix(e.Key, prefix), "/")
 		s, err := strconv.ParseInt(secs, 10, 64)
@@ -65,25 +47,6 @@ func (n *Node) forDue(ctx context.Context, prefix string, now time.Time, act fun
 		return now
 	}
 	return time.Time{}
-}
-
-// renewalPlan is a plan's value.
-type renewalPlan struct {
-	Version string `json:"version"`
-	// Attempts counts renewals of this version that failed; LastError
-	// says why the last one did.
-	Attempts  int    `json:"attempts,omitempty"`
-	LastError string `json:"last_error,omitempty"`
-}
-
-// renewalHalt records that the renewal brake stopped a certificate's
-// automatic renewal.
-type renewalHalt struct {
-	// At is when (Unix seconds); Version the current version then.
-	At      int64  `json:"at"`
-	Version string `json:"version"`
-	// Reason says what the brake saw, for the operation, event and mail.
-	Reason string `json:"reason"`
 }
 
 // autoRenewals returns the times of a certificate's last automatic
@@ -140,54 +103,12 @@ const (
 	renewIdle = time.Hour
 )
 
-// planVersion adds to b the renewal plan of a certificate's version (and
-// the removal of the plan it replaces), and records it in cm.
-func planVersion(b *raftstore.Batch, cm *objectMeta, name, version string, p *keyvault.Policy, v *versionMeta) {
-	var ari *renewal.Window
-	if ri := v.RenewalInfo; ri != nil {
-		ari = &renewal.Window{Start: time.Unix(ri.Start, 0), End: time.Unix(ri.End, 0)}
-	}
-	var nbf, exp time.Time
-	if v.Attributes.NotBefore != nil && v.Attributes.Expires != nil {
-		nbf, exp = time.Unix(*v.Attributes.NotBefore, 0), time.Unix(*v.Attributes.Expires, 0)
-	}
-	// The lifetime counts from when the vault got the certificate: a
-	// notBefore backdated for clock skew (a minute, for the vault's own
-	// issuers) must not make a short-lived version due at once, and a
-	// version is never due before it exists.
-	if created := time.Unix(v.Attributes.Created, 0); v.Attributes.Created != 0 && created.After(nbf) && created.Before(exp) {
-		nbf = created
-	}
-	key := ""
-	if due, ok := renewal.Due(p, name, nbf, exp, ari); ok && !exp.IsZero() && cm.Halted == nil {
-		key = schedKey(due, name)
-	}
-	if cm.Plan != "" && cm.Plan != key {
-		b.Delete(cm.Plan)
-	}
-	if key != "" {
-		b.Put(key, mustJSON(renewalPlan{Version: version}))
-	}
-	cm.Plan = key
-	mailKey := ""
-	if due, ok := renewal.EmailDue(p, name, nbf, exp); ok && !exp.IsZero() {
-		mailKey = schedAt(schedMailPrefix, due, name)
-	}
-	if cm.MailPlan != "" && cm.MailPlan != mailKey {
-		b.Delete(cm.MailPlan)
-	}
-	if mailKey != "" {
-		b.Put(mailKey, mustJSON(renewalPlan{Version: version}))
-	}
-	cm.MailPlan = mailKey
-}
-
 // replanCurrent adds to b the plan of the current version under policy p
 // (after a policy change: editing the lifetime actions is how AutoRenew
 // is turned on and off), and the meta record that names it. A policy
 // change is a person acting: it clears a halt of the renewal brake and
 // its count.
-func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy) error {
+func (n *Issuance) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy) error {
 	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
 	if err != nil || !ok || cm.Current == "" {
 		return err
@@ -211,9 +132,9 @@ func (n *Node) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy
 // certificates whose plan is due, then sleeps until the next plan is due
 // or the plans change. A renewal is one raft command conditional on the
 // plan it consumes, so a new leader never renews a version twice.
-func (n *Node) runRenewals(ctx context.Context) {
+func (n *Issuance) runRenewals(ctx context.Context) {
 	for {
-		after := n.store.AppliedIndex()
+		after := n.Store.AppliedIndex()
 		now := n.now()
 		next := n.renewDue(ctx, now)
 		for _, m := range []time.Time{n.mailDue(ctx, now), n.eventsDue(ctx, now)} {
@@ -226,7 +147,7 @@ func (n *Node) runRenewals(ctx context.Context) {
 			wait = max(next.Sub(n.now()), 0) + 10*time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, _ = n.store.Watch(wctx, []string{schedPrefix, schedMailPrefix, schedEventPrefix}, after)
+		_, _ = n.Store.Watch(wctx, []string{schedPrefix, schedMailPrefix, schedEventPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -236,15 +157,15 @@ func (n *Node) runRenewals(ctx context.Context) {
 
 // renewDue renews what is due at now and returns when the next plan is
 // due (zero if none).
-func (n *Node) renewDue(ctx context.Context, now time.Time) time.Time {
+func (n *Issuance) renewDue(ctx context.Context, now time.Time) time.Time {
 	return n.forDue(ctx, schedPrefix, now, func(e raftstore.Entry, name string) {
 		n.renewOne(ctx, e, name, now)
 	})
 }
 
 // renewOne renews the certificate of a due plan, or moves the plan.
-func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now time.Time) {
-	log := n.log.With("certificate", name)
+func (n *Issuance) renewOne(ctx context.Context, e raftstore.Entry, name string, now time.Time) {
+	log := n.Log.With("certificate", name)
 	var plan renewalPlan
 	_ = json.Unmarshal(e.Value, &plan)
 	cm, _, found, err := n.loadMeta(kindCertificates, name)
@@ -253,7 +174,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 	}
 	if !found || cm.Plan != e.Key || cm.Current != plan.Version {
 		// A stale plan (purged, replaced): drop it.
-		_, _ = n.store.Apply(ctx, (&raftstore.Batch{}).DeleteIf(e.Key, e.Index))
+		_, _ = n.Store.Apply(ctx, (&raftstore.Batch{}).DeleteIf(e.Key, e.Index))
 		return
 	}
 	if cm.Deleted != nil {
@@ -279,7 +200,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 	switch {
 	case err == nil && op.Status == keyvault.StatusCompleted:
 		log.Info("renewed", "previous_version", plan.Version)
-		n.metrics.renewals.WithLabelValues("done").Inc()
+		n.renewals.WithLabelValues("done").Inc()
 	case err == nil:
 		// An order with the CA is under way; it replaces the plan when it
 		// completes.
@@ -297,7 +218,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 		plan.Attempts++
 		wait := min(renewRetryMin<<min(plan.Attempts-1, 16), renewRetryMax)
 		log.Warn("renewal failed; retrying", "attempt", plan.Attempts, "in", wait, "err", err)
-		n.metrics.renewals.WithLabelValues("failed").Inc()
+		n.renewals.WithLabelValues("failed").Inc()
 		n.movePlan(ctx, e, name, &plan, now.Add(wait), err.Error(), func(b *raftstore.Batch) error {
 			if err := n.emitEvent(b, EventCertificateRenewalFailed, kindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, err.Error()); err != nil {
 				return err
@@ -317,7 +238,7 @@ func (n *Node) renewOne(ctx context.Context, e raftstore.Entry, name string, now
 // (unless a person's operation is in progress), a CertificateRenewalFailed
 // event and a mail to the contacts. Nothing renews it automatically again
 // until a person makes a version or updates its policy.
-func (n *Node) haltRenewal(ctx context.Context, e raftstore.Entry, name string, policy *keyvault.Policy, now time.Time) {
+func (n *Issuance) haltRenewal(ctx context.Context, e raftstore.Entry, name string, policy *keyvault.Policy, now time.Time) {
 	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
 	if err != nil || !ok || cm.Plan != e.Key {
 		return
@@ -333,10 +254,10 @@ func (n *Node) haltRenewal(ctx context.Context, e raftstore.Entry, name string, 
 	if cm.Halted == nil {
 		cm.Halted = &renewalHalt{At: now.Unix(), Version: cm.Current, Reason: reason}
 		if err := n.emitEvent(b, EventCertificateRenewalFailed, kindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, "automatic renewal halted: "+reason); err != nil {
-			n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+			n.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 		}
 		if err := n.mailRenewalHalted(b, name, cm, policy.IssuerName(), reason); err != nil {
-			n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+			n.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 		}
 		if prev, pe, found, err := n.loadPending(name); err == nil && (!found || prev.Status != keyvault.StatusInProgress) {
 			id, err := randomID(16)
@@ -349,14 +270,14 @@ func (n *Node) haltRenewal(ctx context.Context, e raftstore.Entry, name string, 
 		}
 	}
 	putMeta(b, kindCertificates, name, cm, cprev)
-	if _, err := n.store.Apply(ctx, b); err != nil {
+	if _, err := n.Store.Apply(ctx, b); err != nil {
 		if !errors.Is(err, raftstore.ErrConflict) {
-			n.log.Warn("could not halt a renewal loop", "certificate", name, "err", err)
+			n.Log.Warn("could not halt a renewal loop", "certificate", name, "err", err)
 		}
 		return
 	}
-	n.log.Error("automatic renewal halted by the renewal brake: update the policy or make a version to resume", "certificate", name, "version", cm.Current, "reason", reason)
-	n.metrics.renewals.WithLabelValues("halted").Inc()
+	n.Log.Error("automatic renewal halted by the renewal brake: update the policy or make a version to resume", "certificate", name, "version", cm.Current, "reason", reason)
+	n.renewals.WithLabelValues("halted").Inc()
 }
 
 // briefDuration writes d for people: whole days from two days on.
@@ -369,7 +290,7 @@ func briefDuration(d time.Duration) string {
 
 // movePlan reschedules a plan to due, recording why; also adds to the
 // command what the optional functions add.
-func (n *Node) movePlan(ctx context.Context, e raftstore.Entry, name string, plan *renewalPlan, due time.Time, why string, also ...func(*raftstore.Batch) error) {
+func (n *Issuance) movePlan(ctx context.Context, e raftstore.Entry, name string, plan *renewalPlan, due time.Time, why string, also ...func(*raftstore.Batch) error) {
 	cm, cprev, ok, err := n.loadMeta(kindCertificates, name)
 	if err != nil || !ok || cm.Plan != e.Key {
 		return
@@ -386,17 +307,17 @@ func (n *Node) movePlan(ctx context.Context, e raftstore.Entry, name string, pla
 	putMeta(b, kindCertificates, name, cm, cprev)
 	for _, f := range also {
 		if err := f(b); err != nil {
-			n.log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+			n.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 		}
 	}
-	if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
-		n.log.Warn("could not reschedule a renewal", "certificate", name, "err", err)
+	if _, err := n.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+		n.Log.Warn("could not reschedule a renewal", "certificate", name, "err", err)
 	}
 }
 
 // mailDue sends the EmailContacts mails that are due (through the outbox)
 // and returns when the next one is due (zero if none).
-func (n *Node) mailDue(ctx context.Context, now time.Time) time.Time {
+func (n *Issuance) mailDue(ctx context.Context, now time.Time) time.Time {
 	return n.forDue(ctx, schedMailPrefix, now, func(e raftstore.Entry, name string) {
 		var plan renewalPlan
 		_ = json.Unmarshal(e.Value, &plan)
@@ -410,57 +331,23 @@ func (n *Node) mailDue(ctx context.Context, now time.Time) time.Time {
 			if p, _, ok, _ := n.loadPolicy(name); ok {
 				issuer = p.IssuerName()
 			}
-			if n.opts.Mailer == nil {
-				n.log.Warn("a certificate's EmailContacts action is due, but no SMTP relay is configured (--smtp-addr)", "certificate", name)
+			if n.Mailer == nil {
+				n.Log.Warn("a certificate's EmailContacts action is due, but no SMTP relay is configured (--smtp-addr)", "certificate", name)
 			} else if err := n.mailExpiring(b, name, cm, issuer); err != nil {
-				n.log.Warn("could not write a mail", "certificate", name, "err", err)
+				n.Log.Warn("could not write a mail", "certificate", name, "err", err)
 			}
 			cm.MailPlan = ""
 			putMeta(b, kindCertificates, name, cm, cprev)
 		}
-		if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
-			n.log.Warn("could not record a sent EmailContacts action", "certificate", name, "err", err)
+		if _, err := n.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+			n.Log.Warn("could not record a sent EmailContacts action", "certificate", name, "err", err)
 		}
 	})
 }
 
-// Expiry events are planned like renewals, under
-// schedevt/DUE/KIND/NAME/TYPE, when a version is made.
-const schedEventPrefix = "schedevt/"
-
-// planExpiryEvents adds to b the NearExpiry and Expired events of a
-// version that expires at exp (and drops the previous version's), and
-// records them in m.
-func (n *Node) planExpiryEvents(b *raftstore.Batch, m *objectMeta, kind, name, version string, nbf, exp *int64) {
-	for _, k := range m.EventPlans {
-		b.Delete(k)
-	}
-	m.EventPlans = nil
-	if exp == nil {
-		return
-	}
-	near, expired := EventCertificateNearExpiry, EventCertificateExpired
-	if kind == kindSecrets {
-		near, expired = EventSecretNearExpiry, EventSecretExpired
-	}
-	end := time.Unix(*exp, 0)
-	at := end.Add(-n.settings().nearExpiry())
-	if nbf != nil && at.Before(time.Unix(*nbf, 0)) {
-		at = time.Unix(*nbf, 0)
-	}
-	for _, p := range []struct {
-		typ string
-		due time.Time
-	}{{near, at}, {expired, end}} {
-		key := schedEventPrefix + fmt.Sprintf("%012d", p.due.Unix()) + "/" + kind + "/" + name + "/" + p.typ
-		b.Put(key, mustJSON(renewalPlan{Version: version}))
-		m.EventPlans = append(m.EventPlans, key)
-	}
-}
-
 // eventsDue emits the expiry events that are due and returns when the
 // next one is (zero if none).
-func (n *Node) eventsDue(ctx context.Context, now time.Time) time.Time {
+func (n *Issuance) eventsDue(ctx context.Context, now time.Time) time.Time {
 	return n.forDue(ctx, schedEventPrefix, now, func(e raftstore.Entry, rest string) {
 		parts := strings.SplitN(rest, "/", 3) // KIND/NAME/TYPE
 		if len(parts) != 3 {
@@ -476,13 +363,13 @@ func (n *Node) eventsDue(ctx context.Context, now time.Time) time.Time {
 		}
 		if found && m.Current == plan.Version && m.Deleted == nil && slices.Contains(m.EventPlans, e.Key) {
 			if err := n.emitEvent(b, typ, kind, name, plan.Version, m.Summary.NotBefore, m.Summary.Expires, ""); err != nil {
-				n.log.Warn("could not write an expiry event", "name", name, "err", err)
+				n.Log.Warn("could not write an expiry event", "name", name, "err", err)
 			}
 			m.EventPlans = slices.DeleteFunc(m.EventPlans, func(k string) bool { return k == e.Key })
 			putMeta(b, kind, name, m, prev)
 		}
-		if _, err := n.store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
-			n.log.Warn("could not record an expiry event", "name", name, "err", err)
+		if _, err := n.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+			n.Log.Warn("could not record an expiry event", "name", name, "err", err)
 		}
 	})
 }

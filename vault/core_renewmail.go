@@ -22,7 +22,7 @@ func fmtExpiry(unix *int64) string {
 }
 
 // mailRenewing announces a renewal that starts now.
-func (n *Node) mailRenewing(b *raftstore.Batch, name string, cm objectMeta, issuer string) error {
+func (n *Issuance) mailRenewing(b *raftstore.Batch, name string, cm objectMeta, issuer string) error {
 	subject := fmt.Sprintf("[certvault] renewing certificate %s", name)
 	body := fmt.Sprintf(`The vault is renewing certificate %s now, as its policy's AutoRenew action says.
 
@@ -38,7 +38,7 @@ renewal fails.
 }
 
 // mailRenewed announces a new version made by a renewal.
-func (n *Node) mailRenewed(b *raftstore.Batch, name string, prev objectMeta, version string, leafDER []byte, issuer string) error {
+func (n *Issuance) mailRenewed(b *raftstore.Batch, name string, prev objectMeta, version string, leafDER []byte, issuer string) error {
 	exp := "unknown"
 	if c, err := x509.ParseCertificate(leafDER); err == nil {
 		exp = c.NotAfter.UTC().Format(time.RFC3339)
@@ -58,7 +58,7 @@ install it on their next poll.
 }
 
 // mailRenewalFailed says a renewal failed and what to do.
-func (n *Node) mailRenewalFailed(b *raftstore.Batch, name string, cm objectMeta, issuer string, cause error, attempts int, next time.Time) error {
+func (n *Issuance) mailRenewalFailed(b *raftstore.Batch, name string, cm objectMeta, issuer string, cause error, attempts int, next time.Time) error {
 	subject := fmt.Sprintf("[certvault] renewal of certificate %s failed", name)
 	body := fmt.Sprintf(`The automatic renewal of certificate %s failed (attempt %d).
 
@@ -78,7 +78,7 @@ CA account works; 'certvault cert operation %s' shows the last operation.
 
 // mailRenewalHalted says the renewal brake stopped a certificate's
 // automatic renewal, and how a person resumes it.
-func (n *Node) mailRenewalHalted(b *raftstore.Batch, name string, cm objectMeta, issuer, reason string) error {
+func (n *Issuance) mailRenewalHalted(b *raftstore.Batch, name string, cm objectMeta, issuer, reason string) error {
 	subject := fmt.Sprintf("[certvault] automatic renewal of certificate %s halted", name)
 	body := fmt.Sprintf(`The vault stopped renewing certificate %s automatically: it was
 %s.
@@ -101,7 +101,7 @@ then either
 }
 
 // mailExpiring is the EmailContacts lifetime action.
-func (n *Node) mailExpiring(b *raftstore.Batch, name string, cm objectMeta, issuer string) error {
+func (n *Issuance) mailExpiring(b *raftstore.Batch, name string, cm objectMeta, issuer string) error {
 	subject := fmt.Sprintf("[certvault] certificate %s expires soon", name)
 	body := fmt.Sprintf(`Certificate %s expires soon and its policy does not renew it by itself.
 

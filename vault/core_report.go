@@ -31,7 +31,7 @@ type EvidenceReportRequest struct {
 // EvidenceReport builds the evidence report from the local state (the
 // front makes it current first) and every node's audit trail. Its Vault
 // (the address the caller used) is the front's to fill in.
-func (n *Node) EvidenceReport(ctx context.Context, p caller, req EvidenceReportRequest) (*report.Report, error) {
+func (n *Fleet) EvidenceReport(ctx context.Context, p caller, req EvidenceReportRequest) (*report.Report, error) {
 	since := req.Since
 	rep := &report.Report{Generated: time.Now().UTC(),
 		Certificates: []report.Certificate{}, Deliveries: []report.Delivery{}, Access: []report.Access{}, SecretReads: []report.SecretRead{}}
@@ -49,9 +49,9 @@ func (n *Node) EvidenceReport(ctx context.Context, p caller, req EvidenceReportR
 }
 
 // reportRotation fills section (a) and returns the certificate names.
-func (n *Node) reportRotation(rep *report.Report, since time.Time) []string {
+func (n *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
 	prefix := "meta/" + kindCertificates + "/"
-	es, _ := n.store.List(prefix, "", 0)
+	es, _ := n.Store.List(prefix, "", 0)
 	var names []string
 	for _, e := range es {
 		var m objectMeta
@@ -68,7 +68,7 @@ func (n *Node) reportRotation(rep *report.Report, since time.Time) []string {
 			}
 			rc.AutoRenew = slices.ContainsFunc(p.LifetimeActions, func(la keyvault.LifetimeAction) bool { return la.Action.ActionType == keyvault.ActionAutoRenew })
 		}
-		vs, _ := n.store.List(verPrefix(kindCertificates, name), "", 0)
+		vs, _ := n.Store.List(verPrefix(kindCertificates, name), "", 0)
 		for _, ve := range vs {
 			var v versionMeta
 			if json.Unmarshal(ve.Value, &v) != nil || len(v.Chain) == 0 {
@@ -102,7 +102,7 @@ func (n *Node) reportRotation(rep *report.Report, since time.Time) []string {
 }
 
 // reportDeliveries fills section (b) from the agents' install reports.
-func (n *Node) reportDeliveries(rep *report.Report, since time.Time) {
+func (n *Fleet) reportDeliveries(rep *report.Report, since time.Time) {
 	agents := map[string]AgentRecord{}
 	for _, a := range n.agents() {
 		agents[a.ID] = a
@@ -123,7 +123,7 @@ func (n *Node) reportDeliveries(rep *report.Report, since time.Time) {
 
 // reportAccess fills section (c), first half: every object and who may
 // read it, read its secret, or change it.
-func (n *Node) reportAccess(rep *report.Report, certNames []string) {
+func (n *Fleet) reportAccess(rep *report.Report, certNames []string) {
 	as, _ := n.assignments()
 	type object struct {
 		res  access.Resource
@@ -136,7 +136,7 @@ func (n *Node) reportAccess(rep *report.Report, certNames []string) {
 	}
 	for _, kind := range []string{kindSecrets, kindKeys} {
 		prefix := "meta/" + kind + "/"
-		es, _ := n.store.List(prefix, "", 0)
+		es, _ := n.Store.List(prefix, "", 0)
 		for _, e := range es {
 			var m objectMeta
 			if json.Unmarshal(e.Value, &m) != nil || m.Deleted != nil || m.ManagedBy != "" {
@@ -172,8 +172,8 @@ func (n *Node) reportAccess(rep *report.Report, certNames []string) {
 }
 
 // reportReads fills section (c), second half, from the audit trails.
-func (n *Node) reportReads(ctx context.Context, rep *report.Report, since time.Time) error {
-	res, err := n.clusterRecords(ctx, AuditQuery{Filter: audit.Filter{Since: since, Object: "/secrets/", Outcome: "allowed"}, Limit: 100000})
+func (n *Fleet) reportReads(ctx context.Context, rep *report.Report, since time.Time) error {
+	res, err := n.AuditRecords(ctx, AuditQuery{Filter: audit.Filter{Since: since, Object: "/secrets/", Outcome: "allowed"}, Limit: 100000})
 	if err != nil {
 		return err
 	}

@@ -165,9 +165,9 @@ type cachedRollout struct {
 
 // loadRollout reads an object's rollout. The result is shared: callers
 // copy it before changing it.
-func (n *Node) loadRollout(kind, name string) (*Rollout, uint64) {
+func (n *Fleet) loadRollout(kind, name string) (*Rollout, uint64) {
 	key := rolloutKey(kind, name)
-	e, ok := n.store.Get(key)
+	e, ok := n.Store.Get(key)
 	if !ok {
 		return nil, raftstore.NotExist
 	}
@@ -188,8 +188,8 @@ func (n *Node) loadRollout(kind, name string) (*Rollout, uint64) {
 	return &r, e.Index
 }
 
-func (n *Node) loadPlan(kind, name string) *RolloutPlan {
-	e, ok := n.store.Get(planKey(kind, name))
+func (n *Fleet) loadPlan(kind, name string) *RolloutPlan {
+	e, ok := n.Store.Get(planKey(kind, name))
 	if !ok {
 		return nil
 	}
@@ -203,7 +203,7 @@ func (n *Node) loadPlan(kind, name string) *RolloutPlan {
 // targetFor is the version an agent should hold of an object: the
 // current version when the object has no rollout plan, else what the
 // rollout says.
-func (n *Node) targetFor(agentID, kind, name, current string) string {
+func (n *Fleet) targetFor(agentID, kind, name, current string) string {
 	r, _ := n.loadRollout(kind, name)
 	if r == nil {
 		return current
@@ -231,7 +231,7 @@ func (n *Node) targetFor(agentID, kind, name, current string) string {
 }
 
 // runRollouts is the leader's loop over running rollouts.
-func (n *Node) runRollouts(ctx context.Context) {
+func (n *Fleet) runRollouts(ctx context.Context) {
 	t := time.NewTicker(rolloutTick)
 	defer t.Stop()
 	for {
@@ -246,8 +246,8 @@ func (n *Node) runRollouts(ctx context.Context) {
 
 // stepRollouts starts rollouts for new versions and advances or halts
 // running ones.
-func (n *Node) stepRollouts(ctx context.Context, now time.Time) {
-	plans, _ := n.store.List(prefixRolloutPlans, "", 0)
+func (n *Fleet) stepRollouts(ctx context.Context, now time.Time) {
+	plans, _ := n.Store.List(prefixRolloutPlans, "", 0)
 	for _, e := range plans {
 		kind, name, _ := strings.Cut(strings.TrimPrefix(e.Key, prefixRolloutPlans), "/")
 		var plan RolloutPlan
@@ -277,28 +277,28 @@ func (n *Node) stepRollouts(ctx context.Context, now time.Time) {
 			n.rolloutHalted(b, kind, name, next)
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if _, err := n.store.Apply(actx, b); err != nil && ctx.Err() == nil {
-			n.log.Debug("rollout step", "object", kind+"/"+name, "err", err)
+		if _, err := n.Store.Apply(actx, b); err != nil && ctx.Err() == nil {
+			n.Log.Debug("rollout step", "object", kind+"/"+name, "err", err)
 		}
 		cancel()
 	}
 }
 
 // holders lists the agents that reported holding an object.
-func (n *Node) holders(object string) []string {
+func (n *Fleet) holders(object string) []string {
 	var out []string
 	for _, a := range n.agents() {
 		if a.Revoked {
 			continue
 		}
-		if _, ok := n.store.Get(prefixAgentBindings + a.ID + "/" + object); ok {
+		if _, ok := n.Store.Get(prefixAgentBindings + a.ID + "/" + object); ok {
 			out = append(out, a.ID)
 		}
 	}
 	return out
 }
 
-func (n *Node) startRollout(kind, name string, plan *RolloutPlan, prev *Rollout, version string, now time.Time) *Rollout {
+func (n *Fleet) startRollout(kind, name string, plan *RolloutPlan, prev *Rollout, version string, now time.Time) *Rollout {
 	object := kind + "/" + name
 	previous := prev.Version
 	if prev.Status != "done" && prev.Previous != "" {
@@ -312,15 +312,15 @@ func (n *Node) startRollout(kind, name string, plan *RolloutPlan, prev *Rollout,
 	if len(agents) == 0 {
 		r.Status, r.Wave = "done", len(plan.Waves)-1
 	}
-	n.log.Info("rollout started", "object", object, "version", version, "agents", len(agents), "waves", sizes)
+	n.Log.Info("rollout started", "object", object, "version", version, "agents", len(agents), "waves", sizes)
 	return r
 }
 
 // agentOutcome is what an agent reported for a rollout's version:
 // healthy, failed (not installed), rolled-back (installed, then switched
 // back after its reload or check failed) or pending.
-func (n *Node) agentOutcome(agentID, object, version string) string {
-	e, ok := n.store.Get(prefixAgentBindings + agentID + "/" + object)
+func (n *Fleet) agentOutcome(agentID, object, version string) string {
+	e, ok := n.Store.Get(prefixAgentBindings + agentID + "/" + object)
 	if !ok {
 		return "pending"
 	}
@@ -341,7 +341,7 @@ func (n *Node) agentOutcome(agentID, object, version string) string {
 // every agent of the current one reported (healthy, or failed within the
 // budget), or when the bake time passed with no failure; done after the
 // last.
-func (n *Node) advance(kind, name string, plan *RolloutPlan, r *Rollout, now time.Time) *Rollout {
+func (n *Fleet) advance(kind, name string, plan *RolloutPlan, r *Rollout, now time.Time) *Rollout {
 	failed, settledInWave, inWave := 0, 0, 0
 	for a, w := range r.Agents {
 		if w > r.Wave {
@@ -364,14 +364,14 @@ func (n *Node) advance(kind, name string, plan *RolloutPlan, r *Rollout, now tim
 	case failed > r.Budget:
 		next.Status = "halted"
 		next.Reason = fmt.Sprintf("%d agent(s) failed, over the budget of %d, in wave %d of %d", failed, r.Budget, r.Wave+1, len(r.WaveSizes))
-		n.log.Warn("rollout halted", "object", r.Object, "version", r.Version, "reason", next.Reason)
+		n.Log.Warn("rollout halted", "object", r.Object, "version", r.Version, "reason", next.Reason)
 	case settledInWave == inWave || (plan.BakeSeconds > 0 && now.Sub(r.WaveStarted) >= time.Duration(plan.BakeSeconds)*time.Second && failed == 0):
 		if r.Wave+1 >= len(r.WaveSizes) {
 			next.Status = "done"
-			n.log.Info("rollout done", "object", r.Object, "version", r.Version)
+			n.Log.Info("rollout done", "object", r.Object, "version", r.Version)
 		} else {
 			next.Wave, next.WaveStarted = r.Wave+1, now
-			n.log.Info("rollout wave", "object", r.Object, "version", r.Version, "wave", next.Wave+1)
+			n.Log.Info("rollout wave", "object", r.Object, "version", r.Version, "wave", next.Wave+1)
 		}
 	default:
 		return nil
@@ -380,9 +380,9 @@ func (n *Node) advance(kind, name string, plan *RolloutPlan, r *Rollout, now tim
 }
 
 // rolloutHalted tells webhooks and the contacts.
-func (n *Node) rolloutHalted(b *raftstore.Batch, kind, name string, r *Rollout) {
+func (n *Fleet) rolloutHalted(b *raftstore.Batch, kind, name string, r *Rollout) {
 	if err := n.emitEvent(b, EventRolloutHalted, kind, name, r.Version, nil, nil, r.Reason); err != nil {
-		n.log.Error("rollout event", "err", err)
+		n.Log.Error("rollout event", "err", err)
 	}
 	body := fmt.Sprintf(`The rollout of %s version %s was halted: %s.
 
@@ -392,7 +392,7 @@ for the failures; then 'certvault rollout abort %s' sends every agent back
 to the previous version, or 'certvault rollout resume %s' goes on.
 `, r.Object, r.Version, r.Reason, r.Previous, name, name, name, name)
 	if err := n.enqueueMail(b, "[certvault] rollout of "+r.Object+" halted", body); err != nil {
-		n.log.Error("rollout mail", "err", err)
+		n.Log.Error("rollout mail", "err", err)
 	}
 }
 
@@ -435,7 +435,7 @@ type SetRolloutPlanResult struct {
 // SetRolloutPlan stores a rollout plan. The object must have a current
 // version: it becomes the known good one, and the plan applies from the
 // next version on.
-func (n *Node) SetRolloutPlan(ctx context.Context, p caller, req SetRolloutPlanRequest) (SetRolloutPlanResult, error) {
+func (n *Fleet) SetRolloutPlan(ctx context.Context, p caller, req SetRolloutPlanRequest) (SetRolloutPlanResult, error) {
 	kind, name, plan := req.Kind, req.Name, req.Plan
 	if err := parseWaves(plan.Waves); err != nil {
 		return SetRolloutPlanResult{}, err
@@ -468,7 +468,7 @@ func (n *Node) SetRolloutPlan(ctx context.Context, p caller, req SetRolloutPlanR
 
 // DeleteRolloutPlan deletes an object's plan and rollout: new versions
 // then reach every agent at once. It returns the raft index of the write.
-func (n *Node) DeleteRolloutPlan(ctx context.Context, p caller, kind, name string) (uint64, error) {
+func (n *Fleet) DeleteRolloutPlan(ctx context.Context, p caller, kind, name string) (uint64, error) {
 	return n.commit(ctx, (&raftstore.Batch{}).Delete(planKey(kind, name)).Delete(rolloutKey(kind, name)))
 }
 
@@ -500,7 +500,7 @@ type ControlRolloutResult struct {
 
 // ControlRollout applies a command to an object's rollout; a command that
 // does not apply to the rollout's status is a conflict.
-func (n *Node) ControlRollout(ctx context.Context, p caller, req ControlRolloutRequest) (ControlRolloutResult, error) {
+func (n *Fleet) ControlRollout(ctx context.Context, p caller, req ControlRolloutRequest) (ControlRolloutResult, error) {
 	kind, name, cmd := req.Kind, req.Name, req.Command
 	var out *Rollout
 	idx, err := n.commitCAS(ctx, func() (*raftstore.Batch, error) {
@@ -542,7 +542,7 @@ func (n *Node) ControlRollout(ctx context.Context, p caller, req ControlRolloutR
 
 // GetRolloutStatus is an object's plan, its latest rollout and each
 // wave's progress on the rollout's version.
-func (n *Node) GetRolloutStatus(ctx context.Context, p caller, kind, name string) (RolloutStatus, error) {
+func (n *Fleet) GetRolloutStatus(ctx context.Context, p caller, kind, name string) (RolloutStatus, error) {
 	st := RolloutStatus{Plan: n.loadPlan(kind, name)}
 	ro, _ := n.loadRollout(kind, name)
 	if st.Plan == nil && ro == nil {

@@ -2,9 +2,11 @@ package vault
 
 import (
 	"context"
+	"crypto"
 
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/certs"
 )
 
 // Secrets in the domain core: set (a new version), get, update a
@@ -45,7 +47,7 @@ type SetSecretRequest struct {
 // when it does not exist. Concurrent sets of one secret all succeed, each
 // as a version, as in Key Vault. A deleted secret is a conflict; a
 // certificate's managed secret is refused.
-func (n *Node) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (SecretVersion, error) {
+func (n *Core) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (SecretVersion, error) {
 	name := req.Name
 	if err := validName(kindSecrets, name); err != nil {
 		return SecretVersion{}, err
@@ -96,7 +98,7 @@ func (n *Node) SetSecret(ctx context.Context, p caller, req SetSecretRequest) (S
 }
 
 // secretVersion is the core's answer for version v of a secret.
-func (n *Node) secretVersion(name, version string, v versionMeta, value string, index uint64) SecretVersion {
+func (n *Core) secretVersion(name, version string, v versionMeta, value string, index uint64) SecretVersion {
 	return SecretVersion{Name: name, Version: version, Value: value, ContentType: v.ContentType,
 		Attributes: n.live(v.Attributes), Tags: v.Tags, Index: index}
 }
@@ -109,7 +111,7 @@ type GetSecretRequest struct {
 // GetSecret returns a version of a secret with its value. A disabled
 // version is refused. A certificate's managed secret is the certificate
 // version's key and chain (managedSecret).
-func (n *Node) GetSecret(ctx context.Context, p caller, req GetSecretRequest) (SecretVersion, error) {
+func (n *Core) GetSecret(ctx context.Context, p caller, req GetSecretRequest) (SecretVersion, error) {
 	name := req.Name
 	m, version, err := n.resolveVersion(kindSecrets, name, req.Version)
 	if err != nil {
@@ -128,7 +130,7 @@ func (n *Node) GetSecret(ctx context.Context, p caller, req GetSecretRequest) (S
 	if !v.Attributes.IsEnabled() {
 		return SecretVersion{}, errForbidden("operation get is not allowed on a disabled secret")
 	}
-	ve, ok := n.store.Get(valKey(kindSecrets, name, version))
+	ve, ok := n.Store.Get(valKey(kindSecrets, name, version))
 	if !ok {
 		return SecretVersion{}, errObjectNotFound(kindSecrets, name, version)
 	}
@@ -150,7 +152,7 @@ type UpdateSecretRequest struct {
 
 // UpdateSecret updates a version of a secret ("": the current one) and
 // returns it without its value. A managed secret is refused.
-func (n *Node) UpdateSecret(ctx context.Context, p caller, req UpdateSecretRequest) (SecretVersion, error) {
+func (n *Core) UpdateSecret(ctx context.Context, p caller, req UpdateSecretRequest) (SecretVersion, error) {
 	name := req.Name
 	m, version, err := n.resolveVersion(kindSecrets, name, req.Version)
 	if err != nil {
@@ -174,4 +176,39 @@ func (n *Node) UpdateSecret(ctx context.Context, p caller, req UpdateSecretReque
 		return SecretVersion{}, err
 	}
 	return n.secretVersion(name, version, v, "", idx), nil
+}
+
+// managedSecret is a version of the secret a certificate manages, as
+// GetSecret returns it: PKCS#12 (base64, no password) or PEM, per the
+// policy; the private key only when the policy makes it exportable.
+// Index is the raft index of the certificate version's record.
+func (n *Core) managedSecret(name, version string) (SecretVersion, error) {
+	v, e, ok, err := n.loadVersion(kindCertificates, name, version)
+	if err != nil || !ok {
+		return SecretVersion{}, orObjectNotFound(err, kindSecrets, name, version)
+	}
+	if !v.Attributes.IsEnabled() {
+		return SecretVersion{}, errForbidden("operation get is not allowed on a disabled certificate")
+	}
+	policy, _, _, err := n.loadPolicy(name)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	var key crypto.Signer
+	if policy == nil || policy.Exportable() {
+		if key, err = n.certKey(name, version); err != nil {
+			return SecretVersion{}, err
+		}
+	}
+	chain, err := certs.ParseChainDER(v.Chain)
+	if err != nil {
+		return SecretVersion{}, errInternal(err)
+	}
+	value, err := certs.EncodeSecret(v.ContentType, key, chain)
+	if err != nil {
+		return SecretVersion{}, err
+	}
+	s := n.secretVersion(name, version, v, value, e.Index)
+	s.ManagedBy = kindCertificates
+	return s, nil
 }

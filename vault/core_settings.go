@@ -65,16 +65,16 @@ func (s vaultSettings) recoveryLevel() string {
 }
 
 // publicURL is the address under which relying parties reach the vault.
-func (n *Node) publicURL() string {
+func (n *Core) publicURL() string {
 	if u := n.settings().PublicURL; u != "" {
 		return u
 	}
-	return n.opts.APIAddr
+	return n.APIAddr
 }
 
-func (n *Node) settings() vaultSettings {
+func (n *Core) settings() vaultSettings {
 	var s vaultSettings
-	if e, ok := n.store.Get(keySettings); ok {
+	if e, ok := n.Store.Get(keySettings); ok {
 		json.Unmarshal(e.Value, &s)
 	}
 	return s
@@ -91,7 +91,7 @@ func (s vaultSettings) shown() vaultSettings {
 
 // GetSettings returns the vault-wide settings, defaults filled in, from
 // the local state (the front makes it current first).
-func (n *Node) GetSettings(ctx context.Context, p caller) (vaultSettings, error) {
+func (n *Core) GetSettings(ctx context.Context, p caller) (vaultSettings, error) {
 	return n.settings().shown(), nil
 }
 
@@ -117,8 +117,8 @@ type UpdateSettingsResult struct {
 
 // UpdateSettings applies req to the vault-wide settings. Purge protection,
 // once on, cannot be turned off.
-func (n *Node) UpdateSettings(ctx context.Context, p caller, req UpdateSettingsRequest) (UpdateSettingsResult, error) {
-	e, _ := n.store.Get(keySettings)
+func (n *Core) UpdateSettings(ctx context.Context, p caller, req UpdateSettingsRequest) (UpdateSettingsResult, error) {
+	e, _ := n.Store.Get(keySettings)
 	s := n.settings()
 	if req.PurgeProtection != nil {
 		if s.PurgeProtection && !*req.PurgeProtection {

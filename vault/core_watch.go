@@ -65,7 +65,7 @@ type WatchedObject struct {
 }
 
 // targets reads the target version of each object the agent may read.
-func (n *Node) targets(c caller, objs []WatchedObject) []WatchObject {
+func (n *Fleet) targets(c caller, objs []WatchedObject) []WatchObject {
 	pol := n.policy()
 	out := make([]WatchObject, len(objs))
 	for i, o := range objs {
@@ -108,12 +108,12 @@ type WatchAgentRequest struct {
 // (p) holds, else when one changes (the objects' meta and rollout records
 // and the role assignments are watched), else when req.Wait runs out, with
 // Changed false.
-func (n *Node) WatchAgent(ctx context.Context, p caller, req WatchAgentRequest) (WatchResponse, error) {
+func (n *Fleet) WatchAgent(ctx context.Context, p caller, req WatchAgentRequest) (WatchResponse, error) {
 	objs := req.Objects
 	// A node behind the index the agent already saw waits to catch up.
-	if req.After > n.store.AppliedIndex() {
+	if req.After > n.Store.AppliedIndex() {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := n.store.WaitApplied(wctx, req.After)
+		err := n.Store.WaitApplied(wctx, req.After)
 		cancel()
 		if err != nil {
 			return WatchResponse{}, errUnavailable(err)
@@ -127,7 +127,7 @@ func (n *Node) WatchAgent(ctx context.Context, p caller, req WatchAgentRequest) 
 	wctx, cancel := context.WithTimeout(ctx, req.Wait)
 	defer cancel()
 	for {
-		idx := n.store.AppliedIndex()
+		idx := n.Store.AppliedIndex()
 		cur := n.targets(p, objs)
 		changed := false
 		for i, o := range objs {
@@ -136,7 +136,7 @@ func (n *Node) WatchAgent(ctx context.Context, p caller, req WatchAgentRequest) 
 		if changed || wctx.Err() != nil {
 			return WatchResponse{Objects: cur, Index: idx, Changed: changed}, nil
 		}
-		if _, err := n.store.Watch(wctx, keys, idx); err != nil && wctx.Err() == nil {
+		if _, err := n.Store.Watch(wctx, keys, idx); err != nil && wctx.Err() == nil {
 			return WatchResponse{}, errUnavailable(err)
 		}
 	}
@@ -194,7 +194,7 @@ type AgentReportTarget struct {
 
 // CheckAgentReport checks a report (the object, the result, the sizes),
 // cuts a long detail, and says what it is about.
-func (n *Node) CheckAgentReport(rep *AgentReport) (AgentReportTarget, error) {
+func (n *Fleet) CheckAgentReport(rep *AgentReport) (AgentReportTarget, error) {
 	kind, name, ok := strings.Cut(rep.Object, "/")
 	if !ok || (kind != kindCertificates && kind != kindSecrets) || validName(kind, name) != nil {
 		return AgentReportTarget{}, errBadParameter("object", "object %q: write certificates/NAME or secrets/NAME", rep.Object)
@@ -221,7 +221,7 @@ func (n *Node) CheckAgentReport(rep *AgentReport) (AgentReportTarget, error) {
 // state and, unless nothing changed, in the delivery history; the front
 // has checked that p may read the object. It returns the raft index of
 // the write.
-func (n *Node) RecordAgentReport(ctx context.Context, p caller, rep AgentReport) (uint64, error) {
+func (n *Fleet) RecordAgentReport(ctx context.Context, p caller, rep AgentReport) (uint64, error) {
 	t, err := n.CheckAgentReport(&rep)
 	if err != nil {
 		return 0, err
@@ -238,15 +238,15 @@ func (n *Node) RecordAgentReport(ctx context.Context, p caller, rep AgentReport)
 }
 
 // agentBindings returns an agent's latest outcome per object.
-func (n *Node) agentBindings(id string) []BindingState {
-	return listJSON[BindingState](n, prefixAgentBindings+id+"/", "")
+func (n *Fleet) agentBindings(id string) []BindingState {
+	return listJSON[BindingState](n.Core, prefixAgentBindings+id+"/", "")
 }
 
 // deliveries returns the reported installs at or after since.
-func (n *Node) deliveries(since time.Time) []BindingState {
+func (n *Fleet) deliveries(since time.Time) []BindingState {
 	after := ""
 	if !since.IsZero() {
 		after = fmt.Sprintf("%s%019d", prefixDeliveries, since.UnixNano()-1)
 	}
-	return listJSON[BindingState](n, prefixDeliveries, after)
+	return listJSON[BindingState](n.Core, prefixDeliveries, after)
 }

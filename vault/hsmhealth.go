@@ -28,30 +28,30 @@ func (n *Node) hsmProbeID() []byte {
 // refused (reads of what the barrier already decrypts still work; no key
 // in the HSM can be used anyway).
 func (n *Node) watchHSM(ctx context.Context) {
-	if n.hsm == nil {
+	if n.HSM == nil {
 		return
 	}
 	if n.opts.Seal != sealPKCS11 {
-		if _, err := n.hsm.SealAEAD(hsmHealthKeyID, true); err != nil {
-			n.log.Warn("cannot create the HSM health key", "err", err)
+		if _, err := n.HSM.SealAEAD(hsmHealthKeyID, true); err != nil {
+			n.Log.Warn("cannot create the HSM health key", "err", err)
 		}
 	}
 	t := time.NewTicker(hsmCheckInterval)
 	defer t.Stop()
 	for {
-		err := n.hsm.Ping(n.hsmProbeID())
+		err := n.HSM.Ping(n.hsmProbeID())
 		prev := n.hsmErr.Load()
 		if err != nil {
 			// Dead sessions do not come back by themselves: log in anew.
-			if rerr := n.hsm.Reopen(); rerr == nil {
-				err = n.hsm.Ping(n.hsmProbeID())
+			if rerr := n.HSM.Reopen(); rerr == nil {
+				err = n.HSM.Ping(n.hsmProbeID())
 			}
 		}
 		switch {
 		case err != nil && prev == nil:
-			n.log.Error("lost the HSM: writes are refused until it is back", "err", err)
+			n.Log.Error("lost the HSM: writes are refused until it is back", "err", err)
 		case err == nil && prev != nil:
-			n.log.Info("the HSM is back")
+			n.Log.Info("the HSM is back")
 		}
 		if err != nil {
 			n.hsmErr.Store(&err)

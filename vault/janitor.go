@@ -57,12 +57,12 @@ func (n *Node) runLeader(ctx context.Context) {
 // passed. Each purge is conditional on the object's meta record being
 // unchanged, so a concurrent recover wins.
 func (n *Node) purgeExpired(ctx context.Context, now time.Time) {
-	if n.barrier.Load() == nil {
+	if n.Barrier.Load() == nil {
 		return
 	}
 	for _, kind := range []string{kindCertificates, kindSecrets, kindKeys} {
 		prefix := "deleted/" + kind + "/"
-		entries, _ := n.store.List(prefix, "", 0)
+		entries, _ := n.Store.List(prefix, "", 0)
 		for _, e := range entries {
 			var d deletion
 			if json.Unmarshal(e.Value, &d) != nil || d.ScheduledPurge > now.Unix() {
@@ -82,11 +82,11 @@ func (n *Node) purgeExpired(ctx context.Context, now time.Time) {
 					}
 				}
 			}
-			if _, err := n.store.Apply(ctx, b); err != nil {
-				n.log.Warn("scheduled purge failed", "kind", kind, "name", name, "err", err)
+			if _, err := n.Store.Apply(ctx, b); err != nil {
+				n.Log.Warn("scheduled purge failed", "kind", kind, "name", name, "err", err)
 				continue
 			}
-			n.log.Info("purged at the end of its retention", "kind", kind, "name", name)
+			n.Log.Info("purged at the end of its retention", "kind", kind, "name", name)
 		}
 	}
 }

@@ -72,7 +72,7 @@ func (n *Node) checkJoinToken(tok string) (raftstore.Entry, joinTokenRecord, err
 	if err != nil {
 		return raftstore.Entry{}, rec, err
 	}
-	e, ok := n.store.Get(prefixJoinTokens + p.id)
+	e, ok := n.Store.Get(prefixJoinTokens + p.id)
 	if !ok {
 		return e, rec, fmt.Errorf("%w: unknown token", ErrBadJoinToken)
 	}
@@ -112,16 +112,16 @@ func (n *Node) handleJoinPrepare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, _, err := n.checkJoinToken(req.Token); err != nil {
-		n.log.Warn("join refused", "remote", r.RemoteAddr, "err", err)
+		n.Log.Warn("join refused", "remote", r.RemoteAddr, "err", err)
 		n.fail(w, r, forbidden(ErrBadJoinToken))
 		return
 	}
-	kr, ok := n.store.Get(keyKeyring)
+	kr, ok := n.Store.Get(keyKeyring)
 	if !ok {
 		n.fail(w, r, unavailable(ErrNotInitialized))
 		return
 	}
-	writeJSON(w, http.StatusOK, joinPrepareResponse{Keyring: kr.Value, CAPEM: string(pemCert(n.caCert.Load().Raw))})
+	writeJSON(w, http.StatusOK, joinPrepareResponse{Keyring: kr.Value, CAPEM: string(pemCert(n.CACert.Load().Raw))})
 }
 
 type joinRequest struct {
@@ -151,7 +151,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	e, rec, err := n.checkJoinToken(req.Token)
 	if err != nil {
-		n.log.Warn("join refused", "remote", r.RemoteAddr, "err", err)
+		n.Log.Warn("join refused", "remote", r.RemoteAddr, "err", err)
 		n.fail(w, r, forbidden(ErrBadJoinToken))
 		return
 	}
@@ -174,8 +174,8 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, badParameter("csr is not a valid signed certificate request"))
 		return
 	}
-	if !hmac.Equal(req.Proof, joinProof(n.barrier.Load(), req.NodeID, block.Bytes)) {
-		n.log.Warn("join refused: seal mismatch", "node", req.NodeID, "remote", r.RemoteAddr)
+	if !hmac.Equal(req.Proof, joinProof(n.Barrier.Load(), req.NodeID, block.Bytes)) {
+		n.Log.Warn("join refused: seal mismatch", "node", req.NodeID, "remote", r.RemoteAddr)
 		n.fail(w, r, forbidden(ErrSealMismatch))
 		return
 	}
@@ -189,7 +189,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		hosts = append(hosts, ip.String())
 	}
 	now := time.Now()
-	der, err := issueNodeCert(n.caCert.Load(), caKey, csr.PublicKey, req.NodeID, hosts, now)
+	der, err := issueNodeCert(n.CACert.Load(), caKey, csr.PublicKey, req.NodeID, hosts, now)
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -197,7 +197,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	rec.Uses--
 	b := &raftstore.Batch{}
 	if rec.Uses > 0 {
-		if err := putSealedJSON(b, n.barrier.Load(), e.Key, rec); err != nil {
+		if err := putSealedJSON(b, n.Barrier.Load(), e.Key, rec); err != nil {
 			n.fail(w, r, err)
 			return
 		}
@@ -207,7 +207,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	nodeRec, _ := json.Marshal(nodeRecord{ID: req.NodeID, APIAddr: strings.TrimSuffix(req.APIAddr, "/"), RaftAddr: req.RaftAddr, Joined: now.Unix()})
 	b.PutIf(prefixNodes+req.NodeID, nodeRec, raftstore.NotExist)
-	if _, err := n.store.Apply(r.Context(), b); err != nil {
+	if _, err := n.Store.Apply(r.Context(), b); err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
 			n.fail(w, r, forbidden(fmt.Errorf("%w: used concurrently", ErrBadJoinToken)))
 			return
@@ -215,8 +215,8 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	n.log.Info("node joined", "node", req.NodeID, "api", req.APIAddr, "raft", req.RaftAddr)
-	writeJSON(w, http.StatusOK, joinResponse{CertPEM: string(pemCert(der)), CAPEM: string(pemCert(n.caCert.Load().Raw))})
+	n.Log.Info("node joined", "node", req.NodeID, "api", req.APIAddr, "raft", req.RaftAddr)
+	writeJSON(w, http.StatusOK, joinResponse{CertPEM: string(pemCert(der)), CAPEM: string(pemCert(n.CACert.Load().Raw))})
 }
 
 func validNodeID(id string) bool {
@@ -229,27 +229,6 @@ func validNodeID(id string) bool {
 		}
 	}
 	return true
-}
-
-// caKey decrypts the vault CA's private key.
-func (n *Node) caKey() (*ecdsa.PrivateKey, error) {
-	e, ok := n.store.Get(keyCAKey)
-	if !ok {
-		return nil, ErrNotInitialized
-	}
-	pt, err := n.openSealed(e)
-	if err != nil {
-		return nil, err
-	}
-	k, err := parseKeyPEM(pt)
-	if err != nil {
-		return nil, fmt.Errorf("CA key: %w", err)
-	}
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, errors.New("CA key is not ECDSA")
-	}
-	return ek, nil
 }
 
 // join makes this new node a member of the cluster at opts.JoinURL: pin
@@ -326,7 +305,7 @@ func (n *Node) join(ctx context.Context) error {
 	if err := n.openStore(); err != nil {
 		return err
 	}
-	n.barrier.Store(barrier)
+	n.Barrier.Store(barrier)
 	if err := n.serve(); err != nil {
 		return err
 	}
@@ -341,14 +320,14 @@ func (n *Node) join(ctx context.Context) error {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("join: become a voter: %w", err)
 		}
-		n.log.Warn("join: add voter failed, retrying", "err", err)
+		n.Log.Warn("join: add voter failed, retrying", "err", err)
 		select {
 		case <-time.After(500 * time.Millisecond):
 		case <-ctx.Done():
 		}
 	}
 	go n.awaitKeyring()
-	n.log.Info("joined the cluster", "node", n.opts.NodeID, "via", base)
+	n.Log.Info("joined the cluster", "node", n.opts.NodeID, "via", base)
 	return nil
 }
 

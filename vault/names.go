@@ -26,63 +26,6 @@ import (
 // two names that differ only by letter case.
 var ErrNameCollision = errors.New("vault: names that differ only by letter case")
 
-// nameLayout is a storage prefix followed by an object name: directly
-// (policy/certificates/NAME) or after a kind segment (meta/KIND/NAME).
-type nameLayout struct {
-	prefix  string
-	hasKind bool
-}
-
-// nameLayouts lists every key layout that carries an object or issuer
-// name in the name's position. pki/ISSUER/revoked is handled apart.
-var nameLayouts = []nameLayout{
-	{"meta/", true}, {"ver/", true}, {"val/", true}, {"deleted/", true},
-	{"policy/certificates/", false}, {"pending/certificates/", false}, {"pendkey/certificates/", false},
-	{"rotation/keys/", false}, {"issuers/", false}, {acmeOrdersPrefix, false},
-	{prefixRollouts, true}, {prefixRolloutPlans, true},
-}
-
-// splitNameKey cuts a storage key around its name segment: head ends with
-// the "/" before the name, tail is "" or starts with the "/" after it.
-func splitNameKey(key string) (head, name, tail string, ok bool) {
-	if rest, found := strings.CutPrefix(key, "pki/"); found {
-		if issuer, after, cut := strings.Cut(rest, "/"); cut && after == "revoked" {
-			return "pki/", issuer, "/revoked", true
-		}
-		return "", "", "", false
-	}
-	for _, l := range nameLayouts {
-		rest, found := strings.CutPrefix(key, l.prefix)
-		if !found {
-			continue
-		}
-		head = l.prefix
-		if l.hasKind {
-			kind, after, cut := strings.Cut(rest, "/")
-			if !cut {
-				return "", "", "", false
-			}
-			head, rest = head+kind+"/", after
-		}
-		name, tail, _ = strings.Cut(rest, "/")
-		if tail != "" || strings.HasSuffix(rest, "/") {
-			tail = "/" + tail
-		}
-		return head, name, tail, name != ""
-	}
-	return "", "", "", false
-}
-
-// canonicalStorageKey returns key with its name segment in canonical form
-// (key itself when it carries no name).
-func canonicalStorageKey(key string) string {
-	head, name, tail, ok := splitNameKey(key)
-	if !ok {
-		return key
-	}
-	return head + objname.Canonical(name) + tail
-}
-
 // nameCollisions lists, for the meta records and issuers that keys
 // returns, every group of names that differ only by case, e.g.
 // "secrets: CASEY, casey".
@@ -118,7 +61,7 @@ func collisionError(groups []string) error {
 
 // storeKeys lists the keys under prefix in the local state.
 func (n *Node) storeKeys(prefix string) []string {
-	es, _ := n.store.List(prefix, "", 0)
+	es, _ := n.Store.List(prefix, "", 0)
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.Key
@@ -149,16 +92,16 @@ func (n *Node) checkNames(ctx context.Context) {
 		if len(legacy) == 0 {
 			return
 		}
-		if n.store.IsLeader() {
+		if n.Store.IsLeader() {
 			if err := n.moveLegacyNames(ctx, legacy); err != nil {
-				n.log.Warn("could not move names to their canonical keys; will retry", "err", err)
+				n.Log.Warn("could not move names to their canonical keys; will retry", "err", err)
 			} else {
-				n.log.Info("moved names stored before names were case-insensitive to their canonical keys", "keys", len(legacy))
+				n.Log.Info("moved names stored before names were case-insensitive to their canonical keys", "keys", len(legacy))
 				continue
 			}
 		}
 		if time.Now().After(deadline) || !sleepCtx(ctx, time.Second) {
-			n.log.Warn("names stored under a non-canonical spelling remain; they are moved when this node leads", "keys", len(legacy))
+			n.Log.Warn("names stored under a non-canonical spelling remain; they are moved when this node leads", "keys", len(legacy))
 			return
 		}
 	}
@@ -170,9 +113,9 @@ func (n *Node) checkNames(ctx context.Context) {
 // deadline passes first.
 func (n *Node) awaitCaughtUp(ctx context.Context, deadline time.Time) bool {
 	for {
-		if n.barrier.Load() != nil {
+		if n.Barrier.Load() != nil {
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := n.store.Linearize(lctx)
+			err := n.Store.Linearize(lctx)
 			cancel()
 			if err == nil {
 				return true
@@ -200,7 +143,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (n *Node) legacyNameKeys() []raftstore.Entry {
 	var out []raftstore.Entry
 	legacy := func(prefix string) {
-		es, _ := n.store.List(prefix, "", 0)
+		es, _ := n.Store.List(prefix, "", 0)
 		for _, e := range es {
 			if canonicalStorageKey(e.Key) != e.Key {
 				out = append(out, e)
@@ -245,60 +188,30 @@ func (n *Node) moveLegacyNames(ctx context.Context, entries []raftstore.Entry) e
 	for _, name := range names {
 		b := &raftstore.Batch{}
 		for _, e := range byName[name] {
-			nk, v, err := n.rekeyEntry(e.Key, e.Value)
+			nk, v, err := n.rekeyEntry(e.Key, e.Value, fixIssuerName)
 			if err != nil {
 				return err
 			}
 			b.PutIf(nk, v, raftstore.NotExist).DeleteIf(e.Key, e.Index)
 		}
-		if _, err := n.store.Apply(ctx, b); err != nil {
+		if _, err := n.Store.Apply(ctx, b); err != nil {
 			return fmt.Errorf("move %s to its canonical keys: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// rekeyEntry returns the canonical key of an entry and its value as it
-// must be stored there.
-func (n *Node) rekeyEntry(key string, value []byte) (string, []byte, error) {
-	nk := canonicalStorageKey(key)
-	if nk == key {
-		return key, value, nil
+// fixIssuerName restores an issuer's spelling inside its sealed record
+// when the record has none (the key held it before names were
+// canonical).
+func fixIssuerName(key string, pt []byte) []byte {
+	if !strings.HasPrefix(key, "issuers/") {
+		return pt
 	}
-	if strings.HasPrefix(string(value), barrierMagic) {
-		bar := n.barrier.Load()
-		if bar == nil {
-			return "", nil, ErrNotInitialized
-		}
-		pt, err := bar.Decrypt(key, value)
-		if err != nil {
-			return "", nil, fmt.Errorf("re-seal %s: %w", key, err)
-		}
-		ct, err := bar.Encrypt(nk, pt)
-		if err != nil {
-			return "", nil, fmt.Errorf("re-seal %s: %w", key, err)
-		}
-		if strings.HasPrefix(key, "issuers/") {
-			// The issuer's spelling lives inside the sealed record.
-			var si storedIssuer
-			if json.Unmarshal(pt, &si) == nil && si.Name == "" {
-				si.Name = strings.TrimPrefix(key, "issuers/")
-				if ct, err = bar.Encrypt(nk, mustJSON(si)); err != nil {
-					return "", nil, fmt.Errorf("re-seal %s: %w", key, err)
-				}
-			}
-		}
-		return nk, ct, nil
+	var si storedIssuer
+	if json.Unmarshal(pt, &si) != nil || si.Name != "" {
+		return pt
 	}
-	if strings.HasPrefix(key, "meta/") {
-		var m objectMeta
-		if err := json.Unmarshal(value, &m); err != nil {
-			return "", nil, fmt.Errorf("decode %s: %w", key, err)
-		}
-		if m.Name == "" {
-			_, m.Name, _, _ = splitNameKey(key)
-		}
-		return nk, mustJSON(m), nil
-	}
-	return nk, value, nil
+	si.Name = strings.TrimPrefix(key, "issuers/")
+	return mustJSON(si)
 }

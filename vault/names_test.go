@@ -76,15 +76,15 @@ func TestNameCollisions(t *testing.T) {
 // not open there), a meta record keeps the old spelling for display.
 func TestRekeyEntry(t *testing.T) {
 	bar := testBarrier(t)
-	n := &Node{}
-	n.barrier.Store(bar)
+	n := &Node{Core: &Core{}}
+	n.Barrier.Store(bar)
 
 	old := "val/secrets/CASEY/v1"
 	ct, err := bar.Encrypt(old, []byte("the value"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nk, v, err := n.rekeyEntry(old, ct)
+	nk, v, err := n.rekeyEntry(old, ct, fixIssuerName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestRekeyEntry(t *testing.T) {
 		t.Errorf("re-sealed value at %s: %q, %v; want the value", nk, pt, err)
 	}
 
-	nk, v, err = n.rekeyEntry("meta/secrets/CASEY", mustJSON(objectMeta{Current: "v1"}))
+	nk, v, err = n.rekeyEntry("meta/secrets/CASEY", mustJSON(objectMeta{Current: "v1"}), fixIssuerName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestRekeyEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nk, v, err = n.rekeyEntry(ik, ct)
+	nk, v, err = n.rekeyEntry(ik, ct, fixIssuerName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestRekeyEntry(t *testing.T) {
 		t.Errorf("issuer moved to %s as %+v, want issuers/digicert named DigiCert", nk, si)
 	}
 
-	if _, _, err := n.rekeyEntry("val/secrets/CASEY/v2", []byte(barrierMagic+"garbage")); err == nil {
+	if _, _, err := n.rekeyEntry("val/secrets/CASEY/v2", []byte(barrierMagic+"garbage"), fixIssuerName); err == nil {
 		t.Error("rekeyEntry of a damaged sealed value: nil error, want one")
 	}
 }
@@ -154,8 +154,8 @@ func TestMoveLegacyNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	bar := testBarrier(t)
-	n := &Node{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	n.barrier.Store(bar)
+	n := &Node{Core: &Core{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	n.Barrier.Store(bar)
 
 	// A legacy secret "Legacy" (as an older version stored it) and a
 	// current one.

@@ -124,14 +124,6 @@ type Options struct {
 	MaxUnauthenticatedRequests int
 }
 
-// now is the node's clock for renewal and issuance (Options.Time).
-func (n *Node) now() time.Time {
-	if n.opts.Time != nil {
-		return n.opts.Time()
-	}
-	return time.Now()
-}
-
 func (o Options) withDefaults() (Options, error) {
 	if o.DataDir == "" {
 		o.DataDir = "certvault-data"
@@ -229,18 +221,15 @@ type nodeRecord struct {
 
 // Node is a running certvault server.
 type Node struct {
-	opts  Options
-	log   *slog.Logger
-	store *raftstore.Store
-	seal  Seal
-	// hsm is the PKCS#11 token when one is configured (nil otherwise).
-	hsm *hsm.HSM
+	*Core
+	*Issuance
+	*Fleet
+	opts Options
+	seal Seal
 	// hsmErr is set while the HSM is lost (see watchHSM).
 	hsmErr atomic.Pointer[error]
 	// stopHSMWatch ends watchHSM at shutdown.
 	stopHSMWatch context.CancelFunc
-	barrier      atomic.Pointer[Barrier]
-	caCert       atomic.Pointer[x509.Certificate]
 	caPool       atomic.Pointer[x509.CertPool]
 	nodeCert     atomic.Pointer[tls.Certificate]
 	apiCert      *tls.Certificate
@@ -253,35 +242,22 @@ type Node struct {
 	registry  *prometheus.Registry
 	metrics   *apiMetrics
 	tokens    tokenCache
-	// policyCache is the access policy of the current assignments.
-	policyCache policyCache
 	// auditLog is this node's audit trail.
 	auditLog *audit.Log
 	// stopAudit ends anchorAudit, which closes auditDone.
 	stopAudit context.CancelFunc
 	auditDone chan struct{}
-	// agentCache keeps agent records by ID and index.
-	agentCache agentCache
-	// rolloutCache keeps decoded rollouts by index.
-	rolloutCache rolloutCache
-	proxyMu      sync.Mutex
-	proxies      map[string]*httputil.ReverseProxy
+	proxyMu   sync.Mutex
+	proxies   map[string]*httputil.ReverseProxy
 	// publicRoutes matches the public endpoints and unauthSlots holds a
 	// token per unauthenticated request in flight (see limits.go).
 	publicRoutes *http.ServeMux
 	unauthSlots  chan struct{}
-	// nameLocks serialize writes to one object name (see lockObject).
-	nameLocks [nameLockStripes]sync.Mutex
-	fatal     chan error
-	fatalMu   sync.Once
+	fatal        chan error
+	fatalMu      sync.Once
 
 	// stopBanner ends bannerWhenReady at shutdown.
 	stopBanner context.CancelFunc
-
-	// beforeIssuanceApply, set only by tests, runs just before an
-	// issuance's raft command: a test writes to the certificate there to
-	// lose the race that the scheduler's writes can win on a busy node.
-	beforeIssuanceApply func(name string)
 }
 
 // files of the data directory.
@@ -314,12 +290,14 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{opts: opts, log: opts.Logger, fatal: make(chan error, 1)}
+	c := &Core{Log: opts.Logger, Clock: opts.Time, APIAddr: opts.APIAddr, Mailer: opts.Mailer}
+	n := &Node{Core: c, Issuance: newIssuance(c), Fleet: &Fleet{Core: c}, opts: opts, fatal: make(chan error, 1)}
+	n.Fleet.AuditRecords = n.clusterRecords
 	if err := checkWritableDir(opts.DataDir); err != nil {
 		return nil, err
 	}
 	if opts.PKCS11.Module != "" {
-		if n.hsm, err = hsm.Open(opts.PKCS11); err != nil {
+		if n.HSM, err = hsm.Open(opts.PKCS11); err != nil {
 			return nil, fmt.Errorf("HSM: %w", err)
 		}
 	}
@@ -330,12 +308,12 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			if n.hsm != nil {
-				n.hsm.Close()
+			if n.HSM != nil {
+				n.HSM.Close()
 			}
 			n.listener.Close()
-			if n.store != nil {
-				n.store.Close()
+			if n.Store != nil {
+				n.Store.Close()
 			} else if n.raftTrans != nil {
 				n.raftTrans.Close()
 			}
@@ -353,7 +331,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 			return nil, fmt.Errorf("data directory %s belongs to node %q, not %q", opts.DataDir, id, opts.NodeID)
 		}
 		if opts.JoinURL != "" {
-			n.log.Info("node already has state; ignoring --join", "node", id)
+			n.Log.Info("node already has state; ignoring --join", "node", id)
 		}
 		n.opts.NodeID = id
 		err = n.restart(ctx)
@@ -372,7 +350,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	ok = true
-	if n.hsm != nil {
+	if n.HSM != nil {
 		hctx, cancel := context.WithCancel(context.Background())
 		n.stopHSMWatch = cancel
 		go n.watchHSM(hctx)
@@ -448,12 +426,12 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	if err := n.openStore(); err != nil {
 		return err
 	}
-	if err := n.store.Bootstrap(n.opts.RaftAddr); err != nil {
+	if err := n.Store.Bootstrap(n.opts.RaftAddr); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := n.store.WaitLeader(wctx); err != nil {
+	if _, err := n.Store.WaitLeader(wctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 
@@ -477,14 +455,14 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	rec, _ := json.Marshal(nodeRecord{ID: n.opts.NodeID, APIAddr: n.opts.APIAddr, RaftAddr: n.opts.RaftAddr, Joined: now.Unix()})
 	b.Put(prefixNodes+n.opts.NodeID, rec)
 	b.PutIf(keyAssignments, bootstrapAssignments(now), raftstore.NotExist)
-	if _, err := n.store.Apply(wctx, b); err != nil {
+	if _, err := n.Store.Apply(wctx, b); err != nil {
 		return fmt.Errorf("initialize cluster: %w", err)
 	}
-	n.barrier.Store(barrier)
+	n.Barrier.Store(barrier)
 	if err := atomicfile.WriteFile(n.path("root-token"), []byte(rootToken+"\n"), 0o600); err != nil {
 		return err
 	}
-	n.log.Info("bootstrapped a new cluster", "node", n.opts.NodeID, "ca", fingerprint(ca))
+	n.Log.Info("bootstrapped a new cluster", "node", n.opts.NodeID, "ca", fingerprint(ca))
 	return n.serve()
 }
 
@@ -504,7 +482,7 @@ func (n *Node) restart(ctx context.Context) error {
 	if err := n.openStore(); err != nil {
 		return err
 	}
-	if ok, err := n.store.HasState(); err != nil {
+	if ok, err := n.Store.HasState(); err != nil {
 		return err
 	} else if !ok {
 		return fmt.Errorf("data directory %s has a node identity but no raft state: it never finished joining; remove it and join again", n.opts.DataDir)
@@ -520,13 +498,13 @@ func (n *Node) awaitKeyring() {
 	var after uint64
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		idx, err := n.store.Watch(ctx, []string{keyKeyring}, after)
+		idx, err := n.Store.Watch(ctx, []string{keyKeyring}, after)
 		cancel()
 		if errors.Is(err, raftstore.ErrClosed) {
 			return
 		}
 		after = idx
-		e, ok := n.store.Get(keyKeyring)
+		e, ok := n.Store.Get(keyKeyring)
 		if !ok {
 			continue
 		}
@@ -535,10 +513,10 @@ func (n *Node) awaitKeyring() {
 			n.die(fmt.Errorf("open keyring: %w", err))
 			return
 		}
-		n.barrier.Store(b)
-		if ca, ok := n.store.Get(keyCACert); ok {
+		n.Barrier.Store(b)
+		if ca, ok := n.Store.Get(keyCACert); ok {
 			if cert, err := parseCertPEM(ca.Value); err == nil {
-				n.caCert.Store(cert)
+				n.CACert.Store(cert)
 			}
 		}
 	}
@@ -546,7 +524,7 @@ func (n *Node) awaitKeyring() {
 
 func (n *Node) die(err error) {
 	n.fatalMu.Do(func() {
-		n.log.Error("fatal", "err", err)
+		n.Log.Error("fatal", "err", err)
 		n.fatal <- err
 	})
 }
@@ -591,7 +569,7 @@ func (n *Node) loadNodeFiles() error {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	n.caCert.Store(ca)
+	n.CACert.Store(ca)
 	n.caPool.Store(pool)
 	cert, err := tls.LoadX509KeyPair(n.path("tls", "node.pem"), n.path("tls", "node.key"))
 	if err != nil {
@@ -690,12 +668,12 @@ func (n *Node) openStore() error {
 			MaxIdleConnsPerHost: 64,
 		},
 	}
-	n.store, err = raftstore.Open(raftstore.Config{
+	n.Store, err = raftstore.Open(raftstore.Config{
 		NodeID:            n.opts.NodeID,
 		Dir:               n.path("raft"),
 		Transport:         n.raftTrans,
 		Forwarder:         &raftstore.HTTPForwarder{Client: n.client, Resolve: n.resolveNode},
-		Logger:            n.log,
+		Logger:            n.Log,
 		RaftLogLevel:      n.opts.RaftLogLevel,
 		SnapshotThreshold: n.opts.SnapshotThreshold,
 		TrailingLogs:      n.opts.TrailingLogs,
@@ -714,7 +692,7 @@ func (n *Node) openStore() error {
 
 // resolveNode returns the API URL of a cluster member.
 func (n *Node) resolveNode(id string) (string, error) {
-	e, ok := n.store.Get(prefixNodes + id)
+	e, ok := n.Store.Get(prefixNodes + id)
 	if !ok {
 		return "", fmt.Errorf("node %s has no record", id)
 	}
@@ -737,11 +715,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if err := n.closeAudit(); err != nil {
 		errs = append(errs, fmt.Errorf("close the audit trail: %w", err))
 	}
-	if n.store != nil {
-		if err := n.store.TransferLeadership(); err != nil {
-			n.log.Warn("leadership transfer failed", "err", err)
+	if n.Store != nil {
+		if err := n.Store.TransferLeadership(); err != nil {
+			n.Log.Warn("leadership transfer failed", "err", err)
 		}
-		if err := n.store.Close(); err != nil {
+		if err := n.Store.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -751,12 +729,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.stopBanner != nil {
 		n.stopBanner()
 	}
-	if n.hsm != nil {
-		if err := n.hsm.Close(); err != nil {
+	if n.HSM != nil {
+		if err := n.HSM.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close the HSM session: %w", err))
 		}
 	}
-	n.log.Info("stopped", "node", n.opts.NodeID)
+	n.Log.Info("stopped", "node", n.opts.NodeID)
 	return errors.Join(errs...)
 }
 
@@ -793,7 +771,7 @@ func (n *Node) printBanner() {
 	} else {
 		fmt.Fprintf(w, "  export CERTVAULT_TOKEN=...   (a token of this cluster)\n")
 	}
-	if ca := n.caCert.Load(); ca != nil {
+	if ca := n.CACert.Load(); ca != nil {
 		fmt.Fprintf(w, "\nCA fingerprint: %s\n", fingerprint(ca))
 	}
 }

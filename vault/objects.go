@@ -75,7 +75,7 @@ func nextLink(r *http.Request, last string, limit int) *string {
 // linearized runs Linearize and answers an error when it fails: 503
 // when the leader could not confirm the read within the request deadline.
 func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
-	if err := n.store.Linearize(r.Context()); err != nil {
+	if err := n.Store.Linearize(r.Context()); err != nil {
 		if errors.Is(err, raftstore.ErrNoLeader) || errors.Is(err, raftstore.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
 			err = &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 				Message: fmt.Sprintf("no leader confirmed within %v that this node's state is current (an election, or the leader unreachable); retry", n.opts.RequestDeadline),

@@ -13,7 +13,7 @@ import (
 // and the log says which mail the contacts did not get.
 func TestEnqueueMailWithoutRelay(t *testing.T) {
 	var logs bytes.Buffer
-	n := &Node{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	n := &Node{Core: &Core{Log: slog.New(slog.NewTextHandler(&logs, nil))}}
 	b := &raftstore.Batch{}
 	if err := n.enqueueMail(b, "[certvault] renewing certificate web", "the body"); err != nil {
 		t.Fatalf("enqueueMail: %v", err)

@@ -67,7 +67,7 @@ func startClockNode(t *testing.T, clock *testClock) *Node {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); n.barrier.Load() == nil || !n.store.IsLeader(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); n.Barrier.Load() == nil || !n.Store.IsLeader(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the node did not lead with an open barrier within 30 s")
 		}
@@ -94,7 +94,7 @@ func createCert(t *testing.T, n *Node, name string, x509 keyvault.X509Properties
 }
 
 func versionCount(n *Node, name string) int {
-	vs, _ := n.store.List(verPrefix(kindCertificates, name), "", 0)
+	vs, _ := n.Store.List(verPrefix(kindCertificates, name), "", 0)
 	return len(vs)
 }
 
@@ -270,7 +270,7 @@ func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
 			t.Errorf("meta of racy: %v %v", ok, err)
 			return
 		}
-		if _, err := n.store.Apply(context.Background(), (&raftstore.Batch{}).Put(prev.Key, prev.Value)); err != nil {
+		if _, err := n.Store.Apply(context.Background(), (&raftstore.Batch{}).Put(prev.Key, prev.Value)); err != nil {
 			t.Errorf("touch meta: %v", err)
 		}
 	}

@@ -83,10 +83,10 @@ func (s *PKCS11Seal) Unwrap(wrapped []byte) ([]byte, error) {
 func (n *Node) openSeal(create bool) (Seal, error) {
 	switch n.opts.Seal {
 	case sealPKCS11:
-		if n.hsm == nil {
+		if n.HSM == nil {
 			return nil, errors.New("--seal pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file")
 		}
-		return NewPKCS11Seal(n.hsm, create)
+		return NewPKCS11Seal(n.HSM, create)
 	default:
 		return LoadFileSeal(n.opts.SealKeyFile, create)
 	}

@@ -31,7 +31,6 @@ const maxBodyBytes = 1 << 20
 type apiMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	renewals *prometheus.CounterVec
 }
 
 func newAPIMetrics() *apiMetrics {
@@ -45,10 +44,6 @@ func newAPIMetrics() *apiMetrics {
 			Help:    "API request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
-		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "certvault_renewals_total",
-			Help: "Automatic renewals by this node as leader: done, failed, or halted (by the renewal brake).",
-		}, []string{"result"}),
 	}
 }
 
@@ -60,8 +55,8 @@ func (n *Node) serve() error {
 	n.metrics = newAPIMetrics()
 	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		n.metrics.requests, n.metrics.latency, n.metrics.renewals)
-	n.registry.MustRegister(n.store.Collectors()...)
+		n.metrics.requests, n.metrics.latency, n.renewals)
+	n.registry.MustRegister(n.Store.Collectors()...)
 	n.registry.MustRegister(newCertCollector(n))
 	n.publicRoutes = newPublicRoutes()
 	n.unauthSlots = make(chan struct{}, n.opts.MaxUnauthenticatedRequests)
@@ -149,7 +144,7 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 		promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	})
 	node("POST", raftstore.ForwardPath, func(w http.ResponseWriter, r *http.Request) {
-		raftstore.ForwardHandler(n.store, n.isNodeRequest).ServeHTTP(w, r)
+		raftstore.ForwardHandler(n.Store, n.isNodeRequest).ServeHTTP(w, r)
 	})
 	public("POST", "/v1/sys/cluster/join/prepare", n.handleJoinPrepare)
 	public("POST", "/v1/sys/cluster/join", n.handleJoin)
@@ -205,7 +200,7 @@ func (n *Node) authorizeRoute(w http.ResponseWriter, r *http.Request, rte *route
 	if !n.authorize(w, r, callerOf(r), n.dataPlaneResource(rte, r), rte.actions...) {
 		return false
 	}
-	if isWrite(r.Method) && !n.store.IsLeader() {
+	if isWrite(r.Method) && !n.Store.IsLeader() {
 		n.proxyToLeader(w, r)
 		return false
 	}
@@ -242,7 +237,7 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		}
 		defer func() {
 			if p := recover(); p != nil {
-				n.log.Error("panic in handler", "panic", p, "path", r.URL.Path, "request_id", reqID)
+				n.Log.Error("panic in handler", "panic", p, "path", r.URL.Path, "request_id", reqID)
 				if aw.code == 0 {
 					writeError(aw, internalError(fmt.Errorf("panic: %v", p)))
 				}
@@ -308,7 +303,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	}
 	pass := startPass(r.Context(), n.opts.RequestDeadline)
 	defer pass.stop()
-	leader, err := n.store.WaitLeader(pass.ctx)
+	leader, err := n.Store.WaitLeader(pass.ctx)
 	if err == nil && leader == n.opts.NodeID {
 		writeError(w, unavailable(raftstore.ErrNotLeader))
 		return
@@ -331,7 +326,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 			writeError(w, internalError(perr))
 			return
 		}
-		proxy = newLeaderProxy(target, n.client.Transport, n.log, func(w http.ResponseWriter, r *http.Request, err error) {
+		proxy = newLeaderProxy(target, n.client.Transport, n.Log, func(w http.ResponseWriter, r *http.Request, err error) {
 			n.fail(w, r, passFailure(r, err))
 		})
 		if n.proxies == nil {
@@ -415,10 +410,10 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == statusClientClosed {
 		// Nobody reads this answer, and nothing is wrong with the vault.
-		n.log.Info("request abandoned by its client", "path", r.URL.Path, "method", r.Method, "err", err,
+		n.Log.Info("request abandoned by its client", "path", r.URL.Path, "method", r.Method, "err", err,
 			"request_id", w.Header().Get("x-ms-request-id"))
 	} else if errors.As(err, &ae) && ae.Status >= 500 {
-		n.log.Error("request failed", "path", r.URL.Path, "method", r.Method, "err", err,
+		n.Log.Error("request failed", "path", r.URL.Path, "method", r.Method, "err", err,
 			"request_id", w.Header().Get("x-ms-request-id"))
 	}
 	writeError(w, err)
@@ -510,20 +505,20 @@ func (n *Node) readiness() string {
 	}
 	// Writes and secret reads are refused; other reads still work here.
 	var dfe *raftstore.DiskFullError
-	if errors.As(n.store.DiskFull(), &dfe) {
+	if errors.As(n.Store.DiskFull(), &dfe) {
 		return "disk full: " + dfe.Detail
 	}
 	if n.auditLog != nil && n.auditLog.Err() != nil {
 		return "the audit trail cannot be written: writes and secret reads are refused"
 	}
-	if n.barrier.Load() == nil {
+	if n.Barrier.Load() == nil {
 		return "sealed: the keyring has not been opened yet"
 	}
-	leader, _ := n.store.Leader()
+	leader, _ := n.Store.Leader()
 	if leader == "" {
 		return "no leader"
 	}
-	st, err := n.store.Status()
+	st, err := n.Store.Status()
 	if err != nil {
 		return err.Error()
 	}
@@ -540,6 +535,6 @@ func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": why, "node_id": n.opts.NodeID})
 		return
 	}
-	leader, _ := n.store.Leader()
+	leader, _ := n.Store.Leader()
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "node_id": n.opts.NodeID, "leader": leader})
 }

@@ -7,14 +7,12 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 )
 
@@ -88,14 +86,14 @@ func (n *Node) authenticate(tok string) (caller, error) {
 	if !ok {
 		return caller{}, errBadToken
 	}
-	e, found := n.store.Get(prefixTokens + id)
+	e, found := n.Store.Get(prefixTokens + id)
 	if !found {
 		// A token created a moment ago on the leader may not have been
 		// applied here yet: catch up once before refusing it.
 		if again, err := n.catchUp(); err != nil {
 			return caller{}, err
 		} else if again {
-			e, found = n.store.Get(prefixTokens + id)
+			e, found = n.Store.Get(prefixTokens + id)
 		}
 	}
 	if !found {
@@ -131,46 +129,6 @@ func (t tokenRecord) expired(now time.Time) bool {
 	return t.Expires != 0 && now.Unix() >= t.Expires
 }
 
-// putSealed adds a put of plaintext, encrypted by the barrier, to b.
-func putSealed(b *raftstore.Batch, bar *Barrier, key string, plaintext []byte) error {
-	ct, err := bar.Encrypt(key, plaintext)
-	if err != nil {
-		return err
-	}
-	b.Put(key, ct)
-	return nil
-}
-
-// putSealedJSON is putSealed of v's JSON.
-func putSealedJSON(b *raftstore.Batch, bar *Barrier, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
-	}
-	return putSealed(b, bar, key, data)
-}
-
-// getSealedJSON decrypts an entry and decodes its JSON into v.
-func (n *Node) getSealedJSON(e raftstore.Entry, v any) error {
-	pt, err := n.openSealed(e)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(pt, v); err != nil {
-		return fmt.Errorf("decode %s: %w", e.Key, err)
-	}
-	return nil
-}
-
-// openSealed decrypts an entry's value.
-func (n *Node) openSealed(e raftstore.Entry) ([]byte, error) {
-	b := n.barrier.Load()
-	if b == nil {
-		return nil, ErrNotInitialized
-	}
-	return b.Decrypt(e.Key, e.Value)
-}
-
 // errNotCaughtUp means a follower could not catch up with the leader
 // within the request deadline, so it cannot tell whether a credential or
 // an assignment it does not know exists: the client gets 503 and retries,
@@ -183,7 +141,7 @@ var errNotCaughtUp = errors.New("vault: this node could not catch up with the le
 // there may be something new to see (false on the leader, which is always
 // caught up); it fails with errNotCaughtUp when it could not catch up.
 func (n *Node) catchUp() (bool, error) {
-	if n.store.IsLeader() {
+	if n.Store.IsLeader() {
 		return false, nil
 	}
 	d := n.opts.RequestDeadline
@@ -192,7 +150,7 @@ func (n *Node) catchUp() (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	if err := n.store.Linearize(ctx); err != nil {
+	if err := n.Store.Linearize(ctx); err != nil {
 		return false, fmt.Errorf("%w: %w", errNotCaughtUp, err)
 	}
 	return true, nil

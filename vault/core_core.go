@@ -1,0 +1,148 @@
+package vault
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/hsm"
+	"github.com/certvault/certvault/vault/notify"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Core is the vault's domain: objects (secrets, keys, certificates'
+// versions and policies), their names, versions and soft deletion,
+// settings, contacts, events and the mail outbox, principals and the
+// access policy. Its methods take typed requests and the caller and
+// return typed results and *Error; it is the only code that builds raft
+// batches for those objects. The node fills in its fields as it starts.
+type Core struct {
+	// Store is the replicated state; set once raft is open.
+	Store *raftstore.Store
+	// Log receives the core's logs.
+	Log *slog.Logger
+	// Barrier encrypts secret material before it enters a raft command;
+	// set once the keyring is open, replaced when it changes.
+	Barrier atomic.Pointer[Barrier]
+	// CACert is the vault CA's certificate.
+	CACert atomic.Pointer[x509.Certificate]
+	// HSM is the PKCS#11 token for -HSM keys and certificates, or nil.
+	HSM *hsm.HSM
+	// Clock is the time of issuance and renewal (nil: time.Now).
+	Clock func() time.Time
+	// APIAddr is the URL clients reach the vault at (ids and links in
+	// events and mail).
+	APIAddr string
+	// Mailer sends the outbox's mail, or nil.
+	Mailer *notify.Mailer
+
+	// nameLocks serialize writes to one object name (see lockObject).
+	nameLocks [nameLockStripes]sync.Mutex
+	// policyCache is the access policy of the current assignments.
+	policyCache policyCache
+}
+
+// now is the core's clock for renewal and issuance (Clock).
+func (n *Core) now() time.Time {
+	if n.Clock != nil {
+		return n.Clock()
+	}
+	return time.Now()
+}
+
+// caller is who made a request, as authentication found it.
+type caller struct {
+	access.Principal
+	// TokenID is the public ID of the bearer token used.
+	TokenID string
+	// AgentID is set for an agent's mutual-TLS identity.
+	AgentID string
+}
+
+// policyCache holds the access policy built from the assignments record
+// at a store index.
+type policyCache struct {
+	mu    sync.Mutex
+	index uint64
+	pol   atomic.Pointer[access.Policy]
+}
+
+// policy returns the access policy of the local state, rebuilt when the
+// assignments record changed.
+func (n *Core) policy() *access.Policy {
+	e, ok := n.Store.Get(keyAssignments)
+	idx := uint64(0)
+	if ok {
+		idx = e.Index
+	}
+	pc := &n.policyCache
+	if p := pc.pol.Load(); p != nil && pc.loadedIndex() == idx {
+		return p
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	var as []access.Assignment
+	if ok {
+		if err := json.Unmarshal(e.Value, &as); err != nil {
+			n.Log.Error("role assignments do not decode; denying everything", "err", err)
+			as = nil
+		}
+	}
+	p := access.NewPolicy(as)
+	pc.pol.Store(p)
+	atomic.StoreUint64(&pc.index, idx)
+	return p
+}
+
+func (pc *policyCache) loadedIndex() uint64 { return atomic.LoadUint64(&pc.index) }
+
+// isCertificate reports whether name is (or was, if deleted) a
+// certificate, so that its managed key and secret fall under scopes on it.
+func (n *Core) isCertificate(name string) bool {
+	if _, ok := n.Store.Get(metaKey(kindCertificates, name)); ok {
+		return true
+	}
+	_, ok := n.Store.Get(deletedKey(kindCertificates, name))
+	return ok
+}
+
+// Issuance is certificates: their policies and pending operations,
+// issuance through the issuers (the internal CA, ACME CAs, a CSR to an
+// offline CA), and renewal planning and the renewal scheduler.
+type Issuance struct {
+	*Core
+	// renewals counts automatic renewals by result (done, failed,
+	// halted).
+	renewals *prometheus.CounterVec
+	// beforeIssuanceApply, set only by tests, runs just before an
+	// issuance's raft command: a test writes to the certificate there to
+	// lose the race that the scheduler's writes can win on a busy node.
+	beforeIssuanceApply func(name string)
+}
+
+// newIssuance returns the issuance service over c.
+func newIssuance(c *Core) *Issuance {
+	return &Issuance{Core: c, renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "certvault_renewals_total",
+		Help: "Automatic renewals by this node as leader: done, failed, or halted (by the renewal brake).",
+	}, []string{"result"})}
+}
+
+// Fleet is the agents: their enrollment and certificates, their bindings
+// to objects and what they report, rollouts, and the evidence report.
+type Fleet struct {
+	*Core
+	// agentCache keeps agent records by ID and index.
+	agentCache agentCache
+	// rolloutCache keeps decoded rollouts by index.
+	rolloutCache rolloutCache
+	// AuditRecords reads the audit trails of every node (the evidence
+	// report's secret reads); the node provides it.
+	AuditRecords func(ctx context.Context, q AuditQuery) (AuditRecords, error)
+}

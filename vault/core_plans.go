@@ -1,0 +1,178 @@
+package vault
+
+import (
+	"crypto"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/renewal"
+)
+
+// Renewal and expiry-event plans, certificate policies and pending
+// operations as stored: the core writes them with the versions they
+// belong to; the issuance service reads them to renew.
+
+// Renewal plans live in Raft under sched/certificates/DUE/NAME, DUE the
+// Unix second the renewal is due, zero-padded so that keys sort by time.
+// A certificate's meta record names its plan (objectMeta.Plan). The
+// leader reads only the plans that are due, so a tick with nothing due
+// costs the same with ten certificates or a million.
+const (
+	schedPrefix     = "sched/certificates/"
+	schedMailPrefix = "schedmail/certificates/"
+)
+
+func schedKey(due time.Time, name string) string {
+	return schedAt(schedPrefix, due, name)
+}
+
+func schedAt(prefix string, due time.Time, name string) string {
+	return prefix + fmt.Sprintf("%012d", due.Unix()) + "/" + name
+}
+
+// renewalPlan is a plan's value.
+type renewalPlan struct {
+	Version string `json:"version"`
+	// Attempts counts renewals of this version that failed; LastError
+	// says why the last one did.
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// renewalHalt records that the renewal brake stopped a certificate's
+// automatic renewal.
+type renewalHalt struct {
+	// At is when (Unix seconds); Version the current version then.
+	At      int64  `json:"at"`
+	Version string `json:"version"`
+	// Reason says what the brake saw, for the operation, event and mail.
+	Reason string `json:"reason"`
+}
+
+// planVersion adds to b the renewal plan of a certificate's version (and
+// the removal of the plan it replaces), and records it in cm.
+func planVersion(b *raftstore.Batch, cm *objectMeta, name, version string, p *keyvault.Policy, v *versionMeta) {
+	var ari *renewal.Window
+	if ri := v.RenewalInfo; ri != nil {
+		ari = &renewal.Window{Start: time.Unix(ri.Start, 0), End: time.Unix(ri.End, 0)}
+	}
+	var nbf, exp time.Time
+	if v.Attributes.NotBefore != nil && v.Attributes.Expires != nil {
+		nbf, exp = time.Unix(*v.Attributes.NotBefore, 0), time.Unix(*v.Attributes.Expires, 0)
+	}
+	// The lifetime counts from when the vault got the certificate: a
+	// notBefore backdated for clock skew (a minute, for the vault's own
+	// issuers) must not make a short-lived version due at once, and a
+	// version is never due before it exists.
+	if created := time.Unix(v.Attributes.Created, 0); v.Attributes.Created != 0 && created.After(nbf) && created.Before(exp) {
+		nbf = created
+	}
+	key := ""
+	if due, ok := renewal.Due(p, name, nbf, exp, ari); ok && !exp.IsZero() && cm.Halted == nil {
+		key = schedKey(due, name)
+	}
+	if cm.Plan != "" && cm.Plan != key {
+		b.Delete(cm.Plan)
+	}
+	if key != "" {
+		b.Put(key, mustJSON(renewalPlan{Version: version}))
+	}
+	cm.Plan = key
+	mailKey := ""
+	if due, ok := renewal.EmailDue(p, name, nbf, exp); ok && !exp.IsZero() {
+		mailKey = schedAt(schedMailPrefix, due, name)
+	}
+	if cm.MailPlan != "" && cm.MailPlan != mailKey {
+		b.Delete(cm.MailPlan)
+	}
+	if mailKey != "" {
+		b.Put(mailKey, mustJSON(renewalPlan{Version: version}))
+	}
+	cm.MailPlan = mailKey
+}
+
+// planExpiryEvents adds to b the NearExpiry and Expired events of a
+// version that expires at exp (and drops the previous version's), and
+// records them in m.
+func (n *Core) planExpiryEvents(b *raftstore.Batch, m *objectMeta, kind, name, version string, nbf, exp *int64) {
+	for _, k := range m.EventPlans {
+		b.Delete(k)
+	}
+	m.EventPlans = nil
+	if exp == nil {
+		return
+	}
+	near, expired := EventCertificateNearExpiry, EventCertificateExpired
+	if kind == kindSecrets {
+		near, expired = EventSecretNearExpiry, EventSecretExpired
+	}
+	end := time.Unix(*exp, 0)
+	at := end.Add(-n.settings().nearExpiry())
+	if nbf != nil && at.Before(time.Unix(*nbf, 0)) {
+		at = time.Unix(*nbf, 0)
+	}
+	for _, p := range []struct {
+		typ string
+		due time.Time
+	}{{near, at}, {expired, end}} {
+		key := schedEventPrefix + fmt.Sprintf("%012d", p.due.Unix()) + "/" + kind + "/" + name + "/" + p.typ
+		b.Put(key, mustJSON(renewalPlan{Version: version}))
+		m.EventPlans = append(m.EventPlans, key)
+	}
+}
+
+// Expiry events are planned like renewals, under
+// schedevt/DUE/KIND/NAME/TYPE, when a version is made.
+const schedEventPrefix = "schedevt/"
+
+// loadPolicy returns a certificate's policy.
+func (n *Core) loadPolicy(name string) (*keyvault.Policy, raftstore.Entry, bool, error) {
+	e, ok := n.Store.Get(policyKey(name))
+	if !ok {
+		return nil, e, false, nil
+	}
+	var p keyvault.Policy
+	if err := json.Unmarshal(e.Value, &p); err != nil {
+		return nil, e, false, fmt.Errorf("decode policy of %s: %w", name, err)
+	}
+	return &p, e, true, nil
+}
+
+func (n *Core) loadPending(name string) (*pendingOp, raftstore.Entry, bool, error) {
+	e, ok := n.Store.Get(pendingKey(name))
+	if !ok {
+		return nil, e, false, nil
+	}
+	var op pendingOp
+	if err := json.Unmarshal(e.Value, &op); err != nil {
+		return nil, e, false, fmt.Errorf("decode pending operation of %s: %w", name, err)
+	}
+	return &op, e, true, nil
+}
+
+// openPrivateKey decrypts a stored private key (or its HSM reference).
+func (n *Core) openPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
+	b, err := n.openSealed(e)
+	if err != nil {
+		return nil, err
+	}
+	k, err := n.decodePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", e.Key, err)
+	}
+	return k, nil
+}
+
+// certKey returns a certificate version's private key: decrypted, or
+// found in the HSM (nil when the version has none, e.g. imported without
+// its key).
+func (n *Core) certKey(name, version string) (crypto.Signer, error) {
+	e, ok := n.Store.Get(valKey(kindCertificates, name, version))
+	if !ok {
+		return nil, nil
+	}
+	return n.openPrivateKey(e)
+}
