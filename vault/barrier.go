@@ -3,11 +3,23 @@ package vault
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
+)
+
+// Sentinel errors of the barrier and the seals.
+var (
+	// ErrSealMismatch means the seal cannot unwrap the cluster's keyring:
+	// the node was started with a different seal key than the cluster's.
+	ErrSealMismatch = errors.New("vault: the seal key does not open this cluster's keyring")
+	// ErrDecrypt means a stored ciphertext failed authentication.
+	ErrDecrypt = errors.New("vault: ciphertext failed authentication")
 )
 
 // keyring is the replicated record of the barrier's data keys, each
@@ -141,4 +153,13 @@ func (b *Barrier) mac(purpose string, parts ...[]byte) []byte {
 	key := b.rawActive
 	b.mu.RUnlock()
 	return hmacSHA256(key, append([][]byte{[]byte(purpose)}, parts...)...)
+}
+
+func hmacSHA256(key []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write(p)
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
 }

@@ -132,10 +132,6 @@ type acmeOrder struct {
 	Progress  acme.Progress `json:"progress"`
 }
 
-// acmeOrdersPrefix holds the ACME orders with work left: driving an
-// order, or removing its challenge records.
-const acmeOrdersPrefix = "acme/orders/"
-
 func acmeOrderKey(name string) string { return acmeOrdersPrefix + objname.Canonical(name) }
 
 func (n *Issuance) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error) {

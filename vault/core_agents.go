@@ -558,3 +558,16 @@ func (n *Fleet) RevokeAgent(ctx context.Context, p caller, id string) (RevokeAge
 	}
 	return RevokeAgentResult{Agent: rec.view(), Index: idx}, nil
 }
+
+// Fleet is the agents: their enrollment and certificates, their bindings
+// to objects and what they report, rollouts, and the evidence report.
+type Fleet struct {
+	*Core
+	// agentCache keeps agent records by ID and index.
+	agentCache agentCache
+	// rolloutCache keeps decoded rollouts by index.
+	rolloutCache rolloutCache
+	// AuditRecords reads the audit trails of every node (the evidence
+	// report's secret reads); the node provides it.
+	AuditRecords func(ctx context.Context, q AuditQuery) (AuditRecords, error)
+}

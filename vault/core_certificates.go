@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -495,58 +494,3 @@ func (n *Issuance) ImportCertificate(ctx context.Context, p caller, req ImportCe
 }
 
 // Contacts.
-
-const keyContacts = "sys/contacts"
-
-// ContactsResult is the vault's contacts (ID left empty: the front's) and
-// the raft index of a write.
-type ContactsResult struct {
-	Contacts keyvault.Contacts
-	Index    uint64
-}
-
-// GetContacts returns the vault's contacts.
-func (n *Issuance) GetContacts(ctx context.Context, p caller) (ContactsResult, error) {
-	e, ok := n.Store.Get(keyContacts)
-	if !ok {
-		return ContactsResult{}, errNotFound("ContactsNotFound", "Contacts not found")
-	}
-	var c keyvault.Contacts
-	if err := json.Unmarshal(e.Value, &c); err != nil {
-		return ContactsResult{}, err
-	}
-	return ContactsResult{Contacts: c}, nil
-}
-
-// SetContacts replaces the vault's contacts; each needs an email address.
-func (n *Issuance) SetContacts(ctx context.Context, p caller, c keyvault.Contacts) (ContactsResult, error) {
-	if len(c.Contacts) == 0 {
-		return ContactsResult{}, errBadParameter("contacts", "contacts must list at least one contact; use DELETE to remove them all")
-	}
-	for i, ct := range c.Contacts {
-		if ct.Email == "" || !strings.Contains(ct.Email, "@") {
-			return ContactsResult{}, errBadParameter(fmt.Sprintf("contacts[%d].email", i), "contacts[%d].email %q is not an email address", i, ct.Email)
-		}
-	}
-	c.ID = ""
-	idx, err := n.commit(ctx, (&raftstore.Batch{}).Put(keyContacts, mustJSON(c)))
-	if err != nil {
-		return ContactsResult{}, err
-	}
-	return ContactsResult{Contacts: c, Index: idx}, nil
-}
-
-// DeleteContacts removes the vault's contacts and returns them.
-func (n *Issuance) DeleteContacts(ctx context.Context, p caller) (ContactsResult, error) {
-	e, ok := n.Store.Get(keyContacts)
-	if !ok {
-		return ContactsResult{}, errNotFound("ContactsNotFound", "Contacts not found")
-	}
-	var c keyvault.Contacts
-	json.Unmarshal(e.Value, &c)
-	idx, err := n.commit(ctx, (&raftstore.Batch{}).Delete(keyContacts))
-	if err != nil {
-		return ContactsResult{}, err
-	}
-	return ContactsResult{Contacts: c, Index: idx}, nil
-}

@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/hsm"
 	"github.com/certvault/certvault/vault/notify"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Core is the vault's domain: objects (secrets, keys, certificates'
@@ -47,6 +45,12 @@ type Core struct {
 	// policyCache is the access policy of the current assignments.
 	policyCache policyCache
 }
+
+// Storage keys of the vault's own records that the core reads.
+const (
+	keyCAKey     = "sys/ca/key"
+	prefixTokens = "sys/tokens/"
+)
 
 // now is the core's clock for renewal and issuance (Clock).
 func (n *Core) now() time.Time {
@@ -110,39 +114,4 @@ func (n *Core) isCertificate(name string) bool {
 	}
 	_, ok := n.Store.Get(deletedKey(kindCertificates, name))
 	return ok
-}
-
-// Issuance is certificates: their policies and pending operations,
-// issuance through the issuers (the internal CA, ACME CAs, a CSR to an
-// offline CA), and renewal planning and the renewal scheduler.
-type Issuance struct {
-	*Core
-	// renewals counts automatic renewals by result (done, failed,
-	// halted).
-	renewals *prometheus.CounterVec
-	// beforeIssuanceApply, set only by tests, runs just before an
-	// issuance's raft command: a test writes to the certificate there to
-	// lose the race that the scheduler's writes can win on a busy node.
-	beforeIssuanceApply func(name string)
-}
-
-// newIssuance returns the issuance service over c.
-func newIssuance(c *Core) *Issuance {
-	return &Issuance{Core: c, renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "certvault_renewals_total",
-		Help: "Automatic renewals by this node as leader: done, failed, or halted (by the renewal brake).",
-	}, []string{"result"})}
-}
-
-// Fleet is the agents: their enrollment and certificates, their bindings
-// to objects and what they report, rollouts, and the evidence report.
-type Fleet struct {
-	*Core
-	// agentCache keeps agent records by ID and index.
-	agentCache agentCache
-	// rolloutCache keeps decoded rollouts by index.
-	rolloutCache rolloutCache
-	// AuditRecords reads the audit trails of every node (the evidence
-	// report's secret reads); the node provides it.
-	AuditRecords func(ctx context.Context, q AuditQuery) (AuditRecords, error)
 }

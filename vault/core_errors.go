@@ -6,6 +6,16 @@ import (
 	"time"
 )
 
+// Sentinel errors of the core.
+var (
+	// ErrNotInitialized means the replicated state has no keyring yet.
+	ErrNotInitialized = errors.New("vault: not initialized")
+	// ErrRenewalHalted means an automatic renewal was refused by the
+	// renewal brake (see vault/renewal): the certificate was renewed
+	// automatically too often, and waits for a person.
+	ErrRenewalHalted = errors.New("vault: automatic renewal halted by the renewal brake")
+)
+
 // The domain core's errors (issue 17). Core code — everything that decides
 // what may happen to an object, as opposed to how a request arrived — returns
 // *Error and never an HTTP status: each front maps the Kind to its wire (the

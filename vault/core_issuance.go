@@ -14,39 +14,13 @@ import (
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/acme"
 	"github.com/certvault/certvault/vault/certs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The issuance core: how a certificate gets a version. A person's create
 // and the renewal scheduler both go through startIssuance, which issues at
 // once (Self, internal issuers), leaves a CSR to merge (Unknown), or
 // queues an ACME order that the order runner drives (core_acme.go).
-
-// pendingOp is a certificate's pending operation as stored.
-type pendingOp struct {
-	RequestID     string               `json:"request_id"`
-	Issuer        string               `json:"issuer"`
-	CertType      string               `json:"cty,omitempty"`
-	CSR           []byte               `json:"csr,omitempty"`
-	Status        string               `json:"status"`
-	StatusDetails string               `json:"status_details,omitempty"`
-	Error         *keyvault.ErrorInfo  `json:"error,omitempty"`
-	Cancel        bool                 `json:"cancel,omitempty"`
-	Target        string               `json:"target,omitempty"`
-	Created       int64                `json:"created"`
-	Attributes    *keyvault.Attributes `json:"attributes,omitempty"`
-	Tags          map[string]string    `json:"tags,omitempty"`
-	// KeyReused is set when the pending key is the current version's.
-	KeyReused bool `json:"key_reused,omitempty"`
-	// Renewal marks an operation the renewal scheduler started: the
-	// contacts are told how it ends.
-	Renewal bool `json:"renewal,omitempty"`
-	// ACMEOrder is the URL of an ACME issuer's order at the CA, once
-	// placed (the order's state is at acmeOrderKey).
-	ACMEOrder string `json:"acme_order,omitempty"`
-	// CreatedBy is the principal that asked for the certificate (empty
-	// for a renewal).
-	CreatedBy string `json:"created_by,omitempty"`
-}
 
 // madeBy records on a version who made it and how (create, renewal,
 // import, merge): the evidence report's rotation history.
@@ -385,4 +359,26 @@ func stampPolicy(p *keyvault.Policy, prev raftstore.Entry) *keyvault.Policy {
 	cp := *p
 	cp.Attributes = &a
 	return &cp
+}
+
+// Issuance is certificates: their policies and pending operations,
+// issuance through the issuers (the internal CA, ACME CAs, a CSR to an
+// offline CA), and renewal planning and the renewal scheduler.
+type Issuance struct {
+	*Core
+	// renewals counts automatic renewals by result (done, failed,
+	// halted).
+	renewals *prometheus.CounterVec
+	// beforeIssuanceApply, set only by tests, runs just before an
+	// issuance's raft command: a test writes to the certificate there to
+	// lose the race that the scheduler's writes can win on a busy node.
+	beforeIssuanceApply func(name string)
+}
+
+// newIssuance returns the issuance service over c.
+func newIssuance(c *Core) *Issuance {
+	return &Issuance{Core: c, renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "certvault_renewals_total",
+		Help: "Automatic renewals by this node as leader: done, failed, or halted (by the renewal brake).",
+	}, []string{"result"})}
 }

@@ -104,3 +104,13 @@ func (n *Core) rekeyEntry(key string, value []byte, fixSealed func(key string, p
 	}
 	return nk, value, nil
 }
+
+// acmeOrdersPrefix holds the ACME orders with work left: driving an
+// order, or removing its challenge records.
+const acmeOrdersPrefix = "acme/orders/"
+
+// Where rollouts keep their plans and their state.
+const (
+	prefixRolloutPlans = "rollout/plans/"
+	prefixRollouts     = "rollout/state/"
+)

@@ -176,3 +176,30 @@ func (n *Core) certKey(name, version string) (crypto.Signer, error) {
 	}
 	return n.openPrivateKey(e)
 }
+
+// pendingOp is a certificate's pending operation as stored.
+type pendingOp struct {
+	RequestID     string               `json:"request_id"`
+	Issuer        string               `json:"issuer"`
+	CertType      string               `json:"cty,omitempty"`
+	CSR           []byte               `json:"csr,omitempty"`
+	Status        string               `json:"status"`
+	StatusDetails string               `json:"status_details,omitempty"`
+	Error         *keyvault.ErrorInfo  `json:"error,omitempty"`
+	Cancel        bool                 `json:"cancel,omitempty"`
+	Target        string               `json:"target,omitempty"`
+	Created       int64                `json:"created"`
+	Attributes    *keyvault.Attributes `json:"attributes,omitempty"`
+	Tags          map[string]string    `json:"tags,omitempty"`
+	// KeyReused is set when the pending key is the current version's.
+	KeyReused bool `json:"key_reused,omitempty"`
+	// Renewal marks an operation the renewal scheduler started: the
+	// contacts are told how it ends.
+	Renewal bool `json:"renewal,omitempty"`
+	// ACMEOrder is the URL of an ACME issuer's order at the CA, once
+	// placed (the order's state is at acmeOrderKey).
+	ACMEOrder string `json:"acme_order,omitempty"`
+	// CreatedBy is the principal that asked for the certificate (empty
+	// for a renewal).
+	CreatedBy string `json:"created_by,omitempty"`
+}

@@ -2,7 +2,12 @@ package vault
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -383,4 +388,47 @@ func (n *Core) Self(ctx context.Context, p caller) (Self, error) {
 // principal is an Administrator of the whole vault.
 func bootstrapAssignments(now time.Time) []byte {
 	return mustJSON([]access.Assignment{{ID: "1", Role: access.Administrator, Assignee: rootPrincipal, Scope: "/", Created: now.Unix(), CreatedBy: "bootstrap"}})
+}
+
+// tokenRecord is a bearer token as stored (through the barrier): only the
+// SHA-256 of its secret part.
+type tokenRecord struct {
+	// Name is the principal the token authenticates.
+	Name    string `json:"name"`
+	Hash    []byte `json:"hash"`
+	Created int64  `json:"created"`
+	Expires int64  `json:"expires,omitempty"`
+	// CreatedBy is the principal that created the token.
+	CreatedBy string `json:"created_by,omitempty"`
+}
+
+func (t tokenRecord) expired(now time.Time) bool {
+	return t.Expires != 0 && now.Unix() >= t.Expires
+}
+
+// tokenPrefix starts every bearer token: "cvt.<id>.<secret>".
+const tokenPrefix = "cvt."
+
+// newToken makes a token with the given ID; ttl 0 means no expiry.
+func newToken(id, name string, ttl time.Duration, now time.Time) (string, tokenRecord, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", tokenRecord{}, fmt.Errorf("generate token: %w", err)
+	}
+	s := base64.RawURLEncoding.EncodeToString(secret)
+	sum := sha256.Sum256([]byte(s))
+	rec := tokenRecord{Name: name, Hash: sum[:], Created: now.Unix()}
+	if ttl > 0 {
+		rec.Expires = now.Add(ttl).Unix()
+	}
+	return tokenPrefix + id + "." + s, rec, nil
+}
+
+// randomID returns n random bytes as hex.
+func randomID(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }

@@ -30,8 +30,6 @@ import (
 // records, so a new leader carries on where the old one was.
 
 const (
-	prefixRolloutPlans = "rollout/plans/"
-	prefixRollouts     = "rollout/state/"
 	// rolloutTick is how often the leader looks at running rollouts.
 	rolloutTick = 500 * time.Millisecond
 )

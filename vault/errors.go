@@ -9,20 +9,9 @@ import (
 
 // Sentinel errors of the vault package.
 var (
-	// ErrSealMismatch means the seal cannot unwrap the cluster's keyring:
-	// the node was started with a different seal key than the cluster's.
-	ErrSealMismatch = errors.New("vault: the seal key does not open this cluster's keyring")
-	// ErrNotInitialized means the replicated state has no keyring yet.
-	ErrNotInitialized = errors.New("vault: not initialized")
 	// ErrBadJoinToken means a join token is malformed, unknown, expired or
 	// used up.
 	ErrBadJoinToken = errors.New("vault: join token is not valid (wrong, expired or used up; print a new one with 'certvault cluster join-token')")
-	// ErrDecrypt means a stored ciphertext failed authentication.
-	ErrDecrypt = errors.New("vault: ciphertext failed authentication")
-	// ErrRenewalHalted means an automatic renewal was refused by the
-	// renewal brake (see vault/renewal): the certificate was renewed
-	// automatically too often, and waits for a person.
-	ErrRenewalHalted = errors.New("vault: automatic renewal halted by the renewal brake")
 )
 
 // APIError is an error answered to an API caller. Status and Code are what

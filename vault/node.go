@@ -205,8 +205,6 @@ func (o Options) withDefaults() (Options, error) {
 const (
 	keyKeyring       = "sys/keyring"
 	keyCACert        = "sys/ca/cert"
-	keyCAKey         = "sys/ca/key"
-	prefixTokens     = "sys/tokens/"
 	prefixNodes      = "sys/nodes/"
 	prefixJoinTokens = "sys/join-tokens/"
 )
@@ -784,3 +782,18 @@ const (
 	minRaftTimeout     = 100 * time.Millisecond
 	maxRaftTimeout     = time.Minute
 )
+
+// openSeal returns the seal the options name. create lets the file seal
+// write a new key file and the pkcs11 seal generate its key in the HSM
+// (only when bootstrapping a new cluster).
+func (n *Node) openSeal(create bool) (Seal, error) {
+	switch n.opts.Seal {
+	case sealPKCS11:
+		if n.HSM == nil {
+			return nil, errors.New("--seal pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file")
+		}
+		return NewPKCS11Seal(n.HSM, create)
+	default:
+		return LoadFileSeal(n.opts.SealKeyFile, create)
+	}
+}

@@ -76,18 +76,3 @@ func (s *PKCS11Seal) Unwrap(wrapped []byte) ([]byte, error) {
 	}
 	return key, nil
 }
-
-// openSeal returns the seal the options name. create lets the file seal
-// write a new key file and the pkcs11 seal generate its key in the HSM
-// (only when bootstrapping a new cluster).
-func (n *Node) openSeal(create bool) (Seal, error) {
-	switch n.opts.Seal {
-	case sealPKCS11:
-		if n.HSM == nil {
-			return nil, errors.New("--seal pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file")
-		}
-		return NewPKCS11Seal(n.HSM, create)
-	default:
-		return LoadFileSeal(n.opts.SealKeyFile, create)
-	}
-}

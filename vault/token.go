@@ -2,11 +2,8 @@ package vault
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,45 +12,6 @@ import (
 
 	"github.com/certvault/certvault/vault/access"
 )
-
-// tokenRecord is a bearer token as stored (through the barrier): only the
-// SHA-256 of its secret part.
-type tokenRecord struct {
-	// Name is the principal the token authenticates.
-	Name    string `json:"name"`
-	Hash    []byte `json:"hash"`
-	Created int64  `json:"created"`
-	Expires int64  `json:"expires,omitempty"`
-	// CreatedBy is the principal that created the token.
-	CreatedBy string `json:"created_by,omitempty"`
-}
-
-// tokenPrefix starts every bearer token: "cvt.<id>.<secret>".
-const tokenPrefix = "cvt."
-
-// newToken makes a token with the given ID; ttl 0 means no expiry.
-func newToken(id, name string, ttl time.Duration, now time.Time) (string, tokenRecord, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return "", tokenRecord{}, fmt.Errorf("generate token: %w", err)
-	}
-	s := base64.RawURLEncoding.EncodeToString(secret)
-	sum := sha256.Sum256([]byte(s))
-	rec := tokenRecord{Name: name, Hash: sum[:], Created: now.Unix()}
-	if ttl > 0 {
-		rec.Expires = now.Add(ttl).Unix()
-	}
-	return tokenPrefix + id + "." + s, rec, nil
-}
-
-// randomID returns n random bytes as hex.
-func randomID(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate id: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
 
 // splitToken parses "cvt.<id>.<secret>".
 func splitToken(tok string) (id, secret string, ok bool) {
@@ -123,10 +81,6 @@ func (n *Node) authenticate(tok string) (caller, error) {
 		return caller{}, errBadToken
 	}
 	return caller{Principal: access.Principal{Name: c.rec.Name}, TokenID: id}, nil
-}
-
-func (t tokenRecord) expired(now time.Time) bool {
-	return t.Expires != 0 && now.Unix() >= t.Expires
 }
 
 // errNotCaughtUp means a follower could not catch up with the leader
