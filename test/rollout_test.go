@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/test/testcluster"
-	"github.com/certvault/certvault/vault"
+	vaultfleet "github.com/certvault/certvault/vault/fleet"
 )
 
 // fleetAgent is one agent of the rollout test with the service it checks.
@@ -94,10 +94,10 @@ func TestRolloutHaltsAndAborts(t *testing.T) {
 	tok, fp, _ := agentJoinToken(t, c, "--group", "fleet", "--uses", "20")
 
 	const n = 20
-	fleet := make([]*fleetAgent, n)
-	for i := range fleet {
+	agents := make([]*fleetAgent, n)
+	for i := range agents {
 		f := &fleetAgent{dir: filepath.Join(dir, fmt.Sprintf("a%02d", i), "tls")}
-		fleet[i] = f
+		agents[i] = f
 		state := filepath.Join(dir, fmt.Sprintf("a%02d", i), "state")
 		f.id = joinAgent(t, agentBin, c.Nodes[0].URL(), tok, fp, state, "--name", fmt.Sprintf("vm-%02d", i))
 		cfg := filepath.Join(dir, fmt.Sprintf("a%02d", i), "agent.yaml")
@@ -116,7 +116,7 @@ certificates:
 		}
 		startAgent(t, agentBin, cfg)
 	}
-	for i, f := range fleet {
+	for i, f := range agents {
 		waitFor(t, 30*time.Second, fmt.Sprintf("agent %d has version 1", i), func() bool { return f.serial() == v1 })
 	}
 	// Every agent reported v1; the plan applies from the next version.
@@ -133,14 +133,14 @@ certificates:
 
 	// Predict the waves and freeze the services of wave 2 on version 1.
 	ids := make([]string, n)
-	for i, f := range fleet {
+	for i, f := range agents {
 		ids[i] = f.id
 	}
-	waveOf, sizes := vault.AssignWaves("certificates/www", ids, []string{"2", "50%", "100%"})
+	waveOf, sizes := vaultfleet.AssignWaves("certificates/www", ids, []string{"2", "50%", "100%"})
 	if sizes[0] != 2 || sizes[1] != 8 || sizes[2] != 10 {
 		t.Fatalf("wave sizes %v, want [2 8 10]", sizes)
 	}
-	for _, f := range fleet {
+	for _, f := range agents {
 		if waveOf[f.id] == 1 {
 			cert, err := tls.LoadX509KeyPair(filepath.Join(f.dir, "cert.pem"), filepath.Join(f.dir, "key.pem"))
 			if err != nil {
@@ -163,7 +163,7 @@ certificates:
 		t.Fatalf("decode JSON: %v", err)
 	}
 	hook.wait(t, 30*time.Second, "Microsoft.KeyVault.RolloutHalted", halted.Rollout.Version)
-	for _, f := range fleet {
+	for _, f := range agents {
 		got := f.serial()
 		switch waveOf[f.id] {
 		case 0:
@@ -192,7 +192,7 @@ certificates:
 
 	// Abort: everyone back on version 1.
 	mustCLI(t, c, "rollout", "abort", "www")
-	for _, f := range fleet {
+	for _, f := range agents {
 		if waveOf[f.id] == 0 {
 			f := f
 			waitFor(t, 30*time.Second, "wave 1 back on version 1", func() bool { return f.serial() == v1 })
@@ -245,10 +245,10 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 	}
 	testcluster.KnownSecret(jt.Token)
 	const n = 6
-	fleet := make([]*fleetAgent, n)
-	for i := range fleet {
+	agents := make([]*fleetAgent, n)
+	for i := range agents {
 		f := &fleetAgent{dir: filepath.Join(dir, fmt.Sprintf("a%d", i), "tls")}
-		fleet[i] = f
+		agents[i] = f
 		state := filepath.Join(dir, fmt.Sprintf("a%d", i), "state")
 		f.id = joinAgent(t, agentBin, follower.URL(), jt.Token, jt.CAFingerprint, state)
 		cfg := filepath.Join(dir, fmt.Sprintf("a%d", i), "agent.yaml")
@@ -267,12 +267,12 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 	// them go, so the rollout is mid-way, deterministically, when the
 	// leader dies.
 	ids := make([]string, n)
-	for i, f := range fleet {
+	for i, f := range agents {
 		ids[i] = f.id
 	}
-	waveOf, _ := vault.AssignWaves("certificates/www", ids, []string{"2", "50%", "100%"})
+	waveOf, _ := vaultfleet.AssignWaves("certificates/www", ids, []string{"2", "50%", "100%"})
 	gate := make(chan struct{})
-	for _, f := range fleet {
+	for _, f := range agents {
 		if waveOf[f.id] == 0 {
 			f.gate.Store(&gate)
 		}
@@ -293,7 +293,7 @@ func TestRolloutSurvivesLeaderKill(t *testing.T) {
 	waitFor(t, 60*time.Second, "the rollout done under the new leader", func() bool {
 		return strings.Contains(cli("rollout", "status", "www"), ": done,")
 	})
-	for _, f := range fleet {
+	for _, f := range agents {
 		f := f
 		waitFor(t, 30*time.Second, "every agent on the new version", func() bool { return f.serial() == v2 })
 	}

@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
+
 	"github.com/certvault/certvault/vault/access"
 )
 
@@ -64,13 +67,13 @@ func (n *Node) agentOnly(h http.HandlerFunc) http.Handler {
 // returns an empty caller and no reason for a chain that is not an
 // agent's, and a reason when it is one but may not be used.
 // It fails with errNotCaughtUp when it cannot tell.
-func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string, error) {
+func (n *Node) agentCaller(chain []*x509.Certificate) (core.Caller, string, error) {
 	if !isAgentChain(chain) {
-		return caller{}, "", nil
+		return core.Caller{}, "", nil
 	}
-	ca, err := n.agentCA()
+	ca, err := n.AgentCA()
 	if err != nil || !bytes.Equal(chain[1].Raw, ca.Raw) {
-		return caller{}, "the client certificate is not from this vault's agent CA", nil
+		return core.Caller{}, "the client certificate is not from this vault's agent CA", nil
 	}
 	leaf := chain[0]
 	return n.agentRecordCaller(leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
@@ -80,25 +83,25 @@ func (n *Node) agentCaller(chain []*x509.Certificate) (caller, string, error) {
 // (when serial is set) presenting its current or previous certificate.
 // It fails with errNotCaughtUp when a follower that does not know the
 // agent cannot catch up to find out.
-func (n *Node) agentRecordCaller(id, serial string) (caller, string, error) {
-	rec, _, ok := n.agent(id)
+func (n *Node) agentRecordCaller(id, serial string) (core.Caller, string, error) {
+	rec, _, ok := n.Agent(id)
 	if !ok {
 		if again, err := n.catchUp(); err != nil {
-			return caller{}, "", err
+			return core.Caller{}, "", err
 		} else if again {
-			rec, _, ok = n.agent(id) // enrolled a moment ago through the leader
+			rec, _, ok = n.Agent(id) // enrolled a moment ago through the leader
 		}
 	}
 	if !ok {
-		return caller{}, "agent " + id + " is not known to this vault", nil
+		return core.Caller{}, "agent " + id + " is not known to this vault", nil
 	}
 	if rec.Revoked {
-		return caller{}, "agent " + id + " was revoked; enroll it again with a new join token", nil
+		return core.Caller{}, "agent " + id + " was revoked; enroll it again with a new join token", nil
 	}
 	if serial != "" && serial != rec.Serial && serial != rec.PrevSerial {
-		return caller{}, "agent " + id + " presented a superseded certificate; use the latest one", nil
+		return core.Caller{}, "agent " + id + " presented a superseded certificate; use the latest one", nil
 	}
-	return caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, "", nil
+	return core.Caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, "", nil
 }
 
 // agentHeader carries, from a follower to the leader, the ID of the agent
@@ -107,13 +110,13 @@ func (n *Node) agentRecordCaller(id, serial string) (caller, string, error) {
 const agentHeader = "X-Certvault-Agent"
 
 // agentByID is identify for a request a follower handed over.
-func (n *Node) agentByID(id string) (caller, string, error) {
+func (n *Node) agentByID(id string) (core.Caller, string, error) {
 	c, why, err := n.agentRecordCaller(id, "")
 	if err != nil {
-		return caller{}, "", err
+		return core.Caller{}, "", err
 	}
 	if why != "" {
-		return caller{}, why, errUnauthenticated
+		return core.Caller{}, why, errUnauthenticated
 	}
 	return c, "", nil
 }
@@ -129,7 +132,7 @@ func (n *Node) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.CreateAgentJoinToken(r.Context(), callerOf(r), CreateAgentJoinTokenRequest{Group: req.Group, TTL: req.TTL, Uses: req.Uses, CertTTL: req.CertTTL})
+	res, err := n.CreateAgentJoinToken(r.Context(), callerOf(r), fleet.CreateAgentJoinTokenRequest{Group: req.Group, TTL: req.TTL, Uses: req.Uses, CertTTL: req.CertTTL})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -153,22 +156,22 @@ func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	name, err := AgentEnrollName(req.Name, csr)
+	name, err := fleet.AgentEnrollName(req.Name, csr)
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
 	// Who tried, for the audit record, however the token fares.
-	c := caller{Principal: access.Principal{Name: "enroll:" + name}}
+	c := core.Caller{Principal: access.Principal{Name: "enroll:" + name}}
 	infoOf(r).caller = c
-	tokID, secret, ok := parseAgentJoinToken(req.Token)
+	tokID, secret, ok := fleet.ParseAgentJoinToken(req.Token)
 	if !ok {
-		n.fail(w, r, badAgentToken())
+		n.fail(w, r, fleet.BadAgentToken())
 		return
 	}
-	res, err := n.EnrollAgent(r.Context(), c, EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: infoSource(r)})
+	res, err := n.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: infoSource(r)})
 	if err != nil {
-		if isKind(err, KindForbidden) {
+		if core.IsKind(err, core.KindForbidden) {
 			infoOf(r).denied = true
 			n.Log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "name", name)
 		}
@@ -236,7 +239,7 @@ func (n *Node) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.RenewAgent(r.Context(), callerOf(r), RenewAgentRequest{CSR: csr})
+	res, err := n.RenewAgent(r.Context(), callerOf(r), fleet.RenewAgentRequest{CSR: csr})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -250,7 +253,7 @@ func (n *Node) handleListAgents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	out, err := n.ListAgents(r.Context(), callerOf(r), ListAgentsRequest{Group: q.Get("group"), Certificate: q.Get("certificate")})
+	out, err := n.ListAgents(r.Context(), callerOf(r), fleet.ListAgentsRequest{Group: q.Get("group"), Certificate: q.Get("certificate")})
 	if err != nil {
 		n.fail(w, r, err)
 		return

@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
 )
 
 // The /v1 front of the agent protocol beyond identity (core_watch.go
@@ -16,21 +19,21 @@ func (n *Node) agentProtocolRoutes(add func(Endpoint, http.Handler)) {
 }
 
 // parseWatchObjects reads the ?o=KIND/NAME@VERSION of a watch.
-func parseWatchObjects(vals []string) ([]WatchedObject, error) {
-	if len(vals) == 0 || len(vals) > maxWatchObjects {
-		return nil, badParameter("give 1 to %d objects as o=certificates/NAME@VERSION or o=secrets/NAME@VERSION", maxWatchObjects)
+func parseWatchObjects(vals []string) ([]fleet.WatchedObject, error) {
+	if len(vals) == 0 || len(vals) > fleet.MaxWatchObjects {
+		return nil, badParameter("give 1 to %d objects as o=certificates/NAME@VERSION or o=secrets/NAME@VERSION", fleet.MaxWatchObjects)
 	}
-	out := make([]WatchedObject, 0, len(vals))
+	out := make([]fleet.WatchedObject, 0, len(vals))
 	for _, v := range vals {
 		obj, known, _ := strings.Cut(v, "@")
 		kind, name, ok := strings.Cut(obj, "/")
-		if !ok || (kind != kindCertificates && kind != kindSecrets) {
+		if !ok || (kind != core.KindCertificates && kind != core.KindSecrets) {
 			return nil, badParameter("object %q: write certificates/NAME or secrets/NAME", obj)
 		}
-		if err := validName(kind, name); err != nil {
+		if err := core.ValidName(kind, name); err != nil {
 			return nil, err
 		}
-		out = append(out, WatchedObject{Kind: kind, Name: name, Known: known})
+		out = append(out, fleet.WatchedObject{Kind: kind, Name: name, Known: known})
 	}
 	return out, nil
 }
@@ -45,11 +48,11 @@ func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	wait := defaultWatchWait
+	wait := fleet.DefaultWatchWait
 	if v := q.Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > maxWatchWait {
-			n.fail(w, r, badParameter("wait %q: give a duration up to %v, such as 30s", v, maxWatchWait))
+		if err != nil || d < 0 || d > fleet.MaxWatchWait {
+			n.fail(w, r, badParameter("wait %q: give a duration up to %v, such as 30s", v, fleet.MaxWatchWait))
 			return
 		}
 		wait = d
@@ -61,7 +64,7 @@ func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := n.WatchAgent(r.Context(), callerOf(r), WatchAgentRequest{Objects: objs, After: after, Wait: wait})
+	res, err := n.WatchAgent(r.Context(), callerOf(r), fleet.WatchAgentRequest{Objects: objs, After: after, Wait: wait})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -75,7 +78,7 @@ func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleAgentReport(w http.ResponseWriter, r *http.Request) {
-	var rep AgentReport
+	var rep fleet.AgentReport
 	if err := decodeBody(r, &rep); err != nil {
 		n.fail(w, r, err)
 		return

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/audit"
@@ -104,7 +106,7 @@ func (n *Node) checkAuditAtStart(ctx context.Context) {
 	key := fmt.Sprintf("%s%s/%d", prefixAuditIncidents, n.opts.NodeID, inc.Time.UnixNano())
 	for ctx.Err() == nil {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := n.Store.Apply(actx, (&raftstore.Batch{}).Put(key, mustJSON(inc)))
+		_, err := n.Store.Apply(actx, (&raftstore.Batch{}).Put(key, core.MustJSON(inc)))
 		cancel()
 		if err == nil {
 			return
@@ -168,7 +170,7 @@ func (n *Node) putAnchor(ctx context.Context, head audit.Head) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := n.Store.Apply(actx, (&raftstore.Batch{}).PutIf(key, mustJSON(rec), idx))
+	_, err := n.Store.Apply(actx, (&raftstore.Batch{}).PutIf(key, core.MustJSON(rec), idx))
 	return err
 }
 
@@ -313,8 +315,8 @@ func (n *Node) nodeOnly(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // parseAuditQuery reads the query of a records request.
-func parseAuditQuery(q url.Values) (AuditQuery, error) {
-	aq := AuditQuery{Limit: 1000}
+func parseAuditQuery(q url.Values) (core.AuditQuery, error) {
+	aq := core.AuditQuery{Limit: 1000}
 	for _, f := range []struct {
 		name string
 		t    *time.Time
@@ -345,7 +347,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	d, err := parseTTL(s)
+	d, err := core.ParseTTL(s)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -363,7 +365,7 @@ func (n *Node) handleLocalRecords(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, AuditRecords{Value: recs})
+	writeJSON(w, http.StatusOK, core.AuditRecords{Value: recs})
 }
 
 // members returns the IDs of the cluster's nodes.
@@ -474,7 +476,7 @@ func (n *Node) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
 
 // auditRecordsByNode asks every node (this one locally) for its records
 // matching q; nodes that fail are reported by ID.
-func (n *Node) auditRecordsByNode(ctx context.Context, q AuditQuery) (map[string]AuditRecords, []string) {
+func (n *Node) auditRecordsByNode(ctx context.Context, q core.AuditQuery) (map[string]core.AuditRecords, []string) {
 	vals := url.Values{}
 	if !q.Filter.Since.IsZero() {
 		vals.Set("since", q.Filter.Since.Format(time.RFC3339Nano))
@@ -488,9 +490,9 @@ func (n *Node) auditRecordsByNode(ctx context.Context, q AuditQuery) (map[string
 		}
 	}
 	vals.Set("limit", strconv.Itoa(q.Limit))
-	return fanOut(n, ctx, http.MethodGet, "/v1/sys/audit/local/records?"+vals.Encode(), func() (AuditRecords, error) {
+	return fanOut(n, ctx, http.MethodGet, "/v1/sys/audit/local/records?"+vals.Encode(), func() (core.AuditRecords, error) {
 		recs, err := n.localRecords(q)
-		return AuditRecords{Value: recs}, err
+		return core.AuditRecords{Value: recs}, err
 	})
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/vault/audit"
 )
 
@@ -30,7 +32,7 @@ func TestRecordWithheld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	n := &Node{opts: Options{NodeID: "n1", DataDir: dir}, auditLog: l, Core: &Core{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	n := &Node{opts: Options{NodeID: "n1", DataDir: dir}, auditLog: l, Core: &core.Core{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 
 	for _, tc := range []struct {
 		name, method string

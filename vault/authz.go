@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
+
 	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
 )
@@ -22,7 +25,7 @@ type reqInfo struct {
 	// hold: the answer waits until the audit record is durable
 	// (mutating and secret-reading requests).
 	hold      bool
-	caller    caller
+	caller    core.Caller
 	action    access.Action
 	object    string
 	version   string
@@ -51,7 +54,7 @@ func principalOf(ctx context.Context) string {
 }
 
 // callerOf returns the authenticated caller of a request.
-func callerOf(r *http.Request) caller { return infoOf(r).caller }
+func callerOf(r *http.Request) core.Caller { return infoOf(r).caller }
 
 // auditWriter passes the answer through, or holds it (status and body)
 // while info.hold is set, until the audit record is durable. An interim
@@ -128,17 +131,17 @@ var errUnauthenticated = errors.New("vault: no valid credential")
 // identify authenticates a request: a bearer token, else an agent's
 // client certificate. It returns errUnauthenticated (with a message for
 // the challenge) when neither is there or valid.
-func (n *Node) identify(r *http.Request) (caller, string, error) {
+func (n *Node) identify(r *http.Request) (core.Caller, string, error) {
 	if tok, ok := bearerToken(r.Header.Get("Authorization")); ok {
 		c, err := n.authenticate(tok)
 		if errors.Is(err, errNotCaughtUp) {
-			return caller{}, "", err
+			return core.Caller{}, "", err
 		}
 		if err != nil {
 			if !errors.Is(err, errBadToken) {
 				n.Log.Error("authenticate", "err", err)
 			}
-			return caller{}, "the bearer token is not valid, was revoked or has expired", errUnauthenticated
+			return core.Caller{}, "the bearer token is not valid, was revoked or has expired", errUnauthenticated
 		}
 		return c, "", nil
 	}
@@ -149,14 +152,14 @@ func (n *Node) identify(r *http.Request) (caller, string, error) {
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		if c, why, err := n.agentCaller(r.TLS.VerifiedChains[0]); err != nil {
-			return caller{}, "", err
+			return core.Caller{}, "", err
 		} else if why != "" {
-			return caller{}, why, errUnauthenticated
+			return core.Caller{}, why, errUnauthenticated
 		} else if c.AgentID != "" {
 			return c, "", nil
 		}
 	}
-	return caller{}, "a bearer token (or an agent certificate) is required", errUnauthenticated
+	return core.Caller{}, "a bearer token (or an agent certificate) is required", errUnauthenticated
 }
 
 // bearerToken returns the token of an Authorization header of the Bearer
@@ -174,7 +177,7 @@ func bearerToken(h string) (string, bool) {
 
 // authorize checks that c may do any of actions on res. It answers 403
 // itself and returns false when not.
-func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c caller, res access.Resource, actions ...access.Action) bool {
+func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c core.Caller, res access.Resource, actions ...access.Action) bool {
 	ri := infoOf(r)
 	if len(actions) > 0 {
 		ri.action = actions[0]
@@ -191,7 +194,7 @@ func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c caller, res a
 		return true // any authenticated caller
 	}
 	allowed := func() bool {
-		pol := n.policy()
+		pol := n.Policy()
 		for _, a := range actions {
 			if pol.Allowed(c.Principal, a, res) {
 				ri.action = a
@@ -267,23 +270,23 @@ func (n *Node) guard(res func(*http.Request) access.Resource, h http.HandlerFunc
 
 // authenticateRequest identifies the caller and records it, or answers
 // 401 (or 503 before the vault is ready) and returns false.
-func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (caller, bool) {
+func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (core.Caller, bool) {
 	if r.Header.Get("Authorization") == "" && r.Header.Get(agentHeader) == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
 		n.challenge(w, r, "a bearer token is required")
-		return caller{}, false
+		return core.Caller{}, false
 	}
 	if n.Barrier.Load() == nil {
-		writeError(w, unavailable(ErrNotInitialized))
-		return caller{}, false
+		writeError(w, unavailable(core.ErrNotInitialized))
+		return core.Caller{}, false
 	}
 	c, why, err := n.identify(r)
 	if errors.Is(err, errNotCaughtUp) {
 		writeError(w, notCaughtUp(err))
-		return caller{}, false
+		return core.Caller{}, false
 	}
 	if err != nil {
 		n.challenge(w, r, why)
-		return caller{}, false
+		return core.Caller{}, false
 	}
 	infoOf(r).caller = c
 	return c, true
@@ -301,8 +304,8 @@ func objectResource(kind string) func(*http.Request) access.Resource {
 // name no object).
 func routeKind(rte *route) string {
 	switch k := strings.TrimPrefix(rte.segs[0], "deleted"); k {
-	case kindCertificates, kindSecrets, kindKeys:
-		if k == kindCertificates && len(rte.segs) > 1 && (rte.segs[1] == "issuers" || rte.segs[1] == "contacts") {
+	case core.KindCertificates, core.KindSecrets, core.KindKeys:
+		if k == core.KindCertificates && len(rte.segs) > 1 && (rte.segs[1] == "issuers" || rte.segs[1] == "contacts") {
 			return ""
 		}
 		return k
@@ -321,7 +324,7 @@ func (n *Node) resolveDisplayName(rte *route, r *http.Request) {
 	if name == "" || kind == "" {
 		return
 	}
-	m, _, ok, err := n.loadMeta(kind, name)
+	m, _, ok, err := n.LoadMeta(kind, name)
 	if err != nil || !ok || m.Name == "" || m.Name == name {
 		return
 	}
@@ -336,11 +339,11 @@ func (n *Node) dataPlaneResource(rte *route, r *http.Request) access.Resource {
 		if len(rte.segs) > 1 && rte.segs[1] == "issuers" {
 			return access.Resource{Kind: "issuers", Name: r.PathValue("issuer")}
 		}
-		return access.Resource{Kind: kindCertificates, Name: name}
+		return access.Resource{Kind: core.KindCertificates, Name: name}
 	case "secrets", "deletedsecrets":
-		return access.Resource{Kind: kindSecrets, Name: name, Certificate: name != "" && n.isCertificate(name)}
+		return access.Resource{Kind: core.KindSecrets, Name: name, Certificate: name != "" && n.IsCertificate(name)}
 	case "keys", "deletedkeys":
-		return access.Resource{Kind: kindKeys, Name: name, Certificate: name != "" && n.isCertificate(name)}
+		return access.Resource{Kind: core.KindKeys, Name: name, Certificate: name != "" && n.IsCertificate(name)}
 	}
 	return access.Resource{}
 }
@@ -348,5 +351,5 @@ func (n *Node) dataPlaneResource(rte *route, r *http.Request) access.Resource {
 // isAgentChain reports whether a verified chain ends in an agent
 // certificate: leaf OU certvault-agent issued by the agent CA.
 func isAgentChain(chain []*x509.Certificate) bool {
-	return len(chain) >= 2 && slices.Contains(chain[0].Subject.OrganizationalUnit, agentOU)
+	return len(chain) >= 2 && slices.Contains(chain[0].Subject.OrganizationalUnit, fleet.AgentOU)
 }

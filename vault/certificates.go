@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/issuance"
+
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/certs"
@@ -25,13 +28,13 @@ func (n *Node) certificateRoutes(rt *router) {
 	rt.handle("PATCH", "/certificates/{name}/pending", access.CertificatesWrite, n.handleCancelPending)
 	rt.handle("DELETE", "/certificates/{name}/pending", access.CertificatesWrite, n.handleDeletePending)
 	rt.handle("POST", "/certificates/{name}/pending/merge", access.CertificatesWrite, n.handleMerge)
-	rt.handle("DELETE", "/certificates/{name}", access.CertificatesDelete, n.handleDeleteObject(kindCertificates))
-	rt.handle("GET", "/deletedcertificates", access.CertificatesRead, n.handleListDeleted(kindCertificates))
-	rt.handle("GET", "/deletedcertificates/{name}", access.CertificatesRead, n.handleGetDeleted(kindCertificates))
-	rt.handle("POST", "/deletedcertificates/{name}/recover", access.CertificatesDelete, n.handleRecover(kindCertificates))
-	rt.handle("DELETE", "/deletedcertificates/{name}", access.CertificatesDelete, n.handlePurge(kindCertificates))
-	rt.handle("POST", "/certificates/{name}/backup", access.CertificatesBackup, n.handleBackup(kindCertificates))
-	rt.handle("POST", "/certificates/restore", access.CertificatesBackup, n.handleRestore(kindCertificates))
+	rt.handle("DELETE", "/certificates/{name}", access.CertificatesDelete, n.handleDeleteObject(core.KindCertificates))
+	rt.handle("GET", "/deletedcertificates", access.CertificatesRead, n.handleListDeleted(core.KindCertificates))
+	rt.handle("GET", "/deletedcertificates/{name}", access.CertificatesRead, n.handleGetDeleted(core.KindCertificates))
+	rt.handle("POST", "/deletedcertificates/{name}/recover", access.CertificatesDelete, n.handleRecover(core.KindCertificates))
+	rt.handle("DELETE", "/deletedcertificates/{name}", access.CertificatesDelete, n.handlePurge(core.KindCertificates))
+	rt.handle("POST", "/certificates/{name}/backup", access.CertificatesBackup, n.handleBackup(core.KindCertificates))
+	rt.handle("POST", "/certificates/restore", access.CertificatesBackup, n.handleRestore(core.KindCertificates))
 	rt.handle("GET", "/certificates/contacts", access.CertificatesRead, n.handleGetContacts)
 	rt.handle("PUT", "/certificates/contacts", access.ContactsWrite, n.handleSetContacts)
 	rt.handle("DELETE", "/certificates/contacts", access.ContactsWrite, n.handleDeleteContacts)
@@ -51,7 +54,7 @@ func setIndexHeader(w http.ResponseWriter, idx uint64) {
 
 func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := validName(kindCertificates, name); err != nil {
+	if err := core.ValidName(core.KindCertificates, name); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -60,20 +63,20 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.CreateCertificate(r.Context(), callerOf(r), CreateCertificateRequest{Name: name, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
+	res, err := n.CreateCertificate(r.Context(), callerOf(r), issuance.CreateCertificateRequest{Name: name, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
-	w.Header().Set("Location", objectID(r, kindCertificates, name, "")+"/pending?api-version="+url.QueryEscape(r.URL.Query().Get("api-version")))
+	w.Header().Set("Location", objectID(r, core.KindCertificates, name, "")+"/pending?api-version="+url.QueryEscape(r.URL.Query().Get("api-version")))
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusAccepted, operationBundle(r, name, res.Operation))
 }
 
 // certBundle renders a certificate version.
 func (n *Node) certBundle(r *http.Request, name, version string) (keyvault.Certificate, error) {
-	c, err := n.certificate(name, version)
+	c, err := n.Certificate(name, version)
 	if err != nil {
 		return keyvault.Certificate{}, err
 	}
@@ -81,11 +84,11 @@ func (n *Node) certBundle(r *http.Request, name, version string) (keyvault.Certi
 }
 
 // certificateBundle renders a certificate version the core returned.
-func certificateBundle(r *http.Request, c Certificate) keyvault.Certificate {
+func certificateBundle(r *http.Request, c issuance.Certificate) keyvault.Certificate {
 	kc := keyvault.Certificate{
-		ID:          objectID(r, kindCertificates, c.Name, c.Version),
-		Kid:         objectID(r, kindKeys, c.Name, c.Version),
-		Sid:         objectID(r, kindSecrets, c.Name, c.Version),
+		ID:          objectID(r, core.KindCertificates, c.Name, c.Version),
+		Kid:         objectID(r, core.KindKeys, c.Name, c.Version),
+		Sid:         objectID(r, core.KindSecrets, c.Name, c.Version),
 		X5t:         certs.Thumbprint(c.Chain[0]),
 		Cer:         c.Chain[0],
 		X5C:         c.Chain,
@@ -102,13 +105,13 @@ func certificateBundle(r *http.Request, c Certificate) keyvault.Certificate {
 
 func policyBundle(r *http.Request, name string, p *keyvault.Policy) *keyvault.Policy {
 	cp := *p
-	cp.ID = objectID(r, kindCertificates, name, "") + "/policy"
+	cp.ID = objectID(r, core.KindCertificates, name, "") + "/policy"
 	return &cp
 }
 
-func operationBundle(r *http.Request, name string, op *pendingOp) keyvault.Operation {
+func operationBundle(r *http.Request, name string, op *core.PendingOp) keyvault.Operation {
 	o := keyvault.Operation{
-		ID:                    objectID(r, kindCertificates, name, "") + "/pending",
+		ID:                    objectID(r, core.KindCertificates, name, "") + "/pending",
 		Issuer:                &keyvault.IssuerParameters{Name: op.Issuer, CertificateType: op.CertType},
 		CSR:                   op.CSR,
 		CancellationRequested: op.Cancel,
@@ -122,13 +125,13 @@ func operationBundle(r *http.Request, name string, op *pendingOp) keyvault.Opera
 	if o.Target == "" && op.Status == keyvault.StatusCompleted {
 		// Orders completed in the background have no request to name
 		// the host; the reader's request does.
-		o.Target = objectID(r, kindCertificates, name, "")
+		o.Target = objectID(r, core.KindCertificates, name, "")
 	}
 	return o
 }
 
 // writeCertificate answers a write's certificate version.
-func (n *Node) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res CertificateResult) {
+func (n *Node) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res issuance.CertificateResult) {
 	setIndexHeader(w, res.Index)
 	c, err := n.certBundle(r, res.Name, res.Version)
 	if err != nil {
@@ -143,7 +146,7 @@ func (n *Node) handleGetCertificate(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	c, err := n.GetCertificate(r.Context(), callerOf(r), GetCertificateRequest{Name: name, Version: version})
+	c, err := n.GetCertificate(r.Context(), callerOf(r), issuance.GetCertificateRequest{Name: name, Version: version})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -158,7 +161,7 @@ func (n *Node) handleUpdateCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.UpdateCertificate(r.Context(), callerOf(r), UpdateCertificateRequest{Name: name, Version: version, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
+	res, err := n.UpdateCertificate(r.Context(), callerOf(r), issuance.UpdateCertificateRequest{Name: name, Version: version, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -186,7 +189,7 @@ func (n *Node) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.UpdateCertificatePolicy(r.Context(), callerOf(r), UpdateCertificatePolicyRequest{Name: name, Policy: &upd})
+	res, err := n.UpdateCertificatePolicy(r.Context(), callerOf(r), issuance.UpdateCertificatePolicyRequest{Name: name, Policy: &upd})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -197,10 +200,10 @@ func (n *Node) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 
 // certificateItems renders list items of certificates or of a
 // certificate's versions.
-func certificateItems(r *http.Request, items []ObjectItem) []keyvault.CertificateItem {
+func certificateItems(r *http.Request, items []core.ObjectItem) []keyvault.CertificateItem {
 	var out []keyvault.CertificateItem
 	for _, it := range items {
-		out = append(out, keyvault.CertificateItem{ID: objectID(r, kindCertificates, it.Name, it.Version),
+		out = append(out, keyvault.CertificateItem{ID: objectID(r, core.KindCertificates, it.Name, it.Version),
 			X5t: it.X5t, Attributes: it.Attributes, Tags: it.Tags})
 	}
 	return out
@@ -216,7 +219,7 @@ func (n *Node) handleCertificateVersions(w http.ResponseWriter, r *http.Request)
 	if !n.linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), callerOf(r), ListVersionsRequest{Kind: kindCertificates, Name: name, Page: PageRequest{Limit: limit, After: after}})
+	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindCertificates, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -234,8 +237,8 @@ func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	includePending := strings.EqualFold(r.URL.Query().Get("includePending"), "true")
-	res, err := n.ListObjects(r.Context(), callerOf(r), ListObjectsRequest{Kind: kindCertificates, IncludePending: includePending,
-		Page: PageRequest{Limit: limit, After: after}})
+	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: includePending,
+		Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -244,7 +247,7 @@ func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeOperation answers a certificate's operation.
-func writeOperation(w http.ResponseWriter, r *http.Request, res CertificateOperationResult) {
+func writeOperation(w http.ResponseWriter, r *http.Request, res issuance.CertificateOperationResult) {
 	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, operationBundle(r, res.Name, res.Operation))
 }
@@ -271,7 +274,7 @@ func (n *Node) handleCancelPending(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.CancelCertificateOperation(r.Context(), callerOf(r), CancelCertificateOperationRequest{Name: name, CancellationRequested: req.Cancel != nil && *req.Cancel})
+	res, err := n.CancelCertificateOperation(r.Context(), callerOf(r), issuance.CancelCertificateOperationRequest{Name: name, CancellationRequested: req.Cancel != nil && *req.Cancel})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -298,8 +301,8 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.MergeCertificate(r.Context(), callerOf(r), MergeCertificateRequest{Name: name, X5C: req.X5C, Attributes: req.Attributes, Tags: req.Tags,
-		Target: objectID(r, kindCertificates, name, "")})
+	res, err := n.MergeCertificate(r.Context(), callerOf(r), issuance.MergeCertificateRequest{Name: name, X5C: req.X5C, Attributes: req.Attributes, Tags: req.Tags,
+		Target: objectID(r, core.KindCertificates, name, "")})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -309,7 +312,7 @@ func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := validName(kindCertificates, name); err != nil {
+	if err := core.ValidName(core.KindCertificates, name); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -318,7 +321,7 @@ func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.ImportCertificate(r.Context(), callerOf(r), ImportCertificateRequest{Name: name, Value: req.Value, Password: req.Password,
+	res, err := n.ImportCertificate(r.Context(), callerOf(r), issuance.ImportCertificateRequest{Name: name, Value: req.Value, Password: req.Password,
 		Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
@@ -330,7 +333,7 @@ func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 // Contacts.
 
 // writeContacts answers the vault's contacts with their id.
-func writeContacts(w http.ResponseWriter, r *http.Request, res ContactsResult) {
+func writeContacts(w http.ResponseWriter, r *http.Request, res core.ContactsResult) {
 	setIndexHeader(w, res.Index)
 	c := res.Contacts
 	c.ID = baseURL(r) + "/certificates/contacts"

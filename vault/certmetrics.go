@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -45,15 +47,15 @@ func (c *certCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.n.Store
-	metas, _ := st.List("meta/"+kindCertificates+"/", "", 0)
+	metas, _ := st.List("meta/"+core.KindCertificates+"/", "", 0)
 	for _, e := range metas {
-		var m objectMeta
+		var m core.ObjectMeta
 		if json.Unmarshal(e.Value, &m) != nil || m.Deleted != nil || m.Summary.Expires == nil {
 			continue
 		}
 		name := e.Key[strings.LastIndexByte(e.Key, '/')+1:]
 		ch <- prometheus.MustNewConstMetric(c.expiry, prometheus.GaugeValue, float64(*m.Summary.Expires), name)
-		if due, _, ok := strings.Cut(strings.TrimPrefix(m.Plan, schedPrefix), "/"); ok {
+		if due, _, ok := strings.Cut(strings.TrimPrefix(m.Plan, core.SchedPrefix), "/"); ok {
 			if s, err := strconv.ParseInt(due, 10, 64); err == nil {
 				ch <- prometheus.MustNewConstMetric(c.renewalDue, prometheus.GaugeValue, float64(s), name)
 			}
@@ -62,15 +64,15 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.halted, prometheus.GaugeValue, 1, name)
 		}
 	}
-	out, _ := st.List(outboxPrefix, "", 0)
+	out, _ := st.List(core.OutboxPrefix, "", 0)
 	oldest := 0.0
 	for _, e := range out {
-		var m outboxMessage
+		var m core.OutboxMessage
 		if json.Unmarshal(e.Value, &m) == nil && m.Created > 0 {
 			oldest = max(oldest, time.Since(time.Unix(m.Created, 0)).Seconds())
 		}
 	}
-	dead, _ := st.List(outboxDeadPrefix, "", 0)
+	dead, _ := st.List(core.OutboxDeadPrefix, "", 0)
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(len(out)))
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
 	ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(len(dead)))

@@ -7,13 +7,15 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/raftstore"
 )
 
 // TestClassifyNotLeader: a store error that says "not the leader" (the
 // request was not applied) is a 503 the client may retry, never a 500.
 func TestClassifyNotLeader(t *testing.T) {
-	n := &Node{Core: &Core{}}
+	n := &Node{Core: &core.Core{}}
 	for _, err := range []error{
 		raftstore.ErrNotLeader,
 		fmt.Errorf("forward: leadership moved here: %w", raftstore.ErrNotLeader),
@@ -29,7 +31,7 @@ func TestClassifyNotLeader(t *testing.T) {
 // canceled) is not an internal error: it is answered 499 and not counted
 // as the vault's failure.
 func TestClassifyClientGone(t *testing.T) {
-	n := &Node{Core: &Core{}}
+	n := &Node{Core: &core.Core{}}
 	err := fmt.Errorf("wait for index 1586 (applied 1019): %w", context.Canceled)
 	var ae *APIError
 	if got := n.classify(err); !errors.As(got, &ae) || ae.Status != statusClientClosed || ae.Code != "ClientClosedRequest" {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/certvault/certvault/vault/core"
 )
 
 // Sentinel errors of the vault package.
@@ -28,20 +30,20 @@ type APIError struct {
 }
 
 // statusOfKind is the HTTP status of each kind of core error.
-var statusOfKind = map[ErrorKind]int{
-	KindBadParameter:        http.StatusBadRequest,
-	KindNotFound:            http.StatusNotFound,
-	KindConflict:            http.StatusConflict,
-	KindForbidden:           http.StatusForbidden,
-	KindUnavailable:         http.StatusServiceUnavailable,
-	KindInsufficientStorage: http.StatusInsufficientStorage,
-	KindNotImplemented:      http.StatusNotImplemented,
-	KindInternal:            http.StatusInternalServerError,
+var statusOfKind = map[core.ErrorKind]int{
+	core.KindBadParameter:        http.StatusBadRequest,
+	core.KindNotFound:            http.StatusNotFound,
+	core.KindConflict:            http.StatusConflict,
+	core.KindForbidden:           http.StatusForbidden,
+	core.KindUnavailable:         http.StatusServiceUnavailable,
+	core.KindInsufficientStorage: http.StatusInsufficientStorage,
+	core.KindNotImplemented:      http.StatusNotImplemented,
+	core.KindInternal:            http.StatusInternalServerError,
 }
 
 // coreToAPI is the HTTP answer to a core error: the status of its kind,
 // its code and message as they are.
-func coreToAPI(e *Error) *APIError {
+func coreToAPI(e *core.Error) *APIError {
 	status, ok := statusOfKind[e.Kind]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -73,4 +75,4 @@ func notCaughtUp(cause error) *APIError {
 		Message: "this node could not catch up with the leader within the request deadline to check the credential or role assignment; retry", Cause: cause}
 }
 
-func unavailable(cause error) *APIError { return coreToAPI(errUnavailable(cause)) }
+func unavailable(cause error) *APIError { return coreToAPI(core.Unavailable(cause)) }

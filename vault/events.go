@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/certvault/certvault/vault/core"
 )
 
 // Event delivery: the outbox (outbox.go) hands each event message here,
@@ -20,8 +22,8 @@ import (
 const eventTimeout = 10 * time.Second
 
 // deliverEvent POSTs an event to its subscription's URL, signed.
-func (n *Node) deliverEvent(ctx context.Context, m *eventMessage) error {
-	s, secret, ok, err := n.webhook(m.Subscription)
+func (n *Node) deliverEvent(ctx context.Context, m *core.EventMessage) error {
+	s, secret, ok, err := n.Webhook(m.Subscription)
 	if err != nil || !ok {
 		return err // !ok: unsubscribed, nothing to deliver
 	}
@@ -34,7 +36,7 @@ func (n *Node) deliverEvent(ctx context.Context, m *eventMessage) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json; charset=utf-8")
-	req.Header.Set(eventSignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set(core.EventSignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", s.URL, err)

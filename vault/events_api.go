@@ -2,6 +2,8 @@ package vault
 
 import (
 	"net/http"
+
+	"github.com/certvault/certvault/vault/core"
 )
 
 // The /v1 front of events: webhook subscriptions and the deliveries not
@@ -17,7 +19,7 @@ func (n *Node) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.Subscribe(r.Context(), callerOf(r), SubscribeRequest{URL: req.URL, Types: req.Types, Secret: req.Secret})
+	res, err := n.Subscribe(r.Context(), callerOf(r), core.SubscribeRequest{URL: req.URL, Types: req.Types, Secret: req.Secret})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -55,7 +57,7 @@ func (n *Node) handleDeliveries(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	out, err := n.ListDeliveries(r.Context(), callerOf(r), ListDeliveriesRequest{FailedOnly: r.URL.Query().Get("failed") == "true"})
+	out, err := n.ListDeliveries(r.Context(), callerOf(r), core.ListDeliveriesRequest{FailedOnly: r.URL.Query().Get("failed") == "true"})
 	if err != nil {
 		n.fail(w, r, err)
 		return

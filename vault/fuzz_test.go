@@ -23,6 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/barrier"
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
+
 	"github.com/certvault/certvault/internal/keyvault"
 )
 
@@ -181,7 +185,7 @@ func FuzzTokens(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	bearer, _, err := newToken("0123456789abcdef", "alice", time.Hour, time.Now())
+	bearer, _, err := core.NewToken("0123456789abcdef", "alice", time.Hour, time.Now())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -190,12 +194,12 @@ func FuzzTokens(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, tok string) {
 		if id, secret, ok := splitToken(tok); ok {
-			if id == "" || secret == "" || strings.Contains(id, ".") || tokenPrefix+id+"."+secret != tok {
+			if id == "" || secret == "" || strings.Contains(id, ".") || core.TokenPrefix+id+"."+secret != tok {
 				t.Fatalf("bearer token %q split into %q and %q", tok, id, secret)
 			}
 		}
-		if id, secret, ok := parseAgentJoinToken(tok); ok {
-			if id == "" || secret == "" || strings.Contains(id, ".") || agentTokenPrefix+id+"."+secret != strings.TrimSpace(tok) {
+		if id, secret, ok := fleet.ParseAgentJoinToken(tok); ok {
+			if id == "" || secret == "" || strings.Contains(id, ".") || fleet.AgentTokenPrefix+id+"."+secret != strings.TrimSpace(tok) {
 				t.Fatalf("agent join token %q split into %q and %q", tok, id, secret)
 			}
 		}
@@ -272,11 +276,11 @@ func FuzzAgentCSR(f *testing.F) {
 // that a restore writes nothing else; what the barrier seals under the
 // backup's additional data opens to the same bytes, and only under it.
 func FuzzBackupBlob(f *testing.F) {
-	seal, err := LoadFileSeal(filepath.Join(f.TempDir(), "seal.key"), true)
+	seal, err := barrier.LoadFileSeal(filepath.Join(f.TempDir(), "seal.key"), true)
 	if err != nil {
 		f.Fatal(err)
 	}
-	kr, _, err := newKeyring(seal)
+	kr, _, err := barrier.NewKeyring(seal)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -284,34 +288,34 @@ func FuzzBackupBlob(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	barrier, err := openKeyring(krJSON, seal)
+	bar, err := barrier.OpenKeyring(krJSON, seal)
 	if err != nil {
 		f.Fatal(err)
 	}
 	blob := func(kind, name string, keys ...string) []byte {
-		b := backupBlob{Kind: kind, Name: name, Entries: map[string][]byte{}}
+		b := core.BackupBlob{Kind: kind, Name: name, Entries: map[string][]byte{}}
 		for _, k := range keys {
 			b.Entries[k] = []byte(`{"current":"v1"}`)
 		}
-		return mustJSON(b)
+		return core.MustJSON(b)
 	}
-	f.Add(uint8(0), blob(kindSecrets, "db-password", "meta/secrets/db-password", "ver/secrets/db-password/v1", "val/secrets/db-password/v1"))
-	f.Add(uint8(1), blob(kindCertificates, "www", "meta/certificates/www", "policy/certificates/www", "ver/certificates/www/v1",
+	f.Add(uint8(0), blob(core.KindSecrets, "db-password", "meta/secrets/db-password", "ver/secrets/db-password/v1", "val/secrets/db-password/v1"))
+	f.Add(uint8(1), blob(core.KindCertificates, "www", "meta/certificates/www", "policy/certificates/www", "ver/certificates/www/v1",
 		"meta/keys/www", "ver/keys/www/v1", "val/keys/www/v1", "meta/secrets/www", "ver/secrets/www/v1"))
-	f.Add(uint8(2), blob(kindKeys, "k", "meta/keys/k", "ver/keys/k/1"))
-	f.Add(uint8(0), blob(kindSecrets, "a", "meta/secrets/a", "sys/tokens/abc"))
-	f.Add(uint8(0), blob(kindSecrets, "a", "meta/secrets/a", "meta/secrets/ab"))
-	f.Add(uint8(0), blob(kindSecrets, "", "meta/secrets/"))
+	f.Add(uint8(2), blob(core.KindKeys, "k", "meta/keys/k", "ver/keys/k/1"))
+	f.Add(uint8(0), blob(core.KindSecrets, "a", "meta/secrets/a", "sys/tokens/abc"))
+	f.Add(uint8(0), blob(core.KindSecrets, "a", "meta/secrets/a", "meta/secrets/ab"))
+	f.Add(uint8(0), blob(core.KindSecrets, "", "meta/secrets/"))
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
-		kind := []string{kindSecrets, kindCertificates, kindKeys}[int(which)%3]
-		if ct, err := barrier.Encrypt(backupAAD, data); err != nil {
+		kind := []string{core.KindSecrets, core.KindCertificates, core.KindKeys}[int(which)%3]
+		if ct, err := bar.Encrypt(core.BackupAAD, data); err != nil {
 			t.Fatalf("encrypt: %v", err)
-		} else if pt, err := barrier.Decrypt(backupAAD, ct); err != nil || !bytes.Equal(pt, data) {
+		} else if pt, err := bar.Decrypt(core.BackupAAD, ct); err != nil || !bytes.Equal(pt, data) {
 			t.Fatalf("decrypt(encrypt(blob)) = %v", err)
-		} else if _, err := barrier.Decrypt("other", ct); !errors.Is(err, ErrDecrypt) {
+		} else if _, err := bar.Decrypt("other", ct); !errors.Is(err, barrier.ErrDecrypt) {
 			t.Fatalf("a backup opens under another additional data: %v", err)
 		}
-		if _, err := barrier.Decrypt(backupAAD, data); err == nil {
+		if _, err := bar.Decrypt(core.BackupAAD, data); err == nil {
 			t.Fatal("the barrier opened bytes it did not seal")
 		}
 
@@ -323,7 +327,7 @@ func FuzzBackupBlob(f *testing.F) {
 			}
 			return
 		}
-		if b.Kind != kind || validName(kind, b.Name) != nil {
+		if b.Kind != kind || core.ValidName(kind, b.Name) != nil {
 			t.Fatalf("accepted a blob of kind %q named %q for a %s restore", b.Kind, b.Name, kind)
 		}
 		if _, ok := b.Entries["meta/"+kind+"/"+b.Name]; !ok {
@@ -331,8 +335,8 @@ func FuzzBackupBlob(f *testing.F) {
 		}
 		kinds := map[string]bool{kind: true}
 		sections := map[string]bool{"meta": true, "ver": true, "val": true}
-		if kind == kindCertificates {
-			kinds[kindKeys], kinds[kindSecrets] = true, true
+		if kind == core.KindCertificates {
+			kinds[core.KindKeys], kinds[core.KindSecrets] = true, true
 			sections["policy"] = true
 		}
 		for k := range b.Entries {
@@ -341,7 +345,7 @@ func FuzzBackupBlob(f *testing.F) {
 			switch {
 			case !ok:
 			case parts[0] == "policy":
-				ok = parts[1] == kindCertificates && len(parts) == 3
+				ok = parts[1] == core.KindCertificates && len(parts) == 3
 			case parts[0] == "meta":
 				ok = kinds[parts[1]] && len(parts) == 3
 			default:

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/certvault/certvault/vault/barrier"
 )
 
 // hsmHealthKeyID is the CKA_ID of a small AES key the vault keeps in the
@@ -17,8 +19,8 @@ const hsmCheckInterval = 2 * time.Second
 
 // hsmProbeID is the key whose presence says the token is there.
 func (n *Node) hsmProbeID() []byte {
-	if n.opts.Seal == sealPKCS11 {
-		return pkcs11SealKeyID
+	if n.opts.Seal == barrier.SealPKCS11 {
+		return barrier.Pkcs11SealKeyID
 	}
 	return hsmHealthKeyID
 }
@@ -31,7 +33,7 @@ func (n *Node) watchHSM(ctx context.Context) {
 	if n.HSM == nil {
 		return
 	}
-	if n.opts.Seal != sealPKCS11 {
+	if n.opts.Seal != barrier.SealPKCS11 {
 		if _, err := n.HSM.SealAEAD(hsmHealthKeyID, true); err != nil {
 			n.Log.Warn("cannot create the HSM health key", "err", err)
 		}

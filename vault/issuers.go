@@ -4,6 +4,9 @@ import (
 	"encoding/pem"
 	"net/http"
 
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/issuance"
+
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/vault/access"
@@ -19,7 +22,7 @@ type issuerView struct {
 	// CACSR is set while an intermediate waits for its signed certificate.
 	CACSR []byte `json:"ca_csr,omitempty"`
 	// ACME shows an ACME issuer's directory, account and DNS solver.
-	ACME *acmeView `json:"acme,omitempty"`
+	ACME *issuance.ACMEView `json:"acme,omitempty"`
 }
 
 func (n *Node) issuerRoutes(rt *router) {
@@ -36,7 +39,7 @@ func (n *Node) issuerRoutes(rt *router) {
 // (core_issuers.go) and writes the JSON with this host's ids.
 
 // issuerViewOf renders an issuer the core returned.
-func issuerViewOf(r *http.Request, is Issuer) issuerView {
+func issuerViewOf(r *http.Request, is issuance.Issuer) issuerView {
 	v := issuerView{Issuer: keyvault.Issuer{
 		ID:         baseURL(r) + "/certificates/issuers/" + is.Name,
 		Provider:   is.Provider,
@@ -52,7 +55,7 @@ func issuerViewOf(r *http.Request, is Issuer) issuerView {
 }
 
 // writeIssuer answers an issuer.
-func writeIssuer(w http.ResponseWriter, r *http.Request, res IssuerResult) {
+func writeIssuer(w http.ResponseWriter, r *http.Request, res issuance.IssuerResult) {
 	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, issuerViewOf(r, res.Issuer))
 }
@@ -79,7 +82,7 @@ func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	page, err := n.ListIssuers(r.Context(), callerOf(r), ListIssuersRequest{Page: PageRequest{Limit: limit, After: after}})
+	page, err := n.ListIssuers(r.Context(), callerOf(r), issuance.ListIssuersRequest{Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -94,16 +97,16 @@ func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("issuer")
-		if err := checkIssuerName(name); err != nil {
+		if err := issuance.CheckIssuerName(name); err != nil {
 			n.fail(w, r, err)
 			return
 		}
-		var req issuerRequest
+		var req issuance.IssuerRequest
 		if err := decodeBody(r, &req); err != nil {
 			n.fail(w, r, err)
 			return
 		}
-		res, err := n.SetIssuer(r.Context(), callerOf(r), SetIssuerRequest{Name: name, Patch: patch, Provider: req.Provider, Credentials: req.Credentials,
+		res, err := n.SetIssuer(r.Context(), callerOf(r), issuance.SetIssuerRequest{Name: name, Patch: patch, Provider: req.Provider, Credentials: req.Credentials,
 			OrgDetails: req.OrgDetails, Attributes: req.Attributes, CA: req.CA, ACME: req.ACME})
 		if err != nil {
 			n.fail(w, r, err)
@@ -165,7 +168,7 @@ func (n *Node) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.RevokeCertificate(r.Context(), callerOf(r), RevokeCertificateRequest{Name: name, Version: req.Version})
+	res, err := n.RevokeCertificate(r.Context(), callerOf(r), issuance.RevokeCertificateRequest{Name: name, Version: req.Version})
 	if err != nil {
 		n.fail(w, r, err)
 		return

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/raftstore"
 )
 
@@ -20,13 +22,13 @@ func (n *Node) runLeader(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n.runOrders(ctx)
+		n.RunOrders(ctx)
 	}()
 	defer func() { <-done }()
 	renewals := make(chan struct{})
 	go func() {
 		defer close(renewals)
-		n.runRenewals(ctx)
+		n.RunRenewals(ctx)
 	}()
 	defer func() { <-renewals }()
 	outbox := make(chan struct{})
@@ -38,7 +40,7 @@ func (n *Node) runLeader(ctx context.Context) {
 	rollouts := make(chan struct{})
 	go func() {
 		defer close(rollouts)
-		n.runRollouts(ctx)
+		n.RunRollouts(ctx)
 	}()
 	defer func() { <-rollouts }()
 	t := time.NewTicker(janitorInterval)
@@ -60,25 +62,25 @@ func (n *Node) purgeExpired(ctx context.Context, now time.Time) {
 	if n.Barrier.Load() == nil {
 		return
 	}
-	for _, kind := range []string{kindCertificates, kindSecrets, kindKeys} {
+	for _, kind := range []string{core.KindCertificates, core.KindSecrets, core.KindKeys} {
 		prefix := "deleted/" + kind + "/"
 		entries, _ := n.Store.List(prefix, "", 0)
 		for _, e := range entries {
-			var d deletion
+			var d core.Deletion
 			if json.Unmarshal(e.Value, &d) != nil || d.ScheduledPurge > now.Unix() {
 				continue
 			}
 			name := strings.TrimPrefix(e.Key, prefix)
-			_, me, found, err := n.loadMeta(kind, name)
+			_, me, found, err := n.LoadMeta(kind, name)
 			if err != nil || !found {
 				continue
 			}
-			b := (&raftstore.Batch{}).Check(metaKey(kind, name), me.Index)
-			purgeOps(b, kind, name)
-			if kind == kindCertificates {
-				for _, mk := range managedKinds {
-					if mm, _, ok, _ := n.loadMeta(mk, name); ok && mm.ManagedBy == kindCertificates {
-						purgeOps(b, mk, name)
+			b := (&raftstore.Batch{}).Check(core.MetaKey(kind, name), me.Index)
+			core.PurgeOps(b, kind, name)
+			if kind == core.KindCertificates {
+				for _, mk := range core.ManagedKinds {
+					if mm, _, ok, _ := n.LoadMeta(mk, name); ok && mm.ManagedBy == core.KindCertificates {
+						core.PurgeOps(b, mk, name)
 					}
 				}
 			}

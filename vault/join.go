@@ -23,6 +23,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/vault/barrier"
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/raftstore"
 )
 
@@ -76,7 +79,7 @@ func (n *Node) checkJoinToken(tok string) (raftstore.Entry, joinTokenRecord, err
 	if !ok {
 		return e, rec, fmt.Errorf("%w: unknown token", ErrBadJoinToken)
 	}
-	if err := n.getSealedJSON(e, &rec); err != nil {
+	if err := n.GetSealedJSON(e, &rec); err != nil {
 		return e, rec, err
 	}
 	sum := sha256.Sum256([]byte(p.secret))
@@ -118,10 +121,10 @@ func (n *Node) handleJoinPrepare(w http.ResponseWriter, r *http.Request) {
 	}
 	kr, ok := n.Store.Get(keyKeyring)
 	if !ok {
-		n.fail(w, r, unavailable(ErrNotInitialized))
+		n.fail(w, r, unavailable(core.ErrNotInitialized))
 		return
 	}
-	writeJSON(w, http.StatusOK, joinPrepareResponse{Keyring: kr.Value, CAPEM: string(pemCert(n.CACert.Load().Raw))})
+	writeJSON(w, http.StatusOK, joinPrepareResponse{Keyring: kr.Value, CAPEM: string(core.PEMCert(n.CACert.Load().Raw))})
 }
 
 type joinRequest struct {
@@ -139,8 +142,8 @@ type joinResponse struct {
 }
 
 // joinProof shows that the joining node opened the keyring with its seal.
-func joinProof(b *Barrier, nodeID string, csrDER []byte) []byte {
-	return b.mac("certvault join", []byte(nodeID), csrDER)
+func joinProof(b *barrier.Barrier, nodeID string, csrDER []byte) []byte {
+	return b.Mac("certvault join", []byte(nodeID), csrDER)
 }
 
 func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
@@ -176,10 +179,10 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !hmac.Equal(req.Proof, joinProof(n.Barrier.Load(), req.NodeID, block.Bytes)) {
 		n.Log.Warn("join refused: seal mismatch", "node", req.NodeID, "remote", r.RemoteAddr)
-		n.fail(w, r, forbidden(ErrSealMismatch))
+		n.fail(w, r, forbidden(barrier.ErrSealMismatch))
 		return
 	}
-	caKey, err := n.caKey()
+	caKey, err := n.CAKey()
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -197,7 +200,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	rec.Uses--
 	b := &raftstore.Batch{}
 	if rec.Uses > 0 {
-		if err := putSealedJSON(b, n.Barrier.Load(), e.Key, rec); err != nil {
+		if err := core.PutSealedJSON(b, n.Barrier.Load(), e.Key, rec); err != nil {
 			n.fail(w, r, err)
 			return
 		}
@@ -216,7 +219,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.Log.Info("node joined", "node", req.NodeID, "api", req.APIAddr, "raft", req.RaftAddr)
-	writeJSON(w, http.StatusOK, joinResponse{CertPEM: string(pemCert(der)), CAPEM: string(pemCert(n.CACert.Load().Raw))})
+	writeJSON(w, http.StatusOK, joinResponse{CertPEM: string(core.PEMCert(der)), CAPEM: string(core.PEMCert(n.CACert.Load().Raw))})
 }
 
 func validNodeID(id string) bool {
@@ -241,7 +244,7 @@ func (n *Node) join(ctx context.Context) error {
 	}
 	seal, err := n.openSeal(false)
 	if err != nil {
-		if n.opts.Seal == sealPKCS11 {
+		if n.opts.Seal == barrier.SealPKCS11 {
 			return fmt.Errorf("%w (every node of a cluster with the pkcs11 seal must reach the same HSM token)", err)
 		}
 		return fmt.Errorf("%w (joining needs a copy of the cluster's seal key: pass --seal-key-file)", err)
@@ -260,14 +263,14 @@ func (n *Node) join(ctx context.Context) error {
 	if err := postJSON(ctx, pinned, base+"/v1/sys/cluster/join/prepare", map[string]string{"token": n.opts.JoinToken}, &prep); err != nil {
 		return fmt.Errorf("join %s: %w", base, err)
 	}
-	ca, err := parseCertPEM([]byte(prep.CAPEM))
+	ca, err := core.ParseCertPEM([]byte(prep.CAPEM))
 	if err != nil {
 		return fmt.Errorf("join: the cluster's CA: %w", err)
 	}
 	if sum := sha256.Sum256(ca.Raw); !bytes.Equal(sum[:], tok.caSum) {
 		return errors.New("join: the cluster's CA does not match the fingerprint in the join token")
 	}
-	barrier, err := openKeyring(prep.Keyring, seal)
+	barrier, err := barrier.OpenKeyring(prep.Keyring, seal)
 	if err != nil {
 		return fmt.Errorf("join refused: %s does not open the cluster's keyring: start with a copy of the cluster's seal key: %w", n.opts.SealKeyFile, err)
 	}
@@ -295,7 +298,7 @@ func (n *Node) join(ctx context.Context) error {
 	}, &resp); err != nil {
 		return fmt.Errorf("join %s: %w", base, err)
 	}
-	cert, err := parseCertPEM([]byte(resp.CertPEM))
+	cert, err := core.ParseCertPEM([]byte(resp.CertPEM))
 	if err != nil {
 		return fmt.Errorf("join: node certificate: %w", err)
 	}

@@ -3,6 +3,8 @@ package vault
 import (
 	"net/http"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/vault/access"
 )
 
@@ -17,7 +19,7 @@ func (n *Node) keyRotationRoutes(rt *router) {
 // handleRotateKey makes a new version of a key with the same type, size
 // or curve and operations as the current one.
 func (n *Node) handleRotateKey(w http.ResponseWriter, r *http.Request) {
-	k, err := n.RotateKey(r.Context(), callerOf(r), RotateKeyRequest{Name: r.PathValue("name")})
+	k, err := n.RotateKey(r.Context(), callerOf(r), core.RotateKeyRequest{Name: r.PathValue("name")})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -27,7 +29,7 @@ func (n *Node) handleRotateKey(w http.ResponseWriter, r *http.Request) {
 
 // rotationPolicyID is the id of a key's rotation policy.
 func rotationPolicyID(r *http.Request, name string) string {
-	return objectID(r, kindKeys, name, "") + "/rotationpolicy"
+	return objectID(r, core.KindKeys, name, "") + "/rotationpolicy"
 }
 
 func (n *Node) handleGetRotationPolicy(w http.ResponseWriter, r *http.Request) {
@@ -35,7 +37,7 @@ func (n *Node) handleGetRotationPolicy(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	p, err := n.GetKeyRotationPolicy(r.Context(), callerOf(r), KeyRotationPolicyRequest{Name: name})
+	p, err := n.GetKeyRotationPolicy(r.Context(), callerOf(r), core.KeyRotationPolicyRequest{Name: name})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -46,12 +48,12 @@ func (n *Node) handleGetRotationPolicy(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleSetRotationPolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var p rotationPolicy
+	var p core.RotationPolicy
 	if err := decodeBody(r, &p); err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.SetKeyRotationPolicy(r.Context(), callerOf(r), SetKeyRotationPolicyRequest{Name: name, Policy: p})
+	res, err := n.SetKeyRotationPolicy(r.Context(), callerOf(r), core.SetKeyRotationPolicyRequest{Name: name, Policy: p})
 	if err != nil {
 		n.fail(w, r, err)
 		return

@@ -7,6 +7,8 @@ import (
 	"math/big"
 	"net/http"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/vault/access"
 )
@@ -71,19 +73,19 @@ func (n *Node) keyRoutes(rt *router) {
 		rt.handle("POST", "/keys/{name}/{version}/"+op, access.KeysCrypto, n.handleKeyOp(op))
 		rt.handle("POST", "/keys/{name}/"+op, access.KeysCrypto, n.handleKeyOp(op))
 	}
-	rt.handle("DELETE", "/keys/{name}", access.KeysDelete, n.handleDeleteObject(kindKeys))
-	rt.handle("GET", "/deletedkeys", access.KeysRead, n.handleListDeleted(kindKeys))
-	rt.handle("GET", "/deletedkeys/{name}", access.KeysRead, n.handleGetDeleted(kindKeys))
-	rt.handle("POST", "/deletedkeys/{name}/recover", access.KeysDelete, n.handleRecover(kindKeys))
-	rt.handle("DELETE", "/deletedkeys/{name}", access.KeysDelete, n.handlePurge(kindKeys))
-	rt.handle("POST", "/keys/{name}/backup", access.KeysBackup, n.handleBackup(kindKeys))
-	rt.handle("POST", "/keys/restore", access.KeysBackup, n.handleRestore(kindKeys))
+	rt.handle("DELETE", "/keys/{name}", access.KeysDelete, n.handleDeleteObject(core.KindKeys))
+	rt.handle("GET", "/deletedkeys", access.KeysRead, n.handleListDeleted(core.KindKeys))
+	rt.handle("GET", "/deletedkeys/{name}", access.KeysRead, n.handleGetDeleted(core.KindKeys))
+	rt.handle("POST", "/deletedkeys/{name}/recover", access.KeysDelete, n.handleRecover(core.KindKeys))
+	rt.handle("DELETE", "/deletedkeys/{name}", access.KeysDelete, n.handlePurge(core.KindKeys))
+	rt.handle("POST", "/keys/{name}/backup", access.KeysBackup, n.handleBackup(core.KindKeys))
+	rt.handle("POST", "/keys/restore", access.KeysBackup, n.handleRestore(core.KindKeys))
 	rt.handle("POST", "/rng", access.RNG, n.handleRNG)
 }
 
 // keyBundle renders a key version in Key Vault's shape.
-func keyBundle(r *http.Request, k KeyVersion) keyvault.Key {
-	j := jwkFromPublic(objectID(r, kindKeys, k.Name, k.Version), k.Public, k.KeyOps)
+func keyBundle(r *http.Request, k core.KeyVersion) keyvault.Key {
+	j := jwkFromPublic(objectID(r, core.KindKeys, k.Name, k.Version), k.Public, k.KeyOps)
 	if k.HSM {
 		j.Kty += "-HSM"
 	}
@@ -91,7 +93,7 @@ func keyBundle(r *http.Request, k KeyVersion) keyvault.Key {
 }
 
 // writeKey answers a key version, with its write's index when it wrote.
-func writeKey(w http.ResponseWriter, r *http.Request, k KeyVersion) {
+func writeKey(w http.ResponseWriter, r *http.Request, k core.KeyVersion) {
 	setIndexHeader(w, k.Index)
 	writeJSON(w, http.StatusOK, keyBundle(r, k))
 }
@@ -101,7 +103,7 @@ func (n *Node) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	k, err := n.GetKey(r.Context(), callerOf(r), GetKeyRequest{Name: name, Version: version})
+	k, err := n.GetKey(r.Context(), callerOf(r), core.GetKeyRequest{Name: name, Version: version})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -112,7 +114,7 @@ func (n *Node) handleGetKey(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
-	if err := validName(kindKeys, name); err != nil {
+	if err := core.ValidName(core.KindKeys, name); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -121,7 +123,7 @@ func (n *Node) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	k, err := n.CreateKey(r.Context(), callerOf(r), CreateKeyRequest{Name: name, KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve,
+	k, err := n.CreateKey(r.Context(), callerOf(r), core.CreateKeyRequest{Name: name, KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve,
 		KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
@@ -133,7 +135,7 @@ func (n *Node) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleImportKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
-	if err := validName(kindKeys, name); err != nil {
+	if err := core.ValidName(core.KindKeys, name); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -142,7 +144,7 @@ func (n *Node) handleImportKey(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	k, err := n.ImportKey(r.Context(), callerOf(r), ImportKeyRequest{Name: name, Key: req.Key, HSM: req.HSM, Attributes: req.Attributes, Tags: req.Tags})
+	k, err := n.ImportKey(r.Context(), callerOf(r), core.ImportKeyRequest{Name: name, Key: req.Key, HSM: req.HSM, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -152,7 +154,7 @@ func (n *Node) handleImportKey(w http.ResponseWriter, r *http.Request) {
 
 // privateFromJWK is keyFromJWK with the Key Vault front's errors.
 func privateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
-	k, err := keyFromJWK(j)
+	k, err := core.KeyFromJWK(j)
 	return k, apiError(err)
 }
 
@@ -167,7 +169,7 @@ func (n *Node) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	k, err := n.UpdateKey(r.Context(), callerOf(r), UpdateKeyRequest{Name: name, Version: version, KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
+	k, err := n.UpdateKey(r.Context(), callerOf(r), core.UpdateKeyRequest{Name: name, Version: version, KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -184,10 +186,10 @@ type keyItem struct {
 }
 
 // keyItems renders list items of keys or of a key's versions.
-func keyItems(r *http.Request, items []ObjectItem) []keyItem {
+func keyItems(r *http.Request, items []core.ObjectItem) []keyItem {
 	var out []keyItem
 	for _, it := range items {
-		out = append(out, keyItem{Kid: objectID(r, kindKeys, it.Name, it.Version), Attributes: it.Attributes, Tags: it.Tags, Managed: it.Managed})
+		out = append(out, keyItem{Kid: objectID(r, core.KindKeys, it.Name, it.Version), Attributes: it.Attributes, Tags: it.Tags, Managed: it.Managed})
 	}
 	return out
 }
@@ -201,7 +203,7 @@ func (n *Node) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	res, err := n.ListObjects(r.Context(), callerOf(r), ListObjectsRequest{Kind: kindKeys, Page: PageRequest{Limit: limit, After: after}})
+	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindKeys, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -219,7 +221,7 @@ func (n *Node) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), callerOf(r), ListVersionsRequest{Kind: kindKeys, Name: name, Page: PageRequest{Limit: limit, After: after}})
+	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindKeys, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -238,7 +240,7 @@ func (n *Node) handleKeyOp(op string) http.HandlerFunc {
 		if !n.linearized(w, r) {
 			return
 		}
-		res, err := n.KeyOperation(r.Context(), callerOf(r), KeyOperationRequest{Name: name, Version: version, Op: op,
+		res, err := n.KeyOperation(r.Context(), callerOf(r), core.KeyOperationRequest{Name: name, Version: version, Op: op,
 			Alg: req.Alg, Value: req.Value, Digest: req.Digest})
 		if err != nil {
 			n.fail(w, r, err)
@@ -248,7 +250,7 @@ func (n *Node) handleKeyOp(op string) http.HandlerFunc {
 			writeJSON(w, http.StatusOK, map[string]bool{"value": res.Valid})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"kid": objectID(r, kindKeys, name, res.Version), "value": keyvault.B64URL(res.Value)})
+		writeJSON(w, http.StatusOK, map[string]any{"kid": objectID(r, core.KindKeys, name, res.Version), "value": keyvault.B64URL(res.Value)})
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certvault/certvault/vault/core"
 )
 
 // TestCoreFilesHaveNoHTTP: core code (files named core_*.go, issue 17)
@@ -57,15 +59,15 @@ func TestCoreErrorAnswers(t *testing.T) {
 		code       string
 		retryAfter string
 	}{
-		{errBadParameter("policy.issuer.name", "issuer name is required"), http.StatusBadRequest, "BadParameter", ""},
-		{errNotFound("SecretNotFound", "secret x not found"), http.StatusNotFound, "SecretNotFound", ""},
-		{fmt.Errorf("set secret: %w", errConflict("Conflict", "secret x is deleted")), http.StatusConflict, "Conflict", ""},
-		{errForbidden("managed by a certificate"), http.StatusForbidden, "Forbidden", ""},
-		{&Error{Kind: KindUnavailable, Code: "ServiceUnavailable", Message: "no leader"}, http.StatusServiceUnavailable, "ServiceUnavailable", "1"},
-		{&Error{Kind: KindUnavailable, Code: "AuditUnavailable", Message: "trail", RetryAfter: 3 * time.Second}, http.StatusServiceUnavailable, "AuditUnavailable", "3"},
-		{&Error{Kind: KindInsufficientStorage, Code: "InsufficientStorage", Message: "full"}, http.StatusInsufficientStorage, "InsufficientStorage", "5"},
-		{errInternal(errors.New("boom")), http.StatusInternalServerError, "InternalError", ""},
-		{&Error{Kind: ErrorKind(99), Code: "Odd", Message: "unknown kind"}, http.StatusInternalServerError, "Odd", ""},
+		{core.BadParameter("policy.issuer.name", "issuer name is required"), http.StatusBadRequest, "BadParameter", ""},
+		{core.NotFound("SecretNotFound", "secret x not found"), http.StatusNotFound, "SecretNotFound", ""},
+		{fmt.Errorf("set secret: %w", core.Conflict("Conflict", "secret x is deleted")), http.StatusConflict, "Conflict", ""},
+		{core.Forbidden("managed by a certificate"), http.StatusForbidden, "Forbidden", ""},
+		{&core.Error{Kind: core.KindUnavailable, Code: "ServiceUnavailable", Message: "no leader"}, http.StatusServiceUnavailable, "ServiceUnavailable", "1"},
+		{&core.Error{Kind: core.KindUnavailable, Code: "AuditUnavailable", Message: "trail", RetryAfter: 3 * time.Second}, http.StatusServiceUnavailable, "AuditUnavailable", "3"},
+		{&core.Error{Kind: core.KindInsufficientStorage, Code: "InsufficientStorage", Message: "full"}, http.StatusInsufficientStorage, "InsufficientStorage", "5"},
+		{core.Internal(errors.New("boom")), http.StatusInternalServerError, "InternalError", ""},
+		{&core.Error{Kind: core.ErrorKind(99), Code: "Odd", Message: "unknown kind"}, http.StatusInternalServerError, "Odd", ""},
 	} {
 		rec := httptest.NewRecorder()
 		writeError(rec, tc.err)

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/internal/keyvault"
 )
 
@@ -24,19 +26,19 @@ func recoveryID(r *http.Request, kind, name string) string {
 // objectBundle renders the current (or given) version of an object as Key
 // Vault returns it from delete, recover and restore: without secret values.
 func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, error) {
-	o, err := n.objectState(kind, name, version)
+	o, err := n.ObjectState(kind, name, version)
 	if err != nil {
 		return nil, err
 	}
 	version = o.Version
 	switch kind {
-	case kindCertificates:
+	case core.KindCertificates:
 		var c keyvault.Certificate
 		if version == "" {
 			// Only a pending operation ever held the name: the bundle has
 			// no certificate yet, as in Key Vault.
 			c = keyvault.Certificate{ID: objectID(r, kind, name, ""), Attributes: o.Attributes, Tags: o.Tags}
-			if p, _, ok, _ := n.loadPolicy(name); ok {
+			if p, _, ok, _ := n.LoadPolicy(name); ok {
 				c.Policy = policyBundle(r, name, p)
 			}
 		} else if c, err = n.certBundle(r, name, version); err != nil {
@@ -46,8 +48,8 @@ func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, e
 			c.RecoveryID, c.DeletedDate, c.ScheduledPurgeDate = recoveryID(r, kind, name), o.Deleted.Date, o.Deleted.ScheduledPurge
 		}
 		return c, nil
-	case kindKeys:
-		kv, err := n.keyVersion(name, version)
+	case core.KindKeys:
+		kv, err := n.KeyVersion(name, version)
 		if err != nil {
 			return nil, err
 		}
@@ -58,8 +60,8 @@ func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, e
 		return k, nil
 	default:
 		s := keyvault.Secret{ID: objectID(r, kind, name, version), ContentType: o.ContentType, Attributes: o.Attributes, Tags: o.Tags, Managed: o.ManagedBy != ""}
-		if o.ManagedBy == kindCertificates {
-			s.Kid = objectID(r, kindKeys, name, version)
+		if o.ManagedBy == core.KindCertificates {
+			s.Kid = objectID(r, core.KindKeys, name, version)
 		}
 		if o.Deleted != nil {
 			s.RecoveryID, s.DeletedDate, s.ScheduledPurgeDate = recoveryID(r, kind, name), o.Deleted.Date, o.Deleted.ScheduledPurge
@@ -80,8 +82,8 @@ type deletedKeyItem struct {
 }
 
 // parseBackup is decodeBackup with the Key Vault front's errors.
-func parseBackup(kind string, pt []byte) (backupBlob, error) {
-	blob, err := decodeBackup(kind, pt)
+func parseBackup(kind string, pt []byte) (core.BackupBlob, error) {
+	blob, err := core.DecodeBackup(kind, pt)
 	return blob, apiError(err)
 }
 
@@ -103,7 +105,7 @@ func (n *Node) answerObject(w http.ResponseWriter, r *http.Request, kind, name s
 func (n *Node) handleDeleteObject(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		res, err := n.DeleteObject(r.Context(), callerOf(r), ObjectRequest{Kind: kind, Name: name})
+		res, err := n.DeleteObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
 			n.fail(w, r, err)
 			return
@@ -118,7 +120,7 @@ func (n *Node) handleGetDeleted(kind string) http.HandlerFunc {
 		if !n.linearized(w, r) {
 			return
 		}
-		if _, err := n.GetDeletedObject(r.Context(), callerOf(r), ObjectRequest{Kind: kind, Name: name}); err != nil {
+		if _, err := n.GetDeletedObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name}); err != nil {
 			n.fail(w, r, err)
 			return
 		}
@@ -136,7 +138,7 @@ func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
 		if !n.linearized(w, r) {
 			return
 		}
-		res, err := n.ListDeletedObjects(r.Context(), callerOf(r), ListDeletedRequest{Kind: kind, Page: PageRequest{Limit: limit, After: after}})
+		res, err := n.ListDeletedObjects(r.Context(), callerOf(r), core.ListDeletedRequest{Kind: kind, Page: core.PageRequest{Limit: limit, After: after}})
 		if err != nil {
 			n.fail(w, r, err)
 			return
@@ -149,7 +151,7 @@ func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
 			}
 			switch v := b.(type) {
 			case keyvault.Certificate:
-				items = append(items, keyvault.CertificateItem{ID: objectID(r, kind, name, ""), X5t: v.X5t, Attributes: n.live(v.Attributes), Tags: v.Tags,
+				items = append(items, keyvault.CertificateItem{ID: objectID(r, kind, name, ""), X5t: v.X5t, Attributes: n.Live(v.Attributes), Tags: v.Tags,
 					RecoveryID: v.RecoveryID, DeletedDate: v.DeletedDate, ScheduledPurgeDate: v.ScheduledPurgeDate})
 			case keyvault.Secret:
 				v.ID, v.Value = objectID(r, kind, name, ""), ""
@@ -168,7 +170,7 @@ func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
 func (n *Node) handleRecover(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		res, err := n.RecoverObject(r.Context(), callerOf(r), ObjectRequest{Kind: kind, Name: name})
+		res, err := n.RecoverObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
 			n.fail(w, r, err)
 			return
@@ -179,7 +181,7 @@ func (n *Node) handleRecover(kind string) http.HandlerFunc {
 
 func (n *Node) handlePurge(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.PurgeObject(r.Context(), callerOf(r), ObjectRequest{Kind: kind, Name: r.PathValue("name")})
+		res, err := n.PurgeObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
 			n.fail(w, r, err)
 			return
@@ -194,7 +196,7 @@ func (n *Node) handleBackup(kind string) http.HandlerFunc {
 		if !n.linearized(w, r) {
 			return
 		}
-		res, err := n.BackupObject(r.Context(), callerOf(r), ObjectRequest{Kind: kind, Name: r.PathValue("name")})
+		res, err := n.BackupObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
 			n.fail(w, r, err)
 			return
@@ -210,7 +212,7 @@ func (n *Node) handleRestore(kind string) http.HandlerFunc {
 			n.fail(w, r, err)
 			return
 		}
-		res, err := n.RestoreObject(r.Context(), callerOf(r), RestoreRequest{Kind: kind, Blob: req.Value})
+		res, err := n.RestoreObject(r.Context(), callerOf(r), core.RestoreRequest{Kind: kind, Blob: req.Value})
 		if err != nil {
 			n.fail(w, r, err)
 			return

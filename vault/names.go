@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/issuance"
+
 	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/raftstore"
 )
@@ -31,7 +34,7 @@ var ErrNameCollision = errors.New("vault: names that differ only by letter case"
 // "secrets: CASEY, casey".
 func nameCollisions(keys func(prefix string) []string) []string {
 	groups := map[string][]string{}
-	for _, prefix := range []string{"meta/" + kindCertificates + "/", "meta/" + kindSecrets + "/", "meta/" + kindKeys + "/", "issuers/"} {
+	for _, prefix := range []string{"meta/" + core.KindCertificates + "/", "meta/" + core.KindSecrets + "/", "meta/" + core.KindKeys + "/", "issuers/"} {
 		kind := strings.TrimSuffix(strings.TrimPrefix(prefix, "meta/"), "/")
 		for _, k := range keys(prefix) {
 			name := strings.TrimPrefix(k, prefix)
@@ -145,7 +148,7 @@ func (n *Node) legacyNameKeys() []raftstore.Entry {
 	legacy := func(prefix string) {
 		es, _ := n.Store.List(prefix, "", 0)
 		for _, e := range es {
-			if canonicalStorageKey(e.Key) != e.Key {
+			if core.CanonicalStorageKey(e.Key) != e.Key {
 				out = append(out, e)
 			}
 		}
@@ -154,9 +157,9 @@ func (n *Node) legacyNameKeys() []raftstore.Entry {
 	// whose meta record is stored under another spelling: an object has a
 	// meta record as long as it has versions, so a start on a current
 	// state does not walk every version.
-	for _, l := range append(slices.Clone(nameLayouts), nameLayout{prefix: "pki/"}) {
-		if l.prefix != "ver/" && l.prefix != "val/" {
-			legacy(l.prefix)
+	for _, l := range append(slices.Clone(core.NameLayouts), core.NameLayout{Prefix: "pki/"}) {
+		if l.Prefix != "ver/" && l.Prefix != "val/" {
+			legacy(l.Prefix)
 		}
 	}
 	for _, e := range slices.Clone(out) {
@@ -177,7 +180,7 @@ func (n *Node) legacyNameKeys() []raftstore.Entry {
 func (n *Node) moveLegacyNames(ctx context.Context, entries []raftstore.Entry) error {
 	byName := map[string][]raftstore.Entry{}
 	for _, e := range entries {
-		_, name, _, _ := splitNameKey(e.Key)
+		_, name, _, _ := core.SplitNameKey(e.Key)
 		byName[objname.Canonical(name)] = append(byName[objname.Canonical(name)], e)
 	}
 	names := make([]string, 0, len(byName))
@@ -188,7 +191,7 @@ func (n *Node) moveLegacyNames(ctx context.Context, entries []raftstore.Entry) e
 	for _, name := range names {
 		b := &raftstore.Batch{}
 		for _, e := range byName[name] {
-			nk, v, err := n.rekeyEntry(e.Key, e.Value, fixIssuerName)
+			nk, v, err := n.RekeyEntry(e.Key, e.Value, fixIssuerName)
 			if err != nil {
 				return err
 			}
@@ -208,10 +211,10 @@ func fixIssuerName(key string, pt []byte) []byte {
 	if !strings.HasPrefix(key, "issuers/") {
 		return pt
 	}
-	var si storedIssuer
+	var si issuance.StoredIssuer
 	if json.Unmarshal(pt, &si) != nil || si.Name != "" {
 		return pt
 	}
 	si.Name = strings.TrimPrefix(key, "issuers/")
-	return mustJSON(si)
+	return core.MustJSON(si)
 }

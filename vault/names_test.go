@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/barrier"
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
+	"github.com/certvault/certvault/vault/issuance"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/certvault/certvault/raftstore"
@@ -38,15 +43,15 @@ func TestCanonicalStorageKey(t *testing.T) {
 		{"pki/Team-CA/other", "pki/Team-CA/other"},
 		{"meta/secrets", "meta/secrets"},
 	} {
-		if got := canonicalStorageKey(tc.in); got != tc.want {
+		if got := core.CanonicalStorageKey(tc.in); got != tc.want {
 			t.Errorf("canonicalStorageKey(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 	// Every key builder already produces the canonical form.
-	for _, k := range []string{metaKey("secrets", "CASEY"), verKey("keys", "K", "v"), valKey("keys", "K", "v"), deletedKey("secrets", "X"),
-		policyKey("W"), pendingKey("W"), pendKeyKey("W"), rotationPolicyKey("R"), issuerKey("I"), acmeOrderKey("O"),
-		rolloutKey("certificates", "R"), planKey("secrets", "P"), revokedKey("CA")} {
-		if canonicalStorageKey(k) != k {
+	for _, k := range []string{core.MetaKey("secrets", "CASEY"), core.VerKey("keys", "K", "v"), core.ValKey("keys", "K", "v"), core.DeletedKey("secrets", "X"),
+		core.PolicyKey("W"), core.PendingKey("W"), core.PendKeyKey("W"), core.RotationPolicyKey("R"), issuance.IssuerKey("I"), issuance.ACMEOrderKey("O"),
+		fleet.RolloutKey("certificates", "R"), fleet.PlanKey("secrets", "P"), issuance.RevokedKey("CA")} {
+		if core.CanonicalStorageKey(k) != k {
 			t.Errorf("key %q is not canonical", k)
 		}
 	}
@@ -76,7 +81,7 @@ func TestNameCollisions(t *testing.T) {
 // not open there), a meta record keeps the old spelling for display.
 func TestRekeyEntry(t *testing.T) {
 	bar := testBarrier(t)
-	n := &Node{Core: &Core{}}
+	n := &Node{Core: &core.Core{}}
 	n.Barrier.Store(bar)
 
 	old := "val/secrets/CASEY/v1"
@@ -84,7 +89,7 @@ func TestRekeyEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nk, v, err := n.rekeyEntry(old, ct, fixIssuerName)
+	nk, v, err := n.RekeyEntry(old, ct, fixIssuerName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +100,11 @@ func TestRekeyEntry(t *testing.T) {
 		t.Errorf("re-sealed value at %s: %q, %v; want the value", nk, pt, err)
 	}
 
-	nk, v, err = n.rekeyEntry("meta/secrets/CASEY", mustJSON(objectMeta{Current: "v1"}), fixIssuerName)
+	nk, v, err = n.RekeyEntry("meta/secrets/CASEY", core.MustJSON(core.ObjectMeta{Current: "v1"}), fixIssuerName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m objectMeta
+	var m core.ObjectMeta
 	if err := json.Unmarshal(v, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +113,11 @@ func TestRekeyEntry(t *testing.T) {
 	}
 
 	ik := "issuers/DigiCert"
-	ct, err = bar.Encrypt(ik, mustJSON(storedIssuer{Provider: "DigiCert"}))
+	ct, err = bar.Encrypt(ik, core.MustJSON(issuance.StoredIssuer{Provider: "DigiCert"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nk, v, err = n.rekeyEntry(ik, ct, fixIssuerName)
+	nk, v, err = n.RekeyEntry(ik, ct, fixIssuerName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +125,7 @@ func TestRekeyEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var si storedIssuer
+	var si issuance.StoredIssuer
 	if err := json.Unmarshal(pt, &si); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +133,7 @@ func TestRekeyEntry(t *testing.T) {
 		t.Errorf("issuer moved to %s as %+v, want issuers/digicert named DigiCert", nk, si)
 	}
 
-	if _, _, err := n.rekeyEntry("val/secrets/CASEY/v2", []byte(barrierMagic+"garbage"), fixIssuerName); err == nil {
+	if _, _, err := n.RekeyEntry("val/secrets/CASEY/v2", []byte(barrier.BarrierMagic+"garbage"), fixIssuerName); err == nil {
 		t.Error("rekeyEntry of a damaged sealed value: nil error, want one")
 	}
 }
@@ -154,18 +159,18 @@ func TestMoveLegacyNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	bar := testBarrier(t)
-	n := &Node{Core: &Core{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	n := &Node{Core: &core.Core{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	n.Barrier.Store(bar)
 
 	// A legacy secret "Legacy" (as an older version stored it) and a
 	// current one.
 	b := &raftstore.Batch{}
-	b.Put("meta/secrets/Legacy", mustJSON(objectMeta{Current: "v1"}))
-	b.Put("ver/secrets/Legacy/v1", mustJSON(versionMeta{Sealed: true}))
-	if err := putSealed(b, bar, "val/secrets/Legacy/v1", []byte("legacy value")); err != nil {
+	b.Put("meta/secrets/Legacy", core.MustJSON(core.ObjectMeta{Current: "v1"}))
+	b.Put("ver/secrets/Legacy/v1", core.MustJSON(core.VersionMeta{Sealed: true}))
+	if err := core.PutSealed(b, bar, "val/secrets/Legacy/v1", []byte("legacy value")); err != nil {
 		t.Fatal(err)
 	}
-	putMeta(b, kindSecrets, "Current", objectMeta{Current: "v1"}, raftstore.Entry{})
+	core.PutMeta(b, core.KindSecrets, "Current", core.ObjectMeta{Current: "v1"}, raftstore.Entry{})
 	if _, err := st.Apply(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -179,21 +184,21 @@ func TestMoveLegacyNames(t *testing.T) {
 	if left := n.legacyNameKeys(); len(left) != 0 {
 		t.Fatalf("legacy keys after the move: %v", left)
 	}
-	m, _, ok, err := n.loadMeta(kindSecrets, "LEGACY")
+	m, _, ok, err := n.LoadMeta(core.KindSecrets, "LEGACY")
 	if err != nil || !ok || m.Name != "Legacy" || m.Current != "v1" {
 		t.Fatalf("meta of LEGACY: %+v %v %v, want name Legacy, current v1", m, ok, err)
 	}
-	e, ok := st.Get(valKey(kindSecrets, "legacy", "v1"))
+	e, ok := st.Get(core.ValKey(core.KindSecrets, "legacy", "v1"))
 	if !ok {
 		t.Fatal("the value did not move to its canonical key")
 	}
-	if pt, err := n.openSealed(e); err != nil || string(pt) != "legacy value" {
+	if pt, err := n.OpenSealed(e); err != nil || string(pt) != "legacy value" {
 		t.Fatalf("moved value: %q, %v", pt, err)
 	}
 	if _, ok := st.Get("meta/secrets/Legacy"); ok {
 		t.Error("the old meta key is still there")
 	}
-	if m, _, ok, err := n.loadMeta(kindSecrets, "current"); err != nil || !ok || m.Name != "Current" {
+	if m, _, ok, err := n.LoadMeta(core.KindSecrets, "current"); err != nil || !ok || m.Name != "Current" {
 		t.Errorf("the canonical object: %+v %v %v, want it untouched with name Current", m, ok, err)
 	}
 }
@@ -202,34 +207,34 @@ func TestMoveLegacyNames(t *testing.T) {
 // case-insensitive holds keys in the spelling of its time; it is still
 // the object's own, and another object's keys are still refused.
 func TestParseBackupOtherSpelling(t *testing.T) {
-	blob := backupBlob{Kind: kindSecrets, Name: "CASEY", Entries: map[string][]byte{
-		"meta/secrets/CASEY":    mustJSON(objectMeta{Current: "v1"}),
+	blob := core.BackupBlob{Kind: core.KindSecrets, Name: "CASEY", Entries: map[string][]byte{
+		"meta/secrets/CASEY":    core.MustJSON(core.ObjectMeta{Current: "v1"}),
 		"ver/secrets/CASEY/v1":  []byte("{}"),
-		"val/secrets/CASEY/v1":  []byte(barrierMagic + "x"),
+		"val/secrets/CASEY/v1":  []byte(barrier.BarrierMagic + "x"),
 		"ver/secrets/casey/v2":  []byte("{}"),
 		"meta/secrets/CASEY-2x": nil,
 	}}
-	if _, err := parseBackup(kindSecrets, mustJSON(blob)); err == nil {
+	if _, err := parseBackup(core.KindSecrets, core.MustJSON(blob)); err == nil {
 		t.Error("a blob with another object's meta record: nil error, want damaged")
 	}
 	delete(blob.Entries, "meta/secrets/CASEY-2x")
-	if _, err := parseBackup(kindSecrets, mustJSON(blob)); err != nil {
+	if _, err := parseBackup(core.KindSecrets, core.MustJSON(blob)); err != nil {
 		t.Errorf("a blob in the spelling of its time: %v, want accepted", err)
 	}
 	delete(blob.Entries, "meta/secrets/CASEY")
-	if _, err := parseBackup(kindSecrets, mustJSON(blob)); err == nil {
+	if _, err := parseBackup(core.KindSecrets, core.MustJSON(blob)); err == nil {
 		t.Error("a blob without its meta record: nil error, want damaged")
 	}
 }
 
 // testBarrier opens a new keyring under a new file seal.
-func testBarrier(t *testing.T) *Barrier {
+func testBarrier(t *testing.T) *barrier.Barrier {
 	t.Helper()
-	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
+	seal, err := barrier.LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, _, err := newKeyring(seal)
+	kr, _, err := barrier.NewKeyring(seal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +242,7 @@ func testBarrier(t *testing.T) *Barrier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bar, err := openKeyring(data, seal)
+	bar, err := barrier.OpenKeyring(data, seal)
 	if err != nil {
 		t.Fatal(err)
 	}

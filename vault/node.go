@@ -22,6 +22,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certvault/certvault/vault/barrier"
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
+	"github.com/certvault/certvault/vault/issuance"
+
 	"github.com/certvault/certvault/internal/atomicfile"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/audit"
@@ -162,9 +167,9 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	switch o.Seal {
-	case "", sealFile:
-		o.Seal = sealFile
-	case sealPKCS11:
+	case "", barrier.SealFile:
+		o.Seal = barrier.SealFile
+	case barrier.SealPKCS11:
 		if o.PKCS11.Module == "" {
 			return o, errors.New("--seal pkcs11 needs --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file")
 		}
@@ -219,11 +224,11 @@ type nodeRecord struct {
 
 // Node is a running certvault server.
 type Node struct {
-	*Core
-	*Issuance
-	*Fleet
+	*core.Core
+	*issuance.Issuance
+	*fleet.Fleet
 	opts Options
-	seal Seal
+	seal barrier.Seal
 	// hsmErr is set while the HSM is lost (see watchHSM).
 	hsmErr atomic.Pointer[error]
 	// stopHSMWatch ends watchHSM at shutdown.
@@ -288,8 +293,8 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Core{Log: opts.Logger, Clock: opts.Time, APIAddr: opts.APIAddr, Mailer: opts.Mailer}
-	n := &Node{Core: c, Issuance: newIssuance(c), Fleet: &Fleet{Core: c}, opts: opts, fatal: make(chan error, 1)}
+	c := &core.Core{Log: opts.Logger, Clock: opts.Time, APIAddr: opts.APIAddr, Mailer: opts.Mailer}
+	n := &Node{Core: c, Issuance: issuance.NewIssuance(c), Fleet: &fleet.Fleet{Core: c}, opts: opts, fatal: make(chan error, 1)}
 	n.Fleet.AuditRecords = n.clusterRecords
 	if err := checkWritableDir(opts.DataDir); err != nil {
 		return nil, err
@@ -396,12 +401,12 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		return err
 	}
 	n.seal = seal
-	kr, _, err := newKeyring(seal)
+	kr, _, err := barrier.NewKeyring(seal)
 	if err != nil {
 		return err
 	}
 	krJSON, _ := json.Marshal(kr)
-	barrier, err := openKeyring(krJSON, seal)
+	barrier, err := barrier.OpenKeyring(krJSON, seal)
 	if err != nil {
 		return err
 	}
@@ -433,26 +438,26 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 
-	rootToken, rootRec, err := newToken("root", "root", 0, now)
+	rootToken, rootRec, err := core.NewToken("root", "root", 0, now)
 	if err != nil {
 		return err
 	}
-	caKeyPEM, err := pemKey(caKey)
+	caKeyPEM, err := core.PEMKey(caKey)
 	if err != nil {
 		return err
 	}
 	b := &raftstore.Batch{}
 	b.PutIf(keyKeyring, krJSON, raftstore.NotExist)
-	b.Put(keyCACert, pemCert(ca.Raw))
-	if err := putSealed(b, barrier, keyCAKey, caKeyPEM); err != nil {
+	b.Put(keyCACert, core.PEMCert(ca.Raw))
+	if err := core.PutSealed(b, barrier, core.KeyCAKey, caKeyPEM); err != nil {
 		return err
 	}
-	if err := putSealedJSON(b, barrier, prefixTokens+"root", rootRec); err != nil {
+	if err := core.PutSealedJSON(b, barrier, core.PrefixTokens+"root", rootRec); err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(nodeRecord{ID: n.opts.NodeID, APIAddr: n.opts.APIAddr, RaftAddr: n.opts.RaftAddr, Joined: now.Unix()})
 	b.Put(prefixNodes+n.opts.NodeID, rec)
-	b.PutIf(keyAssignments, bootstrapAssignments(now), raftstore.NotExist)
+	b.PutIf(core.KeyAssignments, core.BootstrapAssignments(now), raftstore.NotExist)
 	if _, err := n.Store.Apply(wctx, b); err != nil {
 		return fmt.Errorf("initialize cluster: %w", err)
 	}
@@ -460,7 +465,7 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	if err := atomicfile.WriteFile(n.path("root-token"), []byte(rootToken+"\n"), 0o600); err != nil {
 		return err
 	}
-	n.Log.Info("bootstrapped a new cluster", "node", n.opts.NodeID, "ca", fingerprint(ca))
+	n.Log.Info("bootstrapped a new cluster", "node", n.opts.NodeID, "ca", core.Fingerprint(ca))
 	return n.serve()
 }
 
@@ -468,7 +473,7 @@ func (n *Node) bootstrap(ctx context.Context) error {
 func (n *Node) restart(ctx context.Context) error {
 	seal, err := n.openSeal(false)
 	if err != nil {
-		if n.opts.Seal == sealPKCS11 {
+		if n.opts.Seal == barrier.SealPKCS11 {
 			return err
 		}
 		return fmt.Errorf("%w (a node that has joined a cluster needs the cluster's seal key; pass --seal-key-file)", err)
@@ -506,14 +511,14 @@ func (n *Node) awaitKeyring() {
 		if !ok {
 			continue
 		}
-		b, err := openKeyring(e.Value, n.seal)
+		b, err := barrier.OpenKeyring(e.Value, n.seal)
 		if err != nil {
 			n.die(fmt.Errorf("open keyring: %w", err))
 			return
 		}
 		n.Barrier.Store(b)
 		if ca, ok := n.Store.Get(keyCACert); ok {
-			if cert, err := parseCertPEM(ca.Value); err == nil {
+			if cert, err := core.ParseCertPEM(ca.Value); err == nil {
 				n.CACert.Store(cert)
 			}
 		}
@@ -533,11 +538,11 @@ func (n *Node) writeNodeFiles(caDER, certDER []byte, key *ecdsa.PrivateKey) erro
 	if err := os.MkdirAll(n.path("tls"), 0o700); err != nil {
 		return fmt.Errorf("create tls directory: %w", err)
 	}
-	keyPEM, err := pemKey(key)
+	keyPEM, err := core.PEMKey(key)
 	if err != nil {
 		return err
 	}
-	chain := append(pemCert(certDER), pemCert(caDER)...)
+	chain := append(core.PEMCert(certDER), core.PEMCert(caDER)...)
 	for _, f := range []struct {
 		path string
 		data []byte
@@ -545,7 +550,7 @@ func (n *Node) writeNodeFiles(caDER, certDER []byte, key *ecdsa.PrivateKey) erro
 	}{
 		{n.path("tls", "node.key"), keyPEM, 0o600},
 		{n.path("tls", "node.pem"), chain, 0o644},
-		{n.path("ca.pem"), pemCert(caDER), 0o644},
+		{n.path("ca.pem"), core.PEMCert(caDER), 0o644},
 		{n.path("node-id"), []byte(n.opts.NodeID + "\n"), 0o644},
 	} {
 		if err := atomicfile.WriteFile(f.path, f.data, f.mode); err != nil {
@@ -561,7 +566,7 @@ func (n *Node) loadNodeFiles() error {
 	if err != nil {
 		return fmt.Errorf("read CA: %w", err)
 	}
-	ca, err := parseCertPEM(caPEM)
+	ca, err := core.ParseCertPEM(caPEM)
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", n.path("ca.pem"), err)
 	}
@@ -770,7 +775,7 @@ func (n *Node) printBanner() {
 		fmt.Fprintf(w, "  export CERTVAULT_TOKEN=...   (a token of this cluster)\n")
 	}
 	if ca := n.CACert.Load(); ca != nil {
-		fmt.Fprintf(w, "\nCA fingerprint: %s\n", fingerprint(ca))
+		fmt.Fprintf(w, "\nCA fingerprint: %s\n", core.Fingerprint(ca))
 	}
 }
 
@@ -786,14 +791,14 @@ const (
 // openSeal returns the seal the options name. create lets the file seal
 // write a new key file and the pkcs11 seal generate its key in the HSM
 // (only when bootstrapping a new cluster).
-func (n *Node) openSeal(create bool) (Seal, error) {
+func (n *Node) openSeal(create bool) (barrier.Seal, error) {
 	switch n.opts.Seal {
-	case sealPKCS11:
+	case barrier.SealPKCS11:
 		if n.HSM == nil {
 			return nil, errors.New("--seal pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file")
 		}
-		return NewPKCS11Seal(n.HSM, create)
+		return barrier.NewPKCS11Seal(n.HSM, create)
 	default:
-		return LoadFileSeal(n.opts.SealKeyFile, create)
+		return barrier.LoadFileSeal(n.opts.SealKeyFile, create)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/raftstore"
 )
 
@@ -19,7 +21,7 @@ import (
 // apiError is err as the Key Vault front answers it: a core *Error
 // becomes the *APIError of its kind; anything else is returned as it is.
 func apiError(err error) error {
-	var ce *Error
+	var ce *core.Error
 	if errors.As(err, &ce) {
 		return coreToAPI(ce)
 	}

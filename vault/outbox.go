@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/notify"
 )
@@ -17,12 +19,12 @@ func (n *Node) runOutbox(ctx context.Context) {
 	for {
 		after := n.Store.AppliedIndex()
 		next := n.deliverDue(ctx, time.Now())
-		wait := outboxIdle
+		wait := core.OutboxIdle
 		if !next.IsZero() {
 			wait = max(time.Until(next), 0) + 10*time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, _ = n.Store.Watch(wctx, []string{outboxPrefix}, after)
+		_, _ = n.Store.Watch(wctx, []string{core.OutboxPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -33,13 +35,13 @@ func (n *Node) runOutbox(ctx context.Context) {
 // deliverDue tries every message whose time has come and returns when the
 // next one is due (zero if none).
 func (n *Node) deliverDue(ctx context.Context, now time.Time) time.Time {
-	entries, _ := n.Store.List(outboxPrefix, "", 0)
+	entries, _ := n.Store.List(core.OutboxPrefix, "", 0)
 	var next time.Time
 	for _, e := range entries {
 		if ctx.Err() != nil {
 			return time.Time{}
 		}
-		var m outboxMessage
+		var m core.OutboxMessage
 		if err := json.Unmarshal(e.Value, &m); err != nil {
 			continue
 		}
@@ -54,18 +56,18 @@ func (n *Node) deliverDue(ctx context.Context, now time.Time) time.Time {
 		switch {
 		case err == nil:
 			b.DeleteIf(e.Key, e.Index)
-		case m.Attempts+1 >= outboxMaxAttempts:
+		case m.Attempts+1 >= core.OutboxMaxAttempts:
 			m.Attempts++
 			m.LastError = err.Error()
 			n.Log.Error("giving up on a message; it is kept with the dead letters", "kind", m.Kind, "err", err)
-			b.DeleteIf(e.Key, e.Index).Put(outboxDeadPrefix+strings.TrimPrefix(e.Key, outboxPrefix), mustJSON(m))
+			b.DeleteIf(e.Key, e.Index).Put(core.OutboxDeadPrefix+strings.TrimPrefix(e.Key, core.OutboxPrefix), core.MustJSON(m))
 		default:
 			m.Attempts++
 			m.LastError = err.Error()
-			wait := min(outboxRetryMin<<min(m.Attempts-1, 16), outboxRetryMax)
+			wait := min(core.OutboxRetryMin<<min(m.Attempts-1, 16), core.OutboxRetryMax)
 			m.NextAt = now.Add(wait).Unix()
 			n.Log.Warn("message delivery failed; retrying", "kind", m.Kind, "attempt", m.Attempts, "in", wait, "err", err)
-			b.PutIf(e.Key, mustJSON(m), e.Index)
+			b.PutIf(e.Key, core.MustJSON(m), e.Index)
 			if at := time.Unix(m.NextAt, 0); next.IsZero() || at.Before(next) {
 				next = at
 			}
@@ -78,10 +80,10 @@ func (n *Node) deliverDue(ctx context.Context, now time.Time) time.Time {
 }
 
 // deliver sends one message.
-func (n *Node) deliver(ctx context.Context, m *outboxMessage) error {
+func (n *Node) deliver(ctx context.Context, m *core.OutboxMessage) error {
 	switch m.Kind {
 	case "mail":
-		to := n.contactEmails()
+		to := n.ContactEmails()
 		if len(to) == 0 {
 			return nil // nobody to tell: set contacts with 'certvault contacts set'
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/raftstore"
 )
 
@@ -13,9 +15,9 @@ import (
 // and the log says which mail the contacts did not get.
 func TestEnqueueMailWithoutRelay(t *testing.T) {
 	var logs bytes.Buffer
-	n := &Node{Core: &Core{Log: slog.New(slog.NewTextHandler(&logs, nil))}}
+	n := &Node{Core: &core.Core{Log: slog.New(slog.NewTextHandler(&logs, nil))}}
 	b := &raftstore.Batch{}
-	if err := n.enqueueMail(b, "[certvault] renewing certificate web", "the body"); err != nil {
+	if err := n.EnqueueMail(b, "[certvault] renewing certificate web", "the body"); err != nil {
 		t.Fatalf("enqueueMail: %v", err)
 	}
 	if got := len(b.Ops); got != 0 {

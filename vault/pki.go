@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/certvault/certvault/vault/core"
 )
 
 // nodeOU marks certificates issued to cluster nodes; only they may use the
@@ -29,7 +31,7 @@ func newCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate CA key: %w", err)
 	}
-	serial, err := randomSerial()
+	serial, err := core.RandomSerial()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -57,7 +59,7 @@ func newCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 // issueNodeCert signs a certificate for a cluster node, valid for TLS
 // server and client use, with the given DNS names and IP addresses.
 func issueNodeCert(ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey, nodeID string, hosts []string, now time.Time) ([]byte, error) {
-	serial, err := randomSerial()
+	serial, err := core.RandomSerial()
 	if err != nil {
 		return nil, err
 	}

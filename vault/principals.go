@@ -3,6 +3,8 @@ package vault
 import (
 	"net/http"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/vault/access"
 )
 
@@ -32,7 +34,7 @@ func (n *Node) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.CreateToken(r.Context(), callerOf(r), CreateTokenRequest{Name: req.Name, TTL: req.TTL, Role: req.Role, Scope: req.Scope})
+	res, err := n.CreateToken(r.Context(), callerOf(r), core.CreateTokenRequest{Name: req.Name, TTL: req.TTL, Role: req.Role, Scope: req.Scope})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -46,7 +48,7 @@ func (n *Node) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	out, err := n.ListTokens(r.Context(), callerOf(r), ListTokensRequest{Name: r.URL.Query().Get("name")})
+	out, err := n.ListTokens(r.Context(), callerOf(r), core.ListTokensRequest{Name: r.URL.Query().Get("name")})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -78,7 +80,7 @@ func (n *Node) handleListAssignments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	out, err := n.ListAssignments(r.Context(), callerOf(r), ListAssignmentsRequest{Assignee: q.Get("assignee"), Role: q.Get("role")})
+	out, err := n.ListAssignments(r.Context(), callerOf(r), core.ListAssignmentsRequest{Assignee: q.Get("assignee"), Role: q.Get("role")})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -96,7 +98,7 @@ func (n *Node) handleAssign(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.Assign(r.Context(), callerOf(r), AssignRequest{Role: req.Role, Assignee: req.Assignee, Scope: req.Scope})
+	res, err := n.Assign(r.Context(), callerOf(r), core.AssignRequest{Role: req.Role, Assignee: req.Assignee, Scope: req.Scope})
 	if err != nil {
 		n.fail(w, r, err)
 		return

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/issuance"
+
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/renewal"
@@ -87,29 +90,29 @@ func createCert(t *testing.T, n *Node, name string, x509 keyvault.X509Properties
 	if err := p.Normalize(); err != nil {
 		t.Fatalf("policy of %s: %v", name, err)
 	}
-	op, _, err := n.startIssuance(context.Background(), caller{}, name, p, nil, nil)
+	op, _, err := n.StartIssuance(context.Background(), core.Caller{}, name, p, nil, nil)
 	if err != nil || op.Status != keyvault.StatusCompleted {
 		t.Fatalf("create %s: %v %+v", name, err, op)
 	}
 }
 
 func versionCount(n *Node, name string) int {
-	vs, _ := n.Store.List(verPrefix(kindCertificates, name), "", 0)
+	vs, _ := n.Store.List(core.VerPrefix(core.KindCertificates, name), "", 0)
 	return len(vs)
 }
 
 // planOf returns when the current version's renewal is planned (zero when
 // there is no plan) and the current version.
-func planOf(t *testing.T, n *Node, name string) (time.Time, objectMeta) {
+func planOf(t *testing.T, n *Node, name string) (time.Time, core.ObjectMeta) {
 	t.Helper()
-	cm, _, ok, err := n.loadMeta(kindCertificates, name)
+	cm, _, ok, err := n.LoadMeta(core.KindCertificates, name)
 	if err != nil || !ok {
 		t.Fatalf("meta of %s: %v %v", name, ok, err)
 	}
 	if cm.Plan == "" {
 		return time.Time{}, cm
 	}
-	secs, _, _ := strings.Cut(strings.TrimPrefix(cm.Plan, schedPrefix), "/")
+	secs, _, _ := strings.Cut(strings.TrimPrefix(cm.Plan, core.SchedPrefix), "/")
 	s, err := strconv.ParseInt(secs, 10, 64)
 	if err != nil {
 		t.Fatalf("plan key %q: %v", cm.Plan, err)
@@ -153,7 +156,7 @@ func TestLongLifetimeRenewedOnceWhenDue(t *testing.T) {
 		// before it is due.
 		for _, at := range []time.Time{t0.Add(time.Second), due.Add(-time.Second)} {
 			clock.Set(at)
-			n.renewDue(ctx, at)
+			n.RenewDue(ctx, at)
 			if got := versionCount(n, name); got != 1 {
 				t.Fatalf("%s has %d versions at %v, before its renewal is due at %v", name, got, at, due)
 			}
@@ -161,11 +164,11 @@ func TestLongLifetimeRenewedOnceWhenDue(t *testing.T) {
 		// At its time: renewed once, by this call or the leader's
 		// scheduler (both run on the clock); later calls find nothing due.
 		clock.Set(due)
-		n.renewDue(ctx, due)
+		n.RenewDue(ctx, due)
 		waitVersions(t, n, name, 2)
 		for _, at := range []time.Time{due, due.Add(time.Hour), due.AddDate(0, 1, 0)} {
 			clock.Set(at)
-			n.renewDue(ctx, at)
+			n.RenewDue(ctx, at)
 			if got := versionCount(n, name); got != 2 {
 				t.Fatalf("%s has %d versions at %v, want 2 (renewed once at %v)", name, got, at, due)
 			}
@@ -194,13 +197,13 @@ func TestRenewalBrakeHalts(t *testing.T) {
 	clock := &testClock{t: t0}
 	n := startClockNode(t, clock)
 	ctx := context.Background()
-	waitHalted := func(versions int) objectMeta {
+	waitHalted := func(versions int) core.ObjectMeta {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			// The leader's scheduler renews on its own: every version is
 			// due at once on the standing clock.
-			n.renewDue(ctx, clock.Now())
+			n.RenewDue(ctx, clock.Now())
 			_, cm := planOf(t, n, "spin")
 			if cm.Halted != nil {
 				if got := versionCount(n, "spin"); got != versions {
@@ -219,29 +222,29 @@ func TestRenewalBrakeHalts(t *testing.T) {
 	if cm.Plan != "" || cm.Halted.Version != cm.Current || !strings.Contains(cm.Halted.Reason, "renewed automatically 3 times within 1m0s") {
 		t.Fatalf("halted certificate: plan %q, halt %+v, current %s", cm.Plan, cm.Halted, cm.Current)
 	}
-	op, _, ok, err := n.loadPending("spin")
+	op, _, ok, err := n.LoadPending("spin")
 	if err != nil || !ok || op.Status != keyvault.StatusFailed || op.Error == nil || op.Error.Code != "RenewalHalted" {
 		t.Fatalf("pending operation after the halt: %v %v %+v", ok, err, op)
 	}
 	for _, at := range []time.Time{t0.Add(time.Minute), t0.Add(time.Hour), t0.AddDate(1, 0, 0)} {
 		clock.Set(at)
-		n.renewDue(ctx, at)
+		n.RenewDue(ctx, at)
 		if got := versionCount(n, "spin"); got != 1+renewal.BrakeRenewals {
 			t.Fatalf("%d versions at %v after the halt, want %d", got, at, 1+renewal.BrakeRenewals)
 		}
 	}
-	policy, _, _, err := n.loadPolicy("spin")
+	policy, _, _, err := n.LoadPolicy("spin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	asRenewal := func(b *raftstore.Batch, op *pendingOp) error { op.Renewal = true; return nil }
-	if _, _, err := n.startIssuance(ctx, caller{}, "spin", policy, nil, nil, asRenewal); !errors.Is(err, ErrRenewalHalted) {
+	asRenewal := func(b *raftstore.Batch, op *core.PendingOp) error { op.Renewal = true; return nil }
+	if _, _, err := n.StartIssuance(ctx, core.Caller{}, "spin", policy, nil, nil, asRenewal); !errors.Is(err, core.ErrRenewalHalted) {
 		t.Fatalf("a renewal of a halted certificate through the issuance core: %v, want ErrRenewalHalted", err)
 	}
 	// A person creates a version: three more automatic renewals, then
 	// halted again.
 	clock.Set(t0.AddDate(1, 0, 1))
-	if op, _, err := n.startIssuance(ctx, caller{}, "spin", policy, nil, nil); err != nil || op.Status != keyvault.StatusCompleted {
+	if op, _, err := n.StartIssuance(ctx, core.Caller{}, "spin", policy, nil, nil); err != nil || op.Status != keyvault.StatusCompleted {
 		t.Fatalf("a person's create of a halted certificate: %v %+v", err, op)
 	}
 	waitHalted(2 + 2*renewal.BrakeRenewals)
@@ -258,14 +261,14 @@ func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
 	// 90 days: nothing of the vault's own (a near-expiry event, a
 	// renewal) is due during the test to touch the record besides touch.
 	createCert(t, n, "racy", keyvault.X509Properties{Subject: "CN=racy", ValidityDuration: "2160h"}, keyvault.Trigger{LifetimePercentage: 80})
-	policy, _, _, err := n.loadPolicy("racy")
+	policy, _, _, err := n.LoadPolicy("racy")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// touch rewrites the certificate's meta record as it is, which moves
 	// its index: the issuance's precondition no longer holds.
 	touch := func() {
-		_, prev, ok, err := n.loadMeta(kindCertificates, "racy")
+		_, prev, ok, err := n.LoadMeta(core.KindCertificates, "racy")
 		if err != nil || !ok {
 			t.Errorf("meta of racy: %v %v", ok, err)
 			return
@@ -275,12 +278,12 @@ func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
 		}
 	}
 	tries := 0
-	n.beforeIssuanceApply = func(string) {
+	n.BeforeIssuanceApply = func(string) {
 		if tries++; tries == 1 {
 			touch()
 		}
 	}
-	op, _, err := n.startIssuance(context.Background(), caller{}, "racy", policy, nil, nil)
+	op, _, err := n.StartIssuance(context.Background(), core.Caller{}, "racy", policy, nil, nil)
 	if err != nil || op.Status != keyvault.StatusCompleted || tries != 2 {
 		t.Fatalf("create after one lost race: %v %+v after %d tries, want completed after 2", err, op, tries)
 	}
@@ -289,12 +292,12 @@ func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
 	}
 
 	tries = 0
-	n.beforeIssuanceApply = func(string) { tries++; touch() }
-	_, _, err = n.startIssuance(context.Background(), caller{}, "racy", policy, nil, nil)
+	n.BeforeIssuanceApply = func(string) { tries++; touch() }
+	_, _, err = n.StartIssuance(context.Background(), core.Caller{}, "racy", policy, nil, nil)
 	// The core answers a core error; the front classifies it as it would.
 	var ae *APIError
-	if !errors.As(n.classify(err), &ae) || ae.Status != http.StatusConflict || tries != issuanceTries {
-		t.Fatalf("create that always loses: %v after %d tries, want 409 after %d", err, tries, issuanceTries)
+	if !errors.As(n.classify(err), &ae) || ae.Status != http.StatusConflict || tries != issuance.IssuanceTries {
+		t.Fatalf("create that always loses: %v after %d tries, want 409 after %d", err, tries, issuance.IssuanceTries)
 	}
 	if got := versionCount(n, "racy"); got != 2 {
 		t.Fatalf("%d versions after the refused create, want 2", got)

@@ -3,6 +3,8 @@ package vault
 import (
 	"net/http"
 	"time"
+
+	"github.com/certvault/certvault/vault/fleet"
 )
 
 // handleReport answers the evidence report (EvidenceReport): ?since= an
@@ -21,7 +23,7 @@ func (n *Node) handleReport(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	rep, err := n.EvidenceReport(r.Context(), callerOf(r), EvidenceReportRequest{Since: since})
+	rep, err := n.EvidenceReport(r.Context(), callerOf(r), fleet.EvidenceReportRequest{Since: since})
 	if err != nil {
 		n.fail(w, r, err)
 		return

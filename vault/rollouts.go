@@ -3,15 +3,18 @@ package vault
 import (
 	"net/http"
 
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
+
 	"github.com/certvault/certvault/vault/access"
 )
 
 // The /v1 front of staged rollouts (core_rollouts.go decides).
 
 func (n *Node) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(Endpoint, http.Handler)) {
-	for _, kind := range []string{kindCertificates, kindSecrets} {
+	for _, kind := range []string{core.KindCertificates, core.KindSecrets} {
 		read, write := access.CertificatesRead, access.CertificatesWrite
-		if kind == kindSecrets {
+		if kind == core.KindSecrets {
 			read, write = access.SecretsMetadata, access.SecretsWrite
 		}
 		res := objectResource(kind)
@@ -24,9 +27,9 @@ func (n *Node) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...acc
 			{"GET", prefix, read, n.handleRolloutStatus(kind)},
 			{"PUT", prefix + "/plan", write, n.handleSetPlan(kind)},
 			{"DELETE", prefix + "/plan", write, n.handleDeletePlan(kind)},
-			{"POST", prefix + "/pause", write, n.handleRolloutCommand(kind, RolloutPause)},
-			{"POST", prefix + "/resume", write, n.handleRolloutCommand(kind, RolloutResume)},
-			{"POST", prefix + "/abort", write, n.handleRolloutCommand(kind, RolloutAbort)},
+			{"POST", prefix + "/pause", write, n.handleRolloutCommand(kind, fleet.RolloutPause)},
+			{"POST", prefix + "/resume", write, n.handleRolloutCommand(kind, fleet.RolloutResume)},
+			{"POST", prefix + "/abort", write, n.handleRolloutCommand(kind, fleet.RolloutAbort)},
 		} {
 			add(Endpoint{Method: r.method, Pattern: r.path, Actions: []access.Action{r.action}}, n.guard(res, r.h, r.action))
 		}
@@ -35,12 +38,12 @@ func (n *Node) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...acc
 
 func (n *Node) handleSetPlan(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var p RolloutPlan
+		var p fleet.RolloutPlan
 		if err := decodeBody(r, &p); err != nil {
 			n.fail(w, r, err)
 			return
 		}
-		res, err := n.SetRolloutPlan(r.Context(), callerOf(r), SetRolloutPlanRequest{Kind: kind, Name: r.PathValue("name"), Plan: p})
+		res, err := n.SetRolloutPlan(r.Context(), callerOf(r), fleet.SetRolloutPlanRequest{Kind: kind, Name: r.PathValue("name"), Plan: p})
 		if err != nil {
 			n.fail(w, r, err)
 			return
@@ -64,7 +67,7 @@ func (n *Node) handleDeletePlan(kind string) http.HandlerFunc {
 
 func (n *Node) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.ControlRollout(r.Context(), callerOf(r), ControlRolloutRequest{Kind: kind, Name: r.PathValue("name"), Command: cmd})
+		res, err := n.ControlRollout(r.Context(), callerOf(r), fleet.ControlRolloutRequest{Kind: kind, Name: r.PathValue("name"), Command: cmd})
 		if err != nil {
 			n.fail(w, r, err)
 			return

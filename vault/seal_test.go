@@ -8,14 +8,17 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/certvault/certvault/vault/barrier"
+	"github.com/certvault/certvault/vault/core"
 )
 
 func TestFileSealCreatesKeyOnceWithMode0600(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "seal.key")
-	if _, err := LoadFileSeal(path, false); err == nil {
+	if _, err := barrier.LoadFileSeal(path, false); err == nil {
 		t.Fatal("loading a missing seal key without create: got nil error")
 	}
-	s1, err := LoadFileSeal(path, true)
+	s1, err := barrier.LoadFileSeal(path, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +29,7 @@ func TestFileSealCreatesKeyOnceWithMode0600(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("seal key mode: got %v, want 0600", fi.Mode().Perm())
 	}
-	s2, err := LoadFileSeal(path, true)
+	s2, err := barrier.LoadFileSeal(path, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +45,11 @@ func TestFileSealCreatesKeyOnceWithMode0600(t *testing.T) {
 
 func TestFileSealRejectsOtherKeysAndBadFiles(t *testing.T) {
 	dir := t.TempDir()
-	a, err := LoadFileSeal(filepath.Join(dir, "a"), true)
+	a, err := barrier.LoadFileSeal(filepath.Join(dir, "a"), true)
 	if err != nil {
 		t.Fatalf("load seal a: %v", err)
 	}
-	b, err := LoadFileSeal(filepath.Join(dir, "b"), true)
+	b, err := barrier.LoadFileSeal(filepath.Join(dir, "b"), true)
 	if err != nil {
 		t.Fatalf("load seal b: %v", err)
 	}
@@ -54,30 +57,30 @@ func TestFileSealRejectsOtherKeysAndBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("wrap: %v", err)
 	}
-	if _, err := b.Unwrap(w); !errors.Is(err, ErrSealMismatch) {
+	if _, err := b.Unwrap(w); !errors.Is(err, barrier.ErrSealMismatch) {
 		t.Fatalf("unwrap with another seal: got %v, want ErrSealMismatch", err)
 	}
 	for name, content := range map[string]string{
 		"no header":  "AAAA",
-		"short key":  sealFileHeader + "AAAA",
-		"not base64": sealFileHeader + "!!!",
+		"short key":  barrier.SealFileHeader + "AAAA",
+		"not base64": barrier.SealFileHeader + "!!!",
 	} {
 		p := filepath.Join(dir, "bad")
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 			t.Fatalf("%s: write the seal file: %v", name, err)
 		}
-		if _, err := LoadFileSeal(p, false); err == nil {
+		if _, err := barrier.LoadFileSeal(p, false); err == nil {
 			t.Errorf("%s: got nil error", name)
 		}
 	}
 }
 
 func TestBarrier(t *testing.T) {
-	seal, err := LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
+	seal, err := barrier.LoadFileSeal(filepath.Join(t.TempDir(), "seal.key"), true)
 	if err != nil {
 		t.Fatalf("load seal: %v", err)
 	}
-	kr, _, err := newKeyring(seal)
+	kr, _, err := barrier.NewKeyring(seal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +88,7 @@ func TestBarrier(t *testing.T) {
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}
-	b, err := openKeyring(data, seal)
+	b, err := barrier.OpenKeyring(data, seal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,28 +104,28 @@ func TestBarrier(t *testing.T) {
 		t.Fatalf("decrypt: got %q %v", pt, err)
 	}
 	// The storage key is authenticated: a value moved elsewhere fails.
-	if _, err := b.Decrypt("secrets/y/v/1", ct); !errors.Is(err, ErrDecrypt) {
+	if _, err := b.Decrypt("secrets/y/v/1", ct); !errors.Is(err, barrier.ErrDecrypt) {
 		t.Fatalf("decrypt under another key: got %v, want ErrDecrypt", err)
 	}
 	ct[len(ct)-1] ^= 1
-	if _, err := b.Decrypt("secrets/x/v/1", ct); !errors.Is(err, ErrDecrypt) {
+	if _, err := b.Decrypt("secrets/x/v/1", ct); !errors.Is(err, barrier.ErrDecrypt) {
 		t.Fatalf("decrypt tampered: got %v, want ErrDecrypt", err)
 	}
-	if _, err := b.Decrypt("k", []byte("plain")); !errors.Is(err, ErrDecrypt) {
+	if _, err := b.Decrypt("k", []byte("plain")); !errors.Is(err, barrier.ErrDecrypt) {
 		t.Fatalf("decrypt plaintext: got %v, want ErrDecrypt", err)
 	}
-	other, err := LoadFileSeal(filepath.Join(t.TempDir(), "other.key"), true)
+	other, err := barrier.LoadFileSeal(filepath.Join(t.TempDir(), "other.key"), true)
 	if err != nil {
 		t.Fatalf("load seal: %v", err)
 	}
-	if _, err := openKeyring(data, other); !errors.Is(err, ErrSealMismatch) {
+	if _, err := barrier.OpenKeyring(data, other); !errors.Is(err, barrier.ErrSealMismatch) {
 		t.Fatalf("open keyring with another seal: got %v, want ErrSealMismatch", err)
 	}
 }
 
 func TestTokens(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	tok, rec, err := newToken("abc", "alice", time.Hour, now)
+	tok, rec, err := core.NewToken("abc", "alice", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/vault/access"
 )
@@ -49,19 +51,19 @@ func (n *Node) secretRoutes(rt *router) {
 	rt.handle("PATCH", "/secrets/{name}/{version}", access.SecretsWrite, n.handleUpdateSecret)
 	rt.handle("PATCH", "/secrets/{name}", access.SecretsWrite, n.handleUpdateSecret)
 	rt.handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, n.handleSecretVersions)
-	rt.handle("DELETE", "/secrets/{name}", access.SecretsDelete, n.handleDeleteObject(kindSecrets))
-	rt.handle("GET", "/deletedsecrets", access.SecretsMetadata, n.handleListDeleted(kindSecrets))
-	rt.handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, n.handleGetDeleted(kindSecrets))
-	rt.handle("POST", "/deletedsecrets/{name}/recover", access.SecretsDelete, n.handleRecover(kindSecrets))
-	rt.handle("DELETE", "/deletedsecrets/{name}", access.SecretsDelete, n.handlePurge(kindSecrets))
-	rt.handle("POST", "/secrets/{name}/backup", access.SecretsBackup, n.handleBackup(kindSecrets))
-	rt.handle("POST", "/secrets/restore", access.SecretsBackup, n.handleRestore(kindSecrets))
+	rt.handle("DELETE", "/secrets/{name}", access.SecretsDelete, n.handleDeleteObject(core.KindSecrets))
+	rt.handle("GET", "/deletedsecrets", access.SecretsMetadata, n.handleListDeleted(core.KindSecrets))
+	rt.handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, n.handleGetDeleted(core.KindSecrets))
+	rt.handle("POST", "/deletedsecrets/{name}/recover", access.SecretsDelete, n.handleRecover(core.KindSecrets))
+	rt.handle("DELETE", "/deletedsecrets/{name}", access.SecretsDelete, n.handlePurge(core.KindSecrets))
+	rt.handle("POST", "/secrets/{name}/backup", access.SecretsBackup, n.handleBackup(core.KindSecrets))
+	rt.handle("POST", "/secrets/restore", access.SecretsBackup, n.handleRestore(core.KindSecrets))
 }
 
 func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
-	if err := validName(kindSecrets, name); err != nil {
+	if err := core.ValidName(core.KindSecrets, name); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -70,7 +72,7 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	s, err := n.SetSecret(r.Context(), callerOf(r), SetSecretRequest{Name: name, Value: req.Value,
+	s, err := n.SetSecret(r.Context(), callerOf(r), core.SetSecretRequest{Name: name, Value: req.Value,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
@@ -82,13 +84,13 @@ func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 
 // secretBundle renders a secret version in Key Vault's shape; a
 // certificate's secret names its key (kid).
-func secretBundle(r *http.Request, s SecretVersion) keyvault.Secret {
+func secretBundle(r *http.Request, s core.SecretVersion) keyvault.Secret {
 	b := keyvault.Secret{
-		Value: s.Value, ID: objectID(r, kindSecrets, s.Name, s.Version),
+		Value: s.Value, ID: objectID(r, core.KindSecrets, s.Name, s.Version),
 		ContentType: s.ContentType, Attributes: s.Attributes, Tags: s.Tags,
 	}
-	if s.ManagedBy == kindCertificates {
-		b.Kid, b.Managed = objectID(r, kindKeys, s.Name, s.Version), true
+	if s.ManagedBy == core.KindCertificates {
+		b.Kid, b.Managed = objectID(r, core.KindKeys, s.Name, s.Version), true
 	}
 	return b
 }
@@ -98,7 +100,7 @@ func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	s, err := n.GetSecret(r.Context(), callerOf(r), GetSecretRequest{Name: name, Version: version})
+	s, err := n.GetSecret(r.Context(), callerOf(r), core.GetSecretRequest{Name: name, Version: version})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -114,7 +116,7 @@ func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	s, err := n.UpdateSecret(r.Context(), callerOf(r), UpdateSecretRequest{Name: name, Version: version,
+	s, err := n.UpdateSecret(r.Context(), callerOf(r), core.UpdateSecretRequest{Name: name, Version: version,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.fail(w, r, err)
@@ -133,7 +135,7 @@ func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	res, err := n.ListObjects(r.Context(), callerOf(r), ListObjectsRequest{Kind: kindSecrets, Page: PageRequest{Limit: limit, After: after}})
+	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindSecrets, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return
@@ -142,10 +144,10 @@ func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 }
 
 // secretItems renders list items of secrets or of a secret's versions.
-func secretItems(r *http.Request, items []ObjectItem) []keyvault.SecretItem {
+func secretItems(r *http.Request, items []core.ObjectItem) []keyvault.SecretItem {
 	var out []keyvault.SecretItem
 	for _, it := range items {
-		out = append(out, keyvault.SecretItem{ID: objectID(r, kindSecrets, it.Name, it.Version), ContentType: it.ContentType,
+		out = append(out, keyvault.SecretItem{ID: objectID(r, core.KindSecrets, it.Name, it.Version), ContentType: it.ContentType,
 			Attributes: it.Attributes, Tags: it.Tags, Managed: it.Managed})
 	}
 	return out
@@ -173,7 +175,7 @@ func (n *Node) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), callerOf(r), ListVersionsRequest{Kind: kindSecrets, Name: name, Page: PageRequest{Limit: limit, After: after}})
+	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindSecrets, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.fail(w, r, err)
 		return

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/internal/strictjson"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
@@ -55,7 +57,7 @@ func (n *Node) serve() error {
 	n.metrics = newAPIMetrics()
 	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		n.metrics.requests, n.metrics.latency, n.renewals)
+		n.metrics.requests, n.metrics.latency, n.Renewals)
 	n.registry.MustRegister(n.Store.Collectors()...)
 	n.registry.MustRegister(newCertCollector(n))
 	n.publicRoutes = newPublicRoutes()
@@ -165,7 +167,7 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 	vault("GET", "/v1/sys/settings", n.handleGetSettings, access.SettingsRead)
 	vault("PATCH", "/v1/sys/settings", n.handleSetSettings, access.SettingsWrite)
 	add(Endpoint{Method: "POST", Pattern: "/v1/certificates/{name}/revoke", Actions: []access.Action{access.CertificatesWrite}},
-		n.guard(objectResource(kindCertificates), n.handleRevoke, access.CertificatesWrite))
+		n.guard(objectResource(core.KindCertificates), n.handleRevoke, access.CertificatesWrite))
 
 	n.accessRoutes(vault)
 	n.agentRoutes(vault, public, add)
@@ -215,7 +217,7 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		reqID := r.Header.Get("x-ms-client-request-id")
 		if reqID == "" {
-			reqID, _ = randomID(16)
+			reqID, _ = core.RandomID(16)
 		}
 		w.Header().Set("x-ms-request-id", reqID)
 		// A snapshot upload is the whole vault: handleSnapshotRestore
@@ -382,7 +384,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError answers with Key Vault's error shape.
 func writeError(w http.ResponseWriter, err error) {
 	var ae *APIError
-	var ce *Error
+	var ce *core.Error
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &ce):
@@ -427,7 +429,7 @@ const statusClientClosed = 499
 // classify maps store errors to API errors.
 func (n *Node) classify(err error) error {
 	var ae *APIError
-	var ce *Error
+	var ce *core.Error
 	switch {
 	case errors.As(err, &ae):
 		return err
@@ -444,7 +446,7 @@ func (n *Node) classify(err error) error {
 		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 			Message: "leadership changed while the write was in flight; it may or may not have been applied: read before retrying", Cause: err}
 	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrNotLeader), errors.Is(err, raftstore.ErrTooManyHops),
-		errors.Is(err, raftstore.ErrClosed), errors.Is(err, ErrNotInitialized),
+		errors.Is(err, raftstore.ErrClosed), errors.Is(err, core.ErrNotInitialized),
 		errors.Is(err, raftstore.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)
 	case errors.Is(err, raftstore.ErrDiskFull):

@@ -2,6 +2,8 @@ package vault
 
 import (
 	"net/http"
+
+	"github.com/certvault/certvault/vault/core"
 )
 
 // The /v1 front of the vault-wide settings (core_settings.go decides).
@@ -29,7 +31,7 @@ func (n *Node) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.UpdateSettings(r.Context(), callerOf(r), UpdateSettingsRequest{
+	res, err := n.UpdateSettings(r.Context(), callerOf(r), core.UpdateSettingsRequest{
 		PurgeProtection: req.PurgeProtection, RetentionDays: req.RetentionDays, PublicURL: req.PublicURL, NearExpiry: req.NearExpiry})
 	if err != nil {
 		n.fail(w, r, err)

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certvault/certvault/vault/core"
+
 	"github.com/certvault/certvault/vault/access"
 )
 
 // splitToken parses "cvt.<id>.<secret>".
 func splitToken(tok string) (id, secret string, ok bool) {
-	rest, found := strings.CutPrefix(tok, tokenPrefix)
+	rest, found := strings.CutPrefix(tok, core.TokenPrefix)
 	if !found {
 		return "", "", false
 	}
@@ -35,35 +37,35 @@ type tokenCache struct {
 
 type cachedToken struct {
 	index uint64
-	rec   tokenRecord
+	rec   core.TokenRecord
 }
 
 // authenticate checks a bearer token and returns its caller.
-func (n *Node) authenticate(tok string) (caller, error) {
+func (n *Node) authenticate(tok string) (core.Caller, error) {
 	id, secret, ok := splitToken(tok)
 	if !ok {
-		return caller{}, errBadToken
+		return core.Caller{}, errBadToken
 	}
-	e, found := n.Store.Get(prefixTokens + id)
+	e, found := n.Store.Get(core.PrefixTokens + id)
 	if !found {
 		// A token created a moment ago on the leader may not have been
 		// applied here yet: catch up once before refusing it.
 		if again, err := n.catchUp(); err != nil {
-			return caller{}, err
+			return core.Caller{}, err
 		} else if again {
-			e, found = n.Store.Get(prefixTokens + id)
+			e, found = n.Store.Get(core.PrefixTokens + id)
 		}
 	}
 	if !found {
-		return caller{}, errBadToken
+		return core.Caller{}, errBadToken
 	}
 	n.tokens.mu.RLock()
 	c, hit := n.tokens.m[id]
 	n.tokens.mu.RUnlock()
 	if !hit || c.index != e.Index {
-		var rec tokenRecord
-		if err := n.getSealedJSON(e, &rec); err != nil {
-			return caller{}, err
+		var rec core.TokenRecord
+		if err := n.GetSealedJSON(e, &rec); err != nil {
+			return core.Caller{}, err
 		}
 		c = cachedToken{index: e.Index, rec: rec}
 		n.tokens.mu.Lock()
@@ -75,12 +77,12 @@ func (n *Node) authenticate(tok string) (caller, error) {
 	}
 	sum := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(sum[:], c.rec.Hash) != 1 {
-		return caller{}, errBadToken
+		return core.Caller{}, errBadToken
 	}
-	if c.rec.expired(time.Now()) {
-		return caller{}, errBadToken
+	if c.rec.Expired(time.Now()) {
+		return core.Caller{}, errBadToken
 	}
-	return caller{Principal: access.Principal{Name: c.rec.Name}, TokenID: id}, nil
+	return core.Caller{Principal: access.Principal{Name: c.rec.Name}, TokenID: id}, nil
 }
 
 // errNotCaughtUp means a follower could not catch up with the leader
