@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -20,7 +19,7 @@ import (
 // enrollment and renewal, listing and revocation; and how a request
 // presenting an agent's client certificate is identified.
 
-func (n *Node) agentRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(Endpoint, http.Handler)) {
+func (n *V1Front) agentRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(Endpoint, http.Handler)) {
 	vault("POST", "/v1/agents/join-tokens", n.handleAgentJoinToken, access.AgentsManage)
 	vault("GET", "/v1/agents", n.handleListAgents, access.AgentsManage, access.AuditRead)
 	vault("GET", "/v1/agents/{id}", n.handleGetAgent, access.AgentsManage, access.AuditRead)
@@ -31,10 +30,10 @@ func (n *Node) agentRoutes(vault func(string, string, http.HandlerFunc, ...acces
 }
 
 // leaderOnly hands a public write to the leader.
-func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+func (n *V1Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !n.Store.IsLeader() {
-			n.proxyToLeader(w, r)
+			n.ProxyToLeader(w, r)
 			return
 		}
 		h(w, r)
@@ -43,9 +42,9 @@ func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 
 // agentOnly admits only agents presenting a valid, unrevoked identity;
 // writes go to the leader.
-func (n *Node) agentOnly(h http.HandlerFunc) http.Handler {
+func (n *V1Front) agentOnly(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := n.authenticateRequest(w, r)
+		c, ok := n.Authenticate(w, r)
 		if !ok {
 			return
 		}
@@ -56,52 +55,11 @@ func (n *Node) agentOnly(h http.HandlerFunc) http.Handler {
 		}
 		infoOf(r).object = "/agents/" + c.AgentID
 		if isWrite(r.Method) && !n.Store.IsLeader() {
-			n.proxyToLeader(w, r)
+			n.ProxyToLeader(w, r)
 			return
 		}
 		h(w, r)
 	})
-}
-
-// agentCaller identifies an agent from a verified client chain. It
-// returns an empty caller and no reason for a chain that is not an
-// agent's, and a reason when it is one but may not be used.
-// It fails with errNotCaughtUp when it cannot tell.
-func (n *Node) agentCaller(chain []*x509.Certificate) (core.Caller, string, error) {
-	if !isAgentChain(chain) {
-		return core.Caller{}, "", nil
-	}
-	ca, err := n.AgentCA()
-	if err != nil || !bytes.Equal(chain[1].Raw, ca.Raw) {
-		return core.Caller{}, "the client certificate is not from this vault's agent CA", nil
-	}
-	leaf := chain[0]
-	return n.agentRecordCaller(leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
-}
-
-// agentRecordCaller checks an agent's record: known, not revoked, and
-// (when serial is set) presenting its current or previous certificate.
-// It fails with errNotCaughtUp when a follower that does not know the
-// agent cannot catch up to find out.
-func (n *Node) agentRecordCaller(id, serial string) (core.Caller, string, error) {
-	rec, _, ok := n.Agent(id)
-	if !ok {
-		if again, err := n.catchUp(); err != nil {
-			return core.Caller{}, "", err
-		} else if again {
-			rec, _, ok = n.Agent(id) // enrolled a moment ago through the leader
-		}
-	}
-	if !ok {
-		return core.Caller{}, "agent " + id + " is not known to this vault", nil
-	}
-	if rec.Revoked {
-		return core.Caller{}, "agent " + id + " was revoked; enroll it again with a new join token", nil
-	}
-	if serial != "" && serial != rec.Serial && serial != rec.PrevSerial {
-		return core.Caller{}, "agent " + id + " presented a superseded certificate; use the latest one", nil
-	}
-	return core.Caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, "", nil
 }
 
 // agentHeader carries, from a follower to the leader, the ID of the agent
@@ -109,19 +67,7 @@ func (n *Node) agentRecordCaller(id, serial string) (core.Caller, string, error)
 // cross the proxy). Only a node may send it.
 const agentHeader = "X-Certvault-Agent"
 
-// agentByID is identify for a request a follower handed over.
-func (n *Node) agentByID(id string) (core.Caller, string, error) {
-	c, why, err := n.agentRecordCaller(id, "")
-	if err != nil {
-		return core.Caller{}, "", err
-	}
-	if why != "" {
-		return core.Caller{}, why, errUnauthenticated
-	}
-	return c, "", nil
-}
-
-func (n *Node) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Group   string `json:"group"`
 		TTL     string `json:"ttl"`
@@ -129,36 +75,36 @@ func (n *Node) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 		CertTTL string `json:"cert_ttl"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.CreateAgentJoinToken(r.Context(), callerOf(r), fleet.CreateAgentJoinTokenRequest{Group: req.Group, TTL: req.TTL, Uses: req.Uses, CertTTL: req.CertTTL})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusCreated, res.Token)
 }
 
-func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Token string `json:"token"`
 		CSR   string `json:"csr"`
 		Name  string `json:"name"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	csr, err := parseAgentCSR(req.CSR)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	name, err := fleet.AgentEnrollName(req.Name, csr)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	// Who tried, for the audit record, however the token fares.
@@ -166,7 +112,7 @@ func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	infoOf(r).caller = c
 	tokID, secret, ok := fleet.ParseAgentJoinToken(req.Token)
 	if !ok {
-		n.fail(w, r, fleet.BadAgentToken())
+		n.Fail(w, r, fleet.BadAgentToken())
 		return
 	}
 	res, err := n.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: infoSource(r)})
@@ -175,7 +121,7 @@ func (n *Node) handleEnroll(w http.ResponseWriter, r *http.Request) {
 			infoOf(r).denied = true
 			n.Log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "name", name)
 		}
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
@@ -226,57 +172,57 @@ func parseAgentCSR(p string) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-func (n *Node) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		CSR string `json:"csr"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	csr, err := parseAgentCSR(req.CSR)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.RenewAgent(r.Context(), callerOf(r), fleet.RenewAgentRequest{CSR: csr})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
 	writeJSON(w, http.StatusOK, res.Enrollment)
 }
 
-func (n *Node) handleListAgents(w http.ResponseWriter, r *http.Request) {
-	if !n.linearized(w, r) {
+func (n *V1Front) handleListAgents(w http.ResponseWriter, r *http.Request) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	q := r.URL.Query()
 	out, err := n.ListAgents(r.Context(), callerOf(r), fleet.ListAgentsRequest{Group: q.Get("group"), Certificate: q.Get("certificate")})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 }
 
-func (n *Node) handleGetAgent(w http.ResponseWriter, r *http.Request) {
-	if !n.linearized(w, r) {
+func (n *V1Front) handleGetAgent(w http.ResponseWriter, r *http.Request) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	st, err := n.GetAgent(r.Context(), callerOf(r), r.PathValue("id"))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (n *Node) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
 	res, err := n.RevokeAgent(r.Context(), callerOf(r), r.PathValue("id"))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	if res.Index != 0 {

@@ -13,7 +13,7 @@ import (
 // The /v1 front of the agent protocol beyond identity (core_watch.go
 // decides): the long poll for target versions and the outcome reports.
 
-func (n *Node) agentProtocolRoutes(add func(Endpoint, http.Handler)) {
+func (n *V1Front) agentProtocolRoutes(add func(Endpoint, http.Handler)) {
 	add(Endpoint{Method: "GET", Pattern: "/v1/agents/watch", Agent: true}, n.agentOnly(n.handleAgentWatch))
 	add(Endpoint{Method: "POST", Pattern: "/v1/agents/report", Agent: true}, n.agentOnly(n.handleAgentReport))
 }
@@ -41,18 +41,18 @@ func parseWatchObjects(vals []string) ([]fleet.WatchedObject, error) {
 // handleAgentWatch is the agent's long poll (WatchAgent): ?o= the
 // objects, ?wait= the wait (default 30 s, jittered by the agent), ?index=
 // the previous answer's index.
-func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	objs, err := parseWatchObjects(q["o"])
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	wait := fleet.DefaultWatchWait
 	if v := q.Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > fleet.MaxWatchWait {
-			n.fail(w, r, badParameter("wait %q: give a duration up to %v, such as 30s", v, fleet.MaxWatchWait))
+			n.Fail(w, r, badParameter("wait %q: give a duration up to %v, such as 30s", v, fleet.MaxWatchWait))
 			return
 		}
 		wait = d
@@ -60,13 +60,13 @@ func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	var after uint64
 	if v := q.Get("index"); v != "" {
 		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
-			n.fail(w, r, badParameter("index %q: give the index of the previous answer", v))
+			n.Fail(w, r, badParameter("index %q: give the index of the previous answer", v))
 			return
 		}
 	}
 	res, err := n.WatchAgent(r.Context(), callerOf(r), fleet.WatchAgentRequest{Objects: objs, After: after, Wait: wait})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	// A poll that ends with nothing new is the agent's heartbeat:
@@ -77,26 +77,26 @@ func (n *Node) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (n *Node) handleAgentReport(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleAgentReport(w http.ResponseWriter, r *http.Request) {
 	var rep fleet.AgentReport
 	if err := decodeBody(r, &rep); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	t, err := n.CheckAgentReport(&rep)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	c := callerOf(r)
-	if !n.authorize(w, r, c, t.Resource, t.Action) {
+	if !n.Authorize(w, r, c, t.Resource, t.Action) {
 		return
 	}
 	infoOf(r).object = "/" + t.Object
 	infoOf(r).version = rep.Version
 	idx, err := n.RecordAgentReport(r.Context(), c, rep)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, idx)

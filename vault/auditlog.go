@@ -294,11 +294,10 @@ func (n *Node) auditChanged(err error) {
 	n.Log.Warn("audit trail can be written again; the requests it missed are counted in a gap record ('certvault audit list --outcome gap')")
 }
 
-// auditRoutes registers the audit and report endpoints.
+// auditRoutes registers the audit trail's endpoints.
 func (n *Node) auditRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), node func(string, string, http.HandlerFunc)) {
 	vault("GET", "/v1/audit/records", n.handleAuditRecords, access.AuditRead)
 	vault("POST", "/v1/audit/verify", n.handleAuditVerify, access.AuditRead)
-	vault("GET", "/v1/report", n.handleReport, access.AuditRead)
 	node("GET", "/v1/sys/audit/local/records", n.nodeOnly(n.handleLocalRecords))
 	node("POST", "/v1/sys/audit/local/verify", n.nodeOnly(n.handleLocalVerify))
 }
@@ -340,18 +339,6 @@ func parseAuditQuery(q url.Values) (core.AuditQuery, error) {
 		aq.Limit = l
 	}
 	return aq, nil
-}
-
-// parseSince reads an RFC 3339 time or an age before now (90m, 24h, 7d).
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := core.ParseTTL(s)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return now.Add(-d), nil
 }
 
 func (n *Node) handleLocalRecords(w http.ResponseWriter, r *http.Request) {

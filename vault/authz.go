@@ -2,59 +2,16 @@ package vault
 
 import (
 	"bytes"
-	"context"
 	"crypto/x509"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/certvault/certvault/vault/core"
-	"github.com/certvault/certvault/vault/fleet"
 
 	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
 )
-
-// reqInfo follows a request through the middleware, authentication,
-// authorization and the handler, and becomes its audit record.
-type reqInfo struct {
-	// skip: health probes, metrics and node-to-node traffic (whose
-	// client-facing request is recorded where it came in).
-	skip bool
-	// hold: the answer waits until the audit record is durable
-	// (mutating and secret-reading requests).
-	hold      bool
-	caller    core.Caller
-	action    access.Action
-	object    string
-	version   string
-	denied    bool
-	operation string
-}
-
-type reqInfoKey struct{}
-
-// infoOf returns the request's info; a request that did not come through
-// the middleware (never in production) gets a throwaway one.
-func infoOf(r *http.Request) *reqInfo {
-	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
-		return ri
-	}
-	return &reqInfo{}
-}
-
-// principalOf returns the principal of the request a context belongs
-// to, or "" for work the vault does by itself.
-func principalOf(ctx context.Context) string {
-	if ri, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
-		return ri.caller.Name
-	}
-	return ""
-}
-
-// callerOf returns the authenticated caller of a request.
-func callerOf(r *http.Request) core.Caller { return infoOf(r).caller }
 
 // auditWriter passes the answer through, or holds it (status and body)
 // while info.hold is set, until the audit record is durable. An interim
@@ -124,9 +81,6 @@ func (w *auditWriter) release() {
 	w.ResponseWriter.WriteHeader(w.code)
 	w.ResponseWriter.Write(w.buf.Bytes())
 }
-
-// errUnauthenticated means the request has no valid credential.
-var errUnauthenticated = errors.New("vault: no valid credential")
 
 // identify authenticates a request: a bearer token, else an agent's
 // client certificate. It returns errUnauthenticated (with a message for
@@ -292,13 +246,6 @@ func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (core
 	return c, true
 }
 
-// objectResource is the resource of a request on /KIND/{name}.
-func objectResource(kind string) func(*http.Request) access.Resource {
-	return func(r *http.Request) access.Resource {
-		return access.Resource{Kind: kind, Name: r.PathValue("name")}
-	}
-}
-
 // routeKind is the object kind a Key Vault route's {name} names: the
 // first path segment without its "deleted" prefix ("" for routes that
 // name no object).
@@ -348,8 +295,55 @@ func (n *Node) dataPlaneResource(rte *route, r *http.Request) access.Resource {
 	return access.Resource{}
 }
 
-// isAgentChain reports whether a verified chain ends in an agent
-// certificate: leaf OU certvault-agent issued by the agent CA.
-func isAgentChain(chain []*x509.Certificate) bool {
-	return len(chain) >= 2 && slices.Contains(chain[0].Subject.OrganizationalUnit, fleet.AgentOU)
+// agentCaller identifies an agent from a verified client chain. It
+// returns an empty caller and no reason for a chain that is not an
+// agent's, and a reason when it is one but may not be used.
+// It fails with errNotCaughtUp when it cannot tell.
+func (n *Node) agentCaller(chain []*x509.Certificate) (core.Caller, string, error) {
+	if !isAgentChain(chain) {
+		return core.Caller{}, "", nil
+	}
+	ca, err := n.AgentCA()
+	if err != nil || !bytes.Equal(chain[1].Raw, ca.Raw) {
+		return core.Caller{}, "the client certificate is not from this vault's agent CA", nil
+	}
+	leaf := chain[0]
+	return n.agentRecordCaller(leaf.Subject.CommonName, leaf.SerialNumber.Text(16))
+}
+
+// agentByID is identify for a request a follower handed over.
+func (n *Node) agentByID(id string) (core.Caller, string, error) {
+	c, why, err := n.agentRecordCaller(id, "")
+	if err != nil {
+		return core.Caller{}, "", err
+	}
+	if why != "" {
+		return core.Caller{}, why, errUnauthenticated
+	}
+	return c, "", nil
+}
+
+// agentRecordCaller checks an agent's record: known, not revoked, and
+// (when serial is set) presenting its current or previous certificate.
+// It fails with errNotCaughtUp when a follower that does not know the
+// agent cannot catch up to find out.
+func (n *Node) agentRecordCaller(id, serial string) (core.Caller, string, error) {
+	rec, _, ok := n.Agent(id)
+	if !ok {
+		if again, err := n.catchUp(); err != nil {
+			return core.Caller{}, "", err
+		} else if again {
+			rec, _, ok = n.Agent(id) // enrolled a moment ago through the leader
+		}
+	}
+	if !ok {
+		return core.Caller{}, "agent " + id + " is not known to this vault", nil
+	}
+	if rec.Revoked {
+		return core.Caller{}, "agent " + id + " was revoked; enroll it again with a new join token", nil
+	}
+	if serial != "" && serial != rec.Serial && serial != rec.PrevSerial {
+		return core.Caller{}, "agent " + id + " presented a superseded certificate; use the latest one", nil
+	}
+	return core.Caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, "", nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/certvault/certvault/vault/certs"
 )
 
-func (n *Node) certificateRoutes(rt *router) {
+func (n *KVFront) certificateRoutes(rt *router) {
 	rt.handle("POST", "/certificates/{name}/create", access.CertificatesWrite, n.handleCreateCertificate)
 	rt.handle("POST", "/certificates/{name}/import", access.CertificatesWrite, n.handleImportCertificate)
 	rt.handle("GET", "/certificates", access.CertificatesRead, n.handleListCertificates)
@@ -44,28 +44,20 @@ func (n *Node) certificateRoutes(rt *router) {
 // query and the body, calls the core (core_certificates.go) and writes
 // Key Vault's JSON with the ids of this host.
 
-// setIndexHeader reports the raft index of a write as X-Certvault-Index
-// (no header when nothing was written: index 0).
-func setIndexHeader(w http.ResponseWriter, idx uint64) {
-	if idx != 0 {
-		w.Header().Set("X-Certvault-Index", itoa(idx))
-	}
-}
-
-func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := core.ValidName(core.KindCertificates, name); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	var req keyvault.CreateCertificateRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.CreateCertificate(r.Context(), callerOf(r), issuance.CreateCertificateRequest{Name: name, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
@@ -75,7 +67,7 @@ func (n *Node) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 }
 
 // certBundle renders a certificate version.
-func (n *Node) certBundle(r *http.Request, name, version string) (keyvault.Certificate, error) {
+func (n *KVFront) certBundle(r *http.Request, name, version string) (keyvault.Certificate, error) {
 	c, err := n.Certificate(name, version)
 	if err != nil {
 		return keyvault.Certificate{}, err
@@ -131,67 +123,67 @@ func operationBundle(r *http.Request, name string, op *core.PendingOp) keyvault.
 }
 
 // writeCertificate answers a write's certificate version.
-func (n *Node) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res issuance.CertificateResult) {
+func (n *KVFront) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res issuance.CertificateResult) {
 	setIndexHeader(w, res.Index)
 	c, err := n.certBundle(r, res.Name, res.Version)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, status, c)
 }
 
-func (n *Node) handleGetCertificate(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleGetCertificate(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	c, err := n.GetCertificate(r.Context(), callerOf(r), issuance.GetCertificateRequest{Name: name, Version: version})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, certificateBundle(r, c))
 }
 
-func (n *Node) handleUpdateCertificate(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleUpdateCertificate(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req keyvault.UpdateCertificateRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.UpdateCertificate(r.Context(), callerOf(r), issuance.UpdateCertificateRequest{Name: name, Version: version, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	n.writeCertificate(w, r, http.StatusOK, res)
 }
 
-func (n *Node) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.GetCertificatePolicy(r.Context(), callerOf(r), name)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, policyBundle(r, name, res.Policy))
 }
 
-func (n *Node) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var upd keyvault.Policy
 	if err := decodeBody(r, &upd); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.UpdateCertificatePolicy(r.Context(), callerOf(r), issuance.UpdateCertificatePolicyRequest{Name: name, Policy: &upd})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
@@ -209,38 +201,38 @@ func certificateItems(r *http.Request, items []core.ObjectItem) []keyvault.Certi
 	return out
 }
 
-func (n *Node) handleCertificateVersions(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleCertificateVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, after, err := pageParams(r)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindCertificates, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
 }
 
-func (n *Node) handleListCertificates(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := pageParams(r)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	includePending := strings.EqualFold(r.URL.Query().Get("includePending"), "true")
 	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: includePending,
 		Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
@@ -252,41 +244,41 @@ func writeOperation(w http.ResponseWriter, r *http.Request, res issuance.Certifi
 	writeJSON(w, http.StatusOK, operationBundle(r, res.Name, res.Operation))
 }
 
-func (n *Node) handleGetPending(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleGetPending(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.GetCertificateOperation(r.Context(), callerOf(r), name)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeOperation(w, r, res)
 }
 
-func (n *Node) handleCancelPending(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleCancelPending(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req struct {
 		Cancel *bool `json:"cancellation_requested"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.CancelCertificateOperation(r.Context(), callerOf(r), issuance.CancelCertificateOperationRequest{Name: name, CancellationRequested: req.Cancel != nil && *req.Cancel})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeOperation(w, r, res)
 }
 
-func (n *Node) handleDeletePending(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleDeletePending(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	res, err := n.DeleteCertificateOperation(r.Context(), callerOf(r), name)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeOperation(w, r, res)
@@ -294,37 +286,37 @@ func (n *Node) handleDeletePending(w http.ResponseWriter, r *http.Request) {
 
 // handleMerge completes an Unknown-issuer operation with the chain signed
 // outside: the leaf must carry the pending key and the policy's names.
-func (n *Node) handleMerge(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleMerge(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req keyvault.MergeRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.MergeCertificate(r.Context(), callerOf(r), issuance.MergeCertificateRequest{Name: name, X5C: req.X5C, Attributes: req.Attributes, Tags: req.Tags,
 		Target: objectID(r, core.KindCertificates, name, "")})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	n.writeCertificate(w, r, http.StatusCreated, res)
 }
 
-func (n *Node) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := core.ValidName(core.KindCertificates, name); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	var req keyvault.ImportCertificateRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.ImportCertificate(r.Context(), callerOf(r), issuance.ImportCertificateRequest{Name: name, Value: req.Value, Password: req.Password,
 		Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	n.writeCertificate(w, r, http.StatusOK, res)
@@ -340,36 +332,36 @@ func writeContacts(w http.ResponseWriter, r *http.Request, res core.ContactsResu
 	writeJSON(w, http.StatusOK, c)
 }
 
-func (n *Node) handleGetContacts(w http.ResponseWriter, r *http.Request) {
-	if !n.linearized(w, r) {
+func (n *KVFront) handleGetContacts(w http.ResponseWriter, r *http.Request) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.GetContacts(r.Context(), callerOf(r))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeContacts(w, r, res)
 }
 
-func (n *Node) handleSetContacts(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleSetContacts(w http.ResponseWriter, r *http.Request) {
 	var c keyvault.Contacts
 	if err := decodeBody(r, &c); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.SetContacts(r.Context(), callerOf(r), c)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeContacts(w, r, res)
 }
 
-func (n *Node) handleDeleteContacts(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleDeleteContacts(w http.ResponseWriter, r *http.Request) {
 	res, err := n.DeleteContacts(r.Context(), callerOf(r))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeContacts(w, r, res)

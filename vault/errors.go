@@ -1,19 +1,11 @@
 package vault
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/certvault/certvault/vault/core"
-)
-
-// Sentinel errors of the vault package.
-var (
-	// ErrBadJoinToken means a join token is malformed, unknown, expired or
-	// used up.
-	ErrBadJoinToken = errors.New("vault: join token is not valid (wrong, expired or used up; print a new one with 'certvault cluster join-token')")
 )
 
 // APIError is an error answered to an API caller. Status and Code are what

@@ -1,14 +1,12 @@
 package vault
 
 import (
-	"encoding/pem"
 	"net/http"
 
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/issuance"
 
 	"github.com/certvault/certvault/internal/keyvault"
-	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/vault/access"
 )
 
@@ -25,7 +23,7 @@ type issuerView struct {
 	ACME *issuance.ACMEView `json:"acme,omitempty"`
 }
 
-func (n *Node) issuerRoutes(rt *router) {
+func (n *KVFront) issuerRoutes(rt *router) {
 	rt.handle("GET", "/certificates/issuers", access.IssuersRead, n.handleListIssuers)
 	rt.handle("GET", "/certificates/issuers/{issuer}", access.IssuersRead, n.handleGetIssuer)
 	rt.handle("PUT", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(false))
@@ -60,31 +58,31 @@ func writeIssuer(w http.ResponseWriter, r *http.Request, res issuance.IssuerResu
 	writeJSON(w, http.StatusOK, issuerViewOf(r, res.Issuer))
 }
 
-func (n *Node) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.GetIssuer(r.Context(), callerOf(r), name)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeIssuer(w, r, res)
 }
 
-func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := pageParams(r)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	page, err := n.ListIssuers(r.Context(), callerOf(r), issuance.ListIssuersRequest{Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	var out []keyvault.IssuerItem
@@ -94,33 +92,33 @@ func (n *Node) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	writePage(w, r, out, page.Next, limit)
 }
 
-func (n *Node) handleSetIssuer(patch bool) http.HandlerFunc {
+func (n *KVFront) handleSetIssuer(patch bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("issuer")
 		if err := issuance.CheckIssuerName(name); err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		var req issuance.IssuerRequest
 		if err := decodeBody(r, &req); err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		res, err := n.SetIssuer(r.Context(), callerOf(r), issuance.SetIssuerRequest{Name: name, Patch: patch, Provider: req.Provider, Credentials: req.Credentials,
 			OrgDetails: req.OrgDetails, Attributes: req.Attributes, CA: req.CA, ACME: req.ACME})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		writeIssuer(w, r, res)
 	}
 }
 
-func (n *Node) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
 	res, err := n.DeleteIssuer(r.Context(), callerOf(r), name)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeIssuer(w, r, res)
@@ -128,51 +126,15 @@ func (n *Node) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 
 // handleCheckIssuer contacts an ACME issuer's CA on demand and reports
 // what works (CheckIssuer).
-func (n *Node) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	rep, err := n.CheckIssuer(r.Context(), callerOf(r), name)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
-}
-
-// handleCRL serves the issuer's CRL, signed at request time, to anyone:
-// relying parties fetch it without credentials.
-func (n *Node) handleCRL(w http.ResponseWriter, r *http.Request) {
-	crl, err := n.IssuerCRL(r.Context(), r.PathValue("issuer"))
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	if r.URL.Query().Get("format") == "pem" {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		pem.Encode(w, &pem.Block{Type: "X509 CRL", Bytes: crl})
-		return
-	}
-	w.Header().Set("Content-Type", "application/pkix-crl")
-	w.Write(crl)
-}
-
-// handleRevoke puts a certificate version's serial on its issuer's CRL.
-func (n *Node) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	var req struct {
-		Version string `json:"version"`
-	}
-	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	res, err := n.RevokeCertificate(r.Context(), callerOf(r), issuance.RevokeCertificateRequest{Name: name, Version: req.Version})
-	if err != nil {
-		n.fail(w, r, err)
-		return
-	}
-	setIndexHeader(w, res.Index)
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "serial": serial.Format(res.Serial), "issuer": res.Issuer, "version": res.Version})
 }

@@ -32,6 +32,10 @@ import (
 // A join token is "cvj.<id>.<secret>.<ca>": <ca> is the base64url SHA-256
 // of the cluster CA, which the joining node pins before it trusts the
 // cluster with anything.
+// ErrBadJoinToken means a join token is malformed, unknown, expired or
+// used up.
+var ErrBadJoinToken = errors.New("vault: join token is not valid (wrong, expired or used up; print a new one with 'certvault cluster join-token')")
+
 const joinTokenPrefix = "cvj."
 
 func newJoinToken(id string, ca *x509.Certificate, ttl time.Duration, uses int, now time.Time) (string, joinTokenRecord, error) {

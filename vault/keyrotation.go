@@ -10,7 +10,7 @@ import (
 
 // The Key Vault front of key rotation (core_keyrotation.go).
 
-func (n *Node) keyRotationRoutes(rt *router) {
+func (n *KVFront) keyRotationRoutes(rt *router) {
 	rt.handle("POST", "/keys/{name}/rotate", access.KeysWrite, n.handleRotateKey)
 	rt.handle("GET", "/keys/{name}/rotationpolicy", access.KeysRead, n.handleGetRotationPolicy)
 	rt.handle("PUT", "/keys/{name}/rotationpolicy", access.KeysWrite, n.handleSetRotationPolicy)
@@ -18,10 +18,10 @@ func (n *Node) keyRotationRoutes(rt *router) {
 
 // handleRotateKey makes a new version of a key with the same type, size
 // or curve and operations as the current one.
-func (n *Node) handleRotateKey(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleRotateKey(w http.ResponseWriter, r *http.Request) {
 	k, err := n.RotateKey(r.Context(), callerOf(r), core.RotateKeyRequest{Name: r.PathValue("name")})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
@@ -32,30 +32,30 @@ func rotationPolicyID(r *http.Request, name string) string {
 	return objectID(r, core.KindKeys, name, "") + "/rotationpolicy"
 }
 
-func (n *Node) handleGetRotationPolicy(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleGetRotationPolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	p, err := n.GetKeyRotationPolicy(r.Context(), callerOf(r), core.KeyRotationPolicyRequest{Name: name})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	p.ID = rotationPolicyID(r, name)
 	writeJSON(w, http.StatusOK, p)
 }
 
-func (n *Node) handleSetRotationPolicy(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleSetRotationPolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var p core.RotationPolicy
 	if err := decodeBody(r, &p); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.SetKeyRotationPolicy(r.Context(), callerOf(r), core.SetKeyRotationPolicyRequest{Name: name, Policy: p})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)

@@ -60,7 +60,7 @@ type keyOpRequest struct {
 	Digest keyvault.B64URL `json:"digest,omitempty"`
 }
 
-func (n *Node) keyRoutes(rt *router) {
+func (n *KVFront) keyRoutes(rt *router) {
 	rt.handle("POST", "/keys/{name}/create", access.KeysWrite, n.handleCreateKey)
 	rt.handle("PUT", "/keys/{name}", access.KeysWrite, n.handleImportKey)
 	rt.handle("GET", "/keys", access.KeysRead, n.handleListKeys)
@@ -98,55 +98,55 @@ func writeKey(w http.ResponseWriter, r *http.Request, k core.KeyVersion) {
 	writeJSON(w, http.StatusOK, keyBundle(r, k))
 }
 
-func (n *Node) handleGetKey(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	k, err := n.GetKey(r.Context(), callerOf(r), core.GetKeyRequest{Name: name, Version: version})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
 }
 
-func (n *Node) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindKeys, name); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	var req keyCreateRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	k, err := n.CreateKey(r.Context(), callerOf(r), core.CreateKeyRequest{Name: name, KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve,
 		KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
 }
 
-func (n *Node) handleImportKey(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleImportKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindKeys, name); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	var req keyImportRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	k, err := n.ImportKey(r.Context(), callerOf(r), core.ImportKeyRequest{Name: name, Key: req.Key, HSM: req.HSM, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
@@ -158,7 +158,7 @@ func privateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 	return k, apiError(err)
 }
 
-func (n *Node) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req struct {
 		KeyOps     []string             `json:"key_ops,omitempty"`
@@ -166,12 +166,12 @@ func (n *Node) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		Tags       map[string]string    `json:"tags,omitempty"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	k, err := n.UpdateKey(r.Context(), callerOf(r), core.UpdateKeyRequest{Name: name, Version: version, KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
@@ -194,56 +194,56 @@ func keyItems(r *http.Request, items []core.ObjectItem) []keyItem {
 	return out
 }
 
-func (n *Node) handleListKeys(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := pageParams(r)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindKeys, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
 }
 
-func (n *Node) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, after, err := pageParams(r)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindKeys, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
 }
 
-func (n *Node) handleKeyOp(op string) http.HandlerFunc {
+func (n *KVFront) handleKeyOp(op string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name, version := r.PathValue("name"), r.PathValue("version")
 		var req keyOpRequest
 		if err := decodeBody(r, &req); err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
-		if !n.linearized(w, r) {
+		if !n.Linearized(w, r) {
 			return
 		}
 		res, err := n.KeyOperation(r.Context(), callerOf(r), core.KeyOperationRequest{Name: name, Version: version, Op: op,
 			Alg: req.Alg, Value: req.Value, Digest: req.Digest})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		if op == "verify" {
@@ -254,17 +254,17 @@ func (n *Node) handleKeyOp(op string) http.HandlerFunc {
 	}
 }
 
-func (n *Node) handleRNG(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleRNG(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Count int `json:"count"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	b, err := n.RandomBytes(r.Context(), callerOf(r), req.Count)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]keyvault.B64URL{"value": b})

@@ -25,7 +25,7 @@ func recoveryID(r *http.Request, kind, name string) string {
 
 // objectBundle renders the current (or given) version of an object as Key
 // Vault returns it from delete, recover and restore: without secret values.
-func (n *Node) objectBundle(r *http.Request, kind, name, version string) (any, error) {
+func (n *KVFront) objectBundle(r *http.Request, kind, name, version string) (any, error) {
 	o, err := n.ObjectState(kind, name, version)
 	if err != nil {
 		return nil, err
@@ -90,11 +90,11 @@ func parseBackup(kind string, pt []byte) (core.BackupBlob, error) {
 // answerObject answers the object kind/name after a lifecycle step, as
 // Key Vault does: its current version without secret values, with the
 // step's index in X-Certvault-Index when it wrote.
-func (n *Node) answerObject(w http.ResponseWriter, r *http.Request, kind, name string, index uint64) {
+func (n *KVFront) answerObject(w http.ResponseWriter, r *http.Request, kind, name string, index uint64) {
 	setIndexHeader(w, index)
 	bundle, err := n.objectBundle(r, kind, name, "")
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, bundle)
@@ -102,45 +102,45 @@ func (n *Node) answerObject(w http.ResponseWriter, r *http.Request, kind, name s
 
 // handleDeleteObject soft-deletes an object (and, for a certificate, its
 // managed key and secret) and answers the deleted bundle.
-func (n *Node) handleDeleteObject(kind string) http.HandlerFunc {
+func (n *KVFront) handleDeleteObject(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		res, err := n.DeleteObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		n.answerObject(w, r, kind, name, res.Index)
 	}
 }
 
-func (n *Node) handleGetDeleted(kind string) http.HandlerFunc {
+func (n *KVFront) handleGetDeleted(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if !n.linearized(w, r) {
+		if !n.Linearized(w, r) {
 			return
 		}
 		if _, err := n.GetDeletedObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name}); err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		n.answerObject(w, r, kind, name, 0)
 	}
 }
 
-func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
+func (n *KVFront) handleListDeleted(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		limit, after, err := pageParams(r)
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
-		if !n.linearized(w, r) {
+		if !n.Linearized(w, r) {
 			return
 		}
 		res, err := n.ListDeletedObjects(r.Context(), callerOf(r), core.ListDeletedRequest{Kind: kind, Page: core.PageRequest{Limit: limit, After: after}})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		var items []any
@@ -167,23 +167,23 @@ func (n *Node) handleListDeleted(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Node) handleRecover(kind string) http.HandlerFunc {
+func (n *KVFront) handleRecover(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		res, err := n.RecoverObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		n.answerObject(w, r, kind, name, res.Index)
 	}
 }
 
-func (n *Node) handlePurge(kind string) http.HandlerFunc {
+func (n *KVFront) handlePurge(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		res, err := n.PurgeObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		setIndexHeader(w, res.Index)
@@ -191,30 +191,30 @@ func (n *Node) handlePurge(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Node) handleBackup(kind string) http.HandlerFunc {
+func (n *KVFront) handleBackup(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !n.linearized(w, r) {
+		if !n.Linearized(w, r) {
 			return
 		}
 		res, err := n.BackupObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, keyvault.Backup{Value: res.Blob})
 	}
 }
 
-func (n *Node) handleRestore(kind string) http.HandlerFunc {
+func (n *KVFront) handleRestore(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req keyvault.Backup
 		if err := decodeBody(r, &req); err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		res, err := n.RestoreObject(r.Context(), callerOf(r), core.RestoreRequest{Kind: kind, Blob: req.Value})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		n.answerObject(w, r, kind, res.Name, res.Index)

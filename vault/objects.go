@@ -1,17 +1,13 @@
 package vault
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/certvault/certvault/vault/core"
-
-	"github.com/certvault/certvault/raftstore"
 )
 
 // The Key Vault front's helpers for every kind of object: ids, paging
@@ -72,19 +68,4 @@ func nextLink(r *http.Request, last string, limit int) *string {
 	}
 	s := baseURL(r) + r.URL.Path + "?" + q.Encode()
 	return &s
-}
-
-// linearized runs Linearize and answers an error when it fails: 503
-// when the leader could not confirm the read within the request deadline.
-func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
-	if err := n.Store.Linearize(r.Context()); err != nil {
-		if errors.Is(err, raftstore.ErrNoLeader) || errors.Is(err, raftstore.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
-			err = &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
-				Message: fmt.Sprintf("no leader confirmed within %v that this node's state is current (an election, or the leader unreachable); retry", n.opts.RequestDeadline),
-				Cause:   err}
-		}
-		n.fail(w, r, err)
-		return false
-	}
-	return true
 }

@@ -12,7 +12,7 @@ import (
 // (core_principals.go decides).
 
 // accessRoutes registers tokens, roles and assignments.
-func (n *Node) accessRoutes(vault func(string, string, http.HandlerFunc, ...access.Action)) {
+func (n *V1Front) accessRoutes(vault func(string, string, http.HandlerFunc, ...access.Action)) {
 	vault("POST", "/v1/tokens", n.handleCreateToken, access.AccessManage)
 	vault("GET", "/v1/tokens", n.handleListTokens, access.AccessManage, access.AuditRead)
 	vault("DELETE", "/v1/tokens/{id}", n.handleRevokeToken, access.AccessManage)
@@ -23,7 +23,7 @@ func (n *Node) accessRoutes(vault func(string, string, http.HandlerFunc, ...acce
 	vault("DELETE", "/v1/roles/assignments/{id}", n.handleUnassign, access.AccessManage)
 }
 
-func (n *Node) handleCreateToken(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name  string `json:"name"`
 		TTL   string `json:"ttl"`
@@ -31,12 +31,12 @@ func (n *Node) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		Scope string `json:"scope"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.CreateToken(r.Context(), callerOf(r), core.CreateTokenRequest{Name: req.Name, TTL: req.TTL, Role: req.Role, Scope: req.Scope})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
@@ -44,63 +44,63 @@ func (n *Node) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, res.Token)
 }
 
-func (n *Node) handleListTokens(w http.ResponseWriter, r *http.Request) {
-	if !n.linearized(w, r) {
+func (n *V1Front) handleListTokens(w http.ResponseWriter, r *http.Request) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	out, err := n.ListTokens(r.Context(), callerOf(r), core.ListTokensRequest{Name: r.URL.Query().Get("name")})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 }
 
-func (n *Node) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	idx, err := n.RevokeToken(r.Context(), callerOf(r), r.PathValue("id"))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (n *Node) handleListRoles(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleListRoles(w http.ResponseWriter, r *http.Request) {
 	roles, err := n.ListRoles(r.Context(), callerOf(r))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": roles})
 }
 
-func (n *Node) handleListAssignments(w http.ResponseWriter, r *http.Request) {
-	if !n.linearized(w, r) {
+func (n *V1Front) handleListAssignments(w http.ResponseWriter, r *http.Request) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	q := r.URL.Query()
 	out, err := n.ListAssignments(r.Context(), callerOf(r), core.ListAssignmentsRequest{Assignee: q.Get("assignee"), Role: q.Get("role")})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 }
 
-func (n *Node) handleAssign(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleAssign(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Role     string `json:"role"`
 		Assignee string `json:"assignee"`
 		Scope    string `json:"scope"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	res, err := n.Assign(r.Context(), callerOf(r), core.AssignRequest{Role: req.Role, Assignee: req.Assignee, Scope: req.Scope})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, res.Index)
@@ -108,20 +108,20 @@ func (n *Node) handleAssign(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, res.Assignment)
 }
 
-func (n *Node) handleUnassign(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleUnassign(w http.ResponseWriter, r *http.Request) {
 	idx, err := n.Unassign(r.Context(), callerOf(r), r.PathValue("id"))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (n *Node) handleSelf(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleSelf(w http.ResponseWriter, r *http.Request) {
 	s, err := n.Self(r.Context(), callerOf(r))
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s)

@@ -9,23 +9,23 @@ import (
 
 // handleReport answers the evidence report (EvidenceReport): ?since= an
 // RFC 3339 time or an age.
-func (n *Node) handleReport(w http.ResponseWriter, r *http.Request) {
+func (n *V1Front) handleReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var since time.Time
 	if v := q.Get("since"); v != "" {
 		t, err := parseSince(v, time.Now())
 		if err != nil {
-			n.fail(w, r, badParameter("since %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", v))
+			n.Fail(w, r, badParameter("since %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", v))
 			return
 		}
 		since = t
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	rep, err := n.EvidenceReport(r.Context(), callerOf(r), fleet.EvidenceReportRequest{Since: since})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	rep.Vault = baseURL(r)

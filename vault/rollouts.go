@@ -11,7 +11,7 @@ import (
 
 // The /v1 front of staged rollouts (core_rollouts.go decides).
 
-func (n *Node) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(Endpoint, http.Handler)) {
+func (n *V1Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(Endpoint, http.Handler)) {
 	for _, kind := range []string{core.KindCertificates, core.KindSecrets} {
 		read, write := access.CertificatesRead, access.CertificatesWrite
 		if kind == core.KindSecrets {
@@ -31,21 +31,21 @@ func (n *Node) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...acc
 			{"POST", prefix + "/resume", write, n.handleRolloutCommand(kind, fleet.RolloutResume)},
 			{"POST", prefix + "/abort", write, n.handleRolloutCommand(kind, fleet.RolloutAbort)},
 		} {
-			add(Endpoint{Method: r.method, Pattern: r.path, Actions: []access.Action{r.action}}, n.guard(res, r.h, r.action))
+			add(Endpoint{Method: r.method, Pattern: r.path, Actions: []access.Action{r.action}}, n.Guard(res, r.h, r.action))
 		}
 	}
 }
 
-func (n *Node) handleSetPlan(kind string) http.HandlerFunc {
+func (n *V1Front) handleSetPlan(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var p fleet.RolloutPlan
 		if err := decodeBody(r, &p); err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		res, err := n.SetRolloutPlan(r.Context(), callerOf(r), fleet.SetRolloutPlanRequest{Kind: kind, Name: r.PathValue("name"), Plan: p})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		setIndexHeader(w, res.Index)
@@ -53,11 +53,11 @@ func (n *Node) handleSetPlan(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Node) handleDeletePlan(kind string) http.HandlerFunc {
+func (n *V1Front) handleDeletePlan(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		idx, err := n.DeleteRolloutPlan(r.Context(), callerOf(r), kind, r.PathValue("name"))
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		setIndexHeader(w, idx)
@@ -65,11 +65,11 @@ func (n *Node) handleDeletePlan(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Node) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
+func (n *V1Front) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		res, err := n.ControlRollout(r.Context(), callerOf(r), fleet.ControlRolloutRequest{Kind: kind, Name: r.PathValue("name"), Command: cmd})
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		setIndexHeader(w, res.Index)
@@ -77,15 +77,15 @@ func (n *Node) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 	}
 }
 
-func (n *Node) handleRolloutStatus(kind string) http.HandlerFunc {
+func (n *V1Front) handleRolloutStatus(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if !n.linearized(w, r) {
+		if !n.Linearized(w, r) {
 			return
 		}
 		st, err := n.GetRolloutStatus(r.Context(), callerOf(r), kind, name)
 		if err != nil {
-			n.fail(w, r, err)
+			n.Fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, st)

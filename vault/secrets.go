@@ -23,9 +23,9 @@ var (
 // dataPlane wraps a Key Vault data-plane handler: authentication first
 // (so an SDK's bodiless first request gets the challenge), then the
 // api-version check.
-func (n *Node) dataPlane(h http.HandlerFunc) http.HandlerFunc {
+func (n *KVFront) dataPlane(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := n.authenticateRequest(w, r); !ok {
+		if _, ok := n.Authenticate(w, r); !ok {
 			return
 		}
 		v := r.URL.Query().Get("api-version")
@@ -41,9 +41,7 @@ func (n *Node) dataPlane(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func baseURL(r *http.Request) string { return "https://" + r.Host }
-
-func (n *Node) secretRoutes(rt *router) {
+func (n *KVFront) secretRoutes(rt *router) {
 	rt.handle("PUT", "/secrets/{name}", access.SecretsWrite, n.handleSetSecret)
 	rt.handle("GET", "/secrets", access.SecretsMetadata, n.handleListSecrets)
 	rt.handle("GET", "/secrets/{name}", access.SecretsGet, n.handleGetSecret)
@@ -60,22 +58,22 @@ func (n *Node) secretRoutes(rt *router) {
 	rt.handle("POST", "/secrets/restore", access.SecretsBackup, n.handleRestore(core.KindSecrets))
 }
 
-func (n *Node) handleSetSecret(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindSecrets, name); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	var req keyvault.SetSecretRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	s, err := n.SetSecret(r.Context(), callerOf(r), core.SetSecretRequest{Name: name, Value: req.Value,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, s.Index)
@@ -95,49 +93,49 @@ func secretBundle(r *http.Request, s core.SecretVersion) keyvault.Secret {
 	return b
 }
 
-func (n *Node) handleGetSecret(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	s, err := n.GetSecret(r.Context(), callerOf(r), core.GetSecretRequest{Name: name, Version: version})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, s.Index)
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (n *Node) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req keyvault.UpdateSecretRequest
 	if err := decodeBody(r, &req); err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	s, err := n.UpdateSecret(r.Context(), callerOf(r), core.UpdateSecretRequest{Name: name, Version: version,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	setIndexHeader(w, s.Index)
 	writeJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (n *Node) handleListSecrets(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := pageParams(r)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindSecrets, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, secretItems(r, res.Items), res.Next, limit)
@@ -165,19 +163,19 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, items []T, last st
 	writeJSON(w, http.StatusOK, p)
 }
 
-func (n *Node) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
+func (n *KVFront) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, after, err := pageParams(r)
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
-	if !n.linearized(w, r) {
+	if !n.Linearized(w, r) {
 		return
 	}
 	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindSecrets, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.fail(w, r, err)
+		n.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, secretItems(r, res.Items), res.Next, limit)

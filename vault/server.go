@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,22 +11,16 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/certvault/certvault/vault/core"
 
-	"github.com/certvault/certvault/internal/strictjson"
 	"github.com/certvault/certvault/raftstore"
 	"github.com/certvault/certvault/vault/access"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// maxBodyBytes bounds every request body (Key Vault's own limit is about
-// this size); a larger one gets 413.
-const maxBodyBytes = 1 << 20
 
 // apiMetrics are the HTTP layer's Prometheus collectors.
 type apiMetrics struct {
@@ -92,24 +85,6 @@ func (n *Node) serve() error {
 	return nil
 }
 
-// Endpoint is one API route and the permissions it needs: the source of
-// the access matrix (docs/access.md) and of its test.
-type Endpoint struct {
-	Method  string
-	Pattern string
-	// Actions: the caller needs one of them. Empty with Public false: any
-	// authenticated caller.
-	Actions []access.Action
-	// Public endpoints take no token: health, metrics, the CRL, node
-	// joins and agent enrollment (which check their own join tokens).
-	Public bool
-	// Agent endpoints need an agent's client certificate.
-	Agent bool
-	// Node endpoints are node-to-node traffic: a cluster node's
-	// certificate, nothing else.
-	Node bool
-}
-
 // Endpoints lists every route of the API with its permissions.
 func Endpoints() []Endpoint {
 	n := &Node{}
@@ -151,7 +126,6 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 	public("POST", "/v1/sys/cluster/join/prepare", n.handleJoinPrepare)
 	public("POST", "/v1/sys/cluster/join", n.handleJoin)
 	node("POST", "/v1/sys/cluster/members", n.handleAddMember)
-	public("GET", "/v1/pki/{issuer}/crl", n.handleCRL)
 
 	vault("GET", "/v1/sys/cluster/status", n.handleClusterStatus, access.ClusterRead)
 	vault("POST", "/v1/sys/cluster/join-tokens", n.handleCreateJoinToken, access.ClusterWrite)
@@ -159,34 +133,23 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 	vault("GET", "/v1/sys/cluster/snapshot", n.handleSnapshotSave, access.ClusterWrite)
 	vault("PUT", "/v1/sys/cluster/snapshot", n.handleSnapshotRestore, access.ClusterWrite)
 
-	vault("POST", "/v1/events/subscriptions", n.handleSubscribe, access.EventsWrite)
-	vault("GET", "/v1/events/subscriptions", n.handleListSubscriptions, access.EventsRead)
-	vault("DELETE", "/v1/events/subscriptions/{id}", n.handleUnsubscribe, access.EventsWrite)
-	vault("GET", "/v1/events/deliveries", n.handleDeliveries, access.EventsRead)
-
-	vault("GET", "/v1/sys/settings", n.handleGetSettings, access.SettingsRead)
-	vault("PATCH", "/v1/sys/settings", n.handleSetSettings, access.SettingsWrite)
-	add(Endpoint{Method: "POST", Pattern: "/v1/certificates/{name}/revoke", Actions: []access.Action{access.CertificatesWrite}},
-		n.guard(objectResource(core.KindCertificates), n.handleRevoke, access.CertificatesWrite))
-
-	n.accessRoutes(vault)
-	n.agentRoutes(vault, public, add)
+	// The fronts: each declares its routes with the permissions they
+	// need, and the node's gate (guard, authorizeRoute, the middleware's
+	// audit record) enforces them.
+	env := n.env()
+	(&V1Front{env}).routes(vault, public, add)
 	n.auditRoutes(vault, node)
-	n.rolloutRoutes(vault, add)
 
 	// The Key Vault data plane has its own router (see route.go).
 	rt := &router{before: n.authorizeRoute}
-	n.secretRoutes(rt)
-	n.certificateRoutes(rt)
-	n.issuerRoutes(rt)
-	n.keyRoutes(rt)
-	n.keyRotationRoutes(rt)
+	kv := &KVFront{env}
+	kv.routes(rt)
 	if seen != nil {
 		for _, r := range rt.routes {
 			seen(Endpoint{Method: r.method, Pattern: r.pattern, Actions: r.actions})
 		}
 	}
-	dp := n.dataPlane(rt.ServeHTTP)
+	dp := kv.dataPlane(rt.ServeHTTP)
 	for _, p := range []string{"/secrets", "/certificates", "/keys", "/deletedsecrets", "/deletedcertificates", "/deletedkeys", "/rng"} {
 		mux.HandleFunc(p, dp)
 		mux.HandleFunc(p+"/", dp)
@@ -274,14 +237,6 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(aw, r)
 	})
-}
-
-// routeLabelKey holds a *string that the data-plane router fills with the
-// route's pattern, for the metrics the middleware records.
-type routeLabelKey struct{}
-
-func isWrite(method string) bool {
-	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
 // proxyToLeader passes a request to the leader's API unchanged (the Host
@@ -372,40 +327,6 @@ func (n *Node) isNodeRequest(r *http.Request) bool {
 	return len(chain) == 2 && isNodeCert(chain[0])
 }
 
-// writeJSON answers status with v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v)
-}
-
-// writeError answers with Key Vault's error shape.
-func writeError(w http.ResponseWriter, err error) {
-	var ae *APIError
-	var ce *core.Error
-	switch {
-	case errors.As(err, &ae):
-	case errors.As(err, &ce):
-		ae = coreToAPI(ce)
-	default:
-		ae = internalError(err)
-	}
-	switch {
-	case ae.RetryAfter > 0 && (ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusInsufficientStorage):
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, ae.RetryAfter).Seconds())))
-	case ae.Status == http.StatusServiceUnavailable:
-		// Elections and catch-up take about a second; agents back off
-		// at least this long.
-		w.Header().Set("Retry-After", "1")
-	case ae.Status == http.StatusInsufficientStorage:
-		// A full disk heals when someone frees space.
-		w.Header().Set("Retry-After", "5")
-	}
-	writeJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
-}
-
 // fail logs the internal cause of err and answers it.
 func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 	err = n.classify(err)
@@ -420,11 +341,6 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeError(w, err)
 }
-
-// statusClientClosed is the status of a request whose client went away
-// before it was answered (nginx's 499): not the vault's fault, so not a
-// 500 and not logged as an error.
-const statusClientClosed = 499
 
 // classify maps store errors to API errors.
 func (n *Node) classify(err error) error {
@@ -474,27 +390,6 @@ func (n *Node) classify(err error) error {
 	}
 }
 
-// decodeBody reads a JSON body into v strictly (body.go): the body must
-// be declared application/json, and a member given twice, invalid UTF-8,
-// trailing data, tags over Key Vault's limits or an nbf/exp out of range
-// are refused with 400 before anything is stored.
-func decodeBody(r *http.Request, v any) error {
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return badParameter("the request body is empty; a JSON object is required")
-	}
-	if err := checkJSONContentType(r); err != nil {
-		return err
-	}
-	if err := strictjson.Unmarshal(data, v); err != nil {
-		return bodyJSONError(err)
-	}
-	return checkObjectFields(v)
-}
-
 func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"alive": true, "node_id": n.opts.NodeID})
 }
@@ -539,4 +434,19 @@ func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	leader, _ := n.Store.Leader()
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "node_id": n.opts.NodeID, "leader": leader})
+}
+
+// linearized runs Linearize and answers an error when it fails: 503
+// when the leader could not confirm the read within the request deadline.
+func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
+	if err := n.Store.Linearize(r.Context()); err != nil {
+		if errors.Is(err, raftstore.ErrNoLeader) || errors.Is(err, raftstore.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+			err = &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+				Message: fmt.Sprintf("no leader confirmed within %v that this node's state is current (an election, or the leader unreachable); retry", n.opts.RequestDeadline),
+				Cause:   err}
+		}
+		n.fail(w, r, err)
+		return false
+	}
+	return true
 }

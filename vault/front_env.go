@@ -1,0 +1,54 @@
+package vault
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/fleet"
+	"github.com/certvault/certvault/vault/issuance"
+)
+
+// Env is what the node gives every front: the domain (core, issuance,
+// fleet), and the node's shared services — answering an error, a
+// linearized read, the gate's authentication and authorization, passing a
+// request to the leader. A front only translates between its wire and the
+// domain; it reaches raft and the node through Env alone.
+type Env struct {
+	*core.Core
+	*issuance.Issuance
+	*fleet.Fleet
+	// Fail logs an error's internal cause and answers it.
+	Fail func(w http.ResponseWriter, r *http.Request, err error)
+	// Linearized brings the node's state up to date for a read, or
+	// answers the error and returns false.
+	Linearized func(w http.ResponseWriter, r *http.Request) bool
+	// Authenticate identifies the caller, or answers 401 (with the
+	// challenge) and returns false.
+	Authenticate func(w http.ResponseWriter, r *http.Request) (core.Caller, bool)
+	// Authorize checks that c may do one of actions on res, records the
+	// decision for the audit trail, and answers 403 when it may not.
+	Authorize func(w http.ResponseWriter, r *http.Request, c core.Caller, res access.Resource, actions ...access.Action) bool
+	// Guard wraps h so that the gate authorizes it first.
+	Guard func(res func(*http.Request) access.Resource, h http.HandlerFunc, actions ...access.Action) http.Handler
+	// CatchUp waits, within the request deadline, until this node has
+	// applied what the leader had committed.
+	CatchUp func() (bool, error)
+	// IsNodeRequest reports whether a request carries a cluster node's
+	// certificate.
+	IsNodeRequest func(r *http.Request) bool
+	// ProxyToLeader passes a request to the leader and answers with its
+	// answer.
+	ProxyToLeader func(w http.ResponseWriter, r *http.Request)
+	// RequestDeadline bounds what a request waits for the leader.
+	RequestDeadline time.Duration
+}
+
+// env returns the Env that the node gives its fronts.
+func (n *Node) env() *Env {
+	return &Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet,
+		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, Authorize: n.authorize,
+		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader,
+		RequestDeadline: n.opts.RequestDeadline}
+}

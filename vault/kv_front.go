@@ -1,0 +1,17 @@
+package vault
+
+// KVFront is the Key Vault dialect: its routes, api-version, JSON shapes,
+// error codes and paging links, over the domain.
+type KVFront struct {
+	*Env
+}
+
+// routes adds the data plane's routes to rt, each with the permission it
+// needs (rt's before hook, the node's gate, checks it).
+func (n *KVFront) routes(rt *router) {
+	n.secretRoutes(rt)
+	n.certificateRoutes(rt)
+	n.issuerRoutes(rt)
+	n.keyRoutes(rt)
+	n.keyRotationRoutes(rt)
+}
