@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/front/v1api"
+
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/raftstore"
@@ -191,9 +194,9 @@ func (n *Node) unaudited(r *http.Request) bool {
 // record appends the request's audit record. A held answer is sent only
 // once the record is on disk; if it cannot be made durable the caller
 // gets 503 instead.
-func (n *Node) record(aw *auditWriter, r *http.Request, info *reqInfo, route, reqID string, start time.Time) {
+func (n *Node) record(aw *auditWriter, r *http.Request, info *front.ReqInfo, route, reqID string, start time.Time) {
 	if n.auditLog == nil {
-		if info.hold {
+		if info.Hold {
 			aw.release()
 		}
 		return
@@ -206,22 +209,22 @@ func (n *Node) record(aw *auditWriter, r *http.Request, info *reqInfo, route, re
 	switch {
 	case code == http.StatusUnauthorized:
 		outcome = "unauthenticated"
-	case code == http.StatusForbidden || info.denied:
+	case code == http.StatusForbidden || info.Denied:
 		outcome = "denied"
 	case code >= 400:
 		outcome = "error"
 	}
-	op := info.operation
+	op := info.Operation
 	if op == "" {
 		op = route
 	}
 	rec := audit.Record{
 		Time: start.UTC(), Node: n.opts.NodeID, RequestID: reqID,
-		Principal: info.caller.Name, TokenID: info.caller.TokenID, Source: infoSource(r),
-		Method: r.Method, Operation: op, Action: string(info.action),
-		Object: info.object, Version: info.version, Status: code, Outcome: outcome,
+		Principal: info.Caller.Name, TokenID: info.Caller.TokenID, Source: v1api.InfoSource(r),
+		Method: r.Method, Operation: op, Action: string(info.Action),
+		Object: info.Object, Version: info.Version, Status: code, Outcome: outcome,
 	}
-	if !info.hold {
+	if !info.Hold {
 		// While the trail cannot be written the log counts the records
 		// it refuses and writes that count into the trail once it can.
 		n.auditLog.Append(rec)
@@ -243,8 +246,8 @@ func (n *Node) record(aw *auditWriter, r *http.Request, info *reqInfo, route, re
 		// Content-Length) must not describe the error.
 		aw.ResponseWriter.Header().Del("Location")
 		aw.ResponseWriter.Header().Del("Content-Length")
-		aw.info.hold = false
-		writeError(aw.ResponseWriter, ae)
+		aw.info.Hold = false
+		front.WriteError(aw.ResponseWriter, ae)
 		return
 	}
 	aw.release()
@@ -257,27 +260,27 @@ func isDiskFull(err error) bool {
 
 // auditRefusal answers a write or a secret read that came while the
 // trail cannot be written: it is refused before anything is done.
-func (n *Node) auditRefusal(err error) *APIError {
+func (n *Node) auditRefusal(err error) *front.APIError {
 	if isDiskFull(err) {
-		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage", Cause: err,
+		return &front.APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage", Cause: err,
 			Message: fmt.Sprintf("the disk of node %s is full: its audit trail in %s cannot be written, so it refuses writes and secret reads; nothing was done. "+
 				"Send the request to another node, or retry once space is freed there: the node takes them again by itself", n.opts.NodeID, n.path("audit"))}
 	}
-	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Cause: err,
+	return &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Cause: err,
 		Message: fmt.Sprintf("the audit trail of node %s cannot be written (its log says why), so it refuses writes and secret reads; nothing was done", n.opts.NodeID)}
 }
 
 // withheld answers a request that succeeded but whose record could not
 // be made durable: the answer is not sent. What it says about the request
 // is what is known: a read changed nothing, a write was carried out.
-func (n *Node) withheld(r *http.Request, code int, err error) *APIError {
-	ae := &APIError{Status: http.StatusServiceUnavailable, Code: "AuditUnavailable", Cause: err}
+func (n *Node) withheld(r *http.Request, code int, err error) *front.APIError {
+	ae := &front.APIError{Status: http.StatusServiceUnavailable, Code: "AuditUnavailable", Cause: err}
 	why := "could not be made durable"
 	if isDiskFull(err) {
 		ae.Status = http.StatusInsufficientStorage
 		why = fmt.Sprintf("could not be written: the disk of node %s is full (%s)", n.opts.NodeID, n.path("audit"))
 	}
-	if isWrite(r.Method) {
+	if front.IsWrite(r.Method) {
 		ae.Message = fmt.Sprintf("the request was carried out (%d) but its audit record %s, so its answer is withheld: read the object before retrying", code, why)
 	} else {
 		ae.Message = fmt.Sprintf("the read's audit record %s, so its answer is withheld; a read changes nothing: retry later or on another node", why)
@@ -306,7 +309,7 @@ func (n *Node) auditRoutes(vault func(string, string, http.HandlerFunc, ...acces
 func (n *Node) nodeOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !n.isNodeRequest(r) {
-			writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only cluster nodes may call this"})
+			front.WriteError(w, &front.APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only cluster nodes may call this"})
 			return
 		}
 		h(w, r)
@@ -321,9 +324,9 @@ func parseAuditQuery(q url.Values) (core.AuditQuery, error) {
 		t    *time.Time
 	}{{"since", &aq.Filter.Since}, {"until", &aq.Filter.Until}} {
 		if v := q.Get(f.name); v != "" {
-			t, err := parseSince(v, time.Now())
+			t, err := front.ParseSince(v, time.Now())
 			if err != nil {
-				return aq, badParameter("%s %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", f.name, v)
+				return aq, front.BadParameter("%s %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", f.name, v)
 			}
 			*f.t = t
 		}
@@ -334,7 +337,7 @@ func parseAuditQuery(q url.Values) (core.AuditQuery, error) {
 	if v := q.Get("limit"); v != "" {
 		l, err := strconv.Atoi(v)
 		if err != nil || l <= 0 || l > 100000 {
-			return aq, badParameter("limit %q: give a number from 1 to 100000", v)
+			return aq, front.BadParameter("limit %q: give a number from 1 to 100000", v)
 		}
 		aq.Limit = l
 	}
@@ -352,7 +355,7 @@ func (n *Node) handleLocalRecords(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, core.AuditRecords{Value: recs})
+	front.WriteJSON(w, http.StatusOK, core.AuditRecords{Value: recs})
 }
 
 // members returns the IDs of the cluster's nodes.
@@ -431,7 +434,7 @@ func (n *Node) handleLocalVerify(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	front.WriteJSON(w, http.StatusOK, v)
 }
 
 func (n *Node) handleAuditRecords(w http.ResponseWriter, r *http.Request) {
@@ -440,12 +443,12 @@ func (n *Node) handleAuditRecords(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, err)
 		return
 	}
-	res, err := n.QueryAudit(r.Context(), callerOf(r), q)
+	res, err := n.QueryAudit(r.Context(), front.CallerOf(r), q)
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	front.WriteJSON(w, http.StatusOK, res)
 }
 
 func (n *Node) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
@@ -453,12 +456,12 @@ func (n *Node) handleAuditVerify(w http.ResponseWriter, r *http.Request) {
 	if !n.linearized(w, r) {
 		return
 	}
-	res, err := n.VerifyAudit(r.Context(), callerOf(r))
+	res, err := n.VerifyAudit(r.Context(), front.CallerOf(r))
 	if err != nil {
 		n.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	front.WriteJSON(w, http.StatusOK, res)
 }
 
 // auditRecordsByNode asks every node (this one locally) for its records

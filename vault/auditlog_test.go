@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/front"
+
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/vault/audit"
@@ -47,7 +49,7 @@ func TestRecordWithheld(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			info := &reqInfo{hold: true}
+			info := &front.ReqInfo{Hold: true}
 			aw := &auditWriter{ResponseWriter: rec, info: info}
 			// As a proxied answer comes: its own length and location.
 			aw.Header().Set("Content-Length", fmt.Sprint(len(tc.body)))

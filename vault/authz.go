@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/front/v1api"
+
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/internal/objname"
@@ -20,7 +23,7 @@ import (
 // the audit record carries.
 type auditWriter struct {
 	http.ResponseWriter
-	info *reqInfo
+	info *front.ReqInfo
 	code int
 	buf  bytes.Buffer
 	// reqID is the request's x-ms-request-id: the final answer carries it
@@ -42,7 +45,7 @@ func (w *auditWriter) WriteHeader(code int) {
 	if w.reqID != "" {
 		w.ResponseWriter.Header().Set("x-ms-request-id", w.reqID)
 	}
-	if !w.info.hold {
+	if !w.info.Hold {
 		w.ResponseWriter.WriteHeader(code)
 	}
 }
@@ -55,14 +58,14 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.info.hold {
+	if w.info.Hold {
 		return w.buf.Write(b)
 	}
 	return w.ResponseWriter.Write(b)
 }
 
 func (w *auditWriter) Flush() {
-	if w.info.hold {
+	if w.info.Hold {
 		return
 	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
@@ -95,11 +98,11 @@ func (n *Node) identify(r *http.Request) (core.Caller, string, error) {
 			if !errors.Is(err, errBadToken) {
 				n.Log.Error("authenticate", "err", err)
 			}
-			return core.Caller{}, "the bearer token is not valid, was revoked or has expired", errUnauthenticated
+			return core.Caller{}, "the bearer token is not valid, was revoked or has expired", front.ErrUnauthenticated
 		}
 		return c, "", nil
 	}
-	if id := r.Header.Get(agentHeader); id != "" {
+	if id := r.Header.Get(v1api.AgentHeader); id != "" {
 		// A follower authenticated this agent and handed the request over
 		// (the middleware drops the header from anyone but a node).
 		return n.agentByID(id)
@@ -108,12 +111,12 @@ func (n *Node) identify(r *http.Request) (core.Caller, string, error) {
 		if c, why, err := n.agentCaller(r.TLS.VerifiedChains[0]); err != nil {
 			return core.Caller{}, "", err
 		} else if why != "" {
-			return core.Caller{}, why, errUnauthenticated
+			return core.Caller{}, why, front.ErrUnauthenticated
 		} else if c.AgentID != "" {
 			return c, "", nil
 		}
 	}
-	return core.Caller{}, "a bearer token (or an agent certificate) is required", errUnauthenticated
+	return core.Caller{}, "a bearer token (or an agent certificate) is required", front.ErrUnauthenticated
 }
 
 // bearerToken returns the token of an Authorization header of the Bearer
@@ -132,17 +135,17 @@ func bearerToken(h string) (string, bool) {
 // authorize checks that c may do any of actions on res. It answers 403
 // itself and returns false when not.
 func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c core.Caller, res access.Resource, actions ...access.Action) bool {
-	ri := infoOf(r)
+	ri := front.InfoOf(r)
 	if len(actions) > 0 {
-		ri.action = actions[0]
+		ri.Action = actions[0]
 	}
 	if res.Kind != "" {
 		// The trail names objects in their canonical form, so that every
 		// spelling of a name finds the same records.
-		ri.object = access.Resource{Kind: res.Kind, Name: objname.Canonical(res.Name)}.String()
+		ri.Object = access.Resource{Kind: res.Kind, Name: objname.Canonical(res.Name)}.String()
 	}
 	if v := r.PathValue("version"); v != "" {
-		ri.version = v
+		ri.Version = v
 	}
 	if len(actions) == 0 {
 		return true // any authenticated caller
@@ -151,9 +154,9 @@ func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c core.Caller, 
 		pol := n.Policy()
 		for _, a := range actions {
 			if pol.Allowed(c.Principal, a, res) {
-				ri.action = a
+				ri.Action = a
 				if a == access.SecretsGet {
-					ri.hold = true
+					ri.Hold = true
 				}
 				return true
 			}
@@ -166,26 +169,26 @@ func (n *Node) authorize(w http.ResponseWriter, r *http.Request, c core.Caller, 
 	if !ok {
 		again, err := n.catchUp()
 		if err != nil {
-			writeError(w, notCaughtUp(err))
+			front.WriteError(w, front.NotCaughtUp(err))
 			return false
 		}
 		ok = again && allowed()
 	}
 	if ok {
-		if ri.hold && n.auditLog != nil {
+		if ri.Hold && n.auditLog != nil {
 			// A secret read needs a durable record: refuse it before
 			// reading anything while the trail cannot be written.
 			if err := n.auditLog.Err(); err != nil {
-				ri.hold = false
-				writeError(w, n.auditRefusal(err))
+				ri.Hold = false
+				front.WriteError(w, n.auditRefusal(err))
 				return false
 			}
 		}
 		return true
 	}
-	ri.denied = true
+	ri.Denied = true
 	who := c.Name
-	writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden",
+	front.WriteError(w, &front.APIError{Status: http.StatusForbidden, Code: "Forbidden",
 		Message: "principal " + who + " may not " + string(actions[0]) + " on " + res.String() + "; ask an administrator for a role assignment that grants it ('certvault role list')"})
 	return false
 }
@@ -210,9 +213,9 @@ func (n *Node) guard(res func(*http.Request) access.Resource, h http.HandlerFunc
 		if id := r.PathValue("id"); id != "" {
 			// Tokens, assignments, agents, members, subscriptions: the
 			// record names the item (/tokens/ID).
-			infoOf(r).object = strings.TrimPrefix(r.URL.Path, "/v1")
+			front.InfoOf(r).Object = strings.TrimPrefix(r.URL.Path, "/v1")
 		}
-		if isWrite(r.Method) && !n.Store.IsLeader() {
+		if front.IsWrite(r.Method) && !n.Store.IsLeader() {
 			// Writes are built from the state they change; the leader's is
 			// the freshest, so a follower hands the whole request over.
 			n.proxyToLeader(w, r)
@@ -225,34 +228,34 @@ func (n *Node) guard(res func(*http.Request) access.Resource, h http.HandlerFunc
 // authenticateRequest identifies the caller and records it, or answers
 // 401 (or 503 before the vault is ready) and returns false.
 func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (core.Caller, bool) {
-	if r.Header.Get("Authorization") == "" && r.Header.Get(agentHeader) == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+	if r.Header.Get("Authorization") == "" && r.Header.Get(v1api.AgentHeader) == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
 		n.challenge(w, r, "a bearer token is required")
 		return core.Caller{}, false
 	}
 	if n.Barrier.Load() == nil {
-		writeError(w, unavailable(core.ErrNotInitialized))
+		front.WriteError(w, front.Unavailable(core.ErrNotInitialized))
 		return core.Caller{}, false
 	}
 	c, why, err := n.identify(r)
 	if errors.Is(err, errNotCaughtUp) {
-		writeError(w, notCaughtUp(err))
+		front.WriteError(w, front.NotCaughtUp(err))
 		return core.Caller{}, false
 	}
 	if err != nil {
 		n.challenge(w, r, why)
 		return core.Caller{}, false
 	}
-	infoOf(r).caller = c
+	front.InfoOf(r).Caller = c
 	return c, true
 }
 
 // routeKind is the object kind a Key Vault route's {name} names: the
 // first path segment without its "deleted" prefix ("" for routes that
 // name no object).
-func routeKind(rte *route) string {
-	switch k := strings.TrimPrefix(rte.segs[0], "deleted"); k {
+func routeKind(rte *front.Route) string {
+	switch k := strings.TrimPrefix(rte.Segs[0], "deleted"); k {
 	case core.KindCertificates, core.KindSecrets, core.KindKeys:
-		if k == core.KindCertificates && len(rte.segs) > 1 && (rte.segs[1] == "issuers" || rte.segs[1] == "contacts") {
+		if k == core.KindCertificates && len(rte.Segs) > 1 && (rte.Segs[1] == "issuers" || rte.Segs[1] == "contacts") {
 			return ""
 		}
 		return k
@@ -265,7 +268,7 @@ func routeKind(rte *route) string {
 // case-insensitive, so GET /secrets/CASEY reads "casey" and answers with
 // ids that say "casey", as Key Vault does. A name that does not exist yet
 // keeps the caller's spelling, which a create then records.
-func (n *Node) resolveDisplayName(rte *route, r *http.Request) {
+func (n *Node) resolveDisplayName(rte *front.Route, r *http.Request) {
 	name := r.PathValue("name")
 	kind := routeKind(rte)
 	if name == "" || kind == "" {
@@ -279,11 +282,11 @@ func (n *Node) resolveDisplayName(rte *route, r *http.Request) {
 }
 
 // dataPlaneResource is the resource of a Key Vault route.
-func (n *Node) dataPlaneResource(rte *route, r *http.Request) access.Resource {
+func (n *Node) dataPlaneResource(rte *front.Route, r *http.Request) access.Resource {
 	name := r.PathValue("name")
-	switch rte.segs[0] {
+	switch rte.Segs[0] {
 	case "certificates", "deletedcertificates":
-		if len(rte.segs) > 1 && rte.segs[1] == "issuers" {
+		if len(rte.Segs) > 1 && rte.Segs[1] == "issuers" {
 			return access.Resource{Kind: "issuers", Name: r.PathValue("issuer")}
 		}
 		return access.Resource{Kind: core.KindCertificates, Name: name}
@@ -300,7 +303,7 @@ func (n *Node) dataPlaneResource(rte *route, r *http.Request) access.Resource {
 // agent's, and a reason when it is one but may not be used.
 // It fails with errNotCaughtUp when it cannot tell.
 func (n *Node) agentCaller(chain []*x509.Certificate) (core.Caller, string, error) {
-	if !isAgentChain(chain) {
+	if !front.IsAgentChain(chain) {
 		return core.Caller{}, "", nil
 	}
 	ca, err := n.AgentCA()
@@ -318,7 +321,7 @@ func (n *Node) agentByID(id string) (core.Caller, string, error) {
 		return core.Caller{}, "", err
 	}
 	if why != "" {
-		return core.Caller{}, why, errUnauthenticated
+		return core.Caller{}, why, front.ErrUnauthenticated
 	}
 	return c, "", nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/certvault/certvault/vault/front"
+
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/raftstore"
@@ -20,7 +22,7 @@ func TestClassifyNotLeader(t *testing.T) {
 		raftstore.ErrNotLeader,
 		fmt.Errorf("forward: leadership moved here: %w", raftstore.ErrNotLeader),
 	} {
-		var ae *APIError
+		var ae *front.APIError
 		if got := n.classify(err); !errors.As(got, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != "ServiceUnavailable" {
 			t.Errorf("classify(%v): got %v, want 503 ServiceUnavailable", err, got)
 		}
@@ -33,8 +35,8 @@ func TestClassifyNotLeader(t *testing.T) {
 func TestClassifyClientGone(t *testing.T) {
 	n := &Node{Core: &core.Core{}}
 	err := fmt.Errorf("wait for index 1586 (applied 1019): %w", context.Canceled)
-	var ae *APIError
-	if got := n.classify(err); !errors.As(got, &ae) || ae.Status != statusClientClosed || ae.Code != "ClientClosedRequest" {
+	var ae *front.APIError
+	if got := n.classify(err); !errors.As(got, &ae) || ae.Status != front.StatusClientClosed || ae.Code != "ClientClosedRequest" {
 		t.Errorf("classify(%v): got %v, want 499 ClientClosedRequest", err, got)
 	}
 }

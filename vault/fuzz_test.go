@@ -23,6 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/front/kvapi"
+	"github.com/certvault/certvault/vault/front/v1api"
+
 	"github.com/certvault/certvault/vault/barrier"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
@@ -39,12 +43,12 @@ import (
 func jwkOfPrivate(key any) keyvault.JWK {
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
-		j := jwkFromPublic("", &k.PublicKey, nil)
+		j := kvapi.JwkFromPublic("", &k.PublicKey, nil)
 		j.D, j.P, j.Q = k.D.Bytes(), k.Primes[0].Bytes(), k.Primes[1].Bytes()
 		j.DP, j.DQ, j.QI = k.Precomputed.Dp.Bytes(), k.Precomputed.Dq.Bytes(), k.Precomputed.Qinv.Bytes()
 		return j
 	case *ecdsa.PrivateKey:
-		j := jwkFromPublic("", &k.PublicKey, nil)
+		j := kvapi.JwkFromPublic("", &k.PublicKey, nil)
 		d, err := k.Bytes()
 		if err != nil {
 			panic(err)
@@ -70,26 +74,26 @@ func FuzzJWKImport(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, j := range []keyvault.JWK{jwkOfPrivate(ec), {Kty: "EC", Crv: "P-256", D: []byte{1}}, {Kty: "RSA", N: []byte{1}, E: []byte{1, 0, 1}, D: []byte{1}, P: []byte{1}, Q: []byte{1}}} {
-		body, err := json.Marshal(keyImportRequest{Key: &j})
+		body, err := json.Marshal(kvapi.KeyImportRequest{Key: &j})
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(body)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req keyImportRequest
+		var req kvapi.KeyImportRequest
 		if json.Unmarshal(body, &req) != nil || req.Key == nil {
 			return
 		}
-		key, err := privateFromJWK(req.Key)
+		key, err := kvapi.PrivateFromJWK(req.Key)
 		if err != nil {
-			var ae *APIError
+			var ae *front.APIError
 			if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
 				t.Fatalf("refused with %v, want a 400 APIError", err)
 			}
 			return
 		}
-		pub := jwkFromPublic("", key.Public(), nil)
+		pub := kvapi.JwkFromPublic("", key.Public(), nil)
 		j := req.Key
 		switch k := key.(type) {
 		case *rsa.PrivateKey:
@@ -110,7 +114,7 @@ func FuzzJWKImport(f *testing.F) {
 			t.Fatalf("accepted a %T", key)
 		}
 		again := jwkOfPrivate(key)
-		back, err := privateFromJWK(&again)
+		back, err := kvapi.PrivateFromJWK(&again)
 		if err != nil {
 			t.Fatalf("the JWK of an accepted key does not import: %v", err)
 		}
@@ -141,9 +145,9 @@ func FuzzSkipToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rawQuery string) {
 		r := &http.Request{Method: http.MethodGet, Host: "vault.example:8443",
 			URL: &url.URL{Scheme: "https", Host: "vault.example:8443", Path: "/secrets", RawQuery: rawQuery}}
-		limit, after, err := pageParams(r)
+		limit, after, err := kvapi.PageParams(r)
 		if err != nil {
-			var ae *APIError
+			var ae *front.APIError
 			if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
 				t.Fatalf("refused with %v, want a 400 APIError", err)
 			}
@@ -152,7 +156,7 @@ func FuzzSkipToken(f *testing.F) {
 		if limit < 1 || limit > 25 {
 			t.Fatalf("accepted a page size of %d", limit)
 		}
-		link := nextLink(r, after, limit)
+		link := kvapi.NextLink(r, after, limit)
 		u, err := url.Parse(*link)
 		if err != nil {
 			t.Fatalf("nextLink %q does not parse: %v", *link, err)
@@ -161,7 +165,7 @@ func FuzzSkipToken(f *testing.F) {
 			t.Fatalf("nextLink %q leaves %s%s", *link, r.Host, r.URL.Path)
 		}
 		r2 := &http.Request{Method: http.MethodGet, Host: u.Host, URL: u}
-		limit2, after2, err := pageParams(r2)
+		limit2, after2, err := kvapi.PageParams(r2)
 		if err != nil {
 			t.Fatalf("nextLink %q is refused: %v", *link, err)
 		}
@@ -238,9 +242,9 @@ func FuzzAgentCSR(f *testing.F) {
 	}
 	f.Add("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n")
 	f.Fuzz(func(t *testing.T, p string) {
-		csr, err := parseAgentCSR(p)
+		csr, err := v1api.ParseAgentCSR(p)
 		if err != nil {
-			var ae *APIError
+			var ae *front.APIError
 			if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
 				t.Fatalf("refused with %v, want a 400 APIError", err)
 			}
@@ -261,7 +265,7 @@ func FuzzAgentCSR(f *testing.F) {
 		default:
 			t.Fatalf("accepted a %T key", csr.PublicKey)
 		}
-		back, err := parseAgentCSR(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr.Raw})))
+		back, err := v1api.ParseAgentCSR(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr.Raw})))
 		if err != nil || !bytes.Equal(back.Raw, csr.Raw) {
 			t.Fatalf("the accepted CSR's DER in a fresh PEM reads back as %v", err)
 		}
@@ -319,9 +323,9 @@ func FuzzBackupBlob(f *testing.F) {
 			t.Fatal("the barrier opened bytes it did not seal")
 		}
 
-		b, err := parseBackup(kind, data)
+		b, err := kvapi.ParseBackup(kind, data)
 		if err != nil {
-			var ae *APIError
+			var ae *front.APIError
 			if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
 				t.Fatalf("refused with %v, want a 400 APIError", err)
 			}
@@ -408,8 +412,8 @@ func hugeRSACSR(t *testing.T, bits int) string {
 // is checked (which took 2.5 s for this one and minutes for a CSR of the
 // 1 MB a body may hold, on an endpoint that needs no token to reach it).
 func TestAgentCSRKeyCheckedBeforeSignature(t *testing.T) {
-	_, err := parseAgentCSR(hugeRSACSR(t, 1<<18))
-	var ae *APIError
+	_, err := v1api.ParseAgentCSR(hugeRSACSR(t, 1<<18))
+	var ae *front.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || !strings.Contains(ae.Message, "RSA keys need 2048 to 8192 bits, not 262144") {
 		t.Fatalf("CSR of a 262144-bit RSA key: got %v, want 400 naming the size limit", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/certvault/certvault/vault/front"
+
 	"github.com/certvault/certvault/vault/barrier"
 )
 
@@ -86,6 +88,6 @@ func (n *Node) refuseWritesWithoutHSM(w http.ResponseWriter, r *http.Request) bo
 	if why == "" {
 		return false
 	}
-	writeError(w, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: why + "; writes are refused until the HSM answers again"})
+	front.WriteError(w, &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: why + "; writes are refused until the HSM answers again"})
 	return true
 }

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certvault/certvault/vault/front"
+
 	"github.com/certvault/certvault/vault/barrier"
 	"github.com/certvault/certvault/vault/core"
 
@@ -99,8 +101,8 @@ func (n *Node) checkJoinToken(tok string) (raftstore.Entry, joinTokenRecord, err
 	return e, rec, nil
 }
 
-func forbidden(err error) *APIError {
-	return &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: strings.TrimPrefix(err.Error(), "vault: ")}
+func forbidden(err error) *front.APIError {
+	return &front.APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: strings.TrimPrefix(err.Error(), "vault: ")}
 }
 
 // joinPrepareResponse gives a joining node what it needs to check its seal
@@ -114,7 +116,7 @@ func (n *Node) handleJoinPrepare(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Token string `json:"token"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -125,10 +127,10 @@ func (n *Node) handleJoinPrepare(w http.ResponseWriter, r *http.Request) {
 	}
 	kr, ok := n.Store.Get(keyKeyring)
 	if !ok {
-		n.fail(w, r, unavailable(core.ErrNotInitialized))
+		n.fail(w, r, front.Unavailable(core.ErrNotInitialized))
 		return
 	}
-	writeJSON(w, http.StatusOK, joinPrepareResponse{Keyring: kr.Value, CAPEM: string(core.PEMCert(n.CACert.Load().Raw))})
+	front.WriteJSON(w, http.StatusOK, joinPrepareResponse{Keyring: kr.Value, CAPEM: string(core.PEMCert(n.CACert.Load().Raw))})
 }
 
 type joinRequest struct {
@@ -152,7 +154,7 @@ func joinProof(b *barrier.Barrier, nodeID string, csrDER []byte) []byte {
 
 func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.fail(w, r, err)
 		return
 	}
@@ -163,22 +165,22 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !validNodeID(req.NodeID) {
-		n.fail(w, r, badParameter("node ID %q: use 1-64 letters, digits, '-', '_' or '.'", req.NodeID))
+		n.fail(w, r, front.BadParameter("node ID %q: use 1-64 letters, digits, '-', '_' or '.'", req.NodeID))
 		return
 	}
 	if _, err := n.resolveNode(req.NodeID); err == nil {
-		n.fail(w, r, &APIError{Status: http.StatusConflict, Code: "Conflict",
+		n.fail(w, r, &front.APIError{Status: http.StatusConflict, Code: "Conflict",
 			Message: fmt.Sprintf("node ID %q is already in the cluster; pick another --node-id or 'certvault cluster remove %s' first", req.NodeID, req.NodeID)})
 		return
 	}
 	block, _ := pem.Decode([]byte(req.CSR))
 	if block == nil {
-		n.fail(w, r, badParameter("csr is not PEM"))
+		n.fail(w, r, front.BadParameter("csr is not PEM"))
 		return
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil || csr.CheckSignature() != nil {
-		n.fail(w, r, badParameter("csr is not a valid signed certificate request"))
+		n.fail(w, r, front.BadParameter("csr is not a valid signed certificate request"))
 		return
 	}
 	if !hmac.Equal(req.Proof, joinProof(n.Barrier.Load(), req.NodeID, block.Bytes)) {
@@ -223,7 +225,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.Log.Info("node joined", "node", req.NodeID, "api", req.APIAddr, "raft", req.RaftAddr)
-	writeJSON(w, http.StatusOK, joinResponse{CertPEM: string(core.PEMCert(der)), CAPEM: string(core.PEMCert(n.CACert.Load().Raw))})
+	front.WriteJSON(w, http.StatusOK, joinResponse{CertPEM: string(core.PEMCert(der)), CAPEM: string(core.PEMCert(n.CACert.Load().Raw))})
 }
 
 func validNodeID(id string) bool {

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/certvault/certvault/vault/front"
 )
 
 // A follower passes writes to the leader as HTTP requests (proxyToLeader
@@ -159,7 +161,7 @@ func newLeaderProxy(target *url.URL, transport http.RoundTripper, log *slog.Logg
 func passFailure(r *http.Request, err error) error {
 	p := passOf(r.Context())
 	if p == nil {
-		return internalError(err)
+		return front.InternalError(err)
 	}
 	if bp := p.bodyErr.Load(); bp != nil && *bp != io.EOF {
 		// The client's body failed (too slow, too large, cut): the
@@ -173,13 +175,13 @@ func passFailure(r *http.Request, err error) error {
 		if timedOut {
 			msg = fmt.Sprintf("the leader (%s) could not be reached within %v; the request was not applied: retry", p.leader, p.deadline)
 		}
-		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: msg, Cause: err}
+		return &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: msg, Cause: err}
 	case timedOut:
-		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+		return &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 			Message: fmt.Sprintf("the leader (%s) did not answer within %v; the request may or may not have been applied: read before retrying", p.leader, p.deadline),
 			Cause:   err}
 	default:
-		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+		return &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 			Message: fmt.Sprintf("the connection to the leader (%s) broke before it answered; the request may or may not have been applied: read before retrying", p.leader),
 			Cause:   err}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certvault/certvault/vault/front"
 )
 
 // TestAuditWriterInterim: an interim answer (100 Continue, as a proxied
@@ -22,7 +24,7 @@ func TestAuditWriterInterim(t *testing.T) {
 		codes := make(chan int, 1)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("x-ms-request-id", "follower-id")
-			aw := &auditWriter{ResponseWriter: w, info: &reqInfo{hold: hold}, reqID: "follower-id"}
+			aw := &auditWriter{ResponseWriter: w, info: &front.ReqInfo{Hold: hold}, reqID: "follower-id"}
 			aw.WriteHeader(http.StatusContinue)
 			w.Header().Add("x-ms-request-id", "leader-id") // as a proxy copies the leader's headers
 			aw.WriteHeader(http.StatusConflict)
@@ -82,11 +84,11 @@ func TestLeaderPassFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		proxy := newLeaderProxy(u, http.DefaultTransport, slog.New(slog.NewTextHandler(io.Discard, nil)), func(w http.ResponseWriter, r *http.Request, err error) {
-			writeError(w, passFailure(r, err))
+			front.WriteError(w, passFailure(r, err))
 		})
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := bufferBody(r); err != nil {
-				writeError(w, err)
+				front.WriteError(w, err)
 				return
 			}
 			p := startPass(r.Context(), deadline)

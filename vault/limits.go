@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/certvault/certvault/vault/front"
 )
 
 // Edge limits of the API listener: how long a request body may take to
@@ -75,7 +77,7 @@ func (b *timedBody) Read(p []byte) (int, error) {
 		b.rc.SetReadDeadline(time.Time{})
 	case err != nil && isTimeout(err):
 		b.done = true
-		return n, &APIError{Status: http.StatusRequestTimeout, Code: "RequestTimeout",
+		return n, &front.APIError{Status: http.StatusRequestTimeout, Code: "RequestTimeout",
 			Message: fmt.Sprintf("the request body did not arrive within %v; send it without pauses", b.d),
 			Cause:   fmt.Errorf("read request body: %w: %w", errBodyTimeout, err)}
 	case n > 0 && b.stream:
@@ -145,7 +147,7 @@ func (n *Node) admit(w http.ResponseWriter, r *http.Request) (release func(), ok
 		w.Header().Set("Connection", "close")
 	}
 	http.NewResponseController(w).SetReadDeadline(time.Now())
-	writeError(w, &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+	front.WriteError(w, &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 		Message: fmt.Sprintf("this node is already serving %d requests without a credential (its limit); retry shortly", cap(n.unauthSlots))})
 	return nil, false
 }

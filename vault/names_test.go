@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/front/kvapi"
+
 	"github.com/certvault/certvault/vault/barrier"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
@@ -214,15 +216,15 @@ func TestParseBackupOtherSpelling(t *testing.T) {
 		"ver/secrets/casey/v2":  []byte("{}"),
 		"meta/secrets/CASEY-2x": nil,
 	}}
-	if _, err := parseBackup(core.KindSecrets, core.MustJSON(blob)); err == nil {
+	if _, err := kvapi.ParseBackup(core.KindSecrets, core.MustJSON(blob)); err == nil {
 		t.Error("a blob with another object's meta record: nil error, want damaged")
 	}
 	delete(blob.Entries, "meta/secrets/CASEY-2x")
-	if _, err := parseBackup(core.KindSecrets, core.MustJSON(blob)); err != nil {
+	if _, err := kvapi.ParseBackup(core.KindSecrets, core.MustJSON(blob)); err != nil {
 		t.Errorf("a blob in the spelling of its time: %v, want accepted", err)
 	}
 	delete(blob.Entries, "meta/secrets/CASEY")
-	if _, err := parseBackup(core.KindSecrets, core.MustJSON(blob)); err == nil {
+	if _, err := kvapi.ParseBackup(core.KindSecrets, core.MustJSON(blob)); err == nil {
 		t.Error("a blob without its meta record: nil error, want damaged")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/vault/front"
+
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/issuance"
 
@@ -295,7 +297,7 @@ func TestCreateRetriedAfterConcurrentChange(t *testing.T) {
 	n.BeforeIssuanceApply = func(string) { tries++; touch() }
 	_, _, err = n.StartIssuance(context.Background(), core.Caller{}, "racy", policy, nil, nil)
 	// The core answers a core error; the front classifies it as it would.
-	var ae *APIError
+	var ae *front.APIError
 	if !errors.As(n.classify(err), &ae) || ae.Status != http.StatusConflict || tries != issuance.IssuanceTries {
 		t.Fatalf("create that always loses: %v after %d tries, want 409 after %d", err, tries, issuance.IssuanceTries)
 	}

@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/front/kvapi"
+	"github.com/certvault/certvault/vault/front/v1api"
+
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/raftstore"
@@ -86,10 +90,10 @@ func (n *Node) serve() error {
 }
 
 // Endpoints lists every route of the API with its permissions.
-func Endpoints() []Endpoint {
+func Endpoints() []front.Endpoint {
 	n := &Node{}
-	var eps []Endpoint
-	n.buildRoutes(func(e Endpoint) { eps = append(eps, e) })
+	var eps []front.Endpoint
+	n.buildRoutes(func(e front.Endpoint) { eps = append(eps, e) })
 	return eps
 }
 
@@ -98,22 +102,22 @@ func (n *Node) routes() *http.ServeMux {
 }
 
 // buildRoutes registers every route, reporting each to seen when set.
-func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
+func (n *Node) buildRoutes(seen func(front.Endpoint)) *http.ServeMux {
 	mux := http.NewServeMux()
-	add := func(e Endpoint, h http.Handler) {
+	add := func(e front.Endpoint, h http.Handler) {
 		if seen != nil {
 			seen(e)
 		}
 		mux.Handle(e.Method+" "+e.Pattern, h)
 	}
 	public := func(method, pattern string, h http.HandlerFunc) {
-		add(Endpoint{Method: method, Pattern: pattern, Public: true}, h)
+		add(front.Endpoint{Method: method, Pattern: pattern, Public: true}, h)
 	}
 	node := func(method, pattern string, h http.HandlerFunc) {
-		add(Endpoint{Method: method, Pattern: pattern, Node: true}, h)
+		add(front.Endpoint{Method: method, Pattern: pattern, Node: true}, h)
 	}
 	vault := func(method, pattern string, h http.HandlerFunc, actions ...access.Action) {
-		add(Endpoint{Method: method, Pattern: pattern, Actions: actions}, n.guard(nil, h, actions...))
+		add(front.Endpoint{Method: method, Pattern: pattern, Actions: actions}, n.guard(nil, h, actions...))
 	}
 	public("GET", "/healthz", n.handleHealthz)
 	public("GET", "/readyz", n.handleReadyz)
@@ -137,19 +141,19 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 	// need, and the node's gate (guard, authorizeRoute, the middleware's
 	// audit record) enforces them.
 	env := n.env()
-	(&V1Front{env}).routes(vault, public, add)
+	(&v1api.Front{Env: env}).Routes(vault, public, add)
 	n.auditRoutes(vault, node)
 
 	// The Key Vault data plane has its own router (see route.go).
-	rt := &router{before: n.authorizeRoute}
-	kv := &KVFront{env}
-	kv.routes(rt)
+	rt := &front.Router{Before: n.authorizeRoute}
+	kv := &kvapi.Front{Env: env}
+	kv.Routes(rt)
 	if seen != nil {
-		for _, r := range rt.routes {
-			seen(Endpoint{Method: r.method, Pattern: r.pattern, Actions: r.actions})
+		for _, r := range rt.Routes {
+			seen(front.Endpoint{Method: r.Method, Pattern: r.Pattern, Actions: r.Actions})
 		}
 	}
-	dp := kv.dataPlane(rt.ServeHTTP)
+	dp := kv.DataPlane(rt.ServeHTTP)
 	for _, p := range []string{"/secrets", "/certificates", "/keys", "/deletedsecrets", "/deletedcertificates", "/deletedkeys", "/rng"} {
 		mux.HandleFunc(p, dp)
 		mux.HandleFunc(p+"/", dp)
@@ -159,13 +163,13 @@ func (n *Node) buildRoutes(seen func(Endpoint)) *http.ServeMux {
 
 // authorizeRoute authorizes a data-plane request once its route is known,
 // and hands writes on a follower to the leader.
-func (n *Node) authorizeRoute(w http.ResponseWriter, r *http.Request, rte *route) bool {
-	infoOf(r).operation = rte.method + " " + rte.pattern
+func (n *Node) authorizeRoute(w http.ResponseWriter, r *http.Request, rte *front.Route) bool {
+	front.InfoOf(r).Operation = rte.Method + " " + rte.Pattern
 	n.resolveDisplayName(rte, r)
-	if !n.authorize(w, r, callerOf(r), n.dataPlaneResource(rte, r), rte.actions...) {
+	if !n.authorize(w, r, front.CallerOf(r), n.dataPlaneResource(rte, r), rte.Actions...) {
 		return false
 	}
-	if isWrite(r.Method) && !n.Store.IsLeader() {
+	if front.IsWrite(r.Method) && !n.Store.IsLeader() {
 		n.proxyToLeader(w, r)
 		return false
 	}
@@ -186,25 +190,25 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		// A snapshot upload is the whole vault: handleSnapshotRestore
 		// sets its own limit.
 		if !isSnapshotUpload(r) {
-			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+			r.Body = http.MaxBytesReader(w, r.Body, front.MaxBodyBytes)
 		}
 		n.timeBody(w, r)
-		if r.Header.Get(agentHeader) != "" && !n.isNodeRequest(r) {
-			r.Header.Del(agentHeader) // only a node hands over an agent's request
+		if r.Header.Get(v1api.AgentHeader) != "" && !n.isNodeRequest(r) {
+			r.Header.Del(v1api.AgentHeader) // only a node hands over an agent's request
 		}
 		label := new(string)
-		info := &reqInfo{hold: isWrite(r.Method), skip: n.unaudited(r)}
-		ctx := context.WithValue(r.Context(), routeLabelKey{}, label)
-		r = r.WithContext(context.WithValue(ctx, reqInfoKey{}, info))
+		info := &front.ReqInfo{Hold: front.IsWrite(r.Method), Skip: n.unaudited(r)}
+		ctx := context.WithValue(r.Context(), front.RouteLabelKey{}, label)
+		r = r.WithContext(context.WithValue(ctx, front.ReqInfoKey{}, info))
 		aw := &auditWriter{ResponseWriter: w, info: info, reqID: reqID}
-		if info.skip {
-			info.hold = false
+		if info.Skip {
+			info.Hold = false
 		}
 		defer func() {
 			if p := recover(); p != nil {
 				n.Log.Error("panic in handler", "panic", p, "path", r.URL.Path, "request_id", reqID)
 				if aw.code == 0 {
-					writeError(aw, internalError(fmt.Errorf("panic: %v", p)))
+					front.WriteError(aw, front.InternalError(fmt.Errorf("panic: %v", p)))
 				}
 			}
 			route := *label
@@ -214,7 +218,7 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			if !info.skip {
+			if !info.Skip {
 				n.record(aw, r, info, route, reqID, start)
 			}
 			n.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(aw.code)).Inc()
@@ -225,10 +229,10 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 			return
 		}
 		defer release()
-		if info.hold && n.auditLog != nil {
+		if info.Hold && n.auditLog != nil {
 			if err := n.auditLog.Err(); err != nil {
-				info.hold = false // nothing to hold: nothing is done
-				writeError(aw, n.auditRefusal(err))
+				info.Hold = false // nothing to hold: nothing is done
+				front.WriteError(aw, n.auditRefusal(err))
 				return
 			}
 		}
@@ -249,7 +253,7 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 // applied (see passFailure).
 func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(proxiedHeader) != "" {
-		writeError(w, unavailable(raftstore.ErrNotLeader))
+		front.WriteError(w, front.Unavailable(raftstore.ErrNotLeader))
 		return
 	}
 	if !isSnapshotUpload(r) {
@@ -262,7 +266,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	defer pass.stop()
 	leader, err := n.Store.WaitLeader(pass.ctx)
 	if err == nil && leader == n.opts.NodeID {
-		writeError(w, unavailable(raftstore.ErrNotLeader))
+		front.WriteError(w, front.Unavailable(raftstore.ErrNotLeader))
 		return
 	}
 	base := ""
@@ -270,7 +274,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 		base, err = n.resolveNode(leader)
 	}
 	if err != nil {
-		writeError(w, unavailable(err))
+		front.WriteError(w, front.Unavailable(err))
 		return
 	}
 	pass.leader = leader
@@ -280,7 +284,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 		target, perr := url.Parse(base)
 		if perr != nil {
 			n.proxyMu.Unlock()
-			writeError(w, internalError(perr))
+			front.WriteError(w, front.InternalError(perr))
 			return
 		}
 		proxy = newLeaderProxy(target, n.client.Transport, n.Log, func(w http.ResponseWriter, r *http.Request, err error) {
@@ -293,8 +297,8 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	}
 	n.proxyMu.Unlock()
 	r.Header.Set(proxiedHeader, n.opts.NodeID)
-	if c := callerOf(r); c.AgentID != "" {
-		r.Header.Set(agentHeader, c.AgentID)
+	if c := front.CallerOf(r); c.AgentID != "" {
+		r.Header.Set(v1api.AgentHeader, c.AgentID)
 	}
 	// The leader logs the request under the ID this node answers with.
 	r.Header.Set("x-ms-client-request-id", w.Header().Get("x-ms-request-id"))
@@ -312,7 +316,7 @@ const proxiedHeader = "X-Certvault-Proxied"
 func (n *Node) challenge(w http.ResponseWriter, r *http.Request, msg string) {
 	base := "https://" + r.Host
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s/certvault", resource="%s"`, base, base))
-	writeError(w, &APIError{Status: http.StatusUnauthorized, Code: "Unauthorized", Message: msg})
+	front.WriteError(w, &front.APIError{Status: http.StatusUnauthorized, Code: "Unauthorized", Message: msg})
 }
 
 // isNodeRequest reports whether the caller presented a cluster node
@@ -330,8 +334,8 @@ func (n *Node) isNodeRequest(r *http.Request) bool {
 // fail logs the internal cause of err and answers it.
 func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 	err = n.classify(err)
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Status == statusClientClosed {
+	var ae *front.APIError
+	if errors.As(err, &ae) && ae.Status == front.StatusClientClosed {
 		// Nobody reads this answer, and nothing is wrong with the vault.
 		n.Log.Info("request abandoned by its client", "path", r.URL.Path, "method", r.Method, "err", err,
 			"request_id", w.Header().Get("x-ms-request-id"))
@@ -339,32 +343,32 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 		n.Log.Error("request failed", "path", r.URL.Path, "method", r.Method, "err", err,
 			"request_id", w.Header().Get("x-ms-request-id"))
 	}
-	writeError(w, err)
+	front.WriteError(w, err)
 }
 
 // classify maps store errors to API errors.
 func (n *Node) classify(err error) error {
-	var ae *APIError
+	var ae *front.APIError
 	var ce *core.Error
 	switch {
 	case errors.As(err, &ae):
 		return err
 	case errors.As(err, &ce):
-		return coreToAPI(ce)
+		return front.CoreToAPI(ce)
 	case errors.Is(err, context.Canceled):
 		// The request's context ends only when its client disconnects
 		// (the node's own deadlines are DeadlineExceeded).
-		return &APIError{Status: statusClientClosed, Code: "ClientClosedRequest",
+		return &front.APIError{Status: front.StatusClientClosed, Code: "ClientClosedRequest",
 			Message: "the client closed the connection before the request was answered", Cause: err}
 	case errors.Is(err, raftstore.ErrAmbiguous):
 		// Before the retryable cases: an ambiguous write may also wrap a
 		// deadline, and the caller must not retry it blindly.
-		return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+		return &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 			Message: "leadership changed while the write was in flight; it may or may not have been applied: read before retrying", Cause: err}
 	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrNotLeader), errors.Is(err, raftstore.ErrTooManyHops),
 		errors.Is(err, raftstore.ErrClosed), errors.Is(err, core.ErrNotInitialized),
 		errors.Is(err, raftstore.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
-		return unavailable(err)
+		return front.Unavailable(err)
 	case errors.Is(err, raftstore.ErrDiskFull):
 		detail := "the leader's disk is full"
 		var dfe *raftstore.DiskFullError
@@ -373,25 +377,25 @@ func (n *Node) classify(err error) error {
 		}
 		// Refused before it was proposed (or its append reached no log),
 		// or a read on a node that cannot catch up: nothing was done.
-		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+		return &front.APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
 			Message: "the disk is full: " + detail + "; nothing was done. Writes resume by themselves once space is freed there", Cause: err}
 	case isDiskFull(err):
-		return &APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
+		return &front.APIError{Status: http.StatusInsufficientStorage, Code: "InsufficientStorage",
 			Message: fmt.Sprintf("the disk of node %s is full (%s), so the request failed; free space there and retry", n.opts.NodeID, n.opts.DataDir), Cause: err}
 	case errors.Is(err, raftstore.ErrConflict):
-		return &APIError{Status: http.StatusConflict, Code: "Conflict", Message: "the object was changed concurrently; retry", Cause: err}
+		return &front.APIError{Status: http.StatusConflict, Code: "Conflict", Message: "the object was changed concurrently; retry", Cause: err}
 	default:
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &APIError{Status: http.StatusRequestEntityTooLarge, Code: "RequestTooLarge",
-				Message: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)}
+			return &front.APIError{Status: http.StatusRequestEntityTooLarge, Code: "RequestTooLarge",
+				Message: fmt.Sprintf("the request body is larger than %d bytes", front.MaxBodyBytes)}
 		}
-		return internalError(err)
+		return front.InternalError(err)
 	}
 }
 
 func (n *Node) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"alive": true, "node_id": n.opts.NodeID})
+	front.WriteJSON(w, http.StatusOK, map[string]any{"alive": true, "node_id": n.opts.NodeID})
 }
 
 // readiness returns "" when the node can serve consistent requests, or why
@@ -429,11 +433,11 @@ func (n *Node) readiness() string {
 
 func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if why := n.readiness(); why != "" {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": why, "node_id": n.opts.NodeID})
+		front.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": why, "node_id": n.opts.NodeID})
 		return
 	}
 	leader, _ := n.Store.Leader()
-	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "node_id": n.opts.NodeID, "leader": leader})
+	front.WriteJSON(w, http.StatusOK, map[string]any{"ready": true, "node_id": n.opts.NodeID, "leader": leader})
 }
 
 // linearized runs Linearize and answers an error when it fails: 503
@@ -441,7 +445,7 @@ func (n *Node) handleReadyz(w http.ResponseWriter, r *http.Request) {
 func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 	if err := n.Store.Linearize(r.Context()); err != nil {
 		if errors.Is(err, raftstore.ErrNoLeader) || errors.Is(err, raftstore.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
-			err = &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
+			err = &front.APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 				Message: fmt.Sprintf("no leader confirmed within %v that this node's state is current (an election, or the leader unreachable); retry", n.opts.RequestDeadline),
 				Cause:   err}
 		}
@@ -449,4 +453,12 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// env returns the Env that the node gives its fronts.
+func (n *Node) env() *front.Env {
+	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet,
+		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, Authorize: n.authorize,
+		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader,
+		RequestDeadline: n.opts.RequestDeadline}
 }

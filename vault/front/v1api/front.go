@@ -1,8 +1,10 @@
-package vault
+package v1api
 
 import (
 	"encoding/pem"
 	"net/http"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/internal/serial"
 	"github.com/certvault/certvault/vault/access"
@@ -10,17 +12,17 @@ import (
 	"github.com/certvault/certvault/vault/issuance"
 )
 
-// V1Front is certvault's own /v1 API beside the Key Vault dialect:
+// Front is certvault's own /v1 API beside the Key Vault dialect:
 // agents and their bindings, rollouts, access (tokens and role
 // assignments), events, the evidence report and certificate revocation.
-type V1Front struct {
-	*Env
+type Front struct {
+	*front.Env
 }
 
 // routes registers the front's endpoints through the node's gate: vault
 // for those that need a permission, public for those that take no
 // token, add for the rest (their Endpoint says who may call them).
-func (n *V1Front) routes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(Endpoint, http.Handler)) {
+func (n *Front) Routes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(front.Endpoint, http.Handler)) {
 	public("GET", "/v1/pki/{issuer}/crl", n.handleCRL)
 
 	vault("POST", "/v1/events/subscriptions", n.handleSubscribe, access.EventsWrite)
@@ -30,8 +32,8 @@ func (n *V1Front) routes(vault func(string, string, http.HandlerFunc, ...access.
 
 	vault("GET", "/v1/sys/settings", n.handleGetSettings, access.SettingsRead)
 	vault("PATCH", "/v1/sys/settings", n.handleSetSettings, access.SettingsWrite)
-	add(Endpoint{Method: "POST", Pattern: "/v1/certificates/{name}/revoke", Actions: []access.Action{access.CertificatesWrite}},
-		n.Guard(objectResource(core.KindCertificates), n.handleRevoke, access.CertificatesWrite))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/certificates/{name}/revoke", Actions: []access.Action{access.CertificatesWrite}},
+		n.Guard(front.ObjectResource(core.KindCertificates), n.handleRevoke, access.CertificatesWrite))
 	vault("GET", "/v1/report", n.handleReport, access.AuditRead)
 
 	n.accessRoutes(vault)
@@ -41,7 +43,7 @@ func (n *V1Front) routes(vault func(string, string, http.HandlerFunc, ...access.
 
 // handleCRL serves the issuer's CRL, signed at request time, to anyone:
 // relying parties fetch it without credentials.
-func (n *V1Front) handleCRL(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleCRL(w http.ResponseWriter, r *http.Request) {
 	crl, err := n.IssuerCRL(r.Context(), r.PathValue("issuer"))
 	if err != nil {
 		n.Fail(w, r, err)
@@ -56,54 +58,54 @@ func (n *V1Front) handleCRL(w http.ResponseWriter, r *http.Request) {
 	w.Write(crl)
 }
 
-func (n *V1Front) handleGetSettings(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleGetSettings(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
-	s, err := n.GetSettings(r.Context(), callerOf(r))
+	s, err := n.GetSettings(r.Context(), front.CallerOf(r))
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s)
+	front.WriteJSON(w, http.StatusOK, s)
 }
 
-func (n *V1Front) handleSetSettings(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		PurgeProtection *bool   `json:"purge_protection"`
 		RetentionDays   *int    `json:"retention_days"`
 		PublicURL       *string `json:"public_url"`
 		NearExpiry      *string `json:"near_expiry"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	res, err := n.UpdateSettings(r.Context(), callerOf(r), core.UpdateSettingsRequest{
+	res, err := n.UpdateSettings(r.Context(), front.CallerOf(r), core.UpdateSettingsRequest{
 		PurgeProtection: req.PurgeProtection, RetentionDays: req.RetentionDays, PublicURL: req.PublicURL, NearExpiry: req.NearExpiry})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, res.Index)
-	writeJSON(w, http.StatusOK, res.Settings)
+	front.SetIndexHeader(w, res.Index)
+	front.WriteJSON(w, http.StatusOK, res.Settings)
 }
 
 // handleRevoke puts a certificate version's serial on its issuer's CRL.
-func (n *V1Front) handleRevoke(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req struct {
 		Version string `json:"version"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	res, err := n.RevokeCertificate(r.Context(), callerOf(r), issuance.RevokeCertificateRequest{Name: name, Version: req.Version})
+	res, err := n.RevokeCertificate(r.Context(), front.CallerOf(r), issuance.RevokeCertificateRequest{Name: name, Version: req.Version})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, res.Index)
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "serial": serial.Format(res.Serial), "issuer": res.Issuer, "version": res.Version})
+	front.SetIndexHeader(w, res.Index)
+	front.WriteJSON(w, http.StatusOK, map[string]any{"revoked": true, "serial": serial.Format(res.Serial), "issuer": res.Issuer, "version": res.Version})
 }

@@ -1,14 +1,18 @@
-package vault
+package kvapi
 
-// KVFront is the Key Vault dialect: its routes, api-version, JSON shapes,
+import (
+	"github.com/certvault/certvault/vault/front"
+)
+
+// Front is the Key Vault dialect: its routes, api-version, JSON shapes,
 // error codes and paging links, over the domain.
-type KVFront struct {
-	*Env
+type Front struct {
+	*front.Env
 }
 
 // routes adds the data plane's routes to rt, each with the permission it
 // needs (rt's before hook, the node's gate, checks it).
-func (n *KVFront) routes(rt *router) {
+func (n *Front) Routes(rt *front.Router) {
 	n.secretRoutes(rt)
 	n.certificateRoutes(rt)
 	n.issuerRoutes(rt)

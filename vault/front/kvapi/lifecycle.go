@@ -1,8 +1,9 @@
-package vault
+package kvapi
 
 import (
 	"net/http"
-	"strconv"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 
@@ -13,19 +14,17 @@ import (
 // deleted listing, recover, purge, backup, restore): it reads the request,
 // calls core_lifecycle.go and renders the object as Key Vault does.
 
-func itoa(i uint64) string { return strconv.FormatUint(i, 10) }
-
 // deletedPath is the Key Vault path segment of deleted objects of a kind.
 func deletedPath(kind string) string { return "deleted" + kind }
 
 // recoveryID is the id of a deleted object.
 func recoveryID(r *http.Request, kind, name string) string {
-	return baseURL(r) + "/" + deletedPath(kind) + "/" + name
+	return front.BaseURL(r) + "/" + deletedPath(kind) + "/" + name
 }
 
 // objectBundle renders the current (or given) version of an object as Key
 // Vault returns it from delete, recover and restore: without secret values.
-func (n *KVFront) objectBundle(r *http.Request, kind, name, version string) (any, error) {
+func (n *Front) objectBundle(r *http.Request, kind, name, version string) (any, error) {
 	o, err := n.ObjectState(kind, name, version)
 	if err != nil {
 		return nil, err
@@ -82,7 +81,7 @@ type deletedKeyItem struct {
 }
 
 // parseBackup is decodeBackup with the Key Vault front's errors.
-func parseBackup(kind string, pt []byte) (core.BackupBlob, error) {
+func ParseBackup(kind string, pt []byte) (core.BackupBlob, error) {
 	blob, err := core.DecodeBackup(kind, pt)
 	return blob, apiError(err)
 }
@@ -90,22 +89,22 @@ func parseBackup(kind string, pt []byte) (core.BackupBlob, error) {
 // answerObject answers the object kind/name after a lifecycle step, as
 // Key Vault does: its current version without secret values, with the
 // step's index in X-Certvault-Index when it wrote.
-func (n *KVFront) answerObject(w http.ResponseWriter, r *http.Request, kind, name string, index uint64) {
-	setIndexHeader(w, index)
+func (n *Front) answerObject(w http.ResponseWriter, r *http.Request, kind, name string, index uint64) {
+	front.SetIndexHeader(w, index)
 	bundle, err := n.objectBundle(r, kind, name, "")
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, bundle)
+	front.WriteJSON(w, http.StatusOK, bundle)
 }
 
 // handleDeleteObject soft-deletes an object (and, for a certificate, its
 // managed key and secret) and answers the deleted bundle.
-func (n *KVFront) handleDeleteObject(kind string) http.HandlerFunc {
+func (n *Front) handleDeleteObject(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		res, err := n.DeleteObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name})
+		res, err := n.DeleteObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
@@ -114,13 +113,13 @@ func (n *KVFront) handleDeleteObject(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *KVFront) handleGetDeleted(kind string) http.HandlerFunc {
+func (n *Front) handleGetDeleted(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !n.Linearized(w, r) {
 			return
 		}
-		if _, err := n.GetDeletedObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name}); err != nil {
+		if _, err := n.GetDeletedObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name}); err != nil {
 			n.Fail(w, r, err)
 			return
 		}
@@ -128,9 +127,9 @@ func (n *KVFront) handleGetDeleted(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *KVFront) handleListDeleted(kind string) http.HandlerFunc {
+func (n *Front) handleListDeleted(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		limit, after, err := pageParams(r)
+		limit, after, err := PageParams(r)
 		if err != nil {
 			n.Fail(w, r, err)
 			return
@@ -138,7 +137,7 @@ func (n *KVFront) handleListDeleted(kind string) http.HandlerFunc {
 		if !n.Linearized(w, r) {
 			return
 		}
-		res, err := n.ListDeletedObjects(r.Context(), callerOf(r), core.ListDeletedRequest{Kind: kind, Page: core.PageRequest{Limit: limit, After: after}})
+		res, err := n.ListDeletedObjects(r.Context(), front.CallerOf(r), core.ListDeletedRequest{Kind: kind, Page: core.PageRequest{Limit: limit, After: after}})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
@@ -167,10 +166,10 @@ func (n *KVFront) handleListDeleted(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *KVFront) handleRecover(kind string) http.HandlerFunc {
+func (n *Front) handleRecover(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		res, err := n.RecoverObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: name})
+		res, err := n.RecoverObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
@@ -179,40 +178,40 @@ func (n *KVFront) handleRecover(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *KVFront) handlePurge(kind string) http.HandlerFunc {
+func (n *Front) handlePurge(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.PurgeObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
+		res, err := n.PurgeObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		setIndexHeader(w, res.Index)
+		front.SetIndexHeader(w, res.Index)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
-func (n *KVFront) handleBackup(kind string) http.HandlerFunc {
+func (n *Front) handleBackup(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !n.Linearized(w, r) {
 			return
 		}
-		res, err := n.BackupObject(r.Context(), callerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
+		res, err := n.BackupObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, keyvault.Backup{Value: res.Blob})
+		front.WriteJSON(w, http.StatusOK, keyvault.Backup{Value: res.Blob})
 	}
 }
 
-func (n *KVFront) handleRestore(kind string) http.HandlerFunc {
+func (n *Front) handleRestore(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req keyvault.Backup
-		if err := decodeBody(r, &req); err != nil {
+		if err := front.DecodeBody(r, &req); err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		res, err := n.RestoreObject(r.Context(), callerOf(r), core.RestoreRequest{Kind: kind, Blob: req.Value})
+		res, err := n.RestoreObject(r.Context(), front.CallerOf(r), core.RestoreRequest{Kind: kind, Blob: req.Value})
 		if err != nil {
 			n.Fail(w, r, err)
 			return

@@ -1,4 +1,4 @@
-package vault
+package front
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 )
 
 // writeJSON answers status with v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
@@ -28,15 +28,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeError answers with Key Vault's error shape.
-func writeError(w http.ResponseWriter, err error) {
+func WriteError(w http.ResponseWriter, err error) {
 	var ae *APIError
 	var ce *core.Error
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &ce):
-		ae = coreToAPI(ce)
+		ae = CoreToAPI(ce)
 	default:
-		ae = internalError(err)
+		ae = InternalError(err)
 	}
 	switch {
 	case ae.RetryAfter > 0 && (ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusInsufficientStorage):
@@ -49,20 +49,20 @@ func writeError(w http.ResponseWriter, err error) {
 		// A full disk heals when someone frees space.
 		w.Header().Set("Retry-After", "5")
 	}
-	writeJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
+	WriteJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
 }
 
 // decodeBody reads a JSON body into v strictly (body.go): the body must
 // be declared application/json, and a member given twice, invalid UTF-8,
 // trailing data, tags over Key Vault's limits or an nbf/exp out of range
 // are refused with 400 before anything is stored.
-func decodeBody(r *http.Request, v any) error {
+func DecodeBody(r *http.Request, v any) error {
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
-		return badParameter("the request body is empty; a JSON object is required")
+		return BadParameter("the request body is empty; a JSON object is required")
 	}
 	if err := checkJSONContentType(r); err != nil {
 		return err
@@ -73,13 +73,13 @@ func decodeBody(r *http.Request, v any) error {
 	return checkObjectFields(v)
 }
 
-func isWrite(method string) bool {
+func IsWrite(method string) bool {
 	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
 // routeLabelKey holds a *string that the data-plane router fills with the
 // route's pattern, for the metrics the middleware records.
-type routeLabelKey struct{}
+type RouteLabelKey struct{}
 
 // Endpoint is one API route and the permissions it needs: the source of
 // the access matrix (docs/access.md) and of its test.
@@ -102,57 +102,57 @@ type Endpoint struct {
 // statusClientClosed is the status of a request whose client went away
 // before it was answered (nginx's 499): not the vault's fault, so not a
 // 500 and not logged as an error.
-const statusClientClosed = 499
+const StatusClientClosed = 499
 
 // maxBodyBytes bounds every request body (Key Vault's own limit is about
 // this size); a larger one gets 413.
-const maxBodyBytes = 1 << 20
+const MaxBodyBytes = 1 << 20
 
 // reqInfo follows a request through the middleware, authentication,
 // authorization and the handler, and becomes its audit record.
-type reqInfo struct {
+type ReqInfo struct {
 	// skip: health probes, metrics and node-to-node traffic (whose
 	// client-facing request is recorded where it came in).
-	skip bool
+	Skip bool
 	// hold: the answer waits until the audit record is durable
 	// (mutating and secret-reading requests).
-	hold      bool
-	caller    core.Caller
-	action    access.Action
-	object    string
-	version   string
-	denied    bool
-	operation string
+	Hold      bool
+	Caller    core.Caller
+	Action    access.Action
+	Object    string
+	Version   string
+	Denied    bool
+	Operation string
 }
 
-type reqInfoKey struct{}
+type ReqInfoKey struct{}
 
 // infoOf returns the request's info; a request that did not come through
 // the middleware (never in production) gets a throwaway one.
-func infoOf(r *http.Request) *reqInfo {
-	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
+func InfoOf(r *http.Request) *ReqInfo {
+	if ri, ok := r.Context().Value(ReqInfoKey{}).(*ReqInfo); ok {
 		return ri
 	}
-	return &reqInfo{}
+	return &ReqInfo{}
 }
 
 // principalOf returns the principal of the request a context belongs
 // to, or "" for work the vault does by itself.
 func principalOf(ctx context.Context) string {
-	if ri, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
-		return ri.caller.Name
+	if ri, ok := ctx.Value(ReqInfoKey{}).(*ReqInfo); ok {
+		return ri.Caller.Name
 	}
 	return ""
 }
 
 // callerOf returns the authenticated caller of a request.
-func callerOf(r *http.Request) core.Caller { return infoOf(r).caller }
+func CallerOf(r *http.Request) core.Caller { return InfoOf(r).Caller }
 
 // errUnauthenticated means the request has no valid credential.
-var errUnauthenticated = errors.New("vault: no valid credential")
+var ErrUnauthenticated = errors.New("vault: no valid credential")
 
 // objectResource is the resource of a request on /KIND/{name}.
-func objectResource(kind string) func(*http.Request) access.Resource {
+func ObjectResource(kind string) func(*http.Request) access.Resource {
 	return func(r *http.Request) access.Resource {
 		return access.Resource{Kind: kind, Name: r.PathValue("name")}
 	}
@@ -160,12 +160,12 @@ func objectResource(kind string) func(*http.Request) access.Resource {
 
 // isAgentChain reports whether a verified chain ends in an agent
 // certificate: leaf OU certvault-agent issued by the agent CA.
-func isAgentChain(chain []*x509.Certificate) bool {
+func IsAgentChain(chain []*x509.Certificate) bool {
 	return len(chain) >= 2 && slices.Contains(chain[0].Subject.OrganizationalUnit, fleet.AgentOU)
 }
 
 // parseSince reads an RFC 3339 time or an age before now (90m, 24h, 7d).
-func parseSince(s string, now time.Time) (time.Time, error) {
+func ParseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
@@ -176,12 +176,14 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-func baseURL(r *http.Request) string { return "https://" + r.Host }
+func BaseURL(r *http.Request) string { return "https://" + r.Host }
 
 // setIndexHeader reports the raft index of a write as X-Certvault-Index
 // (no header when nothing was written: index 0).
-func setIndexHeader(w http.ResponseWriter, idx uint64) {
+func SetIndexHeader(w http.ResponseWriter, idx uint64) {
 	if idx != 0 {
-		w.Header().Set("X-Certvault-Index", itoa(idx))
+		w.Header().Set("X-Certvault-Index", Itoa(idx))
 	}
 }
+
+func Itoa(i uint64) string { return strconv.FormatUint(i, 10) }

@@ -1,8 +1,10 @@
-package vault
+package kvapi
 
 import (
 	"net/http"
 	"regexp"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 
@@ -23,42 +25,42 @@ var (
 // dataPlane wraps a Key Vault data-plane handler: authentication first
 // (so an SDK's bodiless first request gets the challenge), then the
 // api-version check.
-func (n *KVFront) dataPlane(h http.HandlerFunc) http.HandlerFunc {
+func (n *Front) DataPlane(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := n.Authenticate(w, r); !ok {
 			return
 		}
 		v := r.URL.Query().Get("api-version")
 		if v == "" {
-			writeError(w, badParameter("the api-version query parameter is required (for example api-version=7.6)"))
+			front.WriteError(w, front.BadParameter("the api-version query parameter is required (for example api-version=7.6)"))
 			return
 		}
 		if !apiVersions[v] && !dateAPIVersions.MatchString(v) {
-			writeError(w, badParameter("api-version %q is not supported; use 7.4, 7.5, 7.6 or a date form such as 2025-07-01", v))
+			front.WriteError(w, front.BadParameter("api-version %q is not supported; use 7.4, 7.5, 7.6 or a date form such as 2025-07-01", v))
 			return
 		}
 		h(w, r)
 	}
 }
 
-func (n *KVFront) secretRoutes(rt *router) {
-	rt.handle("PUT", "/secrets/{name}", access.SecretsWrite, n.handleSetSecret)
-	rt.handle("GET", "/secrets", access.SecretsMetadata, n.handleListSecrets)
-	rt.handle("GET", "/secrets/{name}", access.SecretsGet, n.handleGetSecret)
-	rt.handle("GET", "/secrets/{name}/{version}", access.SecretsGet, n.handleGetSecret)
-	rt.handle("PATCH", "/secrets/{name}/{version}", access.SecretsWrite, n.handleUpdateSecret)
-	rt.handle("PATCH", "/secrets/{name}", access.SecretsWrite, n.handleUpdateSecret)
-	rt.handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, n.handleSecretVersions)
-	rt.handle("DELETE", "/secrets/{name}", access.SecretsDelete, n.handleDeleteObject(core.KindSecrets))
-	rt.handle("GET", "/deletedsecrets", access.SecretsMetadata, n.handleListDeleted(core.KindSecrets))
-	rt.handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, n.handleGetDeleted(core.KindSecrets))
-	rt.handle("POST", "/deletedsecrets/{name}/recover", access.SecretsDelete, n.handleRecover(core.KindSecrets))
-	rt.handle("DELETE", "/deletedsecrets/{name}", access.SecretsDelete, n.handlePurge(core.KindSecrets))
-	rt.handle("POST", "/secrets/{name}/backup", access.SecretsBackup, n.handleBackup(core.KindSecrets))
-	rt.handle("POST", "/secrets/restore", access.SecretsBackup, n.handleRestore(core.KindSecrets))
+func (n *Front) secretRoutes(rt *front.Router) {
+	rt.Handle("PUT", "/secrets/{name}", access.SecretsWrite, n.handleSetSecret)
+	rt.Handle("GET", "/secrets", access.SecretsMetadata, n.handleListSecrets)
+	rt.Handle("GET", "/secrets/{name}", access.SecretsGet, n.handleGetSecret)
+	rt.Handle("GET", "/secrets/{name}/{version}", access.SecretsGet, n.handleGetSecret)
+	rt.Handle("PATCH", "/secrets/{name}/{version}", access.SecretsWrite, n.handleUpdateSecret)
+	rt.Handle("PATCH", "/secrets/{name}", access.SecretsWrite, n.handleUpdateSecret)
+	rt.Handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, n.handleSecretVersions)
+	rt.Handle("DELETE", "/secrets/{name}", access.SecretsDelete, n.handleDeleteObject(core.KindSecrets))
+	rt.Handle("GET", "/deletedsecrets", access.SecretsMetadata, n.handleListDeleted(core.KindSecrets))
+	rt.Handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, n.handleGetDeleted(core.KindSecrets))
+	rt.Handle("POST", "/deletedsecrets/{name}/recover", access.SecretsDelete, n.handleRecover(core.KindSecrets))
+	rt.Handle("DELETE", "/deletedsecrets/{name}", access.SecretsDelete, n.handlePurge(core.KindSecrets))
+	rt.Handle("POST", "/secrets/{name}/backup", access.SecretsBackup, n.handleBackup(core.KindSecrets))
+	rt.Handle("POST", "/secrets/restore", access.SecretsBackup, n.handleRestore(core.KindSecrets))
 }
 
-func (n *KVFront) handleSetSecret(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindSecrets, name); err != nil {
@@ -66,18 +68,18 @@ func (n *KVFront) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req keyvault.SetSecretRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	s, err := n.SetSecret(r.Context(), callerOf(r), core.SetSecretRequest{Name: name, Value: req.Value,
+	s, err := n.SetSecret(r.Context(), front.CallerOf(r), core.SetSecretRequest{Name: name, Value: req.Value,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, s.Index)
-	writeJSON(w, http.StatusOK, secretBundle(r, s))
+	front.SetIndexHeader(w, s.Index)
+	front.WriteJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
 // secretBundle renders a secret version in Key Vault's shape; a
@@ -93,39 +95,39 @@ func secretBundle(r *http.Request, s core.SecretVersion) keyvault.Secret {
 	return b
 }
 
-func (n *KVFront) handleGetSecret(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	if !n.Linearized(w, r) {
 		return
 	}
-	s, err := n.GetSecret(r.Context(), callerOf(r), core.GetSecretRequest{Name: name, Version: version})
+	s, err := n.GetSecret(r.Context(), front.CallerOf(r), core.GetSecretRequest{Name: name, Version: version})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, s.Index)
-	writeJSON(w, http.StatusOK, secretBundle(r, s))
+	front.SetIndexHeader(w, s.Index)
+	front.WriteJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (n *KVFront) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req keyvault.UpdateSecretRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	s, err := n.UpdateSecret(r.Context(), callerOf(r), core.UpdateSecretRequest{Name: name, Version: version,
+	s, err := n.UpdateSecret(r.Context(), front.CallerOf(r), core.UpdateSecretRequest{Name: name, Version: version,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, s.Index)
-	writeJSON(w, http.StatusOK, secretBundle(r, s))
+	front.SetIndexHeader(w, s.Index)
+	front.WriteJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (n *KVFront) handleListSecrets(w http.ResponseWriter, r *http.Request) {
-	limit, after, err := pageParams(r)
+func (n *Front) handleListSecrets(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := PageParams(r)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -133,7 +135,7 @@ func (n *KVFront) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindSecrets, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := n.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindSecrets, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -158,14 +160,14 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, items []T, last st
 	}
 	p := keyvault.Page[T]{Value: items}
 	if last != "" {
-		p.NextLink = nextLink(r, last, limit)
+		p.NextLink = NextLink(r, last, limit)
 	}
-	writeJSON(w, http.StatusOK, p)
+	front.WriteJSON(w, http.StatusOK, p)
 }
 
-func (n *KVFront) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	limit, after, err := pageParams(r)
+	limit, after, err := PageParams(r)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -173,7 +175,7 @@ func (n *KVFront) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindSecrets, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := n.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindSecrets, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.Fail(w, r, err)
 		return

@@ -1,7 +1,9 @@
-package vault
+package v1api
 
 import (
 	"net/http"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
@@ -11,13 +13,13 @@ import (
 
 // The /v1 front of staged rollouts (core_rollouts.go decides).
 
-func (n *V1Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(Endpoint, http.Handler)) {
+func (n *Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(front.Endpoint, http.Handler)) {
 	for _, kind := range []string{core.KindCertificates, core.KindSecrets} {
 		read, write := access.CertificatesRead, access.CertificatesWrite
 		if kind == core.KindSecrets {
 			read, write = access.SecretsMetadata, access.SecretsWrite
 		}
-		res := objectResource(kind)
+		res := front.ObjectResource(kind)
 		prefix := "/v1/rollouts/" + kind + "/{name}"
 		for _, r := range []struct {
 			method, path string
@@ -31,63 +33,63 @@ func (n *V1Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...
 			{"POST", prefix + "/resume", write, n.handleRolloutCommand(kind, fleet.RolloutResume)},
 			{"POST", prefix + "/abort", write, n.handleRolloutCommand(kind, fleet.RolloutAbort)},
 		} {
-			add(Endpoint{Method: r.method, Pattern: r.path, Actions: []access.Action{r.action}}, n.Guard(res, r.h, r.action))
+			add(front.Endpoint{Method: r.method, Pattern: r.path, Actions: []access.Action{r.action}}, n.Guard(res, r.h, r.action))
 		}
 	}
 }
 
-func (n *V1Front) handleSetPlan(kind string) http.HandlerFunc {
+func (n *Front) handleSetPlan(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var p fleet.RolloutPlan
-		if err := decodeBody(r, &p); err != nil {
+		if err := front.DecodeBody(r, &p); err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		res, err := n.SetRolloutPlan(r.Context(), callerOf(r), fleet.SetRolloutPlanRequest{Kind: kind, Name: r.PathValue("name"), Plan: p})
+		res, err := n.SetRolloutPlan(r.Context(), front.CallerOf(r), fleet.SetRolloutPlanRequest{Kind: kind, Name: r.PathValue("name"), Plan: p})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		setIndexHeader(w, res.Index)
-		writeJSON(w, http.StatusOK, res.Plan)
+		front.SetIndexHeader(w, res.Index)
+		front.WriteJSON(w, http.StatusOK, res.Plan)
 	}
 }
 
-func (n *V1Front) handleDeletePlan(kind string) http.HandlerFunc {
+func (n *Front) handleDeletePlan(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		idx, err := n.DeleteRolloutPlan(r.Context(), callerOf(r), kind, r.PathValue("name"))
+		idx, err := n.DeleteRolloutPlan(r.Context(), front.CallerOf(r), kind, r.PathValue("name"))
 		if err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		setIndexHeader(w, idx)
+		front.SetIndexHeader(w, idx)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
-func (n *V1Front) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
+func (n *Front) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.ControlRollout(r.Context(), callerOf(r), fleet.ControlRolloutRequest{Kind: kind, Name: r.PathValue("name"), Command: cmd})
+		res, err := n.ControlRollout(r.Context(), front.CallerOf(r), fleet.ControlRolloutRequest{Kind: kind, Name: r.PathValue("name"), Command: cmd})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		setIndexHeader(w, res.Index)
-		writeJSON(w, http.StatusOK, res.Rollout)
+		front.SetIndexHeader(w, res.Index)
+		front.WriteJSON(w, http.StatusOK, res.Rollout)
 	}
 }
 
-func (n *V1Front) handleRolloutStatus(kind string) http.HandlerFunc {
+func (n *Front) handleRolloutStatus(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !n.Linearized(w, r) {
 			return
 		}
-		st, err := n.GetRolloutStatus(r.Context(), callerOf(r), kind, name)
+		st, err := n.GetRolloutStatus(r.Context(), front.CallerOf(r), kind, name)
 		if err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		front.WriteJSON(w, http.StatusOK, st)
 	}
 }

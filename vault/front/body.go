@@ -1,4 +1,4 @@
-package vault
+package front
 
 import (
 	"errors"
@@ -17,14 +17,14 @@ import (
 func checkJSONContentType(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return badParameter("the request has no Content-Type; send the JSON body with Content-Type: application/json")
+		return BadParameter("the request has no Content-Type; send the JSON body with Content-Type: application/json")
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
-		return badParameter("Content-Type %q is not JSON; send the body as application/json", clip(ct))
+		return BadParameter("Content-Type %q is not JSON; send the body as application/json", clip(ct))
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return badParameter("Content-Type charset %q is not supported; send UTF-8 (application/json; charset=utf-8)", clip(cs))
+		return BadParameter("Content-Type charset %q is not supported; send UTF-8 (application/json; charset=utf-8)", clip(cs))
 	}
 	return nil
 }
@@ -35,13 +35,13 @@ func bodyJSONError(err error) error {
 	var se *strictjson.Error
 	switch {
 	case errors.As(err, &se) && errors.Is(err, strictjson.ErrDuplicate):
-		return badParameter("the request body is refused: %v; give each member once", se)
+		return BadParameter("the request body is refused: %v; give each member once", se)
 	case errors.As(err, &se) && errors.Is(err, strictjson.ErrInvalidUnicode):
-		return badParameter("the request body is refused: %v; send valid UTF-8 text", se)
+		return BadParameter("the request body is refused: %v; send valid UTF-8 text", se)
 	case errors.As(err, &se):
-		return badParameter("the request body is not valid JSON: %v", se)
+		return BadParameter("the request body is not valid JSON: %v", se)
 	default:
-		return badParameter("the request body is not valid JSON: %v", errors.Unwrap(err))
+		return BadParameter("the request body is not valid JSON: %v", errors.Unwrap(err))
 	}
 }
 
@@ -66,12 +66,12 @@ func checkObjectFields(v any) error {
 	}
 	if f := rv.FieldByName("Tags"); f.IsValid() && f.Type() == tagsType {
 		if err := keyvault.CheckTags(f.Interface().(map[string]string)); err != nil {
-			return badParameter("tags: %s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidInput.Error()+": "))
+			return BadParameter("tags: %s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidInput.Error()+": "))
 		}
 	}
 	if f := rv.FieldByName("Attributes"); f.IsValid() && f.Type() == attributesType {
 		if err := keyvault.CheckAttributes(f.Interface().(*keyvault.Attributes)); err != nil {
-			return badParameter("%s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidInput.Error()+": "))
+			return BadParameter("%s", strings.TrimPrefix(err.Error(), keyvault.ErrInvalidInput.Error()+": "))
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package vault
+package kvapi
 
 import (
 	"crypto"
@@ -6,6 +6,8 @@ import (
 	"crypto/rsa"
 	"math/big"
 	"net/http"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 
@@ -17,7 +19,7 @@ import (
 // renders keys as JSON Web Keys.
 
 // jwkFromPublic renders a public key as Key Vault's JSON Web Key.
-func jwkFromPublic(kid string, pub crypto.PublicKey, ops []string) keyvault.JWK {
+func JwkFromPublic(kid string, pub crypto.PublicKey, ops []string) keyvault.JWK {
 	j := keyvault.JWK{Kid: kid, KeyOps: ops}
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -45,7 +47,7 @@ type keyCreateRequest struct {
 }
 
 // keyImportRequest is the body of PUT /keys/{name}.
-type keyImportRequest struct {
+type KeyImportRequest struct {
 	Key        *keyvault.JWK        `json:"key"`
 	HSM        bool                 `json:"hsm,omitempty"`
 	Attributes *keyvault.Attributes `json:"attributes,omitempty"`
@@ -60,32 +62,32 @@ type keyOpRequest struct {
 	Digest keyvault.B64URL `json:"digest,omitempty"`
 }
 
-func (n *KVFront) keyRoutes(rt *router) {
-	rt.handle("POST", "/keys/{name}/create", access.KeysWrite, n.handleCreateKey)
-	rt.handle("PUT", "/keys/{name}", access.KeysWrite, n.handleImportKey)
-	rt.handle("GET", "/keys", access.KeysRead, n.handleListKeys)
-	rt.handle("GET", "/keys/{name}", access.KeysRead, n.handleGetKey)
-	rt.handle("GET", "/keys/{name}/{version}", access.KeysRead, n.handleGetKey)
-	rt.handle("PATCH", "/keys/{name}/{version}", access.KeysWrite, n.handleUpdateKey)
-	rt.handle("PATCH", "/keys/{name}", access.KeysWrite, n.handleUpdateKey)
-	rt.handle("GET", "/keys/{name}/versions", access.KeysRead, n.handleKeyVersions)
+func (n *Front) keyRoutes(rt *front.Router) {
+	rt.Handle("POST", "/keys/{name}/create", access.KeysWrite, n.handleCreateKey)
+	rt.Handle("PUT", "/keys/{name}", access.KeysWrite, n.handleImportKey)
+	rt.Handle("GET", "/keys", access.KeysRead, n.handleListKeys)
+	rt.Handle("GET", "/keys/{name}", access.KeysRead, n.handleGetKey)
+	rt.Handle("GET", "/keys/{name}/{version}", access.KeysRead, n.handleGetKey)
+	rt.Handle("PATCH", "/keys/{name}/{version}", access.KeysWrite, n.handleUpdateKey)
+	rt.Handle("PATCH", "/keys/{name}", access.KeysWrite, n.handleUpdateKey)
+	rt.Handle("GET", "/keys/{name}/versions", access.KeysRead, n.handleKeyVersions)
 	for _, op := range []string{"sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey"} {
-		rt.handle("POST", "/keys/{name}/{version}/"+op, access.KeysCrypto, n.handleKeyOp(op))
-		rt.handle("POST", "/keys/{name}/"+op, access.KeysCrypto, n.handleKeyOp(op))
+		rt.Handle("POST", "/keys/{name}/{version}/"+op, access.KeysCrypto, n.handleKeyOp(op))
+		rt.Handle("POST", "/keys/{name}/"+op, access.KeysCrypto, n.handleKeyOp(op))
 	}
-	rt.handle("DELETE", "/keys/{name}", access.KeysDelete, n.handleDeleteObject(core.KindKeys))
-	rt.handle("GET", "/deletedkeys", access.KeysRead, n.handleListDeleted(core.KindKeys))
-	rt.handle("GET", "/deletedkeys/{name}", access.KeysRead, n.handleGetDeleted(core.KindKeys))
-	rt.handle("POST", "/deletedkeys/{name}/recover", access.KeysDelete, n.handleRecover(core.KindKeys))
-	rt.handle("DELETE", "/deletedkeys/{name}", access.KeysDelete, n.handlePurge(core.KindKeys))
-	rt.handle("POST", "/keys/{name}/backup", access.KeysBackup, n.handleBackup(core.KindKeys))
-	rt.handle("POST", "/keys/restore", access.KeysBackup, n.handleRestore(core.KindKeys))
-	rt.handle("POST", "/rng", access.RNG, n.handleRNG)
+	rt.Handle("DELETE", "/keys/{name}", access.KeysDelete, n.handleDeleteObject(core.KindKeys))
+	rt.Handle("GET", "/deletedkeys", access.KeysRead, n.handleListDeleted(core.KindKeys))
+	rt.Handle("GET", "/deletedkeys/{name}", access.KeysRead, n.handleGetDeleted(core.KindKeys))
+	rt.Handle("POST", "/deletedkeys/{name}/recover", access.KeysDelete, n.handleRecover(core.KindKeys))
+	rt.Handle("DELETE", "/deletedkeys/{name}", access.KeysDelete, n.handlePurge(core.KindKeys))
+	rt.Handle("POST", "/keys/{name}/backup", access.KeysBackup, n.handleBackup(core.KindKeys))
+	rt.Handle("POST", "/keys/restore", access.KeysBackup, n.handleRestore(core.KindKeys))
+	rt.Handle("POST", "/rng", access.RNG, n.handleRNG)
 }
 
 // keyBundle renders a key version in Key Vault's shape.
 func keyBundle(r *http.Request, k core.KeyVersion) keyvault.Key {
-	j := jwkFromPublic(objectID(r, core.KindKeys, k.Name, k.Version), k.Public, k.KeyOps)
+	j := JwkFromPublic(objectID(r, core.KindKeys, k.Name, k.Version), k.Public, k.KeyOps)
 	if k.HSM {
 		j.Kty += "-HSM"
 	}
@@ -94,16 +96,16 @@ func keyBundle(r *http.Request, k core.KeyVersion) keyvault.Key {
 
 // writeKey answers a key version, with its write's index when it wrote.
 func writeKey(w http.ResponseWriter, r *http.Request, k core.KeyVersion) {
-	setIndexHeader(w, k.Index)
-	writeJSON(w, http.StatusOK, keyBundle(r, k))
+	front.SetIndexHeader(w, k.Index)
+	front.WriteJSON(w, http.StatusOK, keyBundle(r, k))
 }
 
-func (n *KVFront) handleGetKey(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	if !n.Linearized(w, r) {
 		return
 	}
-	k, err := n.GetKey(r.Context(), callerOf(r), core.GetKeyRequest{Name: name, Version: version})
+	k, err := n.GetKey(r.Context(), front.CallerOf(r), core.GetKeyRequest{Name: name, Version: version})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -111,7 +113,7 @@ func (n *KVFront) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	writeKey(w, r, k)
 }
 
-func (n *KVFront) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindKeys, name); err != nil {
@@ -119,11 +121,11 @@ func (n *KVFront) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req keyCreateRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	k, err := n.CreateKey(r.Context(), callerOf(r), core.CreateKeyRequest{Name: name, KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve,
+	k, err := n.CreateKey(r.Context(), front.CallerOf(r), core.CreateKeyRequest{Name: name, KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve,
 		KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.Fail(w, r, err)
@@ -132,19 +134,19 @@ func (n *KVFront) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	writeKey(w, r, k)
 }
 
-func (n *KVFront) handleImportKey(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleImportKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindKeys, name); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	var req keyImportRequest
-	if err := decodeBody(r, &req); err != nil {
+	var req KeyImportRequest
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	k, err := n.ImportKey(r.Context(), callerOf(r), core.ImportKeyRequest{Name: name, Key: req.Key, HSM: req.HSM, Attributes: req.Attributes, Tags: req.Tags})
+	k, err := n.ImportKey(r.Context(), front.CallerOf(r), core.ImportKeyRequest{Name: name, Key: req.Key, HSM: req.HSM, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -153,23 +155,23 @@ func (n *KVFront) handleImportKey(w http.ResponseWriter, r *http.Request) {
 }
 
 // privateFromJWK is keyFromJWK with the Key Vault front's errors.
-func privateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
+func PrivateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 	k, err := core.KeyFromJWK(j)
 	return k, apiError(err)
 }
 
-func (n *KVFront) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req struct {
 		KeyOps     []string             `json:"key_ops,omitempty"`
 		Attributes *keyvault.Attributes `json:"attributes,omitempty"`
 		Tags       map[string]string    `json:"tags,omitempty"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	k, err := n.UpdateKey(r.Context(), callerOf(r), core.UpdateKeyRequest{Name: name, Version: version, KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
+	k, err := n.UpdateKey(r.Context(), front.CallerOf(r), core.UpdateKeyRequest{Name: name, Version: version, KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -194,8 +196,8 @@ func keyItems(r *http.Request, items []core.ObjectItem) []keyItem {
 	return out
 }
 
-func (n *KVFront) handleListKeys(w http.ResponseWriter, r *http.Request) {
-	limit, after, err := pageParams(r)
+func (n *Front) handleListKeys(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := PageParams(r)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -203,7 +205,7 @@ func (n *KVFront) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListObjects(r.Context(), callerOf(r), core.ListObjectsRequest{Kind: core.KindKeys, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := n.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindKeys, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -211,9 +213,9 @@ func (n *KVFront) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
 }
 
-func (n *KVFront) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	limit, after, err := pageParams(r)
+	limit, after, err := PageParams(r)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -221,7 +223,7 @@ func (n *KVFront) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), callerOf(r), core.ListVersionsRequest{Kind: core.KindKeys, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := n.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindKeys, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -229,43 +231,43 @@ func (n *KVFront) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
 }
 
-func (n *KVFront) handleKeyOp(op string) http.HandlerFunc {
+func (n *Front) handleKeyOp(op string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name, version := r.PathValue("name"), r.PathValue("version")
 		var req keyOpRequest
-		if err := decodeBody(r, &req); err != nil {
+		if err := front.DecodeBody(r, &req); err != nil {
 			n.Fail(w, r, err)
 			return
 		}
 		if !n.Linearized(w, r) {
 			return
 		}
-		res, err := n.KeyOperation(r.Context(), callerOf(r), core.KeyOperationRequest{Name: name, Version: version, Op: op,
+		res, err := n.KeyOperation(r.Context(), front.CallerOf(r), core.KeyOperationRequest{Name: name, Version: version, Op: op,
 			Alg: req.Alg, Value: req.Value, Digest: req.Digest})
 		if err != nil {
 			n.Fail(w, r, err)
 			return
 		}
 		if op == "verify" {
-			writeJSON(w, http.StatusOK, map[string]bool{"value": res.Valid})
+			front.WriteJSON(w, http.StatusOK, map[string]bool{"value": res.Valid})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"kid": objectID(r, core.KindKeys, name, res.Version), "value": keyvault.B64URL(res.Value)})
+		front.WriteJSON(w, http.StatusOK, map[string]any{"kid": objectID(r, core.KindKeys, name, res.Version), "value": keyvault.B64URL(res.Value)})
 	}
 }
 
-func (n *KVFront) handleRNG(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleRNG(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Count int `json:"count"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	b, err := n.RandomBytes(r.Context(), callerOf(r), req.Count)
+	b, err := n.RandomBytes(r.Context(), front.CallerOf(r), req.Count)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]keyvault.B64URL{"value": b})
+	front.WriteJSON(w, http.StatusOK, map[string]keyvault.B64URL{"value": b})
 }

@@ -1,10 +1,12 @@
-package vault
+package v1api
 
 import (
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
@@ -13,22 +15,22 @@ import (
 // The /v1 front of the agent protocol beyond identity (core_watch.go
 // decides): the long poll for target versions and the outcome reports.
 
-func (n *V1Front) agentProtocolRoutes(add func(Endpoint, http.Handler)) {
-	add(Endpoint{Method: "GET", Pattern: "/v1/agents/watch", Agent: true}, n.agentOnly(n.handleAgentWatch))
-	add(Endpoint{Method: "POST", Pattern: "/v1/agents/report", Agent: true}, n.agentOnly(n.handleAgentReport))
+func (n *Front) agentProtocolRoutes(add func(front.Endpoint, http.Handler)) {
+	add(front.Endpoint{Method: "GET", Pattern: "/v1/agents/watch", Agent: true}, n.agentOnly(n.handleAgentWatch))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/report", Agent: true}, n.agentOnly(n.handleAgentReport))
 }
 
 // parseWatchObjects reads the ?o=KIND/NAME@VERSION of a watch.
 func parseWatchObjects(vals []string) ([]fleet.WatchedObject, error) {
 	if len(vals) == 0 || len(vals) > fleet.MaxWatchObjects {
-		return nil, badParameter("give 1 to %d objects as o=certificates/NAME@VERSION or o=secrets/NAME@VERSION", fleet.MaxWatchObjects)
+		return nil, front.BadParameter("give 1 to %d objects as o=certificates/NAME@VERSION or o=secrets/NAME@VERSION", fleet.MaxWatchObjects)
 	}
 	out := make([]fleet.WatchedObject, 0, len(vals))
 	for _, v := range vals {
 		obj, known, _ := strings.Cut(v, "@")
 		kind, name, ok := strings.Cut(obj, "/")
 		if !ok || (kind != core.KindCertificates && kind != core.KindSecrets) {
-			return nil, badParameter("object %q: write certificates/NAME or secrets/NAME", obj)
+			return nil, front.BadParameter("object %q: write certificates/NAME or secrets/NAME", obj)
 		}
 		if err := core.ValidName(kind, name); err != nil {
 			return nil, err
@@ -41,7 +43,7 @@ func parseWatchObjects(vals []string) ([]fleet.WatchedObject, error) {
 // handleAgentWatch is the agent's long poll (WatchAgent): ?o= the
 // objects, ?wait= the wait (default 30 s, jittered by the agent), ?index=
 // the previous answer's index.
-func (n *V1Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	objs, err := parseWatchObjects(q["o"])
 	if err != nil {
@@ -52,7 +54,7 @@ func (n *V1Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > fleet.MaxWatchWait {
-			n.Fail(w, r, badParameter("wait %q: give a duration up to %v, such as 30s", v, fleet.MaxWatchWait))
+			n.Fail(w, r, front.BadParameter("wait %q: give a duration up to %v, such as 30s", v, fleet.MaxWatchWait))
 			return
 		}
 		wait = d
@@ -60,11 +62,11 @@ func (n *V1Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	var after uint64
 	if v := q.Get("index"); v != "" {
 		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
-			n.Fail(w, r, badParameter("index %q: give the index of the previous answer", v))
+			n.Fail(w, r, front.BadParameter("index %q: give the index of the previous answer", v))
 			return
 		}
 	}
-	res, err := n.WatchAgent(r.Context(), callerOf(r), fleet.WatchAgentRequest{Objects: objs, After: after, Wait: wait})
+	res, err := n.WatchAgent(r.Context(), front.CallerOf(r), fleet.WatchAgentRequest{Objects: objs, After: after, Wait: wait})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -73,13 +75,13 @@ func (n *V1Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	// thousands of agents would fill the audit trail with them. Answers
 	// that carry a new target are recorded, and so are the fetch and the
 	// report that follow.
-	infoOf(r).skip = !res.Changed
-	writeJSON(w, http.StatusOK, res)
+	front.InfoOf(r).Skip = !res.Changed
+	front.WriteJSON(w, http.StatusOK, res)
 }
 
-func (n *V1Front) handleAgentReport(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleAgentReport(w http.ResponseWriter, r *http.Request) {
 	var rep fleet.AgentReport
-	if err := decodeBody(r, &rep); err != nil {
+	if err := front.DecodeBody(r, &rep); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
@@ -88,17 +90,17 @@ func (n *V1Front) handleAgentReport(w http.ResponseWriter, r *http.Request) {
 		n.Fail(w, r, err)
 		return
 	}
-	c := callerOf(r)
+	c := front.CallerOf(r)
 	if !n.Authorize(w, r, c, t.Resource, t.Action) {
 		return
 	}
-	infoOf(r).object = "/" + t.Object
-	infoOf(r).version = rep.Version
+	front.InfoOf(r).Object = "/" + t.Object
+	front.InfoOf(r).Version = rep.Version
 	idx, err := n.RecordAgentReport(r.Context(), c, rep)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, idx)
+	front.SetIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
 }

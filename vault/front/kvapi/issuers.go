@@ -1,7 +1,9 @@
-package vault
+package kvapi
 
 import (
 	"net/http"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/issuance"
@@ -23,13 +25,13 @@ type issuerView struct {
 	ACME *issuance.ACMEView `json:"acme,omitempty"`
 }
 
-func (n *KVFront) issuerRoutes(rt *router) {
-	rt.handle("GET", "/certificates/issuers", access.IssuersRead, n.handleListIssuers)
-	rt.handle("GET", "/certificates/issuers/{issuer}", access.IssuersRead, n.handleGetIssuer)
-	rt.handle("PUT", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(false))
-	rt.handle("PATCH", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(true))
-	rt.handle("DELETE", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleDeleteIssuer)
-	rt.handle("POST", "/certificates/issuers/{issuer}/check", access.IssuersWrite, n.handleCheckIssuer)
+func (n *Front) issuerRoutes(rt *front.Router) {
+	rt.Handle("GET", "/certificates/issuers", access.IssuersRead, n.handleListIssuers)
+	rt.Handle("GET", "/certificates/issuers/{issuer}", access.IssuersRead, n.handleGetIssuer)
+	rt.Handle("PUT", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(false))
+	rt.Handle("PATCH", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(true))
+	rt.Handle("DELETE", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleDeleteIssuer)
+	rt.Handle("POST", "/certificates/issuers/{issuer}/check", access.IssuersWrite, n.handleCheckIssuer)
 }
 
 // The Key Vault front of issuers (and the /v1 CRL and revoke
@@ -39,7 +41,7 @@ func (n *KVFront) issuerRoutes(rt *router) {
 // issuerViewOf renders an issuer the core returned.
 func issuerViewOf(r *http.Request, is issuance.Issuer) issuerView {
 	v := issuerView{Issuer: keyvault.Issuer{
-		ID:         baseURL(r) + "/certificates/issuers/" + is.Name,
+		ID:         front.BaseURL(r) + "/certificates/issuers/" + is.Name,
 		Provider:   is.Provider,
 		OrgDetails: is.OrgDetails,
 	}}
@@ -54,16 +56,16 @@ func issuerViewOf(r *http.Request, is issuance.Issuer) issuerView {
 
 // writeIssuer answers an issuer.
 func writeIssuer(w http.ResponseWriter, r *http.Request, res issuance.IssuerResult) {
-	setIndexHeader(w, res.Index)
-	writeJSON(w, http.StatusOK, issuerViewOf(r, res.Issuer))
+	front.SetIndexHeader(w, res.Index)
+	front.WriteJSON(w, http.StatusOK, issuerViewOf(r, res.Issuer))
 }
 
-func (n *KVFront) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
 	if !n.Linearized(w, r) {
 		return
 	}
-	res, err := n.GetIssuer(r.Context(), callerOf(r), name)
+	res, err := n.GetIssuer(r.Context(), front.CallerOf(r), name)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -71,8 +73,8 @@ func (n *KVFront) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
 	writeIssuer(w, r, res)
 }
 
-func (n *KVFront) handleListIssuers(w http.ResponseWriter, r *http.Request) {
-	limit, after, err := pageParams(r)
+func (n *Front) handleListIssuers(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := PageParams(r)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -80,19 +82,19 @@ func (n *KVFront) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
-	page, err := n.ListIssuers(r.Context(), callerOf(r), issuance.ListIssuersRequest{Page: core.PageRequest{Limit: limit, After: after}})
+	page, err := n.ListIssuers(r.Context(), front.CallerOf(r), issuance.ListIssuersRequest{Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
 	var out []keyvault.IssuerItem
 	for _, it := range page.Items {
-		out = append(out, keyvault.IssuerItem{ID: baseURL(r) + "/certificates/issuers/" + it.Name, Provider: it.Provider})
+		out = append(out, keyvault.IssuerItem{ID: front.BaseURL(r) + "/certificates/issuers/" + it.Name, Provider: it.Provider})
 	}
 	writePage(w, r, out, page.Next, limit)
 }
 
-func (n *KVFront) handleSetIssuer(patch bool) http.HandlerFunc {
+func (n *Front) handleSetIssuer(patch bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("issuer")
 		if err := issuance.CheckIssuerName(name); err != nil {
@@ -100,11 +102,11 @@ func (n *KVFront) handleSetIssuer(patch bool) http.HandlerFunc {
 			return
 		}
 		var req issuance.IssuerRequest
-		if err := decodeBody(r, &req); err != nil {
+		if err := front.DecodeBody(r, &req); err != nil {
 			n.Fail(w, r, err)
 			return
 		}
-		res, err := n.SetIssuer(r.Context(), callerOf(r), issuance.SetIssuerRequest{Name: name, Patch: patch, Provider: req.Provider, Credentials: req.Credentials,
+		res, err := n.SetIssuer(r.Context(), front.CallerOf(r), issuance.SetIssuerRequest{Name: name, Patch: patch, Provider: req.Provider, Credentials: req.Credentials,
 			OrgDetails: req.OrgDetails, Attributes: req.Attributes, CA: req.CA, ACME: req.ACME})
 		if err != nil {
 			n.Fail(w, r, err)
@@ -114,9 +116,9 @@ func (n *KVFront) handleSetIssuer(patch bool) http.HandlerFunc {
 	}
 }
 
-func (n *KVFront) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
-	res, err := n.DeleteIssuer(r.Context(), callerOf(r), name)
+	res, err := n.DeleteIssuer(r.Context(), front.CallerOf(r), name)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -126,15 +128,15 @@ func (n *KVFront) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 
 // handleCheckIssuer contacts an ACME issuer's CA on demand and reports
 // what works (CheckIssuer).
-func (n *KVFront) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
 	if !n.Linearized(w, r) {
 		return
 	}
-	rep, err := n.CheckIssuer(r.Context(), callerOf(r), name)
+	rep, err := n.CheckIssuer(r.Context(), front.CallerOf(r), name)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	front.WriteJSON(w, http.StatusOK, rep)
 }

@@ -1,4 +1,4 @@
-package vault
+package front
 
 import (
 	"net/http"
@@ -43,12 +43,4 @@ type Env struct {
 	ProxyToLeader func(w http.ResponseWriter, r *http.Request)
 	// RequestDeadline bounds what a request waits for the leader.
 	RequestDeadline time.Duration
-}
-
-// env returns the Env that the node gives its fronts.
-func (n *Node) env() *Env {
-	return &Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet,
-		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, Authorize: n.authorize,
-		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader,
-		RequestDeadline: n.opts.RequestDeadline}
 }

@@ -1,4 +1,4 @@
-package vault
+package kvapi
 
 import (
 	"encoding/base64"
@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 )
@@ -19,14 +21,14 @@ import (
 func apiError(err error) error {
 	var ce *core.Error
 	if errors.As(err, &ce) {
-		return coreToAPI(ce)
+		return front.CoreToAPI(ce)
 	}
 	return err
 }
 
 // objectID is the absolute id of a version: https://HOST/kind/name/version.
 func objectID(r *http.Request, kind, name, version string) string {
-	id := baseURL(r) + "/" + kind + "/" + name
+	id := front.BaseURL(r) + "/" + kind + "/" + name
 	if version != "" {
 		id += "/" + version
 	}
@@ -34,13 +36,13 @@ func objectID(r *http.Request, kind, name, version string) string {
 }
 
 // pageParams reads maxresults (1-25, default 25) and $skiptoken.
-func pageParams(r *http.Request) (int, string, error) {
+func PageParams(r *http.Request) (int, string, error) {
 	q := r.URL.Query()
 	limit := 25
 	if s := q.Get("maxresults"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > 25 {
-			return 0, "", badParameter("maxresults %q: use 1 to 25", s)
+			return 0, "", front.BadParameter("maxresults %q: use 1 to 25", s)
 		}
 		limit = v
 	}
@@ -48,7 +50,7 @@ func pageParams(r *http.Request) (int, string, error) {
 	if tok := q.Get("$skiptoken"); tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
 		if err != nil {
-			return 0, "", badParameter("$skiptoken is not valid; use the nextLink as returned")
+			return 0, "", front.BadParameter("$skiptoken is not valid; use the nextLink as returned")
 		}
 		after = string(b)
 	}
@@ -56,7 +58,7 @@ func pageParams(r *http.Request) (int, string, error) {
 }
 
 // nextLink builds the link to the page after key `last`.
-func nextLink(r *http.Request, last string, limit int) *string {
+func NextLink(r *http.Request, last string, limit int) *string {
 	q := url.Values{}
 	q.Set("api-version", r.URL.Query().Get("api-version"))
 	q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(last)))
@@ -66,6 +68,6 @@ func nextLink(r *http.Request, last string, limit int) *string {
 			q.Set(k, v)
 		}
 	}
-	s := baseURL(r) + r.URL.Path + "?" + q.Encode()
+	s := front.BaseURL(r) + r.URL.Path + "?" + q.Encode()
 	return &s
 }

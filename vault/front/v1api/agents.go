@@ -1,4 +1,4 @@
-package vault
+package v1api
 
 import (
 	"crypto/ecdsa"
@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"net"
 	"net/http"
+
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
@@ -19,18 +21,18 @@ import (
 // enrollment and renewal, listing and revocation; and how a request
 // presenting an agent's client certificate is identified.
 
-func (n *V1Front) agentRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(Endpoint, http.Handler)) {
+func (n *Front) agentRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(front.Endpoint, http.Handler)) {
 	vault("POST", "/v1/agents/join-tokens", n.handleAgentJoinToken, access.AgentsManage)
 	vault("GET", "/v1/agents", n.handleListAgents, access.AgentsManage, access.AuditRead)
 	vault("GET", "/v1/agents/{id}", n.handleGetAgent, access.AgentsManage, access.AuditRead)
 	vault("DELETE", "/v1/agents/{id}", n.handleRevokeAgent, access.AgentsManage)
 	public("POST", "/v1/agents/enroll", n.leaderOnly(n.handleEnroll))
-	add(Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, n.agentOnly(n.handleAgentRenew))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, n.agentOnly(n.handleAgentRenew))
 	n.agentProtocolRoutes(add)
 }
 
 // leaderOnly hands a public write to the leader.
-func (n *V1Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+func (n *Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !n.Store.IsLeader() {
 			n.ProxyToLeader(w, r)
@@ -42,19 +44,19 @@ func (n *V1Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 
 // agentOnly admits only agents presenting a valid, unrevoked identity;
 // writes go to the leader.
-func (n *V1Front) agentOnly(h http.HandlerFunc) http.Handler {
+func (n *Front) agentOnly(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, ok := n.Authenticate(w, r)
 		if !ok {
 			return
 		}
 		if c.AgentID == "" {
-			infoOf(r).denied = true
-			writeError(w, &APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only an agent, with its client certificate, may call this"})
+			front.InfoOf(r).Denied = true
+			front.WriteError(w, &front.APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only an agent, with its client certificate, may call this"})
 			return
 		}
-		infoOf(r).object = "/agents/" + c.AgentID
-		if isWrite(r.Method) && !n.Store.IsLeader() {
+		front.InfoOf(r).Object = "/agents/" + c.AgentID
+		if front.IsWrite(r.Method) && !n.Store.IsLeader() {
 			n.ProxyToLeader(w, r)
 			return
 		}
@@ -65,39 +67,39 @@ func (n *V1Front) agentOnly(h http.HandlerFunc) http.Handler {
 // agentHeader carries, from a follower to the leader, the ID of the agent
 // whose request the follower hands over (its client certificate does not
 // cross the proxy). Only a node may send it.
-const agentHeader = "X-Certvault-Agent"
+const AgentHeader = "X-Certvault-Agent"
 
-func (n *V1Front) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Group   string `json:"group"`
 		TTL     string `json:"ttl"`
 		Uses    int    `json:"uses"`
 		CertTTL string `json:"cert_ttl"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	res, err := n.CreateAgentJoinToken(r.Context(), callerOf(r), fleet.CreateAgentJoinTokenRequest{Group: req.Group, TTL: req.TTL, Uses: req.Uses, CertTTL: req.CertTTL})
+	res, err := n.CreateAgentJoinToken(r.Context(), front.CallerOf(r), fleet.CreateAgentJoinTokenRequest{Group: req.Group, TTL: req.TTL, Uses: req.Uses, CertTTL: req.CertTTL})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, res.Index)
-	writeJSON(w, http.StatusCreated, res.Token)
+	front.SetIndexHeader(w, res.Index)
+	front.WriteJSON(w, http.StatusCreated, res.Token)
 }
 
-func (n *V1Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Token string `json:"token"`
 		CSR   string `json:"csr"`
 		Name  string `json:"name"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	csr, err := parseAgentCSR(req.CSR)
+	csr, err := ParseAgentCSR(req.CSR)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
@@ -109,28 +111,28 @@ func (n *V1Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	// Who tried, for the audit record, however the token fares.
 	c := core.Caller{Principal: access.Principal{Name: "enroll:" + name}}
-	infoOf(r).caller = c
+	front.InfoOf(r).Caller = c
 	tokID, secret, ok := fleet.ParseAgentJoinToken(req.Token)
 	if !ok {
 		n.Fail(w, r, fleet.BadAgentToken())
 		return
 	}
-	res, err := n.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: infoSource(r)})
+	res, err := n.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: InfoSource(r)})
 	if err != nil {
 		if core.IsKind(err, core.KindForbidden) {
-			infoOf(r).denied = true
+			front.InfoOf(r).Denied = true
 			n.Log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "name", name)
 		}
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, res.Index)
-	infoOf(r).object = "/agents/" + res.Enrollment.AgentID
-	writeJSON(w, http.StatusCreated, res.Enrollment)
+	front.SetIndexHeader(w, res.Index)
+	front.InfoOf(r).Object = "/agents/" + res.Enrollment.AgentID
+	front.WriteJSON(w, http.StatusCreated, res.Enrollment)
 }
 
 // infoSource is the caller's address without the port.
-func infoSource(r *http.Request) string {
+func InfoSource(r *http.Request) string {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return host
 	}
@@ -145,88 +147,88 @@ const maxAgentRSABits = 8192
 // parseAgentCSR checks an agent's CSR: PEM, an EC P-256/P-384 or RSA
 // 2048-8192 key (checked first: a CSR of a megabyte RSA key would cost
 // minutes of CPU to verify) and a good signature.
-func parseAgentCSR(p string) (*x509.CertificateRequest, error) {
+func ParseAgentCSR(p string) (*x509.CertificateRequest, error) {
 	block, _ := pem.Decode([]byte(p))
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		return nil, badParameter("csr: give a PEM CERTIFICATE REQUEST")
+		return nil, front.BadParameter("csr: give a PEM CERTIFICATE REQUEST")
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
-		return nil, badParameter("csr does not parse: %v", err)
+		return nil, front.BadParameter("csr does not parse: %v", err)
 	}
 	switch k := csr.PublicKey.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return nil, badParameter("csr key: use EC P-256 or P-384, or RSA of 2048 to %d bits", maxAgentRSABits)
+			return nil, front.BadParameter("csr key: use EC P-256 or P-384, or RSA of 2048 to %d bits", maxAgentRSABits)
 		}
 	case *rsa.PublicKey:
 		if b := k.N.BitLen(); b < 2048 || b > maxAgentRSABits {
-			return nil, badParameter("csr key: RSA keys need 2048 to %d bits, not %d", maxAgentRSABits, b)
+			return nil, front.BadParameter("csr key: RSA keys need 2048 to %d bits, not %d", maxAgentRSABits, b)
 		}
 	default:
-		return nil, badParameter("csr key: use EC P-256 or P-384, or RSA of 2048 to %d bits", maxAgentRSABits)
+		return nil, front.BadParameter("csr key: use EC P-256 or P-384, or RSA of 2048 to %d bits", maxAgentRSABits)
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, badParameter("csr signature does not verify: %v", err)
+		return nil, front.BadParameter("csr signature does not verify: %v", err)
 	}
 	return csr, nil
 }
 
-func (n *V1Front) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		CSR string `json:"csr"`
 	}
-	if err := decodeBody(r, &req); err != nil {
+	if err := front.DecodeBody(r, &req); err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	csr, err := parseAgentCSR(req.CSR)
+	csr, err := ParseAgentCSR(req.CSR)
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	res, err := n.RenewAgent(r.Context(), callerOf(r), fleet.RenewAgentRequest{CSR: csr})
+	res, err := n.RenewAgent(r.Context(), front.CallerOf(r), fleet.RenewAgentRequest{CSR: csr})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	setIndexHeader(w, res.Index)
-	writeJSON(w, http.StatusOK, res.Enrollment)
+	front.SetIndexHeader(w, res.Index)
+	front.WriteJSON(w, http.StatusOK, res.Enrollment)
 }
 
-func (n *V1Front) handleListAgents(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleListAgents(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
 	q := r.URL.Query()
-	out, err := n.ListAgents(r.Context(), callerOf(r), fleet.ListAgentsRequest{Group: q.Get("group"), Certificate: q.Get("certificate")})
+	out, err := n.ListAgents(r.Context(), front.CallerOf(r), fleet.ListAgentsRequest{Group: q.Get("group"), Certificate: q.Get("certificate")})
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	front.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 }
 
-func (n *V1Front) handleGetAgent(w http.ResponseWriter, r *http.Request) {
+func (n *Front) handleGetAgent(w http.ResponseWriter, r *http.Request) {
 	if !n.Linearized(w, r) {
 		return
 	}
-	st, err := n.GetAgent(r.Context(), callerOf(r), r.PathValue("id"))
+	st, err := n.GetAgent(r.Context(), front.CallerOf(r), r.PathValue("id"))
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	front.WriteJSON(w, http.StatusOK, st)
 }
 
-func (n *V1Front) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
-	res, err := n.RevokeAgent(r.Context(), callerOf(r), r.PathValue("id"))
+func (n *Front) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
+	res, err := n.RevokeAgent(r.Context(), front.CallerOf(r), r.PathValue("id"))
 	if err != nil {
 		n.Fail(w, r, err)
 		return
 	}
 	if res.Index != 0 {
-		setIndexHeader(w, res.Index)
+		front.SetIndexHeader(w, res.Index)
 	}
-	writeJSON(w, http.StatusOK, res.Agent)
+	front.WriteJSON(w, http.StatusOK, res.Agent)
 }

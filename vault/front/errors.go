@@ -1,4 +1,4 @@
-package vault
+package front
 
 import (
 	"fmt"
@@ -35,7 +35,7 @@ var statusOfKind = map[core.ErrorKind]int{
 
 // coreToAPI is the HTTP answer to a core error: the status of its kind,
 // its code and message as they are.
-func coreToAPI(e *core.Error) *APIError {
+func CoreToAPI(e *core.Error) *APIError {
 	status, ok := statusOfKind[e.Kind]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -52,19 +52,19 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.Cause }
 
-func badParameter(format string, args ...any) *APIError {
+func BadParameter(format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusBadRequest, Code: "BadParameter", Message: fmt.Sprintf(format, args...)}
 }
 
-func internalError(cause error) *APIError {
+func InternalError(cause error) *APIError {
 	return &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "internal error; see the server log", Cause: cause}
 }
 
 // notCaughtUp is the 503 of a follower that must check something it does
 // not know (a credential, an assignment) with the leader and cannot.
-func notCaughtUp(cause error) *APIError {
+func NotCaughtUp(cause error) *APIError {
 	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 		Message: "this node could not catch up with the leader within the request deadline to check the credential or role assignment; retry", Cause: cause}
 }
 
-func unavailable(cause error) *APIError { return coreToAPI(core.Unavailable(cause)) }
+func Unavailable(cause error) *APIError { return CoreToAPI(core.Unavailable(cause)) }

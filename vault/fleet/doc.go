@@ -1,0 +1,7 @@
+// Package fleet is the agents: join tokens and enrollment, agent
+// certificates, the objects each agent is bound to and what it reports
+// (deliveries), rollouts in waves, and the evidence report.
+//
+// It is domain code over vault/core: typed requests and results, *Error,
+// no net/http.
+package fleet

@@ -1,0 +1,370 @@
+package kvapi
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/certvault/certvault/vault/front"
+
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/issuance"
+
+	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/certs"
+)
+
+func (n *Front) certificateRoutes(rt *front.Router) {
+	rt.Handle("POST", "/certificates/{name}/create", access.CertificatesWrite, n.handleCreateCertificate)
+	rt.Handle("POST", "/certificates/{name}/import", access.CertificatesWrite, n.handleImportCertificate)
+	rt.Handle("GET", "/certificates", access.CertificatesRead, n.handleListCertificates)
+	rt.Handle("GET", "/certificates/{name}", access.CertificatesRead, n.handleGetCertificate)
+	rt.Handle("GET", "/certificates/{name}/{version}", access.CertificatesRead, n.handleGetCertificate)
+	rt.Handle("PATCH", "/certificates/{name}", access.CertificatesWrite, n.handleUpdateCertificate)
+	rt.Handle("PATCH", "/certificates/{name}/{version}", access.CertificatesWrite, n.handleUpdateCertificate)
+	rt.Handle("GET", "/certificates/{name}/versions", access.CertificatesRead, n.handleCertificateVersions)
+	rt.Handle("GET", "/certificates/{name}/policy", access.CertificatesRead, n.handleGetPolicy)
+	rt.Handle("PATCH", "/certificates/{name}/policy", access.CertificatesWrite, n.handleUpdatePolicy)
+	rt.Handle("GET", "/certificates/{name}/pending", access.CertificatesRead, n.handleGetPending)
+	rt.Handle("PATCH", "/certificates/{name}/pending", access.CertificatesWrite, n.handleCancelPending)
+	rt.Handle("DELETE", "/certificates/{name}/pending", access.CertificatesWrite, n.handleDeletePending)
+	rt.Handle("POST", "/certificates/{name}/pending/merge", access.CertificatesWrite, n.handleMerge)
+	rt.Handle("DELETE", "/certificates/{name}", access.CertificatesDelete, n.handleDeleteObject(core.KindCertificates))
+	rt.Handle("GET", "/deletedcertificates", access.CertificatesRead, n.handleListDeleted(core.KindCertificates))
+	rt.Handle("GET", "/deletedcertificates/{name}", access.CertificatesRead, n.handleGetDeleted(core.KindCertificates))
+	rt.Handle("POST", "/deletedcertificates/{name}/recover", access.CertificatesDelete, n.handleRecover(core.KindCertificates))
+	rt.Handle("DELETE", "/deletedcertificates/{name}", access.CertificatesDelete, n.handlePurge(core.KindCertificates))
+	rt.Handle("POST", "/certificates/{name}/backup", access.CertificatesBackup, n.handleBackup(core.KindCertificates))
+	rt.Handle("POST", "/certificates/restore", access.CertificatesBackup, n.handleRestore(core.KindCertificates))
+	rt.Handle("GET", "/certificates/contacts", access.CertificatesRead, n.handleGetContacts)
+	rt.Handle("PUT", "/certificates/contacts", access.ContactsWrite, n.handleSetContacts)
+	rt.Handle("DELETE", "/certificates/contacts", access.ContactsWrite, n.handleDeleteContacts)
+}
+
+// The Key Vault front of certificates: each handler reads the path, the
+// query and the body, calls the core (core_certificates.go) and writes
+// Key Vault's JSON with the ids of this host.
+
+func (n *Front) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := core.ValidName(core.KindCertificates, name); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	var req keyvault.CreateCertificateRequest
+	if err := front.DecodeBody(r, &req); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	res, err := n.CreateCertificate(r.Context(), front.CallerOf(r), issuance.CreateCertificateRequest{Name: name, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	front.SetIndexHeader(w, res.Index)
+	w.Header().Set("Location", objectID(r, core.KindCertificates, name, "")+"/pending?api-version="+url.QueryEscape(r.URL.Query().Get("api-version")))
+	w.Header().Set("Retry-After", "1")
+	front.WriteJSON(w, http.StatusAccepted, operationBundle(r, name, res.Operation))
+}
+
+// certBundle renders a certificate version.
+func (n *Front) certBundle(r *http.Request, name, version string) (keyvault.Certificate, error) {
+	c, err := n.Certificate(name, version)
+	if err != nil {
+		return keyvault.Certificate{}, err
+	}
+	return certificateBundle(r, c), nil
+}
+
+// certificateBundle renders a certificate version the core returned.
+func certificateBundle(r *http.Request, c issuance.Certificate) keyvault.Certificate {
+	kc := keyvault.Certificate{
+		ID:          objectID(r, core.KindCertificates, c.Name, c.Version),
+		Kid:         objectID(r, core.KindKeys, c.Name, c.Version),
+		Sid:         objectID(r, core.KindSecrets, c.Name, c.Version),
+		X5t:         certs.Thumbprint(c.Chain[0]),
+		Cer:         c.Chain[0],
+		X5C:         c.Chain,
+		ContentType: c.ContentType,
+		Attributes:  c.Attributes,
+		Tags:        c.Tags,
+		RenewalInfo: c.RenewalInfo,
+	}
+	if c.Policy != nil {
+		kc.Policy = policyBundle(r, c.Name, c.Policy)
+	}
+	return kc
+}
+
+func policyBundle(r *http.Request, name string, p *keyvault.Policy) *keyvault.Policy {
+	cp := *p
+	cp.ID = objectID(r, core.KindCertificates, name, "") + "/policy"
+	return &cp
+}
+
+func operationBundle(r *http.Request, name string, op *core.PendingOp) keyvault.Operation {
+	o := keyvault.Operation{
+		ID:                    objectID(r, core.KindCertificates, name, "") + "/pending",
+		Issuer:                &keyvault.IssuerParameters{Name: op.Issuer, CertificateType: op.CertType},
+		CSR:                   op.CSR,
+		CancellationRequested: op.Cancel,
+		Status:                op.Status,
+		StatusDetails:         op.StatusDetails,
+		Error:                 op.Error,
+		Target:                op.Target,
+		RequestID:             op.RequestID,
+	}
+	o.ACMEOrder = op.ACMEOrder
+	if o.Target == "" && op.Status == keyvault.StatusCompleted {
+		// Orders completed in the background have no request to name
+		// the host; the reader's request does.
+		o.Target = objectID(r, core.KindCertificates, name, "")
+	}
+	return o
+}
+
+// writeCertificate answers a write's certificate version.
+func (n *Front) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res issuance.CertificateResult) {
+	front.SetIndexHeader(w, res.Index)
+	c, err := n.certBundle(r, res.Name, res.Version)
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	front.WriteJSON(w, status, c)
+}
+
+func (n *Front) handleGetCertificate(w http.ResponseWriter, r *http.Request) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	if !n.Linearized(w, r) {
+		return
+	}
+	c, err := n.GetCertificate(r.Context(), front.CallerOf(r), issuance.GetCertificateRequest{Name: name, Version: version})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	front.WriteJSON(w, http.StatusOK, certificateBundle(r, c))
+}
+
+func (n *Front) handleUpdateCertificate(w http.ResponseWriter, r *http.Request) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	var req keyvault.UpdateCertificateRequest
+	if err := front.DecodeBody(r, &req); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	res, err := n.UpdateCertificate(r.Context(), front.CallerOf(r), issuance.UpdateCertificateRequest{Name: name, Version: version, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	n.writeCertificate(w, r, http.StatusOK, res)
+}
+
+func (n *Front) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !n.Linearized(w, r) {
+		return
+	}
+	res, err := n.GetCertificatePolicy(r.Context(), front.CallerOf(r), name)
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	front.WriteJSON(w, http.StatusOK, policyBundle(r, name, res.Policy))
+}
+
+func (n *Front) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var upd keyvault.Policy
+	if err := front.DecodeBody(r, &upd); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	res, err := n.UpdateCertificatePolicy(r.Context(), front.CallerOf(r), issuance.UpdateCertificatePolicyRequest{Name: name, Policy: &upd})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	front.SetIndexHeader(w, res.Index)
+	front.WriteJSON(w, http.StatusOK, policyBundle(r, name, res.Policy))
+}
+
+// certificateItems renders list items of certificates or of a
+// certificate's versions.
+func certificateItems(r *http.Request, items []core.ObjectItem) []keyvault.CertificateItem {
+	var out []keyvault.CertificateItem
+	for _, it := range items {
+		out = append(out, keyvault.CertificateItem{ID: objectID(r, core.KindCertificates, it.Name, it.Version),
+			X5t: it.X5t, Attributes: it.Attributes, Tags: it.Tags})
+	}
+	return out
+}
+
+func (n *Front) handleCertificateVersions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	limit, after, err := PageParams(r)
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	if !n.Linearized(w, r) {
+		return
+	}
+	res, err := n.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindCertificates, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
+}
+
+func (n *Front) handleListCertificates(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := PageParams(r)
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	if !n.Linearized(w, r) {
+		return
+	}
+	includePending := strings.EqualFold(r.URL.Query().Get("includePending"), "true")
+	res, err := n.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: includePending,
+		Page: core.PageRequest{Limit: limit, After: after}})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
+}
+
+// writeOperation answers a certificate's operation.
+func writeOperation(w http.ResponseWriter, r *http.Request, res issuance.CertificateOperationResult) {
+	front.SetIndexHeader(w, res.Index)
+	front.WriteJSON(w, http.StatusOK, operationBundle(r, res.Name, res.Operation))
+}
+
+func (n *Front) handleGetPending(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !n.Linearized(w, r) {
+		return
+	}
+	res, err := n.GetCertificateOperation(r.Context(), front.CallerOf(r), name)
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writeOperation(w, r, res)
+}
+
+func (n *Front) handleCancelPending(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req struct {
+		Cancel *bool `json:"cancellation_requested"`
+	}
+	if err := front.DecodeBody(r, &req); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	res, err := n.CancelCertificateOperation(r.Context(), front.CallerOf(r), issuance.CancelCertificateOperationRequest{Name: name, CancellationRequested: req.Cancel != nil && *req.Cancel})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writeOperation(w, r, res)
+}
+
+func (n *Front) handleDeletePending(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	res, err := n.DeleteCertificateOperation(r.Context(), front.CallerOf(r), name)
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writeOperation(w, r, res)
+}
+
+// handleMerge completes an Unknown-issuer operation with the chain signed
+// outside: the leaf must carry the pending key and the policy's names.
+func (n *Front) handleMerge(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req keyvault.MergeRequest
+	if err := front.DecodeBody(r, &req); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	res, err := n.MergeCertificate(r.Context(), front.CallerOf(r), issuance.MergeCertificateRequest{Name: name, X5C: req.X5C, Attributes: req.Attributes, Tags: req.Tags,
+		Target: objectID(r, core.KindCertificates, name, "")})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	n.writeCertificate(w, r, http.StatusCreated, res)
+}
+
+func (n *Front) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := core.ValidName(core.KindCertificates, name); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	var req keyvault.ImportCertificateRequest
+	if err := front.DecodeBody(r, &req); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	res, err := n.ImportCertificate(r.Context(), front.CallerOf(r), issuance.ImportCertificateRequest{Name: name, Value: req.Value, Password: req.Password,
+		Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	n.writeCertificate(w, r, http.StatusOK, res)
+}
+
+// Contacts.
+
+// writeContacts answers the vault's contacts with their id.
+func writeContacts(w http.ResponseWriter, r *http.Request, res core.ContactsResult) {
+	front.SetIndexHeader(w, res.Index)
+	c := res.Contacts
+	c.ID = front.BaseURL(r) + "/certificates/contacts"
+	front.WriteJSON(w, http.StatusOK, c)
+}
+
+func (n *Front) handleGetContacts(w http.ResponseWriter, r *http.Request) {
+	if !n.Linearized(w, r) {
+		return
+	}
+	res, err := n.GetContacts(r.Context(), front.CallerOf(r))
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writeContacts(w, r, res)
+}
+
+func (n *Front) handleSetContacts(w http.ResponseWriter, r *http.Request) {
+	var c keyvault.Contacts
+	if err := front.DecodeBody(r, &c); err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	res, err := n.SetContacts(r.Context(), front.CallerOf(r), c)
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writeContacts(w, r, res)
+}
+
+func (n *Front) handleDeleteContacts(w http.ResponseWriter, r *http.Request) {
+	res, err := n.DeleteContacts(r.Context(), front.CallerOf(r))
+	if err != nil {
+		n.Fail(w, r, err)
+		return
+	}
+	writeContacts(w, r, res)
+}
