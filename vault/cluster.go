@@ -7,7 +7,7 @@ import (
 	"github.com/certvault/certvault/vault/front"
 )
 
-// The /v1 front of the cluster's administration (core_cluster.go
+// The /v1 front of the cluster's administration (membership.go
 // decides): status, join tokens, members, snapshots.
 
 func (n *Node) handleClusterStatus(w http.ResponseWriter, r *http.Request) {

@@ -16,7 +16,7 @@ import (
 
 // Event delivery: the outbox (outbox.go) hands each event message here,
 // which POSTs it, signed, to its subscription's webhook. What events there
-// are and who subscribes is core_events.go's.
+// are and who subscribes is core/events.go's.
 
 // eventTimeout bounds one webhook delivery.
 const eventTimeout = 10 * time.Second

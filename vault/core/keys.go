@@ -20,10 +20,10 @@ import (
 	"github.com/certvault/certvault/vault/certs"
 )
 
-// Keys in the domain core: create, import, rotate (core_keyrotation.go),
+// Keys in the domain core: create, import, rotate (keyrotation.go),
 // get, update, and the cryptographic operations. Listing is ListObjects
-// and ListVersions (core_objects.go), the lifecycle is
-// core_lifecycle.go's. A certificate's managed key is the certificate
+// and ListVersions (objects.go), the lifecycle is
+// lifecycle.go's. A certificate's managed key is the certificate
 // version's key: it can be read and used, not written.
 
 var (

@@ -17,7 +17,7 @@ import (
 // domain core: storage keys and records, names, versions, the errors
 // about them, and listing and paging over the store. The lifecycle that
 // every kind shares (soft delete, recover, purge, backup, restore) is in
-// core_lifecycle.go. No HTTP here: the fronts build ids and links from
+// lifecycle.go. No HTTP here: the fronts build ids and links from
 // the names, versions and resume points these functions return.
 
 // Object kinds, as they appear in Key Vault paths.

@@ -11,7 +11,7 @@ import (
 
 // Secrets in the domain core: set (a new version), get, update a
 // version's attributes. Listing is ListObjects and ListVersions
-// (core_objects.go), the lifecycle is core_lifecycle.go's. A certificate's
+// (objects.go), the lifecycle is lifecycle.go's. A certificate's
 // managed secret is the certificate's to set, update and build.
 
 // SecretVersion is one version of a secret as the core returns it.

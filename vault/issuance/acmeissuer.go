@@ -20,7 +20,7 @@ import (
 	"github.com/certvault/certvault/vault/acme/solver"
 )
 
-// ACME issuers' settings (core): what an issuer request may set for an
+// ACME issuers' settings: what an issuer request may set for an
 // ACME provider, how it is checked, and what is shown of it.
 
 // ACME providers: "acme" takes any directory URL; DigiCert and GlobalSign

@@ -22,7 +22,7 @@ import (
 	"github.com/certvault/certvault/vault/certs"
 )
 
-// The ACME order runner (core): the leader drives each ACME order of a
+// The ACME order runner: the leader drives each ACME order of a
 // pending operation from its record in raft (acme/orders/NAME) to a new
 // certificate version or a failed operation, and removes its challenge
 // records; a new leader resumes from the same records.

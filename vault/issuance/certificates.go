@@ -16,7 +16,7 @@ import (
 
 // The certificates core: create, import, merge, read, update, policies,
 // pending operations and the vault's contacts; listing is ListObjects and
-// ListVersions (core_objects.go). Each function takes the caller and a
+// ListVersions (core/objects.go). Each function takes the caller and a
 // typed request, decides everything about the certificate (its name,
 // versions, managed key and secret, what to store), commits one raft
 // command for a write, and returns names, versions and the command's raft

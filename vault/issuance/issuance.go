@@ -22,7 +22,7 @@ import (
 // The issuance core: how a certificate gets a version. A person's create
 // and the renewal scheduler both go through startIssuance, which issues at
 // once (Self, internal issuers), leaves a CSR to merge (Unknown), or
-// queues an ACME order that the order runner drives (core_acme.go).
+// queues an ACME order that the order runner drives (acmeorders.go).
 
 // madeBy records on a version who made it and how (create, renewal,
 // import, merge): the evidence report's rotation history.

@@ -17,7 +17,7 @@ import (
 	"github.com/certvault/certvault/vault/renewal"
 )
 
-// Renewal planning and the renewal scheduler (core): the plan of each
+// Renewal planning and the renewal scheduler: the plan of each
 // certificate version, the brake, and the leader's loop that renews, mails
 // and emits expiry events when plans are due.
 

@@ -43,7 +43,7 @@ func (n *Front) certificateRoutes(rt *front.Router) {
 }
 
 // The Key Vault front of certificates: each handler reads the path, the
-// query and the body, calls the core (core_certificates.go) and writes
+// query and the body, calls the core (issuance/certificates.go) and writes
 // Key Vault's JSON with the ids of this host.
 
 func (n *Front) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {

@@ -36,7 +36,7 @@ func (n *Front) issuerRoutes(rt *front.Router) {
 
 // The Key Vault front of issuers (and the /v1 CRL and revoke
 // endpoints): each handler reads the request, calls the core
-// (core_issuers.go) and writes the JSON with this host's ids.
+// (issuance/issuers.go) and writes the JSON with this host's ids.
 
 // issuerViewOf renders an issuer the core returned.
 func issuerViewOf(r *http.Request, is issuance.Issuer) issuerView {

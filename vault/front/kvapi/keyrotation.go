@@ -10,7 +10,7 @@ import (
 	"github.com/certvault/certvault/vault/access"
 )
 
-// The Key Vault front of key rotation (core_keyrotation.go).
+// The Key Vault front of key rotation (core/keyrotation.go).
 
 func (n *Front) keyRotationRoutes(rt *front.Router) {
 	rt.Handle("POST", "/keys/{name}/rotate", access.KeysWrite, n.handleRotateKey)

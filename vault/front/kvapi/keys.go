@@ -15,7 +15,7 @@ import (
 	"github.com/certvault/certvault/vault/access"
 )
 
-// The Key Vault front of keys: it reads requests, calls core_keys.go and
+// The Key Vault front of keys: it reads requests, calls core/keys.go and
 // renders keys as JSON Web Keys.
 
 // jwkFromPublic renders a public key as Key Vault's JSON Web Key.

@@ -12,7 +12,7 @@ import (
 
 // The Key Vault front of the lifecycle every kind shares (delete, the
 // deleted listing, recover, purge, backup, restore): it reads the request,
-// calls core_lifecycle.go and renders the object as Key Vault does.
+// calls core/lifecycle.go and renders the object as Key Vault does.
 
 // deletedPath is the Key Vault path segment of deleted objects of a kind.
 func deletedPath(kind string) string { return "deleted" + kind }

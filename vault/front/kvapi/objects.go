@@ -14,7 +14,7 @@ import (
 
 // The Key Vault front's helpers for every kind of object: ids, paging
 // parameters and links, read freshness, and the index header of writes.
-// What objects are and how they are stored is in core_objects.go.
+// What objects are and how they are stored is in core/objects.go.
 
 // apiError is err as the Key Vault front answers it: a core *Error
 // becomes the *APIError of its kind; anything else is returned as it is.

@@ -12,7 +12,7 @@ import (
 	"github.com/certvault/certvault/vault/access"
 )
 
-// The Key Vault front of secrets (core_secrets.go), and the data plane's
+// The Key Vault front of secrets (core/secrets.go), and the data plane's
 // api-version check.
 
 // apiVersions are the Key Vault api-versions served; date-form versions

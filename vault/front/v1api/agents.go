@@ -17,7 +17,7 @@ import (
 	"github.com/certvault/certvault/vault/access"
 )
 
-// The /v1 front of agents (core_agents.go decides): join tokens,
+// The /v1 front of agents (fleet/agents.go decides): join tokens,
 // enrollment and renewal, listing and revocation; and how a request
 // presenting an agent's client certificate is identified.
 

@@ -12,7 +12,7 @@ import (
 	"github.com/certvault/certvault/vault/fleet"
 )
 
-// The /v1 front of the agent protocol beyond identity (core_watch.go
+// The /v1 front of the agent protocol beyond identity (fleet/watch.go
 // decides): the long poll for target versions and the outcome reports.
 
 func (n *Front) agentProtocolRoutes(add func(front.Endpoint, http.Handler)) {

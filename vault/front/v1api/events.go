@@ -9,7 +9,7 @@ import (
 )
 
 // The /v1 front of events: webhook subscriptions and the deliveries not
-// yet done (core_events.go decides).
+// yet done (core/events.go decides).
 
 func (n *Front) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	var req struct {

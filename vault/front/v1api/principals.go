@@ -11,7 +11,7 @@ import (
 )
 
 // The /v1 front of principals: tokens, roles and role assignments
-// (core_principals.go decides).
+// (core/principals.go decides).
 
 // accessRoutes registers tokens, roles and assignments.
 func (n *Front) accessRoutes(vault func(string, string, http.HandlerFunc, ...access.Action)) {

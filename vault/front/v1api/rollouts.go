@@ -11,7 +11,7 @@ import (
 	"github.com/certvault/certvault/vault/access"
 )
 
-// The /v1 front of staged rollouts (core_rollouts.go decides).
+// The /v1 front of staged rollouts (fleet/rollouts.go decides).
 
 func (n *Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(front.Endpoint, http.Handler)) {
 	for _, kind := range []string{core.KindCertificates, core.KindSecrets} {
