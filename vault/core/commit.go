@@ -15,8 +15,8 @@ import (
 // that builds batches for objects.
 
 // commit commits b and returns its raft index.
-func (n *Core) Commit(ctx context.Context, b *raftstore.Batch) (uint64, error) {
-	return n.Store.Apply(ctx, b)
+func (c *Core) Commit(ctx context.Context, b *raftstore.Batch) (uint64, error) {
+	return c.Store.Apply(ctx, b)
 }
 
 // maxCASAttempts bounds commitCAS's retries.
@@ -26,7 +26,7 @@ const maxCASAttempts = 16
 // and returns its index; when a compare-and-set in it loses a race, it
 // brings the local state up to date and builds again. build's own errors
 // are returned as they are.
-func (n *Core) CommitCAS(ctx context.Context, build func() (*raftstore.Batch, error)) (uint64, error) {
+func (c *Core) CommitCAS(ctx context.Context, build func() (*raftstore.Batch, error)) (uint64, error) {
 	var err error
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
 		var b *raftstore.Batch
@@ -34,10 +34,10 @@ func (n *Core) CommitCAS(ctx context.Context, build func() (*raftstore.Batch, er
 			return 0, err
 		}
 		var idx uint64
-		if idx, err = n.Commit(ctx, b); !errors.Is(err, raftstore.ErrConflict) {
+		if idx, err = c.Commit(ctx, b); !errors.Is(err, raftstore.ErrConflict) {
 			return idx, err
 		}
-		if err := n.Store.Linearize(ctx); err != nil {
+		if err := c.Store.Linearize(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -51,12 +51,12 @@ const nameLockStripes = 4096
 // lockObject serializes writes to one object on this node, so that
 // concurrent writers of one name queue instead of losing compare-and-set
 // races and wasting raft entries. It returns the unlock function.
-func (n *Core) lockObject(kind, name string) func() {
+func (c *Core) lockObject(kind, name string) func() {
 	h := fnv.New32a()
 	h.Write([]byte(kind))
 	h.Write([]byte{0})
 	h.Write([]byte(name))
-	mu := &n.nameLocks[h.Sum32()%nameLockStripes]
+	mu := &c.nameLocks[h.Sum32()%nameLockStripes]
 	mu.Lock()
 	return mu.Unlock
 }

@@ -55,9 +55,9 @@ const (
 )
 
 // now is the core's clock for renewal and issuance (Clock).
-func (n *Core) Now() time.Time {
-	if n.Clock != nil {
-		return n.Clock()
+func (c *Core) Now() time.Time {
+	if c.Clock != nil {
+		return c.Clock()
 	}
 	return time.Now()
 }
@@ -81,13 +81,13 @@ type policyCache struct {
 
 // policy returns the access policy of the local state, rebuilt when the
 // assignments record changed.
-func (n *Core) Policy() *access.Policy {
-	e, ok := n.Store.Get(KeyAssignments)
+func (c *Core) Policy() *access.Policy {
+	e, ok := c.Store.Get(KeyAssignments)
 	idx := uint64(0)
 	if ok {
 		idx = e.Index
 	}
-	pc := &n.policyCache
+	pc := &c.policyCache
 	if p := pc.pol.Load(); p != nil && pc.loadedIndex() == idx {
 		return p
 	}
@@ -96,7 +96,7 @@ func (n *Core) Policy() *access.Policy {
 	var as []access.Assignment
 	if ok {
 		if err := json.Unmarshal(e.Value, &as); err != nil {
-			n.Log.Error("role assignments do not decode; denying everything", "err", err)
+			c.Log.Error("role assignments do not decode; denying everything", "err", err)
 			as = nil
 		}
 	}
@@ -110,10 +110,10 @@ func (pc *policyCache) loadedIndex() uint64 { return atomic.LoadUint64(&pc.index
 
 // isCertificate reports whether name is (or was, if deleted) a
 // certificate, so that its managed key and secret fall under scopes on it.
-func (n *Core) IsCertificate(name string) bool {
-	if _, ok := n.Store.Get(MetaKey(KindCertificates, name)); ok {
+func (c *Core) IsCertificate(name string) bool {
+	if _, ok := c.Store.Get(MetaKey(KindCertificates, name)); ok {
 		return true
 	}
-	_, ok := n.Store.Get(DeletedKey(KindCertificates, name))
+	_, ok := c.Store.Get(DeletedKey(KindCertificates, name))
 	return ok
 }

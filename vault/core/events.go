@@ -93,12 +93,12 @@ type EventMessage struct {
 
 // emitEvent adds to b one outbox message per subscription that asked for
 // the event's type.
-func (n *Core) EmitEvent(b *raftstore.Batch, typ, kind, name, version string, nbf, exp *int64, errText string) error {
-	subs, _ := n.Store.List(subsPrefix, "", 0)
+func (c *Core) EmitEvent(b *raftstore.Batch, typ, kind, name, version string, nbf, exp *int64, errText string) error {
+	subs, _ := c.Store.List(subsPrefix, "", 0)
 	if len(subs) == 0 {
 		return nil
 	}
-	base := strings.TrimSuffix(n.PublicURL(), "/")
+	base := strings.TrimSuffix(c.PublicURL(), "/")
 	vaultName := base
 	if u, err := url.Parse(base); err == nil && u.Host != "" {
 		vaultName = u.Hostname()
@@ -132,19 +132,19 @@ func (n *Core) EmitEvent(b *raftstore.Batch, typ, kind, name, version string, nb
 
 // webhook returns a subscription and its secret, to deliver an event; ok
 // is false when it was deleted.
-func (n *Core) Webhook(id string) (s EventSubscription, secret []byte, ok bool, err error) {
-	e, found := n.Store.Get(subsPrefix + id)
+func (c *Core) Webhook(id string) (s EventSubscription, secret []byte, ok bool, err error) {
+	e, found := c.Store.Get(subsPrefix + id)
 	if !found {
 		return EventSubscription{}, nil, false, nil
 	}
 	if err := json.Unmarshal(e.Value, &s); err != nil {
 		return EventSubscription{}, nil, false, err
 	}
-	se, found := n.Store.Get(subSecretsPrefix + s.ID)
+	se, found := c.Store.Get(subSecretsPrefix + s.ID)
 	if !found {
 		return EventSubscription{}, nil, false, fmt.Errorf("subscription %s has no secret", s.ID)
 	}
-	if secret, err = n.OpenSealed(se); err != nil {
+	if secret, err = c.OpenSealed(se); err != nil {
 		return EventSubscription{}, nil, false, err
 	}
 	return s, secret, true, nil
@@ -168,7 +168,7 @@ type SubscribeResult struct {
 }
 
 // Subscribe adds a webhook subscription.
-func (n *Core) Subscribe(ctx context.Context, p Caller, req SubscribeRequest) (SubscribeResult, error) {
+func (c *Core) Subscribe(ctx context.Context, p Caller, req SubscribeRequest) (SubscribeResult, error) {
 	u, err := url.Parse(req.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return SubscribeResult{}, BadParameter("url", "url %q: give the webhook's absolute http(s) URL", req.URL)
@@ -190,10 +190,10 @@ func (n *Core) Subscribe(ctx context.Context, p Caller, req SubscribeRequest) (S
 	}
 	s := EventSubscription{ID: id, URL: req.URL, Types: req.Types, Created: time.Now().Unix()}
 	b := (&raftstore.Batch{}).PutIf(subsPrefix+id, MustJSON(s), raftstore.NotExist)
-	if err := PutSealed(b, n.Barrier.Load(), subSecretsPrefix+id, []byte(req.Secret)); err != nil {
+	if err := PutSealed(b, c.Barrier.Load(), subSecretsPrefix+id, []byte(req.Secret)); err != nil {
 		return SubscribeResult{}, err
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := c.Commit(ctx, b)
 	if err != nil {
 		return SubscribeResult{}, err
 	}
@@ -201,18 +201,18 @@ func (n *Core) Subscribe(ctx context.Context, p Caller, req SubscribeRequest) (S
 }
 
 // ListSubscriptions lists the webhook subscriptions (never their secrets).
-func (n *Core) ListSubscriptions(ctx context.Context, p Caller) ([]EventSubscription, error) {
-	return ListJSON[EventSubscription](n, subsPrefix, ""), nil
+func (c *Core) ListSubscriptions(ctx context.Context, p Caller) ([]EventSubscription, error) {
+	return ListJSON[EventSubscription](c, subsPrefix, ""), nil
 }
 
 // Unsubscribe deletes subscription id and its secret; it returns the
 // raft index of the deletion.
-func (n *Core) Unsubscribe(ctx context.Context, p Caller, id string) (uint64, error) {
-	e, ok := n.Store.Get(subsPrefix + id)
+func (c *Core) Unsubscribe(ctx context.Context, p Caller, id string) (uint64, error) {
+	e, ok := c.Store.Get(subsPrefix + id)
 	if !ok {
 		return 0, NotFound("SubscriptionNotFound", "no event subscription %s", id)
 	}
-	return n.Commit(ctx, (&raftstore.Batch{}).DeleteIf(e.Key, e.Index).Delete(subSecretsPrefix+id))
+	return c.Commit(ctx, (&raftstore.Batch{}).DeleteIf(e.Key, e.Index).Delete(subSecretsPrefix+id))
 }
 
 // EventDelivery is one outbox message not yet delivered: an event for a
@@ -237,10 +237,10 @@ type ListDeliveriesRequest struct {
 
 // ListDeliveries lists the deliveries (events and mail) not yet done:
 // pending, retrying, and dead letters.
-func (n *Core) ListDeliveries(ctx context.Context, p Caller, req ListDeliveriesRequest) ([]EventDelivery, error) {
+func (c *Core) ListDeliveries(ctx context.Context, p Caller, req ListDeliveriesRequest) ([]EventDelivery, error) {
 	out := []EventDelivery{}
 	for _, prefix := range []string{OutboxPrefix, OutboxDeadPrefix} {
-		entries, _ := n.Store.List(prefix, "", 0)
+		entries, _ := c.Store.List(prefix, "", 0)
 		for _, e := range entries {
 			var m OutboxMessage
 			if json.Unmarshal(e.Value, &m) != nil {

@@ -44,11 +44,11 @@ var errNoHSM = BadParameter("kty", "RSA-HSM and EC-HSM keys need an HSM: start c
 
 // generateKey makes a key for the key properties: in the HSM for RSA-HSM
 // and EC-HSM (the private part never leaves it), in memory otherwise.
-func (n *Core) GenerateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
+func (c *Core) GenerateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	if !keyvault.IsHSM(kp.KeyType) {
 		return certs.GenerateKey(kp)
 	}
-	if n.HSM == nil {
+	if c.HSM == nil {
 		return nil, errNoHSM
 	}
 	id := make([]byte, 16)
@@ -58,13 +58,13 @@ func (n *Core) GenerateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	var k crypto.Signer
 	var err error
 	if kp.KeyType == keyvault.KeyTypeRSAHSM {
-		k, err = n.HSM.GenerateRSA(id, kp.KeySize)
+		k, err = c.HSM.GenerateRSA(id, kp.KeySize)
 	} else {
-		c, cerr := certs.Curve(kp.Curve)
+		curve, cerr := certs.Curve(kp.Curve)
 		if cerr != nil {
 			return nil, BadParameter("crv", "%v", cerr)
 		}
-		k, err = n.HSM.GenerateEC(id, c)
+		k, err = c.HSM.GenerateEC(id, curve)
 	}
 	if err != nil {
 		return nil, err
@@ -93,17 +93,17 @@ func EncodePrivateKey(key crypto.Signer) ([]byte, error) {
 
 // decodePrivateKey is the inverse of encodePrivateKey: it parses PKCS#8,
 // or finds an HSM key by its reference.
-func (n *Core) DecodePrivateKey(b []byte) (crypto.Signer, error) {
+func (c *Core) DecodePrivateKey(b []byte) (crypto.Signer, error) {
 	if ref, ok := bytes.CutPrefix(b, []byte(hsmRefPrefix)); ok {
 		id, err := hex.DecodeString(string(ref))
 		if err != nil {
 			return nil, fmt.Errorf("stored HSM key reference: %w", err)
 		}
-		if n.HSM == nil {
+		if c.HSM == nil {
 			return nil, &Error{Kind: KindUnavailable, Code: "ServiceUnavailable",
 				Message: "this key lives in the HSM, and this node is not configured with one (--pkcs11-module): every node must reach the same token"}
 		}
-		k, err := n.HSM.FindKey(id)
+		k, err := c.HSM.FindKey(id)
 		if err != nil {
 			return nil, fmt.Errorf("HSM key %x: %w", id, err)
 		}

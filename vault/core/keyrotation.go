@@ -57,16 +57,16 @@ type RotateKeyRequest struct {
 // RotateKey makes a new current version of a key with the same type,
 // size or curve, operations and tags as the current one (an HSM key stays
 // in the HSM). A managed key is refused.
-func (n *Core) RotateKey(ctx context.Context, p Caller, req RotateKeyRequest) (KeyVersion, error) {
+func (c *Core) RotateKey(ctx context.Context, p Caller, req RotateKeyRequest) (KeyVersion, error) {
 	name := req.Name
-	m, version, err := n.ResolveVersion(KindKeys, name, "")
+	m, version, err := c.ResolveVersion(KindKeys, name, "")
 	if err != nil {
 		return KeyVersion{}, err
 	}
 	if m.ManagedBy != "" {
 		return KeyVersion{}, errManaged(KindKeys, name)
 	}
-	v, _, ok, err := n.LoadVersion(KindKeys, name, version)
+	v, _, ok, err := c.LoadVersion(KindKeys, name, version)
 	if err != nil || !ok {
 		return KeyVersion{}, OrObjectNotFound(err, KindKeys, name, version)
 	}
@@ -86,11 +86,11 @@ func (n *Core) RotateKey(ctx context.Context, p Caller, req RotateKeyRequest) (K
 	if v.HSM {
 		kp.KeyType += "-HSM" // a rotated HSM key stays in the HSM
 	}
-	key, err := n.GenerateKey(kp)
+	key, err := c.GenerateKey(kp)
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	return n.storeKeyVersion(ctx, name, key, v.KeyOps, nil, v.Tags)
+	return c.storeKeyVersion(ctx, name, key, v.KeyOps, nil, v.Tags)
 }
 
 // KeyRotationPolicyRequest names the key whose rotation policy is read.
@@ -101,12 +101,12 @@ type KeyRotationPolicyRequest struct {
 // GetKeyRotationPolicy returns a key's rotation policy, or Key Vault's
 // default (notify 30 days before expiry) when none was set. Its ID is
 // left to the front.
-func (n *Core) GetKeyRotationPolicy(ctx context.Context, p Caller, req KeyRotationPolicyRequest) (RotationPolicy, error) {
-	if _, _, err := n.ResolveVersion(KindKeys, req.Name, ""); err != nil {
+func (c *Core) GetKeyRotationPolicy(ctx context.Context, p Caller, req KeyRotationPolicyRequest) (RotationPolicy, error) {
+	if _, _, err := c.ResolveVersion(KindKeys, req.Name, ""); err != nil {
 		return RotationPolicy{}, err
 	}
 	pol := RotationPolicy{LifetimeActions: []rotationAction{}}
-	if e, ok := n.Store.Get(RotationPolicyKey(req.Name)); ok {
+	if e, ok := c.Store.Get(RotationPolicyKey(req.Name)); ok {
 		json.Unmarshal(e.Value, &pol)
 	} else {
 		// Key Vault's default: notify 30 days before expiry.
@@ -132,9 +132,9 @@ type KeyRotationPolicyResult struct {
 
 // SetKeyRotationPolicy validates and stores a key's rotation policy,
 // keeping the creation time of the one it replaces.
-func (n *Core) SetKeyRotationPolicy(ctx context.Context, p Caller, req SetKeyRotationPolicyRequest) (KeyRotationPolicyResult, error) {
+func (c *Core) SetKeyRotationPolicy(ctx context.Context, p Caller, req SetKeyRotationPolicyRequest) (KeyRotationPolicyResult, error) {
 	name, pol := req.Name, req.Policy
-	if _, _, err := n.ResolveVersion(KindKeys, name, ""); err != nil {
+	if _, _, err := c.ResolveVersion(KindKeys, name, ""); err != nil {
 		return KeyRotationPolicyResult{}, err
 	}
 	for i, a := range pol.LifetimeActions {
@@ -156,7 +156,7 @@ func (n *Core) SetKeyRotationPolicy(ctx context.Context, p Caller, req SetKeyRot
 	if pol.Attributes.ExpiryTime != "" && !isoDuration.MatchString(pol.Attributes.ExpiryTime) {
 		return KeyRotationPolicyResult{}, BadParameter("attributes.expiryTime", "attributes.expiryTime %q is not an ISO 8601 duration such as P2Y", pol.Attributes.ExpiryTime)
 	}
-	e, _ := n.Store.Get(RotationPolicyKey(name))
+	e, _ := c.Store.Get(RotationPolicyKey(name))
 	now := nowUnix()
 	pol.Attributes.Created, pol.Attributes.Updated = now, now
 	if e.Value != nil {
@@ -166,7 +166,7 @@ func (n *Core) SetKeyRotationPolicy(ctx context.Context, p Caller, req SetKeyRot
 		}
 	}
 	pol.ID = ""
-	idx, err := n.Commit(ctx, (&raftstore.Batch{}).PutIf(RotationPolicyKey(name), MustJSON(pol), e.Index))
+	idx, err := c.Commit(ctx, (&raftstore.Batch{}).PutIf(RotationPolicyKey(name), MustJSON(pol), e.Index))
 	if err != nil {
 		return KeyRotationPolicyResult{}, err
 	}

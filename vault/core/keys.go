@@ -62,13 +62,13 @@ type KeyVersion struct {
 
 // keyVersion reads a version of a key (a certificate's for a managed
 // key); the version must be given (resolveVersion).
-func (n *Core) KeyVersion(name, version string) (KeyVersion, error) {
-	m, _, ok, err := n.LoadMeta(KindKeys, name)
+func (c *Core) KeyVersion(name, version string) (KeyVersion, error) {
+	m, _, ok, err := c.LoadMeta(KindKeys, name)
 	if err != nil || !ok {
 		return KeyVersion{}, OrObjectNotFound(err, KindKeys, name, version)
 	}
 	if m.ManagedBy == KindCertificates {
-		v, _, ok, err := n.LoadVersion(KindCertificates, name, version)
+		v, _, ok, err := c.LoadVersion(KindCertificates, name, version)
 		if err != nil || !ok {
 			return KeyVersion{}, OrObjectNotFound(err, KindKeys, name, version)
 		}
@@ -77,23 +77,23 @@ func (n *Core) KeyVersion(name, version string) (KeyVersion, error) {
 			return KeyVersion{}, Internal(err)
 		}
 		return KeyVersion{Name: name, Version: version, Public: leaf.PublicKey, HSM: v.HSM, KeyOps: opsFor(leaf.PublicKey),
-			Attributes: n.Live(v.Attributes), Tags: v.Tags, Managed: true}, nil
+			Attributes: c.Live(v.Attributes), Tags: v.Tags, Managed: true}, nil
 	}
-	v, _, ok, err := n.LoadVersion(KindKeys, name, version)
+	v, _, ok, err := c.LoadVersion(KindKeys, name, version)
 	if err != nil || !ok {
 		return KeyVersion{}, OrObjectNotFound(err, KindKeys, name, version)
 	}
-	return n.keyVersionOf(name, version, v)
+	return c.keyVersionOf(name, version, v)
 }
 
 // keyVersionOf is the core's answer for version v of a key of its own.
-func (n *Core) keyVersionOf(name, version string, v VersionMeta) (KeyVersion, error) {
+func (c *Core) keyVersionOf(name, version string, v VersionMeta) (KeyVersion, error) {
 	pub, err := x509.ParsePKIXPublicKey(v.PublicKey)
 	if err != nil {
 		return KeyVersion{}, Internal(err)
 	}
 	return KeyVersion{Name: name, Version: version, Public: pub, HSM: v.HSM, KeyOps: v.KeyOps,
-		Attributes: n.Live(v.Attributes), Tags: v.Tags}, nil
+		Attributes: c.Live(v.Attributes), Tags: v.Tags}, nil
 }
 
 // GetKeyRequest reads a version of a key ("": the current one).
@@ -102,12 +102,12 @@ type GetKeyRequest struct {
 }
 
 // GetKey returns a version of a key, or errObjectNotFound.
-func (n *Core) GetKey(ctx context.Context, p Caller, req GetKeyRequest) (KeyVersion, error) {
-	_, version, err := n.ResolveVersion(KindKeys, req.Name, req.Version)
+func (c *Core) GetKey(ctx context.Context, p Caller, req GetKeyRequest) (KeyVersion, error) {
+	_, version, err := c.ResolveVersion(KindKeys, req.Name, req.Version)
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	return n.KeyVersion(req.Name, version)
+	return c.KeyVersion(req.Name, version)
 }
 
 // validKeyOps checks requested key operations against what the key type
@@ -141,7 +141,7 @@ type CreateKeyRequest struct {
 
 // CreateKey generates a key pair (in the HSM for the -HSM types) and
 // stores it as the key's new current version.
-func (n *Core) CreateKey(ctx context.Context, p Caller, req CreateKeyRequest) (KeyVersion, error) {
+func (c *Core) CreateKey(ctx context.Context, p Caller, req CreateKeyRequest) (KeyVersion, error) {
 	if err := ValidName(KindKeys, req.Name); err != nil {
 		return KeyVersion{}, err
 	}
@@ -158,11 +158,11 @@ func (n *Core) CreateKey(ctx context.Context, p Caller, req CreateKeyRequest) (K
 		}
 		return KeyVersion{}, err
 	}
-	key, err := n.GenerateKey(kp)
+	key, err := c.GenerateKey(kp)
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	return n.storeKeyVersion(ctx, req.Name, key, req.KeyOps, req.Attributes, req.Tags)
+	return c.storeKeyVersion(ctx, req.Name, key, req.KeyOps, req.Attributes, req.Tags)
 }
 
 // ImportKeyRequest imports a key pair as a new version of a key.
@@ -179,7 +179,7 @@ type ImportKeyRequest struct {
 }
 
 // ImportKey stores a caller's key pair as the key's new current version.
-func (n *Core) ImportKey(ctx context.Context, p Caller, req ImportKeyRequest) (KeyVersion, error) {
+func (c *Core) ImportKey(ctx context.Context, p Caller, req ImportKeyRequest) (KeyVersion, error) {
 	if err := ValidName(KindKeys, req.Name); err != nil {
 		return KeyVersion{}, err
 	}
@@ -193,17 +193,17 @@ func (n *Core) ImportKey(ctx context.Context, p Caller, req ImportKeyRequest) (K
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	return n.storeKeyVersion(ctx, req.Name, key, req.Key.KeyOps, req.Attributes, req.Tags)
+	return c.storeKeyVersion(ctx, req.Name, key, req.Key.KeyOps, req.Attributes, req.Tags)
 }
 
 // storeKeyVersion records key as a new current version of a key. A
 // deleted key is a conflict; a certificate's managed key is refused.
-func (n *Core) storeKeyVersion(ctx context.Context, name string, key crypto.Signer, ops []string, attrs *keyvault.Attributes, tags map[string]string) (KeyVersion, error) {
+func (c *Core) storeKeyVersion(ctx context.Context, name string, key crypto.Signer, ops []string, attrs *keyvault.Attributes, tags map[string]string) (KeyVersion, error) {
 	ops, err := validKeyOps(ops, key.Public())
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	m, prev, found, err := n.MetaForNewVersion(KindKeys, name)
+	m, prev, found, err := c.MetaForNewVersion(KindKeys, name)
 	if err != nil {
 		return KeyVersion{}, err
 	}
@@ -223,21 +223,21 @@ func (n *Core) storeKeyVersion(ctx context.Context, name string, key crypto.Sign
 		return KeyVersion{}, err
 	}
 	now := time.Now().Unix()
-	v := VersionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true, HSM: IsHSMKey(key), Attributes: n.NewVersionAttributes(attrs, now)}
+	v := VersionMeta{Tags: tags, PublicKey: pubDER, KeyOps: ops, Sealed: true, HSM: IsHSMKey(key), Attributes: c.NewVersionAttributes(attrs, now)}
 	if !found {
 		m = ObjectMeta{Created: now}
 	}
 	m.Current, m.Summary, m.Tags = version, v.Attributes, v.Tags
 	b := &raftstore.Batch{}
 	PutMeta(b, KindKeys, name, m, prev)
-	if err := n.PutVersionRecord(b, KindKeys, name, version, v, privDER); err != nil {
+	if err := c.PutVersionRecord(b, KindKeys, name, version, v, privDER); err != nil {
 		return KeyVersion{}, err
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := c.Commit(ctx, b)
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	k, err := n.keyVersionOf(name, version, v)
+	k, err := c.keyVersionOf(name, version, v)
 	k.Index = idx
 	return k, err
 }
@@ -304,16 +304,16 @@ type UpdateKeyRequest struct {
 
 // UpdateKey updates a version of a key ("": the current one). A managed
 // key is refused.
-func (n *Core) UpdateKey(ctx context.Context, p Caller, req UpdateKeyRequest) (KeyVersion, error) {
+func (c *Core) UpdateKey(ctx context.Context, p Caller, req UpdateKeyRequest) (KeyVersion, error) {
 	name := req.Name
-	m, version, err := n.ResolveVersion(KindKeys, name, req.Version)
+	m, version, err := c.ResolveVersion(KindKeys, name, req.Version)
 	if err != nil {
 		return KeyVersion{}, err
 	}
 	if m.ManagedBy != "" {
 		return KeyVersion{}, errManaged(KindKeys, name)
 	}
-	v, e, ok, err := n.LoadVersion(KindKeys, name, version)
+	v, e, ok, err := c.LoadVersion(KindKeys, name, version)
 	if err != nil || !ok {
 		return KeyVersion{}, OrObjectNotFound(err, KindKeys, name, version)
 	}
@@ -325,12 +325,12 @@ func (n *Core) UpdateKey(ctx context.Context, p Caller, req UpdateKeyRequest) (K
 	}
 	v.ApplyUpdate(req.Attributes, req.Tags)
 	b := &raftstore.Batch{}
-	n.PutVersionUpdate(b, KindKeys, name, version, m.Current, v, e, KindKeys)
-	idx, err := n.Commit(ctx, b)
+	c.PutVersionUpdate(b, KindKeys, name, version, m.Current, v, e, KindKeys)
+	idx, err := c.Commit(ctx, b)
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	k, err := n.keyVersionOf(name, version, v)
+	k, err := c.keyVersionOf(name, version, v)
 	k.Index = idx
 	return k, err
 }
@@ -341,8 +341,8 @@ func (n *Core) UpdateKey(ctx context.Context, p Caller, req UpdateKeyRequest) (K
 // Outside the version's nbf..exp window only operations that use old data
 // (verify, decrypt, unwrapKey) are allowed, as Key Vault specifies: new
 // signatures, ciphertexts and wrapped keys are refused.
-func (n *Core) loadPrivateKey(name, version, op string) (crypto.Signer, []string, string, error) {
-	m, version, err := n.ResolveVersion(KindKeys, name, version)
+func (c *Core) loadPrivateKey(name, version, op string) (crypto.Signer, []string, string, error) {
+	m, version, err := c.ResolveVersion(KindKeys, name, version)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -350,7 +350,7 @@ func (n *Core) loadPrivateKey(name, version, op string) (crypto.Signer, []string
 	if m.ManagedBy != "" {
 		kind = m.ManagedBy
 	}
-	v, _, ok, err := n.LoadVersion(kind, name, version)
+	v, _, ok, err := c.LoadVersion(kind, name, version)
 	if err != nil || !ok {
 		return nil, nil, "", OrObjectNotFound(err, KindKeys, name, version)
 	}
@@ -367,11 +367,11 @@ func (n *Core) loadPrivateKey(name, version, op string) (crypto.Signer, []string
 			return nil, nil, "", Forbidden("the key is not valid yet (nbf is in the future)")
 		}
 	}
-	e, ok := n.Store.Get(ValKey(kind, name, version))
+	e, ok := c.Store.Get(ValKey(kind, name, version))
 	if !ok {
 		return nil, nil, "", Forbidden("this key version holds no private key in the vault")
 	}
-	k, err := n.OpenPrivateKey(e)
+	k, err := c.OpenPrivateKey(e)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -433,8 +433,8 @@ type KeyOperationResult struct {
 
 // KeyOperation runs a cryptographic operation with a key's private part
 // where it lives (memory or HSM), within what the version permits.
-func (n *Core) KeyOperation(ctx context.Context, p Caller, req KeyOperationRequest) (KeyOperationResult, error) {
-	key, ops, version, err := n.loadPrivateKey(req.Name, req.Version, req.Op)
+func (c *Core) KeyOperation(ctx context.Context, p Caller, req KeyOperationRequest) (KeyOperationResult, error) {
+	key, ops, version, err := c.loadPrivateKey(req.Name, req.Version, req.Op)
 	if err != nil {
 		return KeyOperationResult{}, err
 	}
@@ -566,7 +566,7 @@ func okSlice(ok bool) []byte {
 
 // RandomBytes returns count (1 to 128) random bytes from the vault's
 // generator.
-func (n *Core) RandomBytes(ctx context.Context, p Caller, count int) ([]byte, error) {
+func (c *Core) RandomBytes(ctx context.Context, p Caller, count int) ([]byte, error) {
 	if count < 1 || count > 128 {
 		return nil, BadParameter("count", "count %d: use 1 to 128", count)
 	}

@@ -24,12 +24,12 @@ var ManagedKinds = []string{KindKeys, KindSecrets}
 // forManaged calls fn for each managed key or secret of the object
 // kind/name: for a certificate, those of its name that it manages;
 // nothing for other kinds.
-func (n *Core) forManaged(kind, name string, fn func(mk string, mm ObjectMeta, me raftstore.Entry)) {
+func (c *Core) forManaged(kind, name string, fn func(mk string, mm ObjectMeta, me raftstore.Entry)) {
 	if kind != KindCertificates {
 		return
 	}
 	for _, mk := range ManagedKinds {
-		if mm, me, ok, _ := n.LoadMeta(mk, name); ok && mm.ManagedBy == KindCertificates {
+		if mm, me, ok, _ := c.LoadMeta(mk, name); ok && mm.ManagedBy == KindCertificates {
 			fn(mk, mm, me)
 		}
 	}
@@ -52,9 +52,9 @@ type WriteResult struct {
 // DeleteObject soft-deletes an object (a certificate with its managed
 // key and secret, and without its pending operation) for the vault's
 // retention period. A deleted, missing or managed object is refused.
-func (n *Core) DeleteObject(ctx context.Context, p Caller, req ObjectRequest) (WriteResult, error) {
+func (c *Core) DeleteObject(ctx context.Context, p Caller, req ObjectRequest) (WriteResult, error) {
 	kind, name := req.Kind, req.Name
-	m, prev, err := n.LiveObject(kind, name)
+	m, prev, err := c.LiveObject(kind, name)
 	if err != nil {
 		return WriteResult{}, err
 	}
@@ -62,19 +62,19 @@ func (n *Core) DeleteObject(ctx context.Context, p Caller, req ObjectRequest) (W
 		return WriteResult{}, errManaged(kind, name)
 	}
 	now := time.Now()
-	del := &Deletion{Date: now.Unix(), ScheduledPurge: now.Add(time.Duration(n.settings().retention()) * 24 * time.Hour).Unix()}
+	del := &Deletion{Date: now.Unix(), ScheduledPurge: now.Add(time.Duration(c.settings().retention()) * 24 * time.Hour).Unix()}
 	b := &raftstore.Batch{}
 	m.Deleted = del
 	PutMeta(b, kind, name, m, prev)
 	b.Put(DeletedKey(kind, name), MustJSON(del))
-	n.forManaged(kind, name, func(mk string, mm ObjectMeta, me raftstore.Entry) {
+	c.forManaged(kind, name, func(mk string, mm ObjectMeta, me raftstore.Entry) {
 		mm.Deleted = del
 		PutMeta(b, mk, name, mm, me)
 	})
 	if kind == KindCertificates {
 		b.Delete(PendingKey(name)).Delete(PendKeyKey(name))
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := c.Commit(ctx, b)
 	return WriteResult{Index: idx}, err
 }
 
@@ -87,8 +87,8 @@ func errDeletedNotFound(kind, name string) *Error {
 // loadDeleted returns the meta of a soft-deleted object, or
 // errDeletedNotFound (also for a managed key or secret, which is deleted
 // only as part of its certificate).
-func (n *Core) loadDeleted(kind, name string) (ObjectMeta, raftstore.Entry, error) {
-	m, e, ok, err := n.LoadMeta(kind, name)
+func (c *Core) loadDeleted(kind, name string) (ObjectMeta, raftstore.Entry, error) {
+	m, e, ok, err := c.LoadMeta(kind, name)
 	if err != nil {
 		return m, e, err
 	}
@@ -110,8 +110,8 @@ type DeletedObject struct {
 }
 
 // GetDeletedObject returns a soft-deleted object, or errDeletedNotFound.
-func (n *Core) GetDeletedObject(ctx context.Context, p Caller, req ObjectRequest) (DeletedObject, error) {
-	m, _, err := n.loadDeleted(req.Kind, req.Name)
+func (c *Core) GetDeletedObject(ctx context.Context, p Caller, req ObjectRequest) (DeletedObject, error) {
+	m, _, err := c.loadDeleted(req.Kind, req.Name)
 	if err != nil {
 		return DeletedObject{}, err
 	}
@@ -142,8 +142,8 @@ type ObjectState struct {
 // objectState returns the object kind/name at version ("": its current
 // one, which is "" for a certificate that only ever had a pending
 // operation), deleted or not.
-func (n *Core) ObjectState(kind, name, version string) (ObjectState, error) {
-	m, _, ok, err := n.LoadMeta(kind, name)
+func (c *Core) ObjectState(kind, name, version string) (ObjectState, error) {
+	m, _, ok, err := c.LoadMeta(kind, name)
 	if err != nil {
 		return ObjectState{}, err
 	}
@@ -154,9 +154,9 @@ func (n *Core) ObjectState(kind, name, version string) (ObjectState, error) {
 		version = m.Current
 	}
 	s := ObjectState{Kind: kind, Name: name, Version: version, ManagedBy: m.ManagedBy,
-		ContentType: m.Content, Attributes: n.Live(m.Summary), Tags: m.Tags}
+		ContentType: m.Content, Attributes: c.Live(m.Summary), Tags: m.Tags}
 	if kind == KindSecrets && m.ManagedBy == "" {
-		if v, _, ok, _ := n.LoadVersion(kind, name, version); ok {
+		if v, _, ok, _ := c.LoadVersion(kind, name, version); ok {
 			s.ContentType, s.Attributes, s.Tags = v.ContentType, v.Attributes, v.Tags
 		}
 	}
@@ -182,11 +182,11 @@ type ListDeletedResult struct {
 
 // ListDeletedObjects lists the soft-deleted objects of a kind by name
 // (canonical order).
-func (n *Core) ListDeletedObjects(ctx context.Context, p Caller, req ListDeletedRequest) (ListDeletedResult, error) {
-	entries, next := n.ListUnder("deleted/"+req.Kind+"/", req.Page, func(raftstore.Entry) bool { return true })
+func (c *Core) ListDeletedObjects(ctx context.Context, p Caller, req ListDeletedRequest) (ListDeletedResult, error) {
+	entries, next := c.ListUnder("deleted/"+req.Kind+"/", req.Page, func(raftstore.Entry) bool { return true })
 	res := ListDeletedResult{Next: next}
 	for _, e := range entries {
-		res.Names = append(res.Names, n.displayName(req.Kind, strings.TrimPrefix(e.Key, "deleted/"+req.Kind+"/")))
+		res.Names = append(res.Names, c.displayName(req.Kind, strings.TrimPrefix(e.Key, "deleted/"+req.Kind+"/")))
 	}
 	return res, nil
 }
@@ -194,9 +194,9 @@ func (n *Core) ListDeletedObjects(ctx context.Context, p Caller, req ListDeleted
 // RecoverObject brings a soft-deleted object (and a certificate's
 // managed key and secret) back, with the renewal and expiry plans of its
 // current version made again.
-func (n *Core) RecoverObject(ctx context.Context, p Caller, req ObjectRequest) (WriteResult, error) {
+func (c *Core) RecoverObject(ctx context.Context, p Caller, req ObjectRequest) (WriteResult, error) {
 	kind, name := req.Kind, req.Name
-	m, prev, err := n.loadDeleted(kind, name)
+	m, prev, err := c.loadDeleted(kind, name)
 	if err != nil {
 		return WriteResult{}, err
 	}
@@ -204,21 +204,21 @@ func (n *Core) RecoverObject(ctx context.Context, p Caller, req ObjectRequest) (
 	m.Deleted = nil
 	// Plans were left alone while deleted (and may have moved or
 	// fired): make them again for the current version.
-	if v, _, ok, _ := n.LoadVersion(kind, name, m.Current); ok && m.Current != "" && kind != KindKeys {
+	if v, _, ok, _ := c.LoadVersion(kind, name, m.Current); ok && m.Current != "" && kind != KindKeys {
 		if kind == KindCertificates {
-			if pol, _, ok, _ := n.LoadPolicy(name); ok {
+			if pol, _, ok, _ := c.LoadPolicy(name); ok {
 				PlanVersion(b, &m, name, m.Current, pol, &v)
 			}
 		}
-		n.PlanExpiryEvents(b, &m, kind, name, m.Current, v.Attributes.NotBefore, v.Attributes.Expires)
+		c.PlanExpiryEvents(b, &m, kind, name, m.Current, v.Attributes.NotBefore, v.Attributes.Expires)
 	}
 	PutMeta(b, kind, name, m, prev)
 	b.Delete(DeletedKey(kind, name))
-	n.forManaged(kind, name, func(mk string, mm ObjectMeta, me raftstore.Entry) {
+	c.forManaged(kind, name, func(mk string, mm ObjectMeta, me raftstore.Entry) {
 		mm.Deleted = nil
 		PutMeta(b, mk, name, mm, me)
 	})
-	idx, err := n.Commit(ctx, b)
+	idx, err := c.Commit(ctx, b)
 	return WriteResult{Index: idx}, err
 }
 
@@ -237,28 +237,28 @@ func PurgeOps(b *raftstore.Batch, kind, name string) {
 // purgeBatch is the batch that purges the object kind/name (with a
 // certificate's managed key and secret) if its meta record is still at
 // prev: what a purge request and the retention janitor both commit.
-func (n *Core) purgeBatch(kind, name string, prev raftstore.Entry) *raftstore.Batch {
+func (c *Core) purgeBatch(kind, name string, prev raftstore.Entry) *raftstore.Batch {
 	b := &raftstore.Batch{}
 	b.Check(MetaKey(kind, name), prev.Index)
 	PurgeOps(b, kind, name)
-	n.forManaged(kind, name, func(mk string, _ ObjectMeta, _ raftstore.Entry) { PurgeOps(b, mk, name) })
+	c.forManaged(kind, name, func(mk string, _ ObjectMeta, _ raftstore.Entry) { PurgeOps(b, mk, name) })
 	return b
 }
 
 // purgeProtected reports the vault's purge-protection switch.
-func (n *Core) purgeProtected() bool { return n.settings().PurgeProtection }
+func (c *Core) purgeProtected() bool { return c.settings().PurgeProtection }
 
 // PurgeObject removes a soft-deleted object for good, unless purge
 // protection is on.
-func (n *Core) PurgeObject(ctx context.Context, p Caller, req ObjectRequest) (WriteResult, error) {
-	_, prev, err := n.loadDeleted(req.Kind, req.Name)
+func (c *Core) PurgeObject(ctx context.Context, p Caller, req ObjectRequest) (WriteResult, error) {
+	_, prev, err := c.loadDeleted(req.Kind, req.Name)
 	if err != nil {
 		return WriteResult{}, err
 	}
-	if n.purgeProtected() {
+	if c.purgeProtected() {
 		return WriteResult{}, Forbidden("purge protection is on: deleted objects are purged only when their retention period ends")
 	}
-	idx, err := n.Commit(ctx, n.purgeBatch(req.Kind, req.Name, prev))
+	idx, err := c.Commit(ctx, c.purgeBatch(req.Kind, req.Name, prev))
 	return WriteResult{Index: idx}, err
 }
 
@@ -318,16 +318,16 @@ func inBackup(kind, name, key string) bool {
 }
 
 // objectEntries collects every stored entry of an object.
-func (n *Core) objectEntries(kind, name string) map[string][]byte {
+func (c *Core) objectEntries(kind, name string) map[string][]byte {
 	out := map[string][]byte{}
 	add := func(prefix string, exact bool) {
 		if exact {
-			if e, ok := n.Store.Get(prefix); ok {
+			if e, ok := c.Store.Get(prefix); ok {
 				out[e.Key] = e.Value
 			}
 			return
 		}
-		es, _ := n.Store.List(prefix, "", 0)
+		es, _ := c.Store.List(prefix, "", 0)
 		for _, e := range es {
 			out[e.Key] = e.Value
 		}
@@ -339,7 +339,7 @@ func (n *Core) objectEntries(kind, name string) map[string][]byte {
 	}
 	for _, k := range kinds {
 		if k != kind {
-			if mm, _, ok, _ := n.LoadMeta(k, name); !ok || mm.ManagedBy != kind {
+			if mm, _, ok, _ := c.LoadMeta(k, name); !ok || mm.ManagedBy != kind {
 				continue
 			}
 		}
@@ -359,8 +359,8 @@ type BackupResult struct {
 
 // BackupObject backs up an object that is not deleted (a certificate
 // with its policy, managed key and secret); a managed object is refused.
-func (n *Core) BackupObject(ctx context.Context, p Caller, req ObjectRequest) (BackupResult, error) {
-	m, _, err := n.ResolveVersion(req.Kind, req.Name, "")
+func (c *Core) BackupObject(ctx context.Context, p Caller, req ObjectRequest) (BackupResult, error) {
+	m, _, err := c.ResolveVersion(req.Kind, req.Name, "")
 	if err != nil {
 		return BackupResult{}, err
 	}
@@ -369,8 +369,8 @@ func (n *Core) BackupObject(ctx context.Context, p Caller, req ObjectRequest) (B
 	}
 	// The blob keeps the name as the request spells it, which the Key
 	// Vault front's router has made the creator's spelling.
-	blob := BackupBlob{Kind: req.Kind, Name: req.Name, Entries: n.objectEntries(req.Kind, req.Name)}
-	ct, err := n.Barrier.Load().Encrypt(BackupAAD, MustJSON(blob))
+	blob := BackupBlob{Kind: req.Kind, Name: req.Name, Entries: c.objectEntries(req.Kind, req.Name)}
+	ct, err := c.Barrier.Load().Encrypt(BackupAAD, MustJSON(blob))
 	if err != nil {
 		return BackupResult{}, err
 	}
@@ -394,9 +394,9 @@ type RestoreResult struct {
 // RestoreObject restores a backup of the kind as a live object (a
 // deleted one's deletion is dropped). The name must be free: an object
 // that exists or is deleted but not purged is a conflict.
-func (n *Core) RestoreObject(ctx context.Context, p Caller, req RestoreRequest) (RestoreResult, error) {
+func (c *Core) RestoreObject(ctx context.Context, p Caller, req RestoreRequest) (RestoreResult, error) {
 	kind := req.Kind
-	pt, err := n.Barrier.Load().Decrypt(BackupAAD, req.Blob)
+	pt, err := c.Barrier.Load().Decrypt(BackupAAD, req.Blob)
 	if err != nil {
 		return RestoreResult{}, BadParameter("value", "the backup blob is damaged or was made by a vault with another seal key; it restores only into a vault with the same seal")
 	}
@@ -409,7 +409,7 @@ func (n *Core) RestoreObject(ctx context.Context, p Caller, req RestoreRequest) 
 		// decodeBackup checked that every entry is the object's own; an
 		// entry stored under another spelling (a blob made before names
 		// were case-insensitive) goes to its canonical key.
-		k, v, err = n.RekeyEntry(k, v, nil)
+		k, v, err = c.RekeyEntry(k, v, nil)
 		if err != nil {
 			return RestoreResult{}, err
 		}
@@ -424,7 +424,7 @@ func (n *Core) RestoreObject(ctx context.Context, p Caller, req RestoreRequest) 
 			b.Put(k, v)
 		}
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := c.Commit(ctx, b)
 	if err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
 			return RestoreResult{}, Conflict("Conflict", "%s %s already exists (or is deleted but not purged); delete and purge it before restoring", Singular(kind), blob.Name)

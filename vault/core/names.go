@@ -71,13 +71,13 @@ func CanonicalStorageKey(key string) string {
 // must be stored there. fixSealed, when set, may change a sealed value's
 // plaintext before it is sealed again under the new key (the node's
 // migration restores an issuer's spelling inside its record).
-func (n *Core) RekeyEntry(key string, value []byte, fixSealed func(key string, plaintext []byte) []byte) (string, []byte, error) {
+func (c *Core) RekeyEntry(key string, value []byte, fixSealed func(key string, plaintext []byte) []byte) (string, []byte, error) {
 	nk := CanonicalStorageKey(key)
 	if nk == key {
 		return key, value, nil
 	}
 	if strings.HasPrefix(string(value), barrier.BarrierMagic) {
-		bar := n.Barrier.Load()
+		bar := c.Barrier.Load()
 		if bar == nil {
 			return "", nil, ErrNotInitialized
 		}

@@ -135,16 +135,16 @@ type RenewalInfo struct {
 // live returns attributes with the recovery fields of the vault's current
 // settings: they describe what a delete would do now, not what it would
 // have done when the version was written.
-func (n *Core) Live(a keyvault.Attributes) keyvault.Attributes {
-	s := n.settings()
+func (c *Core) Live(a keyvault.Attributes) keyvault.Attributes {
+	s := c.settings()
 	a.RecoveryLevel, a.RecoverableDays = s.recoveryLevel(), s.retention()
 	return a
 }
 
 // decorate fills the read-only recovery attributes from the vault's
 // settings and defaults enabled to true.
-func (n *Core) decorate(a *keyvault.Attributes) {
-	s := n.settings()
+func (c *Core) decorate(a *keyvault.Attributes) {
+	s := c.settings()
 	a.RecoveryLevel, a.RecoverableDays = s.recoveryLevel(), s.retention()
 	if a.Enabled == nil {
 		t := true
@@ -154,9 +154,9 @@ func (n *Core) decorate(a *keyvault.Attributes) {
 
 // loadMeta returns the meta record of an object and its entry (Index is
 // the compare-and-set token); found is false when there is none.
-func (n *Core) LoadMeta(kind, name string) (ObjectMeta, raftstore.Entry, bool, error) {
+func (c *Core) LoadMeta(kind, name string) (ObjectMeta, raftstore.Entry, bool, error) {
 	var m ObjectMeta
-	e, ok := n.Store.Get(MetaKey(kind, name))
+	e, ok := c.Store.Get(MetaKey(kind, name))
 	if !ok {
 		return m, e, false, nil
 	}
@@ -166,9 +166,9 @@ func (n *Core) LoadMeta(kind, name string) (ObjectMeta, raftstore.Entry, bool, e
 	return m, e, true, nil
 }
 
-func (n *Core) LoadVersion(kind, name, version string) (VersionMeta, raftstore.Entry, bool, error) {
+func (c *Core) LoadVersion(kind, name, version string) (VersionMeta, raftstore.Entry, bool, error) {
 	var v VersionMeta
-	e, ok := n.Store.Get(VerKey(kind, name, version))
+	e, ok := c.Store.Get(VerKey(kind, name, version))
 	if !ok {
 		return v, e, false, nil
 	}
@@ -198,8 +198,8 @@ func PutMeta(b *raftstore.Batch, kind, name string, m ObjectMeta, prev raftstore
 
 // displayName is the spelling to show for the object of kind stored
 // under name (any spelling): the one it was created with.
-func (n *Core) displayName(kind, name string) string {
-	m, _, ok, err := n.LoadMeta(kind, name)
+func (c *Core) displayName(kind, name string) string {
+	m, _, ok, err := c.LoadMeta(kind, name)
 	if err != nil || !ok {
 		return name
 	}
@@ -263,8 +263,8 @@ func OrObjectNotFound(err error, kind, name, version string) error {
 // liveObject returns the meta record of an object that exists and is not
 // deleted, and its entry; otherwise errObjectNotFound (or the store's
 // error).
-func (n *Core) LiveObject(kind, name string) (ObjectMeta, raftstore.Entry, error) {
-	m, e, ok, err := n.LoadMeta(kind, name)
+func (c *Core) LiveObject(kind, name string) (ObjectMeta, raftstore.Entry, error) {
+	m, e, ok, err := c.LoadMeta(kind, name)
 	if err != nil {
 		return m, e, err
 	}
@@ -277,8 +277,8 @@ func (n *Core) LiveObject(kind, name string) (ObjectMeta, raftstore.Entry, error
 // metaForNewVersion returns the meta record of the object a new version
 // is to be written to (found is false while the name is free), refusing a
 // name held by a soft-deleted object (errObjectDeleted).
-func (n *Core) MetaForNewVersion(kind, name string) (ObjectMeta, raftstore.Entry, bool, error) {
-	m, e, found, err := n.LoadMeta(kind, name)
+func (c *Core) MetaForNewVersion(kind, name string) (ObjectMeta, raftstore.Entry, bool, error) {
+	m, e, found, err := c.LoadMeta(kind, name)
 	if err != nil {
 		return m, e, found, err
 	}
@@ -291,8 +291,8 @@ func (n *Core) MetaForNewVersion(kind, name string) (ObjectMeta, raftstore.Entry
 // resolveVersion returns the version to read: the given one, or the
 // current one when version is empty. It refuses deleted objects with
 // errObjectNotFound.
-func (n *Core) ResolveVersion(kind, name, version string) (ObjectMeta, string, error) {
-	m, _, ok, err := n.LoadMeta(kind, name)
+func (c *Core) ResolveVersion(kind, name, version string) (ObjectMeta, string, error) {
+	m, _, ok, err := c.LoadMeta(kind, name)
 	if err != nil {
 		return m, "", err
 	}
@@ -308,11 +308,11 @@ func (n *Core) ResolveVersion(kind, name, version string) (ObjectMeta, string, e
 // listPage walks entries under prefix from the skip token, keeps those
 // accepted by keep, and returns up to limit of them plus the key to resume
 // after (empty when the listing is complete).
-func (n *Core) listPage(prefix, after string, limit int, keep func(raftstore.Entry) bool) ([]raftstore.Entry, string) {
+func (c *Core) listPage(prefix, after string, limit int, keep func(raftstore.Entry) bool) ([]raftstore.Entry, string) {
 	var out []raftstore.Entry
 	cursor := after
 	for len(out) < limit {
-		batch, _ := n.Store.List(prefix, cursor, 64)
+		batch, _ := c.Store.List(prefix, cursor, 64)
 		if len(batch) == 0 {
 			return out, ""
 		}
@@ -327,7 +327,7 @@ func (n *Core) listPage(prefix, after string, limit int, keep func(raftstore.Ent
 		}
 	}
 	// Is there anything after the cursor at all?
-	more, _ := n.Store.List(prefix, cursor, 1)
+	more, _ := c.Store.List(prefix, cursor, 1)
 	if len(more) == 0 {
 		return out, ""
 	}
@@ -354,12 +354,12 @@ func (p PageRequest) limit() int {
 // listUnder walks the entries under prefix for one page: keep chooses
 // entries, and next is where the following page starts (the last
 // entry's key without the prefix), empty when the listing is complete.
-func (n *Core) ListUnder(prefix string, page PageRequest, keep func(raftstore.Entry) bool) (entries []raftstore.Entry, next string) {
+func (c *Core) ListUnder(prefix string, page PageRequest, keep func(raftstore.Entry) bool) (entries []raftstore.Entry, next string) {
 	after := page.After
 	if after != "" {
 		after = prefix + after
 	}
-	entries, last := n.listPage(prefix, after, page.limit(), keep)
+	entries, last := c.listPage(prefix, after, page.limit(), keep)
 	return entries, strings.TrimPrefix(last, prefix)
 }
 
@@ -400,9 +400,9 @@ type ListObjectsResult struct {
 
 // ListObjects lists objects of a kind that are not deleted, by name
 // (canonical order), with their current version's summary.
-func (n *Core) ListObjects(ctx context.Context, p Caller, req ListObjectsRequest) (ListObjectsResult, error) {
+func (c *Core) ListObjects(ctx context.Context, p Caller, req ListObjectsRequest) (ListObjectsResult, error) {
 	prefix := "meta/" + req.Kind + "/"
-	entries, next := n.ListUnder(prefix, req.Page, func(e raftstore.Entry) bool {
+	entries, next := c.ListUnder(prefix, req.Page, func(e raftstore.Entry) bool {
 		var m ObjectMeta
 		return json.Unmarshal(e.Value, &m) == nil && m.Deleted == nil && (m.Current != "" || req.IncludePending)
 	})
@@ -411,7 +411,7 @@ func (n *Core) ListObjects(ctx context.Context, p Caller, req ListObjectsRequest
 		var m ObjectMeta
 		json.Unmarshal(e.Value, &m)
 		res.Items = append(res.Items, ObjectItem{Name: m.displayName(strings.TrimPrefix(e.Key, prefix)),
-			Attributes: n.Live(m.Summary), Tags: m.Tags, ContentType: m.Content, X5t: m.X5t, Managed: m.ManagedBy != ""})
+			Attributes: c.Live(m.Summary), Tags: m.Tags, ContentType: m.Content, X5t: m.X5t, Managed: m.ManagedBy != ""})
 	}
 	return res, nil
 }
@@ -436,8 +436,8 @@ type ListVersionsResult struct {
 // version id order. A certificate's managed key and secret list the
 // certificate's versions; a managed secret's content type is the
 // certificate's.
-func (n *Core) ListVersions(ctx context.Context, p Caller, req ListVersionsRequest) (ListVersionsResult, error) {
-	m, _, err := n.ResolveVersion(req.Kind, req.Name, "")
+func (c *Core) ListVersions(ctx context.Context, p Caller, req ListVersionsRequest) (ListVersionsResult, error) {
+	m, _, err := c.ResolveVersion(req.Kind, req.Name, "")
 	if err != nil {
 		return ListVersionsResult{}, err
 	}
@@ -446,13 +446,13 @@ func (n *Core) ListVersions(ctx context.Context, p Caller, req ListVersionsReque
 		source = m.ManagedBy
 	}
 	prefix := VerPrefix(source, req.Name)
-	entries, next := n.ListUnder(prefix, req.Page, func(raftstore.Entry) bool { return true })
+	entries, next := c.ListUnder(prefix, req.Page, func(raftstore.Entry) bool { return true })
 	res := ListVersionsResult{Next: next}
 	for _, e := range entries {
 		var v VersionMeta
 		json.Unmarshal(e.Value, &v)
 		it := ObjectItem{Name: req.Name, Version: strings.TrimPrefix(e.Key, prefix),
-			Attributes: n.Live(v.Attributes), Tags: v.Tags, ContentType: v.ContentType, Managed: m.ManagedBy != ""}
+			Attributes: c.Live(v.Attributes), Tags: v.Tags, ContentType: v.ContentType, Managed: m.ManagedBy != ""}
 		if m.ManagedBy != "" {
 			it.ContentType = m.Content
 		}
@@ -467,23 +467,23 @@ func (n *Core) ListVersions(ctx context.Context, p Caller, req ListVersionsReque
 // newVersionAttributes are the attributes of a version made at now: the
 // caller-settable ones from in, the times, the recovery settings, and
 // enabled unless in says otherwise.
-func (n *Core) NewVersionAttributes(in *keyvault.Attributes, now int64) keyvault.Attributes {
+func (c *Core) NewVersionAttributes(in *keyvault.Attributes, now int64) keyvault.Attributes {
 	var a keyvault.Attributes
 	applyAttributes(&a, in)
 	a.Created, a.Updated = now, now
-	n.decorate(&a)
+	c.decorate(&a)
 	return a
 }
 
 // putVersionRecord adds to b the record of a new version v and, when
 // secret is not nil, its secret part (value or private key) through the
 // barrier.
-func (n *Core) PutVersionRecord(b *raftstore.Batch, kind, name, version string, v VersionMeta, secret []byte) error {
+func (c *Core) PutVersionRecord(b *raftstore.Batch, kind, name, version string, v VersionMeta, secret []byte) error {
 	b.Put(VerKey(kind, name, version), MustJSON(v))
 	if secret == nil {
 		return nil
 	}
-	return PutSealed(b, n.Barrier.Load(), ValKey(kind, name, version), secret)
+	return PutSealed(b, c.Barrier.Load(), ValKey(kind, name, version), secret)
 }
 
 // putVersionUpdate adds to b the rewrite of version v (stored as e) of
@@ -492,13 +492,13 @@ func (n *Core) PutVersionRecord(b *raftstore.Batch, kind, name, version string, 
 // that exist (and, for a secret, its content type). Updates of
 // certificates, secrets and keys all end here: a certificate passes its
 // own kind and its managed kinds.
-func (n *Core) PutVersionUpdate(b *raftstore.Batch, kind, name, version, current string, v VersionMeta, e raftstore.Entry, summaryKinds ...string) {
+func (c *Core) PutVersionUpdate(b *raftstore.Batch, kind, name, version, current string, v VersionMeta, e raftstore.Entry, summaryKinds ...string) {
 	b.PutIf(e.Key, MustJSON(v), e.Index)
 	if version != current {
 		return
 	}
 	for _, k := range summaryKinds {
-		mm, me, ok, _ := n.LoadMeta(k, name)
+		mm, me, ok, _ := c.LoadMeta(k, name)
 		if !ok {
 			continue
 		}

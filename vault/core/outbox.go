@@ -45,9 +45,9 @@ type mailBody struct {
 // enqueueMail adds a mail to the contacts to b. When the node has no SMTP
 // relay configured it only logs the mail's subject, so that an operator
 // sees what the contacts would have been told.
-func (n *Core) EnqueueMail(b *raftstore.Batch, subject, body string) error {
-	if n.Mailer == nil {
-		n.Log.Info("no SMTP relay is configured (--smtp-addr): mail to the contacts not sent", "subject", subject)
+func (c *Core) EnqueueMail(b *raftstore.Batch, subject, body string) error {
+	if c.Mailer == nil {
+		c.Log.Info("no SMTP relay is configured (--smtp-addr): mail to the contacts not sent", "subject", subject)
 		return nil
 	}
 	id, err := RandomID(6)
@@ -61,17 +61,17 @@ func (n *Core) EnqueueMail(b *raftstore.Batch, subject, body string) error {
 }
 
 // contactEmails returns the vault's certificate contacts' addresses.
-func (n *Core) ContactEmails() []string {
-	e, ok := n.Store.Get(keyContacts)
+func (c *Core) ContactEmails() []string {
+	e, ok := c.Store.Get(keyContacts)
 	if !ok {
 		return nil
 	}
-	var c keyvault.Contacts
-	if json.Unmarshal(e.Value, &c) != nil {
+	var cs keyvault.Contacts
+	if json.Unmarshal(e.Value, &cs) != nil {
 		return nil
 	}
 	var out []string
-	for _, ct := range c.Contacts {
+	for _, ct := range cs.Contacts {
 		if ct.Email != "" {
 			out = append(out, ct.Email)
 		}

@@ -97,7 +97,7 @@ func PlanVersion(b *raftstore.Batch, cm *ObjectMeta, name, version string, p *ke
 // planExpiryEvents adds to b the NearExpiry and Expired events of a
 // version that expires at exp (and drops the previous version's), and
 // records them in m.
-func (n *Core) PlanExpiryEvents(b *raftstore.Batch, m *ObjectMeta, kind, name, version string, nbf, exp *int64) {
+func (c *Core) PlanExpiryEvents(b *raftstore.Batch, m *ObjectMeta, kind, name, version string, nbf, exp *int64) {
 	for _, k := range m.EventPlans {
 		b.Delete(k)
 	}
@@ -110,7 +110,7 @@ func (n *Core) PlanExpiryEvents(b *raftstore.Batch, m *ObjectMeta, kind, name, v
 		near, expired = EventSecretNearExpiry, EventSecretExpired
 	}
 	end := time.Unix(*exp, 0)
-	at := end.Add(-n.settings().nearExpiry())
+	at := end.Add(-c.settings().nearExpiry())
 	if nbf != nil && at.Before(time.Unix(*nbf, 0)) {
 		at = time.Unix(*nbf, 0)
 	}
@@ -129,8 +129,8 @@ func (n *Core) PlanExpiryEvents(b *raftstore.Batch, m *ObjectMeta, kind, name, v
 const SchedEventPrefix = "schedevt/"
 
 // loadPolicy returns a certificate's policy.
-func (n *Core) LoadPolicy(name string) (*keyvault.Policy, raftstore.Entry, bool, error) {
-	e, ok := n.Store.Get(PolicyKey(name))
+func (c *Core) LoadPolicy(name string) (*keyvault.Policy, raftstore.Entry, bool, error) {
+	e, ok := c.Store.Get(PolicyKey(name))
 	if !ok {
 		return nil, e, false, nil
 	}
@@ -141,8 +141,8 @@ func (n *Core) LoadPolicy(name string) (*keyvault.Policy, raftstore.Entry, bool,
 	return &p, e, true, nil
 }
 
-func (n *Core) LoadPending(name string) (*PendingOp, raftstore.Entry, bool, error) {
-	e, ok := n.Store.Get(PendingKey(name))
+func (c *Core) LoadPending(name string) (*PendingOp, raftstore.Entry, bool, error) {
+	e, ok := c.Store.Get(PendingKey(name))
 	if !ok {
 		return nil, e, false, nil
 	}
@@ -154,12 +154,12 @@ func (n *Core) LoadPending(name string) (*PendingOp, raftstore.Entry, bool, erro
 }
 
 // openPrivateKey decrypts a stored private key (or its HSM reference).
-func (n *Core) OpenPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
-	b, err := n.OpenSealed(e)
+func (c *Core) OpenPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
+	b, err := c.OpenSealed(e)
 	if err != nil {
 		return nil, err
 	}
-	k, err := n.DecodePrivateKey(b)
+	k, err := c.DecodePrivateKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", e.Key, err)
 	}
@@ -169,12 +169,12 @@ func (n *Core) OpenPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
 // certKey returns a certificate version's private key: decrypted, or
 // found in the HSM (nil when the version has none, e.g. imported without
 // its key).
-func (n *Core) CertKey(name, version string) (crypto.Signer, error) {
-	e, ok := n.Store.Get(ValKey(KindCertificates, name, version))
+func (c *Core) CertKey(name, version string) (crypto.Signer, error) {
+	e, ok := c.Store.Get(ValKey(KindCertificates, name, version))
 	if !ok {
 		return nil, nil
 	}
-	return n.OpenPrivateKey(e)
+	return c.OpenPrivateKey(e)
 }
 
 // pendingOp is a certificate's pending operation as stored.

@@ -94,7 +94,7 @@ type CreateTokenResult struct {
 
 // CreateToken makes a token for req.Name (and its assignment, in the same
 // batch). The principal p is recorded as its creator.
-func (n *Core) CreateToken(ctx context.Context, p Caller, req CreateTokenRequest) (CreateTokenResult, error) {
+func (c *Core) CreateToken(ctx context.Context, p Caller, req CreateTokenRequest) (CreateTokenResult, error) {
 	if err := access.ValidPrincipalName(req.Name); err != nil {
 		return CreateTokenResult{}, BadParameter("name", "name: %s", strings.TrimPrefix(err.Error(), "access: "))
 	}
@@ -126,13 +126,13 @@ func (n *Core) CreateToken(ctx context.Context, p Caller, req CreateTokenRequest
 		return CreateTokenResult{}, err
 	}
 	rec.CreatedBy = p.Name
-	idx, err := n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+	idx, err := c.CommitCAS(ctx, func() (*raftstore.Batch, error) {
 		b := &raftstore.Batch{}
-		if err := PutSealedJSON(b, n.Barrier.Load(), PrefixTokens+id, rec); err != nil {
+		if err := PutSealedJSON(b, c.Barrier.Load(), PrefixTokens+id, rec); err != nil {
 			return nil, err
 		}
 		if asg != nil {
-			as, idx := n.Assignments()
+			as, idx := c.Assignments()
 			as, added := addAssignment(as, *asg)
 			*asg = added
 			b.PutIf(KeyAssignments, MustJSON(as), idx)
@@ -146,12 +146,12 @@ func (n *Core) CreateToken(ctx context.Context, p Caller, req CreateTokenRequest
 }
 
 // allTokens returns every token record by ID.
-func (n *Core) allTokens() (map[string]TokenRecord, error) {
-	es, _ := n.Store.List(PrefixTokens, "", 0)
+func (c *Core) allTokens() (map[string]TokenRecord, error) {
+	es, _ := c.Store.List(PrefixTokens, "", 0)
 	out := make(map[string]TokenRecord, len(es))
 	for _, e := range es {
 		var rec TokenRecord
-		if err := n.GetSealedJSON(e, &rec); err != nil {
+		if err := c.GetSealedJSON(e, &rec); err != nil {
 			return nil, err
 		}
 		out[strings.TrimPrefix(e.Key, PrefixTokens)] = rec
@@ -166,8 +166,8 @@ type ListTokensRequest struct {
 }
 
 // ListTokens lists the tokens (never their secrets), by principal and ID.
-func (n *Core) ListTokens(ctx context.Context, p Caller, req ListTokensRequest) ([]TokenInfo, error) {
-	toks, err := n.allTokens()
+func (c *Core) ListTokens(ctx context.Context, p Caller, req ListTokensRequest) ([]TokenInfo, error) {
+	toks, err := c.allTokens()
 	if err != nil {
 		return nil, err
 	}
@@ -185,18 +185,18 @@ func (n *Core) ListTokens(ctx context.Context, p Caller, req ListTokensRequest) 
 
 // RevokeToken deletes token id, unless that leaves no administrator; it
 // returns the raft index of the deletion.
-func (n *Core) RevokeToken(ctx context.Context, p Caller, id string) (uint64, error) {
-	return n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
-		e, ok := n.Store.Get(PrefixTokens + id)
+func (c *Core) RevokeToken(ctx context.Context, p Caller, id string) (uint64, error) {
+	return c.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+		e, ok := c.Store.Get(PrefixTokens + id)
 		if !ok {
 			return nil, NotFound("TokenNotFound", "no token has ID %q ('certvault token list' shows them)", id)
 		}
-		toks, err := n.allTokens()
+		toks, err := c.allTokens()
 		if err != nil {
 			return nil, err
 		}
 		delete(toks, id)
-		as, idx := n.Assignments()
+		as, idx := c.Assignments()
 		if err := AdminRemains(as, toks); err != nil {
 			return nil, err
 		}
@@ -230,14 +230,14 @@ func AdminRemains(as []access.Assignment, toks map[string]TokenRecord) error {
 
 // assignments returns the role assignments and the index of their record
 // (raftstore.NotExist when there is none).
-func (n *Core) Assignments() ([]access.Assignment, uint64) {
-	e, ok := n.Store.Get(KeyAssignments)
+func (c *Core) Assignments() ([]access.Assignment, uint64) {
+	e, ok := c.Store.Get(KeyAssignments)
 	if !ok {
 		return nil, raftstore.NotExist
 	}
 	var as []access.Assignment
 	if err := json.Unmarshal(e.Value, &as); err != nil {
-		n.Log.Error("role assignments do not decode", "err", err)
+		c.Log.Error("role assignments do not decode", "err", err)
 	}
 	return as, e.Index
 }
@@ -283,7 +283,7 @@ func addAssignment(as []access.Assignment, a access.Assignment) ([]access.Assign
 }
 
 // ListRoles lists the built-in roles.
-func (n *Core) ListRoles(ctx context.Context, p Caller) ([]access.Role, error) {
+func (c *Core) ListRoles(ctx context.Context, p Caller) ([]access.Role, error) {
 	return access.Roles(), nil
 }
 
@@ -296,8 +296,8 @@ type ListAssignmentsRequest struct {
 }
 
 // ListAssignments lists the role assignments, in stored order.
-func (n *Core) ListAssignments(ctx context.Context, p Caller, req ListAssignmentsRequest) ([]access.Assignment, error) {
-	as, _ := n.Assignments()
+func (c *Core) ListAssignments(ctx context.Context, p Caller, req ListAssignmentsRequest) ([]access.Assignment, error) {
+	as, _ := c.Assignments()
 	out := []access.Assignment{}
 	for _, a := range as {
 		if req.Assignee != "" && a.Assignee != req.Assignee {
@@ -326,13 +326,13 @@ type AssignResult struct {
 }
 
 // Assign adds a role assignment, made by p.
-func (n *Core) Assign(ctx context.Context, p Caller, req AssignRequest) (AssignResult, error) {
+func (c *Core) Assign(ctx context.Context, p Caller, req AssignRequest) (AssignResult, error) {
 	a, err := NewAssignment(req.Role, req.Assignee, req.Scope, p.Name)
 	if err != nil {
 		return AssignResult{}, err
 	}
-	idx, err := n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
-		as, idx := n.Assignments()
+	idx, err := c.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+		as, idx := c.Assignments()
 		as, a = addAssignment(as, a)
 		return (&raftstore.Batch{}).PutIf(KeyAssignments, MustJSON(as), idx), nil
 	})
@@ -344,15 +344,15 @@ func (n *Core) Assign(ctx context.Context, p Caller, req AssignRequest) (AssignR
 
 // Unassign removes assignment id, unless that leaves no administrator; it
 // returns the raft index of the write.
-func (n *Core) Unassign(ctx context.Context, p Caller, id string) (uint64, error) {
-	return n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
-		as, idx := n.Assignments()
+func (c *Core) Unassign(ctx context.Context, p Caller, id string) (uint64, error) {
+	return c.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+		as, idx := c.Assignments()
 		i := slices.IndexFunc(as, func(a access.Assignment) bool { return a.ID == id })
 		if i < 0 {
 			return nil, NotFound("AssignmentNotFound", "no role assignment has ID %q ('certvault role assignments' shows them)", id)
 		}
 		as = slices.Delete(slices.Clone(as), i, i+1)
-		toks, err := n.allTokens()
+		toks, err := c.allTokens()
 		if err != nil {
 			return nil, err
 		}
@@ -373,9 +373,9 @@ type Self struct {
 }
 
 // Self describes p: its identity and the assignments to it or its groups.
-func (n *Core) Self(ctx context.Context, p Caller) (Self, error) {
+func (c *Core) Self(ctx context.Context, p Caller) (Self, error) {
 	s := Self{Principal: p.Name, TokenID: p.TokenID, AgentID: p.AgentID, Groups: p.Groups, Assignments: []access.Assignment{}}
-	as, _ := n.Assignments()
+	as, _ := c.Assignments()
 	for _, a := range as {
 		if a.Assignee == p.Name || slices.ContainsFunc(p.Groups, func(g string) bool { return a.Assignee == access.GroupPrefix+g }) {
 			s.Assignments = append(s.Assignments, a)

@@ -34,8 +34,8 @@ func PutSealedJSON(b *raftstore.Batch, bar *barrier.Barrier, key string, v any) 
 }
 
 // getSealedJSON decrypts an entry and decodes its JSON into v.
-func (n *Core) GetSealedJSON(e raftstore.Entry, v any) error {
-	pt, err := n.OpenSealed(e)
+func (c *Core) GetSealedJSON(e raftstore.Entry, v any) error {
+	pt, err := c.OpenSealed(e)
 	if err != nil {
 		return err
 	}
@@ -46,8 +46,8 @@ func (n *Core) GetSealedJSON(e raftstore.Entry, v any) error {
 }
 
 // openSealed decrypts an entry's value.
-func (n *Core) OpenSealed(e raftstore.Entry) ([]byte, error) {
-	b := n.Barrier.Load()
+func (c *Core) OpenSealed(e raftstore.Entry) ([]byte, error) {
+	b := c.Barrier.Load()
 	if b == nil {
 		return nil, ErrNotInitialized
 	}
@@ -55,12 +55,12 @@ func (n *Core) OpenSealed(e raftstore.Entry) ([]byte, error) {
 }
 
 // caKey decrypts the vault CA's private key.
-func (n *Core) CAKey() (*ecdsa.PrivateKey, error) {
-	e, ok := n.Store.Get(KeyCAKey)
+func (c *Core) CAKey() (*ecdsa.PrivateKey, error) {
+	e, ok := c.Store.Get(KeyCAKey)
 	if !ok {
 		return nil, ErrNotInitialized
 	}
-	pt, err := n.OpenSealed(e)
+	pt, err := c.OpenSealed(e)
 	if err != nil {
 		return nil, err
 	}

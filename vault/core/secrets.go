@@ -47,7 +47,7 @@ type SetSecretRequest struct {
 // when it does not exist. Concurrent sets of one secret all succeed, each
 // as a version, as in Key Vault. A deleted secret is a conflict; a
 // certificate's managed secret is refused.
-func (n *Core) SetSecret(ctx context.Context, p Caller, req SetSecretRequest) (SecretVersion, error) {
+func (c *Core) SetSecret(ctx context.Context, p Caller, req SetSecretRequest) (SecretVersion, error) {
 	name := req.Name
 	if err := ValidName(KindSecrets, name); err != nil {
 		return SecretVersion{}, err
@@ -60,14 +60,14 @@ func (n *Core) SetSecret(ctx context.Context, p Caller, req SetSecretRequest) (S
 		return SecretVersion{}, err
 	}
 	now := nowUnix()
-	v := VersionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true, Attributes: n.NewVersionAttributes(req.Attributes, now)}
+	v := VersionMeta{ContentType: req.ContentType, Tags: req.Tags, Sealed: true, Attributes: c.NewVersionAttributes(req.Attributes, now)}
 	// Concurrent sets of one secret all succeed, each as a version, as in
 	// Key Vault: they queue on the name, and a lost race on the meta record
 	// (with a writer on another node) is retried.
-	unlock := n.lockObject(KindSecrets, name)
+	unlock := c.lockObject(KindSecrets, name)
 	defer unlock()
-	idx, err := n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
-		m, prev, found, err := n.MetaForNewVersion(KindSecrets, name)
+	idx, err := c.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+		m, prev, found, err := c.MetaForNewVersion(KindSecrets, name)
 		if err != nil {
 			return nil, err
 		}
@@ -80,13 +80,13 @@ func (n *Core) SetSecret(ctx context.Context, p Caller, req SetSecretRequest) (S
 		m.Current, m.Summary, m.Tags, m.Content = version, v.Attributes, v.Tags, v.ContentType
 		b := &raftstore.Batch{}
 		if v.Attributes.Expires != nil || len(m.EventPlans) > 0 {
-			n.PlanExpiryEvents(b, &m, KindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires)
+			c.PlanExpiryEvents(b, &m, KindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires)
 		}
 		PutMeta(b, KindSecrets, name, m, prev)
-		if err := n.PutVersionRecord(b, KindSecrets, name, version, v, []byte(*req.Value)); err != nil {
+		if err := c.PutVersionRecord(b, KindSecrets, name, version, v, []byte(*req.Value)); err != nil {
 			return nil, err
 		}
-		if err := n.EmitEvent(b, EventSecretNewVersionCreated, KindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires, ""); err != nil {
+		if err := c.EmitEvent(b, EventSecretNewVersionCreated, KindSecrets, name, version, v.Attributes.NotBefore, v.Attributes.Expires, ""); err != nil {
 			return nil, err
 		}
 		return b, nil
@@ -94,13 +94,13 @@ func (n *Core) SetSecret(ctx context.Context, p Caller, req SetSecretRequest) (S
 	if err != nil {
 		return SecretVersion{}, err
 	}
-	return n.secretVersion(name, version, v, *req.Value, idx), nil
+	return c.secretVersion(name, version, v, *req.Value, idx), nil
 }
 
 // secretVersion is the core's answer for version v of a secret.
-func (n *Core) secretVersion(name, version string, v VersionMeta, value string, index uint64) SecretVersion {
+func (c *Core) secretVersion(name, version string, v VersionMeta, value string, index uint64) SecretVersion {
 	return SecretVersion{Name: name, Version: version, Value: value, ContentType: v.ContentType,
-		Attributes: n.Live(v.Attributes), Tags: v.Tags, Index: index}
+		Attributes: c.Live(v.Attributes), Tags: v.Tags, Index: index}
 }
 
 // GetSecretRequest reads a version of a secret ("": the current one).
@@ -111,16 +111,16 @@ type GetSecretRequest struct {
 // GetSecret returns a version of a secret with its value. A disabled
 // version is refused. A certificate's managed secret is the certificate
 // version's key and chain (managedSecret).
-func (n *Core) GetSecret(ctx context.Context, p Caller, req GetSecretRequest) (SecretVersion, error) {
+func (c *Core) GetSecret(ctx context.Context, p Caller, req GetSecretRequest) (SecretVersion, error) {
 	name := req.Name
-	m, version, err := n.ResolveVersion(KindSecrets, name, req.Version)
+	m, version, err := c.ResolveVersion(KindSecrets, name, req.Version)
 	if err != nil {
 		return SecretVersion{}, err
 	}
 	if m.ManagedBy == KindCertificates {
-		return n.managedSecret(name, version)
+		return c.managedSecret(name, version)
 	}
-	v, e, ok, err := n.LoadVersion(KindSecrets, name, version)
+	v, e, ok, err := c.LoadVersion(KindSecrets, name, version)
 	if err != nil {
 		return SecretVersion{}, err
 	}
@@ -130,15 +130,15 @@ func (n *Core) GetSecret(ctx context.Context, p Caller, req GetSecretRequest) (S
 	if !v.Attributes.IsEnabled() {
 		return SecretVersion{}, Forbidden("operation get is not allowed on a disabled secret")
 	}
-	ve, ok := n.Store.Get(ValKey(KindSecrets, name, version))
+	ve, ok := c.Store.Get(ValKey(KindSecrets, name, version))
 	if !ok {
 		return SecretVersion{}, ObjectNotFound(KindSecrets, name, version)
 	}
-	value, err := n.OpenSealed(ve)
+	value, err := c.OpenSealed(ve)
 	if err != nil {
 		return SecretVersion{}, err
 	}
-	return n.secretVersion(name, version, v, string(value), e.Index), nil
+	return c.secretVersion(name, version, v, string(value), e.Index), nil
 }
 
 // UpdateSecretRequest changes a version's attributes, tags or content
@@ -152,16 +152,16 @@ type UpdateSecretRequest struct {
 
 // UpdateSecret updates a version of a secret ("": the current one) and
 // returns it without its value. A managed secret is refused.
-func (n *Core) UpdateSecret(ctx context.Context, p Caller, req UpdateSecretRequest) (SecretVersion, error) {
+func (c *Core) UpdateSecret(ctx context.Context, p Caller, req UpdateSecretRequest) (SecretVersion, error) {
 	name := req.Name
-	m, version, err := n.ResolveVersion(KindSecrets, name, req.Version)
+	m, version, err := c.ResolveVersion(KindSecrets, name, req.Version)
 	if err != nil {
 		return SecretVersion{}, err
 	}
 	if m.ManagedBy != "" {
 		return SecretVersion{}, Forbidden("secret %s is managed by its certificate; update the certificate instead", name)
 	}
-	v, e, ok, err := n.LoadVersion(KindSecrets, name, version)
+	v, e, ok, err := c.LoadVersion(KindSecrets, name, version)
 	if err != nil || !ok {
 		return SecretVersion{}, OrObjectNotFound(err, KindSecrets, name, version)
 	}
@@ -170,33 +170,33 @@ func (n *Core) UpdateSecret(ctx context.Context, p Caller, req UpdateSecretReque
 		v.ContentType = *req.ContentType
 	}
 	b := &raftstore.Batch{}
-	n.PutVersionUpdate(b, KindSecrets, name, version, m.Current, v, e, KindSecrets)
-	idx, err := n.Commit(ctx, b)
+	c.PutVersionUpdate(b, KindSecrets, name, version, m.Current, v, e, KindSecrets)
+	idx, err := c.Commit(ctx, b)
 	if err != nil {
 		return SecretVersion{}, err
 	}
-	return n.secretVersion(name, version, v, "", idx), nil
+	return c.secretVersion(name, version, v, "", idx), nil
 }
 
 // managedSecret is a version of the secret a certificate manages, as
 // GetSecret returns it: PKCS#12 (base64, no password) or PEM, per the
 // policy; the private key only when the policy makes it exportable.
 // Index is the raft index of the certificate version's record.
-func (n *Core) managedSecret(name, version string) (SecretVersion, error) {
-	v, e, ok, err := n.LoadVersion(KindCertificates, name, version)
+func (c *Core) managedSecret(name, version string) (SecretVersion, error) {
+	v, e, ok, err := c.LoadVersion(KindCertificates, name, version)
 	if err != nil || !ok {
 		return SecretVersion{}, OrObjectNotFound(err, KindSecrets, name, version)
 	}
 	if !v.Attributes.IsEnabled() {
 		return SecretVersion{}, Forbidden("operation get is not allowed on a disabled certificate")
 	}
-	policy, _, _, err := n.LoadPolicy(name)
+	policy, _, _, err := c.LoadPolicy(name)
 	if err != nil {
 		return SecretVersion{}, err
 	}
 	var key crypto.Signer
 	if policy == nil || policy.Exportable() {
-		if key, err = n.CertKey(name, version); err != nil {
+		if key, err = c.CertKey(name, version); err != nil {
 			return SecretVersion{}, err
 		}
 	}
@@ -208,7 +208,7 @@ func (n *Core) managedSecret(name, version string) (SecretVersion, error) {
 	if err != nil {
 		return SecretVersion{}, err
 	}
-	s := n.secretVersion(name, version, v, value, e.Index)
+	s := c.secretVersion(name, version, v, value, e.Index)
 	s.ManagedBy = KindCertificates
 	return s, nil
 }

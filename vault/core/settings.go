@@ -66,16 +66,16 @@ func (s vaultSettings) recoveryLevel() string {
 }
 
 // publicURL is the address under which relying parties reach the vault.
-func (n *Core) PublicURL() string {
-	if u := n.settings().PublicURL; u != "" {
+func (c *Core) PublicURL() string {
+	if u := c.settings().PublicURL; u != "" {
 		return u
 	}
-	return n.APIAddr
+	return c.APIAddr
 }
 
-func (n *Core) settings() vaultSettings {
+func (c *Core) settings() vaultSettings {
 	var s vaultSettings
-	if e, ok := n.Store.Get(keySettings); ok {
+	if e, ok := c.Store.Get(keySettings); ok {
 		json.Unmarshal(e.Value, &s)
 	}
 	return s
@@ -92,8 +92,8 @@ func (s vaultSettings) shown() vaultSettings {
 
 // GetSettings returns the vault-wide settings, defaults filled in, from
 // the local state (the front makes it current first).
-func (n *Core) GetSettings(ctx context.Context, p Caller) (vaultSettings, error) {
-	return n.settings().shown(), nil
+func (c *Core) GetSettings(ctx context.Context, p Caller) (vaultSettings, error) {
+	return c.settings().shown(), nil
 }
 
 // UpdateSettingsRequest changes vault-wide settings; a nil member keeps
@@ -118,9 +118,9 @@ type UpdateSettingsResult struct {
 
 // UpdateSettings applies req to the vault-wide settings. Purge protection,
 // once on, cannot be turned off.
-func (n *Core) UpdateSettings(ctx context.Context, p Caller, req UpdateSettingsRequest) (UpdateSettingsResult, error) {
-	e, _ := n.Store.Get(keySettings)
-	s := n.settings()
+func (c *Core) UpdateSettings(ctx context.Context, p Caller, req UpdateSettingsRequest) (UpdateSettingsResult, error) {
+	e, _ := c.Store.Get(keySettings)
+	s := c.settings()
 	if req.PurgeProtection != nil {
 		if s.PurgeProtection && !*req.PurgeProtection {
 			return UpdateSettingsResult{}, Forbidden("purge protection cannot be turned off once on")
@@ -146,7 +146,7 @@ func (n *Core) UpdateSettings(ctx context.Context, p Caller, req UpdateSettingsR
 		}
 		s.NearExpiry = *req.NearExpiry
 	}
-	idx, err := n.Commit(ctx, (&raftstore.Batch{}).PutIf(keySettings, MustJSON(s), e.Index))
+	idx, err := c.Commit(ctx, (&raftstore.Batch{}).PutIf(keySettings, MustJSON(s), e.Index))
 	if err != nil {
 		return UpdateSettingsResult{}, err
 	}
@@ -163,47 +163,47 @@ type ContactsResult struct {
 }
 
 // GetContacts returns the vault's contacts.
-func (n *Core) GetContacts(ctx context.Context, p Caller) (ContactsResult, error) {
-	e, ok := n.Store.Get(keyContacts)
+func (c *Core) GetContacts(ctx context.Context, p Caller) (ContactsResult, error) {
+	e, ok := c.Store.Get(keyContacts)
 	if !ok {
 		return ContactsResult{}, NotFound("ContactsNotFound", "Contacts not found")
 	}
-	var c keyvault.Contacts
-	if err := json.Unmarshal(e.Value, &c); err != nil {
+	var cs keyvault.Contacts
+	if err := json.Unmarshal(e.Value, &cs); err != nil {
 		return ContactsResult{}, err
 	}
-	return ContactsResult{Contacts: c}, nil
+	return ContactsResult{Contacts: cs}, nil
 }
 
 // SetContacts replaces the vault's contacts; each needs an email address.
-func (n *Core) SetContacts(ctx context.Context, p Caller, c keyvault.Contacts) (ContactsResult, error) {
-	if len(c.Contacts) == 0 {
+func (c *Core) SetContacts(ctx context.Context, p Caller, cs keyvault.Contacts) (ContactsResult, error) {
+	if len(cs.Contacts) == 0 {
 		return ContactsResult{}, BadParameter("contacts", "contacts must list at least one contact; use DELETE to remove them all")
 	}
-	for i, ct := range c.Contacts {
+	for i, ct := range cs.Contacts {
 		if ct.Email == "" || !strings.Contains(ct.Email, "@") {
 			return ContactsResult{}, BadParameter(fmt.Sprintf("contacts[%d].email", i), "contacts[%d].email %q is not an email address", i, ct.Email)
 		}
 	}
-	c.ID = ""
-	idx, err := n.Commit(ctx, (&raftstore.Batch{}).Put(keyContacts, MustJSON(c)))
+	cs.ID = ""
+	idx, err := c.Commit(ctx, (&raftstore.Batch{}).Put(keyContacts, MustJSON(cs)))
 	if err != nil {
 		return ContactsResult{}, err
 	}
-	return ContactsResult{Contacts: c, Index: idx}, nil
+	return ContactsResult{Contacts: cs, Index: idx}, nil
 }
 
 // DeleteContacts removes the vault's contacts and returns them.
-func (n *Core) DeleteContacts(ctx context.Context, p Caller) (ContactsResult, error) {
-	e, ok := n.Store.Get(keyContacts)
+func (c *Core) DeleteContacts(ctx context.Context, p Caller) (ContactsResult, error) {
+	e, ok := c.Store.Get(keyContacts)
 	if !ok {
 		return ContactsResult{}, NotFound("ContactsNotFound", "Contacts not found")
 	}
-	var c keyvault.Contacts
-	json.Unmarshal(e.Value, &c)
-	idx, err := n.Commit(ctx, (&raftstore.Batch{}).Delete(keyContacts))
+	var cs keyvault.Contacts
+	json.Unmarshal(e.Value, &cs)
+	idx, err := c.Commit(ctx, (&raftstore.Batch{}).Delete(keyContacts))
 	if err != nil {
 		return ContactsResult{}, err
 	}
-	return ContactsResult{Contacts: c, Index: idx}, nil
+	return ContactsResult{Contacts: cs, Index: idx}, nil
 }

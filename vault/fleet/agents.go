@@ -99,35 +99,35 @@ type cachedAgent struct {
 }
 
 // agent returns an agent's record from the local state.
-func (n *Fleet) Agent(id string) (AgentRecord, uint64, bool) {
-	e, ok := n.Store.Get(PrefixAgents + id)
+func (f *Fleet) Agent(id string) (AgentRecord, uint64, bool) {
+	e, ok := f.Store.Get(PrefixAgents + id)
 	if !ok {
 		return AgentRecord{}, 0, false
 	}
-	n.agentCache.mu.RLock()
-	c, hit := n.agentCache.m[id]
-	n.agentCache.mu.RUnlock()
+	f.agentCache.mu.RLock()
+	c, hit := f.agentCache.m[id]
+	f.agentCache.mu.RUnlock()
 	if hit && c.index == e.Index {
 		return c.rec, e.Index, true
 	}
 	var rec AgentRecord
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		n.Log.Error("agent record does not decode", "agent", id, "err", err)
+		f.Log.Error("agent record does not decode", "agent", id, "err", err)
 		return AgentRecord{}, 0, false
 	}
-	n.agentCache.mu.Lock()
-	if n.agentCache.m == nil {
-		n.agentCache.m = map[string]cachedAgent{}
+	f.agentCache.mu.Lock()
+	if f.agentCache.m == nil {
+		f.agentCache.m = map[string]cachedAgent{}
 	}
-	n.agentCache.m[id] = cachedAgent{e.Index, rec}
-	n.agentCache.mu.Unlock()
+	f.agentCache.m[id] = cachedAgent{e.Index, rec}
+	f.agentCache.mu.Unlock()
 	return rec, e.Index, true
 }
 
 // agentCA returns the agent CA certificate, nil error and nil cert when
 // none was made yet.
-func (n *Fleet) AgentCA() (*x509.Certificate, error) {
-	e, ok := n.Store.Get(keyAgentCACert)
+func (f *Fleet) AgentCA() (*x509.Certificate, error) {
+	e, ok := f.Store.Get(keyAgentCACert)
 	if !ok {
 		return nil, errors.New("vault: no agent CA yet")
 	}
@@ -135,12 +135,12 @@ func (n *Fleet) AgentCA() (*x509.Certificate, error) {
 }
 
 // ensureAgentCA makes the agent CA on first use (on the leader).
-func (n *Fleet) ensureAgentCA(ctx context.Context) error {
-	if _, ok := n.Store.Get(keyAgentCACert); ok {
+func (f *Fleet) ensureAgentCA(ctx context.Context) error {
+	if _, ok := f.Store.Get(keyAgentCACert); ok {
 		return nil
 	}
-	root := n.CACert.Load()
-	rootKey, err := n.CAKey()
+	root := f.CACert.Load()
+	rootKey, err := f.CAKey()
 	if err != nil {
 		return err
 	}
@@ -174,21 +174,21 @@ func (n *Fleet) ensureAgentCA(ctx context.Context) error {
 	}
 	b := &raftstore.Batch{}
 	b.PutIf(keyAgentCACert, core.PEMCert(der), raftstore.NotExist)
-	if err := core.PutSealed(b, n.Barrier.Load(), keyAgentCAKey, keyPEM); err != nil {
+	if err := core.PutSealed(b, f.Barrier.Load(), keyAgentCAKey, keyPEM); err != nil {
 		return err
 	}
-	if _, err := n.Commit(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+	if _, err := f.Commit(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
 		return fmt.Errorf("store agent CA: %w", err)
 	}
 	return nil
 }
 
-func (n *Fleet) agentCAKey() (crypto.Signer, error) {
-	e, ok := n.Store.Get(keyAgentCAKey)
+func (f *Fleet) agentCAKey() (crypto.Signer, error) {
+	e, ok := f.Store.Get(keyAgentCAKey)
 	if !ok {
 		return nil, errors.New("vault: no agent CA key")
 	}
-	pt, err := n.OpenSealed(e)
+	pt, err := f.OpenSealed(e)
 	if err != nil {
 		return nil, err
 	}
@@ -235,12 +235,12 @@ func ParseAgentJoinToken(tok string) (id, secret string, ok bool) {
 }
 
 // issueAgentCert signs the agent's certificate and records its serial.
-func (n *Fleet) issueAgentCert(rec *AgentRecord, csr *x509.CertificateRequest) (EnrollResponse, error) {
-	ca, err := n.AgentCA()
+func (f *Fleet) issueAgentCert(rec *AgentRecord, csr *x509.CertificateRequest) (EnrollResponse, error) {
+	ca, err := f.AgentCA()
 	if err != nil {
 		return EnrollResponse{}, err
 	}
-	caKey, err := n.agentCAKey()
+	caKey, err := f.agentCAKey()
 	if err != nil {
 		return EnrollResponse{}, err
 	}
@@ -271,12 +271,12 @@ func (n *Fleet) issueAgentCert(rec *AgentRecord, csr *x509.CertificateRequest) (
 	rec.Serial = serial.Text(16)
 	rec.NotAfter = tmpl.NotAfter.UTC().Truncate(time.Second)
 	return EnrollResponse{AgentID: rec.ID, Group: rec.Group, Certificate: string(core.PEMCert(der)), Chain: string(core.PEMCert(ca.Raw)),
-		CA: string(core.PEMCert(n.CACert.Load().Raw)), NotAfter: rec.NotAfter}, nil
+		CA: string(core.PEMCert(f.CACert.Load().Raw)), NotAfter: rec.NotAfter}, nil
 }
 
 // agents returns every agent record, by ID.
-func (n *Fleet) agents() []AgentRecord {
-	return core.ListJSON[AgentRecord](n.Core, PrefixAgents, "")
+func (f *Fleet) agents() []AgentRecord {
+	return core.ListJSON[AgentRecord](f.Core, PrefixAgents, "")
 }
 
 // AgentStatus is an agent with what it last reported per binding.
@@ -310,7 +310,7 @@ type CreateAgentJoinTokenResult struct {
 
 // CreateAgentJoinToken makes an agent join token (and the agent CA, on
 // first use). p is recorded as its creator.
-func (n *Fleet) CreateAgentJoinToken(ctx context.Context, p core.Caller, req CreateAgentJoinTokenRequest) (CreateAgentJoinTokenResult, error) {
+func (f *Fleet) CreateAgentJoinToken(ctx context.Context, p core.Caller, req CreateAgentJoinTokenRequest) (CreateAgentJoinTokenResult, error) {
 	if req.Group == "" {
 		return CreateAgentJoinTokenResult{}, core.BadParameter("group", "group is required: the agents' group, to which roles are assigned as group:NAME")
 	}
@@ -339,7 +339,7 @@ func (n *Fleet) CreateAgentJoinToken(ctx context.Context, p core.Caller, req Cre
 	if req.Uses < 0 || req.Uses > 100000 {
 		return CreateAgentJoinTokenResult{}, core.BadParameter("uses", "uses %d: give a number from 1 to 100000", req.Uses)
 	}
-	if err := n.ensureAgentCA(ctx); err != nil {
+	if err := f.ensureAgentCA(ctx); err != nil {
 		return CreateAgentJoinTokenResult{}, err
 	}
 	id, err := core.RandomID(8)
@@ -355,15 +355,15 @@ func (n *Fleet) CreateAgentJoinToken(ctx context.Context, p core.Caller, req Cre
 	now := time.Now()
 	rec := agentJoinRecord{Hash: sum[:], Group: req.Group, Created: now.Unix(), Expires: now.Add(ttl).Unix(), Uses: req.Uses, CertTTL: int64(certTTL / time.Second), CreatedBy: p.Name}
 	b := &raftstore.Batch{}
-	if err := core.PutSealedJSON(b, n.Barrier.Load(), prefixAgentJoinTokens+id, rec); err != nil {
+	if err := core.PutSealedJSON(b, f.Barrier.Load(), prefixAgentJoinTokens+id, rec); err != nil {
 		return CreateAgentJoinTokenResult{}, err
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := f.Commit(ctx, b)
 	if err != nil {
 		return CreateAgentJoinTokenResult{}, err
 	}
 	return CreateAgentJoinTokenResult{Token: AgentJoinToken{ID: id, Token: AgentTokenPrefix + id + "." + s, Group: req.Group,
-		Exp: time.Unix(rec.Expires, 0).UTC(), Uses: req.Uses, CAFingerprint: core.Fingerprint(n.CACert.Load()), CertTTL: certTTL.String()}, Index: idx}, nil
+		Exp: time.Unix(rec.Expires, 0).UTC(), Uses: req.Uses, CAFingerprint: core.Fingerprint(f.CACert.Load()), CertTTL: certTTL.String()}, Index: idx}, nil
 }
 
 // AgentEnrollName is the name an agent enrolls under: the one it asks
@@ -405,20 +405,20 @@ type EnrollAgentResult struct {
 // KindForbidden error, so that a caller learns nothing about which tokens
 // exist), uses it up by one, signs the agent's certificate and records
 // the agent, in one compare-and-set on the token.
-func (n *Fleet) EnrollAgent(ctx context.Context, p core.Caller, req EnrollAgentRequest) (EnrollAgentResult, error) {
+func (f *Fleet) EnrollAgent(ctx context.Context, p core.Caller, req EnrollAgentRequest) (EnrollAgentResult, error) {
 	tokID, secret := req.TokenID, req.TokenSecret
 	id, err := core.RandomID(8)
 	if err != nil {
 		return EnrollAgentResult{}, err
 	}
 	var resp EnrollResponse
-	idx, err := n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
-		e, ok := n.Store.Get(prefixAgentJoinTokens + tokID)
+	idx, err := f.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+		e, ok := f.Store.Get(prefixAgentJoinTokens + tokID)
 		if !ok {
 			return nil, BadAgentToken()
 		}
 		var jt agentJoinRecord
-		if err := n.GetSealedJSON(e, &jt); err != nil {
+		if err := f.GetSealedJSON(e, &jt); err != nil {
 			return nil, err
 		}
 		sum := sha256.Sum256([]byte(secret))
@@ -428,11 +428,11 @@ func (n *Fleet) EnrollAgent(ctx context.Context, p core.Caller, req EnrollAgentR
 		jt.Uses--
 		rec := AgentRecord{ID: id, Name: req.Name, Group: jt.Group, Enrolled: time.Now().UTC(), JoinToken: tokID, Source: req.Source, CertTTLSeconds: jt.CertTTL}
 		var err error
-		if resp, err = n.issueAgentCert(&rec, req.CSR); err != nil {
+		if resp, err = f.issueAgentCert(&rec, req.CSR); err != nil {
 			return nil, err
 		}
 		b := &raftstore.Batch{}
-		if err := core.PutSealedJSON(b, n.Barrier.Load(), e.Key, jt); err != nil {
+		if err := core.PutSealedJSON(b, f.Barrier.Load(), e.Key, jt); err != nil {
 			return nil, err
 		}
 		b.Check(e.Key, e.Index)
@@ -466,17 +466,17 @@ type RenewAgentResult struct {
 
 // RenewAgent signs a new certificate for the calling agent (p.AgentID);
 // the one before stays valid until the next renewal.
-func (n *Fleet) RenewAgent(ctx context.Context, p core.Caller, req RenewAgentRequest) (RenewAgentResult, error) {
+func (f *Fleet) RenewAgent(ctx context.Context, p core.Caller, req RenewAgentRequest) (RenewAgentResult, error) {
 	id := p.AgentID
 	var resp EnrollResponse
-	idx, err := n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
-		rec, idx, ok := n.Agent(id)
+	idx, err := f.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+		rec, idx, ok := f.Agent(id)
 		if !ok || rec.Revoked {
 			return nil, core.Forbidden("agent %s is revoked or unknown", id)
 		}
 		rec.Renewed = time.Now().UTC()
 		var err error
-		if resp, err = n.issueAgentCert(&rec, req.CSR); err != nil {
+		if resp, err = f.issueAgentCert(&rec, req.CSR); err != nil {
 			return nil, err
 		}
 		return (&raftstore.Batch{}).PutIf(PrefixAgents+id, core.MustJSON(rec), idx), nil
@@ -497,13 +497,13 @@ type ListAgentsRequest struct {
 }
 
 // ListAgents lists the agents by ID, each with its bindings.
-func (n *Fleet) ListAgents(ctx context.Context, p core.Caller, req ListAgentsRequest) ([]AgentStatus, error) {
+func (f *Fleet) ListAgents(ctx context.Context, p core.Caller, req ListAgentsRequest) ([]AgentStatus, error) {
 	out := []AgentStatus{}
-	for _, a := range n.agents() {
+	for _, a := range f.agents() {
 		if req.Group != "" && a.Group != req.Group {
 			continue
 		}
-		st := AgentStatus{AgentRecord: a.view(), Bindings: n.agentBindings(a.ID)}
+		st := AgentStatus{AgentRecord: a.view(), Bindings: f.agentBindings(a.ID)}
 		if req.Certificate != "" && !slices.ContainsFunc(st.Bindings, func(b BindingState) bool { return objname.Equal(b.Object, core.KindCertificates+"/"+req.Certificate) }) {
 			continue
 		}
@@ -518,12 +518,12 @@ func ErrAgentNotFound(id string) *core.Error {
 }
 
 // GetAgent is one agent with its bindings.
-func (n *Fleet) GetAgent(ctx context.Context, p core.Caller, id string) (AgentStatus, error) {
-	rec, _, ok := n.Agent(id)
+func (f *Fleet) GetAgent(ctx context.Context, p core.Caller, id string) (AgentStatus, error) {
+	rec, _, ok := f.Agent(id)
 	if !ok {
 		return AgentStatus{}, ErrAgentNotFound(id)
 	}
-	return AgentStatus{AgentRecord: rec.view(), Bindings: n.agentBindings(rec.ID)}, nil
+	return AgentStatus{AgentRecord: rec.view(), Bindings: f.agentBindings(rec.ID)}, nil
 }
 
 // RevokeAgentResult is the agent's record after the revocation and the
@@ -536,15 +536,15 @@ type RevokeAgentResult struct {
 
 // RevokeAgent revokes agent id, recording p as who did; revoking a
 // revoked agent changes nothing.
-func (n *Fleet) RevokeAgent(ctx context.Context, p core.Caller, id string) (RevokeAgentResult, error) {
-	if rec, _, ok := n.Agent(id); ok && rec.Revoked {
+func (f *Fleet) RevokeAgent(ctx context.Context, p core.Caller, id string) (RevokeAgentResult, error) {
+	if rec, _, ok := f.Agent(id); ok && rec.Revoked {
 		return RevokeAgentResult{Agent: rec.view()}, nil // already revoked: nothing to change
 	}
 	var rec AgentRecord
-	idx, err := n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+	idx, err := f.CommitCAS(ctx, func() (*raftstore.Batch, error) {
 		var idx uint64
 		var ok bool
-		rec, idx, ok = n.Agent(id)
+		rec, idx, ok = f.Agent(id)
 		if !ok {
 			return nil, ErrAgentNotFound(id)
 		}

@@ -33,7 +33,7 @@ type EvidenceReportRequest struct {
 // EvidenceReport builds the evidence report from the local state (the
 // front makes it current first) and every node's audit trail. Its Vault
 // (the address the caller used) is the front's to fill in.
-func (n *Fleet) EvidenceReport(ctx context.Context, p core.Caller, req EvidenceReportRequest) (*report.Report, error) {
+func (f *Fleet) EvidenceReport(ctx context.Context, p core.Caller, req EvidenceReportRequest) (*report.Report, error) {
 	since := req.Since
 	rep := &report.Report{Generated: time.Now().UTC(),
 		Certificates: []report.Certificate{}, Deliveries: []report.Delivery{}, Access: []report.Access{}, SecretReads: []report.SecretRead{}}
@@ -41,19 +41,19 @@ func (n *Fleet) EvidenceReport(ctx context.Context, p core.Caller, req EvidenceR
 		s := since.UTC()
 		rep.Since = &s
 	}
-	certNames := n.reportRotation(rep, since)
-	n.reportDeliveries(rep, since)
-	n.reportAccess(rep, certNames)
-	if err := n.reportReads(ctx, rep, since); err != nil {
+	certNames := f.reportRotation(rep, since)
+	f.reportDeliveries(rep, since)
+	f.reportAccess(rep, certNames)
+	if err := f.reportReads(ctx, rep, since); err != nil {
 		return nil, err
 	}
 	return rep, nil
 }
 
 // reportRotation fills section (a) and returns the certificate names.
-func (n *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
+func (f *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
 	prefix := "meta/" + core.KindCertificates + "/"
-	es, _ := n.Store.List(prefix, "", 0)
+	es, _ := f.Store.List(prefix, "", 0)
 	var names []string
 	for _, e := range es {
 		var m core.ObjectMeta
@@ -63,14 +63,14 @@ func (n *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
 		name := strings.TrimPrefix(e.Key, prefix)
 		names = append(names, name)
 		rc := report.Certificate{Name: name, Versions: []report.Version{}}
-		if p, _, ok, _ := n.LoadPolicy(name); ok {
+		if p, _, ok, _ := f.LoadPolicy(name); ok {
 			rc.Issuer = p.IssuerName()
 			if p.X509Properties != nil {
 				rc.Subject = p.X509Properties.Subject
 			}
 			rc.AutoRenew = slices.ContainsFunc(p.LifetimeActions, func(la keyvault.LifetimeAction) bool { return la.Action.ActionType == keyvault.ActionAutoRenew })
 		}
-		vs, _ := n.Store.List(core.VerPrefix(core.KindCertificates, name), "", 0)
+		vs, _ := f.Store.List(core.VerPrefix(core.KindCertificates, name), "", 0)
 		for _, ve := range vs {
 			var v core.VersionMeta
 			if json.Unmarshal(ve.Value, &v) != nil || len(v.Chain) == 0 {
@@ -104,12 +104,12 @@ func (n *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
 }
 
 // reportDeliveries fills section (b) from the agents' install reports.
-func (n *Fleet) reportDeliveries(rep *report.Report, since time.Time) {
+func (f *Fleet) reportDeliveries(rep *report.Report, since time.Time) {
 	agents := map[string]AgentRecord{}
-	for _, a := range n.agents() {
+	for _, a := range f.agents() {
 		agents[a.ID] = a
 	}
-	for _, d := range n.deliveries(since) {
+	for _, d := range f.deliveries(since) {
 		kind, name, _ := strings.Cut(d.Object, "/")
 		if kind != core.KindCertificates {
 			continue
@@ -125,8 +125,8 @@ func (n *Fleet) reportDeliveries(rep *report.Report, since time.Time) {
 
 // reportAccess fills section (c), first half: every object and who may
 // read it, read its secret, or change it.
-func (n *Fleet) reportAccess(rep *report.Report, certNames []string) {
-	as, _ := n.Assignments()
+func (f *Fleet) reportAccess(rep *report.Report, certNames []string) {
+	as, _ := f.Assignments()
 	type object struct {
 		res  access.Resource
 		read access.Action
@@ -138,7 +138,7 @@ func (n *Fleet) reportAccess(rep *report.Report, certNames []string) {
 	}
 	for _, kind := range []string{core.KindSecrets, core.KindKeys} {
 		prefix := "meta/" + kind + "/"
-		es, _ := n.Store.List(prefix, "", 0)
+		es, _ := f.Store.List(prefix, "", 0)
 		for _, e := range es {
 			var m core.ObjectMeta
 			if json.Unmarshal(e.Value, &m) != nil || m.Deleted != nil || m.ManagedBy != "" {
@@ -174,8 +174,8 @@ func (n *Fleet) reportAccess(rep *report.Report, certNames []string) {
 }
 
 // reportReads fills section (c), second half, from the audit trails.
-func (n *Fleet) reportReads(ctx context.Context, rep *report.Report, since time.Time) error {
-	res, err := n.AuditRecords(ctx, core.AuditQuery{Filter: audit.Filter{Since: since, Object: "/secrets/", Outcome: "allowed"}, Limit: 100000})
+func (f *Fleet) reportReads(ctx context.Context, rep *report.Report, since time.Time) error {
+	res, err := f.AuditRecords(ctx, core.AuditQuery{Filter: audit.Filter{Since: since, Object: "/secrets/", Outcome: "allowed"}, Limit: 100000})
 	if err != nil {
 		return err
 	}

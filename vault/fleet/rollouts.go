@@ -165,13 +165,13 @@ type cachedRollout struct {
 
 // loadRollout reads an object's rollout. The result is shared: callers
 // copy it before changing it.
-func (n *Fleet) loadRollout(kind, name string) (*Rollout, uint64) {
+func (f *Fleet) loadRollout(kind, name string) (*Rollout, uint64) {
 	key := RolloutKey(kind, name)
-	e, ok := n.Store.Get(key)
+	e, ok := f.Store.Get(key)
 	if !ok {
 		return nil, raftstore.NotExist
 	}
-	rc := &n.rolloutCache
+	rc := &f.rolloutCache
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if c, ok := rc.m[key]; ok && c.index == e.Index {
@@ -188,8 +188,8 @@ func (n *Fleet) loadRollout(kind, name string) (*Rollout, uint64) {
 	return &r, e.Index
 }
 
-func (n *Fleet) loadPlan(kind, name string) *RolloutPlan {
-	e, ok := n.Store.Get(PlanKey(kind, name))
+func (f *Fleet) loadPlan(kind, name string) *RolloutPlan {
+	e, ok := f.Store.Get(PlanKey(kind, name))
 	if !ok {
 		return nil
 	}
@@ -203,8 +203,8 @@ func (n *Fleet) loadPlan(kind, name string) *RolloutPlan {
 // targetFor is the version an agent should hold of an object: the
 // current version when the object has no rollout plan, else what the
 // rollout says.
-func (n *Fleet) targetFor(agentID, kind, name, current string) string {
-	r, _ := n.loadRollout(kind, name)
+func (f *Fleet) targetFor(agentID, kind, name, current string) string {
+	r, _ := f.loadRollout(kind, name)
 	if r == nil {
 		return current
 	}
@@ -231,11 +231,11 @@ func (n *Fleet) targetFor(agentID, kind, name, current string) string {
 }
 
 // runRollouts is the leader's loop over running rollouts.
-func (n *Fleet) RunRollouts(ctx context.Context) {
+func (f *Fleet) RunRollouts(ctx context.Context) {
 	t := time.NewTicker(rolloutTick)
 	defer t.Stop()
 	for {
-		n.stepRollouts(ctx, time.Now())
+		f.stepRollouts(ctx, time.Now())
 		select {
 		case <-ctx.Done():
 			return
@@ -246,81 +246,81 @@ func (n *Fleet) RunRollouts(ctx context.Context) {
 
 // stepRollouts starts rollouts for new versions and advances or halts
 // running ones.
-func (n *Fleet) stepRollouts(ctx context.Context, now time.Time) {
-	plans, _ := n.Store.List(core.PrefixRolloutPlans, "", 0)
+func (f *Fleet) stepRollouts(ctx context.Context, now time.Time) {
+	plans, _ := f.Store.List(core.PrefixRolloutPlans, "", 0)
 	for _, e := range plans {
 		kind, name, _ := strings.Cut(strings.TrimPrefix(e.Key, core.PrefixRolloutPlans), "/")
 		var plan RolloutPlan
 		if json.Unmarshal(e.Value, &plan) != nil {
 			continue
 		}
-		m, _, found, err := n.LoadMeta(kind, name)
+		m, _, found, err := f.LoadMeta(kind, name)
 		if err != nil || !found || m.Current == "" {
 			continue
 		}
-		r, idx := n.loadRollout(kind, name)
+		r, idx := f.loadRollout(kind, name)
 		var next *Rollout
 		switch {
 		case r == nil:
 			// First sight: what is current now is the known good version.
 			next = &Rollout{Object: kind + "/" + name, Version: m.Current, Status: "done", Started: now, Updated: now}
 		case r.Version != m.Current:
-			next = n.startRollout(kind, name, &plan, r, m.Current, now)
+			next = f.startRollout(kind, name, &plan, r, m.Current, now)
 		case r.Status == "running":
-			next = n.advance(kind, name, &plan, r, now)
+			next = f.advance(kind, name, &plan, r, now)
 		}
 		if next == nil {
 			continue
 		}
 		b := (&raftstore.Batch{}).PutIf(RolloutKey(kind, name), core.MustJSON(next), idx)
 		if next.Status == "halted" && r != nil && r.Status != "halted" {
-			n.rolloutHalted(b, kind, name, next)
+			f.rolloutHalted(b, kind, name, next)
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if _, err := n.Store.Apply(actx, b); err != nil && ctx.Err() == nil {
-			n.Log.Debug("rollout step", "object", kind+"/"+name, "err", err)
+		if _, err := f.Store.Apply(actx, b); err != nil && ctx.Err() == nil {
+			f.Log.Debug("rollout step", "object", kind+"/"+name, "err", err)
 		}
 		cancel()
 	}
 }
 
 // holders lists the agents that reported holding an object.
-func (n *Fleet) holders(object string) []string {
+func (f *Fleet) holders(object string) []string {
 	var out []string
-	for _, a := range n.agents() {
+	for _, a := range f.agents() {
 		if a.Revoked {
 			continue
 		}
-		if _, ok := n.Store.Get(prefixAgentBindings + a.ID + "/" + object); ok {
+		if _, ok := f.Store.Get(prefixAgentBindings + a.ID + "/" + object); ok {
 			out = append(out, a.ID)
 		}
 	}
 	return out
 }
 
-func (n *Fleet) startRollout(kind, name string, plan *RolloutPlan, prev *Rollout, version string, now time.Time) *Rollout {
+func (f *Fleet) startRollout(kind, name string, plan *RolloutPlan, prev *Rollout, version string, now time.Time) *Rollout {
 	object := kind + "/" + name
 	previous := prev.Version
 	if prev.Status != "done" && prev.Previous != "" {
 		// A new version during a rollout starts from the last good one.
 		previous = prev.Previous
 	}
-	agents := n.holders(object)
+	agents := f.holders(object)
 	assign, sizes := AssignWaves(object, agents, plan.Waves)
 	r := &Rollout{Object: object, Version: version, Previous: previous, Status: "running", Wave: 0, WaveStarted: now,
 		Started: now, Updated: now, Agents: assign, WaveSizes: sizes, Budget: budget(plan.MaxFailures, len(agents))}
 	if len(agents) == 0 {
 		r.Status, r.Wave = "done", len(plan.Waves)-1
 	}
-	n.Log.Info("rollout started", "object", object, "version", version, "agents", len(agents), "waves", sizes)
+	f.Log.Info("rollout started", "object", object, "version", version, "agents", len(agents), "waves", sizes)
 	return r
 }
 
 // agentOutcome is what an agent reported for a rollout's version:
 // healthy, failed (not installed), rolled-back (installed, then switched
 // back after its reload or check failed) or pending.
-func (n *Fleet) agentOutcome(agentID, object, version string) string {
-	e, ok := n.Store.Get(prefixAgentBindings + agentID + "/" + object)
+func (f *Fleet) agentOutcome(agentID, object, version string) string {
+	e, ok := f.Store.Get(prefixAgentBindings + agentID + "/" + object)
 	if !ok {
 		return "pending"
 	}
@@ -341,13 +341,13 @@ func (n *Fleet) agentOutcome(agentID, object, version string) string {
 // every agent of the current one reported (healthy, or failed within the
 // budget), or when the bake time passed with no failure; done after the
 // last.
-func (n *Fleet) advance(kind, name string, plan *RolloutPlan, r *Rollout, now time.Time) *Rollout {
+func (f *Fleet) advance(kind, name string, plan *RolloutPlan, r *Rollout, now time.Time) *Rollout {
 	failed, settledInWave, inWave := 0, 0, 0
 	for a, w := range r.Agents {
 		if w > r.Wave {
 			continue
 		}
-		o := n.agentOutcome(a, r.Object, r.Version)
+		o := f.agentOutcome(a, r.Object, r.Version)
 		if o == "failed" || o == "rolled-back" {
 			failed++
 		}
@@ -364,14 +364,14 @@ func (n *Fleet) advance(kind, name string, plan *RolloutPlan, r *Rollout, now ti
 	case failed > r.Budget:
 		next.Status = "halted"
 		next.Reason = fmt.Sprintf("%d agent(s) failed, over the budget of %d, in wave %d of %d", failed, r.Budget, r.Wave+1, len(r.WaveSizes))
-		n.Log.Warn("rollout halted", "object", r.Object, "version", r.Version, "reason", next.Reason)
+		f.Log.Warn("rollout halted", "object", r.Object, "version", r.Version, "reason", next.Reason)
 	case settledInWave == inWave || (plan.BakeSeconds > 0 && now.Sub(r.WaveStarted) >= time.Duration(plan.BakeSeconds)*time.Second && failed == 0):
 		if r.Wave+1 >= len(r.WaveSizes) {
 			next.Status = "done"
-			n.Log.Info("rollout done", "object", r.Object, "version", r.Version)
+			f.Log.Info("rollout done", "object", r.Object, "version", r.Version)
 		} else {
 			next.Wave, next.WaveStarted = r.Wave+1, now
-			n.Log.Info("rollout wave", "object", r.Object, "version", r.Version, "wave", next.Wave+1)
+			f.Log.Info("rollout wave", "object", r.Object, "version", r.Version, "wave", next.Wave+1)
 		}
 	default:
 		return nil
@@ -380,9 +380,9 @@ func (n *Fleet) advance(kind, name string, plan *RolloutPlan, r *Rollout, now ti
 }
 
 // rolloutHalted tells webhooks and the contacts.
-func (n *Fleet) rolloutHalted(b *raftstore.Batch, kind, name string, r *Rollout) {
-	if err := n.EmitEvent(b, core.EventRolloutHalted, kind, name, r.Version, nil, nil, r.Reason); err != nil {
-		n.Log.Error("rollout event", "err", err)
+func (f *Fleet) rolloutHalted(b *raftstore.Batch, kind, name string, r *Rollout) {
+	if err := f.EmitEvent(b, core.EventRolloutHalted, kind, name, r.Version, nil, nil, r.Reason); err != nil {
+		f.Log.Error("rollout event", "err", err)
 	}
 	body := fmt.Sprintf(`The rollout of %s version %s was halted: %s.
 
@@ -391,8 +391,8 @@ Agents in later waves keep the previous version (%s). What to do: look at
 for the failures; then 'certvault rollout abort %s' sends every agent back
 to the previous version, or 'certvault rollout resume %s' goes on.
 `, r.Object, r.Version, r.Reason, r.Previous, name, name, name, name)
-	if err := n.EnqueueMail(b, "[certvault] rollout of "+r.Object+" halted", body); err != nil {
-		n.Log.Error("rollout mail", "err", err)
+	if err := f.EnqueueMail(b, "[certvault] rollout of "+r.Object+" halted", body); err != nil {
+		f.Log.Error("rollout mail", "err", err)
 	}
 }
 
@@ -435,7 +435,7 @@ type SetRolloutPlanResult struct {
 // SetRolloutPlan stores a rollout plan. The object must have a current
 // version: it becomes the known good one, and the plan applies from the
 // next version on.
-func (n *Fleet) SetRolloutPlan(ctx context.Context, p core.Caller, req SetRolloutPlanRequest) (SetRolloutPlanResult, error) {
+func (f *Fleet) SetRolloutPlan(ctx context.Context, p core.Caller, req SetRolloutPlanRequest) (SetRolloutPlanResult, error) {
 	kind, name, plan := req.Kind, req.Name, req.Plan
 	if err := ParseWaves(plan.Waves); err != nil {
 		return SetRolloutPlanResult{}, err
@@ -448,18 +448,18 @@ func (n *Fleet) SetRolloutPlan(ctx context.Context, p core.Caller, req SetRollou
 			return SetRolloutPlanResult{}, core.BadParameter("max_failures", "max_failures %q: a count (1) or a percentage (5%%)", plan.MaxFailures)
 		}
 	}
-	m, _, found, _ := n.LoadMeta(kind, name)
+	m, _, found, _ := f.LoadMeta(kind, name)
 	if !found || m.Current == "" {
 		return SetRolloutPlanResult{}, core.NotFound(core.NotFoundCode(kind), "%s %s does not exist or has no version yet", core.Singular(kind), name)
 	}
 	b := (&raftstore.Batch{}).Put(PlanKey(kind, name), core.MustJSON(plan))
-	if ro, idx := n.loadRollout(kind, name); ro == nil {
+	if ro, idx := f.loadRollout(kind, name); ro == nil {
 		// What is current now is the known good version: the plan
 		// applies from the next one, however soon it comes.
 		now := time.Now()
 		b.PutIf(RolloutKey(kind, name), core.MustJSON(Rollout{Object: kind + "/" + name, Version: m.Current, Status: "done", Started: now, Updated: now}), idx)
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := f.Commit(ctx, b)
 	if err != nil {
 		return SetRolloutPlanResult{}, err
 	}
@@ -468,8 +468,8 @@ func (n *Fleet) SetRolloutPlan(ctx context.Context, p core.Caller, req SetRollou
 
 // DeleteRolloutPlan deletes an object's plan and rollout: new versions
 // then reach every agent at once. It returns the raft index of the write.
-func (n *Fleet) DeleteRolloutPlan(ctx context.Context, p core.Caller, kind, name string) (uint64, error) {
-	return n.Commit(ctx, (&raftstore.Batch{}).Delete(PlanKey(kind, name)).Delete(RolloutKey(kind, name)))
+func (f *Fleet) DeleteRolloutPlan(ctx context.Context, p core.Caller, kind, name string) (uint64, error) {
+	return f.Commit(ctx, (&raftstore.Batch{}).Delete(PlanKey(kind, name)).Delete(RolloutKey(kind, name)))
 }
 
 // The commands of a running rollout.
@@ -500,11 +500,11 @@ type ControlRolloutResult struct {
 
 // ControlRollout applies a command to an object's rollout; a command that
 // does not apply to the rollout's status is a conflict.
-func (n *Fleet) ControlRollout(ctx context.Context, p core.Caller, req ControlRolloutRequest) (ControlRolloutResult, error) {
+func (f *Fleet) ControlRollout(ctx context.Context, p core.Caller, req ControlRolloutRequest) (ControlRolloutResult, error) {
 	kind, name, cmd := req.Kind, req.Name, req.Command
 	var out *Rollout
-	idx, err := n.CommitCAS(ctx, func() (*raftstore.Batch, error) {
-		ro, idx := n.loadRollout(kind, name)
+	idx, err := f.CommitCAS(ctx, func() (*raftstore.Batch, error) {
+		ro, idx := f.loadRollout(kind, name)
 		if ro == nil {
 			return nil, core.NotFound("RolloutNotFound", "%s %s has no rollout ('certvault rollout set' makes a plan)", core.Singular(kind), name)
 		}
@@ -520,7 +520,7 @@ func (n *Fleet) ControlRollout(ctx context.Context, p core.Caller, req ControlRo
 				// ones count against the plan's budget again.
 				failed := 0
 				for a := range ro.Agents {
-					if o := n.agentOutcome(a, ro.Object, ro.Version); o == "failed" || o == "rolled-back" {
+					if o := f.agentOutcome(a, ro.Object, ro.Version); o == "failed" || o == "rolled-back" {
 						failed++
 					}
 				}
@@ -542,9 +542,9 @@ func (n *Fleet) ControlRollout(ctx context.Context, p core.Caller, req ControlRo
 
 // GetRolloutStatus is an object's plan, its latest rollout and each
 // wave's progress on the rollout's version.
-func (n *Fleet) GetRolloutStatus(ctx context.Context, p core.Caller, kind, name string) (RolloutStatus, error) {
-	st := RolloutStatus{Plan: n.loadPlan(kind, name)}
-	ro, _ := n.loadRollout(kind, name)
+func (f *Fleet) GetRolloutStatus(ctx context.Context, p core.Caller, kind, name string) (RolloutStatus, error) {
+	st := RolloutStatus{Plan: f.loadPlan(kind, name)}
+	ro, _ := f.loadRollout(kind, name)
 	if st.Plan == nil && ro == nil {
 		return RolloutStatus{}, core.NotFound("RolloutNotFound", "%s %s has no rollout plan ('certvault rollout set %s --waves ...')", core.Singular(kind), name, name)
 	}
@@ -557,7 +557,7 @@ func (n *Fleet) GetRolloutStatus(ctx context.Context, p core.Caller, kind, name 
 					continue
 				}
 				ws.Agents = append(ws.Agents, a)
-				switch n.agentOutcome(a, ro.Object, ro.Version) {
+				switch f.agentOutcome(a, ro.Object, ro.Version) {
 				case "healthy":
 					ws.Healthy++
 				case "failed":

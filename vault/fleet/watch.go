@@ -67,8 +67,8 @@ type WatchedObject struct {
 }
 
 // targets reads the target version of each object the agent may read.
-func (n *Fleet) targets(c core.Caller, objs []WatchedObject) []WatchObject {
-	pol := n.Policy()
+func (f *Fleet) targets(c core.Caller, objs []WatchedObject) []WatchObject {
+	pol := f.Policy()
 	out := make([]WatchObject, len(objs))
 	for i, o := range objs {
 		w := WatchObject{Kind: o.Kind, Name: o.Name}
@@ -76,9 +76,9 @@ func (n *Fleet) targets(c core.Caller, objs []WatchedObject) []WatchObject {
 		action := access.CertificatesRead
 		if o.Kind == core.KindSecrets {
 			action = access.SecretsMetadata
-			res.Certificate = n.IsCertificate(o.Name)
+			res.Certificate = f.IsCertificate(o.Name)
 		}
-		switch m, _, found, err := n.LoadMeta(o.Kind, o.Name); {
+		switch m, _, found, err := f.LoadMeta(o.Kind, o.Name); {
 		case !pol.Allowed(c.Principal, action, res):
 			w.Error = fmt.Sprintf("forbidden: %s may not %s on %s", c.Name, action, res)
 		case err != nil:
@@ -86,7 +86,7 @@ func (n *Fleet) targets(c core.Caller, objs []WatchedObject) []WatchObject {
 		case !found || m.Deleted != nil:
 			w.Error = "not found"
 		default:
-			w.Version = n.targetFor(c.AgentID, o.Kind, o.Name, m.Current)
+			w.Version = f.targetFor(c.AgentID, o.Kind, o.Name, m.Current)
 		}
 		out[i] = w
 	}
@@ -110,12 +110,12 @@ type WatchAgentRequest struct {
 // (p) holds, else when one changes (the objects' meta and rollout records
 // and the role assignments are watched), else when req.Wait runs out, with
 // Changed false.
-func (n *Fleet) WatchAgent(ctx context.Context, p core.Caller, req WatchAgentRequest) (WatchResponse, error) {
+func (f *Fleet) WatchAgent(ctx context.Context, p core.Caller, req WatchAgentRequest) (WatchResponse, error) {
 	objs := req.Objects
 	// A node behind the index the agent already saw waits to catch up.
-	if req.After > n.Store.AppliedIndex() {
+	if req.After > f.Store.AppliedIndex() {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := n.Store.WaitApplied(wctx, req.After)
+		err := f.Store.WaitApplied(wctx, req.After)
 		cancel()
 		if err != nil {
 			return WatchResponse{}, core.Unavailable(err)
@@ -129,8 +129,8 @@ func (n *Fleet) WatchAgent(ctx context.Context, p core.Caller, req WatchAgentReq
 	wctx, cancel := context.WithTimeout(ctx, req.Wait)
 	defer cancel()
 	for {
-		idx := n.Store.AppliedIndex()
-		cur := n.targets(p, objs)
+		idx := f.Store.AppliedIndex()
+		cur := f.targets(p, objs)
 		changed := false
 		for i, o := range objs {
 			changed = changed || cur[i].Version != o.Known
@@ -138,7 +138,7 @@ func (n *Fleet) WatchAgent(ctx context.Context, p core.Caller, req WatchAgentReq
 		if changed || wctx.Err() != nil {
 			return WatchResponse{Objects: cur, Index: idx, Changed: changed}, nil
 		}
-		if _, err := n.Store.Watch(wctx, keys, idx); err != nil && wctx.Err() == nil {
+		if _, err := f.Store.Watch(wctx, keys, idx); err != nil && wctx.Err() == nil {
 			return WatchResponse{}, core.Unavailable(err)
 		}
 	}
@@ -196,7 +196,7 @@ type AgentReportTarget struct {
 
 // CheckAgentReport checks a report (the object, the result, the sizes),
 // cuts a long detail, and says what it is about.
-func (n *Fleet) CheckAgentReport(rep *AgentReport) (AgentReportTarget, error) {
+func (f *Fleet) CheckAgentReport(rep *AgentReport) (AgentReportTarget, error) {
 	kind, name, ok := strings.Cut(rep.Object, "/")
 	if !ok || (kind != core.KindCertificates && kind != core.KindSecrets) || core.ValidName(kind, name) != nil {
 		return AgentReportTarget{}, core.BadParameter("object", "object %q: write certificates/NAME or secrets/NAME", rep.Object)
@@ -212,7 +212,7 @@ func (n *Fleet) CheckAgentReport(rep *AgentReport) (AgentReportTarget, error) {
 	}
 	action, res := access.CertificatesRead, access.Resource{Kind: kind, Name: name}
 	if kind == core.KindSecrets {
-		action, res.Certificate = access.SecretsMetadata, n.IsCertificate(name)
+		action, res.Certificate = access.SecretsMetadata, f.IsCertificate(name)
 	}
 	// Stored under the canonical name, so that every spelling of the
 	// name finds the agents that hold it.
@@ -223,8 +223,8 @@ func (n *Fleet) CheckAgentReport(rep *AgentReport) (AgentReportTarget, error) {
 // state and, unless nothing changed, in the delivery history; the front
 // has checked that p may read the object. It returns the raft index of
 // the write.
-func (n *Fleet) RecordAgentReport(ctx context.Context, p core.Caller, rep AgentReport) (uint64, error) {
-	t, err := n.CheckAgentReport(&rep)
+func (f *Fleet) RecordAgentReport(ctx context.Context, p core.Caller, rep AgentReport) (uint64, error) {
+	t, err := f.CheckAgentReport(&rep)
 	if err != nil {
 		return 0, err
 	}
@@ -236,19 +236,19 @@ func (n *Fleet) RecordAgentReport(ctx context.Context, p core.Caller, rep AgentR
 	if rep.Result != "unchanged" {
 		b.Put(fmt.Sprintf("%s%019d-%s-%04x", prefixDeliveries, now.UnixNano(), p.AgentID, rand.IntN(1<<16)), core.MustJSON(st))
 	}
-	return n.Commit(ctx, b)
+	return f.Commit(ctx, b)
 }
 
 // agentBindings returns an agent's latest outcome per object.
-func (n *Fleet) agentBindings(id string) []BindingState {
-	return core.ListJSON[BindingState](n.Core, prefixAgentBindings+id+"/", "")
+func (f *Fleet) agentBindings(id string) []BindingState {
+	return core.ListJSON[BindingState](f.Core, prefixAgentBindings+id+"/", "")
 }
 
 // deliveries returns the reported installs at or after since.
-func (n *Fleet) deliveries(since time.Time) []BindingState {
+func (f *Fleet) deliveries(since time.Time) []BindingState {
 	after := ""
 	if !since.IsZero() {
 		after = fmt.Sprintf("%s%019d", prefixDeliveries, since.UnixNano()-1)
 	}
-	return core.ListJSON[BindingState](n.Core, prefixDeliveries, after)
+	return core.ListJSON[BindingState](f.Core, prefixDeliveries, after)
 }

@@ -50,7 +50,7 @@ var errOrderStopped = errors.New("the operation is no longer in progress")
 
 // acmeIssuerOf reports whether the policy names an ACME issuer. It
 // refuses a disabled issuer and a profile on an issuer that is not ACME.
-func (n *Issuance) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
+func (s *Issuance) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
 	name := p.IssuerName()
 	profile := ""
 	if p.Issuer != nil {
@@ -62,7 +62,7 @@ func (n *Issuance) acmeIssuerOf(p *keyvault.Policy) (bool, error) {
 		}
 		return false, nil
 	}
-	si, _, ok, err := n.loadIssuer(name)
+	si, _, ok, err := s.loadIssuer(name)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -136,8 +136,8 @@ type acmeOrder struct {
 
 func ACMEOrderKey(name string) string { return core.ACMEOrdersPrefix + objname.Canonical(name) }
 
-func (n *Issuance) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error) {
-	e, ok := n.Store.Get(ACMEOrderKey(name))
+func (s *Issuance) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, error) {
+	e, ok := s.Store.Get(ACMEOrderKey(name))
 	if !ok {
 		return nil, e, false, nil
 	}
@@ -151,8 +151,8 @@ func (n *Issuance) loadOrder(name string) (*acmeOrder, raftstore.Entry, bool, er
 // queueOrder adds a new order for a certificate to b. It refuses while
 // the records of the certificate's previous order are still being
 // removed.
-func (n *Issuance) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) error {
-	prev, e, ok, err := n.loadOrder(name)
+func (s *Issuance) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) error {
+	prev, e, ok, err := s.loadOrder(name)
 	if err != nil {
 		return err
 	}
@@ -171,13 +171,13 @@ func (n *Issuance) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) err
 // order with work left, and looks again whenever the set of orders
 // changes, and every orderScanInterval. It returns when ctx ends
 // (leadership lost); the next leader resumes from the same records.
-func (n *Issuance) RunOrders(ctx context.Context) {
-	or := &orderRunner{n: n, active: map[string]bool{}, clients: map[string]cachedClient{}}
+func (s *Issuance) RunOrders(ctx context.Context) {
+	or := &orderRunner{n: s, active: map[string]bool{}, clients: map[string]cachedClient{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		after := n.Store.AppliedIndex()
-		entries, _ := n.Store.List(core.ACMEOrdersPrefix, "", 0)
+		after := s.Store.AppliedIndex()
+		entries, _ := s.Store.List(core.ACMEOrdersPrefix, "", 0)
 		for _, e := range entries {
 			name := strings.TrimPrefix(e.Key, core.ACMEOrdersPrefix)
 			or.mu.Lock()
@@ -199,7 +199,7 @@ func (n *Issuance) RunOrders(ctx context.Context) {
 			}()
 		}
 		wctx, cancel := context.WithTimeout(ctx, orderScanInterval)
-		_, _ = n.Store.Watch(wctx, []string{core.ACMEOrdersPrefix}, after)
+		_, _ = s.Store.Watch(wctx, []string{core.ACMEOrdersPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -209,8 +209,8 @@ func (n *Issuance) RunOrders(ctx context.Context) {
 
 // activeOp returns the pending operation an order serves, if it is still
 // in progress for the same request.
-func (n *Issuance) activeOp(name string, o *acmeOrder) (*core.PendingOp, raftstore.Entry, bool) {
-	op, e, ok, err := n.LoadPending(name)
+func (s *Issuance) activeOp(name string, o *acmeOrder) (*core.PendingOp, raftstore.Entry, bool) {
+	op, e, ok, err := s.LoadPending(name)
 	if err != nil || !ok || op.RequestID != o.RequestID || op.Status != keyvault.StatusInProgress {
 		return nil, e, false
 	}
@@ -355,7 +355,7 @@ func (or *orderRunner) client(ctx context.Context, issuer string) (*StoredIssuer
 // acmeClient dials the issuer's CA and makes sure the account exists,
 // registering it (and recording its URL in the issuer) when it does not.
 // When only the registration fails it returns the client with the error.
-func (n *Issuance) acmeClient(ctx context.Context, issuer string, si *StoredIssuer, e raftstore.Entry) (*acme.Client, error) {
+func (s *Issuance) acmeClient(ctx context.Context, issuer string, si *StoredIssuer, e raftstore.Entry) (*acme.Client, error) {
 	k, err := x509.ParsePKCS8PrivateKey(si.ACME.AccountKey)
 	if err != nil {
 		return nil, fmt.Errorf("parse the ACME account key of issuer %s: %w", issuer, err)
@@ -381,15 +381,15 @@ func (n *Issuance) acmeClient(ctx context.Context, issuer string, si *StoredIssu
 	if err != nil {
 		return c, err // the directory answered; the caller may show it
 	}
-	n.Log.Info("registered the ACME account", "issuer", issuer, "account", u)
+	s.Log.Info("registered the ACME account", "issuer", issuer, "account", u)
 	// Record the account URL, unless the issuer changed meanwhile (then
 	// the next use registers with the new settings).
 	si.ACME.AccountURL = u
-	ct, err := n.Barrier.Load().Encrypt(IssuerKey(issuer), core.MustJSON(si))
+	ct, err := s.Barrier.Load().Encrypt(IssuerKey(issuer), core.MustJSON(si))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := n.Store.Apply(ctx, (&raftstore.Batch{}).PutIf(IssuerKey(issuer), ct, e.Index)); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+	if _, err := s.Store.Apply(ctx, (&raftstore.Batch{}).PutIf(IssuerKey(issuer), ct, e.Index)); err != nil && !errors.Is(err, raftstore.ErrConflict) {
 		return nil, fmt.Errorf("record the ACME account URL: %w", err)
 	}
 	return c, nil
@@ -664,8 +664,8 @@ type issuerCheck struct {
 // status, and reports what is wrong in words an operator can act on. What
 // the CA says is in the report, not in the error, which only refuses an
 // issuer that is missing or not ACME.
-func (n *Issuance) CheckIssuer(ctx context.Context, p core.Caller, name string) (issuerCheck, error) {
-	si, e, ok, err := n.loadIssuer(name)
+func (s *Issuance) CheckIssuer(ctx context.Context, p core.Caller, name string) (issuerCheck, error) {
+	si, e, ok, err := s.loadIssuer(name)
 	if err != nil || !ok {
 		return issuerCheck{}, orErr(err, issuerNotFound(name))
 	}
@@ -675,14 +675,14 @@ func (n *Issuance) CheckIssuer(ctx context.Context, p core.Caller, name string) 
 	rep := issuerCheck{Issuer: name, Provider: si.Provider, DirectoryURL: si.ACME.DirectoryURL, DNSSolver: si.ACME.DNS.Solver}
 	ctx, cancel := context.WithTimeout(ctx, 2*requestTimeoutCheck)
 	defer cancel()
-	c, err := n.acmeClient(ctx, name, si, e)
+	c, err := s.acmeClient(ctx, name, si, e)
 	if c != nil {
 		rep.DirectoryReached = true
 		d := c.Directory()
 		rep.EABRequired, rep.TermsOfService, rep.RenewalInfo, rep.Profiles = d.Meta.ExternalAccountRequired, d.Meta.TermsOfService, d.RenewalInfo != "", d.Meta.Profiles
 	}
 	if err == nil {
-		if cur, _, ok, _ := n.loadIssuer(name); ok && cur.ACME != nil {
+		if cur, _, ok, _ := s.loadIssuer(name); ok && cur.ACME != nil {
 			rep.AccountURL = cur.ACME.AccountURL
 		}
 		rep.AccountStatus, err = c.AccountStatus(ctx)

@@ -67,13 +67,13 @@ type CertificatePolicyResult struct {
 }
 
 // certificate loads a version of a certificate as the core shows it.
-func (n *Issuance) Certificate(name, version string) (Certificate, error) {
-	v, _, ok, err := n.LoadVersion(core.KindCertificates, name, version)
+func (s *Issuance) Certificate(name, version string) (Certificate, error) {
+	v, _, ok, err := s.LoadVersion(core.KindCertificates, name, version)
 	if err != nil || !ok {
 		return Certificate{}, core.OrObjectNotFound(err, core.KindCertificates, name, version)
 	}
-	c := Certificate{Name: name, Version: version, Chain: v.Chain, ContentType: v.ContentType, Attributes: n.Live(v.Attributes), Tags: v.Tags}
-	if p, _, ok, _ := n.LoadPolicy(name); ok {
+	c := Certificate{Name: name, Version: version, Chain: v.Chain, ContentType: v.ContentType, Attributes: s.Live(v.Attributes), Tags: v.Tags}
+	if p, _, ok, _ := s.LoadPolicy(name); ok {
 		c.Policy = p
 	}
 	if ri := v.RenewalInfo; ri != nil {
@@ -95,14 +95,14 @@ type CreateCertificateRequest struct {
 // CreateCertificate starts an issuance (startIssuance): the operation it
 // returns is completed (Self, internal issuers) or in progress (Unknown,
 // ACME).
-func (n *Issuance) CreateCertificate(ctx context.Context, p core.Caller, req CreateCertificateRequest) (CertificateOperationResult, error) {
+func (s *Issuance) CreateCertificate(ctx context.Context, p core.Caller, req CreateCertificateRequest) (CertificateOperationResult, error) {
 	name := req.Name
 	if err := core.ValidName(core.KindCertificates, name); err != nil {
 		return CertificateOperationResult{}, err
 	}
 	policy := req.Policy
 	if policy == nil {
-		sp, _, ok, err := n.LoadPolicy(name)
+		sp, _, ok, err := s.LoadPolicy(name)
 		if err != nil {
 			return CertificateOperationResult{}, err
 		}
@@ -114,7 +114,7 @@ func (n *Issuance) CreateCertificate(ctx context.Context, p core.Caller, req Cre
 	if err := policy.Normalize(); err != nil {
 		return CertificateOperationResult{}, policyError(err)
 	}
-	op, idx, err := n.StartIssuance(ctx, p, name, policy, req.Attributes, req.Tags)
+	op, idx, err := s.StartIssuance(ctx, p, name, policy, req.Attributes, req.Tags)
 	if err != nil {
 		return CertificateOperationResult{}, err
 	}
@@ -129,12 +129,12 @@ type GetCertificateRequest struct {
 }
 
 // GetCertificate returns a version of a certificate that is not deleted.
-func (n *Issuance) GetCertificate(ctx context.Context, p core.Caller, req GetCertificateRequest) (Certificate, error) {
-	_, version, err := n.ResolveVersion(core.KindCertificates, req.Name, req.Version)
+func (s *Issuance) GetCertificate(ctx context.Context, p core.Caller, req GetCertificateRequest) (Certificate, error) {
+	_, version, err := s.ResolveVersion(core.KindCertificates, req.Name, req.Version)
 	if err != nil {
 		return Certificate{}, err
 	}
-	return n.Certificate(req.Name, version)
+	return s.Certificate(req.Name, version)
 }
 
 // UpdateCertificateRequest changes a version's attributes and tags, and
@@ -150,27 +150,27 @@ type UpdateCertificateRequest struct {
 // UpdateCertificate updates a version (the current one when Version is
 // empty); on the current version, the certificate's and its managed
 // key's and secret's summaries follow.
-func (n *Issuance) UpdateCertificate(ctx context.Context, p core.Caller, req UpdateCertificateRequest) (CertificateResult, error) {
+func (s *Issuance) UpdateCertificate(ctx context.Context, p core.Caller, req UpdateCertificateRequest) (CertificateResult, error) {
 	name := req.Name
-	m, version, err := n.ResolveVersion(core.KindCertificates, name, req.Version)
+	m, version, err := s.ResolveVersion(core.KindCertificates, name, req.Version)
 	if err != nil {
 		return CertificateResult{}, err
 	}
-	v, e, ok, err := n.LoadVersion(core.KindCertificates, name, version)
+	v, e, ok, err := s.LoadVersion(core.KindCertificates, name, version)
 	if err != nil || !ok {
 		return CertificateResult{}, core.OrObjectNotFound(err, core.KindCertificates, name, version)
 	}
 	b := &raftstore.Batch{}
 	if req.Policy != nil {
-		pol, pe, err := n.mergedPolicy(name, req.Policy)
+		pol, pe, err := s.mergedPolicy(name, req.Policy)
 		if err != nil {
 			return CertificateResult{}, err
 		}
 		b.PutIf(core.PolicyKey(name), core.MustJSON(stampPolicy(pol, pe)), pe.Index)
 	}
 	v.ApplyUpdate(req.Attributes, req.Tags)
-	n.PutVersionUpdate(b, core.KindCertificates, name, version, m.Current, v, e, append([]string{core.KindCertificates}, core.ManagedKinds...)...)
-	idx, err := n.Commit(ctx, b)
+	s.PutVersionUpdate(b, core.KindCertificates, name, version, m.Current, v, e, append([]string{core.KindCertificates}, core.ManagedKinds...)...)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		return CertificateResult{}, err
 	}
@@ -179,8 +179,8 @@ func (n *Issuance) UpdateCertificate(ctx context.Context, p core.Caller, req Upd
 
 // mergedPolicy applies a partial policy update onto the stored policy and
 // validates the result.
-func (n *Issuance) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy, raftstore.Entry, error) {
-	cur, pe, ok, err := n.LoadPolicy(name)
+func (s *Issuance) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Policy, raftstore.Entry, error) {
+	cur, pe, ok, err := s.LoadPolicy(name)
 	if err != nil {
 		return nil, pe, err
 	}
@@ -209,7 +209,7 @@ func (n *Issuance) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Po
 	if err := p.Normalize(); err != nil {
 		return nil, pe, policyError(err)
 	}
-	if err := n.checkIssuer(&p); err != nil {
+	if err := s.checkIssuer(&p); err != nil {
 		return nil, pe, err
 	}
 	return &p, pe, nil
@@ -217,11 +217,11 @@ func (n *Issuance) mergedPolicy(name string, upd *keyvault.Policy) (*keyvault.Po
 
 // GetCertificatePolicy returns the policy of a certificate that is not
 // deleted.
-func (n *Issuance) GetCertificatePolicy(ctx context.Context, p core.Caller, name string) (CertificatePolicyResult, error) {
-	if _, _, err := n.LiveObject(core.KindCertificates, name); err != nil {
+func (s *Issuance) GetCertificatePolicy(ctx context.Context, p core.Caller, name string) (CertificatePolicyResult, error) {
+	if _, _, err := s.LiveObject(core.KindCertificates, name); err != nil {
 		return CertificatePolicyResult{}, err
 	}
-	pol, _, ok, err := n.LoadPolicy(name)
+	pol, _, ok, err := s.LoadPolicy(name)
 	if err != nil || !ok {
 		return CertificatePolicyResult{}, core.OrObjectNotFound(err, core.KindCertificates, name, "")
 	}
@@ -238,29 +238,29 @@ type UpdateCertificatePolicyRequest struct {
 // UpdateCertificatePolicy merges the update into the policy and plans the
 // current version's renewal anew (a person acting: it clears a halt of the
 // renewal brake).
-func (n *Issuance) UpdateCertificatePolicy(ctx context.Context, p core.Caller, req UpdateCertificatePolicyRequest) (CertificatePolicyResult, error) {
+func (s *Issuance) UpdateCertificatePolicy(ctx context.Context, p core.Caller, req UpdateCertificatePolicyRequest) (CertificatePolicyResult, error) {
 	name := req.Name
-	if _, _, err := n.LiveObject(core.KindCertificates, name); err != nil {
+	if _, _, err := s.LiveObject(core.KindCertificates, name); err != nil {
 		return CertificatePolicyResult{}, err
 	}
-	pol, pe, err := n.mergedPolicy(name, req.Policy)
+	pol, pe, err := s.mergedPolicy(name, req.Policy)
 	if err != nil {
 		return CertificatePolicyResult{}, err
 	}
 	pol = stampPolicy(pol, pe)
 	b := (&raftstore.Batch{}).PutIf(core.PolicyKey(name), core.MustJSON(pol), pe.Index)
-	if err := n.replanCurrent(b, name, pol); err != nil {
+	if err := s.replanCurrent(b, name, pol); err != nil {
 		return CertificatePolicyResult{}, err
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		return CertificatePolicyResult{}, err
 	}
 	return CertificatePolicyResult{Name: name, Policy: pol, Index: idx}, nil
 }
 
-func (n *Issuance) pendingOrNotFound(name string) (*core.PendingOp, raftstore.Entry, error) {
-	op, e, ok, err := n.LoadPending(name)
+func (s *Issuance) pendingOrNotFound(name string) (*core.PendingOp, raftstore.Entry, error) {
+	op, e, ok, err := s.LoadPending(name)
 	if err != nil {
 		return nil, e, err
 	}
@@ -272,8 +272,8 @@ func (n *Issuance) pendingOrNotFound(name string) (*core.PendingOp, raftstore.En
 
 // GetCertificateOperation returns a certificate's pending (or last)
 // operation.
-func (n *Issuance) GetCertificateOperation(ctx context.Context, p core.Caller, name string) (CertificateOperationResult, error) {
-	op, _, err := n.pendingOrNotFound(name)
+func (s *Issuance) GetCertificateOperation(ctx context.Context, p core.Caller, name string) (CertificateOperationResult, error) {
+	op, _, err := s.pendingOrNotFound(name)
 	if err != nil {
 		return CertificateOperationResult{}, err
 	}
@@ -290,12 +290,12 @@ type CancelCertificateOperationRequest struct {
 // CancelCertificateOperation cancels an operation in progress (at once:
 // an ACME order's driver sees it and stops); an operation that has ended
 // is returned as it is.
-func (n *Issuance) CancelCertificateOperation(ctx context.Context, p core.Caller, req CancelCertificateOperationRequest) (CertificateOperationResult, error) {
+func (s *Issuance) CancelCertificateOperation(ctx context.Context, p core.Caller, req CancelCertificateOperationRequest) (CertificateOperationResult, error) {
 	name := req.Name
 	if !req.CancellationRequested {
 		return CertificateOperationResult{}, core.BadParameter("cancellation_requested", "cancellation_requested must be true")
 	}
-	op, e, err := n.pendingOrNotFound(name)
+	op, e, err := s.pendingOrNotFound(name)
 	if err != nil {
 		return CertificateOperationResult{}, err
 	}
@@ -306,7 +306,7 @@ func (n *Issuance) CancelCertificateOperation(ctx context.Context, p core.Caller
 		// the vault: the cancellation takes effect at once.
 		op.Status, op.StatusDetails = keyvault.StatusCancelled, "The operation was cancelled."
 		b := (&raftstore.Batch{}).PutIf(core.PendingKey(name), core.MustJSON(op), e.Index).Delete(core.PendKeyKey(name))
-		if res.Index, err = n.Commit(ctx, b); err != nil {
+		if res.Index, err = s.Commit(ctx, b); err != nil {
 			return CertificateOperationResult{}, err
 		}
 	}
@@ -315,17 +315,17 @@ func (n *Issuance) CancelCertificateOperation(ctx context.Context, p core.Caller
 
 // DeleteCertificateOperation deletes a certificate's operation and its
 // pending key; a name held only by the operation is freed.
-func (n *Issuance) DeleteCertificateOperation(ctx context.Context, p core.Caller, name string) (CertificateOperationResult, error) {
-	op, e, err := n.pendingOrNotFound(name)
+func (s *Issuance) DeleteCertificateOperation(ctx context.Context, p core.Caller, name string) (CertificateOperationResult, error) {
+	op, e, err := s.pendingOrNotFound(name)
 	if err != nil {
 		return CertificateOperationResult{}, err
 	}
 	b := (&raftstore.Batch{}).DeleteIf(core.PendingKey(name), e.Index).Delete(core.PendKeyKey(name))
 	// A name held only by a pending operation is freed.
-	if m, me, ok, _ := n.LoadMeta(core.KindCertificates, name); ok && m.Current == "" && m.Deleted == nil {
+	if m, me, ok, _ := s.LoadMeta(core.KindCertificates, name); ok && m.Current == "" && m.Deleted == nil {
 		b.DeleteIf(core.MetaKey(core.KindCertificates, name), me.Index).Delete(core.PolicyKey(name))
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		return CertificateOperationResult{}, err
 	}
@@ -346,23 +346,23 @@ type MergeCertificateRequest struct {
 
 // MergeCertificate makes the merged chain the certificate's new version:
 // the leaf must carry the pending key and the policy's names.
-func (n *Issuance) MergeCertificate(ctx context.Context, p core.Caller, req MergeCertificateRequest) (CertificateResult, error) {
+func (s *Issuance) MergeCertificate(ctx context.Context, p core.Caller, req MergeCertificateRequest) (CertificateResult, error) {
 	name := req.Name
 	if len(req.X5C) == 0 {
 		return CertificateResult{}, core.BadParameter("x5c", "x5c must hold the signed certificate (and its chain)")
 	}
-	op, opEntry, err := n.pendingOrNotFound(name)
+	op, opEntry, err := s.pendingOrNotFound(name)
 	if err != nil {
 		return CertificateResult{}, err
 	}
 	if op.Status != keyvault.StatusInProgress || op.CSR == nil {
 		return CertificateResult{}, core.Forbidden("certificate %s has no pending request to merge (status %s)", name, op.Status)
 	}
-	ke, ok := n.Store.Get(core.PendKeyKey(name))
+	ke, ok := s.Store.Get(core.PendKeyKey(name))
 	if !ok {
 		return CertificateResult{}, core.Internal(fmt.Errorf("pending key of %s missing", name))
 	}
-	key, err := n.OpenPrivateKey(ke)
+	key, err := s.OpenPrivateKey(ke)
 	if err != nil {
 		return CertificateResult{}, err
 	}
@@ -374,7 +374,7 @@ func (n *Issuance) MergeCertificate(ctx context.Context, p core.Caller, req Merg
 		return CertificateResult{}, core.BadParameter("x5c", "%v", err)
 	}
 	leaf := ordered[0]
-	policy, _, _, err := n.LoadPolicy(name)
+	policy, _, _, err := s.LoadPolicy(name)
 	if err != nil || policy == nil {
 		return CertificateResult{}, core.OrObjectNotFound(err, core.KindCertificates, name, "")
 	}
@@ -402,12 +402,12 @@ func (n *Issuance) MergeCertificate(ctx context.Context, p core.Caller, req Merg
 		tags = req.Tags
 	}
 	b := &raftstore.Batch{}
-	if err := n.addCertVersion(b, name, version, policy, key, ders, attrs, tags, now, madeBy(p.Name, "merge")); err != nil {
+	if err := s.addCertVersion(b, name, version, policy, key, ders, attrs, tags, now, madeBy(p.Name, "merge")); err != nil {
 		return CertificateResult{}, err
 	}
 	op.Status, op.StatusDetails, op.Target = keyvault.StatusCompleted, "", req.Target
 	b.PutIf(core.PendingKey(name), core.MustJSON(op), opEntry.Index).Delete(core.PendKeyKey(name))
-	idx, err := n.Commit(ctx, b)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		return CertificateResult{}, err
 	}
@@ -427,7 +427,7 @@ type ImportCertificateRequest struct {
 }
 
 // ImportCertificate makes the imported certificate the new version.
-func (n *Issuance) ImportCertificate(ctx context.Context, p core.Caller, req ImportCertificateRequest) (CertificateResult, error) {
+func (s *Issuance) ImportCertificate(ctx context.Context, p core.Caller, req ImportCertificateRequest) (CertificateResult, error) {
 	name := req.Name
 	if err := core.ValidName(core.KindCertificates, name); err != nil {
 		return CertificateResult{}, err
@@ -468,10 +468,10 @@ func (n *Issuance) ImportCertificate(ctx context.Context, p core.Caller, req Imp
 	if !keyMatchesPolicy(imp.Key, policy) {
 		return CertificateResult{}, core.BadParameter("policy.key_props", "the imported key does not match the policy's key_props (%s %d)", policy.KeyProperties.KeyType, policy.KeyProperties.KeySize)
 	}
-	if err := n.checkFreeName(name); err != nil {
+	if err := s.checkFreeName(name); err != nil {
 		return CertificateResult{}, err
 	}
-	_, pe, _, err := n.LoadPolicy(name)
+	_, pe, _, err := s.LoadPolicy(name)
 	if err != nil {
 		return CertificateResult{}, err
 	}
@@ -485,10 +485,10 @@ func (n *Issuance) ImportCertificate(ctx context.Context, p core.Caller, req Imp
 	}
 	b := &raftstore.Batch{}
 	b.PutIf(core.PolicyKey(name), core.MustJSON(stampPolicy(policy, pe)), pe.Index)
-	if err := n.addCertVersion(b, name, version, policy, imp.Key, ders, req.Attributes, req.Tags, now, madeBy(p.Name, "import")); err != nil {
+	if err := s.addCertVersion(b, name, version, policy, imp.Key, ders, req.Attributes, req.Tags, now, madeBy(p.Name, "import")); err != nil {
 		return CertificateResult{}, err
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		return CertificateResult{}, err
 	}

@@ -46,25 +46,25 @@ func policyError(err error) error {
 }
 
 // checkIssuer makes sure the policy's issuer exists.
-func (n *Issuance) checkIssuer(p *keyvault.Policy) error {
+func (s *Issuance) checkIssuer(p *keyvault.Policy) error {
 	name := p.IssuerName()
 	if name == keyvault.IssuerSelf || name == keyvault.IssuerUnknown {
 		return nil
 	}
-	if _, ok := n.Store.Get(IssuerKey(name)); !ok {
+	if _, ok := s.Store.Get(IssuerKey(name)); !ok {
 		return core.BadParameter("policy.issuer.name", "issuer %q named by the policy does not exist: create it with 'certvault issuer set %s ...' or use Self or Unknown", name, name)
 	}
-	return n.checkValidityFits(p, n.Now())
+	return s.checkValidityFits(p, s.Now())
 }
 
 // checkFreeName refuses a certificate name held by a deleted certificate
 // or by a secret or key that the certificate would not manage.
-func (n *Issuance) checkFreeName(name string) error {
-	if _, _, _, err := n.MetaForNewVersion(core.KindCertificates, name); err != nil {
+func (s *Issuance) checkFreeName(name string) error {
+	if _, _, _, err := s.MetaForNewVersion(core.KindCertificates, name); err != nil {
 		return err
 	}
 	for _, k := range core.ManagedKinds {
-		mm, _, ok, err := n.LoadMeta(k, name)
+		mm, _, ok, err := s.LoadMeta(k, name)
 		if err != nil {
 			return err
 		}
@@ -94,9 +94,9 @@ func (n *Issuance) checkFreeName(name string) error {
 // p is who asked (the zero caller for the vault's own renewals); the
 // operation records its name. The raft index of the command is returned
 // with the operation.
-func (n *Issuance) StartIssuance(ctx context.Context, p core.Caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *core.PendingOp) error) (*core.PendingOp, uint64, error) {
+func (s *Issuance) StartIssuance(ctx context.Context, p core.Caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *core.PendingOp) error) (*core.PendingOp, uint64, error) {
 	for try := 1; ; try++ {
-		op, idx, err := n.startIssuanceOnce(ctx, p, name, policy, attrs, tags, extra...)
+		op, idx, err := s.startIssuanceOnce(ctx, p, name, policy, attrs, tags, extra...)
 		if len(extra) == 0 && try < IssuanceTries && errors.Is(err, raftstore.ErrConflict) && ctx.Err() == nil {
 			continue
 		}
@@ -109,34 +109,34 @@ func (n *Issuance) StartIssuance(ctx context.Context, p core.Caller, name string
 const IssuanceTries = 3
 
 // startIssuanceOnce is one try of startIssuance.
-func (n *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *core.PendingOp) error) (*core.PendingOp, uint64, error) {
-	if err := n.checkIssuer(policy); err != nil {
+func (s *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name string, policy *keyvault.Policy, attrs *keyvault.Attributes, tags map[string]string, extra ...func(*raftstore.Batch, *core.PendingOp) error) (*core.PendingOp, uint64, error) {
+	if err := s.checkIssuer(policy); err != nil {
 		return nil, 0, err
 	}
-	acmeIssuer, err := n.acmeIssuerOf(policy)
+	acmeIssuer, err := s.acmeIssuerOf(policy)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := n.checkFreeName(name); err != nil {
+	if err := s.checkFreeName(name); err != nil {
 		return nil, 0, err
 	}
-	cm, cprev, found, err := n.LoadMeta(core.KindCertificates, name)
+	cm, cprev, found, err := s.LoadMeta(core.KindCertificates, name)
 	if err != nil {
 		return nil, 0, err
 	}
-	prevOp, opEntry, hasOp, err := n.LoadPending(name)
+	prevOp, opEntry, hasOp, err := s.LoadPending(name)
 	if err != nil {
 		return nil, 0, err
 	}
 	if hasOp && prevOp.Status == keyvault.StatusInProgress {
 		return nil, 0, core.Conflict("Conflict", "certificate %s has a pending operation in progress; cancel or delete it first ('certvault cert operation %s --cancel')", name, name)
 	}
-	_, polEntry, _, err := n.LoadPolicy(name)
+	_, polEntry, _, err := s.LoadPolicy(name)
 	if err != nil {
 		return nil, 0, err
 	}
 
-	key, reused, err := n.keyForIssuance(name, cm, found, policy)
+	key, reused, err := s.keyForIssuance(name, cm, found, policy)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -144,7 +144,7 @@ func (n *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name st
 	if err != nil {
 		return nil, 0, err
 	}
-	now := n.Now()
+	now := s.Now()
 	op := &core.PendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused, CreatedBy: p.Name}
 	if policy.Issuer != nil {
 		op.CertType = policy.Issuer.CertificateType
@@ -172,17 +172,17 @@ func (n *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name st
 		if found && cm.Current != "" {
 			// A renewal through the issuer of the current version tells
 			// the CA which certificate it replaces (RFC 9773).
-			if v, _, ok, _ := n.LoadVersion(core.KindCertificates, name, cm.Current); ok && v.ACMEIssuer == policy.IssuerName() && len(v.Chain) > 0 {
+			if v, _, ok, _ := s.LoadVersion(core.KindCertificates, name, cm.Current); ok && v.ACMEIssuer == policy.IssuerName() && len(v.Chain) > 0 {
 				if leaf, err := x509.ParseCertificate(v.Chain[0]); err == nil {
 					ord.Progress.Replaces, _ = acme.ARICertID(leaf)
 				}
 			}
 		}
-		if err := n.queueOrder(b, name, ord); err != nil {
+		if err := s.queueOrder(b, name, ord); err != nil {
 			return nil, 0, err
 		}
 		op.StatusDetails = acme.StepQueued
-		if err := n.holdPending(b, name, key, found, cprev, now); err != nil {
+		if err := s.holdPending(b, name, key, found, cprev, now); err != nil {
 			return nil, 0, err
 		}
 	case policy.IssuerName() == keyvault.IssuerUnknown:
@@ -192,11 +192,11 @@ func (n *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name st
 		}
 		op.CSR = csr
 		op.StatusDetails = "Pending certificate created. Please perform a merge to complete the request."
-		if err := n.holdPending(b, name, key, found, cprev, now); err != nil {
+		if err := s.holdPending(b, name, key, found, cprev, now); err != nil {
 			return nil, 0, err
 		}
 	default:
-		der, chain, err := n.issueNow(policy, key, now)
+		der, chain, err := s.issueNow(policy, key, now)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -204,21 +204,21 @@ func (n *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name st
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := n.addCertVersion(b, name, version, policy, key, append([][]byte{der}, chain...), attrs, tags, now, opMadeBy(op)); err != nil {
+		if err := s.addCertVersion(b, name, version, policy, key, append([][]byte{der}, chain...), attrs, tags, now, opMadeBy(op)); err != nil {
 			return nil, 0, err
 		}
 		op.Status, op.StatusDetails = keyvault.StatusCompleted, ""
 		if op.Renewal {
-			if err := n.mailRenewed(b, name, cm, version, der, op.Issuer); err != nil {
+			if err := s.mailRenewed(b, name, cm, version, der, op.Issuer); err != nil {
 				return nil, 0, err
 			}
 		}
 	}
 	b.PutIf(core.PendingKey(name), core.MustJSON(op), opEntry.Index)
-	if n.BeforeIssuanceApply != nil {
-		n.BeforeIssuanceApply(name)
+	if s.BeforeIssuanceApply != nil {
+		s.BeforeIssuanceApply(name)
 	}
-	idx, err := n.Commit(ctx, b)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
 			return nil, 0, &core.Error{Kind: core.KindConflict, Code: "Conflict", Message: fmt.Sprintf("certificate %s was changed concurrently; retry", name), Cause: err}
@@ -232,12 +232,12 @@ func (n *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name st
 // (by a merge or an ACME order) and, for a new name, its meta record: the
 // name is taken from now on, as in Key Vault, and the certificate is
 // listed with includePending.
-func (n *Issuance) holdPending(b *raftstore.Batch, name string, key crypto.Signer, found bool, cprev raftstore.Entry, now time.Time) error {
+func (s *Issuance) holdPending(b *raftstore.Batch, name string, key crypto.Signer, found bool, cprev raftstore.Entry, now time.Time) error {
 	keyDER, err := core.EncodePrivateKey(key)
 	if err != nil {
 		return err
 	}
-	if err := core.PutSealed(b, n.Barrier.Load(), core.PendKeyKey(name), keyDER); err != nil {
+	if err := core.PutSealed(b, s.Barrier.Load(), core.PendKeyKey(name), keyDER); err != nil {
 		return err
 	}
 	if !found {
@@ -248,13 +248,13 @@ func (n *Issuance) holdPending(b *raftstore.Batch, name string, key crypto.Signe
 
 // keyForIssuance returns the current version's key when the policy says
 // reuse_key and one exists with the same key properties, else a new key.
-func (n *Issuance) keyForIssuance(name string, cm core.ObjectMeta, found bool, policy *keyvault.Policy) (crypto.Signer, bool, error) {
+func (s *Issuance) keyForIssuance(name string, cm core.ObjectMeta, found bool, policy *keyvault.Policy) (crypto.Signer, bool, error) {
 	if policy.ReuseKey() && found && cm.Current != "" {
-		if key, err := n.CertKey(name, cm.Current); err == nil && key != nil && keyMatchesPolicy(key, policy) {
+		if key, err := s.CertKey(name, cm.Current); err == nil && key != nil && keyMatchesPolicy(key, policy) {
 			return key, true, nil
 		}
 	}
-	key, err := n.GenerateKey(policy.KeyProperties)
+	key, err := s.GenerateKey(policy.KeyProperties)
 	return key, false, err
 }
 
@@ -266,12 +266,12 @@ func keyMatchesPolicy(key crypto.Signer, p *keyvault.Policy) bool {
 
 // issueNow signs a certificate for key with the policy's issuer (Self or a
 // named internal CA) and returns it with the issuer chain.
-func (n *Issuance) issueNow(policy *keyvault.Policy, key crypto.Signer, now time.Time) ([]byte, [][]byte, error) {
+func (s *Issuance) issueNow(policy *keyvault.Policy, key crypto.Signer, now time.Time) ([]byte, [][]byte, error) {
 	if policy.IssuerName() == keyvault.IssuerSelf {
 		der, err := certs.SelfSign(policy, key, now)
 		return der, nil, err
 	}
-	return n.issueFromIssuer(policy, key.Public(), now)
+	return s.issueFromIssuer(policy, key.Public(), now)
 }
 
 // addCertVersion adds the writes that make a new current version of a
@@ -280,19 +280,19 @@ func (n *Issuance) issueNow(policy *keyvault.Policy, key crypto.Signer, now time
 // opts change the version record before it is written (an ACME order
 // adds its issuer and the CA's renewal window); the renewal plan is made
 // from the result.
-func (n *Issuance) addCertVersion(b *raftstore.Batch, name, version string, policy *keyvault.Policy, key crypto.Signer, chain [][]byte, attrs *keyvault.Attributes, tags map[string]string, now time.Time, opts ...func(*core.VersionMeta)) error {
+func (s *Issuance) addCertVersion(b *raftstore.Batch, name, version string, policy *keyvault.Policy, key crypto.Signer, chain [][]byte, attrs *keyvault.Attributes, tags map[string]string, now time.Time, opts ...func(*core.VersionMeta)) error {
 	leaf, err := x509.ParseCertificate(chain[0])
 	if err != nil {
 		return fmt.Errorf("parse issued certificate: %w", err)
 	}
 	v := core.VersionMeta{Tags: tags, ContentType: policy.ContentType(), Chain: chain, Sealed: key != nil, HSM: key != nil && core.IsHSMKey(key),
-		Attributes: n.NewVersionAttributes(attrs, now.Unix())}
+		Attributes: s.NewVersionAttributes(attrs, now.Unix())}
 	// The certificate's validity, whatever the request said.
 	nbf, exp := leaf.NotBefore.Unix(), leaf.NotAfter.Unix()
 	v.Attributes.NotBefore, v.Attributes.Expires = &nbf, &exp
 	if tags == nil {
 		// A renewal keeps the tags of the current version.
-		if cm, _, ok, _ := n.LoadMeta(core.KindCertificates, name); ok {
+		if cm, _, ok, _ := s.LoadMeta(core.KindCertificates, name); ok {
 			v.Tags = cm.Tags
 		}
 	}
@@ -305,11 +305,11 @@ func (n *Issuance) addCertVersion(b *raftstore.Batch, name, version string, poli
 			return err
 		}
 	}
-	if err := n.PutVersionRecord(b, core.KindCertificates, name, version, v, der); err != nil {
+	if err := s.PutVersionRecord(b, core.KindCertificates, name, version, v, der); err != nil {
 		return err
 	}
 	x5t := certs.Thumbprint(chain[0])
-	cm, cprev, found, err := n.LoadMeta(core.KindCertificates, name)
+	cm, cprev, found, err := s.LoadMeta(core.KindCertificates, name)
 	if err != nil {
 		return err
 	}
@@ -321,13 +321,13 @@ func (n *Issuance) addCertVersion(b *raftstore.Batch, name, version string, poli
 	}
 	cm.Current, cm.Summary, cm.Tags, cm.X5t, cm.Content, cm.Deleted = version, v.Attributes, v.Tags, x5t, v.ContentType, nil
 	core.PlanVersion(b, &cm, name, version, policy, &v)
-	n.PlanExpiryEvents(b, &cm, core.KindCertificates, name, version, &nbf, &exp)
+	s.PlanExpiryEvents(b, &cm, core.KindCertificates, name, version, &nbf, &exp)
 	core.PutMeta(b, core.KindCertificates, name, cm, cprev)
-	if err := n.EmitEvent(b, core.EventCertificateNewVersionCreated, core.KindCertificates, name, version, &nbf, &exp, ""); err != nil {
+	if err := s.EmitEvent(b, core.EventCertificateNewVersionCreated, core.KindCertificates, name, version, &nbf, &exp, ""); err != nil {
 		return err
 	}
 	for _, k := range core.ManagedKinds {
-		mm, mprev, found, err := n.LoadMeta(k, name)
+		mm, mprev, found, err := s.LoadMeta(k, name)
 		if err != nil {
 			return err
 		}

@@ -104,13 +104,13 @@ type CARequest struct {
 	MergePEM     string `json:"merge_pem,omitempty"`
 }
 
-func (n *Issuance) loadIssuer(name string) (*StoredIssuer, raftstore.Entry, bool, error) {
-	e, ok := n.Store.Get(IssuerKey(name))
+func (s *Issuance) loadIssuer(name string) (*StoredIssuer, raftstore.Entry, bool, error) {
+	e, ok := s.Store.Get(IssuerKey(name))
 	if !ok {
 		return nil, e, false, nil
 	}
 	var si StoredIssuer
-	if err := n.GetSealedJSON(e, &si); err != nil {
+	if err := s.GetSealedJSON(e, &si); err != nil {
 		return nil, e, false, err
 	}
 	return &si, e, true, nil
@@ -128,9 +128,9 @@ func orErr(err error, alt error) error {
 }
 
 // policiesNaming lists the certificates whose policy names the issuer.
-func (n *Issuance) policiesNaming(issuer string) []string {
+func (s *Issuance) policiesNaming(issuer string) []string {
 	var out []string
-	entries, _ := n.Store.List("policy/certificates/", "", 0)
+	entries, _ := s.Store.List("policy/certificates/", "", 0)
 	for _, e := range entries {
 		var p keyvault.Policy
 		if json.Unmarshal(e.Value, &p) == nil && objname.Equal(p.IssuerName(), issuer) {
@@ -141,7 +141,7 @@ func (n *Issuance) policiesNaming(issuer string) []string {
 }
 
 // makeCA fills si with a new root CA or an imported one.
-func (n *Issuance) makeCA(si *StoredIssuer, req *CARequest, now time.Time) error {
+func (s *Issuance) makeCA(si *StoredIssuer, req *CARequest, now time.Time) error {
 	if req.ImportPEM != "" {
 		imp, err := certs.ParseImport(req.ImportPEM, "", now)
 		if err != nil {
@@ -182,7 +182,7 @@ func (n *Issuance) makeCA(si *StoredIssuer, req *CARequest, now time.Time) error
 	if months < 1 || months > 360 {
 		return core.BadParameter("ca.validity_months", "ca.validity_months %d: use 1 to 360", months)
 	}
-	key, err := n.GenerateKey(p.KeyProperties)
+	key, err := s.GenerateKey(p.KeyProperties)
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func (n *Issuance) makeCA(si *StoredIssuer, req *CARequest, now time.Time) error
 
 // mergeCA completes an intermediate with the certificate its parent signed
 // (PEM, optionally followed by the parent's chain).
-func (n *Issuance) mergeCA(si *StoredIssuer, chainPEM string, now time.Time) error {
+func (s *Issuance) mergeCA(si *StoredIssuer, chainPEM string, now time.Time) error {
 	if si.CACSR == nil {
 		return core.BadParameter("ca.merge_pem", "ca.merge_pem: this issuer is not waiting for a signed CA certificate")
 	}
@@ -243,7 +243,7 @@ func (n *Issuance) mergeCA(si *StoredIssuer, chainPEM string, now time.Time) err
 	if len(chain) == 0 {
 		return core.BadParameter("ca.merge_pem", "ca.merge_pem holds no PEM certificate")
 	}
-	k, err := n.DecodePrivateKey(si.CAKey)
+	k, err := s.DecodePrivateKey(si.CAKey)
 	if err != nil {
 		return err
 	}
@@ -273,9 +273,9 @@ func (n *Issuance) mergeCA(si *StoredIssuer, chainPEM string, now time.Time) err
 }
 
 // issueFromIssuer signs with a named internal issuer.
-func (n *Issuance) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, now time.Time) ([]byte, [][]byte, error) {
+func (s *Issuance) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey, now time.Time) ([]byte, [][]byte, error) {
 	name := policy.IssuerName()
-	si, _, ok, err := n.loadIssuer(name)
+	si, _, ok, err := s.loadIssuer(name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -296,11 +296,11 @@ func (n *Issuance) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse CA of issuer %s: %w", name, err)
 	}
-	k, err := n.DecodePrivateKey(si.CAKey)
+	k, err := s.DecodePrivateKey(si.CAKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse CA key of issuer %s: %w", name, err)
 	}
-	der, err := certs.Sign(policy, pub, ca, k, certs.CRLURL(n.PublicURL(), name), now)
+	der, err := certs.Sign(policy, pub, ca, k, certs.CRLURL(s.PublicURL(), name), now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -313,9 +313,9 @@ func (n *Issuance) issueFromIssuer(policy *keyvault.Policy, pub crypto.PublicKey
 // shortening it silently would make each renewal shorter than the last.
 // The answer names the longest validity that fits. Other issuers are
 // bounded by keyvault.MaxValidityMonths alone.
-func (n *Issuance) checkValidityFits(p *keyvault.Policy, now time.Time) error {
+func (s *Issuance) checkValidityFits(p *keyvault.Policy, now time.Time) error {
 	name := p.IssuerName()
-	si, _, ok, err := n.loadIssuer(name)
+	si, _, ok, err := s.loadIssuer(name)
 	if err != nil || !ok || si.Provider != providerInternal || len(si.CAChain) == 0 {
 		return err
 	}
@@ -404,7 +404,7 @@ type IssuerResult struct {
 
 // issuerOf is what the core shows of a stored issuer; name is the name it
 // was asked by.
-func (n *Issuance) issuerOf(name string, si *StoredIssuer) Issuer {
+func (s *Issuance) issuerOf(name string, si *StoredIssuer) Issuer {
 	is := Issuer{Name: cmp.Or(si.Name, name), Provider: si.Provider, OrgDetails: si.OrgDetails, Attributes: si.Attributes}
 	if si.Credentials != nil {
 		is.AccountID = si.Credentials.AccountID
@@ -414,7 +414,7 @@ func (n *Issuance) issuerOf(name string, si *StoredIssuer) Issuer {
 		if c, err := x509.ParseCertificate(si.CAChain[0]); err == nil {
 			is.CAFingerprint = core.Fingerprint(c)
 		}
-		is.CRLURL = certs.CRLURL(n.PublicURL(), name)
+		is.CRLURL = certs.CRLURL(s.PublicURL(), name)
 	} else {
 		is.CACSR = si.CACSR
 	}
@@ -425,12 +425,12 @@ func (n *Issuance) issuerOf(name string, si *StoredIssuer) Issuer {
 }
 
 // GetIssuer returns an issuer.
-func (n *Issuance) GetIssuer(ctx context.Context, p core.Caller, name string) (IssuerResult, error) {
-	si, _, ok, err := n.loadIssuer(name)
+func (s *Issuance) GetIssuer(ctx context.Context, p core.Caller, name string) (IssuerResult, error) {
+	si, _, ok, err := s.loadIssuer(name)
 	if err != nil || !ok {
 		return IssuerResult{}, orErr(err, issuerNotFound(name))
 	}
-	return IssuerResult{Issuer: n.issuerOf(name, si)}, nil
+	return IssuerResult{Issuer: s.issuerOf(name, si)}, nil
 }
 
 // IssuerItem is one entry of the issuer list.
@@ -453,13 +453,13 @@ type ListIssuersRequest struct {
 
 // ListIssuers lists the issuers by canonical name, each with the spelling
 // it was created with.
-func (n *Issuance) ListIssuers(ctx context.Context, p core.Caller, req ListIssuersRequest) (IssuerPage, error) {
+func (s *Issuance) ListIssuers(ctx context.Context, p core.Caller, req ListIssuersRequest) (IssuerPage, error) {
 	const prefix = "issuers/"
-	entries, next := n.ListUnder(prefix, req.Page, func(raftstore.Entry) bool { return true })
+	entries, next := s.ListUnder(prefix, req.Page, func(raftstore.Entry) bool { return true })
 	out := IssuerPage{Next: next}
 	for _, e := range entries {
 		var si StoredIssuer
-		if err := n.GetSealedJSON(e, &si); err != nil {
+		if err := s.GetSealedJSON(e, &si); err != nil {
 			return IssuerPage{}, err
 		}
 		out.Items = append(out.Items, IssuerItem{Name: cmp.Or(si.Name, strings.TrimPrefix(e.Key, prefix)), Provider: si.Provider})
@@ -493,7 +493,7 @@ type SetIssuerRequest struct {
 // SetIssuer creates or changes an issuer: an internal CA (made, imported,
 // or an intermediate and its merge) or an ACME account's settings. The
 // provider of an issuer never changes.
-func (n *Issuance) SetIssuer(ctx context.Context, p core.Caller, req SetIssuerRequest) (IssuerResult, error) {
+func (s *Issuance) SetIssuer(ctx context.Context, p core.Caller, req SetIssuerRequest) (IssuerResult, error) {
 	name, patch := req.Name, req.Patch
 	if err := CheckIssuerName(name); err != nil {
 		return IssuerResult{}, err
@@ -501,7 +501,7 @@ func (n *Issuance) SetIssuer(ctx context.Context, p core.Caller, req SetIssuerRe
 	if c := req.Credentials; c != nil && c.Password != nil && strings.TrimSpace(*c.Password) == "" {
 		return IssuerResult{}, emptyIssuerKey()
 	}
-	cur, prev, found, err := n.loadIssuer(name)
+	cur, prev, found, err := s.loadIssuer(name)
 	if err != nil {
 		return IssuerResult{}, err
 	}
@@ -548,14 +548,14 @@ func (n *Issuance) SetIssuer(ctx context.Context, p core.Caller, req SetIssuerRe
 	si.Attributes.Updated = now.Unix()
 	if si.Provider == providerInternal {
 		if req.CA != nil && req.CA.MergePEM != "" {
-			if err := n.mergeCA(si, req.CA.MergePEM, now); err != nil {
+			if err := s.mergeCA(si, req.CA.MergePEM, now); err != nil {
 				return IssuerResult{}, err
 			}
 		} else if req.CA != nil {
 			if len(si.CAChain) > 0 || si.CACSR != nil {
 				return IssuerResult{}, core.BadParameter("ca", "issuer %s already holds a CA; delete the issuer to replace it", name)
 			}
-			if err := n.makeCA(si, req.CA, now); err != nil {
+			if err := s.makeCA(si, req.CA, now); err != nil {
 				return IssuerResult{}, err
 			}
 		}
@@ -576,26 +576,26 @@ func (n *Issuance) SetIssuer(ctx context.Context, p core.Caller, req SetIssuerRe
 		si.Name = name
 	}
 	b := &raftstore.Batch{}
-	ct, err := n.Barrier.Load().Encrypt(IssuerKey(name), core.MustJSON(si))
+	ct, err := s.Barrier.Load().Encrypt(IssuerKey(name), core.MustJSON(si))
 	if err != nil {
 		return IssuerResult{}, err
 	}
 	b.PutIf(IssuerKey(name), ct, prev.Index)
-	idx, err := n.Commit(ctx, b)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		return IssuerResult{}, err
 	}
-	return IssuerResult{Issuer: n.issuerOf(name, si), Index: idx}, nil
+	return IssuerResult{Issuer: s.issuerOf(name, si), Index: idx}, nil
 }
 
 // DeleteIssuer deletes an issuer that no certificate policy names, with
 // its revocation list, and returns it.
-func (n *Issuance) DeleteIssuer(ctx context.Context, p core.Caller, name string) (IssuerResult, error) {
-	si, prev, ok, err := n.loadIssuer(name)
+func (s *Issuance) DeleteIssuer(ctx context.Context, p core.Caller, name string) (IssuerResult, error) {
+	si, prev, ok, err := s.loadIssuer(name)
 	if err != nil || !ok {
 		return IssuerResult{}, orErr(err, issuerNotFound(name))
 	}
-	if users := n.policiesNaming(name); len(users) > 0 {
+	if users := s.policiesNaming(name); len(users) > 0 {
 		more := ""
 		if len(users) > 5 {
 			more = fmt.Sprintf(" and %d more", len(users)-5)
@@ -604,19 +604,19 @@ func (n *Issuance) DeleteIssuer(ctx context.Context, p core.Caller, name string)
 		return IssuerResult{}, core.Conflict("Conflict", "issuer %s is named by the policies of %s%s; point them at another issuer first", name, strings.Join(users, ", "), more)
 	}
 	b := (&raftstore.Batch{}).DeleteIf(IssuerKey(name), prev.Index).Delete(RevokedKey(name))
-	idx, err := n.Commit(ctx, b)
+	idx, err := s.Commit(ctx, b)
 	if err != nil {
 		return IssuerResult{}, err
 	}
-	return IssuerResult{Issuer: n.issuerOf(name, si), Index: idx}, nil
+	return IssuerResult{Issuer: s.issuerOf(name, si), Index: idx}, nil
 }
 
 // IssuerCRL returns the CRL of an internal issuer (DER), signed now.
-func (n *Issuance) IssuerCRL(ctx context.Context, name string) ([]byte, error) {
-	if n.Barrier.Load() == nil {
+func (s *Issuance) IssuerCRL(ctx context.Context, name string) ([]byte, error) {
+	if s.Barrier.Load() == nil {
 		return nil, &core.Error{Kind: core.KindUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: core.ErrNotInitialized}
 	}
-	si, _, ok, err := n.loadIssuer(name)
+	si, _, ok, err := s.loadIssuer(name)
 	if err != nil || !ok || si.Provider != providerInternal {
 		return nil, orErr(err, issuerNotFound(name))
 	}
@@ -624,19 +624,19 @@ func (n *Issuance) IssuerCRL(ctx context.Context, name string) ([]byte, error) {
 		return nil, core.Conflict("Conflict", "issuer %s is an intermediate CA still waiting for its signed certificate; it has no CRL yet", name)
 	}
 	var rl revokedList
-	if e, ok := n.Store.Get(RevokedKey(name)); ok {
+	if e, ok := s.Store.Get(RevokedKey(name)); ok {
 		json.Unmarshal(e.Value, &rl)
 	}
 	ca, _ := x509.ParseCertificate(si.CAChain[0])
-	k, err := n.DecodePrivateKey(si.CAKey)
+	k, err := s.DecodePrivateKey(si.CAKey)
 	if err != nil {
 		return nil, err
 	}
 	var revoked []x509.RevocationListEntry
 	for _, e := range rl.Entries {
-		s, ok := new(big.Int).SetString(e.Serial, 16)
+		serial, ok := new(big.Int).SetString(e.Serial, 16)
 		if ok {
-			revoked = append(revoked, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Unix(e.Time, 0)})
+			revoked = append(revoked, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: time.Unix(e.Time, 0)})
 		}
 	}
 	now := time.Now()
@@ -664,13 +664,13 @@ type RevokeCertificateResult struct {
 
 // RevokeCertificate puts a certificate version's serial on the CRL of the
 // internal issuer that issued it.
-func (n *Issuance) RevokeCertificate(ctx context.Context, p core.Caller, req RevokeCertificateRequest) (RevokeCertificateResult, error) {
+func (s *Issuance) RevokeCertificate(ctx context.Context, p core.Caller, req RevokeCertificateRequest) (RevokeCertificateResult, error) {
 	name := req.Name
-	_, version, err := n.ResolveVersion(core.KindCertificates, name, req.Version)
+	_, version, err := s.ResolveVersion(core.KindCertificates, name, req.Version)
 	if err != nil {
 		return RevokeCertificateResult{}, err
 	}
-	v, _, ok, err := n.LoadVersion(core.KindCertificates, name, version)
+	v, _, ok, err := s.LoadVersion(core.KindCertificates, name, version)
 	if err != nil || !ok {
 		return RevokeCertificateResult{}, core.OrObjectNotFound(err, core.KindCertificates, name, version)
 	}
@@ -684,12 +684,12 @@ func (n *Issuance) RevokeCertificate(ctx context.Context, p core.Caller, req Rev
 			issuer = strings.TrimSuffix(u[i+len("/v1/pki/"):], "/crl")
 		}
 	}
-	si, _, ok, err := n.loadIssuer(issuer)
+	si, _, ok, err := s.loadIssuer(issuer)
 	if err != nil || !ok || si.Provider != providerInternal {
 		return RevokeCertificateResult{}, core.BadParameter("version", "certificate %s/%s was not issued by an internal issuer of this vault; revoke it with its CA", name, version)
 	}
 	var rl revokedList
-	e, found := n.Store.Get(RevokedKey(issuer))
+	e, found := s.Store.Get(RevokedKey(issuer))
 	if found {
 		json.Unmarshal(e.Value, &rl)
 	}
@@ -703,7 +703,7 @@ func (n *Issuance) RevokeCertificate(ctx context.Context, p core.Caller, req Rev
 	res := RevokeCertificateResult{Version: version, Serial: leaf.SerialNumber, Issuer: issuer}
 	if !already {
 		rl.Entries = append(rl.Entries, revokedEntry{Serial: stored, Time: time.Now().Unix()})
-		if res.Index, err = n.Commit(ctx, (&raftstore.Batch{}).PutIf(RevokedKey(issuer), core.MustJSON(rl), e.Index)); err != nil {
+		if res.Index, err = s.Commit(ctx, (&raftstore.Batch{}).PutIf(RevokedKey(issuer), core.MustJSON(rl), e.Index)); err != nil {
 			return RevokeCertificateResult{}, err
 		}
 	}

@@ -25,19 +25,19 @@ import (
 // at now (its key PREFIX + DUE + "/" + REST), at most 64 per call, and
 // returns when the next plan is due: now when more may be due, zero when
 // there is none.
-func (n *Issuance) forDue(ctx context.Context, prefix string, now time.Time, act func(e raftstore.Entry, rest string)) time.Time {
-	if n.Barrier.Load() == nil {
+func (s *Issuance) forDue(ctx context.Context, prefix string, now time.Time, act func(e raftstore.Entry, rest string)) time.Time {
+	if s.Barrier.Load() == nil {
 		return now.Add(time.Second)
 	}
 	const page = 64
-	entries, _ := n.Store.List(prefix, "", page)
+	entries, _ := s.Store.List(prefix, "", page)
 	for _, e := range entries {
 		secs, rest, ok := strings.Cut(strings.TrimPrefix(e.Key, prefix), "/")
-		s, err := strconv.ParseInt(secs, 10, 64)
+		sec, err := strconv.ParseInt(secs, 10, 64)
 		if !ok || err != nil {
 			continue
 		}
-		if due := time.Unix(s, 0); due.After(now) {
+		if due := time.Unix(sec, 0); due.After(now) {
 			return due
 		}
 		if ctx.Err() != nil {
@@ -110,12 +110,12 @@ const (
 // is turned on and off), and the meta record that names it. A policy
 // change is a person acting: it clears a halt of the renewal brake and
 // its count.
-func (n *Issuance) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy) error {
-	cm, cprev, ok, err := n.LoadMeta(core.KindCertificates, name)
+func (s *Issuance) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Policy) error {
+	cm, cprev, ok, err := s.LoadMeta(core.KindCertificates, name)
 	if err != nil || !ok || cm.Current == "" {
 		return err
 	}
-	v, _, ok, err := n.LoadVersion(core.KindCertificates, name, cm.Current)
+	v, _, ok, err := s.LoadVersion(core.KindCertificates, name, cm.Current)
 	if err != nil || !ok {
 		return err
 	}
@@ -134,22 +134,22 @@ func (n *Issuance) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Po
 // certificates whose plan is due, then sleeps until the next plan is due
 // or the plans change. A renewal is one raft command conditional on the
 // plan it consumes, so a new leader never renews a version twice.
-func (n *Issuance) RunRenewals(ctx context.Context) {
+func (s *Issuance) RunRenewals(ctx context.Context) {
 	for {
-		after := n.Store.AppliedIndex()
-		now := n.Now()
-		next := n.RenewDue(ctx, now)
-		for _, m := range []time.Time{n.mailDue(ctx, now), n.eventsDue(ctx, now)} {
+		after := s.Store.AppliedIndex()
+		now := s.Now()
+		next := s.RenewDue(ctx, now)
+		for _, m := range []time.Time{s.mailDue(ctx, now), s.eventsDue(ctx, now)} {
 			if !m.IsZero() && (next.IsZero() || m.Before(next)) {
 				next = m
 			}
 		}
 		wait := renewIdle
 		if !next.IsZero() {
-			wait = max(next.Sub(n.Now()), 0) + 10*time.Millisecond
+			wait = max(next.Sub(s.Now()), 0) + 10*time.Millisecond
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, _ = n.Store.Watch(wctx, []string{core.SchedPrefix, core.SchedMailPrefix, core.SchedEventPrefix}, after)
+		_, _ = s.Store.Watch(wctx, []string{core.SchedPrefix, core.SchedMailPrefix, core.SchedEventPrefix}, after)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -159,75 +159,75 @@ func (n *Issuance) RunRenewals(ctx context.Context) {
 
 // renewDue renews what is due at now and returns when the next plan is
 // due (zero if none).
-func (n *Issuance) RenewDue(ctx context.Context, now time.Time) time.Time {
-	return n.forDue(ctx, core.SchedPrefix, now, func(e raftstore.Entry, name string) {
-		n.renewOne(ctx, e, name, now)
+func (s *Issuance) RenewDue(ctx context.Context, now time.Time) time.Time {
+	return s.forDue(ctx, core.SchedPrefix, now, func(e raftstore.Entry, name string) {
+		s.renewOne(ctx, e, name, now)
 	})
 }
 
 // renewOne renews the certificate of a due plan, or moves the plan.
-func (n *Issuance) renewOne(ctx context.Context, e raftstore.Entry, name string, now time.Time) {
-	log := n.Log.With("certificate", name)
+func (s *Issuance) renewOne(ctx context.Context, e raftstore.Entry, name string, now time.Time) {
+	log := s.Log.With("certificate", name)
 	var plan core.RenewalPlan
 	_ = json.Unmarshal(e.Value, &plan)
-	cm, _, found, err := n.LoadMeta(core.KindCertificates, name)
+	cm, _, found, err := s.LoadMeta(core.KindCertificates, name)
 	if err != nil {
 		return
 	}
 	if !found || cm.Plan != e.Key || cm.Current != plan.Version {
 		// A stale plan (purged, replaced): drop it.
-		_, _ = n.Store.Apply(ctx, (&raftstore.Batch{}).DeleteIf(e.Key, e.Index))
+		_, _ = s.Store.Apply(ctx, (&raftstore.Batch{}).DeleteIf(e.Key, e.Index))
 		return
 	}
 	if cm.Deleted != nil {
 		// Kept for a recover; looked at again when the retention ends.
-		n.movePlan(ctx, e, name, &plan, time.Unix(cm.Deleted.ScheduledPurge, 0).Add(time.Minute), "")
+		s.movePlan(ctx, e, name, &plan, time.Unix(cm.Deleted.ScheduledPurge, 0).Add(time.Minute), "")
 		return
 	}
-	policy, _, ok, err := n.LoadPolicy(name)
+	policy, _, ok, err := s.LoadPolicy(name)
 	if err != nil || !ok {
-		n.movePlan(ctx, e, name, &plan, now.Add(renewRetryMax), "the certificate has no policy")
+		s.movePlan(ctx, e, name, &plan, now.Add(renewRetryMax), "the certificate has no policy")
 		return
 	}
 	if nbf, exp := currentValidity(&cm); cm.Halted != nil || renewal.Halt(autoRenewals(&cm), nbf, exp, now) {
-		n.haltRenewal(ctx, e, name, policy, now)
+		s.haltRenewal(ctx, e, name, policy, now)
 		return
 	}
 	renew := func(b *raftstore.Batch, op *core.PendingOp) error {
 		b.Check(e.Key, e.Index)
 		op.Renewal = true
-		return n.mailRenewing(b, name, cm, op.Issuer)
+		return s.mailRenewing(b, name, cm, op.Issuer)
 	}
-	op, _, err := n.StartIssuance(ctx, core.Caller{}, name, policy, nil, nil, renew)
+	op, _, err := s.StartIssuance(ctx, core.Caller{}, name, policy, nil, nil, renew)
 	switch {
 	case err == nil && op.Status == keyvault.StatusCompleted:
 		log.Info("renewed", "previous_version", plan.Version)
-		n.Renewals.WithLabelValues("done").Inc()
+		s.Renewals.WithLabelValues("done").Inc()
 	case err == nil:
 		// An order with the CA is under way; it replaces the plan when it
 		// completes.
 		log.Info("renewal started", "issuer", op.Issuer)
-		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
+		s.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
 	case errors.Is(err, raftstore.ErrConflict):
 		// Another leader consumed the plan, or the certificate changed.
 	case errors.Is(err, core.ErrRenewalHalted):
 		// The brake's last line, in the command that makes the version.
-		n.haltRenewal(ctx, e, name, policy, now)
+		s.haltRenewal(ctx, e, name, policy, now)
 	case core.IsKind(err, core.KindConflict):
 		// An operation is already in progress; look again later.
-		n.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
+		s.movePlan(ctx, e, name, &plan, now.Add(renewPendingWait), "")
 	default:
 		plan.Attempts++
 		wait := min(renewRetryMin<<min(plan.Attempts-1, 16), renewRetryMax)
 		log.Warn("renewal failed; retrying", "attempt", plan.Attempts, "in", wait, "err", err)
-		n.Renewals.WithLabelValues("failed").Inc()
-		n.movePlan(ctx, e, name, &plan, now.Add(wait), err.Error(), func(b *raftstore.Batch) error {
-			if err := n.EmitEvent(b, core.EventCertificateRenewalFailed, core.KindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, err.Error()); err != nil {
+		s.Renewals.WithLabelValues("failed").Inc()
+		s.movePlan(ctx, e, name, &plan, now.Add(wait), err.Error(), func(b *raftstore.Batch) error {
+			if err := s.EmitEvent(b, core.EventCertificateRenewalFailed, core.KindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, err.Error()); err != nil {
 				return err
 			}
 			// Tell the contacts at the first failure and every fifth.
 			if plan.Attempts == 1 || plan.Attempts%5 == 0 {
-				return n.mailRenewalFailed(b, name, cm, policy.IssuerName(), err, plan.Attempts, now.Add(wait))
+				return s.mailRenewalFailed(b, name, cm, policy.IssuerName(), err, plan.Attempts, now.Add(wait))
 			}
 			return nil
 		})
@@ -240,8 +240,8 @@ func (n *Issuance) renewOne(ctx context.Context, e raftstore.Entry, name string,
 // (unless a person's operation is in progress), a CertificateRenewalFailed
 // event and a mail to the contacts. Nothing renews it automatically again
 // until a person makes a version or updates its policy.
-func (n *Issuance) haltRenewal(ctx context.Context, e raftstore.Entry, name string, policy *keyvault.Policy, now time.Time) {
-	cm, cprev, ok, err := n.LoadMeta(core.KindCertificates, name)
+func (s *Issuance) haltRenewal(ctx context.Context, e raftstore.Entry, name string, policy *keyvault.Policy, now time.Time) {
+	cm, cprev, ok, err := s.LoadMeta(core.KindCertificates, name)
 	if err != nil || !ok || cm.Plan != e.Key {
 		return
 	}
@@ -255,13 +255,13 @@ func (n *Issuance) haltRenewal(ctx context.Context, e raftstore.Entry, name stri
 	cm.Plan = ""
 	if cm.Halted == nil {
 		cm.Halted = &core.RenewalHalt{At: now.Unix(), Version: cm.Current, Reason: reason}
-		if err := n.EmitEvent(b, core.EventCertificateRenewalFailed, core.KindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, "automatic renewal halted: "+reason); err != nil {
-			n.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+		if err := s.EmitEvent(b, core.EventCertificateRenewalFailed, core.KindCertificates, name, cm.Current, cm.Summary.NotBefore, cm.Summary.Expires, "automatic renewal halted: "+reason); err != nil {
+			s.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 		}
-		if err := n.mailRenewalHalted(b, name, cm, policy.IssuerName(), reason); err != nil {
-			n.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+		if err := s.mailRenewalHalted(b, name, cm, policy.IssuerName(), reason); err != nil {
+			s.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 		}
-		if prev, pe, found, err := n.LoadPending(name); err == nil && (!found || prev.Status != keyvault.StatusInProgress) {
+		if prev, pe, found, err := s.LoadPending(name); err == nil && (!found || prev.Status != keyvault.StatusInProgress) {
 			id, err := core.RandomID(16)
 			if err == nil {
 				op := &core.PendingOp{RequestID: id, Issuer: policy.IssuerName(), Status: keyvault.StatusFailed, Renewal: true, Created: now.Unix(),
@@ -272,14 +272,14 @@ func (n *Issuance) haltRenewal(ctx context.Context, e raftstore.Entry, name stri
 		}
 	}
 	core.PutMeta(b, core.KindCertificates, name, cm, cprev)
-	if _, err := n.Store.Apply(ctx, b); err != nil {
+	if _, err := s.Store.Apply(ctx, b); err != nil {
 		if !errors.Is(err, raftstore.ErrConflict) {
-			n.Log.Warn("could not halt a renewal loop", "certificate", name, "err", err)
+			s.Log.Warn("could not halt a renewal loop", "certificate", name, "err", err)
 		}
 		return
 	}
-	n.Log.Error("automatic renewal halted by the renewal brake: update the policy or make a version to resume", "certificate", name, "version", cm.Current, "reason", reason)
-	n.Renewals.WithLabelValues("halted").Inc()
+	s.Log.Error("automatic renewal halted by the renewal brake: update the policy or make a version to resume", "certificate", name, "version", cm.Current, "reason", reason)
+	s.Renewals.WithLabelValues("halted").Inc()
 }
 
 // briefDuration writes d for people: whole days from two days on.
@@ -292,8 +292,8 @@ func briefDuration(d time.Duration) string {
 
 // movePlan reschedules a plan to due, recording why; also adds to the
 // command what the optional functions add.
-func (n *Issuance) movePlan(ctx context.Context, e raftstore.Entry, name string, plan *core.RenewalPlan, due time.Time, why string, also ...func(*raftstore.Batch) error) {
-	cm, cprev, ok, err := n.LoadMeta(core.KindCertificates, name)
+func (s *Issuance) movePlan(ctx context.Context, e raftstore.Entry, name string, plan *core.RenewalPlan, due time.Time, why string, also ...func(*raftstore.Batch) error) {
+	cm, cprev, ok, err := s.LoadMeta(core.KindCertificates, name)
 	if err != nil || !ok || cm.Plan != e.Key {
 		return
 	}
@@ -309,48 +309,48 @@ func (n *Issuance) movePlan(ctx context.Context, e raftstore.Entry, name string,
 	core.PutMeta(b, core.KindCertificates, name, cm, cprev)
 	for _, f := range also {
 		if err := f(b); err != nil {
-			n.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
+			s.Log.Warn("could not write a renewal notice", "certificate", name, "err", err)
 		}
 	}
-	if _, err := n.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
-		n.Log.Warn("could not reschedule a renewal", "certificate", name, "err", err)
+	if _, err := s.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+		s.Log.Warn("could not reschedule a renewal", "certificate", name, "err", err)
 	}
 }
 
 // mailDue sends the EmailContacts mails that are due (through the outbox)
 // and returns when the next one is due (zero if none).
-func (n *Issuance) mailDue(ctx context.Context, now time.Time) time.Time {
-	return n.forDue(ctx, core.SchedMailPrefix, now, func(e raftstore.Entry, name string) {
+func (s *Issuance) mailDue(ctx context.Context, now time.Time) time.Time {
+	return s.forDue(ctx, core.SchedMailPrefix, now, func(e raftstore.Entry, name string) {
 		var plan core.RenewalPlan
 		_ = json.Unmarshal(e.Value, &plan)
 		b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index)
-		cm, cprev, found, err := n.LoadMeta(core.KindCertificates, name)
+		cm, cprev, found, err := s.LoadMeta(core.KindCertificates, name)
 		if err != nil {
 			return
 		}
 		if found && cm.MailPlan == e.Key && cm.Current == plan.Version && cm.Deleted == nil {
 			issuer := keyvault.IssuerSelf
-			if p, _, ok, _ := n.LoadPolicy(name); ok {
+			if p, _, ok, _ := s.LoadPolicy(name); ok {
 				issuer = p.IssuerName()
 			}
-			if n.Mailer == nil {
-				n.Log.Warn("a certificate's EmailContacts action is due, but no SMTP relay is configured (--smtp-addr)", "certificate", name)
-			} else if err := n.mailExpiring(b, name, cm, issuer); err != nil {
-				n.Log.Warn("could not write a mail", "certificate", name, "err", err)
+			if s.Mailer == nil {
+				s.Log.Warn("a certificate's EmailContacts action is due, but no SMTP relay is configured (--smtp-addr)", "certificate", name)
+			} else if err := s.mailExpiring(b, name, cm, issuer); err != nil {
+				s.Log.Warn("could not write a mail", "certificate", name, "err", err)
 			}
 			cm.MailPlan = ""
 			core.PutMeta(b, core.KindCertificates, name, cm, cprev)
 		}
-		if _, err := n.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
-			n.Log.Warn("could not record a sent EmailContacts action", "certificate", name, "err", err)
+		if _, err := s.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+			s.Log.Warn("could not record a sent EmailContacts action", "certificate", name, "err", err)
 		}
 	})
 }
 
 // eventsDue emits the expiry events that are due and returns when the
 // next one is (zero if none).
-func (n *Issuance) eventsDue(ctx context.Context, now time.Time) time.Time {
-	return n.forDue(ctx, core.SchedEventPrefix, now, func(e raftstore.Entry, rest string) {
+func (s *Issuance) eventsDue(ctx context.Context, now time.Time) time.Time {
+	return s.forDue(ctx, core.SchedEventPrefix, now, func(e raftstore.Entry, rest string) {
 		parts := strings.SplitN(rest, "/", 3) // KIND/NAME/TYPE
 		if len(parts) != 3 {
 			return
@@ -359,19 +359,19 @@ func (n *Issuance) eventsDue(ctx context.Context, now time.Time) time.Time {
 		var plan core.RenewalPlan
 		_ = json.Unmarshal(e.Value, &plan)
 		b := (&raftstore.Batch{}).DeleteIf(e.Key, e.Index)
-		m, prev, found, err := n.LoadMeta(kind, name)
+		m, prev, found, err := s.LoadMeta(kind, name)
 		if err != nil {
 			return
 		}
 		if found && m.Current == plan.Version && m.Deleted == nil && slices.Contains(m.EventPlans, e.Key) {
-			if err := n.EmitEvent(b, typ, kind, name, plan.Version, m.Summary.NotBefore, m.Summary.Expires, ""); err != nil {
-				n.Log.Warn("could not write an expiry event", "name", name, "err", err)
+			if err := s.EmitEvent(b, typ, kind, name, plan.Version, m.Summary.NotBefore, m.Summary.Expires, ""); err != nil {
+				s.Log.Warn("could not write an expiry event", "name", name, "err", err)
 			}
 			m.EventPlans = slices.DeleteFunc(m.EventPlans, func(k string) bool { return k == e.Key })
 			core.PutMeta(b, kind, name, m, prev)
 		}
-		if _, err := n.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
-			n.Log.Warn("could not record an expiry event", "name", name, "err", err)
+		if _, err := s.Store.Apply(ctx, b); err != nil && !errors.Is(err, raftstore.ErrConflict) {
+			s.Log.Warn("could not record an expiry event", "name", name, "err", err)
 		}
 	})
 }

@@ -24,7 +24,7 @@ func fmtExpiry(unix *int64) string {
 }
 
 // mailRenewing announces a renewal that starts now.
-func (n *Issuance) mailRenewing(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer string) error {
+func (s *Issuance) mailRenewing(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer string) error {
 	subject := fmt.Sprintf("[certvault] renewing certificate %s", name)
 	body := fmt.Sprintf(`The vault is renewing certificate %s now, as its policy's AutoRenew action says.
 
@@ -36,11 +36,11 @@ Issuer:          %s
 You will get another message when the new version is ready, or if the
 renewal fails.
 `, name, name, cm.Current, fmtExpiry(cm.Summary.Expires), issuer)
-	return n.EnqueueMail(b, subject, body)
+	return s.EnqueueMail(b, subject, body)
 }
 
 // mailRenewed announces a new version made by a renewal.
-func (n *Issuance) mailRenewed(b *raftstore.Batch, name string, prev core.ObjectMeta, version string, leafDER []byte, issuer string) error {
+func (s *Issuance) mailRenewed(b *raftstore.Batch, name string, prev core.ObjectMeta, version string, leafDER []byte, issuer string) error {
 	exp := "unknown"
 	if c, err := x509.ParseCertificate(leafDER); err == nil {
 		exp = c.NotAfter.UTC().Format(time.RFC3339)
@@ -56,11 +56,11 @@ Issuer:       %s
 Applications that read the current version get the new one; agents
 install it on their next poll.
 `, name, name, orNone(prev.Current), fmtExpiry(prev.Summary.Expires), version, exp, issuer)
-	return n.EnqueueMail(b, subject, body)
+	return s.EnqueueMail(b, subject, body)
 }
 
 // mailRenewalFailed says a renewal failed and what to do.
-func (n *Issuance) mailRenewalFailed(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer string, cause error, attempts int, next time.Time) error {
+func (s *Issuance) mailRenewalFailed(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer string, cause error, attempts int, next time.Time) error {
 	subject := fmt.Sprintf("[certvault] renewal of certificate %s failed", name)
 	body := fmt.Sprintf(`The automatic renewal of certificate %s failed (attempt %d).
 
@@ -75,12 +75,12 @@ error above; for a CA issuer, 'certvault issuer check %s' tells whether the
 CA account works; 'certvault cert operation %s' shows the last operation.
 `, name, attempts, name, cm.Current, fmtExpiry(cm.Summary.Expires), issuer,
 		strings.TrimSpace(cause.Error()), next.UTC().Format(time.RFC3339), issuer, name)
-	return n.EnqueueMail(b, subject, body)
+	return s.EnqueueMail(b, subject, body)
 }
 
 // mailRenewalHalted says the renewal brake stopped a certificate's
 // automatic renewal, and how a person resumes it.
-func (n *Issuance) mailRenewalHalted(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer, reason string) error {
+func (s *Issuance) mailRenewalHalted(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer, reason string) error {
 	subject := fmt.Sprintf("[certvault] automatic renewal of certificate %s halted", name)
 	body := fmt.Sprintf(`The vault stopped renewing certificate %s automatically: it was
 %s.
@@ -99,11 +99,11 @@ then either
     which clears the halt and plans the next renewal from it, or
   - make a new version yourself ('certvault cert create %s --policy FILE').
 `, name, reason, name, cm.Current, fmtExpiry(cm.Summary.Expires), issuer, name, name, name)
-	return n.EnqueueMail(b, subject, body)
+	return s.EnqueueMail(b, subject, body)
 }
 
 // mailExpiring is the EmailContacts lifetime action.
-func (n *Issuance) mailExpiring(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer string) error {
+func (s *Issuance) mailExpiring(b *raftstore.Batch, name string, cm core.ObjectMeta, issuer string) error {
 	subject := fmt.Sprintf("[certvault] certificate %s expires soon", name)
 	body := fmt.Sprintf(`Certificate %s expires soon and its policy does not renew it by itself.
 
@@ -116,7 +116,7 @@ What to do: make a new version ('certvault cert create %s --policy FILE'; with
 the Unknown issuer, sign the new CSR and 'certvault cert merge %s'), or let
 it expire if it is no longer used.
 `, name, name, cm.Current, fmtExpiry(cm.Summary.Expires), issuer, name, name)
-	return n.EnqueueMail(b, subject, body)
+	return s.EnqueueMail(b, subject, body)
 }
 
 func orNone(s string) string {

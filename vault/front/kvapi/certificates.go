@@ -15,51 +15,51 @@ import (
 	"github.com/certvault/certvault/vault/certs"
 )
 
-func (n *Front) certificateRoutes(rt *front.Router) {
-	rt.Handle("POST", "/certificates/{name}/create", access.CertificatesWrite, n.handleCreateCertificate)
-	rt.Handle("POST", "/certificates/{name}/import", access.CertificatesWrite, n.handleImportCertificate)
-	rt.Handle("GET", "/certificates", access.CertificatesRead, n.handleListCertificates)
-	rt.Handle("GET", "/certificates/{name}", access.CertificatesRead, n.handleGetCertificate)
-	rt.Handle("GET", "/certificates/{name}/{version}", access.CertificatesRead, n.handleGetCertificate)
-	rt.Handle("PATCH", "/certificates/{name}", access.CertificatesWrite, n.handleUpdateCertificate)
-	rt.Handle("PATCH", "/certificates/{name}/{version}", access.CertificatesWrite, n.handleUpdateCertificate)
-	rt.Handle("GET", "/certificates/{name}/versions", access.CertificatesRead, n.handleCertificateVersions)
-	rt.Handle("GET", "/certificates/{name}/policy", access.CertificatesRead, n.handleGetPolicy)
-	rt.Handle("PATCH", "/certificates/{name}/policy", access.CertificatesWrite, n.handleUpdatePolicy)
-	rt.Handle("GET", "/certificates/{name}/pending", access.CertificatesRead, n.handleGetPending)
-	rt.Handle("PATCH", "/certificates/{name}/pending", access.CertificatesWrite, n.handleCancelPending)
-	rt.Handle("DELETE", "/certificates/{name}/pending", access.CertificatesWrite, n.handleDeletePending)
-	rt.Handle("POST", "/certificates/{name}/pending/merge", access.CertificatesWrite, n.handleMerge)
-	rt.Handle("DELETE", "/certificates/{name}", access.CertificatesDelete, n.handleDeleteObject(core.KindCertificates))
-	rt.Handle("GET", "/deletedcertificates", access.CertificatesRead, n.handleListDeleted(core.KindCertificates))
-	rt.Handle("GET", "/deletedcertificates/{name}", access.CertificatesRead, n.handleGetDeleted(core.KindCertificates))
-	rt.Handle("POST", "/deletedcertificates/{name}/recover", access.CertificatesDelete, n.handleRecover(core.KindCertificates))
-	rt.Handle("DELETE", "/deletedcertificates/{name}", access.CertificatesDelete, n.handlePurge(core.KindCertificates))
-	rt.Handle("POST", "/certificates/{name}/backup", access.CertificatesBackup, n.handleBackup(core.KindCertificates))
-	rt.Handle("POST", "/certificates/restore", access.CertificatesBackup, n.handleRestore(core.KindCertificates))
-	rt.Handle("GET", "/certificates/contacts", access.CertificatesRead, n.handleGetContacts)
-	rt.Handle("PUT", "/certificates/contacts", access.ContactsWrite, n.handleSetContacts)
-	rt.Handle("DELETE", "/certificates/contacts", access.ContactsWrite, n.handleDeleteContacts)
+func (f *Front) certificateRoutes(rt *front.Router) {
+	rt.Handle("POST", "/certificates/{name}/create", access.CertificatesWrite, f.handleCreateCertificate)
+	rt.Handle("POST", "/certificates/{name}/import", access.CertificatesWrite, f.handleImportCertificate)
+	rt.Handle("GET", "/certificates", access.CertificatesRead, f.handleListCertificates)
+	rt.Handle("GET", "/certificates/{name}", access.CertificatesRead, f.handleGetCertificate)
+	rt.Handle("GET", "/certificates/{name}/{version}", access.CertificatesRead, f.handleGetCertificate)
+	rt.Handle("PATCH", "/certificates/{name}", access.CertificatesWrite, f.handleUpdateCertificate)
+	rt.Handle("PATCH", "/certificates/{name}/{version}", access.CertificatesWrite, f.handleUpdateCertificate)
+	rt.Handle("GET", "/certificates/{name}/versions", access.CertificatesRead, f.handleCertificateVersions)
+	rt.Handle("GET", "/certificates/{name}/policy", access.CertificatesRead, f.handleGetPolicy)
+	rt.Handle("PATCH", "/certificates/{name}/policy", access.CertificatesWrite, f.handleUpdatePolicy)
+	rt.Handle("GET", "/certificates/{name}/pending", access.CertificatesRead, f.handleGetPending)
+	rt.Handle("PATCH", "/certificates/{name}/pending", access.CertificatesWrite, f.handleCancelPending)
+	rt.Handle("DELETE", "/certificates/{name}/pending", access.CertificatesWrite, f.handleDeletePending)
+	rt.Handle("POST", "/certificates/{name}/pending/merge", access.CertificatesWrite, f.handleMerge)
+	rt.Handle("DELETE", "/certificates/{name}", access.CertificatesDelete, f.handleDeleteObject(core.KindCertificates))
+	rt.Handle("GET", "/deletedcertificates", access.CertificatesRead, f.handleListDeleted(core.KindCertificates))
+	rt.Handle("GET", "/deletedcertificates/{name}", access.CertificatesRead, f.handleGetDeleted(core.KindCertificates))
+	rt.Handle("POST", "/deletedcertificates/{name}/recover", access.CertificatesDelete, f.handleRecover(core.KindCertificates))
+	rt.Handle("DELETE", "/deletedcertificates/{name}", access.CertificatesDelete, f.handlePurge(core.KindCertificates))
+	rt.Handle("POST", "/certificates/{name}/backup", access.CertificatesBackup, f.handleBackup(core.KindCertificates))
+	rt.Handle("POST", "/certificates/restore", access.CertificatesBackup, f.handleRestore(core.KindCertificates))
+	rt.Handle("GET", "/certificates/contacts", access.CertificatesRead, f.handleGetContacts)
+	rt.Handle("PUT", "/certificates/contacts", access.ContactsWrite, f.handleSetContacts)
+	rt.Handle("DELETE", "/certificates/contacts", access.ContactsWrite, f.handleDeleteContacts)
 }
 
 // The Key Vault front of certificates: each handler reads the path, the
 // query and the body, calls the core (issuance/certificates.go) and writes
 // Key Vault's JSON with the ids of this host.
 
-func (n *Front) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleCreateCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := core.ValidName(core.KindCertificates, name); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	var req keyvault.CreateCertificateRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.CreateCertificate(r.Context(), front.CallerOf(r), issuance.CreateCertificateRequest{Name: name, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
+	res, err := f.CreateCertificate(r.Context(), front.CallerOf(r), issuance.CreateCertificateRequest{Name: name, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, res.Index)
@@ -69,8 +69,8 @@ func (n *Front) handleCreateCertificate(w http.ResponseWriter, r *http.Request) 
 }
 
 // certBundle renders a certificate version.
-func (n *Front) certBundle(r *http.Request, name, version string) (keyvault.Certificate, error) {
-	c, err := n.Certificate(name, version)
+func (f *Front) certBundle(r *http.Request, name, version string) (keyvault.Certificate, error) {
+	c, err := f.Certificate(name, version)
 	if err != nil {
 		return keyvault.Certificate{}, err
 	}
@@ -125,67 +125,67 @@ func operationBundle(r *http.Request, name string, op *core.PendingOp) keyvault.
 }
 
 // writeCertificate answers a write's certificate version.
-func (n *Front) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res issuance.CertificateResult) {
+func (f *Front) writeCertificate(w http.ResponseWriter, r *http.Request, status int, res issuance.CertificateResult) {
 	front.SetIndexHeader(w, res.Index)
-	c, err := n.certBundle(r, res.Name, res.Version)
+	c, err := f.certBundle(r, res.Name, res.Version)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, status, c)
 }
 
-func (n *Front) handleGetCertificate(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleGetCertificate(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	c, err := n.GetCertificate(r.Context(), front.CallerOf(r), issuance.GetCertificateRequest{Name: name, Version: version})
+	c, err := f.GetCertificate(r.Context(), front.CallerOf(r), issuance.GetCertificateRequest{Name: name, Version: version})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, certificateBundle(r, c))
 }
 
-func (n *Front) handleUpdateCertificate(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleUpdateCertificate(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req keyvault.UpdateCertificateRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.UpdateCertificate(r.Context(), front.CallerOf(r), issuance.UpdateCertificateRequest{Name: name, Version: version, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
+	res, err := f.UpdateCertificate(r.Context(), front.CallerOf(r), issuance.UpdateCertificateRequest{Name: name, Version: version, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	n.writeCertificate(w, r, http.StatusOK, res)
+	f.writeCertificate(w, r, http.StatusOK, res)
 }
 
-func (n *Front) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.GetCertificatePolicy(r.Context(), front.CallerOf(r), name)
+	res, err := f.GetCertificatePolicy(r.Context(), front.CallerOf(r), name)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, policyBundle(r, name, res.Policy))
 }
 
-func (n *Front) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleUpdatePolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var upd keyvault.Policy
 	if err := front.DecodeBody(r, &upd); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.UpdateCertificatePolicy(r.Context(), front.CallerOf(r), issuance.UpdateCertificatePolicyRequest{Name: name, Policy: &upd})
+	res, err := f.UpdateCertificatePolicy(r.Context(), front.CallerOf(r), issuance.UpdateCertificatePolicyRequest{Name: name, Policy: &upd})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, res.Index)
@@ -203,38 +203,38 @@ func certificateItems(r *http.Request, items []core.ObjectItem) []keyvault.Certi
 	return out
 }
 
-func (n *Front) handleCertificateVersions(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleCertificateVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, after, err := PageParams(r)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindCertificates, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindCertificates, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
 }
 
-func (n *Front) handleListCertificates(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleListCertificates(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := PageParams(r)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
 	includePending := strings.EqualFold(r.URL.Query().Get("includePending"), "true")
-	res, err := n.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: includePending,
+	res, err := f.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: includePending,
 		Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
@@ -246,41 +246,41 @@ func writeOperation(w http.ResponseWriter, r *http.Request, res issuance.Certifi
 	front.WriteJSON(w, http.StatusOK, operationBundle(r, res.Name, res.Operation))
 }
 
-func (n *Front) handleGetPending(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleGetPending(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.GetCertificateOperation(r.Context(), front.CallerOf(r), name)
+	res, err := f.GetCertificateOperation(r.Context(), front.CallerOf(r), name)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeOperation(w, r, res)
 }
 
-func (n *Front) handleCancelPending(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleCancelPending(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req struct {
 		Cancel *bool `json:"cancellation_requested"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.CancelCertificateOperation(r.Context(), front.CallerOf(r), issuance.CancelCertificateOperationRequest{Name: name, CancellationRequested: req.Cancel != nil && *req.Cancel})
+	res, err := f.CancelCertificateOperation(r.Context(), front.CallerOf(r), issuance.CancelCertificateOperationRequest{Name: name, CancellationRequested: req.Cancel != nil && *req.Cancel})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeOperation(w, r, res)
 }
 
-func (n *Front) handleDeletePending(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleDeletePending(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	res, err := n.DeleteCertificateOperation(r.Context(), front.CallerOf(r), name)
+	res, err := f.DeleteCertificateOperation(r.Context(), front.CallerOf(r), name)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeOperation(w, r, res)
@@ -288,40 +288,40 @@ func (n *Front) handleDeletePending(w http.ResponseWriter, r *http.Request) {
 
 // handleMerge completes an Unknown-issuer operation with the chain signed
 // outside: the leaf must carry the pending key and the policy's names.
-func (n *Front) handleMerge(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleMerge(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req keyvault.MergeRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.MergeCertificate(r.Context(), front.CallerOf(r), issuance.MergeCertificateRequest{Name: name, X5C: req.X5C, Attributes: req.Attributes, Tags: req.Tags,
+	res, err := f.MergeCertificate(r.Context(), front.CallerOf(r), issuance.MergeCertificateRequest{Name: name, X5C: req.X5C, Attributes: req.Attributes, Tags: req.Tags,
 		Target: objectID(r, core.KindCertificates, name, "")})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	n.writeCertificate(w, r, http.StatusCreated, res)
+	f.writeCertificate(w, r, http.StatusCreated, res)
 }
 
-func (n *Front) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleImportCertificate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := core.ValidName(core.KindCertificates, name); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	var req keyvault.ImportCertificateRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.ImportCertificate(r.Context(), front.CallerOf(r), issuance.ImportCertificateRequest{Name: name, Value: req.Value, Password: req.Password,
+	res, err := f.ImportCertificate(r.Context(), front.CallerOf(r), issuance.ImportCertificateRequest{Name: name, Value: req.Value, Password: req.Password,
 		Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	n.writeCertificate(w, r, http.StatusOK, res)
+	f.writeCertificate(w, r, http.StatusOK, res)
 }
 
 // Contacts.
@@ -334,36 +334,36 @@ func writeContacts(w http.ResponseWriter, r *http.Request, res core.ContactsResu
 	front.WriteJSON(w, http.StatusOK, c)
 }
 
-func (n *Front) handleGetContacts(w http.ResponseWriter, r *http.Request) {
-	if !n.Linearized(w, r) {
+func (f *Front) handleGetContacts(w http.ResponseWriter, r *http.Request) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.GetContacts(r.Context(), front.CallerOf(r))
+	res, err := f.GetContacts(r.Context(), front.CallerOf(r))
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeContacts(w, r, res)
 }
 
-func (n *Front) handleSetContacts(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleSetContacts(w http.ResponseWriter, r *http.Request) {
 	var c keyvault.Contacts
 	if err := front.DecodeBody(r, &c); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.SetContacts(r.Context(), front.CallerOf(r), c)
+	res, err := f.SetContacts(r.Context(), front.CallerOf(r), c)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeContacts(w, r, res)
 }
 
-func (n *Front) handleDeleteContacts(w http.ResponseWriter, r *http.Request) {
-	res, err := n.DeleteContacts(r.Context(), front.CallerOf(r))
+func (f *Front) handleDeleteContacts(w http.ResponseWriter, r *http.Request) {
+	res, err := f.DeleteContacts(r.Context(), front.CallerOf(r))
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeContacts(w, r, res)

@@ -12,10 +12,10 @@ type Front struct {
 
 // routes adds the data plane's routes to rt, each with the permission it
 // needs (rt's before hook, the node's gate, checks it).
-func (n *Front) Routes(rt *front.Router) {
-	n.secretRoutes(rt)
-	n.certificateRoutes(rt)
-	n.issuerRoutes(rt)
-	n.keyRoutes(rt)
-	n.keyRotationRoutes(rt)
+func (f *Front) Routes(rt *front.Router) {
+	f.secretRoutes(rt)
+	f.certificateRoutes(rt)
+	f.issuerRoutes(rt)
+	f.keyRoutes(rt)
+	f.keyRotationRoutes(rt)
 }

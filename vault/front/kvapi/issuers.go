@@ -25,13 +25,13 @@ type issuerView struct {
 	ACME *issuance.ACMEView `json:"acme,omitempty"`
 }
 
-func (n *Front) issuerRoutes(rt *front.Router) {
-	rt.Handle("GET", "/certificates/issuers", access.IssuersRead, n.handleListIssuers)
-	rt.Handle("GET", "/certificates/issuers/{issuer}", access.IssuersRead, n.handleGetIssuer)
-	rt.Handle("PUT", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(false))
-	rt.Handle("PATCH", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleSetIssuer(true))
-	rt.Handle("DELETE", "/certificates/issuers/{issuer}", access.IssuersWrite, n.handleDeleteIssuer)
-	rt.Handle("POST", "/certificates/issuers/{issuer}/check", access.IssuersWrite, n.handleCheckIssuer)
+func (f *Front) issuerRoutes(rt *front.Router) {
+	rt.Handle("GET", "/certificates/issuers", access.IssuersRead, f.handleListIssuers)
+	rt.Handle("GET", "/certificates/issuers/{issuer}", access.IssuersRead, f.handleGetIssuer)
+	rt.Handle("PUT", "/certificates/issuers/{issuer}", access.IssuersWrite, f.handleSetIssuer(false))
+	rt.Handle("PATCH", "/certificates/issuers/{issuer}", access.IssuersWrite, f.handleSetIssuer(true))
+	rt.Handle("DELETE", "/certificates/issuers/{issuer}", access.IssuersWrite, f.handleDeleteIssuer)
+	rt.Handle("POST", "/certificates/issuers/{issuer}/check", access.IssuersWrite, f.handleCheckIssuer)
 }
 
 // The Key Vault front of issuers (and the /v1 CRL and revoke
@@ -60,31 +60,31 @@ func writeIssuer(w http.ResponseWriter, r *http.Request, res issuance.IssuerResu
 	front.WriteJSON(w, http.StatusOK, issuerViewOf(r, res.Issuer))
 }
 
-func (n *Front) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleGetIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.GetIssuer(r.Context(), front.CallerOf(r), name)
+	res, err := f.GetIssuer(r.Context(), front.CallerOf(r), name)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeIssuer(w, r, res)
 }
 
-func (n *Front) handleListIssuers(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := PageParams(r)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	page, err := n.ListIssuers(r.Context(), front.CallerOf(r), issuance.ListIssuersRequest{Page: core.PageRequest{Limit: limit, After: after}})
+	page, err := f.ListIssuers(r.Context(), front.CallerOf(r), issuance.ListIssuersRequest{Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	var out []keyvault.IssuerItem
@@ -94,33 +94,33 @@ func (n *Front) handleListIssuers(w http.ResponseWriter, r *http.Request) {
 	writePage(w, r, out, page.Next, limit)
 }
 
-func (n *Front) handleSetIssuer(patch bool) http.HandlerFunc {
+func (f *Front) handleSetIssuer(patch bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("issuer")
 		if err := issuance.CheckIssuerName(name); err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		var req issuance.IssuerRequest
 		if err := front.DecodeBody(r, &req); err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		res, err := n.SetIssuer(r.Context(), front.CallerOf(r), issuance.SetIssuerRequest{Name: name, Patch: patch, Provider: req.Provider, Credentials: req.Credentials,
+		res, err := f.SetIssuer(r.Context(), front.CallerOf(r), issuance.SetIssuerRequest{Name: name, Patch: patch, Provider: req.Provider, Credentials: req.Credentials,
 			OrgDetails: req.OrgDetails, Attributes: req.Attributes, CA: req.CA, ACME: req.ACME})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		writeIssuer(w, r, res)
 	}
 }
 
-func (n *Front) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
-	res, err := n.DeleteIssuer(r.Context(), front.CallerOf(r), name)
+	res, err := f.DeleteIssuer(r.Context(), front.CallerOf(r), name)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeIssuer(w, r, res)
@@ -128,14 +128,14 @@ func (n *Front) handleDeleteIssuer(w http.ResponseWriter, r *http.Request) {
 
 // handleCheckIssuer contacts an ACME issuer's CA on demand and reports
 // what works (CheckIssuer).
-func (n *Front) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleCheckIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("issuer")
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	rep, err := n.CheckIssuer(r.Context(), front.CallerOf(r), name)
+	rep, err := f.CheckIssuer(r.Context(), front.CallerOf(r), name)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, rep)

@@ -62,27 +62,27 @@ type keyOpRequest struct {
 	Digest keyvault.B64URL `json:"digest,omitempty"`
 }
 
-func (n *Front) keyRoutes(rt *front.Router) {
-	rt.Handle("POST", "/keys/{name}/create", access.KeysWrite, n.handleCreateKey)
-	rt.Handle("PUT", "/keys/{name}", access.KeysWrite, n.handleImportKey)
-	rt.Handle("GET", "/keys", access.KeysRead, n.handleListKeys)
-	rt.Handle("GET", "/keys/{name}", access.KeysRead, n.handleGetKey)
-	rt.Handle("GET", "/keys/{name}/{version}", access.KeysRead, n.handleGetKey)
-	rt.Handle("PATCH", "/keys/{name}/{version}", access.KeysWrite, n.handleUpdateKey)
-	rt.Handle("PATCH", "/keys/{name}", access.KeysWrite, n.handleUpdateKey)
-	rt.Handle("GET", "/keys/{name}/versions", access.KeysRead, n.handleKeyVersions)
+func (f *Front) keyRoutes(rt *front.Router) {
+	rt.Handle("POST", "/keys/{name}/create", access.KeysWrite, f.handleCreateKey)
+	rt.Handle("PUT", "/keys/{name}", access.KeysWrite, f.handleImportKey)
+	rt.Handle("GET", "/keys", access.KeysRead, f.handleListKeys)
+	rt.Handle("GET", "/keys/{name}", access.KeysRead, f.handleGetKey)
+	rt.Handle("GET", "/keys/{name}/{version}", access.KeysRead, f.handleGetKey)
+	rt.Handle("PATCH", "/keys/{name}/{version}", access.KeysWrite, f.handleUpdateKey)
+	rt.Handle("PATCH", "/keys/{name}", access.KeysWrite, f.handleUpdateKey)
+	rt.Handle("GET", "/keys/{name}/versions", access.KeysRead, f.handleKeyVersions)
 	for _, op := range []string{"sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey"} {
-		rt.Handle("POST", "/keys/{name}/{version}/"+op, access.KeysCrypto, n.handleKeyOp(op))
-		rt.Handle("POST", "/keys/{name}/"+op, access.KeysCrypto, n.handleKeyOp(op))
+		rt.Handle("POST", "/keys/{name}/{version}/"+op, access.KeysCrypto, f.handleKeyOp(op))
+		rt.Handle("POST", "/keys/{name}/"+op, access.KeysCrypto, f.handleKeyOp(op))
 	}
-	rt.Handle("DELETE", "/keys/{name}", access.KeysDelete, n.handleDeleteObject(core.KindKeys))
-	rt.Handle("GET", "/deletedkeys", access.KeysRead, n.handleListDeleted(core.KindKeys))
-	rt.Handle("GET", "/deletedkeys/{name}", access.KeysRead, n.handleGetDeleted(core.KindKeys))
-	rt.Handle("POST", "/deletedkeys/{name}/recover", access.KeysDelete, n.handleRecover(core.KindKeys))
-	rt.Handle("DELETE", "/deletedkeys/{name}", access.KeysDelete, n.handlePurge(core.KindKeys))
-	rt.Handle("POST", "/keys/{name}/backup", access.KeysBackup, n.handleBackup(core.KindKeys))
-	rt.Handle("POST", "/keys/restore", access.KeysBackup, n.handleRestore(core.KindKeys))
-	rt.Handle("POST", "/rng", access.RNG, n.handleRNG)
+	rt.Handle("DELETE", "/keys/{name}", access.KeysDelete, f.handleDeleteObject(core.KindKeys))
+	rt.Handle("GET", "/deletedkeys", access.KeysRead, f.handleListDeleted(core.KindKeys))
+	rt.Handle("GET", "/deletedkeys/{name}", access.KeysRead, f.handleGetDeleted(core.KindKeys))
+	rt.Handle("POST", "/deletedkeys/{name}/recover", access.KeysDelete, f.handleRecover(core.KindKeys))
+	rt.Handle("DELETE", "/deletedkeys/{name}", access.KeysDelete, f.handlePurge(core.KindKeys))
+	rt.Handle("POST", "/keys/{name}/backup", access.KeysBackup, f.handleBackup(core.KindKeys))
+	rt.Handle("POST", "/keys/restore", access.KeysBackup, f.handleRestore(core.KindKeys))
+	rt.Handle("POST", "/rng", access.RNG, f.handleRNG)
 }
 
 // keyBundle renders a key version in Key Vault's shape.
@@ -100,55 +100,55 @@ func writeKey(w http.ResponseWriter, r *http.Request, k core.KeyVersion) {
 	front.WriteJSON(w, http.StatusOK, keyBundle(r, k))
 }
 
-func (n *Front) handleGetKey(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	k, err := n.GetKey(r.Context(), front.CallerOf(r), core.GetKeyRequest{Name: name, Version: version})
+	k, err := f.GetKey(r.Context(), front.CallerOf(r), core.GetKeyRequest{Name: name, Version: version})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
 }
 
-func (n *Front) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindKeys, name); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	var req keyCreateRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	k, err := n.CreateKey(r.Context(), front.CallerOf(r), core.CreateKeyRequest{Name: name, KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve,
+	k, err := f.CreateKey(r.Context(), front.CallerOf(r), core.CreateKeyRequest{Name: name, KeyType: req.Kty, KeySize: req.KeySize, Curve: req.Curve,
 		KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
 }
 
-func (n *Front) handleImportKey(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleImportKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindKeys, name); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	var req KeyImportRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	k, err := n.ImportKey(r.Context(), front.CallerOf(r), core.ImportKeyRequest{Name: name, Key: req.Key, HSM: req.HSM, Attributes: req.Attributes, Tags: req.Tags})
+	k, err := f.ImportKey(r.Context(), front.CallerOf(r), core.ImportKeyRequest{Name: name, Key: req.Key, HSM: req.HSM, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
@@ -160,7 +160,7 @@ func PrivateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 	return k, apiError(err)
 }
 
-func (n *Front) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req struct {
 		KeyOps     []string             `json:"key_ops,omitempty"`
@@ -168,12 +168,12 @@ func (n *Front) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		Tags       map[string]string    `json:"tags,omitempty"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	k, err := n.UpdateKey(r.Context(), front.CallerOf(r), core.UpdateKeyRequest{Name: name, Version: version, KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
+	k, err := f.UpdateKey(r.Context(), front.CallerOf(r), core.UpdateKeyRequest{Name: name, Version: version, KeyOps: req.KeyOps, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writeKey(w, r, k)
@@ -196,56 +196,56 @@ func keyItems(r *http.Request, items []core.ObjectItem) []keyItem {
 	return out
 }
 
-func (n *Front) handleListKeys(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := PageParams(r)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindKeys, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := f.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindKeys, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
 }
 
-func (n *Front) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, after, err := PageParams(r)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindKeys, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindKeys, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
 }
 
-func (n *Front) handleKeyOp(op string) http.HandlerFunc {
+func (f *Front) handleKeyOp(op string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name, version := r.PathValue("name"), r.PathValue("version")
 		var req keyOpRequest
 		if err := front.DecodeBody(r, &req); err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		if !n.Linearized(w, r) {
+		if !f.Linearized(w, r) {
 			return
 		}
-		res, err := n.KeyOperation(r.Context(), front.CallerOf(r), core.KeyOperationRequest{Name: name, Version: version, Op: op,
+		res, err := f.KeyOperation(r.Context(), front.CallerOf(r), core.KeyOperationRequest{Name: name, Version: version, Op: op,
 			Alg: req.Alg, Value: req.Value, Digest: req.Digest})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		if op == "verify" {
@@ -256,17 +256,17 @@ func (n *Front) handleKeyOp(op string) http.HandlerFunc {
 	}
 }
 
-func (n *Front) handleRNG(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleRNG(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Count int `json:"count"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	b, err := n.RandomBytes(r.Context(), front.CallerOf(r), req.Count)
+	b, err := f.RandomBytes(r.Context(), front.CallerOf(r), req.Count)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, map[string]keyvault.B64URL{"value": b})

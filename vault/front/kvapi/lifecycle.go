@@ -24,8 +24,8 @@ func recoveryID(r *http.Request, kind, name string) string {
 
 // objectBundle renders the current (or given) version of an object as Key
 // Vault returns it from delete, recover and restore: without secret values.
-func (n *Front) objectBundle(r *http.Request, kind, name, version string) (any, error) {
-	o, err := n.ObjectState(kind, name, version)
+func (f *Front) objectBundle(r *http.Request, kind, name, version string) (any, error) {
+	o, err := f.ObjectState(kind, name, version)
 	if err != nil {
 		return nil, err
 	}
@@ -37,10 +37,10 @@ func (n *Front) objectBundle(r *http.Request, kind, name, version string) (any, 
 			// Only a pending operation ever held the name: the bundle has
 			// no certificate yet, as in Key Vault.
 			c = keyvault.Certificate{ID: objectID(r, kind, name, ""), Attributes: o.Attributes, Tags: o.Tags}
-			if p, _, ok, _ := n.LoadPolicy(name); ok {
+			if p, _, ok, _ := f.LoadPolicy(name); ok {
 				c.Policy = policyBundle(r, name, p)
 			}
-		} else if c, err = n.certBundle(r, name, version); err != nil {
+		} else if c, err = f.certBundle(r, name, version); err != nil {
 			return nil, err
 		}
 		if o.Deleted != nil {
@@ -48,7 +48,7 @@ func (n *Front) objectBundle(r *http.Request, kind, name, version string) (any, 
 		}
 		return c, nil
 	case core.KindKeys:
-		kv, err := n.KeyVersion(name, version)
+		kv, err := f.KeyVersion(name, version)
 		if err != nil {
 			return nil, err
 		}
@@ -89,11 +89,11 @@ func ParseBackup(kind string, pt []byte) (core.BackupBlob, error) {
 // answerObject answers the object kind/name after a lifecycle step, as
 // Key Vault does: its current version without secret values, with the
 // step's index in X-Certvault-Index when it wrote.
-func (n *Front) answerObject(w http.ResponseWriter, r *http.Request, kind, name string, index uint64) {
+func (f *Front) answerObject(w http.ResponseWriter, r *http.Request, kind, name string, index uint64) {
 	front.SetIndexHeader(w, index)
-	bundle, err := n.objectBundle(r, kind, name, "")
+	bundle, err := f.objectBundle(r, kind, name, "")
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, bundle)
@@ -101,56 +101,56 @@ func (n *Front) answerObject(w http.ResponseWriter, r *http.Request, kind, name 
 
 // handleDeleteObject soft-deletes an object (and, for a certificate, its
 // managed key and secret) and answers the deleted bundle.
-func (n *Front) handleDeleteObject(kind string) http.HandlerFunc {
+func (f *Front) handleDeleteObject(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		res, err := n.DeleteObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name})
+		res, err := f.DeleteObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		n.answerObject(w, r, kind, name, res.Index)
+		f.answerObject(w, r, kind, name, res.Index)
 	}
 }
 
-func (n *Front) handleGetDeleted(kind string) http.HandlerFunc {
+func (f *Front) handleGetDeleted(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if !n.Linearized(w, r) {
+		if !f.Linearized(w, r) {
 			return
 		}
-		if _, err := n.GetDeletedObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name}); err != nil {
-			n.Fail(w, r, err)
+		if _, err := f.GetDeletedObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name}); err != nil {
+			f.Fail(w, r, err)
 			return
 		}
-		n.answerObject(w, r, kind, name, 0)
+		f.answerObject(w, r, kind, name, 0)
 	}
 }
 
-func (n *Front) handleListDeleted(kind string) http.HandlerFunc {
+func (f *Front) handleListDeleted(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		limit, after, err := PageParams(r)
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		if !n.Linearized(w, r) {
+		if !f.Linearized(w, r) {
 			return
 		}
-		res, err := n.ListDeletedObjects(r.Context(), front.CallerOf(r), core.ListDeletedRequest{Kind: kind, Page: core.PageRequest{Limit: limit, After: after}})
+		res, err := f.ListDeletedObjects(r.Context(), front.CallerOf(r), core.ListDeletedRequest{Kind: kind, Page: core.PageRequest{Limit: limit, After: after}})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		var items []any
 		for _, name := range res.Names {
-			b, err := n.objectBundle(r, kind, name, "")
+			b, err := f.objectBundle(r, kind, name, "")
 			if err != nil {
 				continue
 			}
 			switch v := b.(type) {
 			case keyvault.Certificate:
-				items = append(items, keyvault.CertificateItem{ID: objectID(r, kind, name, ""), X5t: v.X5t, Attributes: n.Live(v.Attributes), Tags: v.Tags,
+				items = append(items, keyvault.CertificateItem{ID: objectID(r, kind, name, ""), X5t: v.X5t, Attributes: f.Live(v.Attributes), Tags: v.Tags,
 					RecoveryID: v.RecoveryID, DeletedDate: v.DeletedDate, ScheduledPurgeDate: v.ScheduledPurgeDate})
 			case keyvault.Secret:
 				v.ID, v.Value = objectID(r, kind, name, ""), ""
@@ -166,23 +166,23 @@ func (n *Front) handleListDeleted(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Front) handleRecover(kind string) http.HandlerFunc {
+func (f *Front) handleRecover(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		res, err := n.RecoverObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name})
+		res, err := f.RecoverObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: name})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		n.answerObject(w, r, kind, name, res.Index)
+		f.answerObject(w, r, kind, name, res.Index)
 	}
 }
 
-func (n *Front) handlePurge(kind string) http.HandlerFunc {
+func (f *Front) handlePurge(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.PurgeObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
+		res, err := f.PurgeObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		front.SetIndexHeader(w, res.Index)
@@ -190,32 +190,32 @@ func (n *Front) handlePurge(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Front) handleBackup(kind string) http.HandlerFunc {
+func (f *Front) handleBackup(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !n.Linearized(w, r) {
+		if !f.Linearized(w, r) {
 			return
 		}
-		res, err := n.BackupObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
+		res, err := f.BackupObject(r.Context(), front.CallerOf(r), core.ObjectRequest{Kind: kind, Name: r.PathValue("name")})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		front.WriteJSON(w, http.StatusOK, keyvault.Backup{Value: res.Blob})
 	}
 }
 
-func (n *Front) handleRestore(kind string) http.HandlerFunc {
+func (f *Front) handleRestore(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req keyvault.Backup
 		if err := front.DecodeBody(r, &req); err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		res, err := n.RestoreObject(r.Context(), front.CallerOf(r), core.RestoreRequest{Kind: kind, Blob: req.Value})
+		res, err := f.RestoreObject(r.Context(), front.CallerOf(r), core.RestoreRequest{Kind: kind, Blob: req.Value})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		n.answerObject(w, r, kind, res.Name, res.Index)
+		f.answerObject(w, r, kind, res.Name, res.Index)
 	}
 }

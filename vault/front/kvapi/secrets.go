@@ -25,9 +25,9 @@ var (
 // dataPlane wraps a Key Vault data-plane handler: authentication first
 // (so an SDK's bodiless first request gets the challenge), then the
 // api-version check.
-func (n *Front) DataPlane(h http.HandlerFunc) http.HandlerFunc {
+func (f *Front) DataPlane(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := n.Authenticate(w, r); !ok {
+		if _, ok := f.Authenticate(w, r); !ok {
 			return
 		}
 		v := r.URL.Query().Get("api-version")
@@ -43,39 +43,39 @@ func (n *Front) DataPlane(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (n *Front) secretRoutes(rt *front.Router) {
-	rt.Handle("PUT", "/secrets/{name}", access.SecretsWrite, n.handleSetSecret)
-	rt.Handle("GET", "/secrets", access.SecretsMetadata, n.handleListSecrets)
-	rt.Handle("GET", "/secrets/{name}", access.SecretsGet, n.handleGetSecret)
-	rt.Handle("GET", "/secrets/{name}/{version}", access.SecretsGet, n.handleGetSecret)
-	rt.Handle("PATCH", "/secrets/{name}/{version}", access.SecretsWrite, n.handleUpdateSecret)
-	rt.Handle("PATCH", "/secrets/{name}", access.SecretsWrite, n.handleUpdateSecret)
-	rt.Handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, n.handleSecretVersions)
-	rt.Handle("DELETE", "/secrets/{name}", access.SecretsDelete, n.handleDeleteObject(core.KindSecrets))
-	rt.Handle("GET", "/deletedsecrets", access.SecretsMetadata, n.handleListDeleted(core.KindSecrets))
-	rt.Handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, n.handleGetDeleted(core.KindSecrets))
-	rt.Handle("POST", "/deletedsecrets/{name}/recover", access.SecretsDelete, n.handleRecover(core.KindSecrets))
-	rt.Handle("DELETE", "/deletedsecrets/{name}", access.SecretsDelete, n.handlePurge(core.KindSecrets))
-	rt.Handle("POST", "/secrets/{name}/backup", access.SecretsBackup, n.handleBackup(core.KindSecrets))
-	rt.Handle("POST", "/secrets/restore", access.SecretsBackup, n.handleRestore(core.KindSecrets))
+func (f *Front) secretRoutes(rt *front.Router) {
+	rt.Handle("PUT", "/secrets/{name}", access.SecretsWrite, f.handleSetSecret)
+	rt.Handle("GET", "/secrets", access.SecretsMetadata, f.handleListSecrets)
+	rt.Handle("GET", "/secrets/{name}", access.SecretsGet, f.handleGetSecret)
+	rt.Handle("GET", "/secrets/{name}/{version}", access.SecretsGet, f.handleGetSecret)
+	rt.Handle("PATCH", "/secrets/{name}/{version}", access.SecretsWrite, f.handleUpdateSecret)
+	rt.Handle("PATCH", "/secrets/{name}", access.SecretsWrite, f.handleUpdateSecret)
+	rt.Handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, f.handleSecretVersions)
+	rt.Handle("DELETE", "/secrets/{name}", access.SecretsDelete, f.handleDeleteObject(core.KindSecrets))
+	rt.Handle("GET", "/deletedsecrets", access.SecretsMetadata, f.handleListDeleted(core.KindSecrets))
+	rt.Handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, f.handleGetDeleted(core.KindSecrets))
+	rt.Handle("POST", "/deletedsecrets/{name}/recover", access.SecretsDelete, f.handleRecover(core.KindSecrets))
+	rt.Handle("DELETE", "/deletedsecrets/{name}", access.SecretsDelete, f.handlePurge(core.KindSecrets))
+	rt.Handle("POST", "/secrets/{name}/backup", access.SecretsBackup, f.handleBackup(core.KindSecrets))
+	rt.Handle("POST", "/secrets/restore", access.SecretsBackup, f.handleRestore(core.KindSecrets))
 }
 
-func (n *Front) handleSetSecret(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	// The name is checked before the body is read.
 	if err := core.ValidName(core.KindSecrets, name); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	var req keyvault.SetSecretRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	s, err := n.SetSecret(r.Context(), front.CallerOf(r), core.SetSecretRequest{Name: name, Value: req.Value,
+	s, err := f.SetSecret(r.Context(), front.CallerOf(r), core.SetSecretRequest{Name: name, Value: req.Value,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, s.Index)
@@ -95,49 +95,49 @@ func secretBundle(r *http.Request, s core.SecretVersion) keyvault.Secret {
 	return b
 }
 
-func (n *Front) handleGetSecret(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleGetSecret(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	s, err := n.GetSecret(r.Context(), front.CallerOf(r), core.GetSecretRequest{Name: name, Version: version})
+	s, err := f.GetSecret(r.Context(), front.CallerOf(r), core.GetSecretRequest{Name: name, Version: version})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, s.Index)
 	front.WriteJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (n *Front) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
 	var req keyvault.UpdateSecretRequest
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	s, err := n.UpdateSecret(r.Context(), front.CallerOf(r), core.UpdateSecretRequest{Name: name, Version: version,
+	s, err := f.UpdateSecret(r.Context(), front.CallerOf(r), core.UpdateSecretRequest{Name: name, Version: version,
 		ContentType: req.ContentType, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, s.Index)
 	front.WriteJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (n *Front) handleListSecrets(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleListSecrets(w http.ResponseWriter, r *http.Request) {
 	limit, after, err := PageParams(r)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindSecrets, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := f.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindSecrets, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, secretItems(r, res.Items), res.Next, limit)
@@ -165,19 +165,19 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, items []T, last st
 	front.WriteJSON(w, http.StatusOK, p)
 }
 
-func (n *Front) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, after, err := PageParams(r)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	res, err := n.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindSecrets, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
+	res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindSecrets, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	writePage(w, r, secretItems(r, res.Items), res.Next, limit)

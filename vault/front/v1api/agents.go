@@ -21,21 +21,21 @@ import (
 // enrollment and renewal, listing and revocation; and how a request
 // presenting an agent's client certificate is identified.
 
-func (n *Front) agentRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(front.Endpoint, http.Handler)) {
-	vault("POST", "/v1/agents/join-tokens", n.handleAgentJoinToken, access.AgentsManage)
-	vault("GET", "/v1/agents", n.handleListAgents, access.AgentsManage, access.AuditRead)
-	vault("GET", "/v1/agents/{id}", n.handleGetAgent, access.AgentsManage, access.AuditRead)
-	vault("DELETE", "/v1/agents/{id}", n.handleRevokeAgent, access.AgentsManage)
-	public("POST", "/v1/agents/enroll", n.leaderOnly(n.handleEnroll))
-	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, n.agentOnly(n.handleAgentRenew))
-	n.agentProtocolRoutes(add)
+func (f *Front) agentRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(front.Endpoint, http.Handler)) {
+	vault("POST", "/v1/agents/join-tokens", f.handleAgentJoinToken, access.AgentsManage)
+	vault("GET", "/v1/agents", f.handleListAgents, access.AgentsManage, access.AuditRead)
+	vault("GET", "/v1/agents/{id}", f.handleGetAgent, access.AgentsManage, access.AuditRead)
+	vault("DELETE", "/v1/agents/{id}", f.handleRevokeAgent, access.AgentsManage)
+	public("POST", "/v1/agents/enroll", f.leaderOnly(f.handleEnroll))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, f.agentOnly(f.handleAgentRenew))
+	f.agentProtocolRoutes(add)
 }
 
 // leaderOnly hands a public write to the leader.
-func (n *Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+func (f *Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !n.Store.IsLeader() {
-			n.ProxyToLeader(w, r)
+		if !f.Store.IsLeader() {
+			f.ProxyToLeader(w, r)
 			return
 		}
 		h(w, r)
@@ -44,9 +44,9 @@ func (n *Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 
 // agentOnly admits only agents presenting a valid, unrevoked identity;
 // writes go to the leader.
-func (n *Front) agentOnly(h http.HandlerFunc) http.Handler {
+func (f *Front) agentOnly(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := n.Authenticate(w, r)
+		c, ok := f.Authenticate(w, r)
 		if !ok {
 			return
 		}
@@ -56,8 +56,8 @@ func (n *Front) agentOnly(h http.HandlerFunc) http.Handler {
 			return
 		}
 		front.InfoOf(r).Object = "/agents/" + c.AgentID
-		if front.IsWrite(r.Method) && !n.Store.IsLeader() {
-			n.ProxyToLeader(w, r)
+		if front.IsWrite(r.Method) && !f.Store.IsLeader() {
+			f.ProxyToLeader(w, r)
 			return
 		}
 		h(w, r)
@@ -69,7 +69,7 @@ func (n *Front) agentOnly(h http.HandlerFunc) http.Handler {
 // cross the proxy). Only a node may send it.
 const AgentHeader = "X-Certvault-Agent"
 
-func (n *Front) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Group   string `json:"group"`
 		TTL     string `json:"ttl"`
@@ -77,36 +77,36 @@ func (n *Front) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 		CertTTL string `json:"cert_ttl"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.CreateAgentJoinToken(r.Context(), front.CallerOf(r), fleet.CreateAgentJoinTokenRequest{Group: req.Group, TTL: req.TTL, Uses: req.Uses, CertTTL: req.CertTTL})
+	res, err := f.CreateAgentJoinToken(r.Context(), front.CallerOf(r), fleet.CreateAgentJoinTokenRequest{Group: req.Group, TTL: req.TTL, Uses: req.Uses, CertTTL: req.CertTTL})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, res.Index)
 	front.WriteJSON(w, http.StatusCreated, res.Token)
 }
 
-func (n *Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Token string `json:"token"`
 		CSR   string `json:"csr"`
 		Name  string `json:"name"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	csr, err := ParseAgentCSR(req.CSR)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	name, err := fleet.AgentEnrollName(req.Name, csr)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	// Who tried, for the audit record, however the token fares.
@@ -114,16 +114,16 @@ func (n *Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	front.InfoOf(r).Caller = c
 	tokID, secret, ok := fleet.ParseAgentJoinToken(req.Token)
 	if !ok {
-		n.Fail(w, r, fleet.BadAgentToken())
+		f.Fail(w, r, fleet.BadAgentToken())
 		return
 	}
-	res, err := n.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: InfoSource(r)})
+	res, err := f.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: InfoSource(r)})
 	if err != nil {
 		if core.IsKind(err, core.KindForbidden) {
 			front.InfoOf(r).Denied = true
-			n.Log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "name", name)
+			f.Log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "name", name)
 		}
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, res.Index)
@@ -174,57 +174,57 @@ func ParseAgentCSR(p string) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-func (n *Front) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleAgentRenew(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		CSR string `json:"csr"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	csr, err := ParseAgentCSR(req.CSR)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.RenewAgent(r.Context(), front.CallerOf(r), fleet.RenewAgentRequest{CSR: csr})
+	res, err := f.RenewAgent(r.Context(), front.CallerOf(r), fleet.RenewAgentRequest{CSR: csr})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, res.Index)
 	front.WriteJSON(w, http.StatusOK, res.Enrollment)
 }
 
-func (n *Front) handleListAgents(w http.ResponseWriter, r *http.Request) {
-	if !n.Linearized(w, r) {
+func (f *Front) handleListAgents(w http.ResponseWriter, r *http.Request) {
+	if !f.Linearized(w, r) {
 		return
 	}
 	q := r.URL.Query()
-	out, err := n.ListAgents(r.Context(), front.CallerOf(r), fleet.ListAgentsRequest{Group: q.Get("group"), Certificate: q.Get("certificate")})
+	out, err := f.ListAgents(r.Context(), front.CallerOf(r), fleet.ListAgentsRequest{Group: q.Get("group"), Certificate: q.Get("certificate")})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, map[string]any{"value": out})
 }
 
-func (n *Front) handleGetAgent(w http.ResponseWriter, r *http.Request) {
-	if !n.Linearized(w, r) {
+func (f *Front) handleGetAgent(w http.ResponseWriter, r *http.Request) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	st, err := n.GetAgent(r.Context(), front.CallerOf(r), r.PathValue("id"))
+	st, err := f.GetAgent(r.Context(), front.CallerOf(r), r.PathValue("id"))
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, st)
 }
 
-func (n *Front) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
-	res, err := n.RevokeAgent(r.Context(), front.CallerOf(r), r.PathValue("id"))
+func (f *Front) handleRevokeAgent(w http.ResponseWriter, r *http.Request) {
+	res, err := f.RevokeAgent(r.Context(), front.CallerOf(r), r.PathValue("id"))
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	if res.Index != 0 {

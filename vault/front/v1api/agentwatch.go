@@ -15,9 +15,9 @@ import (
 // The /v1 front of the agent protocol beyond identity (fleet/watch.go
 // decides): the long poll for target versions and the outcome reports.
 
-func (n *Front) agentProtocolRoutes(add func(front.Endpoint, http.Handler)) {
-	add(front.Endpoint{Method: "GET", Pattern: "/v1/agents/watch", Agent: true}, n.agentOnly(n.handleAgentWatch))
-	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/report", Agent: true}, n.agentOnly(n.handleAgentReport))
+func (f *Front) agentProtocolRoutes(add func(front.Endpoint, http.Handler)) {
+	add(front.Endpoint{Method: "GET", Pattern: "/v1/agents/watch", Agent: true}, f.agentOnly(f.handleAgentWatch))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/report", Agent: true}, f.agentOnly(f.handleAgentReport))
 }
 
 // parseWatchObjects reads the ?o=KIND/NAME@VERSION of a watch.
@@ -43,18 +43,18 @@ func parseWatchObjects(vals []string) ([]fleet.WatchedObject, error) {
 // handleAgentWatch is the agent's long poll (WatchAgent): ?o= the
 // objects, ?wait= the wait (default 30 s, jittered by the agent), ?index=
 // the previous answer's index.
-func (n *Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	objs, err := parseWatchObjects(q["o"])
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	wait := fleet.DefaultWatchWait
 	if v := q.Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > fleet.MaxWatchWait {
-			n.Fail(w, r, front.BadParameter("wait %q: give a duration up to %v, such as 30s", v, fleet.MaxWatchWait))
+			f.Fail(w, r, front.BadParameter("wait %q: give a duration up to %v, such as 30s", v, fleet.MaxWatchWait))
 			return
 		}
 		wait = d
@@ -62,13 +62,13 @@ func (n *Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	var after uint64
 	if v := q.Get("index"); v != "" {
 		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
-			n.Fail(w, r, front.BadParameter("index %q: give the index of the previous answer", v))
+			f.Fail(w, r, front.BadParameter("index %q: give the index of the previous answer", v))
 			return
 		}
 	}
-	res, err := n.WatchAgent(r.Context(), front.CallerOf(r), fleet.WatchAgentRequest{Objects: objs, After: after, Wait: wait})
+	res, err := f.WatchAgent(r.Context(), front.CallerOf(r), fleet.WatchAgentRequest{Objects: objs, After: after, Wait: wait})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	// A poll that ends with nothing new is the agent's heartbeat:
@@ -79,26 +79,26 @@ func (n *Front) handleAgentWatch(w http.ResponseWriter, r *http.Request) {
 	front.WriteJSON(w, http.StatusOK, res)
 }
 
-func (n *Front) handleAgentReport(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleAgentReport(w http.ResponseWriter, r *http.Request) {
 	var rep fleet.AgentReport
 	if err := front.DecodeBody(r, &rep); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	t, err := n.CheckAgentReport(&rep)
+	t, err := f.CheckAgentReport(&rep)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	c := front.CallerOf(r)
-	if !n.Authorize(w, r, c, t.Resource, t.Action) {
+	if !f.Authorize(w, r, c, t.Resource, t.Action) {
 		return
 	}
 	front.InfoOf(r).Object = "/" + t.Object
 	front.InfoOf(r).Version = rep.Version
-	idx, err := n.RecordAgentReport(r.Context(), c, rep)
+	idx, err := f.RecordAgentReport(r.Context(), c, rep)
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, idx)

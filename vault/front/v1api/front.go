@@ -22,31 +22,31 @@ type Front struct {
 // routes registers the front's endpoints through the node's gate: vault
 // for those that need a permission, public for those that take no
 // token, add for the rest (their Endpoint says who may call them).
-func (n *Front) Routes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(front.Endpoint, http.Handler)) {
-	public("GET", "/v1/pki/{issuer}/crl", n.handleCRL)
+func (f *Front) Routes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(front.Endpoint, http.Handler)) {
+	public("GET", "/v1/pki/{issuer}/crl", f.handleCRL)
 
-	vault("POST", "/v1/events/subscriptions", n.handleSubscribe, access.EventsWrite)
-	vault("GET", "/v1/events/subscriptions", n.handleListSubscriptions, access.EventsRead)
-	vault("DELETE", "/v1/events/subscriptions/{id}", n.handleUnsubscribe, access.EventsWrite)
-	vault("GET", "/v1/events/deliveries", n.handleDeliveries, access.EventsRead)
+	vault("POST", "/v1/events/subscriptions", f.handleSubscribe, access.EventsWrite)
+	vault("GET", "/v1/events/subscriptions", f.handleListSubscriptions, access.EventsRead)
+	vault("DELETE", "/v1/events/subscriptions/{id}", f.handleUnsubscribe, access.EventsWrite)
+	vault("GET", "/v1/events/deliveries", f.handleDeliveries, access.EventsRead)
 
-	vault("GET", "/v1/sys/settings", n.handleGetSettings, access.SettingsRead)
-	vault("PATCH", "/v1/sys/settings", n.handleSetSettings, access.SettingsWrite)
+	vault("GET", "/v1/sys/settings", f.handleGetSettings, access.SettingsRead)
+	vault("PATCH", "/v1/sys/settings", f.handleSetSettings, access.SettingsWrite)
 	add(front.Endpoint{Method: "POST", Pattern: "/v1/certificates/{name}/revoke", Actions: []access.Action{access.CertificatesWrite}},
-		n.Guard(front.ObjectResource(core.KindCertificates), n.handleRevoke, access.CertificatesWrite))
-	vault("GET", "/v1/report", n.handleReport, access.AuditRead)
+		f.Guard(front.ObjectResource(core.KindCertificates), f.handleRevoke, access.CertificatesWrite))
+	vault("GET", "/v1/report", f.handleReport, access.AuditRead)
 
-	n.accessRoutes(vault)
-	n.agentRoutes(vault, public, add)
-	n.rolloutRoutes(vault, add)
+	f.accessRoutes(vault)
+	f.agentRoutes(vault, public, add)
+	f.rolloutRoutes(vault, add)
 }
 
 // handleCRL serves the issuer's CRL, signed at request time, to anyone:
 // relying parties fetch it without credentials.
-func (n *Front) handleCRL(w http.ResponseWriter, r *http.Request) {
-	crl, err := n.IssuerCRL(r.Context(), r.PathValue("issuer"))
+func (f *Front) handleCRL(w http.ResponseWriter, r *http.Request) {
+	crl, err := f.IssuerCRL(r.Context(), r.PathValue("issuer"))
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	if r.URL.Query().Get("format") == "pem" {
@@ -58,19 +58,19 @@ func (n *Front) handleCRL(w http.ResponseWriter, r *http.Request) {
 	w.Write(crl)
 }
 
-func (n *Front) handleGetSettings(w http.ResponseWriter, r *http.Request) {
-	if !n.Linearized(w, r) {
+func (f *Front) handleGetSettings(w http.ResponseWriter, r *http.Request) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	s, err := n.GetSettings(r.Context(), front.CallerOf(r))
+	s, err := f.GetSettings(r.Context(), front.CallerOf(r))
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, s)
 }
 
-func (n *Front) handleSetSettings(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		PurgeProtection *bool   `json:"purge_protection"`
 		RetentionDays   *int    `json:"retention_days"`
@@ -78,13 +78,13 @@ func (n *Front) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		NearExpiry      *string `json:"near_expiry"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.UpdateSettings(r.Context(), front.CallerOf(r), core.UpdateSettingsRequest{
+	res, err := f.UpdateSettings(r.Context(), front.CallerOf(r), core.UpdateSettingsRequest{
 		PurgeProtection: req.PurgeProtection, RetentionDays: req.RetentionDays, PublicURL: req.PublicURL, NearExpiry: req.NearExpiry})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, res.Index)
@@ -92,18 +92,18 @@ func (n *Front) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleRevoke puts a certificate version's serial on its issuer's CRL.
-func (n *Front) handleRevoke(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req struct {
 		Version string `json:"version"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
-	res, err := n.RevokeCertificate(r.Context(), front.CallerOf(r), issuance.RevokeCertificateRequest{Name: name, Version: req.Version})
+	res, err := f.RevokeCertificate(r.Context(), front.CallerOf(r), issuance.RevokeCertificateRequest{Name: name, Version: req.Version})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	front.SetIndexHeader(w, res.Index)

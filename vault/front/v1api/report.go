@@ -11,23 +11,23 @@ import (
 
 // handleReport answers the evidence report (EvidenceReport): ?since= an
 // RFC 3339 time or an age.
-func (n *Front) handleReport(w http.ResponseWriter, r *http.Request) {
+func (f *Front) handleReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var since time.Time
 	if v := q.Get("since"); v != "" {
 		t, err := front.ParseSince(v, time.Now())
 		if err != nil {
-			n.Fail(w, r, front.BadParameter("since %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", v))
+			f.Fail(w, r, front.BadParameter("since %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", v))
 			return
 		}
 		since = t
 	}
-	if !n.Linearized(w, r) {
+	if !f.Linearized(w, r) {
 		return
 	}
-	rep, err := n.EvidenceReport(r.Context(), front.CallerOf(r), fleet.EvidenceReportRequest{Since: since})
+	rep, err := f.EvidenceReport(r.Context(), front.CallerOf(r), fleet.EvidenceReportRequest{Since: since})
 	if err != nil {
-		n.Fail(w, r, err)
+		f.Fail(w, r, err)
 		return
 	}
 	rep.Vault = front.BaseURL(r)

@@ -13,7 +13,7 @@ import (
 
 // The /v1 front of staged rollouts (fleet/rollouts.go decides).
 
-func (n *Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(front.Endpoint, http.Handler)) {
+func (f *Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...access.Action), add func(front.Endpoint, http.Handler)) {
 	for _, kind := range []string{core.KindCertificates, core.KindSecrets} {
 		read, write := access.CertificatesRead, access.CertificatesWrite
 		if kind == core.KindSecrets {
@@ -26,28 +26,28 @@ func (n *Front) rolloutRoutes(vault func(string, string, http.HandlerFunc, ...ac
 			action       access.Action
 			h            http.HandlerFunc
 		}{
-			{"GET", prefix, read, n.handleRolloutStatus(kind)},
-			{"PUT", prefix + "/plan", write, n.handleSetPlan(kind)},
-			{"DELETE", prefix + "/plan", write, n.handleDeletePlan(kind)},
-			{"POST", prefix + "/pause", write, n.handleRolloutCommand(kind, fleet.RolloutPause)},
-			{"POST", prefix + "/resume", write, n.handleRolloutCommand(kind, fleet.RolloutResume)},
-			{"POST", prefix + "/abort", write, n.handleRolloutCommand(kind, fleet.RolloutAbort)},
+			{"GET", prefix, read, f.handleRolloutStatus(kind)},
+			{"PUT", prefix + "/plan", write, f.handleSetPlan(kind)},
+			{"DELETE", prefix + "/plan", write, f.handleDeletePlan(kind)},
+			{"POST", prefix + "/pause", write, f.handleRolloutCommand(kind, fleet.RolloutPause)},
+			{"POST", prefix + "/resume", write, f.handleRolloutCommand(kind, fleet.RolloutResume)},
+			{"POST", prefix + "/abort", write, f.handleRolloutCommand(kind, fleet.RolloutAbort)},
 		} {
-			add(front.Endpoint{Method: r.method, Pattern: r.path, Actions: []access.Action{r.action}}, n.Guard(res, r.h, r.action))
+			add(front.Endpoint{Method: r.method, Pattern: r.path, Actions: []access.Action{r.action}}, f.Guard(res, r.h, r.action))
 		}
 	}
 }
 
-func (n *Front) handleSetPlan(kind string) http.HandlerFunc {
+func (f *Front) handleSetPlan(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var p fleet.RolloutPlan
 		if err := front.DecodeBody(r, &p); err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
-		res, err := n.SetRolloutPlan(r.Context(), front.CallerOf(r), fleet.SetRolloutPlanRequest{Kind: kind, Name: r.PathValue("name"), Plan: p})
+		res, err := f.SetRolloutPlan(r.Context(), front.CallerOf(r), fleet.SetRolloutPlanRequest{Kind: kind, Name: r.PathValue("name"), Plan: p})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		front.SetIndexHeader(w, res.Index)
@@ -55,11 +55,11 @@ func (n *Front) handleSetPlan(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Front) handleDeletePlan(kind string) http.HandlerFunc {
+func (f *Front) handleDeletePlan(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		idx, err := n.DeleteRolloutPlan(r.Context(), front.CallerOf(r), kind, r.PathValue("name"))
+		idx, err := f.DeleteRolloutPlan(r.Context(), front.CallerOf(r), kind, r.PathValue("name"))
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		front.SetIndexHeader(w, idx)
@@ -67,11 +67,11 @@ func (n *Front) handleDeletePlan(kind string) http.HandlerFunc {
 	}
 }
 
-func (n *Front) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
+func (f *Front) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.ControlRollout(r.Context(), front.CallerOf(r), fleet.ControlRolloutRequest{Kind: kind, Name: r.PathValue("name"), Command: cmd})
+		res, err := f.ControlRollout(r.Context(), front.CallerOf(r), fleet.ControlRolloutRequest{Kind: kind, Name: r.PathValue("name"), Command: cmd})
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		front.SetIndexHeader(w, res.Index)
@@ -79,15 +79,15 @@ func (n *Front) handleRolloutCommand(kind, cmd string) http.HandlerFunc {
 	}
 }
 
-func (n *Front) handleRolloutStatus(kind string) http.HandlerFunc {
+func (f *Front) handleRolloutStatus(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if !n.Linearized(w, r) {
+		if !f.Linearized(w, r) {
 			return
 		}
-		st, err := n.GetRolloutStatus(r.Context(), front.CallerOf(r), kind, name)
+		st, err := f.GetRolloutStatus(r.Context(), front.CallerOf(r), kind, name)
 		if err != nil {
-			n.Fail(w, r, err)
+			f.Fail(w, r, err)
 			return
 		}
 		front.WriteJSON(w, http.StatusOK, st)
