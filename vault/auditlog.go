@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/front"
-	"github.com/certvault/certvault/vault/front/v1api"
 
 	"github.com/certvault/certvault/vault/core"
 
@@ -220,7 +219,7 @@ func (n *Node) record(aw *auditWriter, r *http.Request, info *front.ReqInfo, rou
 	}
 	rec := audit.Record{
 		Time: start.UTC(), Node: n.opts.NodeID, RequestID: reqID,
-		Principal: info.Caller.Name, TokenID: info.Caller.TokenID, Source: v1api.InfoSource(r),
+		Principal: info.Caller.Name, TokenID: info.Caller.TokenID, Source: front.InfoSource(r),
 		Method: r.Method, Operation: op, Action: string(info.Action),
 		Object: info.Object, Version: info.Version, Status: code, Outcome: outcome,
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/certvault/certvault/vault/front"
-	"github.com/certvault/certvault/vault/front/v1api"
 
 	"github.com/certvault/certvault/vault/core"
 
@@ -102,7 +101,7 @@ func (n *Node) identify(r *http.Request) (core.Caller, string, error) {
 		}
 		return c, "", nil
 	}
-	if id := r.Header.Get(v1api.AgentHeader); id != "" {
+	if id := r.Header.Get(AgentHeader); id != "" {
 		// A follower authenticated this agent and handed the request over
 		// (the middleware drops the header from anyone but a node).
 		return n.agentByID(id)
@@ -228,7 +227,7 @@ func (n *Node) guard(res func(*http.Request) access.Resource, h http.HandlerFunc
 // authenticateRequest identifies the caller and records it, or answers
 // 401 (or 503 before the vault is ready) and returns false.
 func (n *Node) authenticateRequest(w http.ResponseWriter, r *http.Request) (core.Caller, bool) {
-	if r.Header.Get("Authorization") == "" && r.Header.Get(v1api.AgentHeader) == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+	if r.Header.Get("Authorization") == "" && r.Header.Get(AgentHeader) == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
 		n.challenge(w, r, "a bearer token is required")
 		return core.Caller{}, false
 	}
@@ -350,3 +349,41 @@ func (n *Node) agentRecordCaller(id, serial string) (core.Caller, string, error)
 	}
 	return core.Caller{Principal: access.Principal{Name: "agent:" + id, Groups: []string{rec.Group}}, AgentID: id}, "", nil
 }
+
+// leaderOnly hands a public write to the leader.
+func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.Store.IsLeader() {
+			n.proxyToLeader(w, r)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// agentOnly admits only agents presenting a valid, unrevoked identity;
+// writes go to the leader.
+func (n *Node) agentOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := n.authenticateRequest(w, r)
+		if !ok {
+			return
+		}
+		if c.AgentID == "" {
+			front.InfoOf(r).Denied = true
+			front.WriteError(w, &front.APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only an agent, with its client certificate, may call this"})
+			return
+		}
+		front.InfoOf(r).Object = "/agents/" + c.AgentID
+		if front.IsWrite(r.Method) && !n.Store.IsLeader() {
+			n.proxyToLeader(w, r)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// AgentHeader carries, from a follower to the leader, the ID of the agent
+// whose request the follower hands over (its client certificate does not
+// cross the proxy). Only a node may send it.
+const AgentHeader = "X-Certvault-Agent"

@@ -193,8 +193,8 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, front.MaxBodyBytes)
 		}
 		n.timeBody(w, r)
-		if r.Header.Get(v1api.AgentHeader) != "" && !n.isNodeRequest(r) {
-			r.Header.Del(v1api.AgentHeader) // only a node hands over an agent's request
+		if r.Header.Get(AgentHeader) != "" && !n.isNodeRequest(r) {
+			r.Header.Del(AgentHeader) // only a node hands over an agent's request
 		}
 		label := new(string)
 		info := &front.ReqInfo{Hold: front.IsWrite(r.Method), Skip: n.unaudited(r)}
@@ -298,7 +298,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	n.proxyMu.Unlock()
 	r.Header.Set(proxiedHeader, n.opts.NodeID)
 	if c := front.CallerOf(r); c.AgentID != "" {
-		r.Header.Set(v1api.AgentHeader, c.AgentID)
+		r.Header.Set(AgentHeader, c.AgentID)
 	}
 	// The leader logs the request under the ID this node answers with.
 	r.Header.Set("x-ms-client-request-id", w.Header().Get("x-ms-request-id"))
@@ -459,6 +459,6 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 func (n *Node) env() *front.Env {
 	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet,
 		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, Authorize: n.authorize,
-		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader,
+		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
 		RequestDeadline: n.opts.RequestDeadline}
 }

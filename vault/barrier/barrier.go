@@ -47,11 +47,11 @@ type Barrier struct {
 	aeads     map[uint32]cipher.AEAD
 }
 
-// barrierMagic starts every ciphertext, followed by the 4-byte key ID and
+// BarrierMagic starts every ciphertext, followed by the 4-byte key ID and
 // the 12-byte nonce.
 const BarrierMagic = "cvb1"
 
-// newKeyring generates a first data key, wraps it with seal and returns
+// NewKeyring generates a first data key, wraps it with seal and returns
 // the keyring record and the plaintext key.
 func NewKeyring(seal Seal) (*keyring, []byte, error) {
 	key := make([]byte, 32)
@@ -65,7 +65,7 @@ func NewKeyring(seal Seal) (*keyring, []byte, error) {
 	return &keyring{Active: 1, Keys: []wrappedKey{{ID: 1, Wrapped: w}}, Seal: seal.Kind()}, key, nil
 }
 
-// openKeyring unwraps every key of a stored keyring with seal.
+// OpenKeyring unwraps every key of a stored keyring with seal.
 func OpenKeyring(data []byte, seal Seal) (*Barrier, error) {
 	var kr keyring
 	if err := json.Unmarshal(data, &kr); err != nil {
@@ -145,7 +145,7 @@ func (b *Barrier) Decrypt(storageKey string, ciphertext []byte) ([]byte, error) 
 	return pt, nil
 }
 
-// mac returns HMAC-SHA256 over purpose and msg under the active data key,
+// Mac returns HMAC-SHA256 over purpose and msg under the active data key,
 // for proofs that every holder of the keyring computes alike, such as the
 // join proof that a new node opened the keyring with its seal.
 func (b *Barrier) Mac(purpose string, parts ...[]byte) []byte {

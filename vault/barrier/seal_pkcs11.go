@@ -15,7 +15,7 @@ const (
 	SealPKCS11 = "pkcs11"
 )
 
-// pkcs11SealKeyID is the CKA_ID of the AES-256 key, generated inside the
+// Pkcs11SealKeyID is the CKA_ID of the AES-256 key, generated inside the
 // HSM, that wraps the data key. Every node of a cluster reaches the same
 // token, so every node finds it.
 var Pkcs11SealKeyID = []byte("certvault-seal")

@@ -14,7 +14,7 @@ import (
 // (the Key Vault front: X-Certvault-Index). Core code is the only code
 // that builds batches for objects.
 
-// commit commits b and returns its raft index.
+// Commit commits b and returns its raft index.
 func (c *Core) Commit(ctx context.Context, b *raftstore.Batch) (uint64, error) {
 	return c.Store.Apply(ctx, b)
 }
@@ -22,7 +22,7 @@ func (c *Core) Commit(ctx context.Context, b *raftstore.Batch) (uint64, error) {
 // maxCASAttempts bounds commitCAS's retries.
 const maxCASAttempts = 16
 
-// commitCAS commits the batch that build makes from the current state
+// CommitCAS commits the batch that build makes from the current state
 // and returns its index; when a compare-and-set in it loses a race, it
 // brings the local state up to date and builds again. build's own errors
 // are returned as they are.
@@ -61,7 +61,7 @@ func (c *Core) lockObject(kind, name string) func() {
 	return mu.Unlock
 }
 
-// newVersionID returns a Key Vault style version id (32 hex digits).
+// NewVersionID returns a Key Vault style version id (32 hex digits).
 func NewVersionID() (string, error) { return RandomID(16) }
 
 // nowUnix is the core's clock.

@@ -54,7 +54,7 @@ const (
 	PrefixTokens = "sys/tokens/"
 )
 
-// now is the core's clock for renewal and issuance (Clock).
+// Now is the core's clock for renewal and issuance (Clock).
 func (c *Core) Now() time.Time {
 	if c.Clock != nil {
 		return c.Clock()
@@ -62,7 +62,7 @@ func (c *Core) Now() time.Time {
 	return time.Now()
 }
 
-// caller is who made a request, as authentication found it.
+// Caller is who made a request, as authentication found it.
 type Caller struct {
 	access.Principal
 	// TokenID is the public ID of the bearer token used.
@@ -79,7 +79,7 @@ type policyCache struct {
 	pol   atomic.Pointer[access.Policy]
 }
 
-// policy returns the access policy of the local state, rebuilt when the
+// Policy returns the access policy of the local state, rebuilt when the
 // assignments record changed.
 func (c *Core) Policy() *access.Policy {
 	e, ok := c.Store.Get(KeyAssignments)
@@ -108,7 +108,7 @@ func (c *Core) Policy() *access.Policy {
 
 func (pc *policyCache) loadedIndex() uint64 { return atomic.LoadUint64(&pc.index) }
 
-// isCertificate reports whether name is (or was, if deleted) a
+// IsCertificate reports whether name is (or was, if deleted) a
 // certificate, so that its managed key and secret fall under scopes on it.
 func (c *Core) IsCertificate(name string) bool {
 	if _, ok := c.Store.Get(MetaKey(KindCertificates, name)); ok {

@@ -112,7 +112,7 @@ func Unavailable(cause error) *Error {
 	return &Error{Kind: KindUnavailable, Code: "ServiceUnavailable", Message: "the cluster has no leader or is not ready; retry", Cause: cause}
 }
 
-// isKind reports whether err is (or wraps) a core error of kind k.
+// IsKind reports whether err is (or wraps) a core error of kind k.
 func IsKind(err error, k ErrorKind) bool {
 	var ce *Error
 	return errors.As(err, &ce) && ce.Kind == k

@@ -43,7 +43,7 @@ var eventTypes = []string{
 const (
 	subsPrefix       = "events/subscriptions/"
 	subSecretsPrefix = "events/secrets/"
-	// eventSignatureHeader carries sha256=HEX, the HMAC-SHA256 of the body
+	// EventSignatureHeader carries sha256=HEX, the HMAC-SHA256 of the body
 	// under the subscription's secret.
 	EventSignatureHeader = "X-Certvault-Signature"
 )
@@ -82,7 +82,7 @@ type eventData struct {
 	Error string `json:"Error,omitempty"`
 }
 
-// eventMessage is an outbox message of kind "event": one event for one
+// EventMessage is an outbox message of kind "event": one event for one
 // subscription. The body is fixed when the event happens, so a retried
 // delivery sends the same id.
 type EventMessage struct {
@@ -91,7 +91,7 @@ type EventMessage struct {
 	Body         json.RawMessage `json:"body"`
 }
 
-// emitEvent adds to b one outbox message per subscription that asked for
+// EmitEvent adds to b one outbox message per subscription that asked for
 // the event's type.
 func (c *Core) EmitEvent(b *raftstore.Batch, typ, kind, name, version string, nbf, exp *int64, errText string) error {
 	subs, _ := c.Store.List(subsPrefix, "", 0)
@@ -130,7 +130,7 @@ func (c *Core) EmitEvent(b *raftstore.Batch, typ, kind, name, version string, nb
 	return nil
 }
 
-// webhook returns a subscription and its secret, to deliver an event; ok
+// Webhook returns a subscription and its secret, to deliver an event; ok
 // is false when it was deleted.
 func (c *Core) Webhook(id string) (s EventSubscription, secret []byte, ok bool, err error) {
 	e, found := c.Store.Get(subsPrefix + id)

@@ -42,7 +42,7 @@ func (k *hsmKey) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]
 // errNoHSM answers a request for an HSM key type on a vault without one.
 var errNoHSM = BadParameter("kty", "RSA-HSM and EC-HSM keys need an HSM: start certvaultd with --pkcs11-module, --pkcs11-token-label and --pkcs11-pin-file, or use RSA or EC")
 
-// generateKey makes a key for the key properties: in the HSM for RSA-HSM
+// GenerateKey makes a key for the key properties: in the HSM for RSA-HSM
 // and EC-HSM (the private part never leaves it), in memory otherwise.
 func (c *Core) GenerateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	if !keyvault.IsHSM(kp.KeyType) {
@@ -72,13 +72,13 @@ func (c *Core) GenerateKey(kp *keyvault.KeyProperties) (crypto.Signer, error) {
 	return &hsmKey{Signer: k, id: id}, nil
 }
 
-// isHSMKey reports whether key lives in the HSM.
+// IsHSMKey reports whether key lives in the HSM.
 func IsHSMKey(key crypto.Signer) bool {
 	_, ok := key.(*hsmKey)
 	return ok
 }
 
-// encodePrivateKey returns what the vault stores, through the barrier,
+// EncodePrivateKey returns what the vault stores, through the barrier,
 // for a private key: PKCS#8 DER, or for an HSM key its reference.
 func EncodePrivateKey(key crypto.Signer) ([]byte, error) {
 	if hk, ok := key.(*hsmKey); ok {
@@ -91,7 +91,7 @@ func EncodePrivateKey(key crypto.Signer) ([]byte, error) {
 	return der, nil
 }
 
-// decodePrivateKey is the inverse of encodePrivateKey: it parses PKCS#8,
+// DecodePrivateKey is the inverse of encodePrivateKey: it parses PKCS#8,
 // or finds an HSM key by its reference.
 func (c *Core) DecodePrivateKey(b []byte) (crypto.Signer, error) {
 	if ref, ok := bytes.CutPrefix(b, []byte(hsmRefPrefix)); ok {

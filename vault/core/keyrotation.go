@@ -18,7 +18,7 @@ import (
 // (stored and served; its Rotate action is the renewal engine's to carry
 // out).
 
-// rotationPolicy is Key Vault's key rotation policy. certvault stores it
+// RotationPolicy is Key Vault's key rotation policy. certvault stores it
 // and serves it; a Rotate action in it is carried out by the renewal
 // engine once that exists, and POST /keys/{name}/rotate rotates now.
 type RotationPolicy struct {

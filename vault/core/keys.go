@@ -60,7 +60,7 @@ type KeyVersion struct {
 	Index uint64
 }
 
-// keyVersion reads a version of a key (a certificate's for a managed
+// KeyVersion reads a version of a key (a certificate's for a managed
 // key); the version must be given (resolveVersion).
 func (c *Core) KeyVersion(name, version string) (KeyVersion, error) {
 	m, _, ok, err := c.LoadMeta(KindKeys, name)
@@ -242,7 +242,7 @@ func (c *Core) storeKeyVersion(ctx context.Context, name string, key crypto.Sign
 	return k, err
 }
 
-// keyFromJWK builds a private key from a JWK with private members.
+// KeyFromJWK builds a private key from a JWK with private members.
 func KeyFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 	switch strings.TrimSuffix(j.Kty, "-HSM") {
 	case keyvault.KeyTypeRSA:

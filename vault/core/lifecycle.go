@@ -18,7 +18,7 @@ import (
 // and refused on their own: errManaged). The fronts render the object
 // after a step; these functions return names and raft indexes.
 
-// managedKinds are the objects a certificate manages under its own name.
+// ManagedKinds are the objects a certificate manages under its own name.
 var ManagedKinds = []string{KindKeys, KindSecrets}
 
 // forManaged calls fn for each managed key or secret of the object
@@ -139,7 +139,7 @@ type ObjectState struct {
 	Deleted *DeletedObject
 }
 
-// objectState returns the object kind/name at version ("": its current
+// ObjectState returns the object kind/name at version ("": its current
 // one, which is "" for a certificate that only ever had a pending
 // operation), deleted or not.
 func (c *Core) ObjectState(kind, name, version string) (ObjectState, error) {
@@ -222,7 +222,7 @@ func (c *Core) RecoverObject(ctx context.Context, p Caller, req ObjectRequest) (
 	return WriteResult{Index: idx}, err
 }
 
-// purgeOps adds the removal of everything stored for an object.
+// PurgeOps adds the removal of everything stored for an object.
 func PurgeOps(b *raftstore.Batch, kind, name string) {
 	b.Delete(MetaKey(kind, name)).Delete(DeletedKey(kind, name))
 	b.DeletePrefix(VerPrefix(kind, name)).DeletePrefix(valPrefix(kind, name))
@@ -262,7 +262,7 @@ func (c *Core) PurgeObject(ctx context.Context, p Caller, req ObjectRequest) (Wr
 	return WriteResult{Index: idx}, err
 }
 
-// backupBlob is the plaintext of a backup: every stored entry of one
+// BackupBlob is the plaintext of a backup: every stored entry of one
 // object, secret parts still sealed under their own storage keys.
 type BackupBlob struct {
 	Kind    string            `json:"kind"`
@@ -272,7 +272,7 @@ type BackupBlob struct {
 
 const BackupAAD = "certvault backup v1"
 
-// decodeBackup reads the plaintext of a backup for a restore of kind: a
+// DecodeBackup reads the plaintext of a backup for a restore of kind: a
 // blob of that kind, for a valid name, holding the object's record and
 // nothing but the entries objectEntries collects for it.
 func DecodeBackup(kind string, pt []byte) (BackupBlob, error) {

@@ -10,14 +10,14 @@ import (
 	"github.com/certvault/certvault/internal/objname"
 )
 
-// nameLayout is a storage prefix followed by an object name: directly
+// NameLayout is a storage prefix followed by an object name: directly
 // (policy/certificates/NAME) or after a kind segment (meta/KIND/NAME).
 type NameLayout struct {
 	Prefix  string
 	hasKind bool
 }
 
-// nameLayouts lists every key layout that carries an object or issuer
+// NameLayouts lists every key layout that carries an object or issuer
 // name in the name's position. pki/ISSUER/revoked is handled apart.
 var NameLayouts = []NameLayout{
 	{"meta/", true}, {"ver/", true}, {"val/", true}, {"deleted/", true},
@@ -26,7 +26,7 @@ var NameLayouts = []NameLayout{
 	{PrefixRollouts, true}, {PrefixRolloutPlans, true},
 }
 
-// splitNameKey cuts a storage key around its name segment: head ends with
+// SplitNameKey cuts a storage key around its name segment: head ends with
 // the "/" before the name, tail is "" or starts with the "/" after it.
 func SplitNameKey(key string) (head, name, tail string, ok bool) {
 	if rest, found := strings.CutPrefix(key, "pki/"); found {
@@ -57,7 +57,7 @@ func SplitNameKey(key string) (head, name, tail string, ok bool) {
 	return "", "", "", false
 }
 
-// canonicalStorageKey returns key with its name segment in canonical form
+// CanonicalStorageKey returns key with its name segment in canonical form
 // (key itself when it carries no name).
 func CanonicalStorageKey(key string) string {
 	head, name, tail, ok := SplitNameKey(key)
@@ -67,7 +67,7 @@ func CanonicalStorageKey(key string) string {
 	return head + objname.Canonical(name) + tail
 }
 
-// rekeyEntry returns the canonical key of an entry and its value as it
+// RekeyEntry returns the canonical key of an entry and its value as it
 // must be stored there. fixSealed, when set, may change a sealed value's
 // plaintext before it is sealed again under the new key (the node's
 // migration restores an issuer's spelling inside its record).
@@ -107,7 +107,7 @@ func (c *Core) RekeyEntry(key string, value []byte, fixSealed func(key string, p
 	return nk, value, nil
 }
 
-// acmeOrdersPrefix holds the ACME orders with work left: driving an
+// ACMEOrdersPrefix holds the ACME orders with work left: driving an
 // order, or removing its challenge records.
 const ACMEOrdersPrefix = "acme/orders/"
 

@@ -57,7 +57,7 @@ func PolicyKey(name string) string        { return "policy/certificates/" + objn
 func PendingKey(name string) string       { return "pending/certificates/" + objname.Canonical(name) }
 func PendKeyKey(name string) string       { return "pendkey/certificates/" + objname.Canonical(name) }
 
-// objectMeta is the record of an object name.
+// ObjectMeta is the record of an object name.
 type ObjectMeta struct {
 	// Name is the spelling the object was created with, shown in ids and
 	// lists; the storage key holds the canonical form. Records written
@@ -92,13 +92,13 @@ type ObjectMeta struct {
 	Halted *RenewalHalt `json:"renewal_halted,omitempty"`
 }
 
-// deletion records a soft delete.
+// Deletion records a soft delete.
 type Deletion struct {
 	Date           int64 `json:"date"`
 	ScheduledPurge int64 `json:"scheduled_purge"`
 }
 
-// versionMeta is the public record of one version.
+// VersionMeta is the public record of one version.
 type VersionMeta struct {
 	Attributes  keyvault.Attributes `json:"attributes"`
 	Tags        map[string]string   `json:"tags,omitempty"`
@@ -123,7 +123,7 @@ type VersionMeta struct {
 	How       string `json:"how,omitempty"`
 }
 
-// renewalInfo is a CA's suggested renewal window, as Unix seconds.
+// RenewalInfo is a CA's suggested renewal window, as Unix seconds.
 type RenewalInfo struct {
 	Start          int64  `json:"start"`
 	End            int64  `json:"end"`
@@ -132,7 +132,7 @@ type RenewalInfo struct {
 	Fetched int64 `json:"fetched"`
 }
 
-// live returns attributes with the recovery fields of the vault's current
+// Live returns attributes with the recovery fields of the vault's current
 // settings: they describe what a delete would do now, not what it would
 // have done when the version was written.
 func (c *Core) Live(a keyvault.Attributes) keyvault.Attributes {
@@ -152,7 +152,7 @@ func (c *Core) decorate(a *keyvault.Attributes) {
 	}
 }
 
-// loadMeta returns the meta record of an object and its entry (Index is
+// LoadMeta returns the meta record of an object and its entry (Index is
 // the compare-and-set token); found is false when there is none.
 func (c *Core) LoadMeta(kind, name string) (ObjectMeta, raftstore.Entry, bool, error) {
 	var m ObjectMeta
@@ -186,7 +186,7 @@ func MustJSON(v any) []byte {
 	return b
 }
 
-// putMeta adds a compare-and-set write of the meta record: the entry must
+// PutMeta adds a compare-and-set write of the meta record: the entry must
 // still be at prev.Index (or absent when prev has no index).
 // A record without a display name takes name as its spelling.
 func PutMeta(b *raftstore.Batch, kind, name string, m ObjectMeta, prev raftstore.Entry) {
@@ -215,7 +215,7 @@ func (m ObjectMeta) displayName(keyName string) string {
 	return keyName
 }
 
-// notFoundCode is Key Vault's error code for a missing object.
+// NotFoundCode is Key Vault's error code for a missing object.
 func NotFoundCode(kind string) string {
 	switch kind {
 	case KindCertificates:
@@ -251,7 +251,7 @@ func errManaged(kind, name string) *Error {
 	return Forbidden("%s %s is managed by the certificate of the same name; delete, recover or purge the certificate instead", Singular(kind), name)
 }
 
-// orObjectNotFound returns err, or when it is nil the not-found error of
+// OrObjectNotFound returns err, or when it is nil the not-found error of
 // the object version.
 func OrObjectNotFound(err error, kind, name, version string) error {
 	if err != nil {
@@ -260,7 +260,7 @@ func OrObjectNotFound(err error, kind, name, version string) error {
 	return ObjectNotFound(kind, name, version)
 }
 
-// liveObject returns the meta record of an object that exists and is not
+// LiveObject returns the meta record of an object that exists and is not
 // deleted, and its entry; otherwise errObjectNotFound (or the store's
 // error).
 func (c *Core) LiveObject(kind, name string) (ObjectMeta, raftstore.Entry, error) {
@@ -274,7 +274,7 @@ func (c *Core) LiveObject(kind, name string) (ObjectMeta, raftstore.Entry, error
 	return m, e, nil
 }
 
-// metaForNewVersion returns the meta record of the object a new version
+// MetaForNewVersion returns the meta record of the object a new version
 // is to be written to (found is false while the name is free), refusing a
 // name held by a soft-deleted object (errObjectDeleted).
 func (c *Core) MetaForNewVersion(kind, name string) (ObjectMeta, raftstore.Entry, bool, error) {
@@ -288,7 +288,7 @@ func (c *Core) MetaForNewVersion(kind, name string) (ObjectMeta, raftstore.Entry
 	return m, e, found, nil
 }
 
-// resolveVersion returns the version to read: the given one, or the
+// ResolveVersion returns the version to read: the given one, or the
 // current one when version is empty. It refuses deleted objects with
 // errObjectNotFound.
 func (c *Core) ResolveVersion(kind, name, version string) (ObjectMeta, string, error) {
@@ -351,7 +351,7 @@ func (p PageRequest) limit() int {
 	return p.Limit
 }
 
-// listUnder walks the entries under prefix for one page: keep chooses
+// ListUnder walks the entries under prefix for one page: keep chooses
 // entries, and next is where the following page starts (the last
 // entry's key without the prefix), empty when the listing is complete.
 func (c *Core) ListUnder(prefix string, page PageRequest, keep func(raftstore.Entry) bool) (entries []raftstore.Entry, next string) {
@@ -464,7 +464,7 @@ func (c *Core) ListVersions(ctx context.Context, p Caller, req ListVersionsReque
 	return res, nil
 }
 
-// newVersionAttributes are the attributes of a version made at now: the
+// NewVersionAttributes are the attributes of a version made at now: the
 // caller-settable ones from in, the times, the recovery settings, and
 // enabled unless in says otherwise.
 func (c *Core) NewVersionAttributes(in *keyvault.Attributes, now int64) keyvault.Attributes {
@@ -475,7 +475,7 @@ func (c *Core) NewVersionAttributes(in *keyvault.Attributes, now int64) keyvault
 	return a
 }
 
-// putVersionRecord adds to b the record of a new version v and, when
+// PutVersionRecord adds to b the record of a new version v and, when
 // secret is not nil, its secret part (value or private key) through the
 // barrier.
 func (c *Core) PutVersionRecord(b *raftstore.Batch, kind, name, version string, v VersionMeta, secret []byte) error {
@@ -486,7 +486,7 @@ func (c *Core) PutVersionRecord(b *raftstore.Batch, kind, name, version string, 
 	return PutSealed(b, c.Barrier.Load(), ValKey(kind, name, version), secret)
 }
 
-// putVersionUpdate adds to b the rewrite of version v (stored as e) of
+// PutVersionUpdate adds to b the rewrite of version v (stored as e) of
 // an object, compare-and-set, and, when it is the object's current
 // version, the new summary and tags in the meta records of summaryKinds
 // that exist (and, for a secret, its content type). Updates of
@@ -510,7 +510,7 @@ func (c *Core) PutVersionUpdate(b *raftstore.Batch, kind, name, version, current
 	}
 }
 
-// applyUpdate applies an update's attributes and tags (nil: unchanged)
+// ApplyUpdate applies an update's attributes and tags (nil: unchanged)
 // to version v and stamps it updated now.
 func (v *VersionMeta) ApplyUpdate(attrs *keyvault.Attributes, tags map[string]string) {
 	applyAttributes(&v.Attributes, attrs)
@@ -536,10 +536,10 @@ func applyAttributes(a *keyvault.Attributes, in *keyvault.Attributes) {
 	}
 }
 
-// objectName is Key Vault's rule for object names.
+// ObjectName is Key Vault's rule for object names.
 var ObjectName = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
 
-// validName checks an object name against Key Vault's rule (objectName).
+// ValidName checks an object name against Key Vault's rule (objectName).
 func ValidName(kind, name string) error {
 	if !ObjectName.MatchString(name) {
 		return BadParameter("name", "%s name %q is not valid: use 1 to 127 letters, digits and dashes", Singular(kind), name)

@@ -23,7 +23,7 @@ const (
 	OutboxIdle        = time.Minute
 )
 
-// outboxMessage is one message to deliver.
+// OutboxMessage is one message to deliver.
 type OutboxMessage struct {
 	// Kind is "mail" or "event".
 	Kind      string        `json:"kind"`
@@ -42,7 +42,7 @@ type mailBody struct {
 	Body    string `json:"body"`
 }
 
-// enqueueMail adds a mail to the contacts to b. When the node has no SMTP
+// EnqueueMail adds a mail to the contacts to b. When the node has no SMTP
 // relay configured it only logs the mail's subject, so that an operator
 // sees what the contacts would have been told.
 func (c *Core) EnqueueMail(b *raftstore.Batch, subject, body string) error {
@@ -60,7 +60,7 @@ func (c *Core) EnqueueMail(b *raftstore.Batch, subject, body string) error {
 	return nil
 }
 
-// contactEmails returns the vault's certificate contacts' addresses.
+// ContactEmails returns the vault's certificate contacts' addresses.
 func (c *Core) ContactEmails() []string {
 	e, ok := c.Store.Get(keyContacts)
 	if !ok {

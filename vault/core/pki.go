@@ -20,7 +20,7 @@ func RandomSerial() (*big.Int, error) {
 	return s.Add(s, big.NewInt(1)), nil
 }
 
-// fingerprint is the SHA-256 of a certificate's DER, as "sha256:HEX".
+// Fingerprint is the SHA-256 of a certificate's DER, as "sha256:HEX".
 func Fingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -38,7 +38,7 @@ func PEMKey(key crypto.Signer) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// parseCertPEM returns the first certificate in data.
+// ParseCertPEM returns the first certificate in data.
 func ParseCertPEM(data []byte) (*x509.Certificate, error) {
 	for {
 		var b *pem.Block
@@ -52,7 +52,7 @@ func ParseCertPEM(data []byte) (*x509.Certificate, error) {
 	}
 }
 
-// parseKeyPEM parses a PKCS#8 private key.
+// ParseKeyPEM parses a PKCS#8 private key.
 func ParseKeyPEM(data []byte) (crypto.Signer, error) {
 	b, _ := pem.Decode(data)
 	if b == nil {

@@ -33,7 +33,7 @@ func schedAt(prefix string, due time.Time, name string) string {
 	return prefix + fmt.Sprintf("%012d", due.Unix()) + "/" + name
 }
 
-// renewalPlan is a plan's value.
+// RenewalPlan is a plan's value.
 type RenewalPlan struct {
 	Version string `json:"version"`
 	// Attempts counts renewals of this version that failed; LastError
@@ -42,7 +42,7 @@ type RenewalPlan struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-// renewalHalt records that the renewal brake stopped a certificate's
+// RenewalHalt records that the renewal brake stopped a certificate's
 // automatic renewal.
 type RenewalHalt struct {
 	// At is when (Unix seconds); Version the current version then.
@@ -52,7 +52,7 @@ type RenewalHalt struct {
 	Reason string `json:"reason"`
 }
 
-// planVersion adds to b the renewal plan of a certificate's version (and
+// PlanVersion adds to b the renewal plan of a certificate's version (and
 // the removal of the plan it replaces), and records it in cm.
 func PlanVersion(b *raftstore.Batch, cm *ObjectMeta, name, version string, p *keyvault.Policy, v *VersionMeta) {
 	var ari *renewal.Window
@@ -94,7 +94,7 @@ func PlanVersion(b *raftstore.Batch, cm *ObjectMeta, name, version string, p *ke
 	cm.MailPlan = mailKey
 }
 
-// planExpiryEvents adds to b the NearExpiry and Expired events of a
+// PlanExpiryEvents adds to b the NearExpiry and Expired events of a
 // version that expires at exp (and drops the previous version's), and
 // records them in m.
 func (c *Core) PlanExpiryEvents(b *raftstore.Batch, m *ObjectMeta, kind, name, version string, nbf, exp *int64) {
@@ -128,7 +128,7 @@ func (c *Core) PlanExpiryEvents(b *raftstore.Batch, m *ObjectMeta, kind, name, v
 // schedevt/DUE/KIND/NAME/TYPE, when a version is made.
 const SchedEventPrefix = "schedevt/"
 
-// loadPolicy returns a certificate's policy.
+// LoadPolicy returns a certificate's policy.
 func (c *Core) LoadPolicy(name string) (*keyvault.Policy, raftstore.Entry, bool, error) {
 	e, ok := c.Store.Get(PolicyKey(name))
 	if !ok {
@@ -153,7 +153,7 @@ func (c *Core) LoadPending(name string) (*PendingOp, raftstore.Entry, bool, erro
 	return &op, e, true, nil
 }
 
-// openPrivateKey decrypts a stored private key (or its HSM reference).
+// OpenPrivateKey decrypts a stored private key (or its HSM reference).
 func (c *Core) OpenPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
 	b, err := c.OpenSealed(e)
 	if err != nil {
@@ -166,7 +166,7 @@ func (c *Core) OpenPrivateKey(e raftstore.Entry) (crypto.Signer, error) {
 	return k, nil
 }
 
-// certKey returns a certificate version's private key: decrypted, or
+// CertKey returns a certificate version's private key: decrypted, or
 // found in the HSM (nil when the version has none, e.g. imported without
 // its key).
 func (c *Core) CertKey(name, version string) (crypto.Signer, error) {
@@ -177,7 +177,7 @@ func (c *Core) CertKey(name, version string) (crypto.Signer, error) {
 	return c.OpenPrivateKey(e)
 }
 
-// pendingOp is a certificate's pending operation as stored.
+// PendingOp is a certificate's pending operation as stored.
 type PendingOp struct {
 	RequestID     string               `json:"request_id"`
 	Issuer        string               `json:"issuer"`

@@ -23,7 +23,7 @@ import (
 // with a compare-and-set on the assignments record so that two changes
 // cannot both pass.
 
-// keyAssignments holds every role assignment in one record, so that a
+// KeyAssignments holds every role assignment in one record, so that a
 // check ("an administrator remains") and a change commit together with a
 // compare-and-set on one index.
 const KeyAssignments = "access/assignments"
@@ -57,7 +57,7 @@ func tokenInfo(id string, rec TokenRecord, now time.Time) TokenInfo {
 	return ti
 }
 
-// parseTTL reads a duration such as 90m, 12h or 30d. Its error is a
+// ParseTTL reads a duration such as 90m, 12h or 30d. Its error is a
 // KindBadParameter about "ttl".
 func ParseTTL(s string) (time.Duration, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
@@ -207,7 +207,7 @@ func (c *Core) RevokeToken(ctx context.Context, p Caller, id string) (uint64, er
 	})
 }
 
-// adminRemains refuses a change that would leave no principal with a
+// AdminRemains refuses a change that would leave no principal with a
 // valid token and Administrator at the vault scope: nobody could manage
 // the vault any more.
 func AdminRemains(as []access.Assignment, toks map[string]TokenRecord) error {
@@ -228,7 +228,7 @@ func AdminRemains(as []access.Assignment, toks map[string]TokenRecord) error {
 			"first create one: certvault token create --name NAME --role Administrator --scope /")
 }
 
-// assignments returns the role assignments and the index of their record
+// Assignments returns the role assignments and the index of their record
 // (raftstore.NotExist when there is none).
 func (c *Core) Assignments() ([]access.Assignment, uint64) {
 	e, ok := c.Store.Get(KeyAssignments)
@@ -242,7 +242,7 @@ func (c *Core) Assignments() ([]access.Assignment, uint64) {
 	return as, e.Index
 }
 
-// newAssignment checks and builds an assignment (its ID is set when it
+// NewAssignment checks and builds an assignment (its ID is set when it
 // is added).
 func NewAssignment(role, assignee, scope, by string) (access.Assignment, error) {
 	ro, err := access.LookupRole(role)
@@ -384,13 +384,13 @@ func (c *Core) Self(ctx context.Context, p Caller) (Self, error) {
 	return s, nil
 }
 
-// bootstrapAssignments is the first assignment: the root token's
+// BootstrapAssignments is the first assignment: the root token's
 // principal is an Administrator of the whole vault.
 func BootstrapAssignments(now time.Time) []byte {
 	return MustJSON([]access.Assignment{{ID: "1", Role: access.Administrator, Assignee: rootPrincipal, Scope: "/", Created: now.Unix(), CreatedBy: "bootstrap"}})
 }
 
-// tokenRecord is a bearer token as stored (through the barrier): only the
+// TokenRecord is a bearer token as stored (through the barrier): only the
 // SHA-256 of its secret part.
 type TokenRecord struct {
 	// Name is the principal the token authenticates.
@@ -406,10 +406,10 @@ func (t TokenRecord) Expired(now time.Time) bool {
 	return t.Expires != 0 && now.Unix() >= t.Expires
 }
 
-// tokenPrefix starts every bearer token: "cvt.<id>.<secret>".
+// TokenPrefix starts every bearer token: "cvt.<id>.<secret>".
 const TokenPrefix = "cvt."
 
-// newToken makes a token with the given ID; ttl 0 means no expiry.
+// NewToken makes a token with the given ID; ttl 0 means no expiry.
 func NewToken(id, name string, ttl time.Duration, now time.Time) (string, TokenRecord, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
@@ -424,7 +424,7 @@ func NewToken(id, name string, ttl time.Duration, now time.Time) (string, TokenR
 	return TokenPrefix + id + "." + s, rec, nil
 }
 
-// randomID returns n random bytes as hex.
+// RandomID returns n random bytes as hex.
 func RandomID(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

@@ -7,7 +7,7 @@ import (
 	"github.com/certvault/certvault/raftstore"
 )
 
-// listJSON decodes every plain JSON record under prefix whose key sorts
+// ListJSON decodes every plain JSON record under prefix whose key sorts
 // after after ("" for all), in key order; a record that does not decode
 // is skipped. It is the one listing loop of the agents, bindings,
 // deliveries, subscriptions and audit incidents.

@@ -14,7 +14,7 @@ import (
 // Secret material goes through the barrier: these put it into a batch
 // and read it back.
 
-// putSealed adds a put of plaintext, encrypted by the barrier, to b.
+// PutSealed adds a put of plaintext, encrypted by the barrier, to b.
 func PutSealed(b *raftstore.Batch, bar *barrier.Barrier, key string, plaintext []byte) error {
 	ct, err := bar.Encrypt(key, plaintext)
 	if err != nil {
@@ -24,7 +24,7 @@ func PutSealed(b *raftstore.Batch, bar *barrier.Barrier, key string, plaintext [
 	return nil
 }
 
-// putSealedJSON is putSealed of v's JSON.
+// PutSealedJSON is putSealed of v's JSON.
 func PutSealedJSON(b *raftstore.Batch, bar *barrier.Barrier, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -33,7 +33,7 @@ func PutSealedJSON(b *raftstore.Batch, bar *barrier.Barrier, key string, v any) 
 	return PutSealed(b, bar, key, data)
 }
 
-// getSealedJSON decrypts an entry and decodes its JSON into v.
+// GetSealedJSON decrypts an entry and decodes its JSON into v.
 func (c *Core) GetSealedJSON(e raftstore.Entry, v any) error {
 	pt, err := c.OpenSealed(e)
 	if err != nil {
@@ -45,7 +45,7 @@ func (c *Core) GetSealedJSON(e raftstore.Entry, v any) error {
 	return nil
 }
 
-// openSealed decrypts an entry's value.
+// OpenSealed decrypts an entry's value.
 func (c *Core) OpenSealed(e raftstore.Entry) ([]byte, error) {
 	b := c.Barrier.Load()
 	if b == nil {
@@ -54,7 +54,7 @@ func (c *Core) OpenSealed(e raftstore.Entry) ([]byte, error) {
 	return b.Decrypt(e.Key, e.Value)
 }
 
-// caKey decrypts the vault CA's private key.
+// CAKey decrypts the vault CA's private key.
 func (c *Core) CAKey() (*ecdsa.PrivateKey, error) {
 	e, ok := c.Store.Get(KeyCAKey)
 	if !ok {

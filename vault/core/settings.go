@@ -65,7 +65,7 @@ func (s vaultSettings) recoveryLevel() string {
 	return lvl
 }
 
-// publicURL is the address under which relying parties reach the vault.
+// PublicURL is the address under which relying parties reach the vault.
 func (c *Core) PublicURL() string {
 	if u := c.settings().PublicURL; u != "" {
 		return u

@@ -41,7 +41,7 @@ const (
 	PrefixAgents          = "agents/"
 	prefixAgentJoinTokens = "sys/agent-join-tokens/"
 	AgentTokenPrefix      = "cva."
-	// agentOU marks agent client certificates.
+	// AgentOU marks agent client certificates.
 	AgentOU = "certvault-agent"
 	// defaultAgentCertTTL is an agent identity's lifetime.
 	defaultAgentCertTTL = 30 * 24 * time.Hour
@@ -98,7 +98,7 @@ type cachedAgent struct {
 	rec   AgentRecord
 }
 
-// agent returns an agent's record from the local state.
+// Agent returns an agent's record from the local state.
 func (f *Fleet) Agent(id string) (AgentRecord, uint64, bool) {
 	e, ok := f.Store.Get(PrefixAgents + id)
 	if !ok {
@@ -124,7 +124,7 @@ func (f *Fleet) Agent(id string) (AgentRecord, uint64, bool) {
 	return rec, e.Index, true
 }
 
-// agentCA returns the agent CA certificate, nil error and nil cert when
+// AgentCA returns the agent CA certificate, nil error and nil cert when
 // none was made yet.
 func (f *Fleet) AgentCA() (*x509.Certificate, error) {
 	e, ok := f.Store.Get(keyAgentCACert)
@@ -223,7 +223,7 @@ type EnrollResponse struct {
 // caller learns nothing about which tokens exist.
 var errBadAgentToken = errors.New("vault: agent join token is not valid (wrong, expired or used up; ask for a new one: certvault agent join-token create)")
 
-// parseAgentJoinToken splits an agent join token, "cva.<id>.<secret>"
+// ParseAgentJoinToken splits an agent join token, "cva.<id>.<secret>"
 // (surrounding white space ignored); both parts must be there.
 func ParseAgentJoinToken(tok string) (id, secret string, ok bool) {
 	rest, found := strings.CutPrefix(strings.TrimSpace(tok), AgentTokenPrefix)
@@ -445,7 +445,7 @@ func (f *Fleet) EnrollAgent(ctx context.Context, p core.Caller, req EnrollAgentR
 	return EnrollAgentResult{Enrollment: resp, Index: idx}, nil
 }
 
-// badAgentToken is the one refusal of any join-token problem, a
+// BadAgentToken is the one refusal of any join-token problem, a
 // malformed token's too.
 func BadAgentToken() *core.Error {
 	return core.Forbidden("%s", strings.TrimPrefix(errBadAgentToken.Error(), "vault: "))
@@ -512,7 +512,7 @@ func (f *Fleet) ListAgents(ctx context.Context, p core.Caller, req ListAgentsReq
 	return out, nil
 }
 
-// errAgentNotFound is the answer about an agent id nobody has.
+// ErrAgentNotFound is the answer about an agent id nobody has.
 func ErrAgentNotFound(id string) *core.Error {
 	return core.NotFound("AgentNotFound", "no agent has ID %q ('certvault agent list' shows them)", id)
 }

@@ -73,7 +73,7 @@ func PlanKey(kind, name string) string {
 	return core.PrefixRolloutPlans + kind + "/" + objname.Canonical(name)
 }
 
-// parseWaves checks waves: counts or percentages, growing, ending at 100%.
+// ParseWaves checks waves: counts or percentages, growing, ending at 100%.
 func ParseWaves(ws []string) error {
 	if len(ws) == 0 || len(ws) > 20 {
 		return core.BadParameter("waves", "waves: give 1 to 20 waves such as 1,10%%,50%%,100%%")
@@ -89,7 +89,7 @@ func ParseWaves(ws []string) error {
 	return nil
 }
 
-// waveSize is how many of n agents a wave ("3" or "10%") covers in total.
+// WaveSize is how many of n agents a wave ("3" or "10%") covers in total.
 func WaveSize(w string, n int) (int, error) {
 	if p, ok := strings.CutSuffix(w, "%"); ok {
 		f, err := strconv.ParseFloat(p, 64)
@@ -230,7 +230,7 @@ func (f *Fleet) targetFor(agentID, kind, name, current string) string {
 	return r.Previous
 }
 
-// runRollouts is the leader's loop over running rollouts.
+// RunRollouts is the leader's loop over running rollouts.
 func (f *Fleet) RunRollouts(ctx context.Context) {
 	t := time.NewTicker(rolloutTick)
 	defer t.Stop()

@@ -27,11 +27,11 @@ const (
 	prefixAgentBindings = "agent-bindings/"
 	// prefixDeliveries holds every reported install, by time.
 	prefixDeliveries = "deliveries/"
-	// maxWatchWait bounds a long poll.
+	// MaxWatchWait bounds a long poll.
 	MaxWatchWait = 5 * time.Minute
-	// maxWatchObjects bounds the objects of one watch.
+	// MaxWatchObjects bounds the objects of one watch.
 	MaxWatchObjects = 256
-	// defaultWatchWait is a watch's wait when the agent names none.
+	// DefaultWatchWait is a watch's wait when the agent names none.
 	DefaultWatchWait = 30 * time.Second
 )
 

@@ -41,6 +41,12 @@ type Env struct {
 	// ProxyToLeader passes a request to the leader and answers with its
 	// answer.
 	ProxyToLeader func(w http.ResponseWriter, r *http.Request)
+	// LeaderOnly wraps a public write so that a follower passes it to
+	// the leader.
+	LeaderOnly func(h http.HandlerFunc) http.HandlerFunc
+	// AgentOnly wraps h so that the gate admits only agents presenting a
+	// valid, unrevoked identity; writes go to the leader.
+	AgentOnly func(h http.HandlerFunc) http.Handler
 	// RequestDeadline bounds what a request waits for the leader.
 	RequestDeadline time.Duration
 }

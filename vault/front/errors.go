@@ -33,7 +33,7 @@ var statusOfKind = map[core.ErrorKind]int{
 	core.KindInternal:            http.StatusInternalServerError,
 }
 
-// coreToAPI is the HTTP answer to a core error: the status of its kind,
+// CoreToAPI is the HTTP answer to a core error: the status of its kind,
 // its code and message as they are.
 func CoreToAPI(e *core.Error) *APIError {
 	status, ok := statusOfKind[e.Kind]
@@ -60,7 +60,7 @@ func InternalError(cause error) *APIError {
 	return &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "internal error; see the server log", Cause: cause}
 }
 
-// notCaughtUp is the 503 of a follower that must check something it does
+// NotCaughtUp is the 503 of a follower that must check something it does
 // not know (a credential, an assignment) with the leader and cannot.
 func NotCaughtUp(cause error) *APIError {
 	return &APIError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 	"github.com/certvault/certvault/vault/fleet"
 )
 
-// writeJSON answers status with v as JSON.
+// WriteJSON answers status with v as JSON.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
@@ -27,7 +28,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// writeError answers with Key Vault's error shape.
+// WriteError answers with Key Vault's error shape.
 func WriteError(w http.ResponseWriter, err error) {
 	var ae *APIError
 	var ce *core.Error
@@ -52,7 +53,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	WriteJSON(w, ae.Status, map[string]any{"error": map[string]string{"code": ae.Code, "message": ae.Message}})
 }
 
-// decodeBody reads a JSON body into v strictly (body.go): the body must
+// DecodeBody reads a JSON body into v strictly (body.go): the body must
 // be declared application/json, and a member given twice, invalid UTF-8,
 // trailing data, tags over Key Vault's limits or an nbf/exp out of range
 // are refused with 400 before anything is stored.
@@ -77,7 +78,7 @@ func IsWrite(method string) bool {
 	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
-// routeLabelKey holds a *string that the data-plane router fills with the
+// RouteLabelKey holds a *string that the data-plane router fills with the
 // route's pattern, for the metrics the middleware records.
 type RouteLabelKey struct{}
 
@@ -99,22 +100,22 @@ type Endpoint struct {
 	Node bool
 }
 
-// statusClientClosed is the status of a request whose client went away
+// StatusClientClosed is the status of a request whose client went away
 // before it was answered (nginx's 499): not the vault's fault, so not a
 // 500 and not logged as an error.
 const StatusClientClosed = 499
 
-// maxBodyBytes bounds every request body (Key Vault's own limit is about
+// MaxBodyBytes bounds every request body (Key Vault's own limit is about
 // this size); a larger one gets 413.
 const MaxBodyBytes = 1 << 20
 
-// reqInfo follows a request through the middleware, authentication,
+// ReqInfo follows a request through the middleware, authentication,
 // authorization and the handler, and becomes its audit record.
 type ReqInfo struct {
-	// skip: health probes, metrics and node-to-node traffic (whose
+	// Skip: health probes, metrics and node-to-node traffic (whose
 	// client-facing request is recorded where it came in).
 	Skip bool
-	// hold: the answer waits until the audit record is durable
+	// Hold: the answer waits until the audit record is durable
 	// (mutating and secret-reading requests).
 	Hold      bool
 	Caller    core.Caller
@@ -127,7 +128,7 @@ type ReqInfo struct {
 
 type ReqInfoKey struct{}
 
-// infoOf returns the request's info; a request that did not come through
+// InfoOf returns the request's info; a request that did not come through
 // the middleware (never in production) gets a throwaway one.
 func InfoOf(r *http.Request) *ReqInfo {
 	if ri, ok := r.Context().Value(ReqInfoKey{}).(*ReqInfo); ok {
@@ -145,26 +146,26 @@ func principalOf(ctx context.Context) string {
 	return ""
 }
 
-// callerOf returns the authenticated caller of a request.
+// CallerOf returns the authenticated caller of a request.
 func CallerOf(r *http.Request) core.Caller { return InfoOf(r).Caller }
 
-// errUnauthenticated means the request has no valid credential.
+// ErrUnauthenticated means the request has no valid credential.
 var ErrUnauthenticated = errors.New("vault: no valid credential")
 
-// objectResource is the resource of a request on /KIND/{name}.
+// ObjectResource is the resource of a request on /KIND/{name}.
 func ObjectResource(kind string) func(*http.Request) access.Resource {
 	return func(r *http.Request) access.Resource {
 		return access.Resource{Kind: kind, Name: r.PathValue("name")}
 	}
 }
 
-// isAgentChain reports whether a verified chain ends in an agent
+// IsAgentChain reports whether a verified chain ends in an agent
 // certificate: leaf OU certvault-agent issued by the agent CA.
 func IsAgentChain(chain []*x509.Certificate) bool {
 	return len(chain) >= 2 && slices.Contains(chain[0].Subject.OrganizationalUnit, fleet.AgentOU)
 }
 
-// parseSince reads an RFC 3339 time or an age before now (90m, 24h, 7d).
+// ParseSince reads an RFC 3339 time or an age before now (90m, 24h, 7d).
 func ParseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
@@ -178,7 +179,7 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 
 func BaseURL(r *http.Request) string { return "https://" + r.Host }
 
-// setIndexHeader reports the raft index of a write as X-Certvault-Index
+// SetIndexHeader reports the raft index of a write as X-Certvault-Index
 // (no header when nothing was written: index 0).
 func SetIndexHeader(w http.ResponseWriter, idx uint64) {
 	if idx != 0 {
@@ -187,3 +188,11 @@ func SetIndexHeader(w http.ResponseWriter, idx uint64) {
 }
 
 func Itoa(i uint64) string { return strconv.FormatUint(i, 10) }
+
+// InfoSource is the caller's address without the port.
+func InfoSource(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}

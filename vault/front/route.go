@@ -7,7 +7,7 @@ import (
 	"github.com/certvault/certvault/vault/access"
 )
 
-// route is a data-plane endpoint: a method, a path shape and a handler.
+// Route is a data-plane endpoint: a method, a path shape and a handler.
 // Shapes are segment lists where "{x}" captures a segment (which may be
 // empty, so that /secrets/NAME/ reads the current version) and any other
 // segment is literal. Literal segments win over captures, as Key Vault
@@ -17,22 +17,22 @@ type Route struct {
 	Method  string
 	Pattern string
 	Segs    []string
-	// actions are the permissions of which the caller needs one.
+	// Actions are the permissions of which the caller needs one.
 	Actions []access.Action
 	handler http.HandlerFunc
 }
 
-// router dispatches the Key Vault data plane. net/http's ServeMux cannot
+// Router dispatches the Key Vault data plane. net/http's ServeMux cannot
 // express it: /certificates/issuers/{issuer} and
 // /certificates/{name}/pending overlap without either being more specific.
 type Router struct {
 	Routes []Route
-	// before runs once the route is known, before its handler; it answers
+	// Before runs once the route is known, before its handler; it answers
 	// the request itself and returns false to stop it (authorization).
 	Before func(w http.ResponseWriter, r *http.Request, rte *Route) bool
 }
 
-// handle adds a route whose caller needs action.
+// Handle adds a route whose caller needs action.
 func (rt *Router) Handle(method, pattern string, action access.Action, h http.HandlerFunc) {
 	rt.Routes = append(rt.Routes, Route{Method: method, Pattern: pattern, Segs: strings.Split(strings.Trim(pattern, "/"), "/"), Actions: []access.Action{action}, handler: h})
 }

@@ -91,7 +91,7 @@ type acmeRequest struct {
 	DNS *dnsSettings `json:"dns,omitempty"`
 }
 
-// acmeView is what the API shows of an ACME issuer: never the account key
+// ACMEView is what the API shows of an ACME issuer: never the account key
 // or the TSIG secret.
 type ACMEView struct {
 	DirectoryURL string  `json:"directory_url"`

@@ -167,7 +167,7 @@ func (s *Issuance) queueOrder(b *raftstore.Batch, name string, o *acmeOrder) err
 	return nil
 }
 
-// runOrders is the leader's order loop: it starts a driver for every ACME
+// RunOrders is the leader's order loop: it starts a driver for every ACME
 // order with work left, and looks again whenever the set of orders
 // changes, and every orderScanInterval. It returns when ctx ends
 // (leadership lost); the next leader resumes from the same records.

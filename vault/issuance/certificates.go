@@ -66,7 +66,7 @@ type CertificatePolicyResult struct {
 	Index  uint64
 }
 
-// certificate loads a version of a certificate as the core shows it.
+// Certificate loads a version of a certificate as the core shows it.
 func (s *Issuance) Certificate(name, version string) (Certificate, error) {
 	v, _, ok, err := s.LoadVersion(core.KindCertificates, name, version)
 	if err != nil || !ok {

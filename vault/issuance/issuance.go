@@ -75,7 +75,7 @@ func (s *Issuance) checkFreeName(name string) error {
 	return nil
 }
 
-// startIssuance is create's core: it generates (or reuses) the key, then
+// StartIssuance is create's core: it generates (or reuses) the key, then
 // issues at once for Self and internal issuers, or leaves a pending
 // operation with a CSR for Unknown. Everything random happens here, before
 // the single raft command that records the result.
@@ -104,7 +104,7 @@ func (s *Issuance) StartIssuance(ctx context.Context, p core.Caller, name string
 	}
 }
 
-// issuanceTries bounds how often a person's create is made again after a
+// IssuanceTries bounds how often a person's create is made again after a
 // concurrent change of the same certificate.
 const IssuanceTries = 3
 
@@ -368,16 +368,16 @@ func stampPolicy(p *keyvault.Policy, prev raftstore.Entry) *keyvault.Policy {
 // offline CA), and renewal planning and the renewal scheduler.
 type Issuance struct {
 	*core.Core
-	// renewals counts automatic renewals by result (done, failed,
+	// Renewals counts automatic renewals by result (done, failed,
 	// halted).
 	Renewals *prometheus.CounterVec
-	// beforeIssuanceApply, set only by tests, runs just before an
+	// BeforeIssuanceApply, set only by tests, runs just before an
 	// issuance's raft command: a test writes to the certificate there to
 	// lose the race that the scheduler's writes can win on a busy node.
 	BeforeIssuanceApply func(name string)
 }
 
-// newIssuance returns the issuance service over c.
+// NewIssuance returns the issuance service over c.
 func NewIssuance(c *core.Core) *Issuance {
 	return &Issuance{Core: c, Renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "certvault_renewals_total",

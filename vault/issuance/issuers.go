@@ -41,7 +41,7 @@ var knownProviders = map[string]string{
 
 func IssuerKey(name string) string { return "issuers/" + objname.Canonical(name) }
 
-// storedIssuer is an issuer as stored (through the barrier: it holds
+// StoredIssuer is an issuer as stored (through the barrier: it holds
 // credentials and, for internal CAs, the CA key).
 type StoredIssuer struct {
 	// Name is the spelling the issuer was created with (issuer names are
@@ -61,7 +61,7 @@ type StoredIssuer struct {
 	ACME *acmeSettings `json:"acme,omitempty"`
 }
 
-// issuerRequest is the body of PUT/PATCH /certificates/issuers/{name}:
+// IssuerRequest is the body of PUT/PATCH /certificates/issuers/{name}:
 // Key Vault's fields plus certvault's "ca" extension for internal CAs.
 type IssuerRequest struct {
 	Provider    string                     `json:"provider"`
@@ -88,7 +88,7 @@ func emptyIssuerKey() *core.Error {
 		"with the CLI, the contents of --api-key-file), or leave pwd out to keep the stored key")
 }
 
-// caRequest creates an internal CA: a new root (subject, key, validity) or
+// CARequest creates an internal CA: a new root (subject, key, validity) or
 // an import of an existing CA certificate chain and key (PEM).
 type CARequest struct {
 	Subject        string `json:"subject,omitempty"`
@@ -467,7 +467,7 @@ func (s *Issuance) ListIssuers(ctx context.Context, p core.Caller, req ListIssue
 	return out, nil
 }
 
-// checkIssuerName refuses an issuer name that is not valid, or Self or
+// CheckIssuerName refuses an issuer name that is not valid, or Self or
 // Unknown.
 func CheckIssuerName(name string) error {
 	if !core.ObjectName.MatchString(name) || objname.Equal(name, keyvault.IssuerSelf) || objname.Equal(name, keyvault.IssuerUnknown) {

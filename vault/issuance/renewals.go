@@ -130,7 +130,7 @@ func (s *Issuance) replanCurrent(b *raftstore.Batch, name string, p *keyvault.Po
 	return nil
 }
 
-// runRenewals is the leader's renewal scheduler: it renews the
+// RunRenewals is the leader's renewal scheduler: it renews the
 // certificates whose plan is due, then sleeps until the next plan is due
 // or the plans change. A renewal is one raft command conditional on the
 // plan it consumes, so a new leader never renews a version twice.
@@ -157,7 +157,7 @@ func (s *Issuance) RunRenewals(ctx context.Context) {
 	}
 }
 
-// renewDue renews what is due at now and returns when the next plan is
+// RenewDue renews what is due at now and returns when the next plan is
 // due (zero if none).
 func (s *Issuance) RenewDue(ctx context.Context, now time.Time) time.Time {
 	return s.forDue(ctx, core.SchedPrefix, now, func(e raftstore.Entry, name string) {

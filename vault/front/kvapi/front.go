@@ -10,7 +10,7 @@ type Front struct {
 	*front.Env
 }
 
-// routes adds the data plane's routes to rt, each with the permission it
+// Routes adds the data plane's routes to rt, each with the permission it
 // needs (rt's before hook, the node's gate, checks it).
 func (f *Front) Routes(rt *front.Router) {
 	f.secretRoutes(rt)

@@ -18,7 +18,7 @@ import (
 // The Key Vault front of keys: it reads requests, calls core/keys.go and
 // renders keys as JSON Web Keys.
 
-// jwkFromPublic renders a public key as Key Vault's JSON Web Key.
+// JwkFromPublic renders a public key as Key Vault's JSON Web Key.
 func JwkFromPublic(kid string, pub crypto.PublicKey, ops []string) keyvault.JWK {
 	j := keyvault.JWK{Kid: kid, KeyOps: ops}
 	switch k := pub.(type) {
@@ -46,7 +46,7 @@ type keyCreateRequest struct {
 	Tags       map[string]string    `json:"tags,omitempty"`
 }
 
-// keyImportRequest is the body of PUT /keys/{name}.
+// KeyImportRequest is the body of PUT /keys/{name}.
 type KeyImportRequest struct {
 	Key        *keyvault.JWK        `json:"key"`
 	HSM        bool                 `json:"hsm,omitempty"`
@@ -154,7 +154,7 @@ func (f *Front) handleImportKey(w http.ResponseWriter, r *http.Request) {
 	writeKey(w, r, k)
 }
 
-// privateFromJWK is keyFromJWK with the Key Vault front's errors.
+// PrivateFromJWK is keyFromJWK with the Key Vault front's errors.
 func PrivateFromJWK(j *keyvault.JWK) (crypto.Signer, error) {
 	k, err := core.KeyFromJWK(j)
 	return k, apiError(err)

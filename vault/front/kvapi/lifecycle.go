@@ -80,7 +80,7 @@ type deletedKeyItem struct {
 	DeletedDate        int64               `json:"deletedDate,omitempty"`
 }
 
-// parseBackup is decodeBackup with the Key Vault front's errors.
+// ParseBackup is decodeBackup with the Key Vault front's errors.
 func ParseBackup(kind string, pt []byte) (core.BackupBlob, error) {
 	blob, err := core.DecodeBackup(kind, pt)
 	return blob, apiError(err)

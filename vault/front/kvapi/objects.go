@@ -35,7 +35,7 @@ func objectID(r *http.Request, kind, name, version string) string {
 	return id
 }
 
-// pageParams reads maxresults (1-25, default 25) and $skiptoken.
+// PageParams reads maxresults (1-25, default 25) and $skiptoken.
 func PageParams(r *http.Request) (int, string, error) {
 	q := r.URL.Query()
 	limit := 25
@@ -57,7 +57,7 @@ func PageParams(r *http.Request) (int, string, error) {
 	return limit, after, nil
 }
 
-// nextLink builds the link to the page after key `last`.
+// NextLink builds the link to the page after key `last`.
 func NextLink(r *http.Request, last string, limit int) *string {
 	q := url.Values{}
 	q.Set("api-version", r.URL.Query().Get("api-version"))

@@ -22,7 +22,7 @@ var (
 	dateAPIVersions = regexp.MustCompile(`^20[2-9][0-9]-[01][0-9]-[0-3][0-9](-preview)?$`)
 )
 
-// dataPlane wraps a Key Vault data-plane handler: authentication first
+// DataPlane wraps a Key Vault data-plane handler: authentication first
 // (so an SDK's bodiless first request gets the challenge), then the
 // api-version check.
 func (f *Front) DataPlane(h http.HandlerFunc) http.HandlerFunc {

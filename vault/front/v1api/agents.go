@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"net"
 	"net/http"
 
 	"github.com/certvault/certvault/vault/front"
@@ -26,48 +25,10 @@ func (f *Front) agentRoutes(vault func(string, string, http.HandlerFunc, ...acce
 	vault("GET", "/v1/agents", f.handleListAgents, access.AgentsManage, access.AuditRead)
 	vault("GET", "/v1/agents/{id}", f.handleGetAgent, access.AgentsManage, access.AuditRead)
 	vault("DELETE", "/v1/agents/{id}", f.handleRevokeAgent, access.AgentsManage)
-	public("POST", "/v1/agents/enroll", f.leaderOnly(f.handleEnroll))
-	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, f.agentOnly(f.handleAgentRenew))
+	public("POST", "/v1/agents/enroll", f.LeaderOnly(f.handleEnroll))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, f.AgentOnly(f.handleAgentRenew))
 	f.agentProtocolRoutes(add)
 }
-
-// leaderOnly hands a public write to the leader.
-func (f *Front) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !f.Store.IsLeader() {
-			f.ProxyToLeader(w, r)
-			return
-		}
-		h(w, r)
-	}
-}
-
-// agentOnly admits only agents presenting a valid, unrevoked identity;
-// writes go to the leader.
-func (f *Front) agentOnly(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := f.Authenticate(w, r)
-		if !ok {
-			return
-		}
-		if c.AgentID == "" {
-			front.InfoOf(r).Denied = true
-			front.WriteError(w, &front.APIError{Status: http.StatusForbidden, Code: "Forbidden", Message: "only an agent, with its client certificate, may call this"})
-			return
-		}
-		front.InfoOf(r).Object = "/agents/" + c.AgentID
-		if front.IsWrite(r.Method) && !f.Store.IsLeader() {
-			f.ProxyToLeader(w, r)
-			return
-		}
-		h(w, r)
-	})
-}
-
-// agentHeader carries, from a follower to the leader, the ID of the agent
-// whose request the follower hands over (its client certificate does not
-// cross the proxy). Only a node may send it.
-const AgentHeader = "X-Certvault-Agent"
 
 func (f *Front) handleAgentJoinToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -117,7 +78,7 @@ func (f *Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		f.Fail(w, r, fleet.BadAgentToken())
 		return
 	}
-	res, err := f.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: InfoSource(r)})
+	res, err := f.EnrollAgent(r.Context(), c, fleet.EnrollAgentRequest{TokenID: tokID, TokenSecret: secret, CSR: csr, Name: name, Source: front.InfoSource(r)})
 	if err != nil {
 		if core.IsKind(err, core.KindForbidden) {
 			front.InfoOf(r).Denied = true
@@ -131,20 +92,12 @@ func (f *Front) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	front.WriteJSON(w, http.StatusCreated, res.Enrollment)
 }
 
-// infoSource is the caller's address without the port.
-func InfoSource(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
-
 // maxAgentRSABits bounds an agent's RSA key: checking a signature costs
 // about the cube of the key size, and an enrollment CSR is read before the
 // join token is checked.
 const maxAgentRSABits = 8192
 
-// parseAgentCSR checks an agent's CSR: PEM, an EC P-256/P-384 or RSA
+// ParseAgentCSR checks an agent's CSR: PEM, an EC P-256/P-384 or RSA
 // 2048-8192 key (checked first: a CSR of a megabyte RSA key would cost
 // minutes of CPU to verify) and a good signature.
 func ParseAgentCSR(p string) (*x509.CertificateRequest, error) {

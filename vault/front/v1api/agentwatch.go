@@ -16,8 +16,8 @@ import (
 // decides): the long poll for target versions and the outcome reports.
 
 func (f *Front) agentProtocolRoutes(add func(front.Endpoint, http.Handler)) {
-	add(front.Endpoint{Method: "GET", Pattern: "/v1/agents/watch", Agent: true}, f.agentOnly(f.handleAgentWatch))
-	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/report", Agent: true}, f.agentOnly(f.handleAgentReport))
+	add(front.Endpoint{Method: "GET", Pattern: "/v1/agents/watch", Agent: true}, f.AgentOnly(f.handleAgentWatch))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/report", Agent: true}, f.AgentOnly(f.handleAgentReport))
 }
 
 // parseWatchObjects reads the ?o=KIND/NAME@VERSION of a watch.

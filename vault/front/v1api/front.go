@@ -19,7 +19,7 @@ type Front struct {
 	*front.Env
 }
 
-// routes registers the front's endpoints through the node's gate: vault
+// Routes registers the front's endpoints through the node's gate: vault
 // for those that need a permission, public for those that take no
 // token, add for the rest (their Endpoint says who may call them).
 func (f *Front) Routes(vault func(string, string, http.HandlerFunc, ...access.Action), public func(string, string, http.HandlerFunc), add func(front.Endpoint, http.Handler)) {
