@@ -3,7 +3,6 @@ package kvapi
 import (
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/certvault/certvault/vault/front"
 
@@ -18,12 +17,12 @@ import (
 func (f *Front) certificateRoutes(rt *front.Router) {
 	rt.Handle("POST", "/certificates/{name}/create", access.CertificatesWrite, f.handleCreateCertificate)
 	rt.Handle("POST", "/certificates/{name}/import", access.CertificatesWrite, f.handleImportCertificate)
-	rt.Handle("GET", "/certificates", access.CertificatesRead, f.handleListCertificates)
+	rt.Handle("GET", "/certificates", access.CertificatesRead, listHandler(f, core.KindCertificates, false, certificateItems))
 	rt.Handle("GET", "/certificates/{name}", access.CertificatesRead, f.handleGetCertificate)
 	rt.Handle("GET", "/certificates/{name}/{version}", access.CertificatesRead, f.handleGetCertificate)
 	rt.Handle("PATCH", "/certificates/{name}", access.CertificatesWrite, f.handleUpdateCertificate)
 	rt.Handle("PATCH", "/certificates/{name}/{version}", access.CertificatesWrite, f.handleUpdateCertificate)
-	rt.Handle("GET", "/certificates/{name}/versions", access.CertificatesRead, f.handleCertificateVersions)
+	rt.Handle("GET", "/certificates/{name}/versions", access.CertificatesRead, listHandler(f, core.KindCertificates, true, certificateItems))
 	rt.Handle("GET", "/certificates/{name}/policy", access.CertificatesRead, f.handleGetPolicy)
 	rt.Handle("PATCH", "/certificates/{name}/policy", access.CertificatesWrite, f.handleUpdatePolicy)
 	rt.Handle("GET", "/certificates/{name}/pending", access.CertificatesRead, f.handleGetPending)
@@ -201,43 +200,6 @@ func certificateItems(r *http.Request, items []core.ObjectItem) []keyvault.Certi
 			X5t: it.X5t, Attributes: it.Attributes, Tags: it.Tags})
 	}
 	return out
-}
-
-func (f *Front) handleCertificateVersions(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	limit, after, err := PageParams(r)
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	if !f.Linearized(w, r) {
-		return
-	}
-	res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindCertificates, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
-}
-
-func (f *Front) handleListCertificates(w http.ResponseWriter, r *http.Request) {
-	limit, after, err := PageParams(r)
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	if !f.Linearized(w, r) {
-		return
-	}
-	includePending := strings.EqualFold(r.URL.Query().Get("includePending"), "true")
-	res, err := f.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: includePending,
-		Page: core.PageRequest{Limit: limit, After: after}})
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	writePage(w, r, certificateItems(r, res.Items), res.Next, limit)
 }
 
 // writeOperation answers a certificate's operation.

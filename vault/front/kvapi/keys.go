@@ -65,12 +65,12 @@ type keyOpRequest struct {
 func (f *Front) keyRoutes(rt *front.Router) {
 	rt.Handle("POST", "/keys/{name}/create", access.KeysWrite, f.handleCreateKey)
 	rt.Handle("PUT", "/keys/{name}", access.KeysWrite, f.handleImportKey)
-	rt.Handle("GET", "/keys", access.KeysRead, f.handleListKeys)
+	rt.Handle("GET", "/keys", access.KeysRead, listHandler(f, core.KindKeys, false, keyItems))
 	rt.Handle("GET", "/keys/{name}", access.KeysRead, f.handleGetKey)
 	rt.Handle("GET", "/keys/{name}/{version}", access.KeysRead, f.handleGetKey)
 	rt.Handle("PATCH", "/keys/{name}/{version}", access.KeysWrite, f.handleUpdateKey)
 	rt.Handle("PATCH", "/keys/{name}", access.KeysWrite, f.handleUpdateKey)
-	rt.Handle("GET", "/keys/{name}/versions", access.KeysRead, f.handleKeyVersions)
+	rt.Handle("GET", "/keys/{name}/versions", access.KeysRead, listHandler(f, core.KindKeys, true, keyItems))
 	for _, op := range []string{"sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey"} {
 		rt.Handle("POST", "/keys/{name}/{version}/"+op, access.KeysCrypto, f.handleKeyOp(op))
 		rt.Handle("POST", "/keys/{name}/"+op, access.KeysCrypto, f.handleKeyOp(op))
@@ -194,41 +194,6 @@ func keyItems(r *http.Request, items []core.ObjectItem) []keyItem {
 		out = append(out, keyItem{Kid: objectID(r, core.KindKeys, it.Name, it.Version), Attributes: it.Attributes, Tags: it.Tags, Managed: it.Managed})
 	}
 	return out
-}
-
-func (f *Front) handleListKeys(w http.ResponseWriter, r *http.Request) {
-	limit, after, err := PageParams(r)
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	if !f.Linearized(w, r) {
-		return
-	}
-	res, err := f.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindKeys, Page: core.PageRequest{Limit: limit, After: after}})
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
-}
-
-func (f *Front) handleKeyVersions(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	limit, after, err := PageParams(r)
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	if !f.Linearized(w, r) {
-		return
-	}
-	res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindKeys, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	writePage(w, r, keyItems(r, res.Items), res.Next, limit)
 }
 
 func (f *Front) handleKeyOp(op string) http.HandlerFunc {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/certvault/certvault/vault/front"
 
@@ -70,4 +71,41 @@ func NextLink(r *http.Request, last string, limit int) *string {
 	}
 	s := front.BaseURL(r) + r.URL.Path + "?" + q.Encode()
 	return &s
+}
+
+// listHandler answers a page of a kind's objects (versions set: of the
+// versions of the object {name}) as the items that items makes. For
+// certificates, includePending=true lists those whose only version is
+// still pending too.
+func listHandler[T any](f *Front, kind string, versions bool, items func(*http.Request, []core.ObjectItem) []T) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		limit, after, err := PageParams(r)
+		if err != nil {
+			f.Fail(w, r, err)
+			return
+		}
+		if !f.Linearized(w, r) {
+			return
+		}
+		page := core.PageRequest{Limit: limit, After: after}
+		var got []core.ObjectItem
+		var next string
+		if versions {
+			res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: kind, Name: r.PathValue("name"), Page: page})
+			if err != nil {
+				f.Fail(w, r, err)
+				return
+			}
+			got, next = res.Items, res.Next
+		} else {
+			includePending := kind == core.KindCertificates && strings.EqualFold(r.URL.Query().Get("includePending"), "true")
+			res, err := f.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: kind, IncludePending: includePending, Page: page})
+			if err != nil {
+				f.Fail(w, r, err)
+				return
+			}
+			got, next = res.Items, res.Next
+		}
+		writePage(w, r, items(r, got), next, limit)
+	}
 }

@@ -45,12 +45,12 @@ func (f *Front) DataPlane(h http.HandlerFunc) http.HandlerFunc {
 
 func (f *Front) secretRoutes(rt *front.Router) {
 	rt.Handle("PUT", "/secrets/{name}", access.SecretsWrite, f.handleSetSecret)
-	rt.Handle("GET", "/secrets", access.SecretsMetadata, f.handleListSecrets)
+	rt.Handle("GET", "/secrets", access.SecretsMetadata, listHandler(f, core.KindSecrets, false, secretItems))
 	rt.Handle("GET", "/secrets/{name}", access.SecretsGet, f.handleGetSecret)
 	rt.Handle("GET", "/secrets/{name}/{version}", access.SecretsGet, f.handleGetSecret)
 	rt.Handle("PATCH", "/secrets/{name}/{version}", access.SecretsWrite, f.handleUpdateSecret)
 	rt.Handle("PATCH", "/secrets/{name}", access.SecretsWrite, f.handleUpdateSecret)
-	rt.Handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, f.handleSecretVersions)
+	rt.Handle("GET", "/secrets/{name}/versions", access.SecretsMetadata, listHandler(f, core.KindSecrets, true, secretItems))
 	rt.Handle("DELETE", "/secrets/{name}", access.SecretsDelete, f.handleDeleteObject(core.KindSecrets))
 	rt.Handle("GET", "/deletedsecrets", access.SecretsMetadata, f.handleListDeleted(core.KindSecrets))
 	rt.Handle("GET", "/deletedsecrets/{name}", access.SecretsMetadata, f.handleGetDeleted(core.KindSecrets))
@@ -126,23 +126,6 @@ func (f *Front) handleUpdateSecret(w http.ResponseWriter, r *http.Request) {
 	front.WriteJSON(w, http.StatusOK, secretBundle(r, s))
 }
 
-func (f *Front) handleListSecrets(w http.ResponseWriter, r *http.Request) {
-	limit, after, err := PageParams(r)
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	if !f.Linearized(w, r) {
-		return
-	}
-	res, err := f.ListObjects(r.Context(), front.CallerOf(r), core.ListObjectsRequest{Kind: core.KindSecrets, Page: core.PageRequest{Limit: limit, After: after}})
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	writePage(w, r, secretItems(r, res.Items), res.Next, limit)
-}
-
 // secretItems renders list items of secrets or of a secret's versions.
 func secretItems(r *http.Request, items []core.ObjectItem) []keyvault.SecretItem {
 	var out []keyvault.SecretItem
@@ -163,22 +146,4 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, items []T, last st
 		p.NextLink = NextLink(r, last, limit)
 	}
 	front.WriteJSON(w, http.StatusOK, p)
-}
-
-func (f *Front) handleSecretVersions(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	limit, after, err := PageParams(r)
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	if !f.Linearized(w, r) {
-		return
-	}
-	res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: core.KindSecrets, Name: name, Page: core.PageRequest{Limit: limit, After: after}})
-	if err != nil {
-		f.Fail(w, r, err)
-		return
-	}
-	writePage(w, r, secretItems(r, res.Items), res.Next, limit)
 }
