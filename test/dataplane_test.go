@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -216,8 +217,14 @@ func TestDataPlaneBadInput(t *testing.T) {
 		if _, op := dpDo(t, cl, "GET", "/certificates/m1/pending", nil); op["status"] != "inProgress" {
 			t.Fatalf("after a refused merge the operation is %v, want still inProgress", op["status"])
 		}
-		if st, _ := dpDo(t, cl, "GET", "/certificates/m1", nil); st != http.StatusNotFound {
-			t.Fatalf("after a refused merge GET certificate: got %d, want 404", st)
+		// Nothing was made: the certificate still reads as Key Vault
+		// shows a pending one, its coming version disabled, with no
+		// certificate and the operation's id (issue 18).
+		st, cert := dpDo(t, cl, "GET", "/certificates/m1", nil)
+		pending, _ := cert["pending"].(map[string]any)
+		attrs, _ := cert["attributes"].(map[string]any)
+		if st != http.StatusOK || pending == nil || !strings.HasSuffix(fmt.Sprint(pending["id"]), "/certificates/m1/pending") || cert["cer"] != nil || attrs["enabled"] != false || cert["policy"] == nil {
+			t.Fatalf("after a refused merge GET certificate: got %d %v, want 200, disabled, no cer, the policy and pending.id", st, cert)
 		}
 	})
 }

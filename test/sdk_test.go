@@ -785,6 +785,24 @@ func TestSDK(t *testing.T) {
 		_, err = cl.CreateCertificate(ctx, "csr-cert", azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil)
 		sdkWantStatus(t, "CreateCertificate while an operation is in progress", err, http.StatusConflict, "")
 
+		// As in Key Vault, the pending certificate reads as the version its
+		// operation will make: disabled, with the policy and no certificate,
+		// the same by name and by that version's id (issue 18).
+		pendingVersion := ""
+		for _, v := range []string{"", "by-id"} {
+			if v == "by-id" {
+				v = pendingVersion
+			}
+			got, err := cl.GetCertificate(ctx, "csr-cert", v, nil)
+			if err != nil {
+				t.Fatalf("GetCertificate(csr-cert, %q) while pending: %v", v, err)
+			}
+			if got.ID == nil || got.ID.Version() == "" || got.Attributes == nil || got.Attributes.Enabled == nil || *got.Attributes.Enabled || got.Policy == nil || len(got.CER) != 0 {
+				t.Fatalf("GetCertificate(csr-cert, %q) while pending: got id %v attributes %+v policy %v cer %d bytes; want a version id, disabled, the policy, no cer", v, got.ID, got.Attributes, got.Policy != nil, len(got.CER))
+			}
+			pendingVersion = got.ID.Version()
+		}
+
 		ca := newSDKCA(t)
 		leaf := ca.sign(t, csr.Subject, csr.DNSNames, csr.PublicKey)
 		merged, err := cl.MergeCertificate(ctx, "csr-cert", azcertificates.MergeCertificateParameters{
@@ -795,6 +813,9 @@ func TestSDK(t *testing.T) {
 		}
 		if !bytes.Equal(merged.CER, leaf.Raw) {
 			t.Error("merge response: CER differs from the signed leaf")
+		}
+		if merged.ID == nil || merged.ID.Version() != pendingVersion {
+			t.Errorf("merge response: got version %v, want the pending version %s", merged.ID, pendingVersion)
 		}
 		if done := sdkWaitOperation(ctx, t, cl, "csr-cert"); *done.Status != "completed" {
 			t.Errorf("operation after merge: got %q, want completed", *done.Status)

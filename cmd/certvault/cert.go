@@ -405,6 +405,13 @@ func certGetCmd(g *globals, out io.Writer) *cobra.Command {
 			if err := json.Unmarshal(raw, &c); err != nil {
 				return err
 			}
+			if c.Pending != nil {
+				tw := table(out)
+				fmt.Fprintf(tw, "id:\t%s\n", c.ID)
+				fmt.Fprintf(tw, "status:\tpending: no certificate yet (see 'certvault cert operation %s'; a CSR is completed with 'certvault cert merge')\n", a[0])
+				fmt.Fprintf(tw, "enabled:\t%v\n", c.Attributes.IsEnabled())
+				return tw.Flush()
+			}
 			leaf, err := x509.ParseCertificate(c.Cer)
 			if err != nil {
 				return fmt.Errorf("parse certificate: %w", err)
@@ -450,6 +457,9 @@ func certDownloadCmd(g *globals, out io.Writer) *cobra.Command {
 			var c keyvault.Certificate
 			if err := cl.Do(cmd.Context(), http.MethodGet, versionPath("certificates", a[0], version), nil, &c); err != nil {
 				return err
+			}
+			if c.Pending != nil {
+				return fmt.Errorf("certificate %s is still pending: there is no certificate to download until its operation completes (see 'certvault cert operation %s')", a[0], a[0])
 			}
 			data := c.Cer
 			if chain && format == "der" {

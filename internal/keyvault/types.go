@@ -150,10 +150,19 @@ type Certificate struct {
 	// RenewalInfo is certvault's extension: the ACME CA's suggested
 	// renewal window for this version (RFC 9773), when it offers one.
 	RenewalInfo *RenewalWindow `json:"renewal_info,omitempty"`
+	// Pending, on a version whose operation has not completed, says
+	// where the operation is (the version is disabled and has no
+	// certificate yet).
+	Pending *PendingRef `json:"pending,omitempty"`
 	// Deleted certificates add these.
 	RecoveryID         string `json:"recoveryId,omitempty"`
 	ScheduledPurgeDate int64  `json:"scheduledPurgeDate,omitempty"`
 	DeletedDate        int64  `json:"deletedDate,omitempty"`
+}
+
+// PendingRef points at a certificate's pending operation.
+type PendingRef struct {
+	ID string `json:"id"`
 }
 
 // RenewalWindow is a CA's suggested renewal window, as Unix seconds.

@@ -202,4 +202,9 @@ type PendingOp struct {
 	// CreatedBy is the principal that asked for the certificate (empty
 	// for a renewal).
 	CreatedBy string `json:"created_by,omitempty"`
+	// Version is the id of the version the operation makes, chosen when
+	// it starts: Key Vault shows a pending certificate as that version,
+	// disabled, until it completes. Empty in operations recorded before
+	// it was kept; they get an id when they complete.
+	Version string `json:"version,omitempty"`
 }

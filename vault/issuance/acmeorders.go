@@ -516,7 +516,7 @@ func (or *orderRunner) complete(ctx context.Context, name string, ord *acmeOrder
 		for _, c := range certs.SortChain(leaf, chain[1:]) {
 			out = append(out, c.Raw)
 		}
-		version, err := core.NewVersionID()
+		version, err := opVersion(op)
 		if err != nil {
 			return err
 		}

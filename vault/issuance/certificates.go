@@ -39,6 +39,9 @@ type Certificate struct {
 	Policy *keyvault.Policy
 	// RenewalInfo is the ACME CA's suggested renewal window, if any.
 	RenewalInfo *keyvault.RenewalWindow
+	// Pending marks the version an operation in progress will make: it
+	// has no chain yet, and is disabled, as Key Vault shows it.
+	Pending bool
 }
 
 // CertificateResult is the result of a write that makes or changes a
@@ -129,12 +132,53 @@ type GetCertificateRequest struct {
 }
 
 // GetCertificate returns a version of a certificate that is not deleted.
+//
+// A certificate whose operation has not completed yet reads, as in Key
+// Vault, as the version that operation will make: disabled, with its
+// policy and no chain (Pending), when it is the latest (the certificate
+// has no other version) or asked for by its id.
 func (s *Issuance) GetCertificate(ctx context.Context, p core.Caller, req GetCertificateRequest) (Certificate, error) {
 	_, version, err := s.ResolveVersion(core.KindCertificates, req.Name, req.Version)
-	if err != nil {
-		return Certificate{}, err
+	if err == nil {
+		var c Certificate
+		if c, err = s.Certificate(req.Name, version); err == nil {
+			return c, nil
+		}
 	}
-	return s.Certificate(req.Name, version)
+	if core.IsKind(err, core.KindNotFound) {
+		if c, ok, perr := s.pendingCertificate(req.Name, req.Version); perr != nil {
+			return Certificate{}, perr
+		} else if ok {
+			return c, nil
+		}
+	}
+	return Certificate{}, err
+}
+
+// pendingCertificate is the version that the operation in progress on a
+// certificate will make, when version names it or is empty and the
+// certificate has no current version.
+func (s *Issuance) pendingCertificate(name, version string) (Certificate, bool, error) {
+	m, _, found, err := s.LoadMeta(core.KindCertificates, name)
+	if err != nil || !found || m.Deleted != nil {
+		return Certificate{}, false, err
+	}
+	op, _, ok, err := s.LoadPending(name)
+	if err != nil || !ok || op.Version == "" || op.Status == keyvault.StatusCompleted {
+		return Certificate{}, false, err
+	}
+	if version != op.Version && (version != "" || m.Current != "") {
+		return Certificate{}, false, nil
+	}
+	disabled := false
+	c := Certificate{Name: name, Version: op.Version, Tags: op.Tags, Pending: true,
+		Attributes: s.Live(keyvault.Attributes{Enabled: &disabled, Created: op.Created, Updated: op.Created})}
+	if p, _, ok, err := s.LoadPolicy(name); err != nil {
+		return Certificate{}, false, err
+	} else if ok {
+		c.Policy = p
+	}
+	return c, true, nil
 }
 
 // UpdateCertificateRequest changes a version's attributes and tags, and
@@ -389,7 +433,7 @@ func (s *Issuance) MergeCertificate(ctx context.Context, p core.Caller, req Merg
 	for i, c := range ordered {
 		ders[i] = c.Raw
 	}
-	version, err := core.NewVersionID()
+	version, err := opVersion(op)
 	if err != nil {
 		return CertificateResult{}, err
 	}

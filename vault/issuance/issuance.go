@@ -30,6 +30,16 @@ func madeBy(by, how string) func(*core.VersionMeta) {
 	return func(v *core.VersionMeta) { v.CreatedBy, v.How = by, how }
 }
 
+// opVersion is the id of the version an operation makes: the one chosen
+// when it started (which Key Vault showed while it was pending), or a new
+// one for an operation recorded before that was kept.
+func opVersion(op *core.PendingOp) (string, error) {
+	if op.Version != "" {
+		return op.Version, nil
+	}
+	return core.NewVersionID()
+}
+
 // opMadeBy is madeBy for a version an operation produced.
 func opMadeBy(op *core.PendingOp) func(*core.VersionMeta) {
 	if op.Renewal {
@@ -144,8 +154,12 @@ func (s *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name st
 	if err != nil {
 		return nil, 0, err
 	}
+	version, err := core.NewVersionID()
+	if err != nil {
+		return nil, 0, err
+	}
 	now := s.Now()
-	op := &core.PendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused, CreatedBy: p.Name}
+	op := &core.PendingOp{RequestID: reqID, Issuer: policy.IssuerName(), Status: keyvault.StatusInProgress, Created: now.Unix(), Attributes: attrs, Tags: tags, KeyReused: reused, CreatedBy: p.Name, Version: version}
 	if policy.Issuer != nil {
 		op.CertType = policy.Issuer.CertificateType
 	}
@@ -197,10 +211,6 @@ func (s *Issuance) startIssuanceOnce(ctx context.Context, p core.Caller, name st
 		}
 	default:
 		der, chain, err := s.issueNow(policy, key, now)
-		if err != nil {
-			return nil, 0, err
-		}
-		version, err := core.NewVersionID()
 		if err != nil {
 			return nil, 0, err
 		}

@@ -78,6 +78,16 @@ func (f *Front) certBundle(r *http.Request, name, version string) (keyvault.Cert
 
 // certificateBundle renders a certificate version the core returned.
 func certificateBundle(r *http.Request, c issuance.Certificate) keyvault.Certificate {
+	if c.Pending {
+		// Key Vault's answer for a version still pending: no key,
+		// secret or certificate yet, and where its operation is.
+		kc := keyvault.Certificate{ID: objectID(r, core.KindCertificates, c.Name, c.Version), Attributes: c.Attributes, Tags: c.Tags,
+			Pending: &keyvault.PendingRef{ID: objectID(r, core.KindCertificates, c.Name, "") + "/pending"}}
+		if c.Policy != nil {
+			kc.Policy = policyBundle(r, c.Name, c.Policy)
+		}
+		return kc
+	}
 	kc := keyvault.Certificate{
 		ID:          objectID(r, core.KindCertificates, c.Name, c.Version),
 		Kid:         objectID(r, core.KindKeys, c.Name, c.Version),
