@@ -65,6 +65,11 @@ var accessMatrix = []struct{ method, pattern, who string }{
 	{"POST", "/v1/tokens", "Adm DAA"},
 	{"GET", "/v1/tokens", "Adm R DAA"},
 	{"DELETE", "/v1/tokens/{id}", "Adm DAA"},
+	{"POST", "/v1/service-principals", "Adm DAA"},
+	{"GET", "/v1/service-principals", "Adm R DAA"},
+	{"GET", "/v1/service-principals/{name}", "Adm R DAA"},
+	{"DELETE", "/v1/service-principals/{name}", "Adm DAA"},
+	{"POST", "/v1/service-principals/{name}/secret", "Adm DAA"},
 	{"GET", "/v1/auth/self", "any"},
 	{"GET", "/v1/roles", "any"},
 	{"GET", "/v1/roles/assignments", "Adm R DAA"},
@@ -336,8 +341,9 @@ table, which the test checks cell by cell against a running vault.
 Regenerate: UPDATE_DOCS=1 go test ./test -run TestAccessMatrix -->
 
 Every request is denied unless a **role assignment** allows it. A role is
-assigned to a **principal** (the ` + "`--name`" + ` of a token) or to an **agent
-group** (` + "`group:NAME`" + `) at a **scope**:
+assigned to a **principal** (the ` + "`--name`" + ` of a token, or
+` + "`sp:NAME`" + ` for a service principal made with ` + "`certvault sp create`" + `) or to an
+**agent group** (` + "`group:NAME`" + `) at a **scope**:
 
 | scope | covers |
 | --- | --- |

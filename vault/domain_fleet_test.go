@@ -8,6 +8,7 @@ import (
 
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
+	"github.com/certvault/certvault/vault/identity"
 
 	"github.com/certvault/certvault/vault/access"
 )
@@ -18,7 +19,7 @@ import (
 func TestFleetCoreErrors(t *testing.T) {
 	ttlErr := func() error { _, err := core.ParseTTL("soon"); return err }
 	assignErr := func(role, assignee, scope string) func() error {
-		return func() error { _, err := core.NewAssignment(role, assignee, scope, "root"); return err }
+		return func() error { _, err := identity.NewAssignment(role, assignee, scope, "root"); return err }
 	}
 	csr := &x509.CertificateRequest{Subject: pkix.Name{CommonName: "web 01"}}
 	for _, tc := range []struct {
@@ -36,7 +37,7 @@ func TestFleetCoreErrors(t *testing.T) {
 		{"waves", func() error { return fleet.ParseWaves([]string{"1", "50%"}) }, core.KindBadParameter, "BadParameter", "waves",
 			"waves: the last wave must be 100% so that every agent gets the version"},
 		{"wave size", func() error { _, err := fleet.WaveSize("x%", 10); return err }, core.KindBadParameter, "BadParameter", "waves", ""},
-		{"last administrator", func() error { return core.AdminRemains(nil, nil) }, core.KindConflict, "LastAdministrator", "", ""},
+		{"last administrator", func() error { return identity.AdminRemains(nil, nil) }, core.KindConflict, "LastAdministrator", "", ""},
 		{"enroll name", func() error { _, err := fleet.AgentEnrollName("", csr); return err }, core.KindBadParameter, "BadParameter", "name",
 			`name "web 01": use a host name (letters, digits, . _ @ -)`},
 		{"agent token", func() error { return fleet.BadAgentToken() }, core.KindForbidden, "Forbidden", "",

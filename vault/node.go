@@ -25,6 +25,7 @@ import (
 	"github.com/certvault/certvault/vault/barrier"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
+	"github.com/certvault/certvault/vault/identity"
 	"github.com/certvault/certvault/vault/issuance"
 
 	"github.com/certvault/certvault/internal/atomicfile"
@@ -227,6 +228,7 @@ type Node struct {
 	*core.Core
 	*issuance.Issuance
 	*fleet.Fleet
+	*identity.Identity
 	opts Options
 	seal barrier.Seal
 	// hsmErr is set while the HSM is lost (see watchHSM).
@@ -294,7 +296,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	c := &core.Core{Log: opts.Logger, Clock: opts.Time, APIAddr: opts.APIAddr, Mailer: opts.Mailer}
-	n := &Node{Core: c, Issuance: issuance.NewIssuance(c), Fleet: &fleet.Fleet{Core: c}, opts: opts, fatal: make(chan error, 1)}
+	n := &Node{Core: c, Issuance: issuance.NewIssuance(c), Fleet: &fleet.Fleet{Core: c}, Identity: &identity.Identity{Core: c}, opts: opts, fatal: make(chan error, 1)}
 	n.Fleet.AuditRecords = n.clusterRecords
 	if err := checkWritableDir(opts.DataDir); err != nil {
 		return nil, err

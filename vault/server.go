@@ -457,7 +457,7 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 
 // env returns the Env that the node gives its fronts.
 func (n *Node) env() *front.Env {
-	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet,
+	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet, Identity: n.Identity,
 		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, Authorize: n.authorize,
 		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
 		RequestDeadline: n.opts.RequestDeadline}

@@ -26,7 +26,12 @@ var examples = map[string]string{
   certvault cluster join-token --ttl 15m --uses 2`,
 	"cluster snapshot save": "  certvault cluster snapshot save vault-2026-11-26.snap",
 	"contacts delete":       "  certvault contacts delete",
-	"contacts list":         "  certvault contacts list -o json",
+	"sp list": `  certvault sp list
+  certvault sp list -o json | jq -r '.value[] | .name + " " + .client_id'`,
+	"sp show":          "  certvault sp show billing",
+	"sp delete":        "  certvault sp delete billing",
+	"sp secret rotate": "  certvault sp secret rotate billing -o json | jq -r .client_secret",
+	"contacts list":    "  certvault contacts list -o json",
 	"events deliveries": `  certvault events deliveries
   certvault events deliveries --failed`,
 	"events list":        "  certvault events list",

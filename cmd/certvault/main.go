@@ -100,7 +100,7 @@ Exit status: 0 on success, 1 on an error, 2 on a usage error.`,
 		return nil
 	}
 	root.AddCommand(clusterCmd(g, stdout), certCmd(g, stdout), issuerCmd(g, stdout), contactsCmd(g, stdout), secretCmd(g, stdout), keyCmd(g, stdout), settingsCmd(g, stdout), eventsCmd(g, stdout),
-		tokenCmd(g, stdout), roleCmd(g, stdout), agentCmd(g, stdout), auditCmd(g, stdout), reportCmd(g, stdout), rolloutCmd(g, stdout))
+		tokenCmd(g, stdout), spCmd(g, stdout), roleCmd(g, stdout), agentCmd(g, stdout), auditCmd(g, stdout), reportCmd(g, stdout), rolloutCmd(g, stdout))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	builtinExamples(root)

@@ -299,13 +299,26 @@ func ValidPrincipalName(name string) error {
 // GroupPrefix marks an assignee that is an agent group.
 const GroupPrefix = "group:"
 
-// ParseAssignee checks an assignee: a principal name or group:NAME.
+// SPPrefix marks a service principal's principal name (sp:NAME); no
+// token name can take that form.
+const SPPrefix = "sp:"
+
+// ParseAssignee checks an assignee: a principal name, group:NAME or
+// sp:NAME.
 func ParseAssignee(s string) (string, error) {
 	if g, ok := strings.CutPrefix(s, GroupPrefix); ok {
 		if err := ValidPrincipalName(g); err != nil {
 			return "", fmt.Errorf("group %q: %w", g, err)
 		}
 		return s, nil
+	}
+	if sp, ok := strings.CutPrefix(s, SPPrefix); ok {
+		if err := ValidPrincipalName(sp); err != nil {
+			return "", fmt.Errorf("service principal %q: %w", sp, err)
+		}
+		// Service principal names are case-insensitive, as object
+		// names are: the assignee is their one canonical form.
+		return SPPrefix + objname.Canonical(sp), nil
 	}
 	if strings.HasPrefix(s, "agent:") {
 		return "", fmt.Errorf("%w: %q: assign roles to agents through their group (group:NAME)", ErrBadPrincipal, s)
@@ -318,7 +331,7 @@ type Assignment struct {
 	ID string `json:"id"`
 	// Role is the role's name.
 	Role string `json:"role"`
-	// Assignee is a principal name or group:NAME.
+	// Assignee is a principal name, group:NAME or sp:NAME.
 	Assignee string `json:"assignee"`
 	// Scope is the canonical scope string.
 	Scope string `json:"scope"`

@@ -1,8 +1,9 @@
 // Package core is the vault's domain core: Key Vault objects (secrets,
 // keys, and the versions of certificates), their names, versions and
 // paging, soft delete, recover, purge, backup and restore, the vault's
-// settings and contacts, events and the mail outbox, tokens, role
-// assignments and the access policy.
+// settings and contacts, events and the mail outbox, token records, the
+// role assignments record and the access policy built from it (managing
+// tokens, service principals and assignments is vault/identity's).
 //
 // Its API takes typed requests and the caller (Caller) and returns typed
 // results and *Error (bad parameter with the member it is about, not

@@ -7,11 +7,12 @@ import (
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
+	"github.com/certvault/certvault/vault/identity"
 	"github.com/certvault/certvault/vault/issuance"
 )
 
 // Env is what the node gives every front: the domain (core, issuance,
-// fleet), and the node's shared services — answering an error, a
+// fleet, identity), and the node's shared services — answering an error, a
 // linearized read, the gate's authentication and authorization, passing a
 // request to the leader. A front only translates between its wire and the
 // domain; it reaches raft and the node through Env alone.
@@ -19,6 +20,7 @@ type Env struct {
 	*core.Core
 	*issuance.Issuance
 	*fleet.Fleet
+	*identity.Identity
 	// Fail logs an error's internal cause and answers it.
 	Fail func(w http.ResponseWriter, r *http.Request, err error)
 	// Linearized brings the node's state up to date for a read, or

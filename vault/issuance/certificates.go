@@ -133,7 +133,7 @@ type GetCertificateRequest struct {
 
 // GetCertificate returns a version of a certificate that is not deleted.
 //
-// A certificate whose operation has not completed yet reads, as in Key
+// A certificate whose operation is still in progress reads, as in Key
 // Vault, as the version that operation will make: disabled, with its
 // policy and no chain (Pending), when it is the latest (the certificate
 // has no other version) or asked for by its id.
@@ -157,14 +157,15 @@ func (s *Issuance) GetCertificate(ctx context.Context, p core.Caller, req GetCer
 
 // pendingCertificate is the version that the operation in progress on a
 // certificate will make, when version names it or is empty and the
-// certificate has no current version.
+// certificate has no current version. A failed or cancelled operation
+// made nothing: the certificate then reads as not found, as before.
 func (s *Issuance) pendingCertificate(name, version string) (Certificate, bool, error) {
 	m, _, found, err := s.LoadMeta(core.KindCertificates, name)
 	if err != nil || !found || m.Deleted != nil {
 		return Certificate{}, false, err
 	}
 	op, _, ok, err := s.LoadPending(name)
-	if err != nil || !ok || op.Version == "" || op.Status == keyvault.StatusCompleted {
+	if err != nil || !ok || op.Version == "" || op.Status != keyvault.StatusInProgress {
 		return Certificate{}, false, err
 	}
 	if version != op.Version && (version != "" || m.Current != "") {

@@ -37,6 +37,7 @@ func (f *Front) Routes(vault func(string, string, http.HandlerFunc, ...access.Ac
 	vault("GET", "/v1/report", f.handleReport, access.AuditRead)
 
 	f.accessRoutes(vault)
+	f.servicePrincipalRoutes(vault)
 	f.agentRoutes(vault, public, add)
 	f.rolloutRoutes(vault, add)
 }

@@ -4,8 +4,7 @@ import (
 	"net/http"
 
 	"github.com/certvault/certvault/vault/front"
-
-	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/identity"
 
 	"github.com/certvault/certvault/vault/access"
 )
@@ -36,7 +35,7 @@ func (f *Front) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		f.Fail(w, r, err)
 		return
 	}
-	res, err := f.CreateToken(r.Context(), front.CallerOf(r), core.CreateTokenRequest{Name: req.Name, TTL: req.TTL, Role: req.Role, Scope: req.Scope})
+	res, err := f.CreateToken(r.Context(), front.CallerOf(r), identity.CreateTokenRequest{Name: req.Name, TTL: req.TTL, Role: req.Role, Scope: req.Scope})
 	if err != nil {
 		f.Fail(w, r, err)
 		return
@@ -50,7 +49,7 @@ func (f *Front) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	if !f.Linearized(w, r) {
 		return
 	}
-	out, err := f.ListTokens(r.Context(), front.CallerOf(r), core.ListTokensRequest{Name: r.URL.Query().Get("name")})
+	out, err := f.ListTokens(r.Context(), front.CallerOf(r), identity.ListTokensRequest{Name: r.URL.Query().Get("name")})
 	if err != nil {
 		f.Fail(w, r, err)
 		return
@@ -82,7 +81,7 @@ func (f *Front) handleListAssignments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	out, err := f.ListAssignments(r.Context(), front.CallerOf(r), core.ListAssignmentsRequest{Assignee: q.Get("assignee"), Role: q.Get("role")})
+	out, err := f.ListAssignments(r.Context(), front.CallerOf(r), identity.ListAssignmentsRequest{Assignee: q.Get("assignee"), Role: q.Get("role")})
 	if err != nil {
 		f.Fail(w, r, err)
 		return
@@ -100,7 +99,7 @@ func (f *Front) handleAssign(w http.ResponseWriter, r *http.Request) {
 		f.Fail(w, r, err)
 		return
 	}
-	res, err := f.Assign(r.Context(), front.CallerOf(r), core.AssignRequest{Role: req.Role, Assignee: req.Assignee, Scope: req.Scope})
+	res, err := f.Assign(r.Context(), front.CallerOf(r), identity.AssignRequest{Role: req.Role, Assignee: req.Assignee, Scope: req.Scope})
 	if err != nil {
 		f.Fail(w, r, err)
 		return
