@@ -102,7 +102,10 @@ func (c *Identity) CreateToken(ctx context.Context, p core.Caller, req CreateTok
 		}
 		if asg != nil {
 			as, idx := c.Assignments()
-			as, added := addAssignment(as, *asg)
+			as, added, err := addAssignment(as, *asg)
+			if err != nil {
+				return nil, err
+			}
 			*asg = added
 			b.PutIf(core.KeyAssignments, core.MustJSON(as), idx)
 		}
@@ -220,21 +223,24 @@ func NewAssignment(role, assignee, scope, by string) (access.Assignment, error) 
 
 // addAssignment adds a unless the same role, assignee and scope is
 // already assigned; it returns the list and the stored assignment.
-func addAssignment(as []access.Assignment, a access.Assignment) ([]access.Assignment, access.Assignment) {
+func addAssignment(as []access.Assignment, a access.Assignment) ([]access.Assignment, access.Assignment, error) {
 	for _, x := range as {
 		if x.Role == a.Role && x.Assignee == a.Assignee && x.Scope == a.Scope {
-			return as, x
+			return as, x, nil
 		}
 	}
 	// A random ID is never reused, so an audit record that names an
 	// assignment names only that one.
 	for {
-		a.ID, _ = core.RandomID(4)
+		var err error
+		if a.ID, err = core.RandomID(4); err != nil {
+			return nil, a, err
+		}
 		if !slices.ContainsFunc(as, func(x access.Assignment) bool { return x.ID == a.ID }) {
 			break
 		}
 	}
-	return append(slices.Clone(as), a), a
+	return append(slices.Clone(as), a), a, nil
 }
 
 // ListRoles lists the built-in roles.
@@ -288,7 +294,10 @@ func (c *Identity) Assign(ctx context.Context, p core.Caller, req AssignRequest)
 	}
 	idx, err := c.CommitCAS(ctx, func() (*raftstore.Batch, error) {
 		as, idx := c.Assignments()
-		as, a = addAssignment(as, a)
+		var err error
+		if as, a, err = addAssignment(as, a); err != nil {
+			return nil, err
+		}
 		return (&raftstore.Batch{}).PutIf(core.KeyAssignments, core.MustJSON(as), idx), nil
 	})
 	if err != nil {

@@ -320,7 +320,9 @@ func (c *Identity) CreateServicePrincipal(ctx context.Context, p core.Caller, re
 		}
 		b.PutIf(PrefixSPClients+rec.ClientID, []byte(objname.Canonical(req.Name)), raftstore.NotExist)
 		as, aidx := c.Assignments()
-		as, asg = addAssignment(as, asg)
+		if as, asg, err = addAssignment(as, asg); err != nil {
+			return nil, err
+		}
 		b.PutIf(core.KeyAssignments, core.MustJSON(as), aidx)
 		return b, nil
 	})
