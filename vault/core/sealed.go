@@ -33,6 +33,20 @@ func PutSealedJSON(b *raftstore.Batch, bar *barrier.Barrier, key string, v any) 
 	return PutSealed(b, bar, key, data)
 }
 
+// PutSealedJSONIf is PutSealedJSON as a compare-and-set on index
+// (raftstore.NotExist: only while key is absent).
+func PutSealedJSONIf(b *raftstore.Batch, bar *barrier.Barrier, key string, v any, index uint64) error {
+	if bar == nil {
+		return ErrNotInitialized
+	}
+	var one raftstore.Batch
+	if err := PutSealedJSON(&one, bar, key, v); err != nil {
+		return err
+	}
+	b.PutIf(key, one.Ops[0].Value, index)
+	return nil
+}
+
 // GetSealedJSON decrypts an entry and decodes its JSON into v.
 func (c *Core) GetSealedJSON(e raftstore.Entry, v any) error {
 	pt, err := c.OpenSealed(e)

@@ -125,40 +125,43 @@ type CreateServicePrincipalResult struct {
 // canonical (lower-case) form, which role assignments name too.
 func SPPrincipal(name string) string { return access.SPPrefix + objname.Canonical(name) }
 
-// tenantID returns the vault's tenant id and, when there is none yet, the
-// write that makes it.
+// loadTenant returns the vault's tenant id, "" when there is none yet.
+func (c *Identity) loadTenant() (string, error) {
+	e, ok := c.Store.Get(KeyTenant)
+	if !ok {
+		return "", nil
+	}
+	var t struct {
+		TenantID string `json:"tenant_id"`
+	}
+	if err := json.Unmarshal(e.Value, &t); err != nil || t.TenantID == "" {
+		return "", fmt.Errorf("decode %s: %v", KeyTenant, err)
+	}
+	return t.TenantID, nil
+}
+
+// tenantID returns the vault's tenant id and, when there is none yet, adds
+// to b the write that makes it.
 func (c *Identity) tenantID(b *raftstore.Batch) (string, error) {
-	if e, ok := c.Store.Get(KeyTenant); ok {
-		var t struct {
-			TenantID string `json:"tenant_id"`
-		}
-		if err := json.Unmarshal(e.Value, &t); err != nil || t.TenantID == "" {
-			return "", fmt.Errorf("decode %s: %v", KeyTenant, err)
-		}
-		return t.TenantID, nil
+	if id, err := c.loadTenant(); id != "" || err != nil {
+		return id, err
 	}
 	id, err := newUUID()
 	if err != nil {
 		return "", err
 	}
-	b.PutIf(KeyTenant, core.MustJSON(map[string]string{"tenant_id": id}), 0)
+	b.PutIf(KeyTenant, core.MustJSON(map[string]string{"tenant_id": id}), raftstore.NotExist)
 	return id, nil
 }
 
 // TenantID returns the vault's tenant id ("" before the first service
-// principal).
+// principal, or when its record does not decode).
 func (c *Identity) TenantID() string {
-	e, ok := c.Store.Get(KeyTenant)
-	if !ok {
-		return ""
+	id, err := c.loadTenant()
+	if err != nil {
+		c.Log.Error("the tenant record does not decode", "err", err)
 	}
-	var t struct {
-		TenantID string `json:"tenant_id"`
-	}
-	if json.Unmarshal(e.Value, &t) != nil {
-		return ""
-	}
-	return t.TenantID
+	return id
 }
 
 // newUUID returns a random (version 4) UUID, the form Azure's tenant and
@@ -242,25 +245,6 @@ func (c *Identity) servicePrincipalView(rec ServicePrincipalRecord, tenant strin
 	return sp
 }
 
-// putSealedJSONIf adds to b a compare-and-set put of v's JSON, sealed,
-// at key (index raftstore.NotExist: only if key is absent).
-func (c *Identity) putSealedJSONIf(b *raftstore.Batch, key string, v any, index uint64) error {
-	bar := c.Barrier.Load()
-	if bar == nil {
-		return core.ErrNotInitialized
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
-	}
-	ct, err := bar.Encrypt(key, data)
-	if err != nil {
-		return err
-	}
-	b.PutIf(key, ct, index)
-	return nil
-}
-
 // spKey is the storage key of the service principal name.
 func spKey(name string) string { return PrefixServicePrincipals + objname.Canonical(name) }
 
@@ -315,7 +299,7 @@ func (c *Identity) CreateServicePrincipal(ctx context.Context, p core.Caller, re
 		if tenant, err = c.tenantID(b); err != nil {
 			return nil, err
 		}
-		if err := c.putSealedJSONIf(b, spKey(req.Name), rec, raftstore.NotExist); err != nil {
+		if err := core.PutSealedJSONIf(b, c.Barrier.Load(), spKey(req.Name), rec, raftstore.NotExist); err != nil {
 			return nil, err
 		}
 		b.PutIf(PrefixSPClients+rec.ClientID, []byte(objname.Canonical(req.Name)), raftstore.NotExist)
@@ -378,7 +362,7 @@ func (c *Identity) RotateServicePrincipalSecret(ctx context.Context, p core.Call
 		}
 		rec.Secrets = []SPSecret{s}
 		b := &raftstore.Batch{}
-		if err := c.putSealedJSONIf(b, e.Key, rec, e.Index); err != nil {
+		if err := core.PutSealedJSONIf(b, c.Barrier.Load(), e.Key, rec, e.Index); err != nil {
 			return nil, err
 		}
 		return b, nil
