@@ -24,9 +24,13 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION) \
             -X github.com/certvault/certvault/internal/version.Commit=$(COMMIT)
 PKGS     := ./...
-APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl iproute2
+APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl iproute2 nodejs npm
+# JSSDK holds the JavaScript SDK tests; JSSDK_STAMP is written once npm ci
+# installed their locked packages.
+JSSDK       := test/jssdk
+JSSDK_STAMP := $(JSSDK)/node_modules/.npm-ci-done
 
-.PHONY: all build install run test test-busy deps vet bench chaos chaos-short fuzz demo fmt clean
+.PHONY: all build install run test test-busy deps system-deps vet bench chaos chaos-short fuzz demo fmt clean
 
 all: build
 
@@ -44,8 +48,12 @@ run: build
 
 # deps installs the system packages the tests start for real (SoftHSM2,
 # nginx, openssl, BIND for RFC 2136 updates, curl, iproute2 for the chaos
-# run's network namespaces). As root it uses apt-get; otherwise it says what to run.
-deps:
+# run's network namespaces, Debian's nodejs and npm for the JavaScript SDK
+# tests), then the npm packages of those tests (JSSDK_STAMP). As root it
+# uses apt-get; otherwise it says what to run.
+deps: system-deps $(JSSDK_STAMP)
+
+system-deps:
 	@missing=""; \
 	command -v softhsm2-util >/dev/null 2>&1 || missing="$$missing softhsm2"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
@@ -53,6 +61,8 @@ deps:
 	command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$$missing bind9 bind9-utils"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing="$$missing iproute2"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing:$$missing"; \
@@ -63,6 +73,15 @@ deps:
 			exit 1; \
 		fi; \
 	fi
+
+# The JavaScript SDK tests (test/jssdk, run by test/jssdk_test.go) use the
+# npm packages pinned in test/jssdk/package-lock.json. npm ci installs
+# exactly those, afresh, when node_modules is missing or older than the
+# lockfile; the stamp is written only when it succeeded. The Go test runs
+# the same npm ci itself when the stamp is missing or stale.
+$(JSSDK_STAMP): $(JSSDK)/package-lock.json $(JSSDK)/package.json | system-deps
+	cd $(JSSDK) && timeout 600 npm ci --no-audit --no-fund
+	touch $@
 
 # vet lists unformatted files on stderr (not with tee /dev/stderr, which
 # truncates the log of a make whose output goes to a file).
@@ -114,7 +133,7 @@ fuzz:
 # demo builds the three binaries into a temporary directory, runs a vault,
 # an agent and nginx on free 127.0.0.1 ports, rotates a certificate and
 # stops everything again; see scripts/demo.sh.
-demo: deps
+demo: system-deps
 	GO=$(GO) bash scripts/demo.sh
 
 fmt:
