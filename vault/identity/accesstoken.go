@@ -111,13 +111,18 @@ func (c *Identity) mintAccessToken(cl AccessClaims, now time.Time) (IssuedToken,
 	if cl.Iss == "" {
 		cl.Iss = "certvault:" + tenant
 	}
+	tok, err := signAccessToken(cl, func(input []byte) []byte { return b.Mac(accessTokenPurpose, input) })
+	return IssuedToken{AccessToken: tok, ExpiresOn: time.Unix(cl.Exp, 0), Resource: cl.Aud}, err
+}
+
+// signAccessToken encodes cl and signs it with mac.
+func signAccessToken(cl AccessClaims, mac func([]byte) []byte) (string, error) {
 	body, err := json.Marshal(cl)
 	if err != nil {
-		return IssuedToken{}, fmt.Errorf("encode access token: %w", err)
+		return "", fmt.Errorf("encode access token: %w", err)
 	}
 	input := accessTokenHeader + "." + base64.RawURLEncoding.EncodeToString(body)
-	sig := b.Mac(accessTokenPurpose, []byte(input))
-	return IssuedToken{AccessToken: input + "." + base64.RawURLEncoding.EncodeToString(sig), ExpiresOn: time.Unix(cl.Exp, 0), Resource: cl.Aud}, nil
+	return input + "." + base64.RawURLEncoding.EncodeToString(mac([]byte(input))), nil
 }
 
 // VerifyAccessToken checks an access token's signature, times and
@@ -130,6 +135,17 @@ func (c *Identity) VerifyAccessToken(tok string, now time.Time) (AccessClaims, e
 	if b == nil {
 		return cl, fmt.Errorf("verify an access token: the vault is not initialized")
 	}
+	tenant, err := c.loadTenant()
+	if err != nil {
+		return cl, err
+	}
+	return parseAccessToken(tok, func(input []byte) []byte { return b.Mac(accessTokenPurpose, input) }, tenant, now)
+}
+
+// parseAccessToken checks tok's header, its signature with mac, its times
+// and its tenant, and returns its claims.
+func parseAccessToken(tok string, mac func([]byte) []byte, tenant string, now time.Time) (AccessClaims, error) {
+	var cl AccessClaims
 	i := strings.LastIndexByte(tok, '.')
 	if i < 0 {
 		return cl, ErrBadAccessToken
@@ -140,7 +156,7 @@ func (c *Identity) VerifyAccessToken(tok string, now time.Time) (AccessClaims, e
 		return cl, ErrBadAccessToken
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(sigText)
-	if err != nil || !hmac.Equal(sig, b.Mac(accessTokenPurpose, []byte(input))) {
+	if err != nil || !hmac.Equal(sig, mac([]byte(input))) {
 		return cl, ErrBadAccessToken
 	}
 	body, err := base64.RawURLEncoding.DecodeString(payload)
@@ -149,10 +165,6 @@ func (c *Identity) VerifyAccessToken(tok string, now time.Time) (AccessClaims, e
 	}
 	if cl.Exp <= now.Unix() || cl.Nbf > now.Add(clockSkew).Unix() || cl.Ver != "2.0" {
 		return AccessClaims{}, fmt.Errorf("%w: expired or not yet valid", ErrBadAccessToken)
-	}
-	tenant, err := c.loadTenant()
-	if err != nil {
-		return AccessClaims{}, err
 	}
 	if tenant == "" || cl.Tid != tenant {
 		return AccessClaims{}, fmt.Errorf("%w: for another tenant", ErrBadAccessToken)
