@@ -50,6 +50,10 @@ var accessMatrix = []struct{ method, pattern, who string }{
 	{"POST", "/v1/sys/cluster/join", "public"},
 	{"POST", "/v1/sys/cluster/members", "node"},
 	{"GET", "/v1/pki/{issuer}/crl", "public"},
+	{"GET", "/{tenant}/v2.0/.well-known/openid-configuration", "public"},
+	{"GET", "/{tenant}/discovery/instance", "public"},
+	{"GET", "/{tenant}/discovery/v2.0/keys", "public"},
+	{"POST", "/{tenant}/oauth2/v2.0/token", "public"},
 	{"GET", "/v1/sys/cluster/status", "Adm R"},
 	{"POST", "/v1/sys/cluster/join-tokens", "Adm"},
 	{"DELETE", "/v1/sys/cluster/members/{id}", "Adm"},
@@ -69,6 +73,7 @@ var accessMatrix = []struct{ method, pattern, who string }{
 	{"GET", "/v1/service-principals", "Adm R DAA"},
 	{"GET", "/v1/service-principals/{name}", "Adm R DAA"},
 	{"DELETE", "/v1/service-principals/{name}", "Adm DAA"},
+	{"PATCH", "/v1/service-principals/{name}", "Adm DAA"},
 	{"POST", "/v1/service-principals/{name}/secret", "Adm DAA"},
 	{"GET", "/v1/auth/self", "any"},
 	{"GET", "/v1/roles", "any"},
@@ -81,6 +86,7 @@ var accessMatrix = []struct{ method, pattern, who string }{
 	{"DELETE", "/v1/agents/{id}", "Adm DAA"},
 	{"POST", "/v1/agents/enroll", "public"},
 	{"POST", "/v1/agents/renew", "agent"},
+	{"POST", "/v1/agents/token", "agent"},
 	{"GET", "/v1/agents/watch", "agent"},
 	{"POST", "/v1/agents/report", "agent"},
 	{"GET", "/v1/audit/records", "Adm R"},
@@ -181,7 +187,7 @@ var accessMatrix = []struct{ method, pattern, who string }{
 // that an allowed request fails after authorization (404 or 400) instead
 // of changing anything.
 func matrixPath(pattern string) string {
-	p := strings.NewReplacer("{name}", "mx-none", "{version}", "0123456789abcdef", "{issuer}", "mx-none", "{id}", "mx-none").Replace(pattern)
+	p := strings.NewReplacer("{name}", "mx-none", "{version}", "0123456789abcdef", "{issuer}", "mx-none", "{id}", "mx-none", "{tenant}", "mx-none").Replace(pattern)
 	if !strings.HasPrefix(p, "/v1/") && !strings.HasPrefix(p, "/healthz") && !strings.HasPrefix(p, "/readyz") && !strings.HasPrefix(p, "/metrics") {
 		p += "?api-version=7.6"
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/leaderpass"
 
 	"github.com/certvault/certvault/vault/core"
 
@@ -187,7 +188,7 @@ func (n *Node) unaudited(r *http.Request) bool {
 	if strings.HasPrefix(r.URL.Path, "/v1/sys/audit/local/") {
 		return true
 	}
-	return r.Header.Get(proxiedHeader) != "" && n.isNodeRequest(r)
+	return r.Header.Get(leaderpass.Header) != "" && n.isNodeRequest(r)
 }
 
 // record appends the request's audit record. A held answer is sent only

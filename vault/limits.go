@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/leaderpass"
 )
 
 // Edge limits of the API listener: how long a request body may take to
@@ -107,7 +108,7 @@ func (n *Node) unauthenticated(r *http.Request) bool {
 	case "/healthz", "/readyz", "/metrics":
 		return false
 	}
-	if r.Header.Get(proxiedHeader) != "" && n.isNodeRequest(r) {
+	if r.Header.Get(leaderpass.Header) != "" && n.isNodeRequest(r) {
 		return false
 	}
 	if _, pattern := n.publicRoutes.Handler(r); pattern != "" {
@@ -116,16 +117,16 @@ func (n *Node) unauthenticated(r *http.Request) bool {
 	return r.Header.Get("Authorization") == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0)
 }
 
-// newPublicRoutes returns a mux that matches the public endpoints, for
+// newPublicRoutes returns muxes that match the public endpoints, for
 // unauthenticated.
-func newPublicRoutes() *http.ServeMux {
-	mux := http.NewServeMux()
+func newPublicRoutes() *routeSet {
+	rs := newRouteSet()
 	for _, e := range Endpoints() {
 		if e.Public {
-			mux.Handle(e.Method+" "+e.Pattern, http.NotFoundHandler())
+			rs.handle(e, http.NotFoundHandler())
 		}
 	}
-	return mux
+	return rs
 }
 
 // admit takes one of the node's slots for unauthenticated requests, or

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"github.com/certvault/certvault/vault/fleet"
 	"github.com/certvault/certvault/vault/identity"
 	"github.com/certvault/certvault/vault/issuance"
+	"github.com/certvault/certvault/vault/leaderpass"
 
 	"github.com/certvault/certvault/internal/atomicfile"
 	"github.com/certvault/certvault/raftstore"
@@ -252,11 +252,10 @@ type Node struct {
 	// stopAudit ends anchorAudit, which closes auditDone.
 	stopAudit context.CancelFunc
 	auditDone chan struct{}
-	proxyMu   sync.Mutex
-	proxies   map[string]*httputil.ReverseProxy
+	passer    *leaderpass.Passer
 	// publicRoutes matches the public endpoints and unauthSlots holds a
 	// token per unauthenticated request in flight (see limits.go).
-	publicRoutes *http.ServeMux
+	publicRoutes *routeSet
 	unauthSlots  chan struct{}
 	fatal        chan error
 	fatalMu      sync.Once
@@ -673,6 +672,9 @@ func (n *Node) openStore() error {
 			MaxIdleConnsPerHost: 64,
 		},
 	}
+	n.passer = &leaderpass.Passer{NodeID: n.opts.NodeID, Deadline: n.opts.RequestDeadline, Resolve: n.resolveNode,
+		Transport: n.client.Transport, Log: n.Log, Fail: n.fail,
+		WaitLeader: func(ctx context.Context) (string, error) { return n.Store.WaitLeader(ctx) }}
 	n.Store, err = raftstore.Open(raftstore.Config{
 		NodeID:            n.opts.NodeID,
 		Dir:               n.path("raft"),

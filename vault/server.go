@@ -8,12 +8,11 @@ import (
 	"io"
 	"log"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/front/entra"
 	"github.com/certvault/certvault/vault/front/kvapi"
 	"github.com/certvault/certvault/vault/front/v1api"
 
@@ -97,18 +96,62 @@ func Endpoints() []front.Endpoint {
 	return eps
 }
 
-func (n *Node) routes() *http.ServeMux {
+func (n *Node) routes() *routeSet {
 	return n.buildRoutes(nil)
 }
 
+// routeSet is the API's two muxes: the vault's routes, and the identity
+// platform's under /{tenant}/ (front.Endpoint.Tenant), which are tried
+// when no route of the vault matches: a pattern such as
+// /{tenant}/oauth2/v2.0/token would conflict with the data plane's
+// /secrets/ subtree in one mux.
+type routeSet struct {
+	main, tenant *http.ServeMux
+}
+
+func newRouteSet() *routeSet {
+	return &routeSet{main: http.NewServeMux(), tenant: http.NewServeMux()}
+}
+
+// handle registers h for e in the mux e belongs to.
+func (s *routeSet) handle(e front.Endpoint, h http.Handler) {
+	mux := s.main
+	if e.Tenant {
+		mux = s.tenant
+	}
+	mux.Handle(e.Method+" "+e.Pattern, h)
+}
+
+// Handler returns the handler and pattern that serve r ("" when none).
+func (s *routeSet) Handler(r *http.Request) (http.Handler, string) {
+	h, pattern := s.main.Handler(r)
+	if pattern == "" {
+		if th, tp := s.tenant.Handler(r); tp != "" {
+			return th, tp
+		}
+	}
+	return h, pattern
+}
+
+func (s *routeSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.main.Handler(r); pattern == "" {
+		if _, tp := s.tenant.Handler(r); tp != "" {
+			s.tenant.ServeHTTP(w, r)
+			return
+		}
+	}
+	s.main.ServeHTTP(w, r)
+}
+
 // buildRoutes registers every route, reporting each to seen when set.
-func (n *Node) buildRoutes(seen func(front.Endpoint)) *http.ServeMux {
-	mux := http.NewServeMux()
+func (n *Node) buildRoutes(seen func(front.Endpoint)) *routeSet {
+	routes := newRouteSet()
+	mux := routes.main
 	add := func(e front.Endpoint, h http.Handler) {
 		if seen != nil {
 			seen(e)
 		}
-		mux.Handle(e.Method+" "+e.Pattern, h)
+		routes.handle(e, h)
 	}
 	public := func(method, pattern string, h http.HandlerFunc) {
 		add(front.Endpoint{Method: method, Pattern: pattern, Public: true}, h)
@@ -142,6 +185,7 @@ func (n *Node) buildRoutes(seen func(front.Endpoint)) *http.ServeMux {
 	// audit record) enforces them.
 	env := n.env()
 	(&v1api.Front{Env: env}).Routes(vault, public, add)
+	(&entra.Front{Env: env}).Routes(add)
 	n.auditRoutes(vault, node)
 
 	// The Key Vault data plane has its own router (see route.go).
@@ -158,7 +202,7 @@ func (n *Node) buildRoutes(seen func(front.Endpoint)) *http.ServeMux {
 		mux.HandleFunc(p, dp)
 		mux.HandleFunc(p+"/", dp)
 	}
-	return mux
+	return routes
 }
 
 // authorizeRoute authorizes a data-plane request once its route is known,
@@ -243,79 +287,27 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// proxyToLeader passes a request to the leader's API unchanged (the Host
-// header too, so that ids name the address the client used). A request
-// that was already passed on once is not passed again: during an election
-// the client gets 503 and retries. A bounded body is read here first (an
-// oversized or slow one is answered here); the leader must be known,
-// reached and answering within Options.RequestDeadline, else the client
-// gets 503 with Retry-After, told whether the request may have been
-// applied (see passFailure).
+// proxyToLeader passes a request to the leader (see leaderpass.Passer),
+// naming the agent it authenticated, if any, for the leader.
 func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get(proxiedHeader) != "" {
-		front.WriteError(w, front.Unavailable(raftstore.ErrNotLeader))
-		return
-	}
-	if !isSnapshotUpload(r) {
-		if err := bufferBody(r); err != nil {
-			n.fail(w, r, err)
-			return
-		}
-	}
-	pass := startPass(r.Context(), n.opts.RequestDeadline)
-	defer pass.stop()
-	leader, err := n.Store.WaitLeader(pass.ctx)
-	if err == nil && leader == n.opts.NodeID {
-		front.WriteError(w, front.Unavailable(raftstore.ErrNotLeader))
-		return
-	}
-	base := ""
-	if err == nil {
-		base, err = n.resolveNode(leader)
-	}
-	if err != nil {
-		front.WriteError(w, front.Unavailable(err))
-		return
-	}
-	pass.leader = leader
-	n.proxyMu.Lock()
-	proxy := n.proxies[base]
-	if proxy == nil {
-		target, perr := url.Parse(base)
-		if perr != nil {
-			n.proxyMu.Unlock()
-			front.WriteError(w, front.InternalError(perr))
-			return
-		}
-		proxy = newLeaderProxy(target, n.client.Transport, n.Log, func(w http.ResponseWriter, r *http.Request, err error) {
-			n.fail(w, r, passFailure(r, err))
-		})
-		if n.proxies == nil {
-			n.proxies = map[string]*httputil.ReverseProxy{}
-		}
-		n.proxies[base] = proxy
-	}
-	n.proxyMu.Unlock()
-	r.Header.Set(proxiedHeader, n.opts.NodeID)
 	if c := front.CallerOf(r); c.AgentID != "" {
 		r.Header.Set(AgentHeader, c.AgentID)
 	}
-	// The leader logs the request under the ID this node answers with.
-	r.Header.Set("x-ms-client-request-id", w.Header().Get("x-ms-request-id"))
-	if isSnapshotUpload(r) && hasBody(r) {
-		r.Body = &passBody{ReadCloser: r.Body, p: pass}
-	}
-	proxy.ServeHTTP(w, r.WithContext(pass.ctx))
+	n.passer.Pass(w, r, isSnapshotUpload(r) && hasBody(r))
 }
-
-// proxiedHeader marks a request a follower passed to the leader.
-const proxiedHeader = "X-Certvault-Proxied"
 
 // challenge answers 401 with the WWW-Authenticate header Key Vault SDKs
 // expect: they then request a token for resource and retry.
 func (n *Node) challenge(w http.ResponseWriter, r *http.Request, msg string) {
 	base := "https://" + r.Host
-	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s/certvault", resource="%s"`, base, base))
+	// The SDKs take the tenant from the authority's path and ask their
+	// credential for a token there: the vault's tenant once it has one
+	// (the first service principal makes it).
+	tenant := n.TenantID()
+	if tenant == "" {
+		tenant = "certvault"
+	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s/%s", resource="%s"`, base, tenant, base))
 	front.WriteError(w, &front.APIError{Status: http.StatusUnauthorized, Code: "Unauthorized", Message: msg})
 }
 
@@ -460,5 +452,5 @@ func (n *Node) env() *front.Env {
 	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet, Identity: n.Identity,
 		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, Authorize: n.authorize,
 		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
-		RequestDeadline: n.opts.RequestDeadline}
+		RequestDeadline: n.opts.RequestDeadline, VaultHosts: n.vaultHost}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/identity"
 )
 
 // splitToken parses "cvt.<id>.<secret>".
@@ -42,6 +43,9 @@ type cachedToken struct {
 
 // authenticate checks a bearer token and returns its caller.
 func (n *Node) authenticate(tok string) (core.Caller, error) {
+	if identity.IsAccessToken(tok) {
+		return n.authenticateAccessToken(tok)
+	}
 	id, secret, ok := splitToken(tok)
 	if !ok {
 		return core.Caller{}, errBadToken

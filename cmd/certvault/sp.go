@@ -31,9 +31,21 @@ type servicePrincipal struct {
 		Subject  string
 		NotAfter time.Time `json:"not_after"`
 	}
+	AgentGroups []string `json:"agent_groups"`
 	Created     time.Time
 	CreatedBy   string `json:"created_by"`
 	Assignments []assignment
+}
+
+// decodeServicePrincipal decodes the vault's answer and prints it.
+func decodeServicePrincipal(out io.Writer) func(json.RawMessage) error {
+	return func(raw json.RawMessage) error {
+		var sp servicePrincipal
+		if err := json.Unmarshal(raw, &sp); err != nil {
+			return fmt.Errorf("decode the vault's answer: %w", err)
+		}
+		return printServicePrincipal(out, sp)
+	}
 }
 
 // printServicePrincipal prints sp for people, with its secret when it
@@ -56,6 +68,9 @@ func printServicePrincipal(out io.Writer, sp servicePrincipal) error {
 	for _, a := range sp.Assignments {
 		fmt.Fprintf(tw, "role:\t%s at %s (assignment %s)\n", a.Role, a.Scope, a.ID)
 	}
+	if len(sp.AgentGroups) > 0 {
+		fmt.Fprintf(tw, "agent groups:\t%s (their agents may get its tokens for local applications)\n", strings.Join(sp.AgentGroups, ", "))
+	}
 	fmt.Fprintf(tw, "created:\t%s by %s\n", fmtTime(&sp.Created), sp.CreatedBy)
 	if err := tw.Flush(); err != nil {
 		return err
@@ -74,9 +89,21 @@ func spCmd(g *globals, out io.Writer) *cobra.Command {
 applications do: a tenant id, a client id, and either a client secret
 (printed once; the vault keeps its hash) or a certificate whose key signs
 its client assertions. It is a principal like a token holder: roles are
-assigned to sp:NAME, and audit records name it so.`,
+assigned to sp:NAME, and audit records name it so.
+
+Applications get tokens from the vault's token endpoint exactly as from
+Entra ID, with the Azure libraries and no code change:
+
+  AZURE_AUTHORITY_HOST=https://VAULT-HOST:8443
+  AZURE_TENANT_ID=<tenant_id>  AZURE_CLIENT_ID=<client_id>
+  AZURE_CLIENT_SECRET=<client_secret>   (or AZURE_CLIENT_CERTIFICATE_PATH)
+
+and, with --agent-group, applications on the machines of those agent
+groups get its tokens from their agent with no credential at all
+(managed identity; see docs/agent.md).`,
 	}
 	var role, scope, certFile string
+	var agentGroups []string
 	create := &cobra.Command{
 		Use:   "create NAME --role ROLE --scope SCOPE [--cert-file PEM]",
 		Short: "Create a service principal (its client secret is printed once)",
@@ -87,7 +114,7 @@ assigned to sp:NAME, and audit records name it so.`,
 			if role == "" || scope == "" {
 				return usageError{errors.New("--role and --scope are required (scope / is the whole vault; 'certvault role list' shows the roles)")}
 			}
-			body := map[string]string{"name": a[0], "role": role, "scope": scope}
+			body := map[string]any{"name": a[0], "role": role, "scope": scope, "agent_groups": agentGroups}
 			if certFile != "" {
 				pemData, err := os.ReadFile(certFile)
 				if err != nil {
@@ -98,19 +125,34 @@ assigned to sp:NAME, and audit records name it so.`,
 				}
 				body["certificate"] = string(pemData)
 			}
-			return g.show(cmd, out, http.MethodPost, "/v1/service-principals", body, func(raw json.RawMessage) error {
-				var sp servicePrincipal
-				if err := json.Unmarshal(raw, &sp); err != nil {
-					return fmt.Errorf("decode the vault's answer: %w", err)
-				}
-				return printServicePrincipal(out, sp)
-			})
+			return g.show(cmd, out, http.MethodPost, "/v1/service-principals", body, decodeServicePrincipal(out))
 		},
 	}
 	create.Flags().StringVar(&role, "role", "", "role of the service principal ('certvault role list')")
 	create.Flags().StringVar(&scope, "scope", "", "scope of --role: /, /secrets, /secrets/NAME or /certificates/web-*")
 	create.Flags().StringVar(&certFile, "cert-file", "", "PEM certificate(s) to register instead of a client secret")
+	create.Flags().StringSliceVar(&agentGroups, "agent-group", nil, "agent group whose agents may get its tokens for the applications on their machines (repeatable)")
 	c.AddCommand(create)
+
+	var setGroups []string
+	var noGroups bool
+	update := &cobra.Command{
+		Use:   "update NAME (--agent-group GROUP... | --no-agent-groups)",
+		Short: "Change which agent groups may get a service principal's tokens",
+		Example: `  certvault sp update billing --agent-group web --agent-group batch
+  certvault sp update billing --no-agent-groups`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if (len(setGroups) == 0) == !noGroups {
+				return usageError{errors.New("give --agent-group (the whole new list) or --no-agent-groups")}
+			}
+			body := map[string]any{"agent_groups": append([]string{}, setGroups...)}
+			return g.show(cmd, out, http.MethodPatch, "/v1/service-principals/"+url.PathEscape(a[0]), body, decodeServicePrincipal(out))
+		},
+	}
+	update.Flags().StringSliceVar(&setGroups, "agent-group", nil, "agent group whose agents may get its tokens (repeatable; replaces the list)")
+	update.Flags().BoolVar(&noGroups, "no-agent-groups", false, "no agent may get its tokens")
+	c.AddCommand(update)
 
 	c.AddCommand(&cobra.Command{
 		Use: "list", Short: "List service principals (never their secrets)", Args: args(cobra.NoArgs),
@@ -140,13 +182,7 @@ assigned to sp:NAME, and audit records name it so.`,
 	c.AddCommand(&cobra.Command{
 		Use: "show NAME", Short: "Show a service principal (never its secret)", Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.show(cmd, out, http.MethodGet, "/v1/service-principals/"+url.PathEscape(a[0]), nil, func(raw json.RawMessage) error {
-				var sp servicePrincipal
-				if err := json.Unmarshal(raw, &sp); err != nil {
-					return fmt.Errorf("decode the vault's answer: %w", err)
-				}
-				return printServicePrincipal(out, sp)
-			})
+			return g.show(cmd, out, http.MethodGet, "/v1/service-principals/"+url.PathEscape(a[0]), nil, decodeServicePrincipal(out))
 		},
 	})
 	c.AddCommand(&cobra.Command{
@@ -167,13 +203,7 @@ assigned to sp:NAME, and audit records name it so.`,
 		Short: "Give a service principal a new client secret (printed once); the old one stops working at once",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.show(cmd, out, http.MethodPost, "/v1/service-principals/"+url.PathEscape(a[0])+"/secret", nil, func(raw json.RawMessage) error {
-				var sp servicePrincipal
-				if err := json.Unmarshal(raw, &sp); err != nil {
-					return fmt.Errorf("decode the vault's answer: %w", err)
-				}
-				return printServicePrincipal(out, sp)
-			})
+			return g.show(cmd, out, http.MethodPost, "/v1/service-principals/"+url.PathEscape(a[0])+"/secret", nil, decodeServicePrincipal(out))
 		},
 	})
 	c.AddCommand(secret)

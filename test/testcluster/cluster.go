@@ -56,12 +56,16 @@ func Binaries(t testing.TB) (daemon, cli string) {
 			buildErr = err
 			return
 		}
-		for _, b := range []string{"certvaultd", "certvault", "certvault-agent"} {
+		for _, b := range []string{"certvaultd", "certvault", "certvault-agent", "azapp"} {
 			args := []string{"build", "-o", filepath.Join(binDir, b)}
-			if raceEnabled && b != "certvault-agent" {
+			if raceEnabled && b != "certvault-agent" && b != "azapp" {
 				args = append(args, "-race")
 			}
-			args = append(args, "./cmd/"+b)
+			if b == "azapp" {
+				args = append(args, "./test/azapp")
+			} else {
+				args = append(args, "./cmd/"+b)
+			}
 			cmd := exec.Command("go", args...)
 			cmd.Dir = root
 			if b == "certvault-agent" {
@@ -84,6 +88,13 @@ func Binaries(t testing.TB) (daemon, cli string) {
 func AgentBinary(t testing.TB) string {
 	Binaries(t)
 	return filepath.Join(binDir, "certvault-agent")
+}
+
+// AzappBinary returns the path of test/azapp, an application written for
+// Azure Key Vault (built by Binaries).
+func AzappBinary(t testing.TB) string {
+	Binaries(t)
+	return filepath.Join(binDir, "azapp")
 }
 
 func moduleRoot() (string, error) {

@@ -2,6 +2,7 @@ package front
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/certvault/certvault/vault/access"
@@ -51,4 +52,15 @@ type Env struct {
 	AgentOnly func(h http.HandlerFunc) http.Handler
 	// RequestDeadline bounds what a request waits for the leader.
 	RequestDeadline time.Duration
+	// VaultHosts tells whether a host names this vault (its nodes'
+	// addresses and API certificates), for the audiences of access
+	// tokens.
+	VaultHosts identity.VaultHosts
+}
+
+// Authority is the identity-platform authority of the vault's tenant as
+// the client reached it (https://HOST/TENANT), which names the issuer of
+// the tokens it is given.
+func Authority(r *http.Request, tenant string) string {
+	return "https://" + strings.ToLower(r.Host) + "/" + tenant
 }

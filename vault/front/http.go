@@ -98,6 +98,10 @@ type Endpoint struct {
 	// Node endpoints are node-to-node traffic: a cluster node's
 	// certificate, nothing else.
 	Node bool
+	// Tenant endpoints are the identity platform's, under /{tenant}/: a
+	// mux of their own, tried when no other route matches (their
+	// patterns would conflict with the data plane's).
+	Tenant bool
 }
 
 // StatusClientClosed is the status of a request whose client went away

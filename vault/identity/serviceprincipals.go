@@ -48,8 +48,12 @@ type ServicePrincipalRecord struct {
 	// secrets themselves are shown once.
 	Secrets      []SPSecret `json:"secrets,omitempty"`
 	Certificates []SPCert   `json:"certificates,omitempty"`
-	Created      int64      `json:"created"`
-	CreatedBy    string     `json:"created_by,omitempty"`
+	// AgentGroups are the agent groups whose agents may get tokens of
+	// this principal for the applications on their machines (the
+	// agent's managed-identity endpoint).
+	AgentGroups []string `json:"agent_groups,omitempty"`
+	Created     int64    `json:"created"`
+	CreatedBy   string   `json:"created_by,omitempty"`
 }
 
 // SPSecret is a client secret's hash.
@@ -81,6 +85,7 @@ type ServicePrincipal struct {
 	ClientID     string              `json:"client_id"`
 	Secrets      []SPSecretInfo      `json:"secrets"`
 	Certificates []SPCertInfo        `json:"certificates"`
+	AgentGroups  []string            `json:"agent_groups"`
 	Created      time.Time           `json:"created"`
 	CreatedBy    string              `json:"created_by,omitempty"`
 	Assignments  []access.Assignment `json:"assignments,omitempty"`
@@ -110,6 +115,9 @@ type CreateServicePrincipalRequest struct {
 	// CertPEM is one or more PEM certificates; empty makes a client
 	// secret.
 	CertPEM []byte
+	// AgentGroups are the agent groups whose agents may get tokens of
+	// the principal (see ServicePrincipalRecord).
+	AgentGroups []string
 }
 
 // CreateServicePrincipalResult is the new principal, its client secret
@@ -229,7 +237,7 @@ func parseSPCertificates(data []byte, now time.Time) ([]SPCert, error) {
 // servicePrincipalView is what the API shows of rec.
 func (c *Identity) servicePrincipalView(rec ServicePrincipalRecord, tenant string) ServicePrincipal {
 	sp := ServicePrincipal{Name: rec.Name, Principal: SPPrincipal(rec.Name), TenantID: tenant, ClientID: rec.ClientID,
-		Secrets: []SPSecretInfo{}, Certificates: []SPCertInfo{}, Created: time.Unix(rec.Created, 0).UTC(), CreatedBy: rec.CreatedBy}
+		Secrets: []SPSecretInfo{}, Certificates: []SPCertInfo{}, AgentGroups: append([]string{}, rec.AgentGroups...), Created: time.Unix(rec.Created, 0).UTC(), CreatedBy: rec.CreatedBy}
 	for _, s := range rec.Secrets {
 		sp.Secrets = append(sp.Secrets, SPSecretInfo{ID: s.ID, Created: time.Unix(s.Created, 0).UTC()})
 	}
@@ -272,8 +280,12 @@ func (c *Identity) CreateServicePrincipal(ctx context.Context, p core.Caller, re
 	if err != nil {
 		return CreateServicePrincipalResult{}, err
 	}
+	groups, err := checkAgentGroups(req.AgentGroups)
+	if err != nil {
+		return CreateServicePrincipalResult{}, err
+	}
 	now := time.Now()
-	rec := ServicePrincipalRecord{Name: req.Name, Created: now.Unix(), CreatedBy: p.Name}
+	rec := ServicePrincipalRecord{Name: req.Name, AgentGroups: groups, Created: now.Unix(), CreatedBy: p.Name}
 	if rec.ClientID, err = newUUID(); err != nil {
 		return CreateServicePrincipalResult{}, err
 	}
@@ -350,6 +362,22 @@ func (c *Identity) RotateServicePrincipalSecret(ctx context.Context, p core.Call
 	if err != nil {
 		return CreateServicePrincipalResult{}, err
 	}
+	rec, idx, err := c.updateServicePrincipal(ctx, name, func(rec *ServicePrincipalRecord) error {
+		if len(rec.Certificates) > 0 {
+			return core.BadParameter("name", "service principal %s authenticates with a certificate, not a secret", name)
+		}
+		rec.Secrets = []SPSecret{s}
+		return nil
+	})
+	if err != nil {
+		return CreateServicePrincipalResult{}, err
+	}
+	return CreateServicePrincipalResult{ServicePrincipal: c.servicePrincipalView(rec, c.TenantID()), ClientSecret: secret, Index: idx}, nil
+}
+
+// updateServicePrincipal changes the record of the service principal
+// name with change, in a compare-and-set write, and returns it as stored.
+func (c *Identity) updateServicePrincipal(ctx context.Context, name string, change func(*ServicePrincipalRecord) error) (ServicePrincipalRecord, uint64, error) {
 	var rec ServicePrincipalRecord
 	idx, err := c.CommitCAS(ctx, func() (*raftstore.Batch, error) {
 		var e raftstore.Entry
@@ -357,20 +385,16 @@ func (c *Identity) RotateServicePrincipalSecret(ctx context.Context, p core.Call
 		if rec, e, err = c.loadServicePrincipal(name); err != nil {
 			return nil, err
 		}
-		if len(rec.Certificates) > 0 {
-			return nil, core.BadParameter("name", "service principal %s authenticates with a certificate, not a secret", name)
+		if err := change(&rec); err != nil {
+			return nil, err
 		}
-		rec.Secrets = []SPSecret{s}
 		b := &raftstore.Batch{}
 		if err := core.PutSealedJSONIf(b, c.Barrier.Load(), e.Key, rec, e.Index); err != nil {
 			return nil, err
 		}
 		return b, nil
 	})
-	if err != nil {
-		return CreateServicePrincipalResult{}, err
-	}
-	return CreateServicePrincipalResult{ServicePrincipal: c.servicePrincipalView(rec, c.TenantID()), ClientSecret: secret, Index: idx}, nil
+	return rec, idx, err
 }
 
 // DeleteServicePrincipal removes a service principal and its role

@@ -27,6 +27,7 @@ func (f *Front) agentRoutes(vault func(string, string, http.HandlerFunc, ...acce
 	vault("DELETE", "/v1/agents/{id}", f.handleRevokeAgent, access.AgentsManage)
 	public("POST", "/v1/agents/enroll", f.LeaderOnly(f.handleEnroll))
 	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/renew", Agent: true}, f.AgentOnly(f.handleAgentRenew))
+	add(front.Endpoint{Method: "POST", Pattern: "/v1/agents/token", Agent: true}, f.AgentOnly(f.handleAgentToken))
 	f.agentProtocolRoutes(add)
 }
 

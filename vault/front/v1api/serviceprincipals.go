@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/front"
 	"github.com/certvault/certvault/vault/identity"
 )
@@ -18,6 +19,7 @@ func (f *Front) servicePrincipalRoutes(vault func(string, string, http.HandlerFu
 	vault("GET", "/v1/service-principals", f.handleListServicePrincipals, access.AccessManage, access.AuditRead)
 	vault("GET", "/v1/service-principals/{name}", f.handleGetServicePrincipal, access.AccessManage, access.AuditRead)
 	vault("DELETE", "/v1/service-principals/{name}", f.handleDeleteServicePrincipal, access.AccessManage)
+	vault("PATCH", "/v1/service-principals/{name}", f.handleUpdateServicePrincipal, access.AccessManage)
 	vault("POST", "/v1/service-principals/{name}/secret", f.handleRotateServicePrincipalSecret, access.AccessManage)
 }
 
@@ -29,12 +31,15 @@ func (f *Front) handleCreateServicePrincipal(w http.ResponseWriter, r *http.Requ
 		// Certificate is PEM: the certificate(s) whose key signs the
 		// client assertions; without it the principal gets a secret.
 		Certificate string `json:"certificate"`
+		// AgentGroups may get tokens of the principal for the
+		// applications on their machines.
+		AgentGroups []string `json:"agent_groups"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
 		f.Fail(w, r, err)
 		return
 	}
-	res, err := f.CreateServicePrincipal(r.Context(), front.CallerOf(r), identity.CreateServicePrincipalRequest{Name: req.Name, Role: req.Role, Scope: req.Scope, CertPEM: []byte(req.Certificate)})
+	res, err := f.CreateServicePrincipal(r.Context(), front.CallerOf(r), identity.CreateServicePrincipalRequest{Name: req.Name, Role: req.Role, Scope: req.Scope, CertPEM: []byte(req.Certificate), AgentGroups: req.AgentGroups})
 	if err != nil {
 		f.Fail(w, r, err)
 		return
@@ -76,6 +81,30 @@ func (f *Front) handleDeleteServicePrincipal(w http.ResponseWriter, r *http.Requ
 	}
 	front.SetIndexHeader(w, idx)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleUpdateServicePrincipal changes what may be changed of a service
+// principal: the agent groups that may get its tokens.
+func (f *Front) handleUpdateServicePrincipal(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		AgentGroups *[]string `json:"agent_groups"`
+	}
+	if err := front.DecodeBody(r, &req); err != nil {
+		f.Fail(w, r, err)
+		return
+	}
+	if req.AgentGroups == nil {
+		f.Fail(w, r, core.BadParameter("agent_groups", "nothing to change: give agent_groups (a list, [] for none)"))
+		return
+	}
+	sp, idx, err := f.SetServicePrincipalAgentGroups(r.Context(), front.CallerOf(r), r.PathValue("name"), *req.AgentGroups)
+	if err != nil {
+		f.Fail(w, r, err)
+		return
+	}
+	front.SetIndexHeader(w, idx)
+	front.InfoOf(r).Object = "/service-principals/" + sp.Name
+	front.WriteJSON(w, http.StatusOK, sp)
 }
 
 func (f *Front) handleRotateServicePrincipalSecret(w http.ResponseWriter, r *http.Request) {

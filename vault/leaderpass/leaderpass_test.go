@@ -1,4 +1,4 @@
-package vault
+package leaderpass
 
 import (
 	"encoding/json"
@@ -14,45 +14,6 @@ import (
 
 	"github.com/certvault/certvault/vault/front"
 )
-
-// TestAuditWriterInterim: an interim answer (100 Continue, as a proxied
-// answer may carry) goes to the client and is never the final status,
-// held or not; the final answer carries one x-ms-request-id, the
-// request's, even when a proxied answer brought another.
-func TestAuditWriterInterim(t *testing.T) {
-	for _, hold := range []bool{false, true} {
-		codes := make(chan int, 1)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("x-ms-request-id", "follower-id")
-			aw := &auditWriter{ResponseWriter: w, info: &front.ReqInfo{Hold: hold}, reqID: "follower-id"}
-			aw.WriteHeader(http.StatusContinue)
-			w.Header().Add("x-ms-request-id", "leader-id") // as a proxy copies the leader's headers
-			aw.WriteHeader(http.StatusConflict)
-			if _, err := aw.Write([]byte(`{"error":{"code":"Conflict","message":"m"}}`)); err != nil {
-				t.Errorf("hold %v: write the body through the audit writer: %v", hold, err)
-			}
-			if hold {
-				aw.release()
-			}
-			codes <- aw.code
-		}))
-		resp, err := srv.Client().Get(srv.URL)
-		if err != nil {
-			t.Fatalf("hold %v: %v", hold, err)
-		}
-		resp.Body.Close()
-		srv.Close()
-		if resp.StatusCode != http.StatusConflict {
-			t.Errorf("hold %v: client got %d, want 409", hold, resp.StatusCode)
-		}
-		if code := <-codes; code != http.StatusConflict {
-			t.Errorf("hold %v: the audit record would say %d, want 409", hold, code)
-		}
-		if ids := resp.Header.Values("x-ms-request-id"); len(ids) != 1 || ids[0] != "follower-id" {
-			t.Errorf("hold %v: x-ms-request-id %q, want just follower-id", hold, ids)
-		}
-	}
-}
 
 // TestLeaderPassFailures: the answer to a request the leader could not be
 // asked or did not answer is 503 with Retry-After, and says "may or may
@@ -78,23 +39,23 @@ func TestLeaderPassFailures(t *testing.T) {
 	t.Cleanup(func() { close(release); hanging.Close() })
 
 	const deadline = 300 * time.Millisecond
-	front := func(target string) *httptest.Server {
+	frontOf := func(target string) *httptest.Server {
 		u, err := url.Parse(target)
 		if err != nil {
 			t.Fatal(err)
 		}
-		proxy := newLeaderProxy(u, http.DefaultTransport, slog.New(slog.NewTextHandler(io.Discard, nil)), func(w http.ResponseWriter, r *http.Request, err error) {
-			front.WriteError(w, passFailure(r, err))
+		proxy := NewProxy(u, http.DefaultTransport, slog.New(slog.NewTextHandler(io.Discard, nil)), func(w http.ResponseWriter, r *http.Request, err error) {
+			front.WriteError(w, Failure(r, err))
 		})
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := bufferBody(r); err != nil {
+			if err := BufferBody(r); err != nil {
 				front.WriteError(w, err)
 				return
 			}
-			p := startPass(r.Context(), deadline)
-			defer p.stop()
-			p.leader = "leader1"
-			proxy.ServeHTTP(w, r.WithContext(p.ctx))
+			p := Start(r.Context(), deadline)
+			defer p.Stop()
+			p.Leader = "leader1"
+			proxy.ServeHTTP(w, r.WithContext(p.Context()))
 		}))
 		t.Cleanup(srv.Close)
 		return srv
@@ -106,7 +67,7 @@ func TestLeaderPassFailures(t *testing.T) {
 		{"no answer", hanging.URL, "did not answer within 300ms; the request may or may not have been applied", "was not applied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := front(tc.target)
+			srv := frontOf(tc.target)
 			req, err := http.NewRequest(http.MethodPut, srv.URL+"/secrets/x", strings.NewReader(`{"value":"v"}`))
 			if err != nil {
 				t.Fatal(err)
