@@ -134,12 +134,15 @@ func readEnvFile(path string, uid int) (string, error) {
 	return ParseEnvFile(data)
 }
 
+// whyCreated is ensureEnvFile's why for a file that did not exist.
+const whyCreated = "created with a new secret"
+
 // ensureEnvFile makes the env file at path hold a valid secret for the
 // user uid and returns it. With keep set (the secret the agent serves
 // already), the file is made to hold keep; otherwise a valid file's
 // secret is kept (so that applications need not restart when the agent
 // does), and a missing or invalid one gets a new secret. why says what
-// was done ("" for nothing).
+// was done: "" for nothing, whyCreated, or why a file was replaced.
 func ensureEnvFile(path string, uid int, keep string) (secret, why string, err error) {
 	dir := filepath.Dir(path)
 	if err := safeDir(dir); err != nil {
@@ -150,14 +153,17 @@ func ensureEnvFile(path string, uid int, keep string) (secret, why string, err e
 	case keep != "" && rerr == nil && cur == keep:
 		return keep, "", nil
 	case keep != "":
-		secret, why = keep, "put back: "+reason(rerr, "it held another secret")
+		secret, why = keep, "put back the secret served: "+reason(rerr, "it held another secret")
 	case rerr == nil:
 		return cur, "", nil
 	default:
 		if secret, err = NewSecret(); err != nil {
 			return "", "", err
 		}
-		why = "new secret: " + reason(rerr, "")
+		why = whyCreated
+		if !errors.Is(rerr, fs.ErrNotExist) {
+			why = "replaced with a new secret: " + reason(rerr, "")
+		}
 	}
 	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		return "", "", fmt.Errorf("write env file %s: %w", path, atomicfile.ErrNotRegular)

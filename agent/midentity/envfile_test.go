@@ -79,7 +79,7 @@ func TestEnsureEnvFile(t *testing.T) {
 
 	// A new file: mode 0400, owned by the user, in a directory made 0755.
 	s1, why, err := ensureEnvFile(path, uid, "")
-	if err != nil || !validSecret(s1) || !strings.Contains(why, "the file did not exist") {
+	if err != nil || !validSecret(s1) || why != whyCreated {
 		t.Fatalf("first write: %q %q %v", s1, why, err)
 	}
 	if u, m := owner(t, path); u != uid || m != 0o400 {
@@ -112,7 +112,7 @@ func TestEnsureEnvFile(t *testing.T) {
 			}
 			tc.spoil()
 			s, why, err := ensureEnvFile(path, uid, "")
-			if err != nil || s == old || !strings.Contains(why, tc.want) {
+			if err != nil || s == old || !strings.HasPrefix(why, "replaced with a new secret: ") || !strings.Contains(why, tc.want) {
 				t.Fatalf("got %q %q %v; want a new secret because %q", s, why, err, tc.want)
 			}
 			if u, m := owner(t, path); u != uid || m != 0o400 {
@@ -139,7 +139,7 @@ func TestEnsureEnvFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, why, err := ensureEnvFile(path, uid, cur)
-	if err != nil || s != cur || !strings.HasPrefix(why, "put back") {
+	if err != nil || s != cur || why != "put back the secret served: the file did not exist" {
 		t.Fatalf("put back: got %q %q %v, want the served secret back", s, why, err)
 	}
 	if got, err := readEnvFile(path, uid); err != nil || got != cur {

@@ -190,7 +190,11 @@ func (s *Server) SetIdentities(ids []Identity) error {
 			errs = append(errs, fmt.Errorf("identity of user %s: %s: %w", id.User, id.EnvFile, err))
 			continue
 		}
-		if why != "" {
+		switch why {
+		case "":
+		case whyCreated:
+			s.log.Info("managed identity: env file written", "user", id.User, "env_file", id.EnvFile, "why", why)
+		default:
 			s.log.Warn("managed identity: env file written", "user", id.User, "env_file", id.EnvFile, "why", why)
 		}
 		next = append(next, &served{Identity: id, secret: secret, sum: sha256.Sum256([]byte(secret))})
