@@ -202,6 +202,14 @@ func Run(ctx context.Context, opts Options) error {
 	startPoll := func() {
 		if pollCancel != nil {
 			pollCancel()
+			pollCancel = nil
+		}
+		gen++
+		objs := a.objects()
+		if len(objs) == 0 {
+			// Nothing bound (an agent that only serves the managed
+			// identity): nothing to watch until a reload binds something.
+			return
 		}
 		var pctx context.Context
 		pctx, pollCancel = context.WithCancel(ctx)
@@ -209,11 +217,14 @@ func Run(ctx context.Context, opts Options) error {
 		if a.failures > 0 {
 			delay = backoff(a.failures, lastErr)
 		}
-		gen++
-		go a.poll(pctx, gen, delay, a.objects(), a.st.Index, results)
+		go a.poll(pctx, gen, delay, objs, a.st.Index, results)
 	}
 	startPoll()
-	defer func() { pollCancel() }()
+	defer func() {
+		if pollCancel != nil {
+			pollCancel()
+		}
+	}()
 
 	var driftDue <-chan time.Time // debounce of file events
 	var cfgDue <-chan time.Time   // debounce of configuration changes
@@ -831,12 +842,18 @@ func (a *agent) statusLine() string {
 	}
 	vault := "vault ok"
 	switch {
+	case len(a.bindings) == 0:
+		vault = "nothing bound to watch"
 	case !a.st.VaultOK && a.failures == 0 && a.st.LastVaultError == "":
 		vault = "vault not contacted yet"
 	case !a.st.VaultOK:
 		vault = "vault unreachable, serving installed files"
 	}
-	return fmt.Sprintf("%d/%d bindings installed, %d with errors; %s", ok, len(a.bindings), failed, vault)
+	line := fmt.Sprintf("%d/%d bindings installed, %d with errors; %s", ok, len(a.bindings), failed, vault)
+	if a.mi != nil {
+		line += fmt.Sprintf("; managed identity for %d users", len(a.miIDs))
+	}
+	return line
 }
 
 func hash(b []byte) string {
