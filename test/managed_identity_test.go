@@ -92,8 +92,9 @@ func miGet(t *testing.T, endpoint, resource, header string) (int, map[string]str
 // gets the service principal's token from it, and azsecrets reads a
 // secret with that token within the principal's role and is refused
 // outside it; a request without the header is refused, a resource that
-// is not the vault is the vault's 400, and the env file keeps its secret
-// across a restart of the agent. (No t.Parallel: t.Setenv.)
+// is not the vault is the vault's 400, the env file keeps its secret
+// across a restart of the agent, and a reload serves a new identity and
+// puts back a deleted env file. (No t.Parallel: t.Setenv.)
 func TestManagedIdentity(t *testing.T) {
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	agentBin := testcluster.AgentBinary(t)
@@ -233,8 +234,42 @@ managed_identity:
 	if status, _ := miGet(t, endpoint, vault, header); status != http.StatusOK {
 		t.Fatalf("the same header after a restart: %d, want 200", status)
 	}
+
+	// A reload serves a new identity (the agent's own, for another
+	// user) and puts back a deleted env file with the same secret.
+	ownFile := filepath.Join(dir, "run", "identity", "own.env")
+	ownUser := "root"
+	if appUser == "root" {
+		ownUser = "1"
+	}
+	data += fmt.Sprintf("    - {user: %q, env_file: %s}\n", ownUser, ownFile)
+	if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(envFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := ag.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the new identity's env file and the deleted one back", func() (bool, string) {
+		_, err1 := os.Stat(ownFile)
+		_, err2 := os.Stat(envFile)
+		return err1 == nil && err2 == nil, fmt.Sprint(err1, err2)
+	})
+	if again := envFileVar(t, envFile, "IDENTITY_HEADER"); again != header {
+		t.Fatal("the deleted env file came back with another secret")
+	}
+	own := envFileVar(t, ownFile, "IDENTITY_HEADER")
+	testcluster.KnownSecret(own)
+	status, ownBody := miGet(t, endpoint, vault, own)
+	if status != http.StatusOK || ownBody["access_token"] == "" || ownBody["access_token"] == body["access_token"] {
+		t.Fatalf("the agent's own identity: %d, want 200 and another token than billing's", status)
+	}
+	testcluster.KnownSecret(ownBody["access_token"])
+
 	logs += ag.log.String()
-	for _, s := range []string{header, body["access_token"], value} {
+	for _, s := range []string{header, body["access_token"], value, own, ownBody["access_token"]} {
 		if strings.Contains(logs, s) {
 			t.Fatal("the agent's log holds a secret")
 		}

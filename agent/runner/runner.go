@@ -98,6 +98,9 @@ type agent struct {
 	mi    *midentity.Server
 	miIDs []midentity.Identity
 	miErr string
+	// miOn is the listen address and socket the endpoint was started
+	// with (they change only at a restart).
+	miOn [2]string
 }
 
 // watchdog pings systemd's watchdog while the main loop is alive: it came
@@ -335,7 +338,7 @@ func (a *agent) reload() bool {
 		a.log.Warn("vault and state_dir changes take effect at the next restart")
 		cfg.Vault, cfg.StateDir = a.cfg.Vault, a.cfg.StateDir
 	}
-	a.reloadIdentities(a.cfg.ManagedIdentity, cfg.ManagedIdentity)
+	a.reloadIdentities(cfg.ManagedIdentity)
 	if err := a.apply(cfg); err != nil {
 		a.log.Error("the changed configuration does not load; keeping the running one", "err", err)
 		return false
@@ -385,6 +388,7 @@ func (a *agent) startManagedIdentity(ctx context.Context, m *config.ManagedIdent
 		}
 		ls = append(ls, l)
 	}
+	a.miOn = [2]string{m.Listen, m.Socket}
 	go func() { done <- a.mi.Serve(ctx, ls...) }()
 	a.log.Info("managed identity endpoint serving", "listen", m.Listen, "socket", m.Socket, "identities", len(a.miIDs))
 	return nil
@@ -403,11 +407,11 @@ func identities(m *config.ManagedIdentity) []midentity.Identity {
 // reloadIdentities applies a reloaded managed_identity section: its
 // identities are served from now on; listen and socket, and adding or
 // removing the section, take effect at the next restart.
-func (a *agent) reloadIdentities(old, cur *config.ManagedIdentity) {
+func (a *agent) reloadIdentities(cur *config.ManagedIdentity) {
 	switch {
-	case old == nil && cur == nil:
+	case a.mi == nil && cur == nil:
 		return
-	case old == nil || cur == nil || old.Listen != cur.Listen || old.Socket != cur.Socket:
+	case a.mi == nil || cur == nil || a.miOn != [2]string{cur.Listen, cur.Socket}:
 		a.log.Warn("managed_identity: listen and socket changes, and adding or removing the section, take effect at the next restart")
 	}
 	if a.mi == nil || cur == nil {
