@@ -802,6 +802,28 @@ func TestSDK(t *testing.T) {
 			}
 			pendingVersion = got.ID.Version()
 		}
+		// ... and its versions list that version, disabled, once; after
+		// the merge, enabled, still once.
+		versions := func() map[string]bool {
+			out := map[string]bool{}
+			p := cl.NewListCertificatePropertiesVersionsPager("csr-cert", nil)
+			for p.More() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					t.Fatalf("list csr-cert's versions: %v", err)
+				}
+				for _, v := range page.Value {
+					if _, dup := out[v.ID.Version()]; dup || v.Attributes == nil || v.Attributes.Enabled == nil {
+						t.Fatalf("versions: %s listed twice or without attributes", v.ID.Version())
+					}
+					out[v.ID.Version()] = *v.Attributes.Enabled
+				}
+			}
+			return out
+		}
+		if vs := versions(); len(vs) != 1 || vs[pendingVersion] {
+			t.Errorf("versions while pending: %v, want only %s, disabled", vs, pendingVersion)
+		}
 
 		ca := newSDKCA(t)
 		leaf := ca.sign(t, csr.Subject, csr.DNSNames, csr.PublicKey)
@@ -826,6 +848,9 @@ func TestSDK(t *testing.T) {
 		}
 		if !bytes.Equal(got.CER, leaf.Raw) {
 			t.Error("GetCertificate: CER differs from the signed leaf")
+		}
+		if vs := versions(); len(vs) != 1 || !vs[pendingVersion] {
+			t.Errorf("versions after the merge: %v, want only %s, enabled", vs, pendingVersion)
 		}
 		sec, err := sc.GetSecret(ctx, "csr-cert", "", nil)
 		if err != nil {

@@ -450,13 +450,15 @@ func (c *Core) ListVersions(ctx context.Context, p Caller, req ListVersionsReque
 	res := ListVersionsResult{Next: next}
 	for _, e := range entries {
 		var v VersionMeta
-		json.Unmarshal(e.Value, &v)
+		if err := json.Unmarshal(e.Value, &v); err != nil {
+			return ListVersionsResult{}, Internal(fmt.Errorf("decode %s: %w", e.Key, err))
+		}
 		it := ObjectItem{Name: req.Name, Version: strings.TrimPrefix(e.Key, prefix),
 			Attributes: c.Live(v.Attributes), Tags: v.Tags, ContentType: v.ContentType, Managed: m.ManagedBy != ""}
 		if m.ManagedBy != "" {
 			it.ContentType = m.Content
 		}
-		if req.Kind == KindCertificates {
+		if req.Kind == KindCertificates && len(v.Chain) > 0 {
 			it.X5t = certs.Thumbprint(v.Chain[0])
 		}
 		res.Items = append(res.Items, it)

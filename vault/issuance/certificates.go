@@ -182,6 +182,31 @@ func (s *Issuance) pendingCertificate(name, version string) (Certificate, bool, 
 	return c, true, nil
 }
 
+// ListCertificateVersions lists a certificate's versions and, while an
+// operation is in progress, the version it will make (disabled, without
+// a thumbprint), as Key Vault does: the version a pending certificate
+// reads as by name and by id is listed too. It is added to the last page.
+func (s *Issuance) ListCertificateVersions(ctx context.Context, p core.Caller, req core.ListVersionsRequest) (core.ListVersionsResult, error) {
+	req.Kind = core.KindCertificates
+	res, err := s.ListVersions(ctx, p, req)
+	if (err != nil && !core.IsKind(err, core.KindNotFound)) || (err == nil && res.Next != "") {
+		return res, err
+	}
+	op, _, ok, perr := s.LoadPending(req.Name)
+	if perr != nil {
+		return core.ListVersionsResult{}, perr
+	}
+	if !ok || op.Version == "" || op.Status != keyvault.StatusInProgress {
+		return res, err
+	}
+	c, found, perr := s.pendingCertificate(req.Name, op.Version)
+	if perr != nil || !found {
+		return res, errors.Join(err, perr)
+	}
+	res.Items = append(res.Items, core.ObjectItem{Name: req.Name, Version: c.Version, Attributes: c.Attributes, Tags: c.Tags})
+	return res, nil
+}
+
 // UpdateCertificateRequest changes a version's attributes and tags, and
 // the certificate's policy (nil members are left as they are).
 type UpdateCertificateRequest struct {

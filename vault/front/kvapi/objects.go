@@ -91,7 +91,11 @@ func listHandler[T any](f *Front, kind string, versions bool, items func(*http.R
 		var got []core.ObjectItem
 		var next string
 		if versions {
-			res, err := f.ListVersions(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: kind, Name: r.PathValue("name"), Page: page})
+			list := f.ListVersions
+			if kind == core.KindCertificates {
+				list = f.ListCertificateVersions // with the version a pending operation will make
+			}
+			res, err := list(r.Context(), front.CallerOf(r), core.ListVersionsRequest{Kind: kind, Name: r.PathValue("name"), Page: page})
 			if err != nil {
 				f.Fail(w, r, err)
 				return
