@@ -16,19 +16,17 @@ import (
 
 // authenticateAccessToken checks an access token from the token endpoint
 // or an agent's managed-identity endpoint (see vault/identity): made by
-// this vault, unexpired, for this vault, and its principal still there —
+// this vault, unexpired, for this vault (not another audience), and its
+// principal still there —
 // a service principal by its client id, an agent unrevoked. A follower
 // that does not know the principal catches up once before it refuses.
 func (n *Node) authenticateAccessToken(tok string) (core.Caller, error) {
-	cl, err := n.VerifyAccessToken(tok, time.Now())
+	cl, err := n.VerifyAccessToken(tok, n.vaultHost, time.Now())
 	if errors.Is(err, identity.ErrBadAccessToken) {
 		return core.Caller{}, errBadToken
 	}
 	if err != nil {
 		return core.Caller{}, err
-	}
-	if _, ok := identity.VaultResource(cl.Aud, n.vaultHost); !ok {
-		return core.Caller{}, errBadToken // a token for another audience
 	}
 	if cl.Agent != "" {
 		c, why, err := n.agentRecordCaller(cl.Agent, "")

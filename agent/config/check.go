@@ -55,6 +55,8 @@ type bindings struct {
 	pfxPass []target
 	// skip are bindings already reported as repeated.
 	skip map[string]bool
+	// miPaths are the managed identity's socket and env files.
+	miPaths []target
 }
 
 // config reads the root of the file.
@@ -72,18 +74,20 @@ func (p *parser) config(root *yaml.Node) *Config {
 	c.StateDir = p.stateDir(o)
 
 	b := &bindings{skip: map[string]bool{}}
-	certs, okC := p.list(o, "certificates", "certificate bindings")
+	certs, okC := p.list(o, "certificates", "certificate bindings", "name")
 	for i, n := range certs {
 		c.Certificates = append(c.Certificates, p.certificate(fmt.Sprintf("certificates[%d]", i), n, b))
 	}
-	secrets, okS := p.list(o, "secrets", "secret bindings")
+	secrets, okS := p.list(o, "secrets", "secret bindings", "name")
 	for i, n := range secrets {
 		c.Secrets = append(c.Secrets, p.secret(fmt.Sprintf("secrets[%d]", i), n, b))
 	}
-	if okC && okS && len(certs) == 0 && len(secrets) == 0 {
-		p.add(o.line, "", "", "nothing to install: add a certificates: or secrets: list")
+	c.ManagedIdentity = p.managedIdentity(o, b)
+	if okC && okS && len(certs) == 0 && len(secrets) == 0 && isNull(o.val("managed_identity")) {
+		p.add(o.line, "", "", "nothing to install: add a certificates: or secrets: list (or a managed_identity: section)")
 	}
 	p.across(c, b)
+	p.acrossMI(c, b)
 	return c
 }
 

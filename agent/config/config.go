@@ -23,13 +23,24 @@
 //	    owner: app
 //	    mode: "0400"
 //	    reload: ["systemctl", "restart", "app"]
+//	managed_identity:
+//	  listen: 127.0.0.1:50342
+//	  socket: /run/certvault-agent/identity.sock
+//	  identities:
+//	    - user: app
+//	      service_principal: billing
+//	      env_file: /run/certvault-agent/identity/app.env
+//
+// The managed_identity section (optional) is the endpoint the agent
+// serves to local applications in the protocol of Azure App Service
+// managed identity; a file may have only that section and no bindings.
 //
 // Load reads and checks the whole file before it returns: unknown keys,
 // missing or malformed values, users, groups and commands that do not
 // exist on the machine, and bindings that would write the same file. It
 // reports every problem at once, each with the file and line, and returns
 // no Config at all when there is one, so that a bad file installs
-// nothing. It does not install or watch anything.
+// nothing. It does not install or watch anything, and serves nothing.
 package config
 
 import (
@@ -76,6 +87,10 @@ type Config struct {
 	Certificates []Certificate
 	// Secrets are the secret bindings, in file order.
 	Secrets []Secret
+	// ManagedIdentity is the managed-identity endpoint the agent serves
+	// to local applications; nil when the file has no managed_identity
+	// section.
+	ManagedIdentity *ManagedIdentity
 }
 
 // Files names the files a certificate binding writes, as base names

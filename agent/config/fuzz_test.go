@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io/fs"
+	"net/netip"
 	"os/exec"
 	"os/user"
 	"path/filepath"
@@ -97,7 +98,9 @@ func fuzzEnv() Env {
 // ErrInvalid whose problems have lines in the file; and an accepted
 // configuration keeps the promises of the Config type (an https vault,
 // absolute clean paths, no two bindings writing one file, nothing inside
-// state_dir, modes and timeouts in range, at least one binding).
+// state_dir, modes and timeouts in range, at least one binding or a
+// managed identity, which listens on loopback only and gives each user
+// one identity and each identity its own env_file).
 func FuzzAgentConfig(f *testing.F) {
 	f.Add([]byte(`vault: https://vault.example:8443
 ca_file: /etc/certvault/ca.pem
@@ -124,6 +127,8 @@ secrets:
 	f.Add([]byte("vault: https://v:8443/base\nca_file: /etc/certvault/ca.pem\nstate_dir: /var/lib/a\ncertificates:\n  - &b {name: a, dir: /x, files: {cert: c.pem, pfx: a.pfx}, pfx_password_file: /etc/certvault/www.pfxpass, check: {tls: \"[::1]:443\"}}\n  - {<<: *b, name: b, dir: /y}\n  - {<<: [*b], name: c, dir: /z, mode: \"0644\", owner: nginx, group: app}\n"))
 	f.Add([]byte("vault: http://v\n\tca_file: x\n---\nsecrets: []\n"))
 	f.Add([]byte("certificates:\n  - name: a\n    name: b\n    dri: /x\n"))
+	f.Add([]byte("vault: https://v\nca_file: /etc/certvault/ca.pem\nstate_dir: /var/lib/a\nmanaged_identity:\n  listen: 127.0.0.1:50342\n  socket: /run/a/id.sock\n  identities:\n    - {user: app, service_principal: billing, client_id: c-1, env_file: /run/a/app.env}\n    - {user: nginx, env_file: /run/a/nginx.env}\n"))
+	f.Add([]byte("vault: https://v\nca_file: /etc/certvault/ca.pem\nstate_dir: /var/lib/a\nsecrets: [{name: a, file: /run/a/app.env}]\nmanaged_identity:\n  listen: \"[::1]:0\"\n  identities: [{user: app, env_file: /run/a/app.env}, {user: \"1001\", env_file: /var/lib/a/x}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env := fuzzEnv()
 		c, err := ParseWith(data, "agent.yaml", env)
@@ -166,8 +171,8 @@ func checkConfig(t *testing.T, c *Config) {
 	if c.StateDir != "" {
 		clean("state_dir", c.StateDir)
 	}
-	if len(c.Certificates)+len(c.Secrets) == 0 {
-		t.Fatal("accepted a file with no binding")
+	if len(c.Certificates)+len(c.Secrets) == 0 && c.ManagedIdentity == nil {
+		t.Fatal("accepted a file with no binding and no managed identity")
 	}
 	written := map[string]string{}
 	write := func(who, p string) {
@@ -227,5 +232,38 @@ func checkConfig(t *testing.T, c *Config) {
 		}
 		write(who, s.File)
 		common(who, s.Mode, s.Timeout, s.Reload)
+	}
+	if m := c.ManagedIdentity; m != nil {
+		checkManagedIdentity(t, m, write)
+	}
+}
+
+func checkManagedIdentity(t *testing.T, m *ManagedIdentity, write func(who, path string)) {
+	t.Helper()
+	if m.Listen == "" && m.Socket == "" {
+		t.Fatal("a managed identity with neither listen nor socket")
+	}
+	if m.Listen != "" {
+		ap, err := netip.ParseAddrPort(m.Listen)
+		if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
+			t.Fatalf("managed identity listens on %q", m.Listen)
+		}
+	}
+	if m.Socket != "" {
+		write("managed identity socket", m.Socket)
+	}
+	if len(m.Identities) == 0 {
+		t.Fatal("a managed identity without identities")
+	}
+	users := map[int]bool{}
+	for _, id := range m.Identities {
+		if id.User == "" || users[id.UID] {
+			t.Fatalf("identity %+v: no user, or a user with two identities", id)
+		}
+		users[id.UID] = true
+		if strings.HasPrefix(id.ServicePrincipal, "sp:") || strings.ContainsAny(id.ServicePrincipal+id.ClientID, " \t\n\x00") {
+			t.Fatalf("identity %+v: service principal or client id", id)
+		}
+		write("identity of "+id.User, id.EnvFile)
 	}
 }

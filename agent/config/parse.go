@@ -16,7 +16,7 @@ import (
 
 // The keys of each part of the file, in the order messages list them.
 var (
-	topKeys    = []string{"vault", "ca_file", "state_dir", "certificates", "secrets"}
+	topKeys    = []string{"vault", "ca_file", "state_dir", "certificates", "secrets", "managed_identity"}
 	certKeys   = []string{"name", "dir", "files", "pfx_password_file", "owner", "group", "mode", "reload", "check", "timeout"}
 	secretKeys = []string{"name", "file", "owner", "group", "mode", "reload", "timeout"}
 	filesKeys  = []string{"cert", "chain", "fullchain", "key", "combined", "pfx"}
@@ -381,14 +381,15 @@ func (p *parser) str(o object, key string) (string, bool) {
 }
 
 // list returns the items of the list under key, nil when absent or
-// null; false (reported) when it is not a list.
-func (p *parser) list(o object, key, what string) ([]*yaml.Node, bool) {
+// null; false (reported) when it is not a list. first is the key each
+// item starts with, for the message.
+func (p *parser) list(o object, key, what, first string) ([]*yaml.Node, bool) {
 	v := o.val(key)
 	if isNull(v) {
 		return nil, true
 	}
 	if v.Kind != yaml.SequenceNode {
-		p.add(v.Line, join(o.field, key), "", "must be a list of %s, each starting with \"- name:\", not %s", what, kindName(v))
+		p.add(v.Line, join(o.field, key), "", "must be a list of %s, each starting with \"- %s:\", not %s", what, first, kindName(v))
 		return nil, false
 	}
 	return v.Content, true

@@ -4,7 +4,10 @@
 // rolls back when either fails, reports each outcome, puts back files
 // changed under it, and reloads its configuration on SIGHUP or when the
 // file changes. It keeps serving what it installed while the vault is
-// unreachable: an outage never deletes or changes installed files.
+// unreachable: an outage never deletes or changes installed files. When
+// the configuration has a managed_identity section it also runs the
+// managed-identity endpoint (package midentity), with the vault client
+// as its token source.
 package runner
 
 import (
@@ -29,6 +32,7 @@ import (
 	"github.com/certvault/certvault/agent/enroll"
 	"github.com/certvault/certvault/agent/hook"
 	"github.com/certvault/certvault/agent/install"
+	"github.com/certvault/certvault/agent/midentity"
 	"github.com/certvault/certvault/agent/sdnotify"
 	"github.com/certvault/certvault/agent/tlscheck"
 	"github.com/certvault/certvault/agent/vaultclient"
@@ -88,6 +92,15 @@ type agent struct {
 	// is how long an install in progress may take (Unix ns): the watchdog
 	// pings systemd while either says the loop is alive.
 	beat, busyUntil atomic.Int64
+	// mi is the managed-identity endpoint, nil when not configured;
+	// miIDs are the identities it serves and miErr the last error of
+	// keeping their env files (logged once).
+	mi    *midentity.Server
+	miIDs []midentity.Identity
+	miErr string
+	// miOn is the listen address and socket the endpoint was started
+	// with (they change only at a restart).
+	miOn [2]string
 }
 
 // watchdog pings systemd's watchdog while the main loop is alive: it came
@@ -148,6 +161,15 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	go a.id.RenewLoop(ctx, cfg.Vault, cfg.StateDir, func(f string, args ...any) { a.log.Info(fmt.Sprintf(f, args...)) })
+	// The managed-identity endpoint is up (env files written, listeners
+	// open) before systemd hears READY, so that units ordered after the
+	// agent find their env file.
+	miDone := make(chan error, 1)
+	if cfg.ManagedIdentity != nil {
+		if err := a.startManagedIdentity(ctx, cfg.ManagedIdentity, miDone); err != nil {
+			return err
+		}
+	}
 
 	// What was installed before a restart is served as is; drift is put
 	// back from the version directories.
@@ -183,6 +205,14 @@ func Run(ctx context.Context, opts Options) error {
 	startPoll := func() {
 		if pollCancel != nil {
 			pollCancel()
+			pollCancel = nil
+		}
+		gen++
+		objs := a.objects()
+		if len(objs) == 0 {
+			// Nothing bound (an agent that only serves the managed
+			// identity): nothing to watch until a reload binds something.
+			return
 		}
 		var pctx context.Context
 		pctx, pollCancel = context.WithCancel(ctx)
@@ -190,11 +220,14 @@ func Run(ctx context.Context, opts Options) error {
 		if a.failures > 0 {
 			delay = backoff(a.failures, lastErr)
 		}
-		gen++
-		go a.poll(pctx, gen, delay, a.objects(), a.st.Index, results)
+		go a.poll(pctx, gen, delay, objs, a.st.Index, results)
 	}
 	startPoll()
-	defer func() { pollCancel() }()
+	defer func() {
+		if pollCancel != nil {
+			pollCancel()
+		}
+	}()
 
 	var driftDue <-chan time.Time // debounce of file events
 	var cfgDue <-chan time.Time   // debounce of configuration changes
@@ -205,6 +238,10 @@ func Run(ctx context.Context, opts Options) error {
 			a.notify.Stopping()
 			a.save()
 			return nil
+		case err := <-miDone:
+			a.notify.Stopping()
+			a.save()
+			return err
 		case r := <-results:
 			if r.gen != gen {
 				continue // a replaced poll's answer
@@ -245,6 +282,7 @@ func Run(ctx context.Context, opts Options) error {
 		case <-driftTick.C:
 			a.checkDrift(ctx)
 			a.flushReports(ctx)
+			a.keepIdentities()
 		case <-hup:
 			a.log.Info("SIGHUP: reloading the configuration")
 			if a.reload() {
@@ -300,6 +338,7 @@ func (a *agent) reload() bool {
 		a.log.Warn("vault and state_dir changes take effect at the next restart")
 		cfg.Vault, cfg.StateDir = a.cfg.Vault, a.cfg.StateDir
 	}
+	a.reloadIdentities(cfg.ManagedIdentity)
 	if err := a.apply(cfg); err != nil {
 		a.log.Error("the changed configuration does not load; keeping the running one", "err", err)
 		return false
@@ -316,6 +355,88 @@ func (a *agent) reload() bool {
 	}
 	a.log.Info("configuration reloaded; failed versions will be tried again", "bindings", len(a.bindings))
 	return true
+}
+
+// startManagedIdentity writes the identities' env files, opens the
+// listeners and serves the managed-identity endpoint until ctx is done;
+// a listener that fails later is sent on done. Any failure before
+// serving stops the agent's start, as a bad configuration does.
+func (a *agent) startManagedIdentity(ctx context.Context, m *config.ManagedIdentity, done chan<- error) error {
+	a.mi = midentity.New(ctx, midentity.Options{Source: a.vc, Logger: a.log})
+	a.miIDs = identities(m)
+	if err := a.mi.SetIdentities(a.miIDs); err != nil {
+		return fmt.Errorf("managed identity: %w", err)
+	}
+	var ls []net.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	if m.Listen != "" {
+		l, err := midentity.ListenTCP(m.Listen)
+		if err != nil {
+			return err
+		}
+		ls = append(ls, l)
+	}
+	if m.Socket != "" {
+		l, err := midentity.ListenUnix(m.Socket)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		ls = append(ls, l)
+	}
+	a.miOn = [2]string{m.Listen, m.Socket}
+	go func() { done <- a.mi.Serve(ctx, ls...) }()
+	a.log.Info("managed identity endpoint serving", "listen", m.Listen, "socket", m.Socket, "identities", len(a.miIDs))
+	return nil
+}
+
+// identities are the managed identity's identities as midentity takes
+// them.
+func identities(m *config.ManagedIdentity) []midentity.Identity {
+	out := make([]midentity.Identity, len(m.Identities))
+	for i, id := range m.Identities {
+		out[i] = midentity.Identity{User: id.User, UID: id.UID, ServicePrincipal: id.ServicePrincipal, ClientID: id.ClientID, EnvFile: id.EnvFile}
+	}
+	return out
+}
+
+// reloadIdentities applies a reloaded managed_identity section: its
+// identities are served from now on; listen and socket, and adding or
+// removing the section, take effect at the next restart.
+func (a *agent) reloadIdentities(cur *config.ManagedIdentity) {
+	switch {
+	case a.mi == nil && cur == nil:
+		return
+	case a.mi == nil || cur == nil || a.miOn != [2]string{cur.Listen, cur.Socket}:
+		a.log.Warn("managed_identity: listen and socket changes, and adding or removing the section, take effect at the next restart")
+	}
+	if a.mi == nil || cur == nil {
+		return
+	}
+	a.miIDs = identities(cur)
+	a.miErr = ""
+	a.keepIdentities()
+}
+
+// keepIdentities makes the env files hold the secrets served again
+// (they are put back when changed or removed), logging a failure once.
+func (a *agent) keepIdentities() {
+	if a.mi == nil {
+		return
+	}
+	err := a.mi.SetIdentities(a.miIDs)
+	switch {
+	case err != nil && err.Error() != a.miErr:
+		a.log.Error("managed identity: env files", "err", err)
+		a.miErr = err.Error()
+	case err == nil && a.miErr != "":
+		a.log.Info("managed identity: env files written again")
+		a.miErr = ""
+	}
 }
 
 // objects lists the bound objects with the version each holds (the
@@ -725,12 +846,18 @@ func (a *agent) statusLine() string {
 	}
 	vault := "vault ok"
 	switch {
+	case len(a.bindings) == 0:
+		vault = "nothing bound to watch"
 	case !a.st.VaultOK && a.failures == 0 && a.st.LastVaultError == "":
 		vault = "vault not contacted yet"
 	case !a.st.VaultOK:
 		vault = "vault unreachable, serving installed files"
 	}
-	return fmt.Sprintf("%d/%d bindings installed, %d with errors; %s", ok, len(a.bindings), failed, vault)
+	line := fmt.Sprintf("%d/%d bindings installed, %d with errors; %s", ok, len(a.bindings), failed, vault)
+	if a.mi != nil {
+		line += fmt.Sprintf("; managed identity for %d users", len(a.miIDs))
+	}
+	return line
 }
 
 func hash(b []byte) string {

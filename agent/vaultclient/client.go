@@ -1,7 +1,8 @@
 // Package vaultclient is the agent's side of the vault protocol over
 // mutual TLS: the long poll for target versions, fetching a version's
-// value, and reporting outcomes. It knows nothing of files or hooks, and
-// it imports nothing from the vault (the agent stays a static binary).
+// value, reporting outcomes, and access tokens for the managed-identity
+// endpoint. It knows nothing of files, hooks or caching, and it imports
+// nothing from the vault (the agent stays a static binary).
 package vaultclient
 
 import (
@@ -149,6 +150,53 @@ func (c *Client) SendReport(ctx context.Context, r Report) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return c.do(ctx, http.MethodPost, "/v1/agents/report", r, nil)
+}
+
+// TokenTimeout bounds one token request.
+const TokenTimeout = 30 * time.Second
+
+// AccessToken is the vault's answer to a token request. AccessToken is a
+// secret: it must never be logged or put in an error.
+type AccessToken struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	// ExpiresOn is when the token expires, in Unix seconds by the vault's
+	// clock.
+	ExpiresOn int64 `json:"expires_on"`
+	// ExpiresIn is the token's lifetime in seconds when the vault
+	// answered; the agent's clock may differ from the vault's, so this is
+	// what to count from.
+	ExpiresIn int64 `json:"expires_in"`
+	// Resource is the resource as the request gave it.
+	Resource string `json:"resource"`
+}
+
+// tokenRequest is the body of POST /v1/agents/token.
+type tokenRequest struct {
+	Resource         string `json:"resource"`
+	ServicePrincipal string `json:"service_principal,omitempty"`
+}
+
+// Token asks the vault for an access token for resource (the vault's own
+// URL; the vault answers 400 for any other) on behalf of the service
+// principal named servicePrincipal, or of the agent itself when that is
+// empty. The vault answers 403 when the agent may not act as that
+// service principal and 404 when there is none; those come back as an
+// *Error. The request is bounded by TokenTimeout.
+func (c *Client) Token(ctx context.Context, servicePrincipal, resource string) (*AccessToken, error) {
+	ctx, cancel := context.WithTimeout(ctx, TokenTimeout)
+	defer cancel()
+	var tok AccessToken
+	if err := c.do(ctx, http.MethodPost, "/v1/agents/token", tokenRequest{Resource: resource, ServicePrincipal: servicePrincipal}, &tok); err != nil {
+		return nil, err
+	}
+	switch {
+	case tok.AccessToken == "":
+		return nil, errors.New("token answer: no access_token")
+	case tok.ExpiresIn <= 0 && tok.ExpiresOn <= 0:
+		return nil, errors.New("token answer: neither expires_in nor expires_on")
+	}
+	return &tok, nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

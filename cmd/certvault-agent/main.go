@@ -25,6 +25,7 @@ import (
 
 	"github.com/certvault/certvault/agent/config"
 	"github.com/certvault/certvault/agent/enroll"
+	"github.com/certvault/certvault/agent/midentity"
 	"github.com/certvault/certvault/agent/runner"
 	"github.com/certvault/certvault/internal/version"
 )
@@ -44,7 +45,12 @@ join     enrolls this machine: checks the vault's CA against the fingerprint,
          and fingerprint come from 'certvault agent join-token create'.
 run      installs and keeps up to date what the configuration binds; reloads
          the configuration on SIGHUP or when the file changes. Speaks
-         sd_notify (Type=notify, WatchdogSec) under systemd.
+         sd_notify (Type=notify, WatchdogSec) under systemd. With a
+         managed_identity section it also hands vault tokens to local
+         applications as Azure App Service does: an application sets
+         IDENTITY_ENDPOINT=http://LISTEN/msi/token and IDENTITY_HEADER from
+         its identity's env_file (systemd: EnvironmentFile=), and the Azure
+         SDKs' ManagedIdentityCredential works unchanged (docs/agent.md).
 status   prints each binding's installed version, last check and last error
          from the local state (works while the vault is down).
 check-config
@@ -186,7 +192,22 @@ func cmdCheckConfig(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: ok, %d certificate and %d secret bindings\n", *cfgPath, len(cfg.Certificates), len(cfg.Secrets))
+	fmt.Fprintf(out, "%s: ok, %d certificate and %d secret bindings", *cfgPath, len(cfg.Certificates), len(cfg.Secrets))
+	if m := cfg.ManagedIdentity; m != nil {
+		var on []string
+		if m.Listen != "" {
+			on = append(on, "http://"+m.Listen+midentity.Path)
+		}
+		if m.Socket != "" {
+			on = append(on, m.Socket)
+		}
+		users := "users"
+		if len(m.Identities) == 1 {
+			users = "user"
+		}
+		fmt.Fprintf(out, ", managed identity for %d %s on %s", len(m.Identities), users, strings.Join(on, " and "))
+	}
+	fmt.Fprintln(out)
 	return nil
 }
 

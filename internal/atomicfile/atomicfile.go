@@ -21,11 +21,30 @@ var ErrNotRegular = errors.New("atomicfile: target is not a regular file")
 // directory. It refuses to replace a non-regular file and skips the write
 // when the file already holds data with the same mode.
 func WriteFile(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, nil)
+}
+
+// Owner is a file's owner: a uid and a gid.
+type Owner struct{ UID, GID int }
+
+// WriteFileOwner is WriteFile for a file owned by owner: the temporary
+// file is chowned after its chmod and before it gets content, so that
+// the content is never readable by anyone the final file does not let
+// read it. The write is skipped when the file already holds data with
+// the same mode and owner. Changing the owner needs the privilege to
+// (root, or CAP_CHOWN).
+func WriteFileOwner(path string, data []byte, mode os.FileMode, owner Owner) error {
+	return write(path, data, mode, &owner)
+}
+
+// write is WriteFile and WriteFileOwner; owner nil leaves the owner as
+// the process creates it.
+func write(path string, data []byte, mode os.FileMode, owner *Owner) error {
 	if fi, err := os.Lstat(path); err == nil {
 		if !fi.Mode().IsRegular() {
 			return fmt.Errorf("write %s: %w", path, ErrNotRegular)
 		}
-		if fi.Mode().Perm() == mode.Perm() {
+		if fi.Mode().Perm() == mode.Perm() && (owner == nil || ownedBy(fi, *owner)) {
 			if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 				return nil
 			}
@@ -42,6 +61,12 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if owner != nil {
+		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
+			tmp.Close()
+			return fmt.Errorf("chown %s: %w", tmp.Name(), err)
+		}
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()

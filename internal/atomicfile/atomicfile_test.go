@@ -71,3 +71,38 @@ func TestWriteFile(t *testing.T) {
 		t.Fatalf("over a symlink: got %v", err)
 	}
 }
+
+// TestWriteFileOwner writes a file for another user (the tests run as
+// root; elsewhere the chown is refused and the test skips).
+func TestWriteFileOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	owner := Owner{UID: 4242, GID: 4243}
+	if err := WriteFileOwner(p, []byte("one"), 0o400, owner); err != nil {
+		t.Fatal(err)
+	}
+	fi := stat(t, p)
+	if !ownedBy(fi, owner) || fi.Mode().Perm() != 0o400 {
+		t.Fatalf("got mode %v, owned by %v: %v; want 0400 and %v", fi.Mode().Perm(), owner, ownedBy(fi, owner), owner)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatalf("set an old mtime: %v", err)
+	}
+	if err := WriteFileOwner(p, []byte("one"), 0o400, owner); err != nil {
+		t.Fatal(err)
+	}
+	if fi := stat(t, p); !fi.ModTime().Equal(old) {
+		t.Fatal("unchanged content, mode and owner were rewritten")
+	}
+	// Another owner is a change.
+	if err := WriteFileOwner(p, []byte("one"), 0o400, Owner{UID: 4244, GID: 4243}); err != nil {
+		t.Fatal(err)
+	}
+	if fi := stat(t, p); !ownedBy(fi, Owner{UID: 4244, GID: 4243}) {
+		t.Fatal("the new owner was not set")
+	}
+}

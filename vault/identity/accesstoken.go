@@ -125,11 +125,10 @@ func signAccessToken(cl AccessClaims, mac func([]byte) []byte) (string, error) {
 	return input + "." + base64.RawURLEncoding.EncodeToString(mac([]byte(input))), nil
 }
 
-// VerifyAccessToken checks an access token's signature, times and
-// tenant, and returns its claims. It does not check that its principal
-// still exists or that its audience is this vault: the caller does, with
-// what it knows of the cluster's names.
-func (c *Identity) VerifyAccessToken(tok string, now time.Time) (AccessClaims, error) {
+// VerifyAccessToken checks an access token's signature, times, tenant
+// and audience (this vault, by hosts), and returns its claims. It does
+// not check that its principal still exists: the caller does.
+func (c *Identity) VerifyAccessToken(tok string, hosts VaultHosts, now time.Time) (AccessClaims, error) {
 	var cl AccessClaims
 	b := c.Barrier.Load()
 	if b == nil {
@@ -139,12 +138,12 @@ func (c *Identity) VerifyAccessToken(tok string, now time.Time) (AccessClaims, e
 	if err != nil {
 		return cl, err
 	}
-	return parseAccessToken(tok, func(input []byte) []byte { return b.Mac(accessTokenPurpose, input) }, tenant, now)
+	return parseAccessToken(tok, func(input []byte) []byte { return b.Mac(accessTokenPurpose, input) }, tenant, hosts, now)
 }
 
-// parseAccessToken checks tok's header, its signature with mac, its times
-// and its tenant, and returns its claims.
-func parseAccessToken(tok string, mac func([]byte) []byte, tenant string, now time.Time) (AccessClaims, error) {
+// parseAccessToken checks tok's header, its signature with mac, its
+// times, its tenant and its audience, and returns its claims.
+func parseAccessToken(tok string, mac func([]byte) []byte, tenant string, hosts VaultHosts, now time.Time) (AccessClaims, error) {
 	var cl AccessClaims
 	i := strings.LastIndexByte(tok, '.')
 	if i < 0 {
@@ -171,6 +170,9 @@ func parseAccessToken(tok string, mac func([]byte) []byte, tenant string, now ti
 	}
 	if (cl.AppID == "") == (cl.Agent == "") {
 		return AccessClaims{}, fmt.Errorf("%w: names no principal", ErrBadAccessToken)
+	}
+	if _, ok := VaultResource(cl.Aud, hosts); !ok {
+		return AccessClaims{}, fmt.Errorf("%w: for another audience", ErrBadAccessToken)
 	}
 	return cl, nil
 }

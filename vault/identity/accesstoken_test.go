@@ -37,7 +37,7 @@ func TestAccessTokens(t *testing.T) {
 	if !IsAccessToken(tok) || IsAccessToken("cvt.abc.def") {
 		t.Fatal("IsAccessToken does not tell the forms apart")
 	}
-	cl, err := parseAccessToken(tok, testMAC("k1"), testTenant, now.Add(time.Minute))
+	cl, err := parseAccessToken(tok, testMAC("k1"), testTenant, testHosts, now.Add(time.Minute))
 	if err != nil || cl.AppID != testClientID || cl.Aud != "https://vault.example" {
 		t.Fatalf("a good token: %+v %v", cl, err)
 	}
@@ -54,12 +54,14 @@ func TestAccessTokens(t *testing.T) {
 		"no principal":        {testToken(t, AccessClaims{Aud: "https://vault.example"}, now), "k1", testTenant, now},
 		"two principals":      {testToken(t, AccessClaims{AppID: testClientID, Agent: "a1"}, now), "k1", testTenant, now},
 		"not yet valid":       {testToken(t, sp, now.Add(time.Hour)), "k1", testTenant, now},
+		"another audience":    {testToken(t, AccessClaims{Aud: "https://management.azure.com", AppID: testClientID}, now), "k1", testTenant, now},
+		"another host":        {testToken(t, AccessClaims{Aud: "https://other.example", AppID: testClientID}, now), "k1", testTenant, now},
 		"unsigned":            {tok[:strings.LastIndexByte(tok, '.')+1], "k1", testTenant, now},
 	} {
 		if name == "tampered" && tc.tok == tok {
 			continue // the replaced character was already an A
 		}
-		if _, err := parseAccessToken(tc.tok, testMAC(tc.key), tc.tenant, tc.at); !errors.Is(err, ErrBadAccessToken) {
+		if _, err := parseAccessToken(tc.tok, testMAC(tc.key), tc.tenant, testHosts, tc.at); !errors.Is(err, ErrBadAccessToken) {
 			t.Errorf("%s: %v, want ErrBadAccessToken", name, err)
 		}
 	}
@@ -73,7 +75,7 @@ func FuzzAccessToken(f *testing.F) {
 	f.Add("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.")
 	f.Add("eyJ..")
 	f.Fuzz(func(t *testing.T, tok string) {
-		cl, err := parseAccessToken(tok, testMAC("k1"), testTenant, now)
+		cl, err := parseAccessToken(tok, testMAC("k1"), testTenant, testHosts, now)
 		if err != nil {
 			return
 		}
