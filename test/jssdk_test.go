@@ -401,3 +401,91 @@ func TestJSSDKDeletedPrincipalRefused(t *testing.T) {
 		t.Errorf("getToken after sp delete: got %v, stderr %q; want AADSTS700016 (unknown application)", r.out, r.stderr)
 	}
 }
+
+// TestJSSDKManagedIdentity (issue 18, item 5): @azure/identity's
+// ManagedIdentityCredential against a running certvault-agent, configured
+// only by IDENTITY_ENDPOINT and IDENTITY_HEADER (read from the env file
+// the agent wrote), and SecretClient.getSecret with the service
+// principal's token: as the system-assigned identity, and as a
+// user-assigned one named by the service principal's client id; another
+// client id is refused, and so is a secret outside the principal's role.
+func TestJSSDKManagedIdentity(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	agentBin := testcluster.AgentBinary(t)
+	vault := c.Nodes[0].URL()
+	dir := t.TempDir()
+
+	sp := spJSON(t, mustCLI(t, c, "sp", "create", "js-mi", "--role", "Secrets User", "--scope", "/secrets/js-mi-", "--agent-group", "js-apps", "-o", "json"))
+	value := "js-mi-" + randomHex(t, 16)
+	testcluster.KnownSecret(value)
+	mustCLI(t, c, "secret", "set", "js-mi-db", "--value", value)
+	mustCLI(t, c, "secret", "set", "other-db", "--value", "not-for-js-mi")
+
+	tok, fp, _ := agentJoinToken(t, c, "--group", "js-apps")
+	state := filepath.Join(dir, "state")
+	joinAgent(t, agentBin, vault, tok, fp, state, "--name", "js-vm")
+	addr := testcluster.FreeAddr(t)
+	endpoint := "http://" + addr + "/msi/token"
+	envFile := filepath.Join(dir, "run", "identity", "root.env")
+	cfg := filepath.Join(dir, "agent.yaml")
+	data := fmt.Sprintf(`vault: %s
+ca_file: %s
+state_dir: %s
+managed_identity:
+  listen: %s
+  identities:
+    - user: root
+      service_principal: js-mi
+      client_id: %s
+      env_file: %s
+`, vault, c.CACert, state, addr, sp.ClientID, envFile)
+	if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, agentBin, cfg)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	waitUntil(t, 30*time.Second, "the agent's env file and endpoint", func() (bool, string) {
+		if _, err := os.Stat(envFile); err != nil {
+			return false, err.Error()
+		}
+		resp, err := hc.Get(endpoint)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return true, resp.Status
+	})
+	header := envFileVar(t, envFile, "IDENTITY_HEADER")
+	if header == "" {
+		t.Fatalf("%s holds no IDENTITY_HEADER", envFile)
+	}
+	testcluster.KnownSecret(header)
+	env := map[string]string{
+		"IDENTITY_ENDPOINT":   endpoint,
+		"IDENTITY_HEADER":     header,
+		"NODE_EXTRA_CA_CERTS": c.CACert,
+		"CERTVAULT_VAULT_URL": vault,
+	}
+
+	for _, tc := range []struct{ name, clientID string }{
+		{"system-assigned", ""},
+		{"client id", sp.ClientID},
+	} {
+		args := []string{"js-mi-db"}
+		if tc.clientID != "" {
+			args = append(args, tc.clientID)
+		}
+		r := mustJS(t, env, "managed-identity.mjs", args...)
+		if r.str("name") != "js-mi-db" || r.str("value") != value || r.str("version") == "" {
+			t.Errorf("%s: getSecret with ManagedIdentityCredential: got %v, want js-mi-db's value", tc.name, r.out)
+		}
+	}
+	if r := runJS(t, env, "managed-identity.mjs", "other-db"); r.err == nil || !strings.Contains(r.stderr, "statusCode: 403") {
+		t.Errorf("getSecret outside the principal's role: got %v, stderr %q; want a 403", r.out, r.stderr)
+	}
+	other := "00000000-0000-4000-8000-000000000000"
+	if r := runJS(t, env, "managed-identity.mjs", "js-mi-db", other); r.err == nil || !strings.Contains(r.stderr, "is not the identity of this header") {
+		t.Errorf("ManagedIdentityCredential with another client id: got %v, stderr %q; want the agent's refusal", r.out, r.stderr)
+	}
+}
