@@ -91,6 +91,7 @@ func TestEntraTokenEndpoint(t *testing.T) {
 	certOnly, withKey := clientCertFiles(t, dir)
 	secretSP := spJSON(t, mustCLI(t, c, "sp", "create", "billing", "--role", "Secrets Officer", "--scope", "/secrets/billing-", "-o", "json"))
 	certSP := spJSON(t, mustCLI(t, c, "sp", "create", "payroll", "--role", "Secrets Officer", "--scope", "/secrets/payroll-", "--cert-file", certOnly, "-o", "json"))
+	mustCLI(t, c, "role", "assign", "Certificates Officer", "--to", "sp:payroll", "--scope", "/certificates/payroll-")
 	if certSP.TenantID != secretSP.TenantID {
 		t.Fatalf("two service principals in two tenants: %s, %s", secretSP.TenantID, certSP.TenantID)
 	}
@@ -135,6 +136,13 @@ func TestEntraTokenEndpoint(t *testing.T) {
 			res, errOut, ok := azappRun(t, env(tc.node, tc.cred...), "set-get", tc.obj, "v-"+tc.obj)
 			if !ok || res["value"] != "v-"+tc.obj {
 				t.Fatalf("azapp set-get: %v %s", res, errOut)
+			}
+			// Certificates through azcertificates, as the same app.
+			if tc.obj == "payroll-db" {
+				res, errOut, ok := azappRun(t, env(tc.node, tc.cred...), "cert-self", "payroll-web")
+				if x5t, _ := res["x5t"].(string); !ok || len(x5t) != 40 {
+					t.Errorf("azapp cert-self: %v %s, want a certificate's SHA-1 thumbprint", res, errOut)
+				}
 			}
 			// Its role's scope holds: another prefix is refused.
 			if _, errOut, ok := azappRun(t, env(tc.node, tc.cred...), "get", "other-"+tc.obj); ok || !strings.Contains(errOut, "403") {

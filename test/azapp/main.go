@@ -22,6 +22,8 @@
 //	azapp set-get NAME VALUE   set a secret and read it back
 //	azapp get NAME             read a secret
 //	azapp token SCOPE          print an access token for SCOPE
+//	azapp cert-self NAME       create a self-signed certificate (azcertificates),
+//	                           wait for it and print its thumbprint
 //
 // It prints one JSON object on success and exits 1 with the error on
 // stderr otherwise.
@@ -37,6 +39,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 )
 
@@ -56,7 +59,7 @@ func credential() (azcore.TokenCredential, error) {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: azapp set-get NAME VALUE | get NAME | token SCOPE")
+		return fmt.Errorf("usage: azapp set-get NAME VALUE | get NAME | token SCOPE | cert-self NAME")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -71,6 +74,9 @@ func run(args []string) error {
 			return err
 		}
 		return out.Encode(map[string]any{"token": tok.Token, "expires_on": tok.ExpiresOn.Unix()})
+	}
+	if args[0] == "cert-self" && len(args) == 2 {
+		return certSelf(ctx, cred, args[1], out)
 	}
 	client, err := azsecrets.NewClient(os.Getenv("VAULT_URL"), cred, &azsecrets.ClientOptions{
 		DisableChallengeResourceVerification: true,
@@ -92,5 +98,48 @@ func run(args []string) error {
 		}
 		return out.Encode(map[string]any{"name": args[1], "value": *resp.Value})
 	}
-	return fmt.Errorf("usage: azapp set-get NAME VALUE | get NAME | token SCOPE")
+	return fmt.Errorf("usage: azapp set-get NAME VALUE | get NAME | token SCOPE | cert-self NAME")
+}
+
+// certSelf creates a self-signed certificate with azcertificates, polls
+// its operation until it completes, and prints the certificate's
+// thumbprint.
+func certSelf(ctx context.Context, cred azcore.TokenCredential, name string, out *json.Encoder) error {
+	client, err := azcertificates.NewClient(os.Getenv("VAULT_URL"), cred, &azcertificates.ClientOptions{
+		DisableChallengeResourceVerification: true,
+		ClientOptions:                        azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}},
+	})
+	if err != nil {
+		return err
+	}
+	issuer, subject, months := "Self", "CN="+name, int32(3)
+	pol := &azcertificates.CertificatePolicy{
+		IssuerParameters:          &azcertificates.IssuerParameters{Name: &issuer},
+		X509CertificateProperties: &azcertificates.X509CertificateProperties{Subject: &subject, ValidityInMonths: &months},
+	}
+	if _, err := client.CreateCertificate(ctx, name, azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil); err != nil {
+		return fmt.Errorf("create certificate %s: %w", name, err)
+	}
+	for {
+		op, err := client.GetCertificateOperation(ctx, name, nil)
+		if err != nil {
+			return fmt.Errorf("certificate operation %s: %w", name, err)
+		}
+		if op.Status != nil && *op.Status != "inProgress" {
+			if *op.Status != "completed" {
+				return fmt.Errorf("certificate operation %s: %s", name, *op.Status)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("certificate operation %s: %w", name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	got, err := client.GetCertificate(ctx, name, "", nil)
+	if err != nil {
+		return fmt.Errorf("get certificate %s: %w", name, err)
+	}
+	return out.Encode(map[string]any{"name": name, "x5t": fmt.Sprintf("%x", got.X509Thumbprint)})
 }
