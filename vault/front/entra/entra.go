@@ -50,13 +50,27 @@ func (f *Front) Routes(add func(front.Endpoint, http.Handler)) {
 func base(r *http.Request) string { return "https://" + strings.ToLower(r.Host) }
 
 // tenant checks the request's {tenant} against the vault's and returns
-// the vault's; it answers 400 invalid_tenant and returns "" when they
-// differ (or the vault has no tenant yet).
-func (f *Front) tenant(w http.ResponseWriter, r *http.Request) string {
+// the vault's. A follower that does not know it catches up with the
+// leader once (the first service principal makes the tenant); when they
+// still differ it answers 400 with code (Entra ID says invalid_tenant for
+// its discovery documents, invalid_request at its token endpoint) and
+// returns "".
+func (f *Front) tenant(w http.ResponseWriter, r *http.Request, code string) string {
+	want := r.PathValue("tenant")
 	t := f.TenantID()
-	if t == "" || !strings.EqualFold(r.PathValue("tenant"), t) {
-		writeOAuthError(w, r, http.StatusBadRequest, &identity.OAuthError{Code: "invalid_tenant", AADSTS: 90002,
-			Description: "Tenant '" + r.PathValue("tenant") + "' not found: this vault's tenant id is the tenant_id 'certvault sp show NAME' prints (AZURE_TENANT_ID)"})
+	if t == "" || !strings.EqualFold(want, t) {
+		again, err := f.CatchUp()
+		if err != nil {
+			f.Fail(w, r, err)
+			return ""
+		}
+		if again {
+			t = f.TenantID()
+		}
+	}
+	if t == "" || !strings.EqualFold(want, t) {
+		writeOAuthError(w, r, http.StatusBadRequest, &identity.OAuthError{Code: code, AADSTS: 90002,
+			Description: "Tenant '" + want + "' not found: this vault's tenant id is the tenant_id 'certvault sp show NAME' prints (AZURE_TENANT_ID)"})
 		return ""
 	}
 	return t
@@ -66,7 +80,7 @@ func (f *Front) tenant(w http.ResponseWriter, r *http.Request) string {
 // document of the vault's tenant, with the endpoints at the host the
 // client used (MSAL checks that the issuer's host is the authority's).
 func (f *Front) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	t := f.tenant(w, r)
+	t := f.tenant(w, r, "invalid_tenant")
 	if t == "" {
 		return
 	}
@@ -112,7 +126,7 @@ func (f *Front) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request) 
 // handleKeys answers an empty key set: the vault's tokens are for the
 // vault alone, which checks them itself.
 func (f *Front) handleKeys(w http.ResponseWriter, r *http.Request) {
-	if f.tenant(w, r) == "" {
+	if f.tenant(w, r, "invalid_tenant") == "" {
 		return
 	}
 	front.WriteJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
@@ -129,6 +143,9 @@ func (f *Front) handleToken(w http.ResponseWriter, r *http.Request) {
 	form, oerr := readTokenForm(r)
 	if oerr != nil {
 		writeOAuthError(w, r, http.StatusBadRequest, oerr)
+		return
+	}
+	if f.tenant(w, r, "invalid_request") == "" {
 		return
 	}
 	req := identity.TokenRequest{Tenant: r.PathValue("tenant"), GrantType: form["grant_type"], ClientID: form["client_id"],
