@@ -64,7 +64,8 @@ func loadConfig(t testing.TB) config {
 type result struct {
 	Benchmark string `json:"benchmark"`
 	// Kind says what writes and writes_per_sec count: kindWrite,
-	// kindRaw, kindCreate, kindRead, kindHSMDirect or kindHSMSign.
+	// kindRaw, kindCreate, kindRead, kindHSMDirect, kindHSMSign,
+	// kindToken or kindIdentityRead.
 	Kind    string `json:"kind"`
 	Nodes   int    `json:"nodes"`
 	Clients int    `json:"clients"`
@@ -80,6 +81,9 @@ type result struct {
 	// PctOfDirect is, for hsm-sign rows, writes_per_sec as a percentage
 	// of the hsm-direct rate at the same client count in the same run.
 	PctOfDirect *float64 `json:"pct_of_direct,omitempty"`
+	// RatioToCVT is, for get-jwt rows, writes_per_sec divided by the
+	// get-cvt rate at the same client count in the same run.
+	RatioToCVT *float64 `json:"ratio_to_cvt,omitempty"`
 	runStats
 }
 
@@ -229,6 +233,13 @@ func TestBench(t *testing.T) {
 		runHSM(t, cfg, tok, add)
 	})
 
+	// Issue 18 (Azure identity): the token endpoint, and secret GETs with
+	// its access token against a cvt token, on one node.
+	t.Run(groupIdentity, func(t *testing.T) {
+		ran[groupIdentity] = true
+		runIdentity(t, cfg, add)
+	})
+
 	// Issue "renewal engine": planning and ticking with 100,000
 	// certificates, in process.
 	var sched *scheduleResult
@@ -280,7 +291,7 @@ func TestBench(t *testing.T) {
 	fmt.Print(scheduleTable(sched))
 	fmt.Print(agentTable(agentRes))
 	fmt.Print(fleetTable(fleet))
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupSchedule] && ran[groupAgent] && ran[groupFleet]
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupIdentity] && ran[groupSchedule] && ran[groupAgent] && ran[groupFleet]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

@@ -6,7 +6,9 @@
 // certificates created to completion per second and secret reads per
 // second through the same API; and, for issue "HSM-backed keys" (item 7),
 // ECDSA P-256 signatures per second with a key in a SoftHSM2 token,
-// straight through crypto11 and through the keys API.
+// straight through crypto11 and through the keys API; and, for issue 18
+// (Azure identity), the token endpoint's requests per second and what a
+// secret GET costs with its access token against a certvault token.
 //
 // The code is behind the build tag "bench", so `go test ./...` and
 // `go vet ./...` leave it alone; run it with
@@ -29,6 +31,10 @@
 //	              straight through crypto11 (package vault/hsm), no node
 //	              running; then POST /keys/{name}/sign on one node started
 //	              with --seal pkcs11 on the same token
+//	identity      on one node: POST /{tenant}/oauth2/v2.0/token with a
+//	              service principal's client secret, then with client
+//	              assertions; then GET /secrets/bench-x with a cvt token
+//	              of the same role and with the endpoint's access token
 //	schedule      the renewal scheduler with 100,000 certificates, in
 //	              process: planning one version, the memory the plans
 //	              hold, and one tick with nothing due (beside 1,000)
@@ -65,8 +71,31 @@
 // reports its rate as a share of the direct rate at the same client
 // count.
 //
-// It prints three tables, writes, then issuance and reads, then HSM
-// signatures, and writes the figures, the machine they were taken on and
+// The identity group's node holds two service principals made with
+// `certvault sp create` (Secrets User at /secrets/bench-), one with a
+// client secret and one with a registered RSA-2048 certificate, and a
+// cvt token made with `certvault token create` with the same role and
+// scope. Its token rows post grant_type=client_credentials for the scope
+// https://HOST/.default, with the client secret, or with a client
+// assertion: a JWT signed PS256 with the certificate's key, header
+// x5t#S256, iss and sub the client id, aud the token endpoint, exp ten
+// minutes ahead, nbf, jti. Each assertion run makes 16 of them
+// beforehand and client i sends number i mod 16 every time (the vault
+// keeps no replay record), so the rows measure the vault's verification
+// and not this process's RSA signing. Only 200 answers with a bearer
+// token count. The token endpoint takes no credential: its requests
+// count against the node's --max-unauthenticated-requests (64), and more
+// clients than that see 503s. Its GET rows read GET
+// /secrets/bench-x?api-version=7.5 at each client count with the cvt
+// token (get-cvt) and then with one access token of the client-secret
+// principal shared by all clients (get-jwt); ratio_to_cvt is get-jwt's
+// rate over get-cvt's at the same client count. The group has no goals.
+// Its rows are shorter than the others' so that it takes well under a
+// minute: at most 2 s measured after at most 0.5 s of warm-up (less when
+// CERTVAULT_BENCH_SECONDS or CERTVAULT_BENCH_WARMUP say less).
+//
+// It prints four tables, writes, then issuance and reads, then HSM
+// signatures, then the identity group's, and writes the figures, the machine they were taken on and
 // the goals and published anchors they are measured against (issue #2's
 // for writes, issue #3's for creates and reads, issue "HSM-backed keys"'s
 // for signatures: hsm_goals, hsm_anchors) to
@@ -79,7 +108,9 @@
 // "hsm-direct" (signatures made through crypto11 by this process) or
 // "hsm-sign" (signs through the keys API answered 200 with a signature;
 // pct_of_direct is their share of the hsm-direct rate at the same client
-// count). The HSM goal, at least 70 % of the direct crypto11 rate through
+// count), "token" (token requests answered 200 with a bearer token) or
+// "identity-read" (the identity group's secret GETs answered 200 with
+// the value). The HSM goal, at least 70 % of the direct crypto11 rate through
 // the keys API, is evaluated at the client count where the API signs
 // most, against the direct rate at that count. Environment variables
 // tune a run:

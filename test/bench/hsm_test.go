@@ -15,8 +15,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,22 +152,9 @@ func (a *apiBench) signLoad(clients int, name string, warmup, measure time.Durat
 		}
 		req.Header.Set("Authorization", auth)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			if os.IsTimeout(err) {
-				return "timeout"
-			}
-			return "transport"
-		}
 		b := &bufs[i]
-		b.Reset()
-		_, err = b.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return "body"
-		}
-		if resp.StatusCode != http.StatusOK {
-			return strconv.Itoa(resp.StatusCode)
+		if class := roundTrip(hc, req, b); class != "" {
+			return class
 		}
 		var out signResponse
 		if err := json.Unmarshal(b.Bytes(), &out); err != nil {
@@ -348,12 +333,7 @@ var hsmAnchors = []figure{
 
 // hsmTable renders the HSM group's rows, its goal and anchors.
 func (r *report) hsmTable(b *strings.Builder) {
-	var rows []result
-	for _, res := range r.Results {
-		if isHSMKind(res.Kind) {
-			rows = append(rows, res)
-		}
-	}
+	rows := rowsOfKind(r.Results, isHSMKind)
 	if len(rows) == 0 {
 		return
 	}

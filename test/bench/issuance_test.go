@@ -183,22 +183,9 @@ func (a *apiBench) getLoad(clients, names int, targets []*testcluster.Node, warm
 			return "request"
 		}
 		req.Header.Set("Authorization", auth)
-		resp, err := hc.Do(req)
-		if err != nil {
-			if os.IsTimeout(err) {
-				return "timeout"
-			}
-			return "transport"
-		}
 		b := &bufs[i]
-		b.Reset()
-		_, err = b.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return "body"
-		}
-		if resp.StatusCode != http.StatusOK {
-			return strconv.Itoa(resp.StatusCode)
+		if class := roundTrip(hc, req, b); class != "" {
+			return class
 		}
 		if !bytes.Contains(b.Bytes(), want) {
 			return "value"
@@ -368,12 +355,7 @@ func issuanceChecks(results []result) []check {
 
 // issuanceTable renders the rows of issue #3, its goals and anchors.
 func (r *report) issuanceTable(b *strings.Builder) {
-	var rows []result
-	for _, res := range r.Results {
-		if res.Kind == kindRaw || res.Kind == kindCreate || res.Kind == kindRead {
-			rows = append(rows, res)
-		}
-	}
+	rows := rowsOfKind(r.Results, func(k string) bool { return k == kindRaw || k == kindCreate || k == kindRead })
 	if len(rows) == 0 {
 		return
 	}

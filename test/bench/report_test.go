@@ -104,6 +104,7 @@ func newReport(start time.Time, cfg config, disk float64, results []result) *rep
 	r.IssuanceGoals, r.IssuanceAnchors = issuanceChecks(results), issuanceAnchors
 	annotateHSM(results)
 	r.HSMGoals, r.HSMAnchors = hsmChecks(results), hsmAnchors
+	annotateIdentity(results)
 	for _, res := range results {
 		if res.Benchmark != r.Goal.Benchmark || res.Nodes != r.Goal.Nodes || res.Clients != r.Goal.Clients {
 			continue
@@ -122,7 +123,7 @@ func newReport(start time.Time, cfg config, disk float64, results []result) *rep
 
 // table renders the write results as one aligned table followed by the
 // goal and the anchors, then issue #3's and the HSM group's results
-// likewise.
+// likewise, then the identity group's.
 func (r *report) table() string {
 	var b strings.Builder
 	const row = "%-10s %5s %7s %5s %9s %8s %8s %8s %7s %8s %10s %10s %10s\n"
@@ -178,7 +179,19 @@ func (r *report) table() string {
 	}
 	r.issuanceTable(&b)
 	r.hsmTable(&b)
+	r.identityTable(&b)
 	return b.String()
+}
+
+// rowsOfKind returns the results whose kind keep accepts, in order.
+func rowsOfKind(results []result, keep func(kind string) bool) []result {
+	var rows []result
+	for _, res := range results {
+		if keep(res.Kind) {
+			rows = append(rows, res)
+		}
+	}
+	return rows
 }
 
 // write stores the report as bench-results/writes-<UTC time>.json at the
