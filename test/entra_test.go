@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/agent/enroll"
 	"github.com/certvault/certvault/test/testcluster"
 )
 
@@ -247,5 +249,93 @@ func TestEntraTokenEndpoint(t *testing.T) {
 		if strings.Contains(fmt.Sprint(body), other.ClientSecret) {
 			t.Errorf("%s: the answer carries the client secret", tc.name)
 		}
+	}
+}
+
+// TestAgentOwnToken (issue 18, item 4): an agent gets, over its client
+// certificate, access tokens of its own identity (its group's roles) and
+// of a service principal only when that principal lists its group; such
+// a token reads what the group may, does not open the agents' own
+// endpoints, and ends when the agent is revoked.
+func TestAgentOwnToken(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	node := c.Nodes[0]
+	mustCLI(t, c, "role", "assign", "Secrets User", "--to", "group:web", "--scope", "/secrets/web-")
+	mustCLI(t, c, "secret", "set", "web-db", "--value", "web-db-value")
+	mustCLI(t, c, "secret", "set", "other-db", "--value", "other-db-value")
+	mustCLI(t, c, "sp", "create", "billing", "--role", "Secrets User", "--scope", "/secrets/billing-", "-o", "json")
+	tok, fp, _ := agentJoinToken(t, c, "--group", "web")
+	id, err := enroll.Join(context.Background(), enroll.JoinConfig{VaultURL: node.URL(), Token: tok, CAFingerprint: fp, StateDir: t.TempDir(), Name: "vm-1"})
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	conf := id.TLSConfig()
+	conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return id.Certificate(), nil }
+	agentHC := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
+	hc := c.HTTPClient()
+
+	// do sends a request with a JSON body (nil: none) and a bearer token
+	// ("" : none) and returns the status and the decoded answer.
+	do := func(cl *http.Client, method, path, bearer string, body any) (int, map[string]any) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequest(method, node.URL()+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil && err != io.EOF {
+			t.Fatalf("%s %s: answer: %v", method, path, err)
+		}
+		return resp.StatusCode, out
+	}
+
+	status, ans := do(agentHC, http.MethodPost, "/v1/agents/token", "", map[string]string{"resource": node.URL()})
+	own, isString := ans["access_token"].(string)
+	if status != http.StatusOK || !isString || ans["principal"] != "agent:"+id.AgentID {
+		t.Fatalf("the agent's own token: %d %v", status, ans)
+	}
+	if status, _ := do(agentHC, http.MethodPost, "/v1/agents/token", "", map[string]string{"resource": "https://management.azure.com"}); status != http.StatusBadRequest {
+		t.Errorf("a token for another resource: %d, want 400", status)
+	}
+	if status, _ := do(agentHC, http.MethodPost, "/v1/agents/token", "", map[string]string{"resource": node.URL(), "service_principal": "billing"}); status != http.StatusForbidden {
+		t.Errorf("a token of a principal that does not list the agent's group: %d, want 403", status)
+	}
+	mustCLI(t, c, "sp", "update", "billing", "--agent-group", "web")
+	if status, ans := do(agentHC, http.MethodPost, "/v1/agents/token", "", map[string]string{"resource": node.URL(), "service_principal": "billing"}); status != http.StatusOK || ans["principal"] != "sp:billing" {
+		t.Errorf("a token of a principal that lists the agent's group: %d %v, want 200 for sp:billing", status, ans)
+	}
+
+	if status, _ := do(hc, http.MethodGet, "/secrets/web-db?api-version=7.5", own, nil); status != http.StatusOK {
+		t.Errorf("the agent's token on its group's secret: %d, want 200", status)
+	}
+	if status, _ := do(hc, http.MethodGet, "/secrets/other-db?api-version=7.5", own, nil); status != http.StatusForbidden {
+		t.Errorf("the agent's token outside its group's roles: %d, want 403", status)
+	}
+	for _, path := range []string{"/v1/agents/token", "/v1/agents/renew", "/v1/agents/report"} {
+		if status, _ := do(hc, http.MethodPost, path, own, map[string]string{"resource": node.URL()}); status != http.StatusUnauthorized && status != http.StatusForbidden {
+			t.Errorf("POST %s with the agent's access token: %d, want 401 or 403 (not an agent)", path, status)
+		}
+	}
+	mustCLI(t, c, "agent", "revoke", id.AgentID)
+	if status, _ := do(hc, http.MethodGet, "/secrets/web-db?api-version=7.5", own, nil); status != http.StatusUnauthorized {
+		t.Errorf("the revoked agent's token: %d, want 401", status)
 	}
 }
