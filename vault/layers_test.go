@@ -30,14 +30,14 @@ var layers = map[string]int{
 	"vault/core":     2,
 	"vault/issuance": 3, "vault/fleet": 3, "vault/identity": 3,
 	"vault/front":       4,
-	"vault/front/kvapi": 5, "vault/front/v1api": 5, "vault/front/entra": 5, "vault/leaderpass": 5,
+	"vault/front/kvapi": 5, "vault/front/v1api": 5, "vault/front/entra": 5, "vault/front/console": 5, "vault/leaderpass": 5,
 	"vault": 6,
 }
 
 // Layer kinds: the domain knows no wire, the fronts no raft.
 var (
 	domainPackages = []string{"vault/barrier", "vault/core", "vault/issuance", "vault/fleet", "vault/identity"}
-	frontPackages  = []string{"vault/front", "vault/front/kvapi", "vault/front/v1api", "vault/front/entra"}
+	frontPackages  = []string{"vault/front", "vault/front/kvapi", "vault/front/v1api", "vault/front/entra", "vault/front/console"}
 )
 
 // maxPackageLines is "about 4,000" lines of non-test Go per package.

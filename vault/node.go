@@ -118,6 +118,9 @@ type Options struct {
 	// catching up with it). Past it the client gets 503 with Retry-After.
 	// Default 5s.
 	RequestDeadline time.Duration
+	// UI serves the web console at /ui/ on the API listener
+	// (vault/front/console); certvaultd's --ui, on by default.
+	UI bool
 	// BodyReadTimeout is how long a request body may take to arrive, from
 	// the end of the headers (a snapshot upload: how long it may pause).
 	// Past it the client gets 408 and the connection is closed. Default

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/front/console"
 	"github.com/certvault/certvault/vault/front/entra"
 	"github.com/certvault/certvault/vault/front/kvapi"
 	"github.com/certvault/certvault/vault/front/v1api"
@@ -196,6 +197,16 @@ func (n *Node) buildRoutes(seen func(front.Endpoint)) *routeSet {
 		for _, r := range rt.Routes {
 			seen(front.Endpoint{Method: r.Method, Pattern: r.Pattern, Actions: r.Actions})
 		}
+	}
+	if n.opts.UI {
+		// The web console: its own pages, sessions and CSRF, the same
+		// policy and audit record (vault/front/console).
+		ui, err := console.New(env)
+		if err != nil {
+			panic(err) // embedded templates that do not parse: a build error
+		}
+		mux.Handle("/ui/", ui)
+		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusSeeOther))
 	}
 	dp := kv.DataPlane(rt.ServeHTTP)
 	for _, p := range []string{"/secrets", "/certificates", "/keys", "/deletedsecrets", "/deletedcertificates", "/deletedkeys", "/rng"} {
@@ -450,7 +461,7 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 // env returns the Env that the node gives its fronts.
 func (n *Node) env() *front.Env {
 	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet, Identity: n.Identity,
-		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, Authorize: n.authorize,
+		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, AuthenticateToken: n.authenticateToken, Authorize: n.authorize,
 		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
 		RequestDeadline: n.opts.RequestDeadline, VaultHosts: n.vaultHost}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/front"
 
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/identity"
@@ -114,4 +115,14 @@ func (n *Node) catchUp() (bool, error) {
 		return false, fmt.Errorf("%w: %w", errNotCaughtUp, err)
 	}
 	return true, nil
+}
+
+// authenticateToken is authenticate for the fronts: a token that is not
+// valid is front.ErrUnauthenticated.
+func (n *Node) authenticateToken(tok string) (core.Caller, error) {
+	c, err := n.authenticate(tok)
+	if errors.Is(err, errBadToken) {
+		return core.Caller{}, fmt.Errorf("%w: %w", front.ErrUnauthenticated, err)
+	}
+	return c, err
 }

@@ -27,6 +27,10 @@ type Env struct {
 	// Linearized brings the node's state up to date for a read, or
 	// answers the error and returns false.
 	Linearized func(w http.ResponseWriter, r *http.Request) bool
+	// AuthenticateToken checks a bearer token (a certvault token or an
+	// access token) as the gate does; ErrUnauthenticated when it is not
+	// valid.
+	AuthenticateToken func(tok string) (core.Caller, error)
 	// Authenticate identifies the caller, or answers 401 (with the
 	// challenge) and returns false.
 	Authenticate func(w http.ResponseWriter, r *http.Request) (core.Caller, bool)

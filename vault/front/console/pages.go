@@ -1,0 +1,305 @@
+package console
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/internal/objname"
+	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/core"
+	"github.com/certvault/certvault/vault/issuance"
+)
+
+// Inventory bounds: rows on a page, and how many certificates one page
+// looks at to fill them (a search that matches little says so instead of
+// reading the whole vault in one request).
+const (
+	pageRows = 50
+	maxScan  = 5000
+)
+
+// certRow is one row of the inventory.
+type certRow struct {
+	Name, Subject, Issuer             string
+	Expires                           bool
+	ExpiresISO, ExpiresText           string
+	DaysLeft                          int
+	Soon, Pending, Disabled           bool
+	Tags                              []string
+	sans                              []string
+	expiresAt                         time.Time
+	issuerName, subjectLower, tagsRaw string
+}
+
+// certificatesPage is the inventory's data.
+type certificatesPage struct {
+	page
+	Q, Issuer, Tag, Expiring string
+	Rows                     []certRow
+	Next                     string
+}
+
+// inventoryFilter is a search of the inventory.
+type inventoryFilter struct {
+	q, issuer, tagKey, tagValue string
+	within                      time.Duration // 0: any expiry
+}
+
+func (flt inventoryFilter) needsCertificate() bool { return flt.q != "" || flt.issuer != "" }
+
+// handleCertificates lists the certificates the caller may read that
+// match the search, a page at a time.
+func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
+	s, _ := sessionOf(r)
+	q := r.URL.Query()
+	data := certificatesPage{page: page{Title: "Certificates", Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf},
+		Q: q.Get("q"), Issuer: q.Get("issuer"), Tag: q.Get("tag"), Expiring: q.Get("expiring")}
+	flt := inventoryFilter{q: strings.ToLower(strings.TrimSpace(data.Q)), issuer: strings.ToLower(strings.TrimSpace(data.Issuer))}
+	if data.Tag != "" {
+		flt.tagKey, flt.tagValue, _ = strings.Cut(data.Tag, "=")
+	}
+	if data.Expiring != "" {
+		days, err := strconv.Atoi(strings.TrimSpace(data.Expiring))
+		if err != nil || days < 0 || days > 3650 {
+			f.renderError(w, r, http.StatusBadRequest, "Bad search", "Expiring within: give a number of days from 0 to 3650.")
+			return
+		}
+		flt.within = time.Duration(days) * 24 * time.Hour
+	}
+	rows, next, err := f.inventory(r, s.caller, flt, q.Get("after"))
+	if err != nil {
+		f.Fail(w, r, err)
+		return
+	}
+	data.Rows = rows
+	if next != "" {
+		v := url.Values{}
+		for k, vs := range q {
+			if k != "after" {
+				v[k] = vs
+			}
+		}
+		v.Set("after", next)
+		data.Next = "/ui/certificates?" + v.Encode()
+	}
+	f.render(w, http.StatusOK, "certificates", data)
+}
+
+// inventory scans certificates from after, keeping those the caller may
+// read (certificates/read on each, the API's action) that match flt,
+// until a page is full or maxScan were looked at; next resumes the scan.
+func (f *Front) inventory(r *http.Request, c core.Caller, flt inventoryFilter, after string) ([]certRow, string, error) {
+	pol := f.Policy()
+	now := time.Now()
+	var rows []certRow
+	scanned := 0
+	for {
+		res, err := f.ListObjects(r.Context(), c, core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: true,
+			Page: core.PageRequest{Limit: 25, After: after}})
+		if err != nil {
+			return nil, "", err
+		}
+		for _, it := range res.Items {
+			scanned++
+			after = objname.Canonical(it.Name)
+			if !pol.Allowed(c.Principal, access.CertificatesRead, access.Resource{Kind: core.KindCertificates, Name: after}) {
+				continue
+			}
+			row, ok, err := f.certRow(r, c, it, flt, now)
+			if err != nil {
+				return nil, "", err
+			}
+			if ok {
+				rows = append(rows, row)
+			}
+			if len(rows) == pageRows || scanned >= maxScan {
+				return rows, after, nil
+			}
+		}
+		if res.Next == "" {
+			return rows, "", nil
+		}
+		after = res.Next
+	}
+}
+
+// certRow makes the row of item, and reports whether it matches flt.
+func (f *Front) certRow(r *http.Request, c core.Caller, it core.ObjectItem, flt inventoryFilter, now time.Time) (certRow, bool, error) {
+	row := certRow{Name: it.Name, Pending: it.X5t == nil}
+	a := it.Attributes
+	row.Disabled = !a.IsEnabled()
+	if a.Expires != nil {
+		exp := time.Unix(*a.Expires, 0).UTC()
+		row.Expires, row.expiresAt = true, exp
+		row.ExpiresISO, row.ExpiresText = exp.Format(time.RFC3339), exp.Format("2006-01-02")
+		row.DaysLeft = int(exp.Sub(now).Hours() / 24)
+		row.Soon = exp.Sub(now) < 30*24*time.Hour
+	}
+	keys := make([]string, 0, len(it.Tags))
+	for k := range it.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row.Tags = append(row.Tags, k+"="+it.Tags[k])
+	}
+	if flt.tagKey != "" {
+		if v, ok := it.Tags[flt.tagKey]; !ok || (flt.tagValue != "" && v != flt.tagValue) {
+			return row, false, nil
+		}
+	}
+	if flt.within > 0 && (!row.Expires || row.expiresAt.After(now.Add(flt.within))) {
+		return row, false, nil
+	}
+	cert, err := f.GetCertificate(r.Context(), c, issuance.GetCertificateRequest{Name: it.Name})
+	if err != nil {
+		if core.IsKind(err, core.KindNotFound) {
+			return row, false, nil // deleted since it was listed
+		}
+		return row, false, err
+	}
+	if cert.Policy != nil && cert.Policy.Issuer != nil {
+		row.Issuer = cert.Policy.Issuer.Name
+	}
+	if len(cert.Chain) > 0 {
+		if leaf, err := x509.ParseCertificate(cert.Chain[0]); err == nil {
+			row.Subject, row.sans = leaf.Subject.String(), leaf.DNSNames
+		}
+	} else if cert.Policy != nil && cert.Policy.X509Properties != nil {
+		row.Subject = cert.Policy.X509Properties.Subject
+	}
+	if flt.issuer != "" && !strings.Contains(strings.ToLower(row.Issuer), flt.issuer) {
+		return row, false, nil
+	}
+	if flt.q != "" {
+		hay := append([]string{strings.ToLower(row.Name), strings.ToLower(row.Subject)}, row.sans...)
+		if !slices.ContainsFunc(hay, func(h string) bool { return strings.Contains(strings.ToLower(h), flt.q) }) {
+			return row, false, nil
+		}
+	}
+	return row, true, nil
+}
+
+// versionRow is one version on a certificate's page.
+type versionRow struct {
+	Version, Created, Expires string
+	Enabled, Current          bool
+	Holders                   []string
+}
+
+// policyView is a policy as the certificate's page shows it.
+type policyView struct {
+	Issuer, Key, Validity string
+	Actions               []string
+}
+
+// certificatePage is a certificate's page data.
+type certificatePage struct {
+	page
+	Name, Subject, Issuer, Current, Pending string
+	SANs                                    []string
+	Versions                                []versionRow
+	Policy                                  *policyView
+}
+
+// handleCertificate shows one certificate: its versions (and the agents
+// holding each), its policy and lifetime actions, its issuer and any
+// operation in progress.
+func (f *Front) handleCertificate(w http.ResponseWriter, r *http.Request) {
+	s, _ := sessionOf(r)
+	name := r.PathValue("name")
+	res := access.Resource{Kind: core.KindCertificates, Name: name}
+	if !f.allowed(r, s.caller, res, access.CertificatesRead) {
+		f.forbid(w, r, s.caller, res, access.CertificatesRead)
+		return
+	}
+	cert, err := f.GetCertificate(r.Context(), s.caller, issuance.GetCertificateRequest{Name: name})
+	if core.IsKind(err, core.KindNotFound) {
+		f.renderError(w, r, http.StatusNotFound, "Not found", "There is no certificate "+name+".")
+		return
+	}
+	if err != nil {
+		f.Fail(w, r, err)
+		return
+	}
+	data := certificatePage{page: page{Title: "Certificate " + cert.Name, Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf},
+		Name: cert.Name, Current: cert.Version}
+	if len(cert.Chain) > 0 {
+		if leaf, err := x509.ParseCertificate(cert.Chain[0]); err == nil {
+			data.Subject, data.SANs = leaf.Subject.String(), leaf.DNSNames
+		}
+	}
+	if p := cert.Policy; p != nil {
+		data.Policy = viewPolicy(p)
+		data.Issuer = data.Policy.Issuer
+	}
+	if op, err := f.GetCertificateOperation(r.Context(), s.caller, name); err == nil && op.Operation != nil && op.Operation.Status != "" {
+		data.Pending = op.Operation.Status
+		if op.Operation.StatusDetails != "" {
+			data.Pending += ": " + op.Operation.StatusDetails
+		}
+	}
+	holders := f.Holders(core.KindCertificates, name)
+	versions, err := f.ListCertificateVersions(r.Context(), s.caller, core.ListVersionsRequest{Name: name, Page: core.PageRequest{Limit: 25}})
+	if err != nil {
+		f.Fail(w, r, err)
+		return
+	}
+	for _, v := range versions.Items {
+		row := versionRow{Version: v.Version, Current: v.Version == cert.Version, Enabled: v.Attributes.IsEnabled(),
+			Holders: holders[v.Version]}
+		if v.Attributes.Created != 0 {
+			row.Created = time.Unix(v.Attributes.Created, 0).UTC().Format("2006-01-02 15:04")
+		}
+		if v.Attributes.Expires != nil {
+			row.Expires = time.Unix(*v.Attributes.Expires, 0).UTC().Format("2006-01-02")
+		}
+		data.Versions = append(data.Versions, row)
+	}
+	f.render(w, http.StatusOK, "certificate", data)
+}
+
+// viewPolicy is what the page shows of a policy.
+func viewPolicy(p *keyvault.Policy) *policyView {
+	v := &policyView{}
+	if p.Issuer != nil {
+		v.Issuer = p.Issuer.Name
+	}
+	if k := p.KeyProperties; k != nil {
+		v.Key = strings.TrimSpace(fmt.Sprintf("%s %s", k.KeyType, keySize(k)))
+	}
+	if x := p.X509Properties; x != nil {
+		switch {
+		case x.ValidityDuration != "":
+			v.Validity = x.ValidityDuration
+		case x.ValidityInMonths > 0:
+			v.Validity = fmt.Sprintf("%d months", x.ValidityInMonths)
+		}
+	}
+	for _, a := range p.LifetimeActions {
+		when := fmt.Sprintf("at %d%% of its life", a.Trigger.LifetimePercentage)
+		if a.Trigger.DaysBeforeExpiry > 0 {
+			when = fmt.Sprintf("%d days before expiry", a.Trigger.DaysBeforeExpiry)
+		}
+		v.Actions = append(v.Actions, a.Action.ActionType+" "+when)
+	}
+	return v
+}
+
+func keySize(k *keyvault.KeyProperties) string {
+	if k.Curve != "" {
+		return k.Curve
+	}
+	if k.KeySize > 0 {
+		return strconv.Itoa(k.KeySize)
+	}
+	return ""
+}

@@ -1,0 +1,99 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/core"
+)
+
+// Console sessions (issue 19): signing in to the web console with a
+// certvault token makes a session, stored in raft so that every node
+// knows it and a sign-out ends it everywhere. The session names the token
+// it was made from, and is valid only while that token is: revoking the
+// token ends its sessions. The browser holds the session's secret in a
+// cookie; the vault keeps only its SHA-256, as the storage key.
+
+// PrefixSessions holds the sessions by the hash of their secret.
+const PrefixSessions = "sys/ui-sessions/"
+
+// SessionLifetime bounds a session however active it is; the console's
+// idle timeout is shorter (it lives in the signed cookie).
+const SessionLifetime = 8 * time.Hour
+
+// Session is a console session as stored.
+type Session struct {
+	Principal string `json:"principal"`
+	TokenID   string `json:"token_id"`
+	Created   int64  `json:"created"`
+	Expires   int64  `json:"expires"`
+}
+
+// sessionKey is the storage key of the session with secret.
+func sessionKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return PrefixSessions + hex.EncodeToString(sum[:])
+}
+
+// CreateSession makes a session for p, who signed in with a certvault
+// token (p.TokenID), and returns its secret (for the cookie) and record.
+func (c *Identity) CreateSession(ctx context.Context, p core.Caller, now time.Time) (string, Session, error) {
+	if p.TokenID == "" || p.AgentID != "" {
+		return "", Session{}, core.BadParameter("token", "sign in with a certvault token (cvt.…)")
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", Session{}, fmt.Errorf("session secret: %w", err)
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	s := Session{Principal: p.Name, TokenID: p.TokenID, Created: now.Unix(), Expires: now.Add(SessionLifetime).Unix()}
+	_, err := c.Commit(ctx, (&raftstore.Batch{}).PutIf(sessionKey(secret), core.MustJSON(s), raftstore.NotExist))
+	if err != nil {
+		return "", Session{}, err
+	}
+	return secret, s, nil
+}
+
+// SessionCaller returns the caller of the session with secret, and
+// whether it is valid: it exists, has not expired, and the token it was
+// made from still exists and has not expired.
+func (c *Identity) SessionCaller(secret string, now time.Time) (core.Caller, Session, bool, error) {
+	e, ok := c.Store.Get(sessionKey(secret))
+	if !ok {
+		return core.Caller{}, Session{}, false, nil
+	}
+	var s Session
+	if err := json.Unmarshal(e.Value, &s); err != nil {
+		return core.Caller{}, Session{}, false, fmt.Errorf("decode %s: %w", e.Key, err)
+	}
+	if now.Unix() >= s.Expires {
+		return core.Caller{}, s, false, nil
+	}
+	te, ok := c.Store.Get(core.PrefixTokens + s.TokenID)
+	if !ok {
+		return core.Caller{}, s, false, nil // the token was revoked
+	}
+	var rec core.TokenRecord
+	if err := c.GetSealedJSON(te, &rec); err != nil {
+		return core.Caller{}, s, false, err
+	}
+	if rec.Expired(now) || rec.Name != s.Principal {
+		return core.Caller{}, s, false, nil
+	}
+	return core.Caller{Principal: access.Principal{Name: s.Principal}, TokenID: s.TokenID}, s, true, nil
+}
+
+// DeleteSession ends the session with secret (signing out); ending one
+// that is not there is not an error.
+func (c *Identity) DeleteSession(ctx context.Context, secret string) error {
+	_, err := c.Commit(ctx, (&raftstore.Batch{}).Delete(sessionKey(secret)))
+	return err
+}
