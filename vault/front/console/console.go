@@ -92,6 +92,9 @@ func New(env *front.Env) (*Front, error) {
 	f.mux.HandleFunc("GET /ui/certificates", f.signedIn(f.handleCertificates))
 	f.mux.HandleFunc("GET /ui/certificates/{name}", f.signedIn(f.handleCertificate))
 	f.mux.HandleFunc("GET /ui/timeline", f.signedIn(f.handleTimeline))
+	if err := f.auditorRoutes(); err != nil {
+		return nil, err
+	}
 	f.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		f.renderError(w, r, http.StatusNotFound, "Not found", "There is no such page in the console.")
 	})
