@@ -98,6 +98,12 @@ func clearCookie(w http.ResponseWriter, name string) {
 // the session's CSRF token.
 func (f *Front) signedIn(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !f.Store.IsLeader() {
+			// Writes are built from the leader's state, as the API's
+			// are: the leader checks and serves the whole request.
+			f.ProxyToLeader(w, r)
+			return
+		}
 		now := time.Now()
 		s, ok, err := f.resolveSession(r, now)
 		if err != nil {
@@ -114,6 +120,12 @@ func (f *Front) signedIn(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		front.InfoOf(r).Caller = s.caller
+		if r.Method == http.MethodGet && !f.Linearized(w, r) {
+			// A page shows what the cluster has committed, a write made
+			// a moment ago through the leader included, as the API's
+			// reads do.
+			return
+		}
 		r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, s))
 		if r.Method == http.MethodPost {
 			if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.csrf)) != 1 {
