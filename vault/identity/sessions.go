@@ -97,3 +97,30 @@ func (c *Identity) DeleteSession(ctx context.Context, secret string) error {
 	_, err := c.Commit(ctx, (&raftstore.Batch{}).Delete(sessionKey(secret)))
 	return err
 }
+
+// maxSessionPurge bounds the sessions one purge removes (one raft write).
+const maxSessionPurge = 500
+
+// PurgeExpiredSessions removes sessions past their lifetime (the leader's
+// janitor calls it), at most maxSessionPurge at a time, each only if it
+// is unchanged.
+func (c *Identity) PurgeExpiredSessions(ctx context.Context, now time.Time) error {
+	es, _ := c.Store.List(PrefixSessions, "", 0)
+	b := &raftstore.Batch{}
+	n := 0
+	for _, e := range es {
+		var s Session
+		if json.Unmarshal(e.Value, &s) == nil && now.Unix() < s.Expires {
+			continue
+		}
+		b.DeleteIf(e.Key, e.Index)
+		if n++; n == maxSessionPurge {
+			break
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	_, err := c.Commit(ctx, b)
+	return err
+}
