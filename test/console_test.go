@@ -169,6 +169,26 @@ func TestConsoleHTTP(t *testing.T) {
 	if status, loc, _, _ := again.do(http.MethodGet, "/ui/certificates", nil, ""); status != http.StatusSeeOther || loc != "/ui/login" {
 		t.Errorf("the inventory after the token was revoked: %d %q, want the sign-in page", status, loc)
 	}
+	// A service principal signs in with its client id and secret, and
+	// its session ends when the principal is deleted.
+	sp := spJSON(t, mustCLI(t, c, "sp", "create", "web-app", "--role", "Certificates Officer", "--scope", "/certificates/web-", "-o", "json"))
+	spc := newConsoleClient(t, c, n)
+	_, _, page, _ = spc.do(http.MethodGet, "/ui/login", nil, "")
+	if status, _, _, _ := spc.do(http.MethodPost, "/ui/login", url.Values{"client_id": {sp.ClientID}, "client_secret": {"x" + sp.ClientSecret}, "csrf": {csrf(t, page)}}, ""); status != http.StatusUnauthorized {
+		t.Errorf("sign in with a wrong client secret: %d, want 401", status)
+	}
+	_, _, page, _ = spc.do(http.MethodGet, "/ui/login", nil, "")
+	if status, loc, _, _ := spc.do(http.MethodPost, "/ui/login", url.Values{"client_id": {sp.ClientID}, "client_secret": {sp.ClientSecret}, "csrf": {csrf(t, page)}}, ""); status != http.StatusSeeOther || loc != "/ui/certificates" {
+		t.Errorf("sign in as a service principal: %d %q", status, loc)
+	}
+	if status, _, body, _ := spc.do(http.MethodGet, "/ui/certificates", nil, ""); status != http.StatusOK || !strings.Contains(body, "sp:web-app") || !strings.Contains(body, "web-shop") || strings.Contains(body, "payroll") {
+		t.Errorf("the service principal's inventory: %d\n%s", status, body)
+	}
+	mustCLI(t, c, "sp", "delete", "web-app")
+	if status, loc, _, _ := spc.do(http.MethodGet, "/ui/certificates", nil, ""); status != http.StatusSeeOther || loc != "/ui/login" {
+		t.Errorf("the inventory after the service principal was deleted: %d %q, want the sign-in page", status, loc)
+	}
+
 	// The audit trail names the session's principal.
 	if out := mustCLI(t, c, "audit", "list", "--principal", "web-team"); !strings.Contains(out, "/certificates/payroll") || !strings.Contains(out, "denied") {
 		t.Errorf("audit records of the console do not show web-team's denied read of payroll:\n%s", out)
