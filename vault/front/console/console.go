@@ -66,7 +66,7 @@ type Front struct {
 // New parses the console's templates and registers its pages.
 func New(env *front.Env) (*Front, error) {
 	f := &Front{Env: env, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
-	for _, page := range []string{"login", "error", "certificates", "certificate", "timeline"} {
+	for _, page := range []string{"login", "error", "certificates", "certificate", "timeline", "newcertificate", "contacts"} {
 		t, err := template.New(page).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console template %s: %w", page, err)
@@ -87,7 +87,7 @@ func New(env *front.Env) (*Front, error) {
 		http.Redirect(w, r, "/ui/certificates", http.StatusSeeOther)
 	})
 	f.mux.HandleFunc("GET /ui/login", f.handleLoginPage)
-	f.mux.HandleFunc("POST /ui/login", f.handleLogin)
+	f.mux.HandleFunc("POST /ui/login", f.LeaderOnly(f.handleLogin))
 	f.mux.HandleFunc("POST /ui/logout", f.signedIn(f.handleLogout))
 	f.mux.HandleFunc("GET /ui/certificates", f.signedIn(f.handleCertificates))
 	f.mux.HandleFunc("GET /ui/certificates/{name}", f.signedIn(f.handleCertificate))
@@ -95,6 +95,7 @@ func New(env *front.Env) (*Front, error) {
 	if err := f.auditorRoutes(); err != nil {
 		return nil, err
 	}
+	f.actionRoutes()
 	f.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		f.renderError(w, r, http.StatusNotFound, "Not found", "There is no such page in the console.")
 	})

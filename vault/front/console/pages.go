@@ -132,8 +132,11 @@ type certificatePage struct {
 	page
 	Name, Subject, Issuer, Current, Pending string
 	SANs                                    []string
-	Versions                                []versionRow
-	Policy                                  *policyView
+	// CanWrite shows the actions (renew, enable/disable) to those the
+	// policy allows them; they are authorized again when posted.
+	CanWrite, Enabled bool
+	Versions          []versionRow
+	Policy            *policyView
 }
 
 // handleCertificate shows one certificate: its versions (and the agents
@@ -157,7 +160,8 @@ func (f *Front) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := certificatePage{page: page{Title: "Certificate " + cert.Name, Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf},
-		Name: cert.Name, Current: cert.Version}
+		Name: cert.Name, Current: cert.Version, Enabled: cert.Attributes.IsEnabled(),
+		CanWrite: f.Policy().Allowed(s.caller.Principal, access.CertificatesWrite, res)}
 	if len(cert.Chain) > 0 {
 		if leaf, err := x509.ParseCertificate(cert.Chain[0]); err == nil {
 			data.Subject, data.SANs = leaf.Subject.String(), leaf.DNSNames
