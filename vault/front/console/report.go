@@ -144,9 +144,7 @@ func (f *Front) handleReportDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	format := reportFormats[i]
-	if !f.Linearized(w, r) {
-		return
-	}
+	// signedIn has linearized this GET, as the API's report route does.
 	rep, err := f.EvidenceReport(r.Context(), s.caller, period.request())
 	if err != nil {
 		f.Fail(w, r, err)
