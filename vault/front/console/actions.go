@@ -44,7 +44,7 @@ func (f *Front) handleNewCertificatePage(w http.ResponseWriter, r *http.Request)
 }
 
 func (f *Front) showNewCertificate(w http.ResponseWriter, r *http.Request, s session, status int, data newCertificatePage) {
-	data.page = page{Title: "New certificate", Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf}
+	data.page = f.pageFor(s, "New certificate", "certificates")
 	data.Issuers = []string{"Self", "Unknown"}
 	data.Keys = []string{"EC-P256", "EC-P384", "RSA-2048", "RSA-3072"}
 	if is, err := f.ListIssuers(r.Context(), s.caller, issuance.ListIssuersRequest{}); err == nil {
@@ -174,7 +174,7 @@ func (f *Front) handleContactsPage(w http.ResponseWriter, r *http.Request) {
 		f.forbid(w, r, s.caller, res, access.CertificatesRead)
 		return
 	}
-	data := contactsPage{page: page{Title: "Certificate contacts", Nav: "contacts", Principal: s.caller.Name, CSRF: s.csrf},
+	data := contactsPage{page: f.pageFor(s, "Certificate contacts", "contacts"),
 		CanWrite: f.Policy().Allowed(s.caller.Principal, access.ContactsWrite, access.Resource{})}
 	cs, err := f.GetContacts(r.Context(), s.caller)
 	if err != nil && !core.IsKind(err, core.KindNotFound) {
@@ -207,7 +207,7 @@ func (f *Front) handleSetContacts(w http.ResponseWriter, r *http.Request) {
 	if _, err := f.SetContacts(r.Context(), s.caller, cs); err != nil {
 		var ce *core.Error
 		if errors.As(err, &ce) && ce.Kind == core.KindBadParameter {
-			f.render(w, http.StatusBadRequest, "contacts", contactsPage{page: page{Title: "Certificate contacts", Nav: "contacts", Principal: s.caller.Name, CSRF: s.csrf},
+			f.render(w, http.StatusBadRequest, "contacts", contactsPage{page: f.pageFor(s, "Certificate contacts", "contacts"),
 				Error: ce.Message, Contacts: r.PostFormValue("contacts"), CanWrite: true})
 			return
 		}

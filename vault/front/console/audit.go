@@ -114,7 +114,7 @@ func (f *Front) handleAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	data := auditPage{page: page{Title: "Audit trail", Nav: "audit", Principal: s.caller.Name, CSRF: s.csrf},
+	data := auditPage{page: f.pageFor(s, "Audit trail", "audit"),
 		Since: q.Get("since"), Until: q.Get("until"), Principal: strings.TrimSpace(q.Get("principal")),
 		Object: strings.TrimSpace(q.Get("object")), Outcome: q.Get("outcome"), Limit: auditRows, Outcomes: auditOutcomes}
 	now := time.Now()

@@ -117,6 +117,15 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // page is what every page's layout needs.
 type page struct {
 	Title, Nav, Principal, CSRF string
+	// CanAudit shows the audit and report links to those who may use
+	// them (the pages decide again).
+	CanAudit bool
+}
+
+// pageFor is the layout's data for a page of session s.
+func (f *Front) pageFor(s session, title, nav string) page {
+	return page{Title: title, Nav: nav, Principal: s.caller.Name, CSRF: s.csrf,
+		CanAudit: f.Policy().Allowed(s.caller.Principal, access.AuditRead, access.Resource{})}
 }
 
 // render answers a page.
@@ -143,7 +152,7 @@ type errorPage struct {
 func (f *Front) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	p := page{Title: title}
 	if s, ok := sessionOf(r); ok {
-		p.Principal, p.CSRF = s.caller.Name, s.csrf
+		p = f.pageFor(s, title, "")
 	}
 	f.render(w, status, "error", errorPage{page: p, Error: msg})
 }

@@ -135,7 +135,7 @@ func (f *Front) handleObjects(w http.ResponseWriter, r *http.Request, inv object
 		return
 	}
 	f.render(w, http.StatusOK, inv.kind, objectsPage{
-		page: page{Title: inv.title, Nav: inv.kind, Principal: s.caller.Name, CSRF: s.csrf},
+		page: f.pageFor(s, inv.title, inv.kind),
 		Kind: inv.kind, Noun: inv.noun, TypeHeading: inv.typeHeading,
 		Q: q.Get("q"), Tag: q.Get("tag"), Expiring: q.Get("expiring"),
 		Rows: rows, Next: nextPage("/ui/"+inv.kind, q, next),

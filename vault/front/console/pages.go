@@ -52,7 +52,7 @@ func (flt inventoryFilter) needsCertificate() bool { return flt.q != "" || flt.i
 func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
 	q := r.URL.Query()
-	data := certificatesPage{page: page{Title: "Certificates", Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf},
+	data := certificatesPage{page: f.pageFor(s, "Certificates", "certificates"),
 		Q: q.Get("q"), Issuer: q.Get("issuer"), Tag: q.Get("tag"), Expiring: q.Get("expiring")}
 	flt, ok := parseSearch(q)
 	if !ok {
@@ -159,7 +159,7 @@ func (f *Front) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		f.Fail(w, r, err)
 		return
 	}
-	data := certificatePage{page: page{Title: "Certificate " + cert.Name, Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf},
+	data := certificatePage{page: f.pageFor(s, "Certificate "+cert.Name, "certificates"),
 		Name: cert.Name, Current: cert.Version, Enabled: cert.Attributes.IsEnabled(),
 		CanWrite: f.Policy().Allowed(s.caller.Principal, access.CertificatesWrite, res)}
 	if len(cert.Chain) > 0 {

@@ -117,7 +117,7 @@ func (f *Front) handleReportForm(w http.ResponseWriter, r *http.Request) {
 	}
 	s, _ := sessionOf(r)
 	now := time.Now().UTC()
-	f.render(w, http.StatusOK, "report", reportPage{page: page{Title: "Evidence report", Nav: "report", Principal: s.caller.Name, CSRF: s.csrf},
+	f.render(w, http.StatusOK, "report", reportPage{page: f.pageFor(s, "Evidence report", "report"),
 		From: now.AddDate(0, 0, -90).Format(dateLayout), To: now.Format(dateLayout), Format: reportFormats[0].Name, Formats: reportFormats})
 }
 
