@@ -113,7 +113,9 @@ func (f *Front) signedIn(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !ok {
-			clearCookie(w, sessionCookie)
+			// The cookie is left alone: a cross-site navigation arrives
+			// without it (SameSite=Strict) and must not sign the
+			// person out; only sign-out clears it.
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 				return
