@@ -61,6 +61,8 @@ type Front struct {
 
 	pages map[string]*template.Template
 	mux   *http.ServeMux
+	// events bounds the live pages' event streams (events.go).
+	events eventStreams
 }
 
 // New parses the console's templates and registers its pages.
@@ -90,6 +92,9 @@ func New(env *front.Env) (*Front, error) {
 	f.mux.HandleFunc("POST /ui/login", f.handleLogin)
 	f.mux.HandleFunc("POST /ui/logout", f.signedIn(f.handleLogout))
 	f.mux.HandleFunc("GET /ui/certificates", f.signedIn(f.handleCertificates))
+	if err := f.fleetRoutes(); err != nil {
+		return nil, err
+	}
 	f.mux.HandleFunc("GET /ui/certificates/{name}", f.signedIn(f.handleCertificate))
 	f.mux.HandleFunc("GET /ui/timeline", f.signedIn(f.handleTimeline))
 	f.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
