@@ -169,8 +169,95 @@ func TestConsoleHTTP(t *testing.T) {
 	if status, loc, _, _ := again.do(http.MethodGet, "/ui/certificates", nil, ""); status != http.StatusSeeOther || loc != "/ui/login" {
 		t.Errorf("the inventory after the token was revoked: %d %q, want the sign-in page", status, loc)
 	}
+	// A service principal signs in with its client id and secret, and
+	// its session ends when the principal is deleted.
+	sp := spJSON(t, mustCLI(t, c, "sp", "create", "web-app", "--role", "Certificates Officer", "--scope", "/certificates/web-", "-o", "json"))
+	spc := newConsoleClient(t, c, n)
+	_, _, page, _ = spc.do(http.MethodGet, "/ui/login", nil, "")
+	if status, _, _, _ := spc.do(http.MethodPost, "/ui/login", url.Values{"client_id": {sp.ClientID}, "client_secret": {"x" + sp.ClientSecret}, "csrf": {csrf(t, page)}}, ""); status != http.StatusUnauthorized {
+		t.Errorf("sign in with a wrong client secret: %d, want 401", status)
+	}
+	_, _, page, _ = spc.do(http.MethodGet, "/ui/login", nil, "")
+	if status, loc, _, _ := spc.do(http.MethodPost, "/ui/login", url.Values{"client_id": {sp.ClientID}, "client_secret": {sp.ClientSecret}, "csrf": {csrf(t, page)}}, ""); status != http.StatusSeeOther || loc != "/ui/certificates" {
+		t.Errorf("sign in as a service principal: %d %q", status, loc)
+	}
+	if status, _, body, _ := spc.do(http.MethodGet, "/ui/certificates", nil, ""); status != http.StatusOK || !strings.Contains(body, "sp:web-app") || !strings.Contains(body, "web-shop") || strings.Contains(body, "payroll") {
+		t.Errorf("the service principal's inventory: %d\n%s", status, body)
+	}
+	mustCLI(t, c, "sp", "delete", "web-app")
+	if status, loc, _, _ := spc.do(http.MethodGet, "/ui/certificates", nil, ""); status != http.StatusSeeOther || loc != "/ui/login" {
+		t.Errorf("the inventory after the service principal was deleted: %d %q, want the sign-in page", status, loc)
+	}
+
 	// The audit trail names the session's principal.
 	if out := mustCLI(t, c, "audit", "list", "--principal", "web-team"); !strings.Contains(out, "/certificates/payroll") || !strings.Contains(out, "denied") {
 		t.Errorf("audit records of the console do not show web-team's denied read of payroll:\n%s", out)
+	}
+}
+
+// TestConsoleActions (issue 19): the everyday actions through the
+// console's forms, at a follower (the leader serves them): create from
+// the policy form, renew now, disable, set the contacts; refused outside
+// the principal's scope and without the CSRF token.
+func TestConsoleActions(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 3, testcluster.Options{})
+	var follower *testcluster.Node
+	for _, n := range c.Nodes {
+		if n != c.Leader() {
+			follower = n
+		}
+	}
+	officer, _ := createToken(t, c, "--name", "web-team", "--ttl", "1h", "--role", "Certificates Officer", "--scope", "/certificates/web-")
+	web := newConsoleClient(t, c, follower)
+	tok := web.signIn(officer)
+
+	form := url.Values{"csrf": {tok}, "name": {"web-new"}, "subject": {"CN=new.example.com"}, "dns": {"new.example.com www.new.example.com"},
+		"issuer": {"Self"}, "key": {"EC-P256"}, "months": {"3"}, "renew_pct": {"70"}}
+	if status, loc, body, _ := web.do(http.MethodPost, "/ui/certificates/new", form, ""); status != http.StatusSeeOther || loc != "/ui/certificates/web-new" {
+		t.Fatalf("create web-new from the form: %d %q\n%s", status, loc, body)
+	}
+	_, _, page, _ := web.do(http.MethodGet, "/ui/certificates/web-new", nil, "")
+	if !strings.Contains(page, "CN=new.example.com") || !strings.Contains(page, "www.new.example.com") || !strings.Contains(page, "AutoRenew at 70% of its life") {
+		t.Errorf("web-new's page does not show its subject, names and lifetime action:\n%s", page)
+	}
+	form.Set("name", "payroll-new")
+	if status, _, _, _ := web.do(http.MethodPost, "/ui/certificates/new", form, ""); status != http.StatusForbidden {
+		t.Errorf("create payroll-new as the web officer: %d, want 403", status)
+	}
+	form.Set("name", "web-bad")
+	form.Set("months", "0")
+	if status, _, body, _ := web.do(http.MethodPost, "/ui/certificates/new", form, ""); status != http.StatusBadRequest || !strings.Contains(body, "months from 1 to 120") {
+		t.Errorf("a bad validity: %d, want 400 saying what to fix", status)
+	}
+
+	if status, _, _, _ := web.do(http.MethodPost, "/ui/certificates/web-new/renew", url.Values{"csrf": {"forged"}}, ""); status != http.StatusForbidden {
+		t.Errorf("renew without the CSRF token: %d, want 403", status)
+	}
+	if status, _, _, _ := web.do(http.MethodPost, "/ui/certificates/web-new/renew", url.Values{"csrf": {tok}}, ""); status != http.StatusSeeOther {
+		t.Errorf("renew web-new: %d, want 303", status)
+	}
+	_, _, page, _ = web.do(http.MethodGet, "/ui/certificates/web-new", nil, "")
+	if n := strings.Count(page, `<th scope="row"><code>`); n != 2 {
+		t.Errorf("web-new has %d versions after renew now, want 2", n)
+	}
+	if status, _, _, _ := web.do(http.MethodPost, "/ui/certificates/web-new/enabled", url.Values{"csrf": {tok}, "enabled": {"false"}}, ""); status != http.StatusSeeOther {
+		t.Errorf("disable web-new: %d, want 303", status)
+	}
+	if out := mustCLI(t, c, "cert", "get", "web-new", "-o", "json"); !strings.Contains(out, `"enabled": false`) {
+		t.Errorf("web-new after disable:\n%s", out)
+	}
+
+	// Contacts: the officer may read them but not set them; root may.
+	if status, _, _, _ := web.do(http.MethodPost, "/ui/contacts", url.Values{"csrf": {tok}, "contacts": {"pki@example.com PKI team"}}, ""); status != http.StatusForbidden {
+		t.Errorf("set contacts as the web officer: %d, want 403", status)
+	}
+	admin := newConsoleClient(t, c, follower)
+	atok := admin.signIn(c.Token)
+	if status, _, _, _ := admin.do(http.MethodPost, "/ui/contacts", url.Values{"csrf": {atok}, "contacts": {"pki@example.com PKI team\noncall@example.com"}}, ""); status != http.StatusSeeOther {
+		t.Errorf("set contacts as root: %d, want 303", status)
+	}
+	if out := mustCLI(t, c, "contacts", "list", "-o", "json"); !strings.Contains(out, "pki@example.com") || !strings.Contains(out, "oncall@example.com") {
+		t.Errorf("contacts after the form:\n%s", out)
 	}
 }

@@ -47,6 +47,9 @@ func (n *Node) runLeader(ctx context.Context) {
 	defer t.Stop()
 	for {
 		n.purgeExpired(ctx, time.Now())
+		if err := n.PurgeExpiredSessions(ctx, time.Now()); err != nil {
+			n.Log.Warn("purging expired console sessions failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

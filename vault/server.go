@@ -463,5 +463,6 @@ func (n *Node) env() *front.Env {
 	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet, Identity: n.Identity,
 		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, AuthenticateToken: n.authenticateToken, Authorize: n.authorize,
 		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
-		RequestDeadline: n.opts.RequestDeadline, VaultHosts: n.vaultHost}
+		RequestDeadline: n.opts.RequestDeadline, VaultHosts: n.vaultHost,
+		QueryAudit: n.QueryAudit}
 }

@@ -182,9 +182,9 @@ func dash(s string) string {
 }
 
 func reportCmd(g *globals, out io.Writer) *cobra.Command {
-	var format, since, file string
+	var format, since, until, file string
 	c := &cobra.Command{
-		Use:   "report --format html|json|csv [--since T] [--out FILE]",
+		Use:   "report --format html|json|csv [--since T] [--until T] [--out FILE]",
 		Short: "The evidence report for auditors: rotation, deliveries, access",
 		Long: `report builds the evidence report an auditor asks for:
   (a) rotation history: every certificate's versions, their dates, and who
@@ -203,8 +203,14 @@ that opens in any browser offline. Needs Reader (or Administrator) at /.`,
 				return usageError{fmt.Errorf("--format %q: use html, json or csv", format)}
 			}
 			path := "/v1/report"
-			if since != "" {
-				path += "?since=" + url.QueryEscape(since)
+			q := url.Values{}
+			for k, v := range map[string]string{"since": since, "until": until} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			if len(q) > 0 {
+				path += "?" + q.Encode()
 			}
 			raw, err := g.call(cmd, http.MethodGet, path, nil)
 			if err != nil {
@@ -239,6 +245,7 @@ that opens in any browser offline. Needs Reader (or Administrator) at /.`,
 	}
 	c.Flags().StringVar(&format, "format", "html", "html, json or csv")
 	c.Flags().StringVar(&since, "since", "", "only history from this time: RFC 3339 or an age such as 90d")
+	c.Flags().StringVar(&until, "until", "", "only history before this time: RFC 3339 or an age such as 30d")
 	c.Flags().StringVar(&file, "out", "", "write to this file instead of standard output")
 	return c
 }

@@ -15,6 +15,9 @@ type Report struct {
 	// Since limits the history sections (versions, deliveries, reads) to
 	// what happened at or after it; nil means everything.
 	Since *time.Time `json:"since,omitempty"`
+	// Until limits the history sections to what happened before it; nil
+	// means up to when the report was generated.
+	Until *time.Time `json:"until,omitempty"`
 	// Vault is the URL the report was asked from.
 	Vault string `json:"vault"`
 	// Unreachable lists the nodes whose audit trail could not be read:

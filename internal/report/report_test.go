@@ -89,6 +89,27 @@ func TestHTMLEmptySections(t *testing.T) {
 	}
 }
 
+// TestHTMLPeriod: the header names the period's bounds, either or both.
+func TestHTMLPeriod(t *testing.T) {
+	since, until := day(-30), day(-1)
+	for _, tc := range []struct {
+		name         string
+		since, until *time.Time
+		want         string
+	}{
+		{"both", &since, &until, "since 2026-01-30T12:00:00Z, until 2026-02-28T12:00:00Z (versions, deliveries and secret reads outside it are left out)"},
+		{"since", &since, nil, "since 2026-01-30T12:00:00Z (versions"},
+		{"until", nil, &until, "until 2026-02-28T12:00:00Z (versions"},
+		{"none", nil, nil, "everything (no since filter)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if out := render(t, &Report{Generated: generated, Vault: vaultURL, Since: tc.since, Until: tc.until}); !strings.Contains(out, tc.want) {
+				t.Errorf("the header does not say %q", tc.want)
+			}
+		})
+	}
+}
+
 func TestHTMLContent(t *testing.T) {
 	r := sample()
 	out := render(t, r)

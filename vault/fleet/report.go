@@ -28,30 +28,41 @@ import (
 type EvidenceReportRequest struct {
 	// Since, when set, leaves out versions, deliveries and reads before it.
 	Since time.Time
+	// Until, when set, leaves out versions, deliveries and reads at or
+	// after it.
+	Until time.Time
+}
+
+// within reports whether t lies in the request's period.
+func (req EvidenceReportRequest) within(t time.Time) bool {
+	return (req.Since.IsZero() || !t.Before(req.Since)) && (req.Until.IsZero() || t.Before(req.Until))
 }
 
 // EvidenceReport builds the evidence report from the local state (the
 // front makes it current first) and every node's audit trail. Its Vault
 // (the address the caller used) is the front's to fill in.
 func (f *Fleet) EvidenceReport(ctx context.Context, p core.Caller, req EvidenceReportRequest) (*report.Report, error) {
-	since := req.Since
 	rep := &report.Report{Generated: time.Now().UTC(),
 		Certificates: []report.Certificate{}, Deliveries: []report.Delivery{}, Access: []report.Access{}, SecretReads: []report.SecretRead{}}
-	if !since.IsZero() {
-		s := since.UTC()
+	if !req.Since.IsZero() {
+		s := req.Since.UTC()
 		rep.Since = &s
 	}
-	certNames := f.reportRotation(rep, since)
-	f.reportDeliveries(rep, since)
+	if !req.Until.IsZero() {
+		u := req.Until.UTC()
+		rep.Until = &u
+	}
+	certNames := f.reportRotation(rep, req)
+	f.reportDeliveries(rep, req)
 	f.reportAccess(rep, certNames)
-	if err := f.reportReads(ctx, rep, since); err != nil {
+	if err := f.reportReads(ctx, rep, req); err != nil {
 		return nil, err
 	}
 	return rep, nil
 }
 
 // reportRotation fills section (a) and returns the certificate names.
-func (f *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
+func (f *Fleet) reportRotation(rep *report.Report, req EvidenceReportRequest) []string {
 	prefix := "meta/" + core.KindCertificates + "/"
 	es, _ := f.Store.List(prefix, "", 0)
 	var names []string
@@ -77,7 +88,7 @@ func (f *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
 				continue
 			}
 			created := time.Unix(v.Attributes.Created, 0).UTC()
-			if !since.IsZero() && created.Before(since) {
+			if !req.within(created) {
 				continue
 			}
 			leaf, err := x509.ParseCertificate(v.Chain[0])
@@ -104,14 +115,14 @@ func (f *Fleet) reportRotation(rep *report.Report, since time.Time) []string {
 }
 
 // reportDeliveries fills section (b) from the agents' install reports.
-func (f *Fleet) reportDeliveries(rep *report.Report, since time.Time) {
+func (f *Fleet) reportDeliveries(rep *report.Report, req EvidenceReportRequest) {
 	agents := map[string]AgentRecord{}
 	for _, a := range f.agents() {
 		agents[a.ID] = a
 	}
-	for _, d := range f.deliveries(since) {
+	for _, d := range f.deliveries(req.Since) {
 		kind, name, _ := strings.Cut(d.Object, "/")
-		if kind != core.KindCertificates {
+		if kind != core.KindCertificates || !req.within(d.Time) {
 			continue
 		}
 		detail := d.Detail
@@ -174,8 +185,8 @@ func (f *Fleet) reportAccess(rep *report.Report, certNames []string) {
 }
 
 // reportReads fills section (c), second half, from the audit trails.
-func (f *Fleet) reportReads(ctx context.Context, rep *report.Report, since time.Time) error {
-	res, err := f.AuditRecords(ctx, core.AuditQuery{Filter: audit.Filter{Since: since, Object: "/secrets/", Outcome: "allowed"}, Limit: 100000})
+func (f *Fleet) reportReads(ctx context.Context, rep *report.Report, req EvidenceReportRequest) error {
+	res, err := f.AuditRecords(ctx, core.AuditQuery{Filter: audit.Filter{Since: req.Since, Until: req.Until, Object: "/secrets/", Outcome: "allowed"}, Limit: 100000})
 	if err != nil {
 		return err
 	}

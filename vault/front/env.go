@@ -1,6 +1,7 @@
 package front
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -60,6 +61,11 @@ type Env struct {
 	// addresses and API certificates), for the audiences of access
 	// tokens.
 	VaultHosts identity.VaultHosts
+	// QueryAudit returns the records of every node's audit trail that
+	// match q, oldest first, the newest q.Limit of them, and names the
+	// nodes that could not be asked (what GET /v1/audit/records
+	// answers). Access is the caller's to check (audit/read at /).
+	QueryAudit func(ctx context.Context, c core.Caller, q core.AuditQuery) (core.AuditRecords, error)
 }
 
 // Authority is the identity-platform authority of the vault's tenant as

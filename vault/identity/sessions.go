@@ -32,9 +32,12 @@ const SessionLifetime = 8 * time.Hour
 // Session is a console session as stored.
 type Session struct {
 	Principal string `json:"principal"`
-	TokenID   string `json:"token_id"`
-	Created   int64  `json:"created"`
-	Expires   int64  `json:"expires"`
+	// TokenID is the certvault token signed in with, or ClientID the
+	// service principal's client id: the session is valid while it is.
+	TokenID  string `json:"token_id,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	Created  int64  `json:"created"`
+	Expires  int64  `json:"expires"`
 }
 
 // sessionKey is the storage key of the session with secret.
@@ -44,17 +47,22 @@ func sessionKey(secret string) string {
 }
 
 // CreateSession makes a session for p, who signed in with a certvault
-// token (p.TokenID), and returns its secret (for the cookie) and record.
-func (c *Identity) CreateSession(ctx context.Context, p core.Caller, now time.Time) (string, Session, error) {
-	if p.TokenID == "" || p.AgentID != "" {
-		return "", Session{}, core.BadParameter("token", "sign in with a certvault token (cvt.…)")
+// token (p.TokenID) or as a service principal (clientID, see
+// SignInServicePrincipal), and returns its secret (for the cookie) and
+// record.
+func (c *Identity) CreateSession(ctx context.Context, p core.Caller, clientID string, now time.Time) (string, Session, error) {
+	if (p.TokenID == "" && clientID == "") || p.AgentID != "" {
+		return "", Session{}, core.BadParameter("token", "sign in with a certvault token (cvt.…) or a service principal's client id and secret")
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", Session{}, fmt.Errorf("session secret: %w", err)
 	}
 	secret := base64.RawURLEncoding.EncodeToString(raw)
-	s := Session{Principal: p.Name, TokenID: p.TokenID, Created: now.Unix(), Expires: now.Add(SessionLifetime).Unix()}
+	s := Session{Principal: p.Name, TokenID: p.TokenID, ClientID: clientID, Created: now.Unix(), Expires: now.Add(SessionLifetime).Unix()}
+	if clientID != "" {
+		s.TokenID = ""
+	}
 	_, err := c.Commit(ctx, (&raftstore.Batch{}).PutIf(sessionKey(secret), core.MustJSON(s), raftstore.NotExist))
 	if err != nil {
 		return "", Session{}, err
@@ -77,6 +85,14 @@ func (c *Identity) SessionCaller(secret string, now time.Time) (core.Caller, Ses
 	if now.Unix() >= s.Expires {
 		return core.Caller{}, s, false, nil
 	}
+	if s.ClientID != "" {
+		// A service principal's session lasts while the principal does.
+		name, ok := c.SPPrincipalByClientID(s.ClientID)
+		if !ok || name != s.Principal {
+			return core.Caller{}, s, false, nil
+		}
+		return core.Caller{Principal: access.Principal{Name: s.Principal}}, s, true, nil
+	}
 	te, ok := c.Store.Get(core.PrefixTokens + s.TokenID)
 	if !ok {
 		return core.Caller{}, s, false, nil // the token was revoked
@@ -96,4 +112,49 @@ func (c *Identity) SessionCaller(secret string, now time.Time) (core.Caller, Ses
 func (c *Identity) DeleteSession(ctx context.Context, secret string) error {
 	_, err := c.Commit(ctx, (&raftstore.Batch{}).Delete(sessionKey(secret)))
 	return err
+}
+
+// maxSessionPurge bounds the sessions one purge removes (one raft write).
+const maxSessionPurge = 500
+
+// PurgeExpiredSessions removes sessions past their lifetime (the leader's
+// janitor calls it), at most maxSessionPurge at a time, each only if it
+// is unchanged.
+func (c *Identity) PurgeExpiredSessions(ctx context.Context, now time.Time) error {
+	es, _ := c.Store.List(PrefixSessions, "", 0)
+	b := &raftstore.Batch{}
+	n := 0
+	for _, e := range es {
+		var s Session
+		if json.Unmarshal(e.Value, &s) == nil && now.Unix() < s.Expires {
+			continue
+		}
+		b.DeleteIf(e.Key, e.Index)
+		if n++; n == maxSessionPurge {
+			break
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	_, err := c.Commit(ctx, b)
+	return err
+}
+
+// SignInServicePrincipal checks a service principal's client id and
+// secret (as the token endpoint does) for a console sign-in, and returns
+// its caller; ErrUnknownClient or an *OAuthError when they do not match.
+func (c *Identity) SignInServicePrincipal(clientID, secret string) (core.Caller, error) {
+	name, ok := c.spNameByClientID(clientID)
+	if !ok {
+		return core.Caller{}, unknownClient{oauthErr("unauthorized_client", 700016, "no service principal has client id %s", clientID)}
+	}
+	rec, _, err := c.loadServicePrincipal(name)
+	if err != nil {
+		return core.Caller{}, err
+	}
+	if !secretMatches(rec, secret) {
+		return core.Caller{}, oauthErr("invalid_client", 7000215, "the client secret does not match")
+	}
+	return core.Caller{Principal: access.Principal{Name: SPPrincipal(rec.Name)}}, nil
 }

@@ -68,7 +68,7 @@ type Front struct {
 // New parses the console's templates and registers its pages.
 func New(env *front.Env) (*Front, error) {
 	f := &Front{Env: env, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
-	for _, page := range []string{"login", "error", "certificates", "certificate", "timeline"} {
+	for _, page := range []string{"login", "error", "certificates", "certificate", "timeline", "newcertificate", "contacts"} {
 		t, err := template.New(page).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console template %s: %w", page, err)
@@ -89,7 +89,7 @@ func New(env *front.Env) (*Front, error) {
 		http.Redirect(w, r, "/ui/certificates", http.StatusSeeOther)
 	})
 	f.mux.HandleFunc("GET /ui/login", f.handleLoginPage)
-	f.mux.HandleFunc("POST /ui/login", f.handleLogin)
+	f.mux.HandleFunc("POST /ui/login", f.LeaderOnly(f.handleLogin))
 	f.mux.HandleFunc("POST /ui/logout", f.signedIn(f.handleLogout))
 	f.mux.HandleFunc("GET /ui/certificates", f.signedIn(f.handleCertificates))
 	if err := f.fleetRoutes(); err != nil {
@@ -97,6 +97,10 @@ func New(env *front.Env) (*Front, error) {
 	}
 	f.mux.HandleFunc("GET /ui/certificates/{name}", f.signedIn(f.handleCertificate))
 	f.mux.HandleFunc("GET /ui/timeline", f.signedIn(f.handleTimeline))
+	if err := f.auditorRoutes(); err != nil {
+		return nil, err
+	}
+	f.actionRoutes()
 	f.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		f.renderError(w, r, http.StatusNotFound, "Not found", "There is no such page in the console.")
 	})
@@ -118,6 +122,15 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // page is what every page's layout needs.
 type page struct {
 	Title, Nav, Principal, CSRF string
+	// CanAudit shows the audit and report links to those who may use
+	// them (the pages decide again).
+	CanAudit bool
+}
+
+// pageFor is the layout's data for a page of session s.
+func (f *Front) pageFor(s session, title, nav string) page {
+	return page{Title: title, Nav: nav, Principal: s.caller.Name, CSRF: s.csrf,
+		CanAudit: f.Policy().Allowed(s.caller.Principal, access.AuditRead, access.Resource{})}
 }
 
 // render answers a page.
@@ -144,7 +157,7 @@ type errorPage struct {
 func (f *Front) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	p := page{Title: title}
 	if s, ok := sessionOf(r); ok {
-		p.Principal, p.CSRF = s.caller.Name, s.csrf
+		p = f.pageFor(s, title, "")
 	}
 	f.render(w, status, "error", errorPage{page: p, Error: msg})
 }

@@ -4,15 +4,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/certvault/certvault/internal/keyvault"
-	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/issuance"
@@ -28,15 +25,10 @@ const (
 
 // certRow is one row of the inventory.
 type certRow struct {
-	Name, Subject, Issuer             string
-	Expires                           bool
-	ExpiresISO, ExpiresText           string
-	DaysLeft                          int
-	Soon, Pending, Disabled           bool
-	Tags                              []string
-	sans                              []string
-	expiresAt                         time.Time
-	issuerName, subjectLower, tagsRaw string
+	objectFacts
+	Subject, Issuer string
+	Pending         bool
+	sans            []string
 }
 
 // certificatesPage is the inventory's data.
@@ -60,36 +52,20 @@ func (flt inventoryFilter) needsCertificate() bool { return flt.q != "" || flt.i
 func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
 	q := r.URL.Query()
-	data := certificatesPage{page: page{Title: "Certificates", Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf},
+	data := certificatesPage{page: f.pageFor(s, "Certificates", "certificates"),
 		Q: q.Get("q"), Issuer: q.Get("issuer"), Tag: q.Get("tag"), Expiring: q.Get("expiring")}
-	flt := inventoryFilter{q: strings.ToLower(strings.TrimSpace(data.Q)), issuer: strings.ToLower(strings.TrimSpace(data.Issuer))}
-	if data.Tag != "" {
-		flt.tagKey, flt.tagValue, _ = strings.Cut(data.Tag, "=")
+	flt, ok := parseSearch(q)
+	if !ok {
+		f.renderError(w, r, http.StatusBadRequest, "Bad search", badExpiring)
+		return
 	}
-	if data.Expiring != "" {
-		days, err := strconv.Atoi(strings.TrimSpace(data.Expiring))
-		if err != nil || days < 0 || days > 3650 {
-			f.renderError(w, r, http.StatusBadRequest, "Bad search", "Expiring within: give a number of days from 0 to 3650.")
-			return
-		}
-		flt.within = time.Duration(days) * 24 * time.Hour
-	}
+	flt.issuer = strings.ToLower(strings.TrimSpace(data.Issuer))
 	rows, next, err := f.inventory(r, s.caller, flt, q.Get("after"))
 	if err != nil {
 		f.Fail(w, r, err)
 		return
 	}
-	data.Rows = rows
-	if next != "" {
-		v := url.Values{}
-		for k, vs := range q {
-			if k != "after" {
-				v[k] = vs
-			}
-		}
-		v.Set("after", next)
-		data.Next = "/ui/certificates?" + v.Encode()
-	}
+	data.Rows, data.Next = rows, nextPage("/ui/certificates", q, next)
 	f.render(w, http.StatusOK, "certificates", data)
 }
 
@@ -97,66 +73,16 @@ func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
 // read (certificates/read on each, the API's action) that match flt,
 // until a page is full or maxScan were looked at; next resumes the scan.
 func (f *Front) inventory(r *http.Request, c core.Caller, flt inventoryFilter, after string) ([]certRow, string, error) {
-	pol := f.Policy()
 	now := time.Now()
-	var rows []certRow
-	scanned := 0
-	for {
-		res, err := f.ListObjects(r.Context(), c, core.ListObjectsRequest{Kind: core.KindCertificates, IncludePending: true,
-			Page: core.PageRequest{Limit: 25, After: after}})
-		if err != nil {
-			return nil, "", err
-		}
-		for _, it := range res.Items {
-			scanned++
-			after = objname.Canonical(it.Name)
-			if !pol.Allowed(c.Principal, access.CertificatesRead, access.Resource{Kind: core.KindCertificates, Name: after}) {
-				continue
-			}
-			row, ok, err := f.certRow(r, c, it, flt, now)
-			if err != nil {
-				return nil, "", err
-			}
-			if ok {
-				rows = append(rows, row)
-			}
-			if len(rows) == pageRows || scanned >= maxScan {
-				return rows, after, nil
-			}
-		}
-		if res.Next == "" {
-			return rows, "", nil
-		}
-		after = res.Next
-	}
+	return scan(f, r, c, core.KindCertificates, access.CertificatesRead, after, func(it core.ObjectItem) (certRow, bool, error) {
+		return f.certRow(r, c, it, flt, now)
+	})
 }
 
 // certRow makes the row of item, and reports whether it matches flt.
 func (f *Front) certRow(r *http.Request, c core.Caller, it core.ObjectItem, flt inventoryFilter, now time.Time) (certRow, bool, error) {
-	row := certRow{Name: it.Name, Pending: it.X5t == nil}
-	a := it.Attributes
-	row.Disabled = !a.IsEnabled()
-	if a.Expires != nil {
-		exp := time.Unix(*a.Expires, 0).UTC()
-		row.Expires, row.expiresAt = true, exp
-		row.ExpiresISO, row.ExpiresText = exp.Format(time.RFC3339), exp.Format("2006-01-02")
-		row.DaysLeft = int(exp.Sub(now).Hours() / 24)
-		row.Soon = exp.Sub(now) < 30*24*time.Hour
-	}
-	keys := make([]string, 0, len(it.Tags))
-	for k := range it.Tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		row.Tags = append(row.Tags, k+"="+it.Tags[k])
-	}
-	if flt.tagKey != "" {
-		if v, ok := it.Tags[flt.tagKey]; !ok || (flt.tagValue != "" && v != flt.tagValue) {
-			return row, false, nil
-		}
-	}
-	if flt.within > 0 && (!row.Expires || row.expiresAt.After(now.Add(flt.within))) {
+	row := certRow{objectFacts: factsOf(it, now), Pending: it.X5t == nil}
+	if !row.matches(flt, now) {
 		return row, false, nil
 	}
 	cert, err := f.GetCertificate(r.Context(), c, issuance.GetCertificateRequest{Name: it.Name})
@@ -206,8 +132,11 @@ type certificatePage struct {
 	page
 	Name, Subject, Issuer, Current, Pending string
 	SANs                                    []string
-	Versions                                []versionRow
-	Policy                                  *policyView
+	// CanWrite shows the actions (renew, enable/disable) to those the
+	// policy allows them; they are authorized again when posted.
+	CanWrite, Enabled bool
+	Versions          []versionRow
+	Policy            *policyView
 }
 
 // handleCertificate shows one certificate: its versions (and the agents
@@ -230,8 +159,9 @@ func (f *Front) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		f.Fail(w, r, err)
 		return
 	}
-	data := certificatePage{page: page{Title: "Certificate " + cert.Name, Nav: "certificates", Principal: s.caller.Name, CSRF: s.csrf},
-		Name: cert.Name, Current: cert.Version}
+	data := certificatePage{page: f.pageFor(s, "Certificate "+cert.Name, "certificates"),
+		Name: cert.Name, Current: cert.Version, Enabled: cert.Attributes.IsEnabled(),
+		CanWrite: f.Policy().Allowed(s.caller.Principal, access.CertificatesWrite, res)}
 	if len(cert.Chain) > 0 {
 		if leaf, err := x509.ParseCertificate(cert.Chain[0]); err == nil {
 			data.Subject, data.SANs = leaf.Subject.String(), leaf.DNSNames

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/identity"
 )
 
 // Cookie names: the session, and the login form's CSRF value before
@@ -98,6 +100,12 @@ func clearCookie(w http.ResponseWriter, name string) {
 // the session's CSRF token.
 func (f *Front) signedIn(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !f.Store.IsLeader() {
+			// Writes are built from the leader's state, as the API's
+			// are: the leader checks and serves the whole request.
+			f.ProxyToLeader(w, r)
+			return
+		}
 		now := time.Now()
 		s, ok, err := f.resolveSession(r, now)
 		if err != nil {
@@ -114,6 +122,12 @@ func (f *Front) signedIn(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		front.InfoOf(r).Caller = s.caller
+		if r.Method == http.MethodGet && !f.Linearized(w, r) {
+			// A page shows what the cluster has committed, a write made
+			// a moment ago through the leader included, as the API's
+			// reads do.
+			return
+		}
 		r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, s))
 		if r.Method == http.MethodPost {
 			if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.csrf)) != 1 {
@@ -184,10 +198,28 @@ func (f *Front) handleLogin(w http.ResponseWriter, r *http.Request) {
 		f.renderError(w, r, http.StatusForbidden, "Refused", "This sign-in form did not come from this console (cross-site request refused); open the sign-in page and try again.")
 		return
 	}
-	c, err := f.AuthenticateToken(strings.TrimSpace(r.PostFormValue("token")))
-	if errors.Is(err, front.ErrUnauthenticated) || (err == nil && c.TokenID == "") {
+	var c core.Caller
+	clientID := strings.TrimSpace(r.PostFormValue("client_id"))
+	if clientID != "" {
+		c, err = f.SignInServicePrincipal(clientID, r.PostFormValue("client_secret"))
+		if errors.Is(err, identity.ErrUnknownClient) {
+			if again, cerr := f.CatchUp(); cerr == nil && again {
+				c, err = f.SignInServicePrincipal(clientID, r.PostFormValue("client_secret"))
+			}
+		}
+		var oe *identity.OAuthError
+		if errors.As(err, &oe) {
+			err = fmt.Errorf("%w: %w", front.ErrUnauthenticated, err)
+		}
+	} else {
+		c, err = f.AuthenticateToken(strings.TrimSpace(r.PostFormValue("token")))
+		if err == nil && c.TokenID == "" {
+			err = front.ErrUnauthenticated // an access token: sign in with what it came from
+		}
+	}
+	if errors.Is(err, front.ErrUnauthenticated) {
 		front.InfoOf(r).Denied = true
-		f.showLogin(w, r, http.StatusUnauthorized, "That token is not valid, was revoked or has expired.")
+		f.showLogin(w, r, http.StatusUnauthorized, "Those credentials are not valid, were revoked or have expired.")
 		return
 	}
 	if err != nil {
@@ -197,7 +229,7 @@ func (f *Front) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ri := front.InfoOf(r)
 	ri.Caller, ri.Object = c, "/ui/sessions"
 	now := time.Now()
-	secret, _, err := f.CreateSession(r.Context(), c, now)
+	secret, _, err := f.CreateSession(r.Context(), c, clientID, now)
 	if err != nil {
 		f.Fail(w, r, err)
 		return

@@ -68,7 +68,7 @@ func (f *Front) handleTimeline(w http.ResponseWriter, r *http.Request) {
 		}
 		after = next
 	}
-	data := timelinePage{page: page{Title: "Expiry timeline", Nav: "timeline", Principal: s.caller.Name, CSRF: s.csrf},
+	data := timelinePage{page: f.pageFor(s, "Expiry timeline", "timeline"),
 		Days: timelineDays, Width: timelineWidth, By: by}
 	lanes := map[string][]certRow{}
 	for _, row := range rows {

@@ -9,23 +9,28 @@ import (
 	"github.com/certvault/certvault/vault/fleet"
 )
 
-// handleReport answers the evidence report (EvidenceReport): ?since= an
-// RFC 3339 time or an age.
+// handleReport answers the evidence report (EvidenceReport): ?since= and
+// ?until= bound its history, each an RFC 3339 time or an age.
 func (f *Front) handleReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var since time.Time
-	if v := q.Get("since"); v != "" {
-		t, err := front.ParseSince(v, time.Now())
-		if err != nil {
-			f.Fail(w, r, front.BadParameter("since %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", v))
-			return
+	var req fleet.EvidenceReportRequest
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &req.Since}, {"until", &req.Until}} {
+		if v := q.Get(b.name); v != "" {
+			t, err := front.ParseSince(v, time.Now())
+			if err != nil {
+				f.Fail(w, r, front.BadParameter("%s %q: give an RFC 3339 time (2026-11-27T10:00:00Z) or an age (90m, 24h, 7d)", b.name, v))
+				return
+			}
+			*b.t = t
 		}
-		since = t
 	}
 	if !f.Linearized(w, r) {
 		return
 	}
-	rep, err := f.EvidenceReport(r.Context(), front.CallerOf(r), fleet.EvidenceReportRequest{Since: since})
+	rep, err := f.EvidenceReport(r.Context(), front.CallerOf(r), req)
 	if err != nil {
 		f.Fail(w, r, err)
 		return
