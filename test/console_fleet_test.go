@@ -151,8 +151,8 @@ func rolloutIs(t *testing.T, id, status string, ok func(waves []int) bool) func(
 	}
 }
 
-// rowOf returns the table row of element id in page ("" when none).
-func rowOf(page, id string) string {
+// rowByID returns the table row of element id in page ("" when none).
+func rowByID(page, id string) string {
 	i := strings.Index(page, `id="`+id+`"`)
 	if i < 0 {
 		return ""
@@ -250,15 +250,15 @@ func TestConsoleFleetRollouts(t *testing.T) {
 	waitUntil(t, 60*time.Second, "the fleet page shows both agents on www and the edge agent's failure", func() (bool, string) {
 		status, _, body, _ := opsUI.do(http.MethodGet, "/ui/fleet", nil, "")
 		page = body
-		edge := rowOf(body, "agent-"+edgeID)
+		edge := rowByID(body, "agent-"+edgeID)
 		ok := status == http.StatusOK && strings.Contains(edge, "<strong>certificates/api</strong> <code>failed</code>")
 		for _, fa := range fleetAgents {
-			ok = ok && strings.Contains(rowOf(body, "agent-"+fa.id), `<span class="badge">current</span>`)
+			ok = ok && strings.Contains(rowByID(body, "agent-"+fa.id), `<span class="badge">current</span>`)
 		}
 		return ok, fmt.Sprintf("%d:\n%s", status, body)
 	})
 	for i, fa := range fleetAgents {
-		row := rowOf(page, "agent-"+fa.id)
+		row := rowByID(page, "agent-"+fa.id)
 		for _, want := range []string{fmt.Sprintf(">vm-%d<", i), `href="/ui/fleet?group=fleet"`, `id="agent-` + fa.id + `-expires"><time`,
 			`id="agent-` + fa.id + `-seen"><time`, `id="agent-` + fa.id + `-state">active`, `href="/ui/certificates/www">certificates/www</a>`} {
 			if !strings.Contains(row, want) {
@@ -266,7 +266,7 @@ func TestConsoleFleetRollouts(t *testing.T) {
 			}
 		}
 	}
-	if edge := rowOf(page, "agent-"+edgeID); !strings.Contains(edge, `reload &#34;false&#34;`) {
+	if edge := rowByID(page, "agent-"+edgeID); !strings.Contains(edge, `reload &#34;false&#34;`) {
 		t.Errorf("the edge agent's failure does not say what the agent reported (its reload):\n%s", edge)
 	}
 	if status, _, body, _ := opsUI.do(http.MethodGet, "/ui/fleet?group=edge", nil, ""); status != http.StatusOK ||
@@ -298,10 +298,10 @@ func TestConsoleFleetRollouts(t *testing.T) {
 		return strings.Contains(mustCLI(t, c, "rollout", "status", "www"), "running")
 	})
 	_, _, page, _ = opsUI.do(http.MethodGet, "/ui/fleet", nil, "")
-	if row := rowOf(page, "agent-"+fleetAgents[first].id); !strings.Contains(row, `<span class="badge bad">drift</span>`) {
+	if row := rowByID(page, "agent-"+fleetAgents[first].id); !strings.Contains(row, `<span class="badge bad">drift</span>`) {
 		t.Errorf("the first wave's agent, down, holds the old version: want drift in its row:\n%s", row)
 	}
-	if row := rowOf(page, "agent-"+fleetAgents[second].id); !strings.Contains(row, "rollout pending") {
+	if row := rowByID(page, "agent-"+fleetAgents[second].id); !strings.Contains(row, "rollout pending") {
 		t.Errorf("the second wave's agent waits for the rollout: want 'rollout pending' in its row:\n%s", row)
 	}
 
@@ -313,8 +313,12 @@ func TestConsoleFleetRollouts(t *testing.T) {
 			t.Errorf("the rollouts page of the www officer (%d) lacks %s", status, want)
 		}
 	}
-	if status, _, body, _ := auditUI.do(http.MethodGet, "/ui/rollouts", nil, ""); status != http.StatusOK || !strings.Contains(body, `id="`+id+`"`) || strings.Contains(body, id+"-pause") {
-		t.Errorf("the rollouts page of an auditor: %d, want the rollout without its forms:\n%s", status, body)
+	if status, _, body, _ := auditUI.do(http.MethodGet, "/ui/rollouts", nil, ""); status != http.StatusOK || !strings.Contains(body, `id="`+id+`"`) ||
+		strings.Contains(body, id+"-pause") || !strings.Contains(body, `id="nav-fleet"`) {
+		t.Errorf("the rollouts page of an auditor: %d, want the rollout without its forms, and the fleet link:\n%s", status, body)
+	}
+	if strings.Contains(page, `id="nav-fleet"`) {
+		t.Errorf("the www officer, who may not see the fleet, is shown its link")
 	}
 	rollouts := wwwUI.openEvents(page)
 	if rollouts.status != http.StatusOK {

@@ -125,12 +125,15 @@ type page struct {
 	// CanAudit shows the audit and report links to those who may use
 	// them (the pages decide again).
 	CanAudit bool
+	// CanFleet shows the fleet link likewise (fleet.go).
+	CanFleet bool
 }
 
 // pageFor is the layout's data for a page of session s.
 func (f *Front) pageFor(s session, title, nav string) page {
 	return page{Title: title, Nav: nav, Principal: s.caller.Name, CSRF: s.csrf,
-		CanAudit: f.Policy().Allowed(s.caller.Principal, access.AuditRead, access.Resource{})}
+		CanAudit: f.Policy().Allowed(s.caller.Principal, access.AuditRead, access.Resource{}),
+		CanFleet: f.mayFleet(s.caller)}
 }
 
 // render answers a page.

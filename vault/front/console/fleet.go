@@ -121,6 +121,13 @@ func (f *Front) firstAllowed(c core.Caller, res access.Resource, actions ...acce
 	return "", false
 }
 
+// mayFleet reports whether c may see the fleet (from the local state,
+// with no audit record: for links and for open streams).
+func (f *Front) mayFleet(c core.Caller) bool {
+	_, ok := f.firstAllowed(c, access.Resource{}, fleetActions...)
+	return ok
+}
+
 // forbidFleet answers 403 to a caller who may not see the agents.
 func (f *Front) forbidFleet(w http.ResponseWriter, r *http.Request, c core.Caller) {
 	f.renderError(w, r, http.StatusForbidden, "Not allowed",
@@ -142,29 +149,12 @@ func (f *Front) handleFleet(w http.ResponseWriter, r *http.Request) {
 		f.Fail(w, r, err)
 		return
 	}
-	data := fleetPage{page: page{Title: "Fleet", Nav: "fleet", Principal: s.caller.Name, CSRF: s.csrf}, Group: group, Self: "/ui/fleet"}
+	data := fleetPage{page: f.pageFor(s, "Fleet", "fleet"), Group: group, Self: r.URL.RequestURI(), Next: nextPage("/ui/fleet", q, pg.Next)}
 	now := time.Now()
 	for _, a := range pg.Agents {
 		data.Rows = append(data.Rows, viewAgent(a, now))
 	}
-	self := url.Values{}
-	if group != "" {
-		self.Set("group", group)
-	}
-	if q.Get("after") != "" {
-		self.Set("after", q.Get("after"))
-	}
-	if len(self) > 0 {
-		data.Self += "?" + self.Encode()
-	}
 	data.Events = fleetEventsPath + "?" + url.Values{"index": {strconv.FormatUint(index, 10)}}.Encode()
-	if pg.Next != "" {
-		next := url.Values{"after": {pg.Next}}
-		if group != "" {
-			next.Set("group", group)
-		}
-		data.Next = "/ui/fleet?" + next.Encode()
-	}
 	f.render(w, http.StatusOK, "fleet", data)
 }
 
@@ -211,9 +201,6 @@ func (f *Front) handleFleetEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.stream(w, r, f.changeSource("fleet", fleet.AgentChanges, s,
-		func(c core.Caller) bool {
-			_, ok := f.firstAllowed(c, access.Resource{}, fleetActions...)
-			return ok
-		},
+		f.mayFleet,
 		func(core.Caller) (any, error) { return fleetEvent{Changed: true}, nil }))
 }

@@ -134,7 +134,7 @@ func TestFleetTemplate(t *testing.T) {
 		}}
 	b := fleet.AgentOverview{AgentRecord: fleet.AgentRecord{ID: "b2", Group: "edge", Revoked: true, RevokedAt: now, NotAfter: now.Add(-time.Hour)}}
 	rec := httptest.NewRecorder()
-	f.render(rec, http.StatusOK, "fleet", fleetPage{page: page{Title: "Fleet", Nav: "fleet", Principal: "ops", CSRF: "x"},
+	f.render(rec, http.StatusOK, "fleet", fleetPage{page: page{Title: "Fleet", Nav: "fleet", Principal: "ops", CSRF: "x", CanFleet: true},
 		Rows: []agentRow{viewAgent(a, now), viewAgent(b, now)}, Self: "/ui/fleet", Events: "/ui/fleet/events?index=3", Next: "/ui/fleet?after=b2"})
 	body := rec.Body.String()
 	for _, want := range []string{
@@ -142,7 +142,7 @@ func TestFleetTemplate(t *testing.T) {
 		`<span class="badge soon">soon</span>`, `rollout pending`, `<span class="badge bad">drift</span> (current <code>v9</code>)`,
 		`<strong>certificates/api</strong> <code>failed</code>`, `reload: exit status 1`,
 		`id="agent-b2-state"><span class="badge bad">revoked</span>`, `<span class="badge bad">expired</span>`,
-		`id="next-page" href="/ui/fleet?after=b2"`, `data-events="/ui/fleet/events?index=3"`, `id="fleet-refresh"`,
+		`id="next-page" href="/ui/fleet?after=b2"`, `id="nav-fleet" aria-current="page">Fleet<`, `data-events="/ui/fleet/events?index=3"`, `id="fleet-refresh"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %s", want)

@@ -108,17 +108,13 @@ func (f *Front) handleRollouts(w http.ResponseWriter, r *http.Request) {
 		f.Fail(w, r, err)
 		return
 	}
-	data := rolloutsPage{page: page{Title: "Rollouts", Nav: "rollouts", Principal: s.caller.Name, CSRF: s.csrf},
-		Rollouts: views, Self: "/ui/rollouts"}
+	data := rolloutsPage{page: f.pageFor(s, "Rollouts", "rollouts"), Rollouts: views, Self: r.URL.RequestURI(),
+		Next: nextPage("/ui/rollouts", r.URL.Query(), next)}
 	ev := url.Values{"index": {strconv.FormatUint(index, 10)}}
 	if after != "" {
 		ev.Set("after", after)
-		data.Self += "?" + url.Values{"after": {after}}.Encode()
 	}
 	data.Events = rolloutEventsPath + "?" + ev.Encode()
-	if next != "" {
-		data.Next = "/ui/rollouts?" + url.Values{"after": {next}}.Encode()
-	}
 	f.render(w, http.StatusOK, "rollouts", data)
 }
 
