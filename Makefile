@@ -24,7 +24,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION) \
             -X github.com/certvault/certvault/internal/version.Commit=$(COMMIT)
 PKGS     := ./...
-APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl iproute2 nodejs npm jq
+APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl iproute2 nodejs npm jq chromium libnss3-tools
 # JSSDK holds the JavaScript SDK tests; JSSDK_STAMP is written once npm ci
 # installed their locked packages.
 JSSDK       := test/jssdk
@@ -49,8 +49,9 @@ run: build
 # deps installs the system packages the tests start for real (SoftHSM2,
 # nginx, openssl, BIND for RFC 2136 updates, curl, iproute2 for the chaos
 # run's network namespaces, Debian's nodejs and npm for the JavaScript SDK
-# tests, jq for the tutorials), then the npm packages of those tests (JSSDK_STAMP). As root it
-# uses apt-get; otherwise it says what to run.
+# tests, jq for the tutorials, Chromium and NSS's certutil for the web
+# console's browser tests in test/browser), then the npm packages of those
+# tests (JSSDK_STAMP). As root it uses apt-get; otherwise it says what to run.
 deps: system-deps $(JSSDK_STAMP)
 
 system-deps:
@@ -64,6 +65,8 @@ system-deps:
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
+	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v certutil >/dev/null 2>&1 || missing="$$missing libnss3-tools"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing:$$missing"; \
