@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/front"
+	"github.com/certvault/certvault/vault/front/console"
 	"github.com/certvault/certvault/vault/leaderpass"
 )
 
@@ -109,6 +110,11 @@ func (n *Node) unauthenticated(r *http.Request) bool {
 		return false
 	}
 	if r.Header.Get(leaderpass.Header) != "" && n.isNodeRequest(r) {
+		return false
+	}
+	if console.IsEventStream(r) {
+		// A console page's live stream holds its request for minutes;
+		// the console checks its session first and bounds the streams.
 		return false
 	}
 	if _, pattern := n.publicRoutes.Handler(r); pattern != "" {

@@ -511,9 +511,11 @@ func (f *Fleet) ControlRollout(ctx context.Context, p core.Caller, req ControlRo
 		next := *ro
 		next.Updated = time.Now()
 		switch {
-		case cmd == RolloutPause && ro.Status == "running":
+		case !ro.Applies(cmd):
+			return nil, core.Conflict("Conflict", "the rollout of %s is %s: %s does not apply", ro.Object, ro.Status, cmd)
+		case cmd == RolloutPause:
 			next.Status = "paused"
-		case cmd == RolloutResume && (ro.Status == "paused" || ro.Status == "halted"):
+		case cmd == RolloutResume:
 			next.Status, next.WaveStarted = "running", time.Now()
 			if ro.Status == "halted" {
 				// Resuming a halt accepts the failures so far; new
@@ -526,10 +528,8 @@ func (f *Fleet) ControlRollout(ctx context.Context, p core.Caller, req ControlRo
 				}
 				next.Budget = failed + ro.Budget
 			}
-		case cmd == RolloutAbort && ro.Status != "done" && ro.Status != "aborted" && ro.Previous != "":
+		case cmd == RolloutAbort:
 			next.Status = "aborted"
-		default:
-			return nil, core.Conflict("Conflict", "the rollout of %s is %s: %s does not apply", ro.Object, ro.Status, cmd)
 		}
 		out = &next
 		return (&raftstore.Batch{}).PutIf(RolloutKey(kind, name), core.MustJSON(next), idx), nil

@@ -61,6 +61,8 @@ type Front struct {
 
 	pages map[string]*template.Template
 	mux   *http.ServeMux
+	// events bounds the live pages' event streams (events.go).
+	events eventStreams
 }
 
 // New parses the console's templates and registers its pages.
@@ -90,6 +92,9 @@ func New(env *front.Env) (*Front, error) {
 	f.mux.HandleFunc("POST /ui/login", f.LeaderOnly(f.handleLogin))
 	f.mux.HandleFunc("POST /ui/logout", f.signedIn(f.handleLogout))
 	f.mux.HandleFunc("GET /ui/certificates", f.signedIn(f.handleCertificates))
+	if err := f.fleetRoutes(); err != nil {
+		return nil, err
+	}
 	f.mux.HandleFunc("GET /ui/certificates/{name}", f.signedIn(f.handleCertificate))
 	f.mux.HandleFunc("GET /ui/timeline", f.signedIn(f.handleTimeline))
 	if err := f.auditorRoutes(); err != nil {
@@ -123,12 +128,15 @@ type page struct {
 	// CanAudit shows the audit and report links to those who may use
 	// them (the pages decide again).
 	CanAudit bool
+	// CanFleet shows the fleet link likewise (fleet.go).
+	CanFleet bool
 }
 
 // pageFor is the layout's data for a page of session s.
 func (f *Front) pageFor(s session, title, nav string) page {
 	return page{Title: title, Nav: nav, Principal: s.caller.Name, CSRF: s.csrf,
-		CanAudit: f.Policy().Allowed(s.caller.Principal, access.AuditRead, access.Resource{})}
+		CanAudit: f.Policy().Allowed(s.caller.Principal, access.AuditRead, access.Resource{}),
+		CanFleet: f.mayFleet(s.caller)}
 }
 
 // render answers a page.
