@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/certvault/certvault/test/browser"
 	"github.com/certvault/certvault/test/testcluster"
+	vaultfleet "github.com/certvault/certvault/vault/fleet"
 )
 
 // screenshotDir is where the browser tests write their screenshots: a
@@ -61,9 +63,12 @@ func TestConsoleBrowser(t *testing.T) {
 	c := testcluster.Start(t, 1, testcluster.Options{})
 	n := c.Nodes[0]
 	dir := t.TempDir()
-	for _, cert := range []struct{ name, tag string }{{"web-shop", "team=shop"}, {"web-blog", "team=blog"}, {"payroll", "team=hr"}} {
+	// Lifetimes within the timeline's 90 days (web-blog's within its red
+	// 14), so that its screenshot shows something.
+	for _, cert := range []struct{ name, tag, validity string }{{"web-shop", "team=shop", "60d"}, {"web-blog", "team=blog", "10d"}, {"payroll", "team=hr", "30d"}} {
 		pol := filepath.Join(dir, cert.name+".json")
-		mustCLI(t, c, "cert", "policy", "new", "--subject", "CN="+cert.name+".example.com", "--san", cert.name+".example.com", "--issuer", "Self", "--out", pol)
+		mustCLI(t, c, "cert", "policy", "new", "--subject", "CN="+cert.name+".example.com", "--san", cert.name+".example.com", "--issuer", "Self",
+			"--validity", cert.validity, "--out", pol)
 		mustCLI(t, c, "cert", "create", cert.name, "--policy", pol, "--tag", cert.tag, "--wait")
 	}
 	officer, _ := createToken(t, c, "--name", "web-team", "--ttl", "1h", "--role", "Certificates Officer", "--scope", "/certificates/web-")
@@ -149,6 +154,9 @@ func TestConsoleBrowser(t *testing.T) {
 
 	must[int](t)(browser.Navigate(ctx, n.URL()+"/ui/timeline"))
 	noErr(t, browser.WaitVisible(ctx, "#timeline"))
+	if tl := must[string](t)(browser.Text(ctx, "#timeline-table")); !strings.Contains(tl, "web-shop") || !strings.Contains(tl, "web-blog") || strings.Contains(tl, "payroll") {
+		t.Errorf("the timeline's table:\n%s\nwant web-shop and web-blog, not payroll", tl)
+	}
 	noErr(t, browser.Screenshot(ctx, filepath.Join(shots, "timeline.png")))
 
 	// The console's own pages raise no error and no CSP violation; a
@@ -208,5 +216,103 @@ func TestConsoleBrowser(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/login" {
 		t.Errorf("the signed-out session's cookie, replayed: %d %q, want a redirect to the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestConsoleBrowserRollout (issue 19, item 5): in Chromium, the rollouts
+// page follows a rollout as agents report, without a reload (the page's
+// own script, fed by the server-sent events); the fleet page shows the
+// agents. Screenshots of both are written.
+func TestConsoleBrowserRollout(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	n := c.Nodes[0]
+	agentBin := testcluster.AgentBinary(t)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "www.json")
+	mustCLI(t, c, "cert", "policy", "new", "--subject", "CN=www.example.com", "--issuer", "Self", "--out", pol)
+	mustCLI(t, c, "cert", "create", "www", "--policy", pol, "--wait")
+	v1 := currentSerial(t, c, "www")
+	mustCLI(t, c, "role", "assign", "Certificate User", "--to", "group:fleet", "--scope", "/certificates/www")
+	tok, fp, _ := agentJoinToken(t, c, "--group", "fleet", "--uses", "2")
+	var agents [2]*fleetAgent
+	var cfgs [2]string
+	var procs [2]*agentProc
+	for i := range agents {
+		base := filepath.Join(dir, fmt.Sprintf("vm-%d", i))
+		fa := &fleetAgent{dir: filepath.Join(base, "tls")}
+		state := filepath.Join(base, "state")
+		fa.id = joinAgent(t, agentBin, n.URL(), tok, fp, state, "--name", fmt.Sprintf("web-vm-%d", i))
+		cfgs[i] = consoleAgent(t, c, state, fa.dir, "www", "true")
+		procs[i] = startAgent(t, agentBin, cfgs[i])
+		agents[i] = fa
+	}
+	for i, fa := range agents {
+		waitFor(t, 60*time.Second, fmt.Sprintf("web-vm-%d installs www", i), func() bool { return fa.serial() == v1 })
+	}
+	// A rollout in two waves whose first wave's agent is down: it waits.
+	mustCLI(t, c, "rollout", "set", "www", "--waves", "1,100%")
+	waveOf, sizes := vaultfleet.AssignWaves("certificates/www", []string{agents[0].id, agents[1].id}, []string{"1", "100%"})
+	if len(sizes) != 2 {
+		t.Fatalf("waves %v, want two", sizes)
+	}
+	first := 0
+	if waveOf[agents[0].id] != 0 {
+		first = 1
+	}
+	procs[first].kill()
+	mustCLI(t, c, "cert", "create", "www", "--policy", pol, "--wait")
+	waitFor(t, 30*time.Second, "the rollout of www runs", func() bool {
+		return strings.Contains(mustCLI(t, c, "rollout", "status", "www"), "running")
+	})
+
+	shots := screenshotDir(t)
+	b := browser.Start(t, browser.TrustCA(c.CACert))
+	ctx := b.NewTab(t)
+	must[int](t)(browser.Navigate(ctx, n.URL()+"/ui/login"))
+	noErr(t, browser.SendKeys(ctx, "#token", c.Token+"\r"))
+	noErr(t, browser.WaitVisible(ctx, "#inventory"))
+
+	must[int](t)(browser.Navigate(ctx, n.URL()+"/ui/fleet"))
+	noErr(t, browser.WaitVisible(ctx, "#fleet"))
+	if fleet := must[string](t)(browser.Text(ctx, "#fleet")); !strings.Contains(fleet, "web-vm-0") || !strings.Contains(fleet, "web-vm-1") {
+		t.Errorf("the fleet page:\n%s\nwant both agents", fleet)
+	}
+	noErr(t, browser.Screenshot(ctx, filepath.Join(shots, "fleet.png")))
+
+	const id = "rollout-certificates-www"
+	must[int](t)(browser.Navigate(ctx, n.URL()+"/ui/rollouts"))
+	noErr(t, browser.WaitVisible(ctx, "#"+id))
+	if healthy := must[string](t)(browser.Text(ctx, "#"+id+"-wave-1-healthy")); strings.TrimSpace(healthy) != "0" {
+		t.Fatalf("wave 1 healthy before the agent is back: %q, want 0", healthy)
+	}
+	// A mark on this page: still there after the update means the page
+	// was updated in place, not reloaded.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.sameDocument = true`)); err != nil {
+		t.Fatal(err)
+	}
+	noErr(t, browser.Screenshot(ctx, filepath.Join(shots, "rollouts.png")))
+
+	startAgent(t, agentBin, cfgs[first])
+	waitUntil(t, 90*time.Second, "the page shows both waves healthy and the rollout done", func() (bool, string) {
+		status, err1 := browser.Text(ctx, "#"+id+"-status")
+		w1, err2 := browser.Text(ctx, "#"+id+"-wave-1-healthy")
+		w2, err3 := browser.Text(ctx, "#"+id+"-wave-2-healthy")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return false, err.Error()
+		}
+		return strings.TrimSpace(status) == "done" && strings.TrimSpace(w1) == "1" && strings.TrimSpace(w2) == "1",
+			fmt.Sprintf("status %q, healthy %q and %q", status, w1, w2)
+	})
+	same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sameDocument === true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !same {
+		t.Error("the rollouts page was reloaded to show the progress; want it updated in place by its events")
+	}
+	noErr(t, browser.SyncConsole(ctx))
+	if v := b.CSPViolations(); len(v) != 0 {
+		t.Errorf("the live pages violate their CSP: %v", v)
 	}
 }
