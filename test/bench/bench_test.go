@@ -65,7 +65,7 @@ type result struct {
 	Benchmark string `json:"benchmark"`
 	// Kind says what writes and writes_per_sec count: kindWrite,
 	// kindRaw, kindCreate, kindRead, kindHSMDirect, kindHSMSign,
-	// kindToken or kindIdentityRead.
+	// kindToken, kindIdentityRead or kindConsolePage.
 	Kind    string `json:"kind"`
 	Nodes   int    `json:"nodes"`
 	Clients int    `json:"clients"`
@@ -240,6 +240,14 @@ func TestBench(t *testing.T) {
 		runIdentity(t, cfg, add)
 	})
 
+	// Issue 19 (web console): its pages on one node holding 100,000
+	// certificates.
+	var console *consoleResult
+	t.Run(groupConsole, func(t *testing.T) {
+		ran[groupConsole] = true
+		console = runConsole(t, cfg, add)
+	})
+
 	// Issue "renewal engine": planning and ticking with 100,000
 	// certificates, in process.
 	var sched *scheduleResult
@@ -284,6 +292,7 @@ func TestBench(t *testing.T) {
 	})
 
 	rep := newReport(start, cfg, disk, results)
+	rep.Console = console
 	rep.Schedule = sched
 	rep.Agent = agentRes
 	rep.Fleet = fleet
@@ -291,7 +300,7 @@ func TestBench(t *testing.T) {
 	fmt.Print(scheduleTable(sched))
 	fmt.Print(agentTable(agentRes))
 	fmt.Print(fleetTable(fleet))
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupIdentity] && ran[groupSchedule] && ran[groupAgent] && ran[groupFleet]
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupIdentity] && ran[groupConsole] && ran[groupSchedule] && ran[groupAgent] && ran[groupFleet]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

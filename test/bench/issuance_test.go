@@ -92,45 +92,51 @@ func (a *apiBench) createLoad(clients int, prefix string, targets []*testcluster
 		bases[i] = targets[i%len(targets)].URL() + "/certificates/"
 	}
 	seq := make([]int, clients) // caller i touches only seq[i]
-	auth := "Bearer " + a.cluster.Token
 	create := func(i int) string {
 		seq[i]++
 		name := prefix + "-" + strconv.Itoa(i) + "-" + strconv.Itoa(seq[i])
-		body, err := json.Marshal(keyvault.CreateCertificateRequest{Policy: issuancePolicy("CN=" + name)})
-		if err != nil {
-			return "request"
-		}
-		req, err := http.NewRequest(http.MethodPost, bases[i]+name+"/create?api-version=7.6", bytes.NewReader(body))
-		if err != nil {
-			return "request"
-		}
-		req.Header.Set("Authorization", auth)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			if os.IsTimeout(err) {
-				return "timeout"
-			}
-			return "transport"
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return "body"
-		}
-		if resp.StatusCode != http.StatusAccepted {
-			return strconv.Itoa(resp.StatusCode)
-		}
-		var op keyvault.Operation
-		if err := json.Unmarshal(b, &op); err != nil {
-			return "body"
-		}
-		if op.Status != keyvault.StatusCompleted {
-			return "status " + op.Status
-		}
-		return ""
+		return a.createCertificate(hc, bases[i], name, keyvault.CreateCertificateRequest{Policy: issuancePolicy("CN=" + name)})
 	}
 	return a.newLoad(hc, clients, create, warmup, measure)
+}
+
+// createCertificate posts body to base+name+"/create" (base is a node's
+// /certificates/ URL) with the root token and returns "" when it is
+// answered 202 with the operation completed, else an error class.
+func (a *apiBench) createCertificate(hc *http.Client, base, name string, body keyvault.CreateCertificateRequest) string {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return "request"
+	}
+	req, err := http.NewRequest(http.MethodPost, base+name+"/create?api-version=7.6", bytes.NewReader(b))
+	if err != nil {
+		return "request"
+	}
+	req.Header.Set("Authorization", "Bearer "+a.cluster.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		if os.IsTimeout(err) {
+			return "timeout"
+		}
+		return "transport"
+	}
+	b, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "body"
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return strconv.Itoa(resp.StatusCode)
+	}
+	var op keyvault.Operation
+	if err := json.Unmarshal(b, &op); err != nil {
+		return "body"
+	}
+	if op.Status != keyvault.StatusCompleted {
+		return "status " + op.Status
+	}
+	return ""
 }
 
 // readName is the name of the i-th secret the read benchmark preloads.

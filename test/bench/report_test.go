@@ -75,6 +75,9 @@ type report struct {
 	HSMGoals   []check  `json:"hsm_goals"`
 	HSMAnchors []figure `json:"hsm_anchors"`
 	Results    []result `json:"results"`
+	// Console is the console group's fill, walks and goals (its pages
+	// are rows of Results).
+	Console *consoleResult `json:"console,omitempty"`
 	// Schedule is issue "renewal engine"'s scheduler figures.
 	Schedule *scheduleResult `json:"schedule,omitempty"`
 	// Agent is the certvault-agent group's figures.
@@ -123,7 +126,7 @@ func newReport(start time.Time, cfg config, disk float64, results []result) *rep
 
 // table renders the write results as one aligned table followed by the
 // goal and the anchors, then issue #3's and the HSM group's results
-// likewise, then the identity group's.
+// likewise, then the identity group's, then the console group's.
 func (r *report) table() string {
 	var b strings.Builder
 	const row = "%-10s %5s %7s %5s %9s %8s %8s %8s %7s %8s %10s %10s %10s\n"
@@ -180,6 +183,7 @@ func (r *report) table() string {
 	r.issuanceTable(&b)
 	r.hsmTable(&b)
 	r.identityTable(&b)
+	r.consoleTable(&b)
 	return b.String()
 }
 
