@@ -124,9 +124,12 @@ func (es *eventStreams) serve(w http.ResponseWriter, r *http.Request, src eventS
 	life += time.Duration(rand.Int64N(int64(life)/5+1)) - life/10
 	ctx, cancel := context.WithTimeout(r.Context(), life)
 	defer cancel()
+	// Registered with the server before the stream starts, so that a
+	// shutdown that follows the first byte always ends it.
+	closing := es.closingOn(r)
 	go func() {
 		select {
-		case <-es.closingOn(r):
+		case <-closing:
 			cancel()
 		case <-ctx.Done():
 		}
