@@ -62,8 +62,7 @@ func (f *Front) handleNewCertificate(w http.ResponseWriter, r *http.Request) {
 		DNS: strings.TrimSpace(r.PostFormValue("dns")), Issuer: r.PostFormValue("issuer"), Key: r.PostFormValue("key"),
 		Months: r.PostFormValue("months"), Pct: r.PostFormValue("renew_pct")}
 	res := access.Resource{Kind: core.KindCertificates, Name: form.Name}
-	if !f.allowed(r, s.caller, res, access.CertificatesWrite) {
-		f.forbid(w, r, s.caller, res, access.CertificatesWrite)
+	if !f.permit(w, r, s.caller, res, access.CertificatesWrite) {
 		return
 	}
 	pol, err := formPolicy(form)
@@ -122,8 +121,7 @@ func (f *Front) handleRenew(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
 	name := r.PathValue("name")
 	res := access.Resource{Kind: core.KindCertificates, Name: name}
-	if !f.allowed(r, s.caller, res, access.CertificatesWrite) {
-		f.forbid(w, r, s.caller, res, access.CertificatesWrite)
+	if !f.permit(w, r, s.caller, res, access.CertificatesWrite) {
 		return
 	}
 	if _, err := f.CreateCertificate(r.Context(), s.caller, issuance.CreateCertificateRequest{Name: name}); err != nil {
@@ -138,8 +136,7 @@ func (f *Front) handleSetEnabled(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
 	name := r.PathValue("name")
 	res := access.Resource{Kind: core.KindCertificates, Name: name}
-	if !f.allowed(r, s.caller, res, access.CertificatesWrite) {
-		f.forbid(w, r, s.caller, res, access.CertificatesWrite)
+	if !f.permit(w, r, s.caller, res, access.CertificatesWrite) {
 		return
 	}
 	enabled := r.PostFormValue("enabled") == "true"
@@ -170,8 +167,7 @@ type contactsPage struct {
 func (f *Front) handleContactsPage(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
 	res := access.Resource{Kind: core.KindCertificates}
-	if !f.allowed(r, s.caller, res, access.CertificatesRead) {
-		f.forbid(w, r, s.caller, res, access.CertificatesRead)
+	if !f.permit(w, r, s.caller, res, access.CertificatesRead) {
 		return
 	}
 	data := contactsPage{page: f.pageFor(s, "Certificate contacts", "contacts"),
@@ -193,8 +189,7 @@ func (f *Front) handleContactsPage(w http.ResponseWriter, r *http.Request) {
 // an optional name.
 func (f *Front) handleSetContacts(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
-	if !f.allowed(r, s.caller, access.Resource{}, access.ContactsWrite) {
-		f.forbid(w, r, s.caller, access.Resource{}, access.ContactsWrite)
+	if !f.permit(w, r, s.caller, access.Resource{}, access.ContactsWrite) {
 		return
 	}
 	var cs keyvault.Contacts

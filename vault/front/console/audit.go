@@ -109,8 +109,7 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 // handleAudit shows the audit trail, newest first.
 func (f *Front) handleAudit(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
-	if !f.allowed(r, s.caller, access.Resource{}, access.AuditRead) {
-		f.forbid(w, r, s.caller, access.Resource{}, access.AuditRead)
+	if !f.permit(w, r, s.caller, access.Resource{}, access.AuditRead) {
 		return
 	}
 	q := r.URL.Query()

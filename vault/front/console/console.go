@@ -187,6 +187,16 @@ func (f *Front) allowed(r *http.Request, c core.Caller, res access.Resource, act
 	return ok
 }
 
+// permit is allowed, answering the 403 page itself when the caller may
+// not.
+func (f *Front) permit(w http.ResponseWriter, r *http.Request, c core.Caller, res access.Resource, action access.Action) bool {
+	if f.allowed(r, c, res, action) {
+		return true
+	}
+	f.forbid(w, r, c, res, action)
+	return false
+}
+
 // forbid answers 403 for action on res.
 func (f *Front) forbid(w http.ResponseWriter, r *http.Request, c core.Caller, res access.Resource, action access.Action) {
 	f.renderError(w, r, http.StatusForbidden, "Not allowed",

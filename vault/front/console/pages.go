@@ -146,8 +146,7 @@ func (f *Front) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	s, _ := sessionOf(r)
 	name := r.PathValue("name")
 	res := access.Resource{Kind: core.KindCertificates, Name: name}
-	if !f.allowed(r, s.caller, res, access.CertificatesRead) {
-		f.forbid(w, r, s.caller, res, access.CertificatesRead)
+	if !f.permit(w, r, s.caller, res, access.CertificatesRead) {
 		return
 	}
 	cert, err := f.GetCertificate(r.Context(), s.caller, issuance.GetCertificateRequest{Name: name})

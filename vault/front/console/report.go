@@ -103,11 +103,7 @@ func (p reportPeriod) fileName(ext string) string {
 // route's action), answering 403 when the caller lacks it.
 func (f *Front) mayReport(w http.ResponseWriter, r *http.Request) bool {
 	s, _ := sessionOf(r)
-	if !f.allowed(r, s.caller, access.Resource{}, access.AuditRead) {
-		f.forbid(w, r, s.caller, access.Resource{}, access.AuditRead)
-		return false
-	}
-	return true
+	return f.permit(w, r, s.caller, access.Resource{}, access.AuditRead)
 }
 
 // handleReportForm shows the form: the last 90 days by default.

@@ -196,8 +196,7 @@ func (f *Front) handleRolloutCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	_, write := rolloutActions(kind)
 	res := access.Resource{Kind: kind, Name: name}
-	if !f.allowed(r, s.caller, res, write) {
-		f.forbid(w, r, s.caller, res, write)
+	if !f.permit(w, r, s.caller, res, write) {
 		return
 	}
 	_, err := f.ControlRollout(r.Context(), s.caller, fleet.ControlRolloutRequest{Kind: kind, Name: name, Command: cmd})
