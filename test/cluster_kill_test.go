@@ -242,10 +242,21 @@ func TestClusterKillLeader(t *testing.T) {
 			t.Errorf("%s last_snapshot_index after the restart: got %d, want more than %d (its applied index when stopped)",
 				follower.ID, up.LastSnapshotIndex, down.AppliedIndex)
 		}
-		if !strings.Contains(follower.Log(), "Installed remote snapshot") {
+		// raft restores the snapshot into the state machine (which moves
+		// the applied index) a few milliseconds before it logs the
+		// install, so the line is waited for, not looked for once.
+		installed := func() bool { return strings.Contains(follower.Log(), "Installed remote snapshot") }
+		deadline := time.Now().Add(ckWait)
+		for !installed() && time.Now().Before(deadline) && ctx.Err() == nil {
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		if !installed() {
 			st, err := c.Status(follower)
-			t.Errorf("%s caught up without installing a snapshot from the leader (no %q in its log; leader now %s, %v); its log:\n%s",
-				follower.ID, "Installed remote snapshot", st.Leader, err, follower.Log())
+			t.Errorf("%s caught up without installing a snapshot from the leader (no %q in its log within %s; leader now %s, %v); its log:\n%s",
+				follower.ID, "Installed remote snapshot", ckWait, st.Leader, err, follower.Log())
 		}
 		r.compare(ctx, t, leader, follower, keys)
 		r.check(t)
