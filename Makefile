@@ -107,7 +107,7 @@ test-busy:
 	HOGS=$(HOGS) RUNS=$(RUNS) MAKE="$(MAKE)" bash scripts/test-busy.sh
 
 bench:
-	$(GO) test -tags bench -run TestBench -v -timeout 40m ./test/bench
+	$(GO) test -tags bench -run TestBench -count=1 -v -timeout 40m ./test/bench
 
 # chaos is the long run of test/chaos (needs root: network namespaces,
 # veth pairs, tmpfs). CHAOS_SEED replays the schedule of a failed run;

@@ -294,6 +294,16 @@ func (f *fsm) list(prefix, after string, limit int) ([]Entry, uint64) {
 	return out, v.applied
 }
 
+// rangePrefix calls fn for each entry with the prefix, in key order, until
+// it returns false, and returns the applied index the walk reflects.
+func (f *fsm) rangePrefix(prefix string, fn func(Entry) bool) uint64 {
+	v := f.view.Load()
+	v.entries.AscendGreaterOrEqual(&Entry{Key: prefix}, func(e *Entry) bool {
+		return strings.HasPrefix(e.Key, prefix) && fn(*e)
+	})
+	return v.applied
+}
+
 // appliedIndex returns the index of the last command applied and a channel
 // closed when it moves.
 func (f *fsm) appliedIndex() (uint64, <-chan struct{}) {

@@ -372,6 +372,25 @@ func (s *Store) List(prefix, after string, limit int) ([]Entry, uint64) {
 	return s.fsm.list(prefix, after, limit)
 }
 
+// Range calls fn for each local entry under prefix, in key order, as of
+// one applied index, which it returns; fn returning false stops the walk.
+// It copies nothing: the entries are shared with the state and must not
+// be modified. Like Get, it may lag the leader.
+func (s *Store) Range(prefix string, fn func(Entry) bool) uint64 {
+	return s.fsm.rangePrefix(prefix, fn)
+}
+
+// LastChange returns the log index of the last write applied locally at
+// or under any of prefixes (each a key or a directory ending in '/'): a
+// later index when the exact record is gone, never an earlier one. A
+// cache of what lies under the prefixes, filled from a Range that
+// returned index i, is current while LastChange stays at or below i.
+func (s *Store) LastChange(prefixes ...string) uint64 {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	return s.fsm.maxChange(prefixes)
+}
+
 // Digest returns the applied index of the local state and a SHA-256 of
 // that state, as hex. Two replicas that report the same index hold the
 // same state exactly when their digests are equal. It reads the whole

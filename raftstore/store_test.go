@@ -323,6 +323,59 @@ func TestListPaging(t *testing.T) {
 	}
 }
 
+// TestRangeAndLastChange checks Range's order, early stop and index, and
+// that LastChange moves with writes under its prefixes only.
+func TestRangeAndLastChange(t *testing.T) {
+	c := newTestCluster(t, 1)
+	s := c.stores["n1"]
+	b := &Batch{}
+	for i := range 5 {
+		b.Put(fmt.Sprintf("p/%02d", i), []byte{byte(i)})
+	}
+	b.Put("pq/0", nil)
+	idx, err := s.Apply(ctx(t), b)
+	if err != nil {
+		t.Fatalf("put p/00..p/04: %v", err)
+	}
+	var keys []string
+	at := s.Range("p/", func(e Entry) bool {
+		keys = append(keys, e.Key)
+		return true
+	})
+	if fmt.Sprint(keys) != "[p/00 p/01 p/02 p/03 p/04]" || at < idx {
+		t.Errorf("Range(p/) = %v at index %d, want p/00..p/04 at %d or later", keys, at, idx)
+	}
+	n := 0
+	s.Range("p/", func(Entry) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Errorf("Range went on for %d entries after fn said stop at 2", n)
+	}
+	if lc := s.LastChange("p/"); lc != idx {
+		t.Errorf("LastChange(p/) = %d, want %d", lc, idx)
+	}
+	b = &Batch{}
+	b.Put("q/0", nil)
+	other, err := s.Apply(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc := s.LastChange("p/"); lc != idx {
+		t.Errorf("LastChange(p/) after a write to q/ = %d, want %d", lc, idx)
+	}
+	if lc := s.LastChange("p/", "q/"); lc != other {
+		t.Errorf("LastChange(p/, q/) = %d, want %d", lc, other)
+	}
+	b = &Batch{}
+	b.Delete("p/03")
+	del, err := s.Apply(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc := s.LastChange("p/"); lc != del {
+		t.Errorf("LastChange(p/) after a delete = %d, want %d", lc, del)
+	}
+}
+
 func TestFollowerWritesAndLinearizableReads(t *testing.T) {
 	c := newTestCluster(t, 3)
 	f := c.follower()

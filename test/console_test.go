@@ -1,6 +1,8 @@
 package test
 
 import (
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -259,5 +261,65 @@ func TestConsoleActions(t *testing.T) {
 	}
 	if out := mustCLI(t, c, "contacts", "list", "-o", "json"); !strings.Contains(out, "pki@example.com") || !strings.Contains(out, "oncall@example.com") {
 		t.Errorf("contacts after the form:\n%s", out)
+	}
+}
+
+// TestConsoleTimeline (issue 19): the expiry timeline draws one mark per
+// lane and day, names the first few certificates of a mark and links to
+// the inventory's search for the rest, and folds the lanes past its
+// limit into "(others)", so that its page stays small however many
+// certificates expire.
+func TestConsoleTimeline(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Start(t, 1, testcluster.Options{})
+	n := c.Nodes[0]
+	cl := c.Client(n)
+	const certs = 45 // more than the timeline's 40 lanes, one tag value each
+	for i := range certs {
+		name := fmt.Sprintf("tl-%02d", i)
+		st, resp := dpDo(t, cl, http.MethodPost, "/certificates/"+name+"/create?api-version=7.5", map[string]any{
+			"policy": map[string]any{"x509_props": map[string]any{"subject": "CN=" + name + ".example.com", "validity_months": 1},
+				"issuer": map[string]any{"name": "Self"}},
+			"tags": map[string]string{"lane": fmt.Sprintf("l%02d", i)}})
+		if st != http.StatusAccepted {
+			t.Fatalf("create %s: %d %v", name, st, resp)
+		}
+	}
+	web := newConsoleClient(t, c, n)
+	web.signIn(c.Token)
+
+	status, _, body, _ := web.do(http.MethodGet, "/ui/timeline", nil, "")
+	if status != http.StatusOK || !strings.Contains(body, fmt.Sprintf("by issuer: %d certificates", certs)) {
+		t.Fatalf("the timeline by issuer: %d\n%s", status, body)
+	}
+	// The certificates were made within a minute: one day, or two when
+	// midnight (UTC) fell between the first and the last.
+	marks := strings.Count(body, "<circle ")
+	if marks < 1 || marks > 2 {
+		t.Errorf("by issuer: %d marks for one lane of certificates made within a minute, want 1 or 2", marks)
+	}
+	// A mark names its first five certificates by name.
+	if !strings.Contains(body, `href="/ui/certificates/tl-00"`) || (marks == 1 && strings.Contains(body, `href="/ui/certificates/tl-44"`)) {
+		t.Errorf("by issuer: the mark does not name tl-00, or names tl-44 (past its first five):\n%s", body)
+	}
+	more := regexp.MustCompile(`<a href="(/ui/certificates\?[^"]+)">and (\d+) more</a>`).FindStringSubmatch(body)
+	if more == nil {
+		t.Fatalf("by issuer: no \"and N more\" link to the inventory:\n%s", body)
+	}
+	link := html.UnescapeString(more[1])
+	if !strings.Contains(link, "issuer=Self") || !strings.Contains(link, "expiring=") {
+		t.Errorf("the \"more\" link %q, want a search by issuer Self and expiry", link)
+	}
+	if status, _, inv, _ := web.do(http.MethodGet, link, nil, ""); status != http.StatusOK || !strings.Contains(inv, `href="/ui/certificates/tl-44"`) {
+		t.Errorf("the \"more\" link's inventory (%s): %d, want it to list tl-44", link, status)
+	}
+
+	status, _, body, _ = web.do(http.MethodGet, "/ui/timeline?by=tag", nil, "")
+	if status != http.StatusOK {
+		t.Fatalf("the timeline by tag: %d", status)
+	}
+	lanes := strings.Count(body, `<text x="4" `)
+	if lanes != 40 || !strings.Contains(body, ">(others)</text>") {
+		t.Errorf("by tag: %d lanes, want 40 with one of them (others)", lanes)
 	}
 }

@@ -28,7 +28,7 @@ var layers = map[string]int{
 	"vault/acme/solver": 0, "vault/renewal": 0, "vault/notify": 0, "vault/hsm": 0,
 	"vault/barrier":  1,
 	"vault/core":     2,
-	"vault/issuance": 3, "vault/fleet": 3, "vault/identity": 3,
+	"vault/issuance": 3, "vault/fleet": 3, "vault/identity": 3, "vault/catalog": 3,
 	"vault/front":       4,
 	"vault/front/kvapi": 5, "vault/front/v1api": 5, "vault/front/entra": 5, "vault/front/console": 5, "vault/leaderpass": 5,
 	"vault": 6,
@@ -36,7 +36,7 @@ var layers = map[string]int{
 
 // Layer kinds: the domain knows no wire, the fronts no raft.
 var (
-	domainPackages = []string{"vault/barrier", "vault/core", "vault/issuance", "vault/fleet", "vault/identity"}
+	domainPackages = []string{"vault/barrier", "vault/core", "vault/issuance", "vault/fleet", "vault/identity", "vault/catalog"}
 	frontPackages  = []string{"vault/front", "vault/front/kvapi", "vault/front/v1api", "vault/front/entra", "vault/front/console"}
 )
 

@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certvault/certvault/raftstore/raftstoretest"
 	"github.com/certvault/certvault/vault/front/kvapi"
 
 	"github.com/certvault/certvault/vault/barrier"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
 	"github.com/certvault/certvault/vault/issuance"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/certvault/certvault/raftstore"
 )
@@ -144,22 +143,9 @@ func TestRekeyEntry(t *testing.T) {
 // case-insensitive (keys with its creator's spelling) to canonical keys on
 // a real single-node raft store, and leaves canonical objects alone.
 func TestMoveLegacyNames(t *testing.T) {
-	_, tr := raft.NewInmemTransport("n1")
-	st, err := raftstore.Open(raftstore.Config{NodeID: "n1", Transport: tr,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Bootstrap("n1"); err != nil {
-		t.Fatal(err)
-	}
+	st := raftstoretest.Open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := st.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
 	bar := testBarrier(t)
 	n := &Node{Core: &core.Core{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	n.Barrier.Store(bar)

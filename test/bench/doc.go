@@ -119,11 +119,11 @@
 // every certificate), /ui/certificates/<the middle name> (ui-cert) and
 // /ui/timeline (ui-timeline). A page counts only when it is answered 200
 // and holds what it must: an inventory page its rows, matching, after its
-// start, in name order, as many as a full page of the first matches or at
-// least as many as the console's scan limit (5,000 certificates a page)
-// finds, and the count it shows; a certificate's page its subject and one
-// current version; the timeline its total of certificates expiring in 90
-// days and a mark for each. Its rows take 3 s after 0.5 s of warm-up (less
+// start, in name order, exactly the first 50 matches (the console
+// searches its in-memory catalog to the end of the kind), and the count
+// it shows; a certificate's page its subject and one current version;
+// the timeline its total of certificates expiring in 90 days and at most
+// one mark per lane and day. Its rows take 3 s after 0.5 s of warm-up (less
 // when CERTVAULT_BENCH_SECONDS or _WARMUP say less); a page whose first
 // answer takes longer than a twentieth of that is measured for twenty
 // times that answer's time, at most 20 s. Unlike the other groups' rows,

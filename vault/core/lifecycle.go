@@ -115,7 +115,7 @@ func (c *Core) GetDeletedObject(ctx context.Context, p Caller, req ObjectRequest
 	if err != nil {
 		return DeletedObject{}, err
 	}
-	return DeletedObject{Name: m.displayName(req.Name), Version: m.Current, Date: m.Deleted.Date, ScheduledPurge: m.Deleted.ScheduledPurge}, nil
+	return DeletedObject{Name: m.DisplayName(req.Name), Version: m.Current, Date: m.Deleted.Date, ScheduledPurge: m.Deleted.ScheduledPurge}, nil
 }
 
 // ObjectState is an object as a lifecycle step shows it afterwards: a

@@ -203,12 +203,12 @@ func (c *Core) displayName(kind, name string) string {
 	if err != nil || !ok {
 		return name
 	}
-	return m.displayName(name)
+	return m.DisplayName(name)
 }
 
-// displayName is the spelling to show for the object whose meta record
+// DisplayName is the spelling to show for the object whose meta record
 // is m, stored under keyName.
-func (m ObjectMeta) displayName(keyName string) string {
+func (m ObjectMeta) DisplayName(keyName string) string {
 	if m.Name != "" {
 		return m.Name
 	}
@@ -410,7 +410,7 @@ func (c *Core) ListObjects(ctx context.Context, p Caller, req ListObjectsRequest
 	for _, e := range entries {
 		var m ObjectMeta
 		json.Unmarshal(e.Value, &m)
-		res.Items = append(res.Items, ObjectItem{Name: m.displayName(strings.TrimPrefix(e.Key, prefix)),
+		res.Items = append(res.Items, ObjectItem{Name: m.DisplayName(strings.TrimPrefix(e.Key, prefix)),
 			Attributes: c.Live(m.Summary), Tags: m.Tags, ContentType: m.Content, X5t: m.X5t, Managed: m.ManagedBy != ""})
 	}
 	return res, nil

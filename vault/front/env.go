@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/catalog"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
 	"github.com/certvault/certvault/vault/identity"
@@ -66,6 +67,10 @@ type Env struct {
 	// nodes that could not be asked (what GET /v1/audit/records
 	// answers). Access is the caller's to check (audit/read at /).
 	QueryAudit func(ctx context.Context, c core.Caller, q core.AuditQuery) (core.AuditRecords, error)
+	// Catalog is the in-memory view of the objects the inventories
+	// search (names, attributes, tags, a certificate's subject, names
+	// and issuer), current with this node's applied state on every read.
+	Catalog *catalog.Catalog
 }
 
 // Authority is the identity-platform authority of the vault's tenant as

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/catalog"
 	"github.com/certvault/certvault/vault/core"
 )
 
@@ -23,7 +23,7 @@ const badExpiring = "Expiring within: give a number of days from 0 to 3650."
 
 // objectFacts is what every inventory row shows of an object's current
 // version. It holds no secret material: an inventory is built from the
-// listing's metadata only.
+// catalog's metadata only.
 type objectFacts struct {
 	Name                    string
 	Expires                 bool
@@ -32,46 +32,51 @@ type objectFacts struct {
 	Soon, Disabled, Expired bool
 	Tags                    []string
 	expiresAt               time.Time
-	tags                    map[string]string
 }
 
-// factsOf reads the facts of a listed object.
-func factsOf(it core.ObjectItem, now time.Time) objectFacts {
-	o := objectFacts{Name: it.Name, Disabled: !it.Attributes.IsEnabled(), tags: it.Tags}
-	if e := it.Attributes.Expires; e != nil {
+// factsOf reads the facts of a catalog object.
+func factsOf(o *catalog.Object, now time.Time) objectFacts {
+	f := objectFacts{Name: o.Name, Disabled: !o.Attributes.IsEnabled()}
+	if e := o.Attributes.Expires; e != nil {
 		exp := time.Unix(*e, 0).UTC()
-		o.Expires, o.expiresAt = true, exp
-		o.ExpiresISO, o.ExpiresText = exp.Format(time.RFC3339), exp.Format("2006-01-02")
-		o.DaysLeft = int(exp.Sub(now).Hours() / 24)
-		o.Soon = exp.Sub(now) < 30*24*time.Hour
-		o.Expired = !exp.After(now)
+		f.Expires, f.expiresAt = true, exp
+		f.ExpiresISO, f.ExpiresText = exp.Format(time.RFC3339), exp.Format("2006-01-02")
+		f.DaysLeft = int(exp.Sub(now).Hours() / 24)
+		f.Soon = exp.Sub(now) < 30*24*time.Hour
+		f.Expired = !exp.After(now)
 	}
-	keys := make([]string, 0, len(it.Tags))
-	for k := range it.Tags {
+	keys := make([]string, 0, len(o.Tags))
+	for k := range o.Tags {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		o.Tags = append(o.Tags, k+"="+it.Tags[k])
+		f.Tags = append(f.Tags, k+"="+o.Tags[k])
 	}
-	return o
+	return f
 }
 
-// matches reports whether the object passes the search's tag and expiry
-// conditions (the name is each inventory's to match: a certificate's
-// search also looks at its subject and names).
-func (o objectFacts) matches(flt inventoryFilter, now time.Time) bool {
+// matches reports whether o passes the search: its text is part of the
+// name (a certificate's subject or one of its names), its issuer's name
+// contains the issuer searched for, it has the tag, and it expires
+// within the days given.
+func (flt inventoryFilter) matches(o *catalog.Object, now time.Time) bool {
+	if !o.MatchText(flt.q) {
+		return false
+	}
+	if flt.issuer != "" && !strings.Contains(strings.ToLower(o.Issuer), flt.issuer) {
+		return false
+	}
 	if flt.tagKey != "" {
-		if v, ok := o.tags[flt.tagKey]; !ok || (flt.tagValue != "" && v != flt.tagValue) {
+		if v, ok := o.Tags[flt.tagKey]; !ok || (flt.tagValue != "" && v != flt.tagValue) {
 			return false
 		}
 	}
-	return flt.within <= 0 || (o.Expires && !o.expiresAt.After(now.Add(flt.within)))
-}
-
-// nameMatches reports whether the search's text is part of the name.
-func (o objectFacts) nameMatches(flt inventoryFilter) bool {
-	return flt.q == "" || strings.Contains(strings.ToLower(o.Name), flt.q)
+	if flt.within > 0 {
+		e := o.Attributes.Expires
+		return e != nil && !time.Unix(*e, 0).After(now.Add(flt.within))
+	}
+	return true
 }
 
 // parseSearch reads the shared search fields: q (lower-cased), tag
@@ -107,43 +112,43 @@ func nextPage(path string, q url.Values, next string) string {
 	return path + "?" + v.Encode()
 }
 
-// scan lists the objects of kind from after and keeps those the caller
-// may do action on (as the API decides it for that object: a
-// certificate's scope covers its managed key and secret) and for which
-// row reports a match, until a page (pageRows) is full or maxScan objects
-// were looked at; next resumes the scan ("" at the end of the kind).
-func scan[T any](f *Front, r *http.Request, c core.Caller, kind string, action access.Action, after string,
-	row func(core.ObjectItem) (T, bool, error)) (rows []T, next string, err error) {
+// scan walks the catalog's objects of kind after the canonical name
+// after and keeps those that match flt and that the caller may do action
+// on (as the API decides it for that object: a certificate's scope
+// covers its managed key and secret), making each one's row, until a
+// page (pageRows) is full; next resumes the walk, "" when no further
+// object matches. The catalog is in memory, so a search that matches
+// little walks the whole kind in one request instead of leaving the
+// reader to click through empty pages. row may still leave an object
+// out (ok false).
+func scan[T any](f *Front, c core.Caller, kind string, action access.Action, flt inventoryFilter, after string,
+	row func(*catalog.Object) (T, bool, error)) (rows []T, next string, err error) {
+	objs, err := f.Catalog.Objects(kind)
+	if err != nil {
+		return nil, "", err
+	}
+	now := time.Now()
 	pol := f.Policy()
-	scanned := 0
-	for {
-		res, err := f.ListObjects(r.Context(), c, core.ListObjectsRequest{Kind: kind, IncludePending: kind == core.KindCertificates,
-			Page: core.PageRequest{Limit: 25, After: after}})
+	after = objname.Canonical(after)
+	for i := sort.Search(len(objs), func(i int) bool { return objs[i].Canonical > after }); i < len(objs); i++ {
+		o := objs[i]
+		if !flt.matches(o, now) || !pol.Allowed(c.Principal, action, objectResource(f, kind, o.Canonical)) {
+			continue
+		}
+		if len(rows) == pageRows {
+			// One more match exists: the next page starts after the
+			// last row.
+			return rows, next, nil
+		}
+		v, ok, err := row(o)
 		if err != nil {
 			return nil, "", err
 		}
-		for _, it := range res.Items {
-			scanned++
-			after = objname.Canonical(it.Name)
-			if !pol.Allowed(c.Principal, action, objectResource(f, kind, after)) {
-				continue
-			}
-			v, ok, err := row(it)
-			if err != nil {
-				return nil, "", err
-			}
-			if ok {
-				rows = append(rows, v)
-			}
-			if len(rows) == pageRows || scanned >= maxScan {
-				return rows, after, nil
-			}
+		if ok {
+			rows, next = append(rows, v), o.Canonical
 		}
-		if res.Next == "" {
-			return rows, "", nil
-		}
-		after = res.Next
 	}
+	return rows, "", nil
 }
 
 // objectResource is the resource the API's gate checks for an object of

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/certvault/certvault/internal/objname"
 	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/catalog"
 	"github.com/certvault/certvault/vault/core"
 )
 
@@ -47,15 +47,15 @@ type objectInventory struct {
 	action                         access.Action
 	// typeOf fills the row's Type, once the row matched the search; ok
 	// false leaves the object out (deleted since it was listed).
-	typeOf func(r *http.Request, c core.Caller, it core.ObjectItem) (string, bool, error)
+	typeOf func(r *http.Request, c core.Caller, o *catalog.Object) (string, bool, error)
 }
 
 // secretsInventory lists secrets by their metadata (the listing's
 // content type); the value is never read.
 var secretsInventory = objectInventory{kind: core.KindSecrets, title: "Secrets", noun: "secret", typeHeading: "Content type",
 	action: access.SecretsMetadata,
-	typeOf: func(_ *http.Request, _ core.Caller, it core.ObjectItem) (string, bool, error) {
-		return it.ContentType, true, nil
+	typeOf: func(_ *http.Request, _ core.Caller, o *catalog.Object) (string, bool, error) {
+		return o.ContentType, true, nil
 	}}
 
 // keysInventory returns the keys inventory, which reads each matching
@@ -66,8 +66,8 @@ func (f *Front) keysInventory() objectInventory {
 }
 
 // keyType names the current version's key type from its public key.
-func (f *Front) keyType(r *http.Request, c core.Caller, it core.ObjectItem) (string, bool, error) {
-	k, err := f.GetKey(r.Context(), c, core.GetKeyRequest{Name: it.Name})
+func (f *Front) keyType(r *http.Request, c core.Caller, o *catalog.Object) (string, bool, error) {
+	k, err := f.GetKey(r.Context(), c, core.GetKeyRequest{Name: o.Name})
 	if core.IsKind(err, core.KindNotFound) {
 		return "", false, nil
 	}
@@ -111,22 +111,19 @@ func (f *Front) handleObjects(w http.ResponseWriter, r *http.Request, inv object
 	}
 	now := time.Now()
 	pol := f.Policy()
-	rows, next, err := scan(f, r, s.caller, inv.kind, inv.action, q.Get("after"), func(it core.ObjectItem) (objectRow, bool, error) {
-		row := objectRow{objectFacts: factsOf(it, now), Managed: it.Managed}
-		if !row.nameMatches(flt) || !row.matches(flt, now) {
-			return row, false, nil
-		}
-		t, ok, err := inv.typeOf(r, s.caller, it)
+	rows, next, err := scan(f, s.caller, inv.kind, inv.action, flt, q.Get("after"), func(o *catalog.Object) (objectRow, bool, error) {
+		row := objectRow{objectFacts: factsOf(o, now), Managed: o.Managed}
+		t, ok, err := inv.typeOf(r, s.caller, o)
 		if err != nil || !ok {
 			return row, false, err
 		}
 		row.Type = t
-		if u := it.Attributes.Updated; u != 0 {
+		if u := o.Attributes.Updated; u != 0 {
 			row.Updated = time.Unix(u, 0).UTC().Format("2006-01-02 15:04")
 		}
 		if row.Managed {
 			row.CertLink = pol.Allowed(s.caller.Principal, access.CertificatesRead,
-				access.Resource{Kind: core.KindCertificates, Name: objname.Canonical(it.Name)})
+				access.Resource{Kind: core.KindCertificates, Name: o.Canonical})
 		}
 		return row, true, nil
 	})

@@ -4,31 +4,25 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/certvault/certvault/internal/keyvault"
 	"github.com/certvault/certvault/vault/access"
+	"github.com/certvault/certvault/vault/catalog"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/issuance"
 )
 
-// Inventory bounds: rows on a page, and how many certificates one page
-// looks at to fill them (a search that matches little says so instead of
-// reading the whole vault in one request).
-const (
-	pageRows = 50
-	maxScan  = 5000
-)
+// pageRows is how many rows an inventory page shows.
+const pageRows = 50
 
 // certRow is one row of the inventory.
 type certRow struct {
 	objectFacts
 	Subject, Issuer string
 	Pending         bool
-	sans            []string
 }
 
 // certificatesPage is the inventory's data.
@@ -45,8 +39,6 @@ type inventoryFilter struct {
 	within                      time.Duration // 0: any expiry
 }
 
-func (flt inventoryFilter) needsCertificate() bool { return flt.q != "" || flt.issuer != "" }
-
 // handleCertificates lists the certificates the caller may read that
 // match the search, a page at a time.
 func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +52,7 @@ func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	flt.issuer = strings.ToLower(strings.TrimSpace(data.Issuer))
-	rows, next, err := f.inventory(r, s.caller, flt, q.Get("after"))
+	rows, next, err := f.inventory(s.caller, flt, q.Get("after"))
 	if err != nil {
 		f.Fail(w, r, err)
 		return
@@ -69,49 +61,19 @@ func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
 	f.render(w, http.StatusOK, "certificates", data)
 }
 
-// inventory scans certificates from after, keeping those the caller may
-// read (certificates/read on each, the API's action) that match flt,
-// until a page is full or maxScan were looked at; next resumes the scan.
-func (f *Front) inventory(r *http.Request, c core.Caller, flt inventoryFilter, after string) ([]certRow, string, error) {
+// inventory walks the certificates after after, keeping those the
+// caller may read (certificates/read on each, the API's action) that
+// match flt, until a page is full; next resumes the walk.
+func (f *Front) inventory(c core.Caller, flt inventoryFilter, after string) ([]certRow, string, error) {
 	now := time.Now()
-	return scan(f, r, c, core.KindCertificates, access.CertificatesRead, after, func(it core.ObjectItem) (certRow, bool, error) {
-		return f.certRow(r, c, it, flt, now)
+	return scan(f, c, core.KindCertificates, access.CertificatesRead, flt, after, func(o *catalog.Object) (certRow, bool, error) {
+		return certRowOf(o, now), true, nil
 	})
 }
 
-// certRow makes the row of item, and reports whether it matches flt.
-func (f *Front) certRow(r *http.Request, c core.Caller, it core.ObjectItem, flt inventoryFilter, now time.Time) (certRow, bool, error) {
-	row := certRow{objectFacts: factsOf(it, now), Pending: it.X5t == nil}
-	if !row.matches(flt, now) {
-		return row, false, nil
-	}
-	cert, err := f.GetCertificate(r.Context(), c, issuance.GetCertificateRequest{Name: it.Name})
-	if err != nil {
-		if core.IsKind(err, core.KindNotFound) {
-			return row, false, nil // deleted since it was listed
-		}
-		return row, false, err
-	}
-	if cert.Policy != nil && cert.Policy.Issuer != nil {
-		row.Issuer = cert.Policy.Issuer.Name
-	}
-	if len(cert.Chain) > 0 {
-		if leaf, err := x509.ParseCertificate(cert.Chain[0]); err == nil {
-			row.Subject, row.sans = leaf.Subject.String(), leaf.DNSNames
-		}
-	} else if cert.Policy != nil && cert.Policy.X509Properties != nil {
-		row.Subject = cert.Policy.X509Properties.Subject
-	}
-	if flt.issuer != "" && !strings.Contains(strings.ToLower(row.Issuer), flt.issuer) {
-		return row, false, nil
-	}
-	if flt.q != "" {
-		hay := append([]string{strings.ToLower(row.Name), strings.ToLower(row.Subject)}, row.sans...)
-		if !slices.ContainsFunc(hay, func(h string) bool { return strings.Contains(strings.ToLower(h), flt.q) }) {
-			return row, false, nil
-		}
-	}
-	return row, true, nil
+// certRowOf is the inventory row of the certificate o.
+func certRowOf(o *catalog.Object, now time.Time) certRow {
+	return certRow{objectFacts: factsOf(o, now), Pending: o.Pending, Subject: o.Subject, Issuer: o.Issuer}
 }
 
 // versionRow is one version on a certificate's page.

@@ -183,6 +183,12 @@ type loginPage struct {
 // handleLoginPage shows the sign-in form with a fresh login CSRF value
 // (a cookie and the same value in the form).
 func (f *Front) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	// While the user signs in, this node loads the certificates'
+	// catalog (once: a catalog loaded before is left alone), so that
+	// the inventory the sign-in leads to answers at once.
+	f.Catalog.Warm(core.KindCertificates, func(err error) {
+		f.Log.Error("console: load the certificates' catalog", "err", err)
+	})
 	f.showLogin(w, r, http.StatusOK, "")
 }
 
