@@ -3,6 +3,7 @@ package raftstore
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -24,6 +25,20 @@ type Entry struct {
 	Index uint64
 	// CreateIndex is the log index at which the key was last created.
 	CreateIndex uint64
+
+	// seg, when set, holds the value (vlen bytes at off) in the value
+	// log, and Value is nil. Entries handed to callers never have it.
+	seg  *segment
+	off  int64
+	vlen uint32
+}
+
+// value returns e's value, from the value log when it lies there.
+func (e *Entry) value() ([]byte, error) {
+	if e.seg == nil {
+		return e.Value, nil
+	}
+	return e.seg.read(e.off, e.vlen)
 }
 
 // change records the log index of the last write under a key prefix.
@@ -67,6 +82,9 @@ type fsm struct {
 	// under and the last index of each; flushDirs records them once per
 	// batch instead of once per write.
 	dirs map[string]uint64
+	// vlog holds the long values (vlog.go); nil keeps every value in
+	// memory.
+	vlog *valueLog
 }
 
 // view is an immutable picture of the entries at one applied index.
@@ -174,14 +192,17 @@ func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
 		switch op.Kind {
 		case OpPut:
 			e := &Entry{Key: op.Key, Value: op.Value, Index: index, CreateIndex: index}
+			f.vlog.spill(e)
 			if old, ok := f.entries.ReplaceOrInsert(e); ok {
 				// e is not visible to readers before the batch is
 				// published, so it may still be changed.
 				e.CreateIndex = old.CreateIndex
+				f.vlog.drop(old)
 			}
 			f.touch(op.Key, index, false)
 		case OpDelete:
-			if _, ok := f.entries.Delete(&Entry{Key: op.Key}); ok {
+			if old, ok := f.entries.Delete(&Entry{Key: op.Key}); ok {
+				f.vlog.drop(old)
 				f.touch(op.Key, index, true)
 			}
 		case OpDeletePrefix:
@@ -194,7 +215,9 @@ func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
 				return true
 			})
 			for _, k := range doomed {
-				f.entries.Delete(&Entry{Key: k})
+				if old, ok := f.entries.Delete(&Entry{Key: k}); ok {
+					f.vlog.drop(old)
+				}
 				f.touch(k, index, true)
 			}
 		case OpCheck:
@@ -268,7 +291,29 @@ func (f *fsm) get(key string) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
-	return *e, true
+	return f.load(e)
+}
+
+// load returns e with its value in memory. When e's value lay in a
+// segment retired since e's view was taken (vlog.go), the key is read
+// from the latest view instead: a newer state, never an older one; ok is
+// false when the key is gone there. Any other failure to read a value is
+// a broken disk, which no caller could handle: it panics.
+func (f *fsm) load(e *Entry) (Entry, bool) {
+	for attempt := 0; ; attempt++ {
+		v, err := e.value()
+		if err == nil {
+			return Entry{Key: e.Key, Value: v, Index: e.Index, CreateIndex: e.CreateIndex}, true
+		}
+		if !errors.Is(err, errSegmentGone) || attempt >= 5 {
+			panic(fmt.Sprintf("raftstore: read the value of %q: %v", e.Key, err))
+		}
+		cur, ok := f.view.Load().entries.Get(&Entry{Key: e.Key})
+		if !ok {
+			return Entry{}, false
+		}
+		e = cur
+	}
 }
 
 // list returns up to limit entries with the prefix, in key order, starting
@@ -288,7 +333,9 @@ func (f *fsm) list(prefix, after string, limit int) ([]Entry, uint64) {
 		if e.Key == after {
 			return true
 		}
-		out = append(out, *e)
+		if l, ok := f.load(e); ok {
+			out = append(out, l)
+		}
 		return limit <= 0 || len(out) < limit
 	})
 	return out, v.applied
@@ -299,7 +346,11 @@ func (f *fsm) list(prefix, after string, limit int) ([]Entry, uint64) {
 func (f *fsm) rangePrefix(prefix string, fn func(Entry) bool) uint64 {
 	v := f.view.Load()
 	v.entries.AscendGreaterOrEqual(&Entry{Key: prefix}, func(e *Entry) bool {
-		return strings.HasPrefix(e.Key, prefix) && fn(*e)
+		if !strings.HasPrefix(e.Key, prefix) {
+			return false
+		}
+		l, ok := f.load(e)
+		return !ok || fn(l)
 	})
 	return v.applied
 }
@@ -316,11 +367,15 @@ func (f *fsm) appliedIndex() (uint64, <-chan struct{}) {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// The snapshot's entries keep referring to the segments of this
+	// state until Release, whatever compaction or a restore do.
+	f.vlog.pin()
 	return &fsmSnapshot{
 		applied: f.applied,
 		taken:   time.Now(),
 		entries: f.entries.Clone(),
 		changes: f.changes.Clone(),
+		vlog:    f.vlog,
 	}, nil
 }
 
@@ -328,11 +383,17 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // before it replaces the state, so a corrupt stream changes nothing.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	st, err := decodeSnapshot(rc)
+	sp := f.vlog.spiller()
+	st, err := decodeSnapshot(rc, sp)
 	if err != nil {
+		sp.discard()
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.mu.Lock()
+	if f.vlog != nil {
+		f.vlog.retire(f.vlog.liveSegments())
+		f.vlog.adopt(sp.segs)
+	}
 	f.entries = st.entries
 	f.changes = st.changes
 	// A user restore may bring an older applied index than the one this
@@ -357,6 +418,9 @@ type fsmSnapshot struct {
 	taken   time.Time
 	entries *btree.BTreeG[*Entry]
 	changes *btree.BTreeG[change]
+	// vlog is pinned until Release.
+	vlog     *valueLog
+	released sync.Once
 }
 
 // Persist implements raft.FSMSnapshot.
@@ -369,7 +433,85 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release implements raft.FSMSnapshot.
-func (s *fsmSnapshot) Release() {}
+func (s *fsmSnapshot) Release() { s.released.Do(s.vlog.unpin) }
+
+// compactValues copies the values still referred to out of the value
+// log's segments that are at least half garbage into a new segment,
+// points their entries there and retires the old segments; it returns
+// how many segments it retired. The copy runs without the lock, from the
+// published view; only the swap holds it, and an entry written since
+// the view keeps its new value (the copy of the old one is garbage).
+func (f *fsm) compactValues() (int, error) {
+	l := f.vlog
+	if l == nil {
+		return 0, nil
+	}
+	f.mu.Lock()
+	victims := map[*segment]bool{}
+	for _, s := range l.liveSegments() {
+		if s != l.active && s.size > 0 && 2*s.garbage >= s.size {
+			victims[s] = true
+		}
+	}
+	v := f.view.Load()
+	f.mu.Unlock()
+	if len(victims) == 0 {
+		return 0, nil
+	}
+	dst, err := l.newSegment(false)
+	if err != nil {
+		return 0, err
+	}
+	type move struct {
+		old *Entry
+		off int64
+	}
+	var moves []move
+	v.entries.Ascend(func(e *Entry) bool {
+		if e.seg == nil || !victims[e.seg] {
+			return true
+		}
+		var b []byte
+		if b, err = e.value(); err != nil {
+			return false
+		}
+		var off int64
+		if off, err = dst.write(b); err != nil {
+			return false
+		}
+		moves = append(moves, move{e, off})
+		return true
+	})
+	if err != nil {
+		l.discard([]*segment{dst})
+		return 0, fmt.Errorf("compact the value log: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range moves {
+		if cur, ok := f.entries.Get(&Entry{Key: m.old.Key}); ok && cur == m.old {
+			moved := *cur
+			moved.seg, moved.off = dst, m.off
+			f.entries.ReplaceOrInsert(&moved)
+		} else {
+			dst.garbage += int64(m.old.vlen)
+		}
+	}
+	l.adopt([]*segment{dst})
+	var retired []*segment
+	live := map[*segment]bool{}
+	for _, s := range l.liveSegments() {
+		live[s] = true
+	}
+	for s := range victims {
+		if live[s] { // a restore may have retired it already
+			retired = append(retired, s)
+		}
+	}
+	l.retire(retired)
+	f.publish()
+	return len(retired), nil
+}
 
 // digest returns a SHA-256 over every entry of the current view (key,
 // value, modify and create index, in key order) and the applied index it
@@ -386,11 +528,15 @@ func (f *fsm) digest() (uint64, [sha256.Size]byte) {
 		h.Write(b)
 	}
 	v.entries.Ascend(func(e *Entry) bool {
-		put([]byte(e.Key))
-		put(e.Value)
-		binary.BigEndian.PutUint64(n[:], e.Index)
+		l, ok := f.load(e)
+		if !ok {
+			return true
+		}
+		put([]byte(l.Key))
+		put(l.Value)
+		binary.BigEndian.PutUint64(n[:], l.Index)
 		h.Write(n[:])
-		binary.BigEndian.PutUint64(n[:], e.CreateIndex)
+		binary.BigEndian.PutUint64(n[:], l.CreateIndex)
 		h.Write(n[:])
 		return true
 	})

@@ -179,7 +179,7 @@ func FuzzSnapshot(f *testing.F) {
 		if declaresGiantLength(data) {
 			return
 		}
-		st, err := decodeSnapshot(bytes.NewReader(data))
+		st, err := decodeSnapshot(bytes.NewReader(data), nil)
 		if err != nil {
 			if !errors.Is(err, ErrBadSnapshot) {
 				t.Fatalf("decode error %v does not wrap ErrBadSnapshot", err)
@@ -198,7 +198,7 @@ func FuzzSnapshot(f *testing.F) {
 		if err := encodeSnapshot(&enc, &fsmSnapshot{applied: st.applied, entries: st.entries, changes: st.changes}); err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		st2, err := decodeSnapshot(bytes.NewReader(enc.Bytes()))
+		st2, err := decodeSnapshot(bytes.NewReader(enc.Bytes()), nil)
 		if err != nil {
 			t.Fatalf("re-encoded snapshot does not decode: %v", err)
 		}

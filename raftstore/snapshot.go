@@ -54,13 +54,23 @@ func encodeSnapshot(w io.Writer, s *fsmSnapshot) error {
 	}
 	putU(taken)
 	putU(uint64(s.entries.Len()))
+	var err error
 	s.entries.Ascend(func(e *Entry) bool {
+		// A long value is read from the value log, which the snapshot
+		// pins: the whole state never sits in memory at once.
+		var v []byte
+		if v, err = e.value(); err != nil {
+			return false
+		}
 		putB([]byte(e.Key))
-		putB(e.Value)
+		putB(v)
 		putU(e.Index)
 		putU(e.CreateIndex)
 		return true
 	})
+	if err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
 	putU(uint64(s.changes.Len()))
 	s.changes.Ascend(func(c change) bool {
 		putB([]byte(c.key))
@@ -132,9 +142,10 @@ func readLen(r io.Reader, n int) ([]byte, error) {
 	}
 }
 
-// decodeSnapshot reads and verifies a whole snapshot. Any error wraps
-// ErrBadSnapshot, and no partial state escapes.
-func decodeSnapshot(r io.Reader) (*snapshotState, error) {
+// decodeSnapshot reads and verifies a whole snapshot, writing its long
+// values to sp's segments (nil: all in memory). Any error wraps
+// ErrBadSnapshot, and no partial state escapes (the caller discards sp).
+func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 	hr := &hashingReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
 	bad := func(what string, err error) error {
 		if err == nil {
@@ -200,6 +211,7 @@ func decodeSnapshot(r io.Reader) (*snapshotState, error) {
 		if e.CreateIndex, err = getU(); err != nil {
 			return nil, bad(fmt.Sprintf("read entry %q create index", e.Key), err)
 		}
+		sp.spill(e)
 		st.entries.ReplaceOrInsert(e)
 	}
 	if n, err = getU(); err != nil {

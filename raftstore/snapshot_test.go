@@ -132,7 +132,7 @@ func TestDecodeSnapshotHugeLengthAllocatesLittle(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			st, err := decodeSnapshot(bytes.NewReader(tc.input))
+			st, err := decodeSnapshot(bytes.NewReader(tc.input), nil)
 			runtime.ReadMemStats(&after)
 			if !errors.Is(err, ErrBadSnapshot) {
 				t.Fatalf("decode %d bytes claiming %d: got %v, %v; want ErrBadSnapshot", len(tc.input), maxSnapshotString, st, err)
@@ -165,7 +165,7 @@ func TestSnapshotRoundTripLargeValues(t *testing.T) {
 	if err := encodeSnapshot(&buf, snap.(*fsmSnapshot)); err != nil {
 		t.Fatalf("encode snapshot: %v", err)
 	}
-	st, err := decodeSnapshot(bytes.NewReader(buf.Bytes()))
+	st, err := decodeSnapshot(bytes.NewReader(buf.Bytes()), nil)
 	if err != nil {
 		t.Fatalf("decode snapshot: %v", err)
 	}
@@ -182,7 +182,7 @@ func TestSnapshotRoundTripLargeValues(t *testing.T) {
 	}
 	// Cut inside the largest value, the file is refused.
 	cut := buf.Bytes()[:buf.Len()-sha256.Size-(1<<19)]
-	if _, err := decodeSnapshot(bytes.NewReader(cut)); !errors.Is(err, ErrBadSnapshot) {
+	if _, err := decodeSnapshot(bytes.NewReader(cut), nil); !errors.Is(err, ErrBadSnapshot) {
 		t.Errorf("decode truncated snapshot: got %v, want ErrBadSnapshot", err)
 	}
 }

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -86,6 +87,13 @@ type Config struct {
 	// context is cancelled when leadership is lost or the store closes.
 	OnLeader func(ctx context.Context)
 
+	// SpillBytes is the longest value the store keeps in memory; longer
+	// ones live in the value log, files under Dir/values (a temporary
+	// directory when Dir is empty) that the store empties when it opens
+	// and fills again as raft restores its state. Zero means 512;
+	// negative keeps every value in memory.
+	SpillBytes int
+
 	// wrapLogs, when set (tests only), wraps the raft log store, to make
 	// a follower's appends slow or failing.
 	wrapLogs func(raft.LogStore) raft.LogStore
@@ -170,6 +178,23 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.wrapLogs != nil {
 		s.logs = cfg.wrapLogs(s.logs)
 	}
+	if cfg.SpillBytes >= 0 {
+		dir, temp := filepath.Join(cfg.Dir, "values"), cfg.Dir == ""
+		if temp {
+			d, err := os.MkdirTemp("", "raftstore-values-")
+			if err != nil {
+				s.closeStores()
+				return nil, fmt.Errorf("open store: value log: %w", err)
+			}
+			dir = d
+		}
+		vl, err := openValueLog(dir, cmp.Or(cfg.SpillBytes, defaultSpillBytes), temp)
+		if err != nil {
+			s.closeStores()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		s.fsm.vlog = vl
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -201,9 +226,10 @@ func Open(cfg Config) (*Store, error) {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
 	}))
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.observe(obsCh)
 	go s.leaderLoop()
+	go s.tendValues()
 	if s.disk != nil {
 		s.wg.Add(1)
 		go s.watchDisk()
@@ -806,6 +832,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
+	defer snap.Release()
 	if err := encodeSnapshot(w, snap.(*fsmSnapshot)); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
@@ -849,7 +876,13 @@ func (v snapshotView) Get(key string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return e.Value, true
+	b, err := e.value()
+	if err != nil {
+		// The segments of an upload being checked are its own and stay
+		// until the check is over: a failed read is a broken disk.
+		panic(fmt.Sprintf("raftstore: read the value of %q in the snapshot: %v", key, err))
+	}
+	return b, true
 }
 
 // RestoreSnapshot replaces the whole state with the snapshot read from r.
@@ -878,7 +911,12 @@ func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader, check func(Sna
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	st, err := decodeSnapshot(tmp)
+	// The upload's long values go to segments of their own, read while
+	// it is checked and encoded again, then removed: raft's restore
+	// writes its own.
+	sp := s.fsm.vlog.spiller()
+	defer sp.discard()
+	st, err := decodeSnapshot(tmp, sp)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
@@ -955,5 +993,38 @@ func (s *Store) Close() error {
 func (s *Store) closeStores() {
 	if s.bolt != nil {
 		s.bolt.Close()
+	}
+	if s.fsm.vlog != nil {
+		if err := s.fsm.vlog.close(); err != nil {
+			s.log.Warn("raftstore: close the value log", "err", err)
+		}
+	}
+}
+
+// tendValuesEvery is how often the value log is compacted and its
+// retired segments closed.
+const tendValuesEvery = 10 * time.Second
+
+// tendValues compacts the value log and closes the segments retired
+// long enough ago, until the store closes.
+func (s *Store) tendValues() {
+	defer s.wg.Done()
+	if s.fsm.vlog == nil {
+		return
+	}
+	t := time.NewTicker(tendValuesEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case now := <-t.C:
+			if n, err := s.fsm.compactValues(); err != nil {
+				s.log.Warn("raftstore: compact the value log", "err", err)
+			} else if n > 0 {
+				s.log.Debug("raftstore: compacted the value log", "segments", n)
+			}
+			s.fsm.vlog.reap(now)
+		}
 	}
 }

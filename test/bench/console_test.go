@@ -101,6 +101,8 @@ type consoleResult struct {
 	FillClients int     `json:"fill_clients"`
 	FillSeconds float64 `json:"fill_seconds"`
 	FillPerSec  float64 `json:"fill_creates_per_sec"`
+	// FilledRSSKB is the node's resident memory after the fill.
+	FilledRSSKB int64 `json:"filled_rss_kb"`
 	// ColdPageMS is the first inventory page after the sign-in, which
 	// waits for the console's catalog of every certificate to load.
 	ColdPageMS float64 `json:"cold_page_ms"`
@@ -565,7 +567,9 @@ func runConsole(t *testing.T, cfg config, add func(*testing.T, result)) *console
 	}
 	res := &consoleResult{Certificates: cb.certs, FillClients: consoleFillClients, FillSeconds: took.Seconds(),
 		FillPerSec: float64(cb.certs) / took.Seconds()}
-	t.Logf("console: filled %d certificates in %.1f s (%.0f creates/s, %d clients)", cb.certs, res.FillSeconds, res.FillPerSec, consoleFillClients)
+	res.FilledRSSKB = procKB(cb.cluster.Nodes[0].PID(), "VmRSS")
+	t.Logf("console: filled %d certificates in %.1f s (%.0f creates/s, %d clients); the node's resident memory is %d MB",
+		cb.certs, res.FillSeconds, res.FillPerSec, consoleFillClients, res.FilledRSSKB>>10)
 	if err := cb.signIn(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,328 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The value log keeps the large values of the state on disk instead of in
+// memory: a value longer than the spill threshold is appended to a
+// segment file and its entry holds only where it lies. It bounds the
+// memory of a vault with many versions by the number of keys rather than
+// the bytes of chains, wrapped keys and secret values they hold.
+//
+// The log is a spill area, not a second copy of the truth: the raft log
+// and snapshots remain what a node restarts from, so the files need no
+// fsync and no recovery. A node empties its value directory when it
+// opens the store and fills it again as raft restores the snapshot and
+// replays the log.
+//
+// Values are immutable once written, so a reader holding an older view
+// reads them without a lock: a segment stays open until no state refers
+// to it (compaction copied its live values elsewhere, or a restore
+// replaced the state), no snapshot being written pins it, and retireGrace
+// has passed. A read that still finds its segment gone retries on the
+// latest view.
+
+const (
+	// defaultSpillBytes is the longest value kept in memory.
+	defaultSpillBytes = 512
+	// segmentBytes is the size at which the active segment is closed for
+	// appends and a new one started.
+	segmentBytes = 64 << 20
+	// retireGrace is how long a segment no state refers to stays open
+	// for readers of older views.
+	retireGrace = 30 * time.Second
+)
+
+// errSegmentGone is a read of a value whose segment was retired and
+// closed; the reader retries on the current view.
+var errSegmentGone = errors.New("raftstore: value segment retired")
+
+// segment is one file of the value log.
+type segment struct {
+	id   uint32
+	path string
+	f    *os.File
+	// size is the bytes written; garbage the bytes of values the state
+	// no longer refers to. Both change under the fsm's lock only.
+	size, garbage int64
+	// gone is set when the file is closed.
+	gone atomic.Bool
+}
+
+// read returns the n bytes at off.
+func (s *segment) read(off int64, n uint32) ([]byte, error) {
+	if s.gone.Load() {
+		return nil, errSegmentGone
+	}
+	b := make([]byte, n)
+	if _, err := s.f.ReadAt(b, off); err != nil {
+		if s.gone.Load() || errors.Is(err, os.ErrClosed) {
+			return nil, errSegmentGone
+		}
+		return nil, fmt.Errorf("read value at %s:%d: %w", s.path, off, err)
+	}
+	return b, nil
+}
+
+// retiredSegment waits to be closed.
+type retiredSegment struct {
+	seg *segment
+	at  time.Time
+}
+
+// valueLog is the set of segments. Appends and the state's accounting
+// happen under the fsm's lock; mu guards the segment lists and pins.
+type valueLog struct {
+	dir string
+	// threshold is the longest value kept in memory.
+	threshold int
+	// removeDir says Close removes dir (a temporary directory).
+	removeDir bool
+
+	mu      sync.Mutex
+	nextID  uint32
+	active  *segment
+	live    map[*segment]struct{}
+	retired []retiredSegment
+	// pins counts snapshots being written from an older state: while
+	// any is, no retired segment is closed.
+	pins   int
+	closed bool
+}
+
+// openValueLog empties dir (what an earlier run left there is stale: the
+// state is rebuilt from raft) and starts a value log in it.
+func openValueLog(dir string, threshold int, removeDir bool) (*valueLog, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("value log: clear %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("value log: create %s: %w", dir, err)
+	}
+	return &valueLog{dir: dir, threshold: threshold, removeDir: removeDir, live: map[*segment]struct{}{}}, nil
+}
+
+// newSegment creates an empty segment file; live says whether the state
+// refers to it at once (the active segment) or only after a swap (a
+// restore's or a compaction's).
+func (l *valueLog) newSegment(live bool) (*segment, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, fmt.Errorf("value log: closed")
+	}
+	l.nextID++
+	path := filepath.Join(l.dir, fmt.Sprintf("%08d.vlog", l.nextID))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("value log: create segment: %w", err)
+	}
+	s := &segment{id: l.nextID, path: path, f: f}
+	if live {
+		l.live[s] = struct{}{}
+	}
+	return s, nil
+}
+
+// write appends b to s and returns its offset.
+func (s *segment) write(b []byte) (int64, error) {
+	off := s.size
+	if _, err := s.f.WriteAt(b, off); err != nil {
+		return 0, fmt.Errorf("value log: write %s: %w", s.path, err)
+	}
+	s.size += int64(len(b))
+	return off, nil
+}
+
+// spill moves e's value to the active segment when it is long enough
+// and the write succeeds; otherwise e keeps its value in memory (a full
+// disk costs memory, not correctness). Called with the fsm's lock held,
+// before e is visible to readers.
+func (l *valueLog) spill(e *Entry) {
+	if l == nil || len(e.Value) <= l.threshold {
+		return
+	}
+	if l.active == nil || l.active.size >= segmentBytes {
+		s, err := l.newSegment(true)
+		if err != nil {
+			return
+		}
+		l.active = s
+	}
+	off, err := l.active.write(e.Value)
+	if err != nil {
+		return
+	}
+	e.seg, e.off, e.vlen, e.Value = l.active, off, uint32(len(e.Value)), nil
+}
+
+// drop counts the value of e, which the state no longer refers to, as
+// its segment's garbage. Called with the fsm's lock held.
+func (l *valueLog) drop(e *Entry) {
+	if e.seg != nil {
+		e.seg.garbage += int64(e.vlen)
+	}
+}
+
+// pin keeps every segment open until unpin.
+func (l *valueLog) pin() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.pins++
+	l.mu.Unlock()
+}
+
+func (l *valueLog) unpin() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.pins--
+	l.mu.Unlock()
+}
+
+// retire marks segs as referred to by no state.
+func (l *valueLog) retire(segs []*segment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	for _, s := range segs {
+		delete(l.live, s)
+		if l.active == s {
+			l.active = nil
+		}
+		l.retired = append(l.retired, retiredSegment{seg: s, at: now})
+	}
+}
+
+// adopt makes segs (a restore's) part of the state.
+func (l *valueLog) adopt(segs []*segment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range segs {
+		l.live[s] = struct{}{}
+	}
+}
+
+// liveSegments lists the segments the state refers to.
+func (l *valueLog) liveSegments() []*segment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*segment, 0, len(l.live))
+	for s := range l.live {
+		out = append(out, s)
+	}
+	return out
+}
+
+// discard closes and removes segments no reader ever saw (a failed
+// restore's or compaction's).
+func (l *valueLog) discard(segs []*segment) {
+	for _, s := range segs {
+		s.close()
+	}
+}
+
+// close closes and removes s's file.
+func (s *segment) close() {
+	s.gone.Store(true)
+	s.f.Close()
+	os.Remove(s.path)
+}
+
+// reap closes the retired segments whose grace has passed, unless a
+// snapshot pins them; it returns how many it closed.
+func (l *valueLog) reap(now time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pins > 0 {
+		return 0
+	}
+	n := 0
+	kept := l.retired[:0]
+	for _, r := range l.retired {
+		if now.Sub(r.at) >= retireGrace {
+			r.seg.close()
+			n++
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	l.retired = kept
+	return n
+}
+
+// spiller writes the long values of a snapshot being decoded to fresh
+// segments, which become the state's only if the restore succeeds. A
+// nil spiller (no value log) keeps every value in memory.
+type spiller struct {
+	l    *valueLog
+	cur  *segment
+	segs []*segment
+}
+
+// spiller returns a spiller for a restore into l (nil for a nil l).
+func (l *valueLog) spiller() *spiller {
+	if l == nil {
+		return nil
+	}
+	return &spiller{l: l}
+}
+
+// spill moves e's value to the restore's segments when it is long
+// enough; when the disk refuses, the value stays in memory.
+func (sp *spiller) spill(e *Entry) {
+	if sp == nil || len(e.Value) <= sp.l.threshold {
+		return
+	}
+	if sp.cur == nil || sp.cur.size >= segmentBytes {
+		s, err := sp.l.newSegment(false)
+		if err != nil {
+			return
+		}
+		sp.cur, sp.segs = s, append(sp.segs, s)
+	}
+	off, err := sp.cur.write(e.Value)
+	if err != nil {
+		return
+	}
+	e.seg, e.off, e.vlen, e.Value = sp.cur, off, uint32(len(e.Value)), nil
+}
+
+// discard removes the restore's segments (it failed, or its state was
+// only read).
+func (sp *spiller) discard() {
+	if sp != nil {
+		sp.l.discard(sp.segs)
+	}
+}
+
+// close closes every segment and, for a temporary directory, removes it.
+func (l *valueLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	for s := range l.live {
+		s.close()
+	}
+	for _, r := range l.retired {
+		r.seg.close()
+	}
+	l.live, l.retired, l.active = nil, nil, nil
+	if l.removeDir {
+		return os.RemoveAll(l.dir)
+	}
+	return nil
+}
