@@ -199,11 +199,11 @@ func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
 				e.CreateIndex = old.CreateIndex
 				f.vlog.drop(old)
 			}
-			f.touch(op.Key, index, false)
+			f.touch(op.Key, index)
 		case OpDelete:
 			if old, ok := f.entries.Delete(&Entry{Key: op.Key}); ok {
 				f.vlog.drop(old)
-				f.touch(op.Key, index, true)
+				f.touch(op.Key, index)
 			}
 		case OpDeletePrefix:
 			var doomed []string
@@ -218,7 +218,7 @@ func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
 				if old, ok := f.entries.Delete(&Entry{Key: k}); ok {
 					f.vlog.drop(old)
 				}
-				f.touch(k, index, true)
+				f.touch(k, index)
 			}
 		case OpCheck:
 		}
@@ -226,17 +226,12 @@ func (f *fsm) applyBatch(index uint64, b *Batch) applyResult {
 	return applyResult{index: index}
 }
 
-// touch records a write to key at index on the key, and notes it for
-// every directory prefix above it (flushDirs records those at the end of
-// the batch), and wakes the key's watchers. A deleted key's own record is
-// dropped (lookups fall back to its directory), so the change tree holds
-// live keys and directories, not every key ever written.
-func (f *fsm) touch(key string, index uint64, deleted bool) {
-	if deleted {
-		f.changes.Delete(change{key: key})
-	} else {
-		f.changes.ReplaceOrInsert(change{key: key, index: index})
-	}
+// touch notes a write to key at index for every directory prefix above
+// it (flushDirs records those at the end of the batch) and wakes the
+// key's watchers. A key needs no record of its own: a live key's entry
+// holds the index of its last write, and a deleted key's lookups fall
+// back to its directory, so the change tree holds directories only.
+func (f *fsm) touch(key string, index uint64) {
 	f.fire(key)
 	for i := len(key) - 2; i >= 0; i-- {
 		if key[i] == '/' {
@@ -260,10 +255,17 @@ func (f *fsm) flushDirs() {
 }
 
 // lastChange returns the index of the last write at or under prefix, or a
-// later index when that exact record is gone (never an earlier one). It is
-// called with f.mu held.
+// later index when that exact record is gone (never an earlier one): a
+// key's entry, else the nearest directory's record. It is called with
+// f.mu held.
 func (f *fsm) lastChange(prefix string) uint64 {
 	p := prefix
+	if p != "" && !strings.HasSuffix(p, "/") {
+		if e, ok := f.entries.Get(&Entry{Key: p}); ok {
+			return max(e.Index, f.floor)
+		}
+		p = parentDir(p)
+	}
 	for {
 		if c, ok := f.changes.Get(change{key: p}); ok {
 			return max(c.index, f.floor)

@@ -226,7 +226,11 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 		if err != nil {
 			return nil, bad(fmt.Sprintf("read change %q index", k), err)
 		}
-		st.changes.ReplaceOrInsert(change{key: string(k), index: idx})
+		// Snapshots written before keys lost their own records hold
+		// them too; a directory's is all a restored state needs.
+		if len(k) == 0 || k[len(k)-1] == '/' {
+			st.changes.ReplaceOrInsert(change{key: string(k), index: idx})
+		}
 	}
 	want := hr.h.Sum(nil)
 	got := make([]byte, sha256.Size)
