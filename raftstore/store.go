@@ -152,7 +152,7 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("open store: create %s: %w", cfg.Dir, err)
 		}
 		s.disk = newDiskGuard(cfg.NodeID, cfg.Dir, cfg.MinFreeBytes, s.log)
-		if s.disk.check() == nil {
+		if s.disk != nil && s.disk.check() == nil {
 			s.disk.refill() // before raft writes anything
 		}
 		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
