@@ -256,6 +256,14 @@ func TestBench(t *testing.T) {
 		sched = runSchedule(t)
 	})
 
+	// Issue 20 (scale): one node grown to a million certificate
+	// versions through the store's bulk path.
+	var scale *scaleResult
+	t.Run(groupScale, func(t *testing.T) {
+		ran[groupScale] = true
+		scale = runScale(t, cfg, add)
+	})
+
 	var agentRes *agentResult
 	t.Run(groupAgent, func(t *testing.T) {
 		ran[groupAgent] = true
@@ -296,11 +304,13 @@ func TestBench(t *testing.T) {
 	rep.Schedule = sched
 	rep.Agent = agentRes
 	rep.Fleet = fleet
+	rep.Scale = scale
 	fmt.Print(rep.table())
 	fmt.Print(scheduleTable(sched))
 	fmt.Print(agentTable(agentRes))
 	fmt.Print(fleetTable(fleet))
-	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupIdentity] && ran[groupConsole] && ran[groupSchedule] && ran[groupAgent] && ran[groupFleet]
+	fmt.Print(scaleTable(scale))
+	complete := ran[groupStore] && ran[groupAPI1] && ran[groupAPI3] && ran[groupRaw] && ran[groupIssue1] && ran[groupIssue3] && ran[groupHSM] && ran[groupIdentity] && ran[groupConsole] && ran[groupSchedule] && ran[groupAgent] && ran[groupFleet] && ran[groupScale]
 	paths, err := rep.write(complete)
 	if err != nil {
 		t.Fatalf("write results: %v", err)

@@ -84,6 +84,8 @@ type report struct {
 	Agent *agentResult `json:"agent,omitempty"`
 	// Fleet is the fleet group's runs (1,000 / 5,000 / 10,000 agents).
 	Fleet []fleetResult `json:"fleet,omitempty"`
+	// Scale is the scale group's figures (issue 20).
+	Scale *scaleResult `json:"scale,omitempty"`
 	// Complete is false when subtests or failures left groups out.
 	Complete bool `json:"complete"`
 }

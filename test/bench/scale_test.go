@@ -1,0 +1,360 @@
+//go:build bench
+
+package bench
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certvault/certvault/internal/keyvault"
+	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/test/testcluster"
+	"github.com/certvault/certvault/vault/core"
+)
+
+// Issue 20 (scale): one node grown to a million certificate versions
+// through raftstore.BulkLoad (the store's bulk path: the node is stopped,
+// the versions are written into its state as one snapshot, and it starts
+// again), with what each size costs: resident memory, the cold start to
+// /readyz, the raft snapshot's size, the time a new node takes to install
+// it, and secret GETs and certificate creates against an empty vault.
+
+const (
+	groupScale = "scale"
+	// kindScaleGet and kindScaleCreate are the scale group's rows.
+	kindScaleGet    = "scale-get"
+	kindScaleCreate = "scale-create"
+	// scaleVersionsPerCert is how many versions each bulk certificate
+	// has: a certificate renewed every 47 days for over a year.
+	scaleVersionsPerCert = 10
+	// scaleTemplate is the certificate the bench creates through the API
+	// and the bulk certificates copy (records, sizes, a real leaf).
+	scaleTemplate = "scale-tmpl"
+	// scaleGetClients and scaleCreateClients are the rows' client counts.
+	scaleGetClients    = 16
+	scaleCreateClients = 256
+	// scaleReadyWait bounds a cold start and a snapshot install.
+	scaleReadyWait = 10 * time.Minute
+	// Goals (issue 20) at the largest size, scaleGoalVersions.
+	scaleGoalVersions = 1_000_000
+	scaleGoalRSSMB    = 1536
+	scaleGoalStartS   = 10
+	scaleGoalInstallS = 60
+	scaleGoalWithin   = 0.10
+)
+
+// scaleSizes are the versions the vault holds at each step, from
+// CERTVAULT_BENCH_SCALE (comma-separated) or 10k, 100k and 1M.
+func scaleSizes(t *testing.T) []int {
+	v := os.Getenv("CERTVAULT_BENCH_SCALE")
+	if v == "" {
+		return []int{10_000, 100_000, 1_000_000}
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < scaleVersionsPerCert {
+			t.Fatalf("CERTVAULT_BENCH_SCALE=%q: want comma-separated version counts of at least %d", v, scaleVersionsPerCert)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// scaleStep is what the group measured at one size.
+type scaleStep struct {
+	Versions     int `json:"versions"`
+	Certificates int `json:"certificates"`
+	// LoadSeconds is the bulk load (the node stopped); StartSeconds the
+	// cold start from the process's start to /readyz answering 200.
+	LoadSeconds  float64 `json:"bulk_load_seconds"`
+	StartSeconds float64 `json:"cold_start_seconds"`
+	// RSSMB is the node's resident memory once ready and after the rows;
+	// PerVersionKB divides the latter by the versions.
+	RSSReadyMB   float64 `json:"rss_ready_mb"`
+	RSSMB        float64 `json:"rss_after_rows_mb"`
+	PerVersionKB float64 `json:"rss_per_version_kb"`
+	SnapshotMB   float64 `json:"snapshot_mb"`
+	ValuesMB     float64 `json:"value_log_mb"`
+	// InstallSeconds is how long a new node took from its start to
+	// applying the leader's index (a snapshot install); 0 when not run.
+	InstallSeconds float64 `json:"snapshot_install_seconds,omitempty"`
+	GetP99ms       float64 `json:"get_p99_ms"`
+	GetsPerSec     float64 `json:"gets_per_sec"`
+	CreatesPerSec  float64 `json:"creates_per_sec"`
+	CreateP99ms    float64 `json:"create_p99_ms"`
+}
+
+// scaleResult is the scale group's figures: the empty vault's rows and
+// each size's.
+type scaleResult struct {
+	Empty scaleStep   `json:"empty"`
+	Steps []scaleStep `json:"steps"`
+	Goals []scaleGoal `json:"goals"`
+}
+
+// scaleGoal is one of issue 20's goals, judged at scaleGoalVersions.
+type scaleGoal struct {
+	Description string  `json:"description"`
+	Target      float64 `json:"target"`
+	Measured    float64 `json:"measured"`
+	Met         bool    `json:"met"`
+}
+
+// runScale runs the scale group.
+func runScale(t *testing.T, cfg config, add func(*testing.T, result)) *scaleResult {
+	a := newAPIBench(t, 1)
+	n := a.cluster.Nodes[0]
+	if err := a.preloadSecrets(cfg.Names); err != nil {
+		t.Fatal(err)
+	}
+	hc := a.httpClient(1)
+	if class := a.createCertificate(hc, n.URL()+"/certificates/", scaleTemplate,
+		keyvault.CreateCertificateRequest{Policy: issuancePolicy("CN=" + scaleTemplate)}); class != "" {
+		t.Fatalf("create the template certificate: %s", class)
+	}
+	hc.CloseIdleConnections()
+	res := &scaleResult{}
+	warmup, measure := min(cfg.warmup(), time.Second), min(cfg.measure(), 3*time.Second)
+	rows := func(step *scaleStep, label string) {
+		st, err := a.getLoad(scaleGetClients, cfg.Names, []*testcluster.Node{n}, warmup, measure).run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, result{Benchmark: "scale-get-" + label, Kind: kindScaleGet, Nodes: 1, Clients: scaleGetClients, Names: cfg.Names, Target: targetSingleAPI, runStats: st})
+		step.GetP99ms, step.GetsPerSec = st.P99ms, st.WritesPerSec
+		st, err = a.createLoad(scaleCreateClients, "scale-new-"+label, []*testcluster.Node{n}, warmup, measure).run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, result{Benchmark: "scale-create-" + label, Kind: kindScaleCreate, Nodes: 1, Clients: scaleCreateClients, Target: targetSingleAPI, runStats: st})
+		step.CreatesPerSec, step.CreateP99ms = st.WritesPerSec, st.P99ms
+	}
+	rows(&res.Empty, "empty")
+	res.Empty.RSSMB = float64(procKB(n.PID(), "VmRSS")) / 1024
+	t.Logf("empty vault: %.0f GETs/s (p99 %.1f ms), %.0f creates/s, %.0f MB resident",
+		res.Empty.GetsPerSec, res.Empty.GetP99ms, res.Empty.CreatesPerSec, res.Empty.RSSMB)
+
+	have := 0
+	for _, size := range scaleSizes(t) {
+		if size <= have {
+			continue
+		}
+		step := scaleStep{Versions: size, Certificates: size / scaleVersionsPerCert}
+		n.Stop()
+		t0 := time.Now()
+		if err := bulkCertificates(filepath.Join(n.Dir, "raft"), n.ID, have/scaleVersionsPerCert, size/scaleVersionsPerCert); err != nil {
+			t.Fatalf("bulk load to %d versions: %v", size, err)
+		}
+		step.LoadSeconds = time.Since(t0).Seconds()
+		have = size
+		t0 = time.Now()
+		n.Restart()
+		if err := waitReady(a.cluster, n, scaleReadyWait); err != nil {
+			t.Fatalf("%d versions: %v", size, err)
+		}
+		step.StartSeconds = time.Since(t0).Seconds()
+		step.RSSReadyMB = float64(procKB(n.PID(), "VmRSS")) / 1024
+		step.SnapshotMB = float64(dirBytes(filepath.Join(n.Dir, "raft", "snapshots"))) / (1 << 20)
+		step.ValuesMB = float64(dirBytes(filepath.Join(n.Dir, "raft", "values"))) / (1 << 20)
+		t.Logf("%d versions: bulk load %.1f s, cold start %.1f s, %.0f MB resident, snapshots %.0f MB, value log %.0f MB",
+			size, step.LoadSeconds, step.StartSeconds, step.RSSReadyMB, step.SnapshotMB, step.ValuesMB)
+		rows(&step, strconv.Itoa(size))
+		step.RSSMB = float64(procKB(n.PID(), "VmRSS")) / 1024
+		step.PerVersionKB = step.RSSMB * 1024 / float64(size)
+		if size == scaleSizes(t)[len(scaleSizes(t))-1] {
+			took, err := installOnNewNode(a.cluster, n)
+			if err != nil {
+				t.Fatalf("%d versions: snapshot install: %v", size, err)
+			}
+			step.InstallSeconds = took.Seconds()
+			t.Logf("%d versions: a new node installed the snapshot and caught up in %.1f s", size, step.InstallSeconds)
+		}
+		res.Steps = append(res.Steps, step)
+	}
+	res.Goals = scaleGoals(res)
+	return res
+}
+
+// bulkCertificates stops at nothing: it writes certificates from..to-1
+// (scale-NNNNNNN) into the stopped node's raft state in dir, each with
+// scaleVersionsPerCert versions copied from the template certificate's
+// records (its metadata, policy, version record with the real chain, and
+// wrapped private key), under new random version ids.
+func bulkCertificates(dir, nodeID string, from, to int) error {
+	return raftstore.BulkLoad(dir, nodeID, func(st raftstore.BulkState) error {
+		tmpl := map[string][]byte{}
+		for _, kind := range []string{core.KindCertificates, core.KindSecrets, core.KindKeys} {
+			if v, ok := st.Get(core.MetaKey(kind, scaleTemplate)); ok {
+				tmpl["meta/"+kind] = v
+			}
+		}
+		policy, ok := st.Get(core.PolicyKey(scaleTemplate))
+		if !ok || tmpl["meta/"+core.KindCertificates] == nil {
+			return fmt.Errorf("the template certificate %s is not in the state", scaleTemplate)
+		}
+		var m core.ObjectMeta
+		if err := json.Unmarshal(tmpl["meta/"+core.KindCertificates], &m); err != nil {
+			return fmt.Errorf("decode the template's meta record: %w", err)
+		}
+		ver, ok := st.Get(core.VerKey(core.KindCertificates, scaleTemplate, m.Current))
+		if !ok {
+			return fmt.Errorf("the template's version %s has no record", m.Current)
+		}
+		val, ok := st.Get(core.ValKey(core.KindCertificates, scaleTemplate, m.Current))
+		if !ok {
+			return fmt.Errorf("the template's version %s has no wrapped key", m.Current)
+		}
+		id := make([]byte, 16)
+		for i := from; i < to; i++ {
+			name := fmt.Sprintf("scale-%07d", i)
+			var current string
+			for range scaleVersionsPerCert {
+				if _, err := rand.Read(id); err != nil {
+					return err
+				}
+				current = hex.EncodeToString(id)
+				st.Put(core.VerKey(core.KindCertificates, name, current), ver)
+				st.Put(core.ValKey(core.KindCertificates, name, current), val)
+			}
+			for kind, raw := range tmpl {
+				var km core.ObjectMeta
+				if err := json.Unmarshal(raw, &km); err != nil {
+					return fmt.Errorf("decode the template's %s record: %w", kind, err)
+				}
+				// No plans: a bulk certificate is never renewed by the
+				// scheduler during the bench.
+				km.Name, km.Current, km.Plan, km.MailPlan, km.EventPlans = name, current, "", "", nil
+				st.Put(kind+"/"+name, core.MustJSON(km))
+			}
+			st.Put(core.PolicyKey(name), policy)
+		}
+		return nil
+	})
+}
+
+// waitReady polls n's /readyz until it answers 200, for at most limit.
+func waitReady(c *testcluster.Cluster, n *testcluster.Node, limit time.Duration) error {
+	hc := c.HTTPClient()
+	defer hc.CloseIdleConnections()
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := hc.Get(n.URL() + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if !n.Running() {
+			return fmt.Errorf("%s exited; log:\n%s", n.ID, n.Log())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s", n.ID, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// installOnNewNode joins a new node to leader's cluster and returns how
+// long it took from its start until it applied the leader's index (which
+// it reaches by installing a snapshot: the bulk load left no log); the
+// node is stopped and removed again.
+func installOnNewNode(c *testcluster.Cluster, leader *testcluster.Node) (time.Duration, error) {
+	out, stderr, code := c.CLI("cluster", "join-token", "--uses", "1")
+	if code != 0 {
+		return 0, fmt.Errorf("join token: %s", stderr)
+	}
+	want, err := c.Status(leader)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	n := c.AddNode(testcluster.Options{}, leader.URL(), strings.TrimSpace(out))
+	deadline := t0.Add(scaleReadyWait)
+	for {
+		st, err := c.Status(n)
+		if err == nil && st.AppliedIndex >= want.AppliedIndex {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s did not reach index %d within %s (%+v, %v)", n.ID, want.AppliedIndex, scaleReadyWait, st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took := time.Since(t0)
+	n.Stop()
+	if _, stderr, code := c.CLI("cluster", "remove", n.ID); code != 0 {
+		return took, fmt.Errorf("remove %s: %s", n.ID, stderr)
+	}
+	return took, nil
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// scaleGoals judges issue 20's goals at scaleGoalVersions.
+func scaleGoals(res *scaleResult) []scaleGoal {
+	var out []scaleGoal
+	for _, s := range res.Steps {
+		if s.Versions != scaleGoalVersions {
+			continue
+		}
+		getRatio := res.Empty.GetP99ms / s.GetP99ms
+		createRatio := s.CreatesPerSec / res.Empty.CreatesPerSec
+		out = append(out,
+			scaleGoal{Description: "issue 20: resident memory at 1,000,000 certificate versions, MB", Target: scaleGoalRSSMB, Measured: s.RSSMB, Met: s.RSSMB <= scaleGoalRSSMB},
+			scaleGoal{Description: "issue 20: cold start to /readyz at 1,000,000 versions, s", Target: scaleGoalStartS, Measured: s.StartSeconds, Met: s.StartSeconds <= scaleGoalStartS},
+			scaleGoal{Description: "issue 20: snapshot installed on a new node at 1,000,000 versions, s", Target: scaleGoalInstallS, Measured: s.InstallSeconds, Met: s.InstallSeconds > 0 && s.InstallSeconds <= scaleGoalInstallS},
+			scaleGoal{Description: "issue 20: secret GET p99 within 10 % of an empty vault's (empty / full)", Target: 1 - scaleGoalWithin, Measured: getRatio, Met: getRatio >= 1-scaleGoalWithin},
+			scaleGoal{Description: "issue 20: creates/s within 10 % of an empty vault's (full / empty)", Target: 1 - scaleGoalWithin, Measured: createRatio, Met: createRatio >= 1-scaleGoalWithin},
+		)
+	}
+	return out
+}
+
+// scaleTable prints the scale group's figures.
+func scaleTable(r *scaleResult) string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nscale: one node grown by raftstore.BulkLoad (" + strconv.Itoa(scaleVersionsPerCert) + " versions a certificate, copies of a real one)\n")
+	fmt.Fprintf(&b, "%-10s %8s %8s %9s %9s %9s %9s %9s %10s %10s %10s\n", "versions", "load s", "start s", "RSS MB", "KB/ver", "snap MB", "vlog MB", "install s", "GET p99", "GET/s", "creates/s")
+	line := func(label string, s scaleStep) {
+		fmt.Fprintf(&b, "%-10s %8.1f %8.1f %9.0f %9.2f %9.0f %9.0f %9.1f %9.2fms %10.0f %10.0f\n", label, s.LoadSeconds, s.StartSeconds, s.RSSMB, s.PerVersionKB,
+			s.SnapshotMB, s.ValuesMB, s.InstallSeconds, s.GetP99ms, s.GetsPerSec, s.CreatesPerSec)
+	}
+	line("empty", r.Empty)
+	for _, s := range r.Steps {
+		line(fmtFigure(float64(s.Versions)), s)
+	}
+	for _, g := range r.Goals {
+		met := "NOT met"
+		if g.Met {
+			met = "met"
+		}
+		fmt.Fprintf(&b, "goal: %s: target %.2f, measured %.2f: %s\n", g.Description, g.Target, g.Measured, met)
+	}
+	fmt.Fprintf(&b, "GOMAXPROCS %d; the bench and the node share the machine.\n", runtime.GOMAXPROCS(0))
+	return b.String()
+}
