@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/certvault/certvault/vault/barrier"
+	"github.com/certvault/certvault/vault/catalog"
 	"github.com/certvault/certvault/vault/core"
 	"github.com/certvault/certvault/vault/fleet"
 	"github.com/certvault/certvault/vault/identity"
@@ -131,6 +132,11 @@ type Options struct {
 	// enrollment) that the node serves at once; more get 503 with
 	// Retry-After before their body is read. Default 64.
 	MaxUnauthenticatedRequests int
+	// MetricsCertificates is how many certificates /metrics gives their
+	// own series (expiry, renewal due): the ones expiring soonest, since
+	// those are what alerts watch; every certificate still counts in the
+	// totals by expiry window. Default 10,000; negative gives none.
+	MetricsCertificates int
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -234,6 +240,10 @@ type Node struct {
 	*identity.Identity
 	opts Options
 	seal barrier.Seal
+	// catalog is the in-memory view of the objects (vault/catalog) that
+	// the inventories and the certificate metrics read; set with the
+	// store.
+	catalog *catalog.Catalog
 	// hsmErr is set while the HSM is lost (see watchHSM).
 	hsmErr atomic.Pointer[error]
 	// stopHSMWatch ends watchHSM at shutdown.
@@ -697,6 +707,7 @@ func (n *Node) openStore() error {
 	if err != nil {
 		return err // Start closes the transport
 	}
+	n.catalog = catalog.New(n.Store)
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/certvault/certvault/vault/catalog"
 	"github.com/certvault/certvault/vault/front"
 	"github.com/certvault/certvault/vault/front/console"
 	"github.com/certvault/certvault/vault/front/entra"
@@ -461,13 +460,9 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 
 // env returns the Env that the node gives its fronts.
 func (n *Node) env() *front.Env {
-	var cat *catalog.Catalog
-	if n.Core != nil { // Endpoints builds the routes of a node that has none
-		cat = catalog.New(n.Store)
-	}
 	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet, Identity: n.Identity,
 		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, AuthenticateToken: n.authenticateToken, Authorize: n.authorize,
 		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
 		RequestDeadline: n.opts.RequestDeadline, VaultHosts: n.vaultHost,
-		QueryAudit: n.QueryAudit, Catalog: cat}
+		QueryAudit: n.QueryAudit, Catalog: n.catalog}
 }

@@ -95,6 +95,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.BodyReadTimeout, "body-read-timeout", 30*time.Second, "longest time a request body may take to arrive after its headers (a snapshot upload: the longest pause between two chunks); past it the client gets 408 and the connection is closed")
 	fs.BoolVar(&o.UI, "ui", true, "serve the web console at https://HOST:PORT/ui/ on the API listener (sign in with a certvault token; --ui=false turns it off)")
 	fs.IntVar(&o.MaxUnauthenticatedRequests, "max-unauthenticated-requests", 64, "requests without a credential (and node joins, agent enrollments) served at once; more get 503 with Retry-After before their body is read")
+	fs.IntVar(&o.MetricsCertificates, "metrics-certificates", 10000, "how many certificates /metrics gives their own expiry and renewal-due series: those expiring soonest (every certificate still counts in certvault_certificates_expiring); -1 gives none")
 	fs.IntVar(&o.DiskReserveMB, "disk-reserve-mb", 0, "free space in MiB kept on the file system of DATA/raft: below it the node refuses writes (507 InsufficientStorage) until space is freed, so that raft and the audit trail keep room; 0 means 5% of the file system, at most 64; -1 turns the check off")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof, plain HTTP) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.BoolVar(&showVersion, "version", false, "print the version, commit and Go version, then exit")

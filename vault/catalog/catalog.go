@@ -27,6 +27,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -68,28 +69,63 @@ type Object struct {
 	// Pending says the certificate has no version yet: its first is
 	// still being made.
 	Pending bool
-	// Subject and SANs are the current leaf's subject and alternative
-	// names (DNS names, e-mail addresses, IP addresses and URIs), or,
-	// while Pending, the subject the policy asks for. Issuer is the
-	// policy's issuer name.
-	Subject, Issuer string
-	SANs            []string
+	// RenewalDue is when the current version is planned to renew (Unix
+	// seconds; 0 without a renewal plan), and RenewalHalted says the
+	// renewal brake stopped the certificate's automatic renewal.
+	RenewalDue    int64
+	RenewalHalted bool
 
-	// text is the lower-case name, subject and SANs, each on its line,
-	// for MatchText.
-	text string
 	// metaIndex and policyIndex are the storage entries' indexes the
 	// facts were made from.
 	metaIndex, policyIndex uint64
+
+	// The names are loaded on first use (Names): a certificate's cost a
+	// decode of its policy and version record and a parse of its leaf,
+	// which listings and metrics never need.
+	cat       *Catalog
+	current   string
+	namesOnce sync.Once
+	names     *Names
+	namesErr  error
+}
+
+// Names are what a search by text looks at besides the name.
+type Names struct {
+	// Subject and SANs are a certificate's current leaf's subject and
+	// alternative names (DNS names, e-mail addresses, IP addresses and
+	// URIs), or, while Pending, the subject its policy asks for. Issuer
+	// is its policy's issuer name. Secrets and keys have none.
+	Subject, Issuer string
+	SANs            []string
+	// text is the lower-case name, subject and SANs, each on its line.
+	text string
+}
+
+// Names returns the object's names, loading them from the state the
+// first time (safe for concurrent use). An error is a broken record.
+func (o *Object) Names() (*Names, error) {
+	o.namesOnce.Do(func() {
+		n := &Names{}
+		if o.cat != nil { // a certificate
+			o.namesErr = o.cat.certificateNames(o, n)
+		}
+		n.text = strings.ToLower(strings.Join(append([]string{o.Name, n.Subject}, n.SANs...), "\n"))
+		o.names = n
+	})
+	return o.names, o.namesErr
 }
 
 // MatchText reports whether q, lower-case, is part of the object's name,
 // subject or one of its alternative names ("" matches everything).
-func (o *Object) MatchText(q string) bool {
+func (o *Object) MatchText(q string) (bool, error) {
 	if q == "" {
-		return true
+		return true, nil
 	}
-	return !strings.Contains(q, "\n") && strings.Contains(o.text, q)
+	n, err := o.Names()
+	if err != nil {
+		return false, err
+	}
+	return !strings.Contains(q, "\n") && strings.Contains(n.text, q), nil
 }
 
 // Catalog is the view of the objects of every kind. Its zero value is
@@ -154,10 +190,12 @@ func (c *Catalog) Objects(kind string) ([]*Object, error) {
 }
 
 // Warm loads kind in the background when no read has loaded it yet and
-// no warm-up is under way, so that the first page someone opens finds
-// it ready; it returns at once. A kind loaded before is left alone: a
-// warm-up never makes the catalog walk its objects again. onError hears
-// of a failed load (the next read tries again and reports it).
+// no warm-up is under way, with every object's names (the text search's
+// subjects, SANs and issuers), so that the first page someone opens
+// finds it ready; it returns at once. A kind loaded before is left
+// alone: a warm-up never makes the catalog walk its objects again.
+// onError hears of a failed load (the next read tries again and reports
+// it).
 func (c *Catalog) Warm(kind string, onError func(error)) {
 	c.mu.Lock()
 	_, loaded := c.kinds[kind]
@@ -170,7 +208,10 @@ func (c *Catalog) Warm(kind string, onError func(error)) {
 		return
 	}
 	go func() {
-		_, err := c.Objects(kind)
+		objs, err := c.Objects(kind)
+		if err == nil {
+			err = loadNames(objs)
+		}
 		c.mu.Lock()
 		delete(c.warming, kind)
 		c.mu.Unlock()
@@ -277,6 +318,27 @@ func (c *Catalog) refresh(kind string, k *kindState) error {
 	return nil
 }
 
+// loadNames loads the names of objs, in parallel over the CPUs.
+func loadNames(objs []*Object) error {
+	workers := min(runtime.GOMAXPROCS(0), 1+len(objs)/parallelLoad)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(objs); i += workers {
+				if _, err := objs[i].Names(); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // parallelLoad is how many objects to load make one more worker worth
 // starting.
 const parallelLoad = 512
@@ -296,38 +358,41 @@ func (c *Catalog) load(kind, name string, e raftstore.Entry, policyIndex uint64)
 		ContentType: m.Content, X5t: m.X5t, Managed: m.ManagedBy != "", Pending: m.Current == "",
 		metaIndex: e.Index, policyIndex: policyIndex}
 	if kind == core.KindCertificates {
-		if err := c.certificateFacts(o, m); err != nil {
-			return nil, err
+		o.cat, o.current = c, m.Current
+		o.RenewalHalted = m.Halted != nil
+		if due, _, ok := strings.Cut(strings.TrimPrefix(m.Plan, core.SchedPrefix), "/"); ok && m.Plan != "" {
+			if t, err := strconv.ParseInt(due, 10, 64); err == nil {
+				o.RenewalDue = t
+			}
 		}
 	}
-	o.text = strings.ToLower(strings.Join(append([]string{o.Name, o.Subject}, o.SANs...), "\n"))
 	return o, nil
 }
 
-// certificateFacts fills a certificate's subject, names and issuer from
-// its policy and current leaf.
-func (c *Catalog) certificateFacts(o *Object, m core.ObjectMeta) error {
+// certificateNames fills n with a certificate's subject, names and
+// issuer from its policy and current leaf, as the state holds them now.
+func (c *Catalog) certificateNames(o *Object, n *Names) error {
 	if e, ok := c.src.Get(core.PolicyKey(o.Canonical)); ok {
 		var p keyvault.Policy
 		if err := json.Unmarshal(e.Value, &p); err != nil {
 			return fmt.Errorf("catalog: decode %s: %w", e.Key, err)
 		}
 		if p.Issuer != nil {
-			o.Issuer = p.Issuer.Name
+			n.Issuer = p.Issuer.Name
 		}
 		if p.X509Properties != nil && o.Pending {
-			o.Subject = p.X509Properties.Subject
+			n.Subject = p.X509Properties.Subject
 		}
 	}
 	if o.Pending {
 		return nil
 	}
-	key := core.VerKey(core.KindCertificates, o.Canonical, m.Current)
+	key := core.VerKey(core.KindCertificates, o.Canonical, o.current)
 	e, ok := c.src.Get(key)
 	if !ok {
 		// A version is written in the same batch as the meta record
-		// that names it, so this is a broken state, not a race.
-		return fmt.Errorf("catalog: %s names version %s, which has no record %s", core.MetaKey(core.KindCertificates, o.Canonical), m.Current, key)
+		// that names it, and purged after it is no longer current.
+		return fmt.Errorf("catalog: %s names version %s, which has no record %s", core.MetaKey(core.KindCertificates, o.Canonical), o.current, key)
 	}
 	var v core.VersionMeta
 	if err := json.Unmarshal(e.Value, &v); err != nil {
@@ -338,10 +403,10 @@ func (c *Catalog) certificateFacts(o *Object, m core.ObjectMeta) error {
 	}
 	leaf, err := x509.ParseCertificate(v.Chain[0])
 	if err != nil {
-		return fmt.Errorf("catalog: certificate %s version %s: %w", o.Name, m.Current, err)
+		return fmt.Errorf("catalog: certificate %s version %s: %w", o.Name, o.current, err)
 	}
-	o.Subject = leaf.Subject.String()
-	o.SANs = SANs(leaf)
+	n.Subject = leaf.Subject.String()
+	n.SANs = SANs(leaf)
 	return nil
 }
 

@@ -61,6 +61,16 @@ func putCert(t *testing.T, st *raftstore.Store, name, version, issuer string, de
 	apply(t, st, b)
 }
 
+// names returns o's names, failing t on an error.
+func names(t *testing.T, o *Object) *Names {
+	t.Helper()
+	n, err := o.Names()
+	if err != nil {
+		t.Fatalf("names of %s: %v", o.Name, err)
+	}
+	return n
+}
+
 func byName(objs []*Object) map[string]*Object {
 	out := map[string]*Object{}
 	for _, o := range objs {
@@ -91,17 +101,17 @@ func TestCatalogFollowsTheStore(t *testing.T) {
 		t.Errorf("order %s, %s, %s; want api, pending-one, web-shop", objs[0].Canonical, objs[1].Canonical, objs[2].Canonical)
 	}
 	shop := byName(objs)["web-shop"]
-	if shop.Name != "Web-Shop" || shop.Subject != "CN=shop.example.com" || shop.Issuer != "Self" || shop.Pending ||
-		fmt.Sprint(shop.SANs) != "[shop.example.com www.shop.example.com 10.0.0.7]" || shop.Tags["team"] != "a" {
-		t.Errorf("web-shop: %+v", shop)
+	if n := names(t, shop); shop.Name != "Web-Shop" || n.Subject != "CN=shop.example.com" || n.Issuer != "Self" || shop.Pending ||
+		fmt.Sprint(n.SANs) != "[shop.example.com www.shop.example.com 10.0.0.7]" || shop.Tags["team"] != "a" {
+		t.Errorf("web-shop: %+v, %+v", shop, n)
 	}
-	if p := byName(objs)["pending-one"]; !p.Pending || p.Subject != "CN=pending-one.pending" || p.Issuer != "Unknown" {
-		t.Errorf("pending-one: %+v, want pending with the policy's subject and issuer", p)
+	if p := byName(objs)["pending-one"]; !p.Pending || names(t, p).Subject != "CN=pending-one.pending" || names(t, p).Issuer != "Unknown" {
+		t.Errorf("pending-one: %+v, want pending with the policy's subject and issuer", names(t, p))
 	}
 	for q, want := range map[string]bool{"": true, "web-shop": true, "www.shop": true, "10.0.0.7": true, "cn=shop": true,
 		"api": false, "shop\nwww": false} {
-		if got := shop.MatchText(q); got != want {
-			t.Errorf("web-shop MatchText(%q) = %v, want %v", q, got, want)
+		if got, err := shop.MatchText(q); got != want || err != nil {
+			t.Errorf("web-shop MatchText(%q) = %v, %v; want %v", q, got, err, want)
 		}
 	}
 
@@ -143,11 +153,11 @@ func TestCatalogFollowsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := byName(now)
-	if after["web-shop"].Subject != "CN=shop2.example.com" {
+	if names(t, after["web-shop"]).Subject != "CN=shop2.example.com" {
 		t.Errorf("web-shop after renewal: %+v", after["web-shop"])
 	}
-	if after["api"].Issuer != "GlobalSign" {
-		t.Errorf("api's issuer after its policy changed: %q, want GlobalSign", after["api"].Issuer)
+	if got := names(t, after["api"]).Issuer; got != "GlobalSign" {
+		t.Errorf("api's issuer after its policy changed: %q, want GlobalSign", got)
 	}
 	if after["pending-one"] != byName(objs)["pending-one"] {
 		t.Error("pending-one, not written, was loaded again")
@@ -172,7 +182,8 @@ func TestCatalogFollowsTheStore(t *testing.T) {
 }
 
 // TestCatalogBrokenRecords checks that a record that does not decode is
-// an error, not an object quietly left out.
+// an error, not an object quietly left out: a meta record at once, a
+// certificate's version record or leaf when its names are read.
 func TestCatalogBrokenRecords(t *testing.T) {
 	st := raftstoretest.Open(t)
 	c := New(st)
@@ -182,24 +193,34 @@ func TestCatalogBrokenRecords(t *testing.T) {
 	if _, err := c.Objects(core.KindCertificates); err == nil {
 		t.Error("a meta record that is not JSON: nil error")
 	}
-	b = &raftstore.Batch{}
-	b.Put(core.MetaKey(core.KindCertificates, "bad"), core.MustJSON(core.ObjectMeta{Name: "bad", Current: "v9"}))
-	apply(t, st, b)
-	if _, err := c.Objects(core.KindCertificates); err == nil {
+	// namesErr writes the version record and the meta record naming it
+	// (in one batch, as the vault does) and reads the names.
+	namesErr := func(ver []byte) error {
+		t.Helper()
+		b := &raftstore.Batch{}
+		if ver != nil {
+			b.Put(core.VerKey(core.KindCertificates, "bad", "v9"), ver)
+		}
+		b.Put(core.MetaKey(core.KindCertificates, "bad"), core.MustJSON(core.ObjectMeta{Name: "bad", Current: "v9"}))
+		apply(t, st, b)
+		objs, err := c.Objects(core.KindCertificates)
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("objects: %d, %v; want the one certificate", len(objs), err)
+		}
+		_, err = objs[0].Names()
+		return err
+	}
+	if err := namesErr(nil); err == nil {
 		t.Error("a meta record naming a version that has no record: nil error")
 	}
-	b = &raftstore.Batch{}
-	b.Put(core.VerKey(core.KindCertificates, "bad", "v9"), core.MustJSON(core.VersionMeta{Chain: [][]byte{[]byte("garbage")}}))
-	apply(t, st, b)
-	if _, err := c.Objects(core.KindCertificates); err == nil {
+	if err := namesErr([]byte("{not json")); err == nil {
+		t.Error("a version record that is not JSON: nil error")
+	}
+	if err := namesErr(core.MustJSON(core.VersionMeta{Chain: [][]byte{[]byte("garbage")}})); err == nil {
 		t.Error("a leaf that does not parse: nil error")
 	}
-	b = &raftstore.Batch{}
-	b.Put(core.VerKey(core.KindCertificates, "bad", "v9"), core.MustJSON(core.VersionMeta{Chain: [][]byte{leaf(t, "fixed")}}))
-	apply(t, st, b)
-	objs, err := c.Objects(core.KindCertificates)
-	if err != nil || len(objs) != 1 || objs[0].Subject != "CN=fixed" {
-		t.Errorf("after the repair: %+v, %v; want the certificate with subject CN=fixed", objs, err)
+	if err := namesErr(core.MustJSON(core.VersionMeta{Chain: [][]byte{leaf(t, "fixed")}})); err != nil {
+		t.Errorf("after the repair: %v", err)
 	}
 }
 
@@ -280,7 +301,7 @@ func TestCatalogWarm(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	first := loaded()
-	if len(first) != 1 || first[0].Subject != "CN=warm.example.com" {
+	if len(first) != 1 || names(t, first[0]).Subject != "CN=warm.example.com" {
 		t.Fatalf("warmed catalog %+v", first)
 	}
 	putCert(t, st, "warm2", "v1", "Self", leaf(t, "warm2.example.com"), nil)

@@ -60,23 +60,26 @@ func factsOf(o *catalog.Object, now time.Time) objectFacts {
 // name (a certificate's subject or one of its names), its issuer's name
 // contains the issuer searched for, it has the tag, and it expires
 // within the days given.
-func (flt inventoryFilter) matches(o *catalog.Object, now time.Time) bool {
-	if !o.MatchText(flt.q) {
-		return false
-	}
-	if flt.issuer != "" && !strings.Contains(strings.ToLower(o.Issuer), flt.issuer) {
-		return false
-	}
+// The cheap conditions come first: the names of an object are loaded
+// only when they decide. An error is a broken record.
+func (flt inventoryFilter) matches(o *catalog.Object, now time.Time) (bool, error) {
 	if flt.tagKey != "" {
 		if v, ok := o.Tags[flt.tagKey]; !ok || (flt.tagValue != "" && v != flt.tagValue) {
-			return false
+			return false, nil
 		}
 	}
 	if flt.within > 0 {
-		e := o.Attributes.Expires
-		return e != nil && !time.Unix(*e, 0).After(now.Add(flt.within))
+		if e := o.Attributes.Expires; e == nil || time.Unix(*e, 0).After(now.Add(flt.within)) {
+			return false, nil
+		}
 	}
-	return true
+	if flt.issuer != "" {
+		n, err := o.Names()
+		if err != nil || !strings.Contains(strings.ToLower(n.Issuer), flt.issuer) {
+			return false, err
+		}
+	}
+	return o.MatchText(flt.q)
 }
 
 // parseSearch reads the shared search fields: q (lower-cased), tag
@@ -132,7 +135,11 @@ func scan[T any](f *Front, c core.Caller, kind string, action access.Action, flt
 	after = objname.Canonical(after)
 	for i := sort.Search(len(objs), func(i int) bool { return objs[i].Canonical > after }); i < len(objs); i++ {
 		o := objs[i]
-		if !flt.matches(o, now) || !pol.Allowed(c.Principal, action, objectResource(f, kind, o.Canonical)) {
+		ok, err := flt.matches(o, now)
+		if err != nil {
+			return nil, "", err
+		}
+		if !ok || !pol.Allowed(c.Principal, action, objectResource(f, kind, o.Canonical)) {
 			continue
 		}
 		if len(rows) == pageRows {

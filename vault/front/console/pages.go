@@ -67,13 +67,12 @@ func (f *Front) handleCertificates(w http.ResponseWriter, r *http.Request) {
 func (f *Front) inventory(c core.Caller, flt inventoryFilter, after string) ([]certRow, string, error) {
 	now := time.Now()
 	return scan(f, c, core.KindCertificates, access.CertificatesRead, flt, after, func(o *catalog.Object) (certRow, bool, error) {
-		return certRowOf(o, now), true, nil
+		n, err := o.Names()
+		if err != nil {
+			return certRow{}, false, err
+		}
+		return certRow{objectFacts: factsOf(o, now), Pending: o.Pending, Subject: n.Subject, Issuer: n.Issuer}, true, nil
 	})
-}
-
-// certRowOf is the inventory row of the certificate o.
-func certRowOf(o *catalog.Object, now time.Time) certRow {
-	return certRow{objectFacts: factsOf(o, now), Pending: o.Pending, Subject: o.Subject, Issuer: o.Issuer}
 }
 
 // versionRow is one version on a certificate's page.

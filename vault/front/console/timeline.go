@@ -103,7 +103,11 @@ func (f *Front) handleTimeline(w http.ResponseWriter, r *http.Request) {
 			if exp.Before(now) || exp.After(end) {
 				return struct{}{}, false, nil
 			}
-			keys := []string{o.Issuer}
+			names, err := o.Names()
+			if err != nil {
+				return struct{}{}, false, err
+			}
+			keys := []string{names.Issuer}
 			if by == "tag" {
 				keys = factsOf(o, now).Tags
 				if len(keys) == 0 {
