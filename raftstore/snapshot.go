@@ -199,7 +199,21 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 			return nil, bad(fmt.Sprintf("read entry %d key", i), err)
 		}
 		e.Key = string(k)
-		if e.Value, err = getB(); err != nil {
+		vlen, err := getU()
+		if err == nil && vlen > maxSnapshotString {
+			err = fmt.Errorf("length %d over the limit of %d", vlen, maxSnapshotString)
+		}
+		if err != nil {
+			return nil, bad(fmt.Sprintf("read entry %q value", e.Key), err)
+		}
+		// A long value goes straight from the stream to the value log,
+		// never a slice of its own.
+		if sp.wants(e.Key, int(vlen)) {
+			err = sp.spillFrom(hr, int(vlen), e)
+		} else if e.Value, err = readLen(hr, int(vlen)); err == nil {
+			err = sp.spill(e)
+		}
+		if err != nil {
 			return nil, bad(fmt.Sprintf("read entry %q value", e.Key), err)
 		}
 		if len(e.Value) == 0 {
@@ -211,7 +225,6 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 		if e.CreateIndex, err = getU(); err != nil {
 			return nil, bad(fmt.Sprintf("read entry %q create index", e.Key), err)
 		}
-		sp.spill(e)
 		st.entries.ReplaceOrInsert(e)
 	}
 	if n, err = getU(); err != nil {
@@ -239,6 +252,9 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 	}
 	if !bytes.Equal(got, want) {
 		return nil, bad("checksum mismatch (file is corrupt)", nil)
+	}
+	if err := sp.flush(); err != nil {
+		return nil, bad("write the value log", err)
 	}
 	if _, err := hr.r.ReadByte(); err != io.EOF {
 		return nil, bad("trailing data after checksum", nil)

@@ -90,9 +90,13 @@ type Config struct {
 	// SpillBytes is the longest value the store keeps in memory; longer
 	// ones live in the value log, files under Dir/values (a temporary
 	// directory when Dir is empty) that the store empties when it opens
-	// and fills again as raft restores its state. Zero means 512;
+	// and fills again as raft restores its state. Zero means 128;
 	// negative keeps every value in memory.
 	SpillBytes int
+	// KeepInMemory, if set, keeps a longer value in memory anyway when it
+	// returns true for its key and length: the records every request
+	// reads, which a read of the value log would slow down.
+	KeepInMemory func(key string, size int) bool
 
 	// wrapLogs, when set (tests only), wraps the raft log store, to make
 	// a follower's appends slow or failing.
@@ -193,6 +197,7 @@ func Open(cfg Config) (*Store, error) {
 			s.closeStores()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
+		vl.keep = cfg.KeepInMemory
 		s.fsm.vlog = vl
 	}
 
@@ -404,6 +409,21 @@ func (s *Store) List(prefix, after string, limit int) ([]Entry, uint64) {
 // be modified. Like Get, it may lag the leader.
 func (s *Store) Range(prefix string, fn func(Entry) bool) uint64 {
 	return s.fsm.rangePrefix(prefix, fn)
+}
+
+// Keys returns the local keys under prefix, in order, without their
+// values (which a long one would cost a read of the value log).
+func (s *Store) Keys(prefix string) []string {
+	var out []string
+	v := s.fsm.view.Load()
+	v.entries.AscendGreaterOrEqual(&Entry{Key: prefix}, func(e *Entry) bool {
+		if !strings.HasPrefix(e.Key, prefix) {
+			return false
+		}
+		out = append(out, e.Key)
+		return true
+	})
+	return out
 }
 
 // LastChange returns the log index of the last write applied locally at

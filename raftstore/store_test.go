@@ -345,6 +345,9 @@ func TestRangeAndLastChange(t *testing.T) {
 	if fmt.Sprint(keys) != "[p/00 p/01 p/02 p/03 p/04]" || at < idx {
 		t.Errorf("Range(p/) = %v at index %d, want p/00..p/04 at %d or later", keys, at, idx)
 	}
+	if got := s.Keys("p/"); fmt.Sprint(got) != fmt.Sprint(keys) {
+		t.Errorf("Keys(p/) = %v, want %v", got, keys)
+	}
 	n := 0
 	s.Range("p/", func(Entry) bool { n++; return n < 2 })
 	if n != 2 {

@@ -3,8 +3,10 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +33,7 @@ import (
 
 const (
 	// defaultSpillBytes is the longest value kept in memory.
-	defaultSpillBytes = 512
+	defaultSpillBytes = 128
 	// segmentBytes is the size at which the active segment is closed for
 	// appends and a new one started.
 	segmentBytes = 64 << 20
@@ -81,8 +83,10 @@ type retiredSegment struct {
 // happen under the fsm's lock; mu guards the segment lists and pins.
 type valueLog struct {
 	dir string
-	// threshold is the longest value kept in memory.
+	// threshold is the longest value kept in memory, unless keep (if
+	// set) keeps a longer one there too.
 	threshold int
+	keep      func(key string, size int) bool
 	// removeDir says Close removes dir (a temporary directory).
 	removeDir bool
 
@@ -146,7 +150,7 @@ func (s *segment) write(b []byte) (int64, error) {
 // disk costs memory, not correctness). Called with the fsm's lock held,
 // before e is visible to readers.
 func (l *valueLog) spill(e *Entry) {
-	if l == nil || len(e.Value) <= l.threshold {
+	if l == nil || !l.spills(e.Key, len(e.Value)) {
 		return
 	}
 	if l.active == nil || l.active.size >= segmentBytes {
@@ -161,6 +165,11 @@ func (l *valueLog) spill(e *Entry) {
 		return
 	}
 	e.seg, e.off, e.vlen, e.Value = l.active, off, uint32(len(e.Value)), nil
+}
+
+// spills reports whether a value of n bytes under key goes to the log.
+func (l *valueLog) spills(key string, n int) bool {
+	return n > l.threshold && (l.keep == nil || !l.keep(key, n))
 }
 
 // drop counts the value of e, which the state no longer refers to, as
@@ -262,13 +271,19 @@ func (l *valueLog) reap(now time.Time) int {
 }
 
 // spiller writes the long values of a snapshot being decoded to fresh
-// segments, which become the state's only if the restore succeeds. A
-// nil spiller (no value log) keeps every value in memory.
+// segments, which become the state's only if the restore succeeds; it
+// buffers them, so a restore costs a write per spillBuffer, not per
+// value. A nil spiller (no value log) keeps every value in memory.
 type spiller struct {
 	l    *valueLog
 	cur  *segment
 	segs []*segment
+	// buf holds the values not yet written to cur.
+	buf []byte
 }
+
+// spillBuffer is how many bytes a restore writes at once.
+const spillBuffer = 1 << 20
 
 // spiller returns a spiller for a restore into l (nil for a nil l).
 func (l *valueLog) spiller() *spiller {
@@ -278,24 +293,78 @@ func (l *valueLog) spiller() *spiller {
 	return &spiller{l: l}
 }
 
-// spill moves e's value to the restore's segments when it is long
-// enough; when the disk refuses, the value stays in memory.
-func (sp *spiller) spill(e *Entry) {
-	if sp == nil || len(e.Value) <= sp.l.threshold {
-		return
+// wants reports whether a value of n bytes goes to the value log: longer
+// than the threshold, and not so long that buffering it would trust a
+// length the stream has not borne out yet.
+func (sp *spiller) wants(key string, n int) bool {
+	return sp != nil && n <= spillBuffer && sp.l.spills(key, n)
+}
+
+// spillFrom reads the n bytes of e's value from r into the buffer and
+// points e at where they will lie.
+func (sp *spiller) spillFrom(r io.Reader, n int, e *Entry) error {
+	if sp.cur == nil || sp.cur.size+int64(len(sp.buf)) >= segmentBytes {
+		if err := sp.flush(); err != nil {
+			return err
+		}
+		s, err := sp.l.newSegment(false)
+		if err != nil {
+			return err
+		}
+		sp.cur, sp.segs = s, append(sp.segs, s)
+	}
+	if len(sp.buf)+n > spillBuffer {
+		if err := sp.flush(); err != nil {
+			return err
+		}
+	}
+	off := sp.cur.size + int64(len(sp.buf))
+	start := len(sp.buf)
+	sp.buf = slices.Grow(sp.buf, n)[:start+n]
+	if _, err := io.ReadFull(r, sp.buf[start:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	e.seg, e.off, e.vlen, e.Value = sp.cur, off, uint32(n), nil
+	return nil
+}
+
+// spill moves e's value, read whole (too long to buffer), to the
+// restore's segments.
+func (sp *spiller) spill(e *Entry) error {
+	if sp == nil || !sp.l.spills(e.Key, len(e.Value)) {
+		return nil
+	}
+	if err := sp.flush(); err != nil {
+		return err
 	}
 	if sp.cur == nil || sp.cur.size >= segmentBytes {
 		s, err := sp.l.newSegment(false)
 		if err != nil {
-			return
+			return err
 		}
 		sp.cur, sp.segs = s, append(sp.segs, s)
 	}
 	off, err := sp.cur.write(e.Value)
 	if err != nil {
-		return
+		return err
 	}
 	e.seg, e.off, e.vlen, e.Value = sp.cur, off, uint32(len(e.Value)), nil
+	return nil
+}
+
+// flush writes the buffered values to the current segment.
+func (sp *spiller) flush() error {
+	if sp == nil || len(sp.buf) == 0 {
+		return nil
+	}
+	if _, err := sp.cur.write(sp.buf); err != nil {
+		return err
+	}
+	sp.buf = sp.buf[:0]
+	return nil
 }
 
 // discard removes the restore's segments (it failed, or its state was

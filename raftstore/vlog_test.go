@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,4 +276,37 @@ func TestValueLogConcurrentReads(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// TestValueLogKeepInMemory checks that keep holds a long value in memory
+// (on apply and on restore) and lets the others spill.
+func TestValueLogKeepInMemory(t *testing.T) {
+	f := spillFSM(t)
+	f.vlog.keep = func(key string, _ int) bool { return strings.HasPrefix(key, "hot/") }
+	applyAt(f, 1, (&Batch{}).Put("hot/a", long(1, 1)).Put("cold/a", long(2, 1)))
+	check := func(f *fsm, when string) {
+		t.Helper()
+		for key, spilled := range map[string]bool{"hot/a": false, "cold/a": true} {
+			e, _ := f.view.Load().entries.Get(&Entry{Key: key})
+			if (e.seg != nil) != spilled {
+				t.Errorf("%s: %s spilled = %v, want %v", when, key, e.seg != nil, spilled)
+			}
+		}
+	}
+	check(f, "applied")
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := encodeSnapshot(&buf, snap.(*fsmSnapshot)); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	g := spillFSM(t)
+	g.vlog.keep = f.vlog.keep
+	if err := g.Restore(nopCloser{bytes.NewReader(buf.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	check(g, "restored")
 }

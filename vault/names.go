@@ -63,14 +63,7 @@ func collisionError(groups []string) error {
 }
 
 // storeKeys lists the keys under prefix in the local state.
-func (n *Node) storeKeys(prefix string) []string {
-	es, _ := n.Store.List(prefix, "", 0)
-	out := make([]string, len(es))
-	for i, e := range es {
-		out[i] = e.Key
-	}
-	return out
-}
+func (n *Node) storeKeys(prefix string) []string { return n.Store.Keys(prefix) }
 
 // snapshotKeys adapts a snapshot view for nameCollisions.
 func snapshotKeys(v raftstore.SnapshotView) func(string) []string {
@@ -145,11 +138,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // legacyNameKeys returns the entries whose name segment is not canonical.
 func (n *Node) legacyNameKeys() []raftstore.Entry {
 	var out []raftstore.Entry
+	// Keys only: a value is read for the (rare) legacy keys alone.
 	legacy := func(prefix string) {
-		es, _ := n.Store.List(prefix, "", 0)
-		for _, e := range es {
-			if core.CanonicalStorageKey(e.Key) != e.Key {
-				out = append(out, e)
+		for _, k := range n.Store.Keys(prefix) {
+			if core.CanonicalStorageKey(k) != k {
+				if e, ok := n.Store.Get(k); ok {
+					out = append(out, e)
+				}
 			}
 		}
 	}

@@ -702,6 +702,7 @@ func (n *Node) openStore() error {
 		HeartbeatTimeout:  n.opts.RaftTimeout,
 		ElectionTimeout:   n.opts.RaftTimeout,
 		MinFreeBytes:      int64(n.opts.DiskReserveMB) << 20,
+		KeepInMemory:      keepInMemory,
 		OnLeader:          n.runLeader,
 	})
 	if err != nil {
@@ -819,4 +820,15 @@ func (n *Node) openSeal(create bool) (barrier.Seal, error) {
 	default:
 		return barrier.LoadFileSeal(n.opts.SealKeyFile, create)
 	}
+}
+
+// keepInMemory keeps in memory, whatever the store's spill threshold,
+// the records that requests read every time and that stay small: objects'
+// meta records, and the version records of secrets and keys (a
+// certificate's holds its chain and goes to the value log).
+func keepInMemory(key string, size int) bool {
+	if size > 1024 {
+		return false
+	}
+	return strings.HasPrefix(key, "meta/") || strings.HasPrefix(key, "ver/"+core.KindSecrets+"/") || strings.HasPrefix(key, "ver/"+core.KindKeys+"/")
 }
