@@ -12,9 +12,14 @@ type fleetResult struct {
 	ConnectSeconds float64 `json:"connect_seconds"`
 	// VaultRSSBaseKB is the vault's resident memory (summed over nodes)
 	// before the agents connected; VaultRSSConnectedKB with all of them
-	// waiting; PerAgentKB the difference per agent.
+	// waiting; PerAgentRSSKB the difference per agent. PerAgentKB is the
+	// same difference of what the Go runtime holds for live objects and
+	// stacks right after a forced garbage collection (HeapInuse +
+	// StackInuse), which does not move with the collector's timing as
+	// the resident memory does.
 	VaultRSSBaseKB      int64   `json:"vault_rss_base_kb"`
 	VaultRSSConnectedKB int64   `json:"vault_rss_connected_kb"`
+	PerAgentRSSKB       float64 `json:"per_agent_rss_kb"`
 	PerAgentKB          float64 `json:"per_agent_kb"`
 	// PropagationMS holds, sorted, each agent's time from the commit of
 	// the new version (the moment the create request was sent) to its

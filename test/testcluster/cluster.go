@@ -342,6 +342,9 @@ type Options struct {
 	// its ID (host:port, also what the node advertises) instead of free
 	// ports on 127.0.0.1.
 	Addrs func(id string) (api, raft string)
+	// NodeArgs, when set, returns more flags for a node by its ID (after
+	// ExtraArgs): e.g. a --pprof-listen address of its own.
+	NodeArgs func(id string) []string
 }
 
 // Start bootstraps node 1 and joins n-1 more, waiting until every node is
@@ -413,6 +416,9 @@ func (c *Cluster) AddNode(opts Options, joinURL, joinToken string) *Node {
 			"--seal-key-file", filepath.Join(c.Nodes[0].Dir, "seal.key"))
 	}
 	n.Args = append(n.Args, opts.ExtraArgs...)
+	if opts.NodeArgs != nil {
+		n.Args = append(n.Args, opts.NodeArgs(id)...)
+	}
 	c.Nodes = append(c.Nodes, n)
 	if err := n.start(n.Args); err != nil {
 		c.T.Fatal(err)
