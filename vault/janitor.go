@@ -9,6 +9,7 @@ import (
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/raftstore"
+	"github.com/certvault/certvault/vault/audit"
 )
 
 // janitorInterval is how often the leader looks for deleted objects whose
@@ -43,6 +44,12 @@ func (n *Node) runLeader(ctx context.Context) {
 		n.RunRollouts(ctx)
 	}()
 	defer func() { <-rollouts }()
+	retention := make(chan struct{})
+	go func() {
+		defer close(retention)
+		n.RunRetention(ctx, n.opts.RetentionInterval)
+	}()
+	defer func() { <-retention }()
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {
@@ -56,6 +63,25 @@ func (n *Node) runLeader(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// systemAudit is this node's audit trail as the leader's own work
+// (version retention) records in it (fleet.AuditTrail).
+type systemAudit struct{ n *Node }
+
+func (s systemAudit) Err() error {
+	if s.n.auditLog == nil {
+		return nil
+	}
+	return s.n.auditLog.Err()
+}
+
+func (s systemAudit) AppendSync(ctx context.Context, r audit.Record) error {
+	if s.n.auditLog == nil {
+		return nil
+	}
+	r.Node = s.n.opts.NodeID
+	return s.n.auditLog.AppendSync(ctx, r)
 }
 
 // purgeExpired purges soft-deleted objects whose scheduled purge date has

@@ -127,6 +127,10 @@ type Options struct {
 	// Past it the client gets 408 and the connection is closed. Default
 	// 30s.
 	BodyReadTimeout time.Duration
+	// RetentionInterval is how often the leader runs a round of version
+	// retention (settings retain_versions and retain_expired_days; see
+	// vault/fleet/retention.go). Zero means 10 minutes.
+	RetentionInterval time.Duration
 	// MaxUnauthenticatedRequests bounds the requests without a credential
 	// (and those to public endpoints that read a body: node joins, agent
 	// enrollment) that the node serves at once; more get 503 with
@@ -203,6 +207,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RequestDeadline < 0 || o.BodyReadTimeout < 0 || o.MaxUnauthenticatedRequests < 0 {
 		return o, errors.New("--request-deadline, --body-read-timeout and --max-unauthenticated-requests must not be negative")
+	}
+	if o.RetentionInterval < 0 {
+		return o, fmt.Errorf("--retention-interval %v: give a positive duration such as 10m", o.RetentionInterval)
 	}
 	if o.RequestDeadline == 0 {
 		o.RequestDeadline = defaultRequestDeadline
@@ -310,6 +317,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	c := &core.Core{Log: opts.Logger, Clock: opts.Time, APIAddr: opts.APIAddr, Mailer: opts.Mailer}
 	n := &Node{Core: c, Issuance: issuance.NewIssuance(c), Fleet: &fleet.Fleet{Core: c}, Identity: &identity.Identity{Core: c}, opts: opts, fatal: make(chan error, 1)}
 	n.Fleet.AuditRecords = n.clusterRecords
+	n.Fleet.SystemAudit = systemAudit{n}
 	if err := checkWritableDir(opts.DataDir); err != nil {
 		return nil, err
 	}

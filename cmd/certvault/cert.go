@@ -895,7 +895,7 @@ func lifecycleCmds(g *globals, out io.Writer, kind, noun string) []*cobra.Comman
 		simple("delete", "Delete (recoverably, for the retention period)", http.MethodDelete, "/"+kind+"/%s", "deleted"),
 		simple("recover", "Recover a deleted "+noun, http.MethodPost, "/deleted"+kind+"/%s/recover", "recovered"),
 		simple("purge", "Permanently remove a deleted "+noun, http.MethodDelete, "/deleted"+kind+"/%s", "purged"),
-		backup, restore, deleted,
+		backup, restore, deleted, retentionCmd(g, out, kind, noun),
 	}
 }
 

@@ -97,6 +97,7 @@ func run(args []string) int {
 	fs.IntVar(&o.MaxUnauthenticatedRequests, "max-unauthenticated-requests", 64, "requests without a credential (and node joins, agent enrollments) served at once; more get 503 with Retry-After before their body is read")
 	fs.IntVar(&o.MetricsCertificates, "metrics-certificates", 10000, "how many certificates /metrics gives their own expiry and renewal-due series: those expiring soonest (every certificate still counts in certvault_certificates_expiring); -1 gives none")
 	fs.IntVar(&o.DiskReserveMB, "disk-reserve-mb", 0, "free space in MiB kept on the file system of DATA/raft: below it the node refuses writes (507 InsufficientStorage) until space is freed, so that raft and the audit trail keep room; 0 means 5% of the file system, at most 64; -1 turns the check off")
+	fs.DurationVar(&o.RetentionInterval, "retention-interval", 10*time.Minute, "how often the leader purges the old versions that version retention lets go ('certvault settings set --retain-versions N'; off by default), in batches of at most 100 versions and 1,000 per round")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof, plain HTTP) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.BoolVar(&showVersion, "version", false, "print the version, commit and Go version, then exit")
 	fs.Usage = func() {
@@ -131,7 +132,7 @@ func run(args []string) int {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--request-deadline", o.RequestDeadline}, {"--body-read-timeout", o.BodyReadTimeout}} {
+	}{{"--request-deadline", o.RequestDeadline}, {"--body-read-timeout", o.BodyReadTimeout}, {"--retention-interval", o.RetentionInterval}} {
 		if d.v <= 0 {
 			fmt.Fprintf(os.Stderr, "certvaultd: %s %v: give a positive duration, e.g. 5s\n", d.flag, d.v)
 			return 2

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The CSV header rows, one per section kind; the first column is always
@@ -15,7 +16,7 @@ import (
 // its length.
 var (
 	rotationHeader = []string{"section", "certificate", "issuer", "subject", "auto_renew",
-		"version", "serial", "thumbprint", "created", "not_before", "expires", "created_by", "how", "current", "enabled"}
+		"version", "serial", "thumbprint", "created", "not_before", "expires", "created_by", "how", "current", "enabled", "purged"}
 	deliveryHeader   = []string{"section", "agent", "agent_name", "group", "certificate", "version", "time", "result", "detail"}
 	accessHeader     = []string{"section", "object", "principal", "role", "scope", "reads_secret", "writes"}
 	secretReadHeader = []string{"section", "object", "principal", "count", "first", "last"}
@@ -25,14 +26,15 @@ var (
 // it) that opens in a spreadsheet. It holds four blocks, always in this
 // order and always with their header row, even when empty. A header row
 // starts with "section"; every data row starts with its section's name and
-// fills the columns its header names. Every row has 15 fields, the width
+// fills the columns its header names. Every row has 16 fields, the width
 // of the rotation block, so that strict CSV readers accept the file; rows
 // of narrower blocks end in empty fields.
 //
 //	rotation:    section, certificate, issuer, subject, auto_renew, version,
 //	             serial, thumbprint, created, not_before, expires,
-//	             created_by, how, current, enabled
-//	             (one row per version, newest first per certificate; a
+//	             created_by, how, current, enabled, purged
+//	             (one row per version, newest first per certificate,
+//	             purged when version retention purged it; a
 //	             certificate without versions gets one row with the
 //	             version columns empty)
 //	delivery:    section, agent, agent_name, group, certificate, version,
@@ -73,7 +75,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 		for _, v := range c.Versions {
 			write(slices.Concat(cert, []string{
 				v.Version, v.Serial, v.Thumbprint, formatTime(v.Created), formatTime(v.NotBefore),
-				formatTime(v.Expires), v.CreatedBy, v.How, strconv.FormatBool(v.Current), strconv.FormatBool(v.Enabled),
+				formatTime(v.Expires), v.CreatedBy, v.How, strconv.FormatBool(v.Current), strconv.FormatBool(v.Enabled), formatPurged(v.Purged),
 			})...)
 		}
 	}
@@ -101,6 +103,14 @@ func WriteCSV(w io.Writer, r *Report) error {
 		return fmt.Errorf("report: write CSV: %w", err)
 	}
 	return nil
+}
+
+// formatPurged is the purged column: the time, or nothing.
+func formatPurged(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return formatTime(*t)
 }
 
 // defuse prefixes a cell a spreadsheet would read as a formula with a

@@ -13,8 +13,9 @@ import (
 var htmlSource string
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"time":  formatTime,
-	"yesno": yesNo,
+	"time":   formatTime,
+	"yesno":  yesNo,
+	"purged": formatPurged,
 }).Parse(htmlSource))
 
 // htmlView is what the HTML template renders: the sorted report plus what

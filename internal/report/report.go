@@ -46,7 +46,8 @@ type Certificate struct {
 	Subject string `json:"subject"`
 	// AutoRenew says whether the policy renews it without a person.
 	AutoRenew bool `json:"auto_renew"`
-	// Versions are the certificate's versions in the period covered.
+	// Versions are the certificate's versions in the period covered,
+	// those purged by version retention included.
 	Versions []Version `json:"versions"`
 }
 
@@ -71,6 +72,11 @@ type Version struct {
 	Current bool `json:"current"`
 	// Enabled says whether the version may be used.
 	Enabled bool `json:"enabled"`
+	// Purged, when set, is when version retention purged the version:
+	// the vault keeps only this record of it.
+	Purged *time.Time `json:"purged,omitempty"`
+	// PurgeReason is the retention rule that let the version go.
+	PurgeReason string `json:"purge_reason,omitempty"`
 }
 
 // Delivery is one install of a certificate version by an agent.

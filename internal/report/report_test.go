@@ -20,7 +20,10 @@ var generated = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func day(n int) time.Time { return generated.AddDate(0, 0, n) }
 
-// sample has an expired, an expiring and a healthy version, a certificate
+// purgedAt is when version retention purged v1 of www in sample.
+var purgedAt = day(-5)
+
+// sample has an expired (and purged), an expiring and a healthy version, a certificate
 // without versions, deliveries, grants and reads, all in shuffled order.
 func sample() *Report {
 	since := day(-400)
@@ -30,7 +33,8 @@ func sample() *Report {
 		Vault:     vaultURL,
 		Certificates: []Certificate{
 			{Name: "www", Issuer: "CN=CA", Subject: "CN=www.example.com", AutoRenew: true, Versions: []Version{
-				{Version: "v1", Serial: "01", Created: day(-390), NotBefore: day(-390), Expires: day(-10), CreatedBy: "alice", How: "create", Enabled: true},
+				{Version: "v1", Serial: "01", Created: day(-390), NotBefore: day(-390), Expires: day(-10), CreatedBy: "alice", How: "create", Enabled: true,
+					Purged: &purgedAt, PurgeReason: "older than the last 1 versions; expired"},
 				{Version: "v2", Serial: "02", Created: day(-30), NotBefore: day(-30), Expires: day(335), CreatedBy: "renewal", How: "renewal", Current: true, Enabled: true},
 			}},
 			{Name: "api", Issuer: "CN=CA", Subject: "CN=api.example.com", Versions: []Version{
@@ -118,6 +122,8 @@ func TestHTMLContent(t *testing.T) {
 		"3 certificates, 3 versions, 3 deliveries, 3 access grants, 5 secret reads",
 		`<th scope="rowgroup" rowspan="2">/certificates/www</th>`,
 		`<td class="bad">failed</td>`,
+		// v1 was purged by version retention: its history stays.
+		`<span title="older than the last 1 versions; expired">2026-02-24T12:00:00Z</span>`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q", want)
@@ -419,7 +425,8 @@ func TestCSV(t *testing.T) {
 		t.Errorf("sections in order %q", order)
 	}
 	for _, want := range [][]string{
-		{"rotation", "api", "CN=CA", "CN=api.example.com", "false", "a1", "0a", "", "2025-12-11T12:00:00Z", "2025-12-11T12:00:00Z", "2026-03-11T12:00:00Z", "bob", "import", "true", "true"},
+		{"rotation", "api", "CN=CA", "CN=api.example.com", "false", "a1", "0a", "", "2025-12-11T12:00:00Z", "2025-12-11T12:00:00Z", "2026-03-11T12:00:00Z", "bob", "import", "true", "true", ""},
+		{"rotation", "www", "CN=CA", "CN=www.example.com", "true", "v1", "01", "", "2025-02-04T12:00:00Z", "2025-02-04T12:00:00Z", "2026-02-19T12:00:00Z", "alice", "create", "false", "true", "2026-02-24T12:00:00Z"},
 		pad("rotation", "pending", "CN=CA", "CN=pending.example.com", "false"),
 		pad("delivery", "ag2", "api-1", "api", "api", "a1", "2025-12-12T12:00:00Z", "failed", `'=HYPERLINK("x")`),
 		pad("access", "/certificates/www", "alice", "admin", "/", "true", "true"),

@@ -226,6 +226,9 @@ func (c *Core) RecoverObject(ctx context.Context, p Caller, req ObjectRequest) (
 func PurgeOps(b *raftstore.Batch, kind, name string) {
 	b.Delete(MetaKey(kind, name)).Delete(DeletedKey(kind, name))
 	b.DeletePrefix(VerPrefix(kind, name)).DeletePrefix(valPrefix(kind, name))
+	// Its retention and the history of versions retention purged go
+	// with it, as its versions' records do.
+	b.Delete(RetainKey(kind, name)).DeletePrefix(HistoryPrefix(kind, name))
 	switch kind {
 	case KindCertificates:
 		b.Delete(PolicyKey(name)).Delete(PendingKey(name)).Delete(PendKeyKey(name))

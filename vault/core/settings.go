@@ -12,8 +12,9 @@ import (
 	"github.com/certvault/certvault/raftstore"
 )
 
-// The core of the vault-wide settings: purge protection, retention, the
-// public URL and the near-expiry threshold, in one record (keySettings).
+// The core of the vault-wide settings: purge protection, retention of
+// deleted objects and of old versions, the public URL and the
+// near-expiry threshold, in one record (keySettings).
 
 // keySettings holds vault-wide settings.
 const keySettings = "sys/settings"
@@ -36,6 +37,21 @@ type vaultSettings struct {
 	// SecretNearExpiry events fire, as a duration ("30d", "12h", "90m");
 	// empty means 30 days.
 	NearExpiry string `json:"near_expiry,omitempty"`
+	// RetainVersions is version retention's N (retention.go): the leader
+	// purges versions older than an object's last N once nothing needs
+	// them. 0, the default, keeps every version, as Key Vault does.
+	RetainVersions int `json:"retain_versions"`
+	// RetainExpiredDays is the grace, in days after a version's expiry,
+	// before retention may purge it; nil means DefaultRetainExpiredDays.
+	RetainExpiredDays *int `json:"retain_expired_days,omitempty"`
+}
+
+// retainExpiredDays returns the grace after expiry, in days.
+func (s vaultSettings) retainExpiredDays() int {
+	if s.RetainExpiredDays == nil {
+		return DefaultRetainExpiredDays
+	}
+	return *s.RetainExpiredDays
 }
 
 // nearExpiry returns the near-expiry threshold.
@@ -87,6 +103,8 @@ func (s vaultSettings) shown() vaultSettings {
 	if s.NearExpiry == "" {
 		s.NearExpiry = "30d"
 	}
+	d := s.retainExpiredDays()
+	s.RetainExpiredDays = &d
 	return s
 }
 
@@ -107,6 +125,10 @@ type UpdateSettingsRequest struct {
 	PublicURL *string
 	// NearExpiry: a duration such as 30d, or "" for the default.
 	NearExpiry *string
+	// RetainVersions: 0 (keep every version) or 1 to MaxRetainVersions.
+	RetainVersions *int
+	// RetainExpiredDays: 0 to MaxRetainExpiredDays.
+	RetainExpiredDays *int
 }
 
 // UpdateSettingsResult is the settings after the change (defaults filled
@@ -145,6 +167,16 @@ func (c *Core) UpdateSettings(ctx context.Context, p Caller, req UpdateSettingsR
 			return UpdateSettingsResult{}, BadParameter("near_expiry", "near_expiry: %v", err)
 		}
 		s.NearExpiry = *req.NearExpiry
+	}
+	if err := CheckRetention(req.RetainVersions, req.RetainExpiredDays); err != nil {
+		return UpdateSettingsResult{}, err
+	}
+	if req.RetainVersions != nil {
+		s.RetainVersions = *req.RetainVersions
+	}
+	if req.RetainExpiredDays != nil {
+		d := *req.RetainExpiredDays
+		s.RetainExpiredDays = &d
 	}
 	idx, err := c.Commit(ctx, (&raftstore.Batch{}).PutIf(keySettings, MustJSON(s), e.Index))
 	if err != nil {

@@ -20,7 +20,8 @@ import (
 )
 
 // The core of the evidence report (internal/report): rotation history
-// from the certificate versions, deliveries from the agents' install
+// from the certificate versions and the history records of those that
+// version retention purged, deliveries from the agents' install
 // reports, access from the role assignments, and secret reads from every
 // node's audit trail.
 
@@ -106,6 +107,24 @@ func (f *Fleet) reportRotation(rep *report.Report, req EvidenceReportRequest) []
 				Created:    created, NotBefore: leaf.NotBefore.UTC(), Expires: leaf.NotAfter.UTC(),
 				CreatedBy: v.CreatedBy, How: how, Current: version == m.Current,
 				Enabled: v.Attributes.Enabled == nil || *v.Attributes.Enabled,
+			})
+		}
+		// Versions that retention purged stay in the history as their
+		// history records.
+		for _, h := range f.ListHistory(core.KindCertificates, name) {
+			created := time.Unix(h.Created, 0).UTC()
+			if !req.within(created) {
+				continue
+			}
+			purged := time.Unix(h.Purged, 0).UTC()
+			how := h.How
+			if how == "" {
+				how = "create"
+			}
+			rc.Versions = append(rc.Versions, report.Version{
+				Version: h.Version, Serial: h.Serial, Thumbprint: h.Thumbprint,
+				Created: created, NotBefore: time.Unix(h.NotBefore, 0).UTC(), Expires: time.Unix(h.Expires, 0).UTC(),
+				CreatedBy: h.CreatedBy, How: how, Enabled: h.Enabled, Purged: &purged, PurgeReason: h.Reason,
 			})
 		}
 		slices.SortFunc(rc.Versions, func(a, b report.Version) int { return b.Created.Compare(a.Created) })

@@ -40,6 +40,7 @@ func (f *Front) Routes(vault func(string, string, http.HandlerFunc, ...access.Ac
 	f.servicePrincipalRoutes(vault)
 	f.agentRoutes(vault, public, add)
 	f.rolloutRoutes(vault, add)
+	f.retentionRoutes(add)
 }
 
 // handleCRL serves the issuer's CRL, signed at request time, to anyone:
@@ -77,13 +78,17 @@ func (f *Front) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		RetentionDays   *int    `json:"retention_days"`
 		PublicURL       *string `json:"public_url"`
 		NearExpiry      *string `json:"near_expiry"`
+		// Version retention (issue 20).
+		RetainVersions    *int `json:"retain_versions"`
+		RetainExpiredDays *int `json:"retain_expired_days"`
 	}
 	if err := front.DecodeBody(r, &req); err != nil {
 		f.Fail(w, r, err)
 		return
 	}
 	res, err := f.UpdateSettings(r.Context(), front.CallerOf(r), core.UpdateSettingsRequest{
-		PurgeProtection: req.PurgeProtection, RetentionDays: req.RetentionDays, PublicURL: req.PublicURL, NearExpiry: req.NearExpiry})
+		PurgeProtection: req.PurgeProtection, RetentionDays: req.RetentionDays, PublicURL: req.PublicURL, NearExpiry: req.NearExpiry,
+		RetainVersions: req.RetainVersions, RetainExpiredDays: req.RetainExpiredDays})
 	if err != nil {
 		f.Fail(w, r, err)
 		return
