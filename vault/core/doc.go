@@ -1,6 +1,7 @@
 // Package core is the vault's domain core: Key Vault objects (secrets,
 // keys, and the versions of certificates), their names, versions and
-// paging, soft delete, recover, purge, backup and restore, the vault's
+// paging, soft delete, recover, purge, backup and restore, version
+// retention (its rules, per-object settings and history), the vault's
 // settings and contacts, events and the mail outbox, token records, the
 // role assignments record and the access policy built from it (managing
 // tokens, service principals and assignments is vault/identity's).

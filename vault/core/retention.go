@@ -321,10 +321,11 @@ func (c *Core) PlanRetention(kind, name string, m ObjectMeta, me raftstore.Entry
 		plan.checks = append(plan.checks, pe)
 	}
 	prefix := VerPrefix(kind, name)
-	es, _ := c.Store.List(prefix, "", 0)
-	if len(es) <= rule.Versions {
+	// Most objects have no more than N versions: count before reading.
+	if es, _ := c.Store.List(prefix, "", rule.Versions+1); len(es) <= rule.Versions {
 		return plan, nil
 	}
+	es, _ := c.Store.List(prefix, "", 0)
 	vs := make([]RetentionVersion, 0, len(es))
 	for _, e := range es {
 		var v VersionMeta
