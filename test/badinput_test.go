@@ -58,6 +58,7 @@ func testBadInputFlags(t *testing.T) {
 		{"certvaultd zero request deadline", daemon, []string{"--request-deadline", "0s"}, []string{"--request-deadline", "positive duration"}, false},
 		{"certvaultd raft timeout too short", daemon, []string{"--raft-timeout", "10ms"}, []string{"--raft-timeout", "10ms", "100ms to 1m"}, false},
 		{"certvaultd negative body read timeout", daemon, []string{"--body-read-timeout", "-1s"}, []string{"--body-read-timeout", "positive duration"}, false},
+		{"certvaultd zero retention interval", daemon, []string{"--retention-interval", "0s"}, []string{"--retention-interval", "positive duration"}, false},
 		{"certvault unknown flag", cli, []string{"--bogus"}, []string{"unknown flag", "--bogus"}, true},
 		{"certvault unknown subcommand flag", cli, []string{"cluster", "status", "--bogus"}, []string{"unknown flag", "--bogus"}, true},
 		{"certvault remove without ID", cli, []string{"cluster", "remove"}, []string{"accepts 1 arg", "received 0"}, true},
