@@ -75,6 +75,7 @@ func (n *Node) openAudit() error {
 		return err
 	}
 	n.auditLog = l
+	n.Fleet.SetSystemAudit(l, n.opts.NodeID)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopAudit = cancel
 	n.auditDone = make(chan struct{})

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/certvault/certvault/vault/core"
 
 	"github.com/certvault/certvault/raftstore"
-	"github.com/certvault/certvault/vault/audit"
 )
 
 // janitorInterval is how often the leader looks for deleted objects whose
@@ -20,36 +20,12 @@ const janitorInterval = time.Minute
 // (leadership lost). Everything it does is a raft command computed from
 // replicated state, so a new leader simply carries on.
 func (n *Node) runLeader(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n.RunOrders(ctx)
-	}()
-	defer func() { <-done }()
-	renewals := make(chan struct{})
-	go func() {
-		defer close(renewals)
-		n.RunRenewals(ctx)
-	}()
-	defer func() { <-renewals }()
-	outbox := make(chan struct{})
-	go func() {
-		defer close(outbox)
-		n.runOutbox(ctx)
-	}()
-	defer func() { <-outbox }()
-	rollouts := make(chan struct{})
-	go func() {
-		defer close(rollouts)
-		n.RunRollouts(ctx)
-	}()
-	defer func() { <-rollouts }()
-	retention := make(chan struct{})
-	go func() {
-		defer close(retention)
-		n.RunRetention(ctx, n.opts.RetentionInterval)
-	}()
-	defer func() { <-retention }()
+	var loops sync.WaitGroup
+	defer loops.Wait()
+	retention := func(ctx context.Context) { n.RunRetention(ctx, n.opts.RetentionInterval) }
+	for _, run := range []func(context.Context){n.RunOrders, n.RunRenewals, n.runOutbox, n.RunRollouts, retention} {
+		loops.Go(func() { run(ctx) })
+	}
 	t := time.NewTicker(janitorInterval)
 	defer t.Stop()
 	for {
@@ -63,25 +39,6 @@ func (n *Node) runLeader(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// systemAudit is this node's audit trail as the leader's own work
-// (version retention) records in it (fleet.AuditTrail).
-type systemAudit struct{ n *Node }
-
-func (s systemAudit) Err() error {
-	if s.n.auditLog == nil {
-		return nil
-	}
-	return s.n.auditLog.Err()
-}
-
-func (s systemAudit) AppendSync(ctx context.Context, r audit.Record) error {
-	if s.n.auditLog == nil {
-		return nil
-	}
-	r.Node = s.n.opts.NodeID
-	return s.n.auditLog.AppendSync(ctx, r)
 }
 
 // purgeExpired purges soft-deleted objects whose scheduled purge date has

@@ -317,7 +317,6 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	c := &core.Core{Log: opts.Logger, Clock: opts.Time, APIAddr: opts.APIAddr, Mailer: opts.Mailer}
 	n := &Node{Core: c, Issuance: issuance.NewIssuance(c), Fleet: &fleet.Fleet{Core: c}, Identity: &identity.Identity{Core: c}, opts: opts, fatal: make(chan error, 1)}
 	n.Fleet.AuditRecords = n.clusterRecords
-	n.Fleet.SystemAudit = systemAudit{n}
 	if err := checkWritableDir(opts.DataDir); err != nil {
 		return nil, err
 	}

@@ -321,8 +321,9 @@ func (c *Core) PlanRetention(kind, name string, m ObjectMeta, me raftstore.Entry
 		plan.checks = append(plan.checks, pe)
 	}
 	prefix := VerPrefix(kind, name)
-	// Most objects have no more than N versions: count before reading.
-	if es, _ := c.Store.List(prefix, "", rule.Versions+1); len(es) <= rule.Versions {
+	// Most objects have no more than N versions: count them (keys only,
+	// no value read from the value log) before reading any.
+	if len(c.Store.Keys(prefix)) <= rule.Versions {
 		return plan, nil
 	}
 	es, _ := c.Store.List(prefix, "", 0)

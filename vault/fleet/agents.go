@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certvault/certvault/vault/core"
@@ -572,7 +573,7 @@ type Fleet struct {
 	// AuditRecords reads the audit trails of every node (the evidence
 	// report's secret reads); the node provides it.
 	AuditRecords func(ctx context.Context, q core.AuditQuery) (core.AuditRecords, error)
-	// SystemAudit is the trail in which the leader's own work (version
-	// retention) is recorded; the node provides it, nil records nothing.
-	SystemAudit AuditTrail
+	// systemAudit is the trail in which the leader's own work (version
+	// retention) is recorded (SetSystemAudit).
+	systemAudit atomic.Pointer[nodeTrail]
 }

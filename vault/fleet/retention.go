@@ -46,6 +46,19 @@ type AuditTrail interface {
 	AppendSync(ctx context.Context, r audit.Record) error
 }
 
+// nodeTrail is a node's audit trail and the node's ID.
+type nodeTrail struct {
+	trail AuditTrail
+	node  string
+}
+
+// SetSystemAudit gives the fleet the audit trail of this node (ID node),
+// in which the leader's own work is recorded; until it has one, no
+// retention round runs. Safe for concurrent use with the rounds.
+func (f *Fleet) SetSystemAudit(trail AuditTrail, node string) {
+	f.systemAudit.Store(&nodeTrail{trail, node})
+}
+
 // RetentionResult sums up one round.
 type RetentionResult struct {
 	// Purged counts the versions purged, Batches the raft batches that
@@ -84,7 +97,9 @@ func (f *Fleet) RunRetention(ctx context.Context, interval time.Duration) {
 // the store refuses).
 func (f *Fleet) RetentionRound(ctx context.Context, now time.Time) (RetentionResult, error) {
 	var res RetentionResult
-	if f.Barrier.Load() == nil {
+	// Nothing is purged that the trail cannot record.
+	trail := f.systemAudit.Load()
+	if f.Barrier.Load() == nil || trail == nil {
 		return res, nil
 	}
 	needed := f.neededVersions()
@@ -100,7 +115,7 @@ func (f *Fleet) RetentionRound(ctx context.Context, now time.Time) (RetentionRes
 				continue
 			}
 			name := strings.TrimPrefix(me.Key, prefix)
-			if err := f.retainObject(ctx, kind, name, m, me, needed, now, &res); err != nil {
+			if err := f.retainObject(ctx, trail, kind, name, m, me, needed, now, &res); err != nil {
 				return res, err
 			}
 		}
@@ -109,7 +124,7 @@ func (f *Fleet) RetentionRound(ctx context.Context, now time.Time) (RetentionRes
 }
 
 // retainObject purges what retention lets go of one object.
-func (f *Fleet) retainObject(ctx context.Context, kind, name string, m core.ObjectMeta, me raftstore.Entry, needed map[string]map[string]string, now time.Time, res *RetentionResult) error {
+func (f *Fleet) retainObject(ctx context.Context, trail *nodeTrail, kind, name string, m core.ObjectMeta, me raftstore.Entry, needed map[string]map[string]string, now time.Time, res *RetentionResult) error {
 	need := map[string]string{}
 	kinds := []string{kind}
 	if kind == core.KindCertificates {
@@ -142,11 +157,8 @@ func (f *Fleet) retainObject(ctx context.Context, kind, name string, m core.Obje
 		n := min(len(victims), RetentionBatchVersions, RetentionRoundVersions-res.Purged)
 		batch := victims[:n]
 		victims = victims[n:]
-		if f.SystemAudit != nil {
-			// Nothing is purged that the trail cannot record.
-			if err := f.SystemAudit.Err(); err != nil {
-				return fmt.Errorf("audit trail: %w", err)
-			}
+		if err := trail.trail.Err(); err != nil {
+			return fmt.Errorf("audit trail: %w", err)
 		}
 		b, err := f.RetentionBatch(plan, batch, now)
 		if err != nil {
@@ -169,7 +181,7 @@ func (f *Fleet) retainObject(ctx context.Context, kind, name string, m core.Obje
 			versions[i] = v.Version
 		}
 		f.Log.Info("retention purged versions", "object", kind+"/"+name, "versions", len(versions), "rule", plan.Rule.String())
-		if err := f.auditRetention(ctx, kind, name, m, plan.Rule, batch, idx, now); err != nil {
+		if err := f.auditRetention(ctx, trail, kind, name, m, plan.Rule, batch, idx, now); err != nil {
 			return err
 		}
 		select {
@@ -183,10 +195,7 @@ func (f *Fleet) retainObject(ctx context.Context, kind, name string, m core.Obje
 
 // auditRetention records one purged batch in the leader's audit trail:
 // the object, the versions, the rule, the raft index that purged them.
-func (f *Fleet) auditRetention(ctx context.Context, kind, name string, m core.ObjectMeta, rule core.Retention, batch []core.RetentionVictim, idx uint64, now time.Time) error {
-	if f.SystemAudit == nil {
-		return nil
-	}
+func (f *Fleet) auditRetention(ctx context.Context, trail *nodeTrail, kind, name string, m core.ObjectMeta, rule core.Retention, batch []core.RetentionVictim, idx uint64, now time.Time) error {
 	versions := make([]string, len(batch))
 	expired := 0
 	for i, v := range batch {
@@ -200,14 +209,14 @@ func (f *Fleet) auditRetention(ctx context.Context, kind, name string, m core.Ob
 		display = m.Name
 	}
 	action := map[string]access.Action{core.KindCertificates: access.CertificatesDelete, core.KindSecrets: access.SecretsDelete, core.KindKeys: access.KeysDelete}[kind]
-	rec := audit.Record{Time: now.UTC(), RequestID: fmt.Sprintf("retention-%d", idx), Principal: RetentionPrincipal, Source: "leader",
+	rec := audit.Record{Time: now.UTC(), Node: trail.node, RequestID: fmt.Sprintf("retention-%d", idx), Principal: RetentionPrincipal, Source: "leader",
 		Method: "PURGE", Operation: "retention: purge versions", Action: string(action), Object: "/" + kind + "/" + display,
 		Version: strings.Join(versions, ","), Status: 200, Outcome: "allowed",
 		Detail: fmt.Sprintf("%s: %d version(s) older than the last %d, not current, held by no agent, rollout or pending operation; %d expired more than %d days ago, %d without expiry",
 			rule, len(batch), rule.Versions, expired, rule.ExpiredDays, len(batch)-expired)}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := f.SystemAudit.AppendSync(actx, rec); err != nil {
+	if err := trail.trail.AppendSync(actx, rec); err != nil {
 		return fmt.Errorf("audit record of the purge of %s/%s at index %d: %w", kind, name, idx, err)
 	}
 	return nil
