@@ -48,9 +48,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/certvault/certvault/internal/yamlfile"
 )
 
 // ErrInvalid is wrapped by every error that Load, Parse and ParseWith
@@ -215,56 +215,10 @@ func (c *Config) Objects() []string {
 	return slices.Compact(out)
 }
 
-// Problem is one thing wrong in a configuration file.
-type Problem struct {
-	// Line is the line of the file the problem is on, from 1.
-	Line int
-	// Field is where the problem is, like "certificates[0].mode", or
-	// empty for the file as a whole.
-	Field string
-	// Value is the offending value as written, or empty.
-	Value string
-	// Message says what is wrong and what to write instead.
-	Message string
-}
-
-// format returns the problem as "PATH:LINE: FIELD "VALUE": MESSAGE".
-func (p Problem) format(path string) string {
-	var b strings.Builder
-	b.WriteString(path)
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(p.Line))
-	b.WriteString(": ")
-	if p.Field != "" {
-		b.WriteString(p.Field)
-		if p.Value != "" {
-			b.WriteByte(' ')
-			b.WriteString(strconv.Quote(p.Value))
-		}
-		b.WriteString(": ")
-	}
-	b.WriteString(p.Message)
-	return b.String()
-}
+// Problem is one thing wrong in a configuration file: its line, field,
+// value as written and what to write instead.
+type Problem = yamlfile.Problem
 
 // Error is an invalid configuration file: all its problems, sorted by
 // line. It wraps ErrInvalid.
-type Error struct {
-	// Path is the file, as given to Load or Parse.
-	Path string
-	// Problems are the problems found, sorted by line; never empty.
-	Problems []Problem
-}
-
-// Error returns the problems one per line, each as
-// `PATH:LINE: FIELD "VALUE": MESSAGE`.
-func (e *Error) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.format(e.Path)
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap returns ErrInvalid.
-func (e *Error) Unwrap() error { return ErrInvalid }
+type Error = yamlfile.Error

@@ -1,16 +1,12 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
+	"github.com/certvault/certvault/internal/yamlfile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -27,9 +23,9 @@ var (
 // PATH and files (nil fields of env are the machine's own).
 func ParseWith(data []byte, path string, env Env) (*Config, error) {
 	p := &parser{path: path, env: env.withDefaults()}
-	root, prob := decode(data)
+	root, prob := yamlfile.Decode(data)
 	if prob != nil {
-		return nil, &Error{Path: path, Problems: []Problem{*prob}}
+		return nil, &Error{Path: path, Problems: []Problem{*prob}, Invalid: ErrInvalid}
 	}
 	c := p.config(root)
 	if len(p.probs) > 0 {
@@ -78,115 +74,14 @@ func (p *parser) err() error {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
-	return &Error{Path: p.path, Problems: out}
-}
-
-// lineRE matches the line number in a yaml.v3 syntax error.
-var lineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// decode parses data as one YAML document and returns its root node (nil
-// for an empty file), or a problem for a syntax error.
-func decode(data []byte) (*yaml.Node, *Problem) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, syntaxProblem(err, data)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &Problem{Line: max(extra.Line, 1), Message: `a second YAML document ("---") starts here: the file must be one document`}
-	} else if !errors.Is(err, io.EOF) {
-		return nil, syntaxProblem(err, data)
-	}
-	if doc.Kind == yaml.DocumentNode {
-		if len(doc.Content) == 0 {
-			return nil, nil
-		}
-		return doc.Content[0], nil
-	}
-	return &doc, nil
-}
-
-// maxSearchLines bounds the search for the line of a syntax error.
-const maxSearchLines = 2000
-
-// syntaxProblem turns a yaml.v3 error into a problem with a line.
-//
-// yaml.v3 reports the line where the enclosing block starts, or no line
-// at all, rather than the line with the mistake. So the line is the
-// first one, from there on, at which the lines of the file up to it give
-// the same error when parsed alone.
-func syntaxProblem(err error, data []byte) *Problem {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	reported := 0
-	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
-		reported, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	line := findErrorLine(data, err.Error(), max(reported, 1))
-	switch {
-	case line == 0:
-		line = max(reported, 1)
-	case reported > 0 && reported < line:
-		msg += fmt.Sprintf(" (in the block that starts on line %d)", reported)
-	}
-	lines := strings.Split(string(data), "\n")
-	if line <= len(lines) && strings.Contains(leadingSpace(lines[line-1]), "\t") {
-		msg += " (YAML does not allow tabs for indentation: indent with spaces)"
-	}
-	return &Problem{Line: line, Message: "not valid YAML: " + msg}
-}
-
-// findErrorLine returns the first line from line from on at which the
-// file's lines up to it give the error want, or 0.
-func findErrorLine(data []byte, want string, from int) int {
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	var prefix []byte
-	for i, l := range lines {
-		prefix = append(prefix, l...)
-		if i+1 < from {
-			continue
-		}
-		if i+1 >= from+maxSearchLines {
-			return 0
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(prefix))
-		for {
-			var n yaml.Node
-			err := dec.Decode(&n)
-			if err == nil {
-				continue
-			}
-			if err.Error() == want {
-				return i + 1
-			}
-			break
-		}
-	}
-	return 0
-}
-
-// leadingSpace returns the white space that s begins with.
-func leadingSpace(s string) string {
-	return s[:len(s)-len(strings.TrimLeft(s, " \t"))]
+	return &Error{Path: p.path, Problems: out, Invalid: ErrInvalid}
 }
 
 // resolve follows aliases.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
+func resolve(n *yaml.Node) *yaml.Node { return yamlfile.Resolve(n) }
 
 // isNull reports whether n is absent or a YAML null.
-func isNull(n *yaml.Node) bool {
-	n = resolve(n)
-	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
+func isNull(n *yaml.Node) bool { return yamlfile.IsNull(n) }
 
 // join names a key inside field.
 func join(field, key string) string {
@@ -237,7 +132,7 @@ func (p *parser) object(n *yaml.Node, field, what string, known []string) (objec
 			continue
 		}
 		msg := "unknown key"
-		if s := suggest(key, known); s != "" {
+		if s := yamlfile.Suggest(key, known); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		p.add(e.key.Line, join(field, key), "", "%s; %s: %s", msg, what, strings.Join(known, ", "))
@@ -319,52 +214,7 @@ func (p *parser) readEntries(n *yaml.Node, field string, depth int) []entry {
 }
 
 // kindName names the kind of n for messages.
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.ShortTag() == "!!null" {
-			return "empty"
-		}
-		return fmt.Sprintf("the value %q", n.Value)
-	}
-	return "something else"
-}
-
-// suggest returns the key in known closest to key, if it is close.
-func suggest(key string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := distance(strings.ToLower(key), k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func kindName(n *yaml.Node) string { return yamlfile.KindName(n) }
 
 // str returns the text of key's value: "" when absent or null, and false
 // (reported) when it is a list or mapping.
