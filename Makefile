@@ -43,8 +43,10 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN)/certvaultd $(BIN)/certvault $(BIN)/certvault-agent $(DESTDIR)$(PREFIX)/bin/
 
+# --config= : make run is the embedded default, whatever
+# /etc/certvault/certvaultd.yaml a package installed says (ARGS may name one).
 run: build
-	./$(BIN)/certvaultd $(ARGS)
+	./$(BIN)/certvaultd --config= $(ARGS)
 
 # deps installs the system packages the tests start for real (SoftHSM2,
 # nginx, openssl, BIND for RFC 2136 updates, curl, iproute2 for the chaos

@@ -410,7 +410,9 @@ func (c *Cluster) AddNode(opts Options, joinURL, joinToken string) *Node {
 	if opts.Command != nil {
 		n.prefix = opts.Command(id)
 	}
-	n.Args = []string{"--data", n.Dir, "--node-id", id, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", "warn", "--raft-timeout", RaftTimeout.String()}
+	// --config= reads no configuration file: a machine with the .deb
+	// installed has /etc/certvault/certvaultd.yaml, which is not the test's.
+	n.Args = []string{"--config=", "--data", n.Dir, "--node-id", id, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", "warn", "--raft-timeout", RaftTimeout.String()}
 	if joinURL != "" {
 		n.Args = append(n.Args, "--join", joinURL, "--join-token", joinToken,
 			"--seal-key-file", filepath.Join(c.Nodes[0].Dir, "seal.key"))
