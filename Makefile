@@ -13,6 +13,10 @@
 #   make fuzz    every fuzz target (func FuzzXxx) for FUZZTIME each (default 30s), stopping at
 #                the first failure; make test runs their seed corpora (testdata/fuzz/) as tests
 #   make demo    vault, agent and nginx end to end: a certificate rotated and served (scripts/demo.sh)
+#   make package .deb packages into dist/: certvault (amd64) and certvault-agent (amd64, arm64);
+#                reproducible (file times from SOURCE_DATE_EPOCH, default the commit's time)
+#   make test-install  (root) build the packages, lintian, install them with dpkg, run a vault and
+#                an agent from them, remove and purge (test/install_test.go; .ci/run runs it)
 
 GO       ?= go
 BIN      := bin
@@ -24,13 +28,13 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/certvault/certvault/internal/version.Version=$(VERSION) \
             -X github.com/certvault/certvault/internal/version.Commit=$(COMMIT)
 PKGS     := ./...
-APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl iproute2 nodejs npm jq chromium libnss3-tools
+APT_PKGS := softhsm2 nginx openssl bind9 bind9-utils curl iproute2 nodejs npm jq chromium libnss3-tools lintian systemd
 # JSSDK holds the JavaScript SDK tests; JSSDK_STAMP is written once npm ci
 # installed their locked packages.
 JSSDK       := test/jssdk
 JSSDK_STAMP := $(JSSDK)/node_modules/.npm-ci-done
 
-.PHONY: all build install run test test-busy deps system-deps vet bench chaos chaos-short fuzz demo fmt clean
+.PHONY: all build install run test test-busy deps system-deps vet bench chaos chaos-short fuzz demo fmt clean package test-install
 
 all: build
 
@@ -52,7 +56,8 @@ run: build
 # nginx, openssl, BIND for RFC 2136 updates, curl, iproute2 for the chaos
 # run's network namespaces, Debian's nodejs and npm for the JavaScript SDK
 # tests, jq for the tutorials, Chromium and NSS's certutil for the web
-# console's browser tests in test/browser), then the npm packages of those
+# console's browser tests in test/browser), lintian and systemd (for
+# systemd-analyze verify) for the install test, then the npm packages of those
 # tests (JSSDK_STAMP). As root it uses apt-get; otherwise it says what to run.
 deps: system-deps $(JSSDK_STAMP)
 
@@ -69,6 +74,8 @@ system-deps:
 	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
 	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v certutil >/dev/null 2>&1 || missing="$$missing libnss3-tools"; \
+	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing:$$missing"; \
@@ -96,6 +103,7 @@ vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags bench ./test/bench
 	$(GO) vet -tags chaos ./test/chaos
+	$(GO) vet -tags install ./test
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
@@ -142,8 +150,36 @@ fuzz:
 demo: system-deps
 	GO=$(GO) bash scripts/demo.sh
 
+# package builds the binaries as shipped (-trimpath, stripped, stamped
+# with VERSION and COMMIT; certvaultd (cgo for PKCS#11) and the CLI as
+# PIEs, the agent static, also for arm64) into DIST/build, then
+# writes the .deb files with nFPM (scripts/package, internal/debpkg) and
+# removes DIST/build. The same commit and SOURCE_DATE_EPOCH give the same
+# bytes.
+DIST              ?= dist
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+PKG_BUILD         := $(DIST)/build
+PKG_GOFLAGS       := -trimpath -ldflags "-s -w $(LDFLAGS)"
+package:
+	rm -rf $(PKG_BUILD)
+	mkdir -p $(PKG_BUILD)/amd64 $(PKG_BUILD)/arm64
+	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 $(GO) build $(PKG_GOFLAGS) -buildmode=pie -o $(PKG_BUILD)/amd64/ ./cmd/certvaultd ./cmd/certvault
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(PKG_GOFLAGS) -o $(PKG_BUILD)/amd64/ ./cmd/certvault-agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(PKG_GOFLAGS) -o $(PKG_BUILD)/arm64/ ./cmd/certvault-agent
+	$(GO) run ./scripts/package --describe "$(VERSION)" --commit "$(COMMIT)" --epoch "$(SOURCE_DATE_EPOCH)" \
+		--bin $(PKG_BUILD) --out $(DIST)
+	rm -rf $(PKG_BUILD)
+
+# test-install is the install test (root; it refuses to run where a
+# certvault package or user it did not install is present). It builds the
+# packages twice (and compares them), runs lintian, installs them with dpkg,
+# starts certvaultd as the unit would, joins an agent, delivers a
+# certificate, then removes and purges them. About 3 minutes.
+test-install: system-deps
+	$(GO) test -tags install -run '^TestInstall$$' -count=1 -v -timeout 20m ./test
+
 fmt:
 	gofmt -w .
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)
