@@ -43,8 +43,10 @@ const (
 // owners, modes and conffile, verifies the units (systemd-analyze, where
 // installed), starts certvaultd as the unit's ExecStart would (as the
 // packaged user, with the packaged configuration), joins the packaged
-// agent, delivers a certificate to it, then removes (data kept) and
-// purges (user and data gone) both packages and checks what is left.
+// agent, delivers a certificate to it, upgrades (the same package again:
+// a local edit of the conffile and the data kept, nothing started), then
+// removes (data kept) and purges (user and data gone) both packages and
+// checks what is left.
 //
 // It refuses to run (skips) where a certvault package, user or directory
 // is already present, and its cleanup purges what it installed whatever
@@ -222,8 +224,35 @@ func TestInstall(t *testing.T) {
 	agent.stop(t)
 	vault.stop(t)
 
+	// An upgrade (here the same package again: dpkg runs the same
+	// scripts, with the old version in postinst's $2) keeps a local edit
+	// of the conffile and the data, and starts nothing that was stopped.
+	conf := "/etc/certvault/certvaultd.yaml"
+	edited, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatalf("read %s: %v", conf, err)
+	}
+	edited = append(edited, "# a local edit the upgrade must keep\nlog-level: debug\n"...)
+	if err := os.WriteFile(conf, edited, 0o644); err != nil {
+		t.Fatalf("edit %s: %v", conf, err)
+	}
+	out := dpkg(t, "--install", server)
+	if strings.Contains(out, "installed; not enabled") {
+		t.Errorf("the upgrade's postinst took it for a first install:\n%s", out)
+	}
+	if got, err := os.ReadFile(conf); err != nil || !bytes.Equal(got, edited) {
+		t.Errorf("%s after the upgrade: %v, want the local edit kept:\n%s", conf, err, got)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "root-token")); err != nil {
+		t.Errorf("the upgrade took the data: %v", err)
+	}
+	checkOwner(t, dataDir, fs.ModeDir|0o700, uid, gid)
+	if pids := running(t, "/usr/bin/certvaultd"); len(pids) > 0 {
+		t.Errorf("certvaultd runs after the upgrade (pids %v), but it was stopped before", pids)
+	}
+
 	// remove keeps the data, the conffile and the user.
-	out := dpkg(t, "--remove", "certvault-agent", "certvault")
+	dpkg(t, "--remove", "certvault-agent", "certvault")
 	for _, p := range []string{"/usr/bin/certvaultd", "/usr/bin/certvault", "/usr/bin/certvault-agent", serverUnit, agentUnit} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s is still there after dpkg --remove", p)
@@ -653,6 +682,26 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// running returns the processes whose program is exe.
+func running(t *testing.T, exe string) []int {
+	t.Helper()
+	var pids []int
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("list processes: %v", err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue // not a process
+		}
+		if target, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && target == exe {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // busy reports whether something listens on addr.
