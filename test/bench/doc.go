@@ -207,7 +207,8 @@
 //	                         grows its node to (default 10000,100000,1000000)
 //	CERTVAULT_BENCH_PPROF    loopback HOST:PORT where a single-node cluster
 //	                         serves Go profiles (certvaultd --pprof-listen),
-//	                         the hsm group's node included
+//	                         the hsm group's node included; in a 3-node
+//	                         cluster node i serves them at PORT+i-1
 //
 // Each topology's cluster is started once and its rows run in order on it,
 // so later rows run on a larger state (every write adds a secret version,
