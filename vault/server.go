@@ -224,7 +224,7 @@ func (n *Node) authorizeRoute(w http.ResponseWriter, r *http.Request, rte *front
 	if !n.authorize(w, r, front.CallerOf(r), n.dataPlaneResource(rte, r), rte.Actions...) {
 		return false
 	}
-	if front.IsWrite(r.Method) && !n.Store.IsLeader() {
+	if front.IsWrite(r.Method) && !rte.AnyNode && !n.Store.IsLeader() {
 		n.proxyToLeader(w, r)
 		return false
 	}
@@ -297,6 +297,9 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(aw, r)
 	})
 }
+
+// isLeader reports whether this node leads the cluster now.
+func (n *Node) isLeader() bool { return n.Store.IsLeader() }
 
 // proxyToLeader passes a request to the leader (see leaderpass.Passer),
 // naming the agent it authenticated, if any, for the leader.
@@ -462,7 +465,7 @@ func (n *Node) linearized(w http.ResponseWriter, r *http.Request) bool {
 func (n *Node) env() *front.Env {
 	return &front.Env{Core: n.Core, Issuance: n.Issuance, Fleet: n.Fleet, Identity: n.Identity,
 		Fail: n.fail, Linearized: n.linearized, Authenticate: n.authenticateRequest, AuthenticateToken: n.authenticateToken, Authorize: n.authorize,
-		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
+		Guard: n.guard, CatchUp: n.catchUp, IsNodeRequest: n.isNodeRequest, ProxyToLeader: n.proxyToLeader, IsLeader: n.isLeader, LeaderOnly: n.leaderOnly, AgentOnly: n.agentOnly,
 		RequestDeadline: n.opts.RequestDeadline, VaultHosts: n.vaultHost,
 		QueryAudit: n.QueryAudit, Catalog: n.catalog}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -45,6 +46,24 @@ func newAPIBenchArgs(t testing.TB, nodes int, extra []string) *apiBench {
 	if addr := os.Getenv("CERTVAULT_BENCH_PPROF"); addr != "" && nodes == 1 {
 		opts.ExtraArgs = append(opts.ExtraArgs, "--pprof-listen", addr)
 		t.Logf("profiles of the single node at http://%s/debug/pprof/", addr)
+	} else if addr != "" {
+		// Node i (node1, node2, …) serves its profiles at the port
+		// after node i-1's: the flag is added by a shell that then
+		// execs the daemon, so that each node gets its own address.
+		host, port, err := net.SplitHostPort(addr)
+		base, perr := strconv.Atoi(port)
+		if err != nil || perr != nil {
+			t.Fatalf("CERTVAULT_BENCH_PPROF=%q: want HOST:PORT", addr)
+		}
+		opts.Command = func(id string) []string {
+			i, err := strconv.Atoi(strings.TrimPrefix(id, "node"))
+			if err != nil {
+				t.Fatalf("node id %q: %v", id, err)
+			}
+			a := net.JoinHostPort(host, strconv.Itoa(base+i-1))
+			t.Logf("profiles of %s at http://%s/debug/pprof/", id, a)
+			return []string{"sh", "-c", `exec "$@" --pprof-listen ` + a, "sh"}
+		}
 	}
 	c := testcluster.Start(t, nodes, opts)
 	for _, n := range c.Nodes {

@@ -41,11 +41,15 @@ const (
 const (
 	benchRaw    = "raw-issue"
 	benchCreate = "create"
-	benchGet    = "secret-get"
-	groupRaw    = "raw-issue"
-	groupIssue1 = "issue-1node"
-	groupIssue3 = "issue-3nodes"
-	targetRaw   = "this process: goroutines looping EC P-256 key generation + self-signing with the vault's template"
+	// benchCreateInProc rows are the same creates made by goroutines of
+	// the bench process (the only create rows before issue 20); the goals
+	// are judged on benchCreate, whose load comes from a separate process.
+	benchCreateInProc = "create-inproc"
+	benchGet          = "secret-get"
+	groupRaw          = "raw-issue"
+	groupIssue1       = "issue-1node"
+	groupIssue3       = "issue-3nodes"
+	targetRaw         = "this process: goroutines looping EC P-256 key generation + self-signing with the vault's template"
 )
 
 // issuancePolicy is the policy every create sends and the raw loop
@@ -237,14 +241,24 @@ func runIssuance(t *testing.T, cfg config, nodes int, add func(*testing.T, resul
 		}
 		add(t, result{Benchmark: benchGet, Kind: kindRead, Nodes: nodes, Clients: n, Names: cfg.Names, Target: target, runStats: st})
 	}
+	// Creates, first from the load generator in a process of its own
+	// (the rows the goals are judged on), then from goroutines of this
+	// process; distinct names in every row: g<run>-<client>-<seq> and
+	// c<run>-<client>-<seq>.
 	for run, n := range cfg.Clients {
-		// Distinct names in every run: c<run>-<client>-<seq>.
+		st, err := a.runLoadgen(n, targets, "create", []string{"-prefix", "g" + strconv.Itoa(run)}, cfg.warmup(), cfg.measure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(t, result{Benchmark: benchCreate, Kind: kindCreate, Nodes: nodes, Clients: n, Target: target, Generator: generatorProcess, runStats: st})
+	}
+	for run, n := range cfg.Clients {
 		prefix := "c" + strconv.Itoa(run)
 		st, err := a.createLoad(n, prefix, targets, cfg.warmup(), cfg.measure()).run()
 		if err != nil {
 			t.Fatal(err)
 		}
-		add(t, result{Benchmark: benchCreate, Kind: kindCreate, Nodes: nodes, Clients: n, Target: target, runStats: st})
+		add(t, result{Benchmark: benchCreateInProc, Kind: kindCreate, Nodes: nodes, Clients: n, Target: target, Generator: generatorInProcess, runStats: st})
 	}
 }
 
@@ -332,10 +346,12 @@ func issuanceChecks(results []result) []check {
 		return b, ok
 	}
 	checks := []check{
-		{Description: "issue #3: at least 4,000 completed EC P-256 creates/s through the API on one node",
+		{Description: "issue #3: at least 4,000 completed EC P-256 creates/s through the API on one node (load generator in a separate process)",
 			Unit: "creates/s", Target: 4000, Benchmark: benchCreate, Nodes: 1},
 		{Description: "issue #3: creates/s on one node at least 40 % of the raw ceiling measured in the same run",
 			Unit: unitPctRaw, Target: 40, Benchmark: benchCreate, Nodes: 1},
+		{Description: "issue 20: at least 2,500 completed EC P-256 creates/s through the API on three nodes (load generator in a separate process)",
+			Unit: "creates/s", Target: 2500, Benchmark: benchCreate, Nodes: 3},
 		{Description: "issue #3: at least 20,000 secret GETs/s over TLS keep-alive on one node",
 			Unit: "GETs/s", Target: 20000, Benchmark: benchGet, Nodes: 1},
 	}
@@ -388,6 +404,8 @@ func (r *report) issuanceTable(b *strings.Builder) {
 	b.WriteString("     clients = goroutines (1 = one core; GOMAXPROCS = the raw ceiling); CPU% and CPU µs/op are this process's.\n")
 	b.WriteString("create: POST /certificates/{name}/create, EC P-256, issuer Self, 12 months, a new name each time; only 202\n")
 	b.WriteString("     answers with the operation completed count. % raw = creates/s of the raw-issue ceiling above.\n")
+	b.WriteString("     Load from test/bench/loadgen, a separate process (bench CPU% is its CPU); the goals are judged on these rows.\n")
+	b.WriteString("create-inproc: the same creates from goroutines of the bench process.\n")
 	b.WriteString("secret-get: GET /secrets/{name}/ (linearizable) of one of the preloaded secrets, client i reads read-<i mod names>.\n")
 	b.WriteString("Both over HTTPS, one keep-alive HTTP/1.1 connection per client; on 3 nodes client i uses node i mod 3, followers first.\n")
 	b.WriteString("CPU µs/op: CPU time of the certvaultd processes per operation (the load generator's own CPU is not in it).\n")

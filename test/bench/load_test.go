@@ -5,14 +5,13 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/certvault/certvault/test/bench/loadgen"
 )
 
 // writeFunc performs one write for client number client and returns ""
@@ -76,11 +75,6 @@ type runStats struct {
 	ServerCounters map[string]float64 `json:"server_counters,omitempty"`
 }
 
-type worker struct {
-	lat    []time.Duration
-	errors map[string]int
-}
-
 // run drives the load and returns its statistics.
 func (l load) run() (runStats, error) {
 	if l.done != nil {
@@ -89,33 +83,7 @@ func (l load) run() (runStats, error) {
 	start := time.Now()
 	from := start.Add(l.warmup)
 	until := from.Add(l.measure)
-	workers := make([]worker, l.clients)
-	var wg sync.WaitGroup
-	for i := range workers {
-		w := &workers[i]
-		w.lat = make([]time.Duration, 0, 1024)
-		w.errors = map[string]int{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				t0 := time.Now()
-				if !t0.Before(until) {
-					return
-				}
-				class := l.write(i)
-				t1 := time.Now()
-				if t1.Before(from) || t1.After(until) {
-					continue
-				}
-				if class != "" {
-					w.errors[class]++
-					continue
-				}
-				w.lat = append(w.lat, t1.Sub(t0))
-			}
-		}()
-	}
+	loop := loadgen.StartLoop(l.clients, from, until, l.write)
 
 	// The callers run to the end even when reading CPU time fails, so
 	// that none is left writing after run returns.
@@ -129,21 +97,15 @@ func (l load) run() (runStats, error) {
 	b1 := selfCPU()
 	m1, errm1 := machineCPU()
 	c1, errc1 := l.count()
-	wg.Wait()
+	all, errs := loop.Wait()
 	if err := errors.Join(err0, err1, errm0, errm1, errc0, errc1); err != nil {
 		return runStats{}, err
 	}
 
-	st := runStats{Seconds: l.measure.Seconds(), ErrorsByClass: map[string]int{}}
-	var all []time.Duration
-	for _, w := range workers {
-		all = append(all, w.lat...)
-		for c, n := range w.errors {
-			st.ErrorsByClass[c] += n
-			st.Errors += n
-		}
+	st := runStats{Seconds: l.measure.Seconds(), ErrorsByClass: errs}
+	for _, n := range errs {
+		st.Errors += n
 	}
-	slices.Sort(all)
 	st.Writes = len(all)
 	st.WritesPerSec = float64(len(all)) / st.Seconds
 	st.P50ms = ms(percentile(all, 0.50))
@@ -193,25 +155,13 @@ func (l load) count() (map[string]float64, error) {
 	return l.counters()
 }
 
-// percentile returns the nearest-rank p-quantile of sorted samples.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// selfCPU returns this process's user + system CPU seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
-}
+// percentile, ms and selfCPU are the load generator's, so that rows from
+// either generator compute alike.
+var (
+	percentile = loadgen.Percentile
+	ms         = loadgen.Ms
+	selfCPU    = loadgen.SelfCPU
+)
 
 func tvSeconds(tv syscall.Timeval) float64 {
 	return float64(tv.Sec) + float64(tv.Usec)/1e6

@@ -50,6 +50,9 @@ type Env struct {
 	// ProxyToLeader passes a request to the leader and answers with its
 	// answer.
 	ProxyToLeader func(w http.ResponseWriter, r *http.Request)
+	// IsLeader reports whether this node leads the cluster now (an
+	// AnyNode route's handler builds its write here, or passes it on).
+	IsLeader func() bool
 	// LeaderOnly wraps a public write so that a follower passes it to
 	// the leader.
 	LeaderOnly func(h http.HandlerFunc) http.HandlerFunc

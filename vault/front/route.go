@@ -19,6 +19,13 @@ type Route struct {
 	Segs    []string
 	// Actions are the permissions of which the caller needs one.
 	Actions []access.Action
+	// AnyNode marks a write whose handler may build its raft command on
+	// a follower (which forwards only the command to the leader, where
+	// its compare-and-set preconditions decide): the gate does not pass
+	// the request to the leader, the handler does when it must
+	// (Env.ProxyToLeader). Certificate creates (vault/DESIGN.md, "Creates
+	// built on any node").
+	AnyNode bool
 	handler http.HandlerFunc
 }
 
@@ -35,6 +42,13 @@ type Router struct {
 // Handle adds a route whose caller needs action.
 func (rt *Router) Handle(method, pattern string, action access.Action, h http.HandlerFunc) {
 	rt.Routes = append(rt.Routes, Route{Method: method, Pattern: pattern, Segs: strings.Split(strings.Trim(pattern, "/"), "/"), Actions: []access.Action{action}, handler: h})
+}
+
+// HandleAnyNode adds a write route whose handler may build its command on
+// a follower (Route.AnyNode).
+func (rt *Router) HandleAnyNode(method, pattern string, action access.Action, h http.HandlerFunc) {
+	rt.Handle(method, pattern, action, h)
+	rt.Routes[len(rt.Routes)-1].AnyNode = true
 }
 
 // match finds the most specific route for the path: among the routes whose

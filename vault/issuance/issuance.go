@@ -108,9 +108,45 @@ func (s *Issuance) StartIssuance(ctx context.Context, p core.Caller, name string
 	for try := 1; ; try++ {
 		op, idx, err := s.startIssuanceOnce(ctx, p, name, policy, attrs, tags, extra...)
 		if len(extra) == 0 && try < IssuanceTries && errors.Is(err, raftstore.ErrConflict) && ctx.Err() == nil {
+			// The write that won may not be applied here yet (a
+			// follower builds creates too): catch up before building
+			// again, or the next try loses the same race.
+			if !s.Store.IsLeader() {
+				if lerr := s.Store.Linearize(ctx); lerr != nil {
+					return nil, 0, lerr
+				}
+			}
 			continue
 		}
 		return op, idx, err
+	}
+}
+
+// IssuesOnAnyNode reports whether a create with policy may be built on
+// the node that received it, leader or not: the key is made in software
+// (not in an HSM) and the certificate is signed at once, by its own key
+// (issuer Self) or by an internal CA whose sealed key every node holds.
+// Such a create reads only what a read index brings up to date and
+// commits one batch whose compare-and-sets on the certificate's records
+// (meta, policy, pending operation) refuse it when another node's write
+// got there first, so it can be built anywhere; other creates (Unknown,
+// ACME issuers, HSM keys, a create without a policy) go to the leader.
+// See vault/DESIGN.md, "Creates built on any node".
+func (s *Issuance) IssuesOnAnyNode(policy *keyvault.Policy) bool {
+	if policy == nil {
+		return false
+	}
+	if kp := policy.KeyProperties; kp != nil && strings.HasSuffix(kp.KeyType, "-HSM") {
+		return false
+	}
+	switch name := policy.IssuerName(); name {
+	case keyvault.IssuerSelf:
+		return true
+	case keyvault.IssuerUnknown:
+		return false
+	default:
+		si, _, ok, err := s.loadIssuer(name)
+		return err == nil && ok && si.Provider == providerInternal
 	}
 }
 

@@ -1,6 +1,8 @@
 package kvapi
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 
@@ -15,7 +17,7 @@ import (
 )
 
 func (f *Front) certificateRoutes(rt *front.Router) {
-	rt.Handle("POST", "/certificates/{name}/create", access.CertificatesWrite, f.handleCreateCertificate)
+	rt.HandleAnyNode("POST", "/certificates/{name}/create", access.CertificatesWrite, f.handleCreateCertificate)
 	rt.Handle("POST", "/certificates/{name}/import", access.CertificatesWrite, f.handleImportCertificate)
 	rt.Handle("GET", "/certificates", access.CertificatesRead, listHandler(f, core.KindCertificates, false, certificateItems))
 	rt.Handle("GET", "/certificates/{name}", access.CertificatesRead, f.handleGetCertificate)
@@ -51,10 +53,31 @@ func (f *Front) handleCreateCertificate(w http.ResponseWriter, r *http.Request) 
 		f.Fail(w, r, err)
 		return
 	}
+	// The route is AnyNode: a follower builds the create itself when it
+	// can (the key made here, the certificate signed here, the batch
+	// forwarded to the leader), and passes the request on otherwise.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		f.Fail(w, r, err)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req keyvault.CreateCertificateRequest
 	if err := front.DecodeBody(r, &req); err != nil {
 		f.Fail(w, r, err)
 		return
+	}
+	if !f.IsLeader() {
+		if !f.IssuesOnAnyNode(req.Policy) {
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			f.ProxyToLeader(w, r)
+			return
+		}
+		// Build from a state that has every write completed before
+		// this request began, as the leader would.
+		if !f.Linearized(w, r) {
+			return
+		}
 	}
 	res, err := f.CreateCertificate(r.Context(), front.CallerOf(r), issuance.CreateCertificateRequest{Name: name, Policy: req.Policy, Attributes: req.Attributes, Tags: req.Tags})
 	if err != nil {
