@@ -229,34 +229,41 @@ func TestClusterKillLeader(t *testing.T) {
 		follower.Args = append(follower.Args, "--raft-log-level", "info")
 		follower.Restart()
 		want := ckStatus(ctx, t, c, leader).AppliedIndex
-		var up testcluster.Status
 		ckPoll(ctx, t, fmt.Sprintf("restarted %s to apply index %d", follower.ID, want), func() (bool, string) {
 			st, err := c.Status(follower)
 			if err != nil {
 				return false, err.Error()
 			}
-			up = st
 			return st.AppliedIndex >= want, fmt.Sprintf("applied %d", st.AppliedIndex)
 		})
-		if up.LastSnapshotIndex <= down.AppliedIndex {
-			t.Errorf("%s last_snapshot_index after the restart: got %d, want more than %d (its applied index when stopped)",
-				follower.ID, up.LastSnapshotIndex, down.AppliedIndex)
-		}
 		// raft restores the snapshot into the state machine (which moves
-		// the applied index) a few milliseconds before it logs the
-		// install, so the line is waited for, not looked for once.
+		// the applied index) a few milliseconds before it records the
+		// snapshot and logs the install, so both are waited for, not
+		// looked for once.
 		installed := func() bool { return strings.Contains(follower.Log(), "Installed remote snapshot") }
+		var up testcluster.Status
+		var upErr error
 		deadline := time.Now().Add(ckWait)
-		for !installed() && time.Now().Before(deadline) && ctx.Err() == nil {
+		for ctx.Err() == nil {
+			up, upErr = c.Status(follower)
+			if upErr == nil && up.LastSnapshotIndex > down.AppliedIndex && installed() {
+				break
+			}
+			if time.Now().After(deadline) {
+				break
+			}
 			select {
 			case <-time.After(50 * time.Millisecond):
 			case <-ctx.Done():
 			}
 		}
+		if upErr != nil || up.LastSnapshotIndex <= down.AppliedIndex {
+			t.Errorf("%s last_snapshot_index after the restart: got %d (%v), want more than %d (its applied index when stopped) within %s",
+				follower.ID, up.LastSnapshotIndex, upErr, down.AppliedIndex, ckWait)
+		}
 		if !installed() {
-			st, err := c.Status(follower)
-			t.Errorf("%s caught up without installing a snapshot from the leader (no %q in its log within %s; leader now %s, %v); its log:\n%s",
-				follower.ID, "Installed remote snapshot", ckWait, st.Leader, err, follower.Log())
+			t.Errorf("%s caught up without installing a snapshot from the leader (no %q in its log within %s; leader now %s); its log:\n%s",
+				follower.ID, "Installed remote snapshot", ckWait, up.Leader, follower.Log())
 		}
 		r.compare(ctx, t, leader, follower, keys)
 		r.check(t)
