@@ -28,6 +28,21 @@ func spillFSM(t *testing.T) *fsm {
 	return f
 }
 
+// snapshotOf takes, persists and releases a snapshot of f.
+func snapshotOf(t *testing.T, f *fsm) *bytes.Buffer {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	var buf bytes.Buffer
+	if err := encodeSnapshot(&buf, snap.(*fsmSnapshot)); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
 // applyAt applies b at index as ApplyBatch would, publishing the view.
 func applyAt(f *fsm, index uint64, b *Batch) applyResult {
 	f.mu.Lock()
@@ -90,15 +105,7 @@ func TestValueLogSpillsLongValues(t *testing.T) {
 
 	// The snapshot and a restore into an FSM that keeps all in memory
 	// hold the same state.
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := encodeSnapshot(&buf, snap.(*fsmSnapshot)); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	buf := snapshotOf(t, f)
 	mem := newFSM()
 	if err := mem.Restore(nopCloser{bytes.NewReader(buf.Bytes())}); err != nil {
 		t.Fatal(err)
@@ -294,15 +301,7 @@ func TestValueLogKeepInMemory(t *testing.T) {
 		}
 	}
 	check(f, "applied")
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := encodeSnapshot(&buf, snap.(*fsmSnapshot)); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	buf := snapshotOf(t, f)
 	g := spillFSM(t)
 	g.vlog.keep = f.vlog.keep
 	if err := g.Restore(nopCloser{bytes.NewReader(buf.Bytes())}); err != nil {

@@ -289,26 +289,12 @@ func (c *Catalog) refresh(kind string, k *kindState) error {
 		}
 		return true
 	})
-	workers := min(runtime.GOMAXPROCS(0), 1+len(load)/parallelLoad)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(load); i += workers {
-				t := load[i]
-				o, err := c.load(kind, strings.TrimPrefix(t.e.Key, prefix), t.e, t.policyIndex)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				objects[t.at] = o
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := parallel(len(load), func(i int) error {
+		t := load[i]
+		o, err := c.load(kind, strings.TrimPrefix(t.e.Key, prefix), t.e, t.policyIndex)
+		objects[t.at] = o
+		return err
+	}); err != nil {
 		return err
 	}
 	// Deleted objects (and secrets or keys without a version) load as
@@ -320,16 +306,25 @@ func (c *Catalog) refresh(kind string, k *kindState) error {
 
 // loadNames loads the names of objs, in parallel over the CPUs.
 func loadNames(objs []*Object) error {
-	workers := min(runtime.GOMAXPROCS(0), 1+len(objs)/parallelLoad)
+	return parallel(len(objs), func(i int) error {
+		_, err := objs[i].Names()
+		return err
+	})
+}
+
+// parallel calls fn for 0..n-1 over up to GOMAXPROCS goroutines (one
+// more per parallelLoad items) and returns the errors it met; a
+// goroutine stops at its first.
+func parallel(n int, fn func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), 1+n/parallelLoad)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < len(objs); i += workers {
-				if _, err := objs[i].Names(); err != nil {
-					errs[w] = err
+			for i := w; i < n; i += workers {
+				if errs[w] = fn(i); errs[w] != nil {
 					return
 				}
 			}
