@@ -1,11 +1,13 @@
 package raftstore
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -392,6 +394,77 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		sp.discard()
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	f.install(st, sp)
+	return nil
+}
+
+// restoreFile restores the snapshot in the file at path, which raft's
+// snapshot store keeps (a node's start, Store.Open). Unlike Restore it
+// copies no long value: the file itself becomes a segment of the value
+// log, read where the values lie, so a start reads the snapshot once and
+// writes nothing. Compaction moves the values out once raft removes the
+// file. Errors wrap ErrBadSnapshot when the file is not a whole,
+// verified snapshot.
+func (f *fsm) restoreFile(path string) error {
+	sp := f.vlog.spiller()
+	var fh *os.File
+	if sp != nil {
+		seg, err := f.vlog.borrow(path)
+		if err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		sp.borrow, sp.segs = seg, append(sp.segs, seg)
+		fh = seg.f
+	} else {
+		var err error
+		if fh, err = os.Open(path); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		defer fh.Close()
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	// The checksum is computed on another core, from its own reads of
+	// the file, while this one decodes.
+	sum := make(chan error, 1)
+	go func() { sum <- verifyFileSum(fh, fi.Size()) }()
+	st, err := decodeSnapshotSum(io.NewSectionReader(fh, 0, fi.Size()), sp, false)
+	if serr := <-sum; err == nil && serr != nil {
+		err = serr
+	}
+	if err != nil {
+		sp.discard()
+		return fmt.Errorf("restore snapshot %s: %w", path, err)
+	}
+	f.install(st, sp)
+	return nil
+}
+
+// verifyFileSum checks the SHA-256 trailer of the snapshot in the first
+// size bytes of fh; an error wraps ErrBadSnapshot.
+func verifyFileSum(fh *os.File, size int64) error {
+	if size < sha256.Size {
+		return fmt.Errorf("shorter than its checksum: %w", ErrBadSnapshot)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(fh, 0, size-sha256.Size)); err != nil {
+		return fmt.Errorf("read for the checksum: %w: %w", err, ErrBadSnapshot)
+	}
+	want := make([]byte, sha256.Size)
+	if _, err := fh.ReadAt(want, size-sha256.Size); err != nil {
+		return fmt.Errorf("read the checksum: %w: %w", err, ErrBadSnapshot)
+	}
+	if !bytes.Equal(h.Sum(nil), want) {
+		return fmt.Errorf("checksum mismatch (file is corrupt): %w", ErrBadSnapshot)
+	}
+	return nil
+}
+
+// install makes a decoded, verified snapshot the state, with sp's
+// segments in place of the value log's old ones.
+func (f *fsm) install(st *snapshotState, sp *spiller) {
 	f.mu.Lock()
 	if f.vlog != nil {
 		f.vlog.retire(f.vlog.liveSegments())
@@ -416,7 +489,6 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	// install, an operator's restore), so its memory goes back to the
 	// system at once instead of staying the process's for good.
 	debug.FreeOSMemory()
-	return nil
 }
 
 // fsmSnapshot is a point-in-time view of the state.
@@ -443,6 +515,10 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Release() { s.released.Do(s.vlog.unpin) }
 
+// compactSwapBatch is how many moved entries compactValues swaps in per
+// hold of the lock.
+const compactSwapBatch = 4096
+
 // compactValues copies the values still referred to out of the value
 // log's segments that are at least half garbage into a new segment,
 // points their entries there and retires the old segments; it returns
@@ -457,7 +533,7 @@ func (f *fsm) compactValues() (int, error) {
 	f.mu.Lock()
 	victims := map[*segment]bool{}
 	for _, s := range l.liveSegments() {
-		if s != l.active && s.size > 0 && 2*s.garbage >= s.size {
+		if s != l.active && s.size > 0 && (2*s.garbage >= s.size || s.borrowed && s.unlinked()) {
 			victims[s] = true
 		}
 	}
@@ -494,18 +570,29 @@ func (f *fsm) compactValues() (int, error) {
 		l.discard([]*segment{dst})
 		return 0, fmt.Errorf("compact the value log: %w", err)
 	}
+	// The swap takes the lock for compactSwapBatch entries at a time, so
+	// that moving a large segment (a borrowed snapshot's values) never
+	// holds writes back for long. Until the last batch, the state refers
+	// to both the victims and dst.
+	l.adopt([]*segment{dst})
+	for len(moves) > 0 {
+		batch := moves[:min(len(moves), compactSwapBatch)]
+		moves = moves[len(batch):]
+		f.mu.Lock()
+		for _, m := range batch {
+			if cur, ok := f.entries.Get(&Entry{Key: m.old.Key}); ok && cur == m.old {
+				moved := *cur
+				moved.seg, moved.off = dst, m.off
+				f.entries.ReplaceOrInsert(&moved)
+			} else {
+				dst.garbage += int64(m.old.vlen)
+			}
+		}
+		f.publish()
+		f.mu.Unlock()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, m := range moves {
-		if cur, ok := f.entries.Get(&Entry{Key: m.old.Key}); ok && cur == m.old {
-			moved := *cur
-			moved.seg, moved.off = dst, m.off
-			f.entries.ReplaceOrInsert(&moved)
-		} else {
-			dst.garbage += int64(m.old.vlen)
-		}
-	}
-	l.adopt([]*segment{dst})
 	var retired []*segment
 	live := map[*segment]bool{}
 	for _, s := range l.liveSegments() {

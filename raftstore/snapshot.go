@@ -26,6 +26,9 @@ var (
 // is refused at once.
 const maxSnapshotString = 64 << 20
 
+// entrySlab is how many entries a decode allocates at once.
+const entrySlab = 1024
+
 // snapshotChunk is the most a length prefix makes the decoder allocate
 // before the bytes it announces have arrived; see readLen.
 const snapshotChunk = 64 << 10
@@ -96,24 +99,82 @@ type snapshotState struct {
 	changes *btree.BTreeG[change]
 }
 
-// hashingReader feeds every byte it reads into a hash.
-type hashingReader struct {
-	r *bufio.Reader
-	h hash.Hash
+// snapshotReader is what decodeSnapshot reads through: a buffer that
+// counts the bytes consumed (so a value's offset in the file is known)
+// over a tailHasher.
+type snapshotReader struct {
+	r    *bufio.Reader
+	tail *tailHasher
+	pos  int64
 }
 
-func (hr *hashingReader) ReadByte() (byte, error) {
-	c, err := hr.r.ReadByte()
+func newSnapshotReader(r io.Reader) *snapshotReader {
+	t := &tailHasher{r: r, h: sha256.New()}
+	return &snapshotReader{r: bufio.NewReaderSize(t, 256<<10), tail: t}
+}
+
+func (sr *snapshotReader) ReadByte() (byte, error) {
+	c, err := sr.r.ReadByte()
 	if err == nil {
-		hr.h.Write([]byte{c})
+		sr.pos++
 	}
 	return c, err
 }
 
-func (hr *hashingReader) Read(p []byte) (int, error) {
-	n, err := hr.r.Read(p)
-	hr.h.Write(p[:n])
+func (sr *snapshotReader) Read(p []byte) (int, error) {
+	n, err := sr.r.Read(p)
+	sr.pos += int64(n)
 	return n, err
+}
+
+// skip consumes n bytes without copying them anywhere.
+func (sr *snapshotReader) skip(n int) error {
+	k, err := sr.r.Discard(n)
+	sr.pos += int64(k)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// tailHasher hashes every byte it reads except the last sha256.Size of
+// the stream, which it holds back: at the end of the stream, those are
+// the trailer and the hash covers exactly what came before. It hashes
+// below the decoder's buffer, a buffer at a time, not a byte at a time.
+type tailHasher struct {
+	r    io.Reader
+	h    hash.Hash
+	held [sha256.Size]byte
+	n    int
+}
+
+func (t *tailHasher) Read(p []byte) (int, error) {
+	k, err := t.r.Read(p)
+	if k > 0 && t.h != nil {
+		t.feed(p[:k])
+	}
+	return k, err
+}
+
+// feed takes b, the next bytes of the stream.
+func (t *tailHasher) feed(b []byte) {
+	total := t.n + len(b)
+	if total <= len(t.held) {
+		copy(t.held[t.n:], b)
+		t.n = total
+		return
+	}
+	out := total - len(t.held) // bytes that can no longer be the trailer
+	if out <= t.n {
+		t.h.Write(t.held[:out])
+		kept := copy(t.held[:], t.held[out:t.n])
+		copy(t.held[kept:], b)
+	} else {
+		t.h.Write(t.held[:t.n])
+		t.h.Write(b[:out-t.n])
+		copy(t.held[:], b[out-t.n:])
+	}
+	t.n = len(t.held)
 }
 
 // readLen reads exactly n bytes from r. It trusts n only as far as the
@@ -143,10 +204,22 @@ func readLen(r io.Reader, n int) ([]byte, error) {
 }
 
 // decodeSnapshot reads and verifies a whole snapshot, writing its long
-// values to sp's segments (nil: all in memory). Any error wraps
-// ErrBadSnapshot, and no partial state escapes (the caller discards sp).
+// values to sp's segments (nil: all in memory), or, when sp borrows the
+// file r reads (from its first byte), pointing them at where they lie in
+// it. Any error wraps ErrBadSnapshot, and no partial state escapes (the
+// caller discards sp).
 func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
-	hr := &hashingReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
+	return decodeSnapshotSum(r, sp, true)
+}
+
+// decodeSnapshotSum is decodeSnapshot that, unless verify is set, leaves
+// the checksum to the caller (restoreFile hashes the file on another
+// core while this decodes it); everything else is checked all the same.
+func decodeSnapshotSum(r io.Reader, sp *spiller, verify bool) (*snapshotState, error) {
+	hr := newSnapshotReader(r)
+	if !verify {
+		hr.tail.h = nil
+	}
 	bad := func(what string, err error) error {
 		if err == nil {
 			return fmt.Errorf("%s: %w", what, ErrBadSnapshot)
@@ -167,6 +240,28 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 			return nil, fmt.Errorf("length %d over the limit of %d", n, maxSnapshotString)
 		}
 		return readLen(hr, int(n))
+	}
+	// Keys are read into one buffer and copied once into their string.
+	var keyBuf [512]byte
+	getKey := func() (string, error) {
+		n, err := getU()
+		if err != nil {
+			return "", err
+		}
+		if n > uint64(len(keyBuf)) {
+			if n > maxSnapshotString {
+				return "", fmt.Errorf("length %d over the limit of %d", n, maxSnapshotString)
+			}
+			b, err := readLen(hr, int(n))
+			return string(b), err
+		}
+		if _, err := io.ReadFull(hr, keyBuf[:n]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		return string(keyBuf[:n]), nil
 	}
 	st := &snapshotState{
 		entries: btree.NewG(btreeDegree, lessEntry),
@@ -192,13 +287,18 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 	if err != nil {
 		return nil, bad("read entry count", err)
 	}
+	var slab []Entry
 	for i := uint64(0); i < n; i++ {
-		e := &Entry{}
-		k, err := getB()
-		if err != nil {
+		// Entries come from slabs: one allocation per slab instead of
+		// one per entry (a million versions are several million).
+		if len(slab) == 0 {
+			slab = make([]Entry, min(n-i, entrySlab))
+		}
+		e := &slab[0]
+		slab = slab[1:]
+		if e.Key, err = getKey(); err != nil {
 			return nil, bad(fmt.Sprintf("read entry %d key", i), err)
 		}
-		e.Key = string(k)
 		vlen, err := getU()
 		if err == nil && vlen > maxSnapshotString {
 			err = fmt.Errorf("length %d over the limit of %d", vlen, maxSnapshotString)
@@ -206,9 +306,13 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 		if err != nil {
 			return nil, bad(fmt.Sprintf("read entry %q value", e.Key), err)
 		}
-		// A long value goes straight from the stream to the value log,
-		// never a slice of its own.
-		if sp.wants(e.Key, int(vlen)) {
+		// A long value stays where it lies in a borrowed file, or goes
+		// straight from the stream to the value log; never a slice of
+		// its own.
+		if sp.wants(e.Key, int(vlen)) && sp.borrow != nil {
+			sp.borrowAt(hr.pos, int(vlen), e)
+			err = hr.skip(int(vlen))
+		} else if sp.wants(e.Key, int(vlen)) {
 			err = sp.spillFrom(hr, int(vlen), e)
 		} else if e.Value, err = readLen(hr, int(vlen)); err == nil {
 			err = sp.spill(e)
@@ -245,19 +349,20 @@ func decodeSnapshot(r io.Reader, sp *spiller) (*snapshotState, error) {
 			st.changes.ReplaceOrInsert(change{key: string(k), index: idx})
 		}
 	}
-	want := hr.h.Sum(nil)
 	got := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(hr.r, got); err != nil {
+	if _, err := io.ReadFull(hr, got); err != nil {
 		return nil, bad("read checksum", err)
 	}
-	if !bytes.Equal(got, want) {
+	if _, err := hr.r.ReadByte(); err != io.EOF {
+		return nil, bad("trailing data after checksum", nil)
+	}
+	// At the end of the stream the hasher holds back exactly the
+	// trailer just read and has hashed everything before it.
+	if verify && (hr.tail.n != sha256.Size || !bytes.Equal(got, hr.tail.held[:]) || !bytes.Equal(got, hr.tail.h.Sum(nil))) {
 		return nil, bad("checksum mismatch (file is corrupt)", nil)
 	}
 	if err := sp.flush(); err != nil {
 		return nil, bad("write the value log", err)
-	}
-	if _, err := hr.r.ReadByte(); err != io.EOF {
-		return nil, bad("trailing data after checksum", nil)
 	}
 	return st, nil
 }

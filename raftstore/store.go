@@ -216,7 +216,17 @@ func Open(cfg Config) (*Store, error) {
 	rc.ElectionTimeout = orDefaultDur(cfg.ElectionTimeout, time.Second)
 	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout / 2
 	rc.CommitTimeout = orDefaultDur(cfg.CommitTimeout, 10*time.Millisecond)
-	rc.NoSnapshotRestoreOnStart = false
+	if fss, ok := s.snaps.(*raft.FileSnapshotStore); ok {
+		// The store restores the latest snapshot itself, straight from
+		// its file (restoreLatest), and raft only takes its index and
+		// configuration; raft would read the file twice (a checksum
+		// pass, then the restore) and have every long value copied.
+		if err := s.restoreLatest(fss); err != nil {
+			s.closeStores()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		rc.NoSnapshotRestoreOnStart = true
+	}
 
 	r, err := raft.NewRaft(rc, s.fsm, s.logs, s.stable, s.snaps, cfg.Transport)
 	if err != nil {
@@ -225,6 +235,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.raft = r
 	s.raftRef.Store(r)
+	s.campaignAlone(r, rc)
 
 	obsCh := make(chan raft.Observation, 16)
 	r.RegisterObserver(raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
@@ -240,6 +251,83 @@ func Open(cfg Config) (*Store, error) {
 		go s.watchDisk()
 	}
 	return s, nil
+}
+
+// campaignAlone makes a node that is the only voter of its configuration
+// stand for election at once instead of after a heartbeat timeout (one
+// to two of them: 1–2 s by default, a second of every single-node
+// start). No other node can lead that configuration, so waiting to hear
+// from one only delays the start. Lowering the heartbeat timeout is how
+// raft lets a running node re-arm a follower's timer (ReloadConfig
+// notifies the follower loop, which checks at once, finds no contact
+// since the start, and campaigns); the timeout is put back right away.
+func (s *Store) campaignAlone(r *raft.Raft, rc *raft.Config) {
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	voters, me := 0, false
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+			me = me || srv.ID == rc.LocalID
+		}
+	}
+	if voters != 1 || !me {
+		return
+	}
+	was := r.ReloadableConfig()
+	fast := was
+	fast.HeartbeatTimeout = rc.LeaderLeaseTimeout
+	if err := r.ReloadConfig(fast); err != nil {
+		s.log.Debug("raftstore: could not start the election at once", "err", err)
+		return
+	}
+	if err := r.ReloadConfig(was); err != nil {
+		s.log.Warn("raftstore: could not put the heartbeat timeout back", "want", was.HeartbeatTimeout, "err", err)
+	}
+}
+
+// restoreLatest restores the newest snapshot raft's store lists into the
+// FSM, from its file (fsm.restoreFile). A snapshot that does not decode
+// or verify is moved to DATA/snapshots-bad/ and the next newest tried,
+// as raft does when it restores at start; with
+// NoSnapshotRestoreOnStart raft takes the newest one it lists as the
+// state's, so the bad one must leave the list. An error that is not the
+// file's (I/O, memory) fails the open: trying an older snapshot would
+// not help.
+func (s *Store) restoreLatest(fss *raft.FileSnapshotStore) error {
+	metas, err := fss.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, m := range metas {
+		dir := filepath.Join(s.cfg.Dir, "snapshots", m.ID)
+		t0 := time.Now()
+		err := s.fsm.restoreFile(filepath.Join(dir, "state.bin"))
+		if err == nil {
+			s.log.Info("raftstore: restored the latest snapshot", "id", m.ID, "index", m.Index,
+				"bytes", m.Size, "took", time.Since(t0).Round(time.Millisecond))
+			return nil
+		}
+		if !errors.Is(err, ErrBadSnapshot) && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		bad := filepath.Join(s.cfg.Dir, "snapshots-bad")
+		if merr := os.MkdirAll(bad, 0o700); merr != nil {
+			return fmt.Errorf("%w (and set it aside: %w)", err, merr)
+		}
+		if merr := os.Rename(dir, filepath.Join(bad, m.ID)); merr != nil {
+			return fmt.Errorf("%w (and set it aside: %w)", err, merr)
+		}
+		s.log.Error("raftstore: a snapshot does not restore; set aside, trying the one before it",
+			"id", m.ID, "index", m.Index, "moved_to", filepath.Join(bad, m.ID), "err", err)
+	}
+	if len(metas) > 0 {
+		return fmt.Errorf("no snapshot restores (each is in %s with why in the log): %w",
+			filepath.Join(s.cfg.Dir, "snapshots-bad"), ErrBadSnapshot)
+	}
+	return nil
 }
 
 func orDefault(v, d uint64) uint64 {

@@ -65,6 +65,22 @@ type testCluster struct {
 	addrs map[string]string
 	// wrapLogs, when set, wraps each node's log store (Config.wrapLogs).
 	wrapLogs func(id string) func(raft.LogStore) raft.LogStore
+	// spillBytes is each store's Config.SpillBytes (0: default).
+	spillBytes int
+}
+
+// config is node id's store configuration on dir, without a transport.
+func (c *testCluster) config(id, dir string) Config {
+	cfg := Config{
+		NodeID: id, Dir: dir, Forwarder: c.fwd,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RaftLogOutput: io.Discard, HeartbeatTimeout: testRaftTimeout, ElectionTimeout: testRaftTimeout,
+		RequestTimeout: c.requestTimeout, SpillBytes: c.spillBytes,
+	}
+	if c.wrapLogs != nil {
+		cfg.wrapLogs = c.wrapLogs(id)
+	}
+	return cfg
 }
 
 // addr is the raft address of node id.
@@ -161,15 +177,8 @@ func (c *testCluster) start(id, dir string) *Store {
 		c.trans[id] = mem
 		tr = mem
 	}
-	cfg := Config{
-		NodeID: id, Dir: dir, Transport: tr, Forwarder: c.fwd,
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RaftLogOutput: io.Discard, HeartbeatTimeout: testRaftTimeout, ElectionTimeout: testRaftTimeout,
-		RequestTimeout: c.requestTimeout,
-	}
-	if c.wrapLogs != nil {
-		cfg.wrapLogs = c.wrapLogs(id)
-	}
+	cfg := c.config(id, dir)
+	cfg.Transport = tr
 	s, err := Open(cfg)
 	if err != nil {
 		c.t.Fatal(err)

@@ -56,6 +56,11 @@ type segment struct {
 	size, garbage int64
 	// gone is set when the file is closed.
 	gone atomic.Bool
+	// borrowed marks a file the value log reads but does not own: the
+	// raft snapshot a start restored from, whose values are read where
+	// they lie instead of being copied (fsm.restoreFile). It is never
+	// written to, and closing it leaves the file to raft.
+	borrowed bool
 }
 
 // read returns the n bytes at off.
@@ -133,6 +138,41 @@ func (l *valueLog) newSegment(live bool) (*segment, error) {
 		l.live[s] = struct{}{}
 	}
 	return s, nil
+}
+
+// borrow opens path, a raft snapshot file, as a segment the value log
+// reads but does not own. It joins the state only through adopt.
+func (l *valueLog) borrow(path string) (*segment, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("value log: open snapshot %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("value log: open snapshot %s: %w", path, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		f.Close()
+		return nil, fmt.Errorf("value log: closed")
+	}
+	l.nextID++
+	return &segment{id: l.nextID, path: path, f: f, size: fi.Size(), borrowed: true}, nil
+}
+
+// unlinked reports whether a borrowed segment's file is no longer at its
+// path (raft removed the snapshot, or replaced it): the open descriptor
+// then holds disk space no directory shows, and compaction moves its
+// values into segments of the value log's own.
+func (s *segment) unlinked() bool {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	own, err := s.f.Stat()
+	return err == nil && !os.SameFile(fi, own)
 }
 
 // write appends b to s and returns its offset.
@@ -241,11 +281,13 @@ func (l *valueLog) discard(segs []*segment) {
 	}
 }
 
-// close closes and removes s's file.
+// close closes s's file and removes it, unless it is borrowed.
 func (s *segment) close() {
 	s.gone.Store(true)
 	s.f.Close()
-	os.Remove(s.path)
+	if !s.borrowed {
+		os.Remove(s.path)
+	}
 }
 
 // reap closes the retired segments whose grace has passed, unless a
@@ -280,6 +322,11 @@ type spiller struct {
 	segs []*segment
 	// buf holds the values not yet written to cur.
 	buf []byte
+	// borrow, when set, is the file being decoded, opened as a segment:
+	// long values stay where they lie in it (borrowAt) instead of being
+	// copied; borrowed counts their bytes.
+	borrow   *segment
+	borrowed int64
 }
 
 // spillBuffer is how many bytes a restore writes at once.
@@ -331,6 +378,12 @@ func (sp *spiller) spillFrom(r io.Reader, n int, e *Entry) error {
 	return nil
 }
 
+// borrowAt points e at the n bytes at off in the borrowed file.
+func (sp *spiller) borrowAt(off int64, n int, e *Entry) {
+	e.seg, e.off, e.vlen, e.Value = sp.borrow, off, uint32(n), nil
+	sp.borrowed += int64(n)
+}
+
 // spill moves e's value, read whole (too long to buffer), to the
 // restore's segments.
 func (sp *spiller) spill(e *Entry) error {
@@ -355,8 +408,13 @@ func (sp *spiller) spill(e *Entry) error {
 	return nil
 }
 
-// flush writes the buffered values to the current segment.
+// flush writes the buffered values to the current segment. It also
+// settles the borrowed file's accounting: what no entry refers to (keys,
+// short values, the framing) counts as its garbage.
 func (sp *spiller) flush() error {
+	if sp != nil && sp.borrow != nil {
+		sp.borrow.garbage = sp.borrow.size - sp.borrowed
+	}
 	if sp == nil || len(sp.buf) == 0 {
 		return nil
 	}
