@@ -85,10 +85,12 @@ type Config struct {
 	// Token is the bearer token every request carries.
 	Token   string
 	Clients int
-	// Op is "create" or "sign".
+	// Op is "create", "sign" or "get".
 	Op string
-	// Prefix starts the created certificates' names: <Prefix>-<i>-<seq>.
+	// Prefix starts the created certificates' names: <Prefix>-<i>-<seq>;
+	// for get, client i reads the secret <Prefix>-<i mod Names>.
 	Prefix string
+	Names  int
 	// Key is the key sign signs with.
 	Key              string
 	Warmup, Duration time.Duration
@@ -109,8 +111,13 @@ func Run(cfg Config, out io.Writer) error {
 			return errors.New("loadgen: sign needs a key")
 		}
 		do = func(c *client) string { return c.sign(cfg.Key) }
+	case "get":
+		if cfg.Names < 1 {
+			return errors.New("loadgen: get needs names >= 1")
+		}
+		do = func(c *client) string { return c.get(cfg.Prefix + "-" + strconv.Itoa(c.i%cfg.Names)) }
 	default:
-		return fmt.Errorf("loadgen: op %q: want create or sign", cfg.Op)
+		return fmt.Errorf("loadgen: op %q: want create, sign or get", cfg.Op)
 	}
 
 	cs := make([]*client, cfg.Clients)
@@ -293,15 +300,44 @@ func (c *client) sign(key string) string {
 	return ""
 }
 
+// get reads the secret name once and returns "" when it was answered 200
+// with a value, else an error class.
+func (c *client) get(name string) string {
+	class, body := c.do(http.MethodGet, c.base+"/secrets/"+name+"/?api-version=7.6", nil, http.StatusOK)
+	if class != "" {
+		return class
+	}
+	var out struct {
+		Value *string `json:"value"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || out.Value == nil {
+		return "value"
+	}
+	return ""
+}
+
 // post sends body and reads the answer into c.buf; it returns "" and the
 // answer when the status is want, else an error class.
 func (c *client) post(url string, body []byte, want int) (string, []byte) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	return c.do(http.MethodPost, url, body, want)
+}
+
+// do sends a request (with body, when not nil) and reads the answer into
+// c.buf; it returns "" and the answer when the status is want, else an
+// error class.
+func (c *client) do(method, url string, body []byte, want int) (string, []byte) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		return "request", nil
 	}
 	req.Header.Set("Authorization", c.auth)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if os.IsTimeout(err) {

@@ -21,8 +21,9 @@ func main() {
 	caFile := flag.String("cacert", "", "PEM file of the CA the targets' certificates chain to")
 	cfg := loadgen.Config{Token: os.Getenv("CERTVAULT_TOKEN")}
 	flag.IntVar(&cfg.Clients, "clients", 1, "concurrent clients, one keep-alive connection each")
-	flag.StringVar(&cfg.Op, "op", "create", "create or sign")
-	flag.StringVar(&cfg.Prefix, "prefix", "lg", "create: certificate names are <prefix>-<client>-<seq>")
+	flag.StringVar(&cfg.Op, "op", "create", "create, sign or get")
+	flag.StringVar(&cfg.Prefix, "prefix", "lg", "create: certificate names are <prefix>-<client>-<seq>; get: secret names are <prefix>-<client mod names>")
+	flag.IntVar(&cfg.Names, "names", 1, "get: how many secrets the clients read")
 	flag.StringVar(&cfg.Key, "key", "", "sign: the key to sign with")
 	flag.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "load before the measured window")
 	flag.DurationVar(&cfg.Duration, "duration", 8*time.Second, "the measured window")
