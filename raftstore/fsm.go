@@ -88,6 +88,12 @@ type fsm struct {
 	// vlog holds the long values (vlog.go); nil keeps every value in
 	// memory.
 	vlog *valueLog
+	// cmdBytes and cmds count the commands applied since the start and
+	// their bytes, for the size of an average log entry.
+	cmdBytes, cmds atomic.Uint64
+	// persisted, when set, is told the size of every snapshot raft had
+	// written (Store.snapshotWritten).
+	persisted func(bytes int64)
 }
 
 // view is an immutable picture of the entries at one applied index.
@@ -139,6 +145,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		out[i] = f.applyCommand(l.Index, l.Data)
 		f.applied = l.Index
+		f.cmdBytes.Add(uint64(len(l.Data)))
+		f.cmds.Add(1)
 		moved = true
 	}
 	f.flushDirs()
@@ -376,11 +384,12 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	// state until Release, whatever compaction or a restore do.
 	f.vlog.pin()
 	return &fsmSnapshot{
-		applied: f.applied,
-		taken:   time.Now(),
-		entries: f.entries.Clone(),
-		changes: f.changes.Clone(),
-		vlog:    f.vlog,
+		persisted: f.persisted,
+		applied:   f.applied,
+		taken:     time.Now(),
+		entries:   f.entries.Clone(),
+		changes:   f.changes.Clone(),
+		vlog:      f.vlog,
 	}, nil
 }
 
@@ -489,6 +498,9 @@ func (f *fsm) install(st *snapshotState, sp *spiller) {
 	// install, an operator's restore), so its memory goes back to the
 	// system at once instead of staying the process's for good.
 	debug.FreeOSMemory()
+	if f.persisted != nil {
+		f.persisted(st.size) // the next snapshot is due by this one's size
+	}
 }
 
 // fsmSnapshot is a point-in-time view of the state.
@@ -501,15 +513,37 @@ type fsmSnapshot struct {
 	// vlog is pinned until Release.
 	vlog     *valueLog
 	released sync.Once
+	// persisted, when set, is told the bytes written once the sink is
+	// closed.
+	persisted func(bytes int64)
 }
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := encodeSnapshot(sink, s); err != nil {
+	cw := &countingWriter{w: sink}
+	if err := encodeSnapshot(cw, s); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	if s.persisted != nil {
+		s.persisted(cw.n)
+	}
+	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Release implements raft.FSMSnapshot.

@@ -97,6 +97,8 @@ type snapshotState struct {
 	taken   time.Time
 	entries *btree.BTreeG[*Entry]
 	changes *btree.BTreeG[change]
+	// size is the snapshot's length in bytes.
+	size int64
 }
 
 // snapshotReader is what decodeSnapshot reads through: a buffer that
@@ -364,5 +366,6 @@ func decodeSnapshotSum(r io.Reader, sp *spiller, verify bool) (*snapshotState, e
 	if err := sp.flush(); err != nil {
 		return nil, bad("write the value log", err)
 	}
+	st.size = hr.pos
 	return st, nil
 }

@@ -210,3 +210,67 @@ func dirBytes(t *testing.T, dir string) int64 {
 	}
 	return n
 }
+
+// TestSnapshotThresholdFollowsState: the snapshot threshold is the
+// configured one for a small state and grows with the state's snapshot,
+// so that the log between two snapshots holds about a quarter of a
+// snapshot's bytes, up to maxSnapshotThreshold entries; a restart sets
+// it from the snapshot it restored.
+func TestSnapshotThresholdFollowsState(t *testing.T) {
+	const floor = 16
+	dir := t.TempDir()
+	start := func(bootstrap bool) *Store {
+		c := &testCluster{t: t, fwd: &memForwarder{stores: map[string]*Store{}}, trans: map[string]*raft.InmemTransport{}, stores: map[string]*Store{}}
+		c.snapshotThreshold = floor
+		s := c.start("n1", dir)
+		if bootstrap {
+			if err := s.Bootstrap("n1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.waitLeader()
+		return s
+	}
+	s := start(true)
+	threshold := func() uint64 { return s.raft.ReloadableConfig().SnapshotThreshold }
+	if got := threshold(); got != floor {
+		t.Fatalf("threshold at the start %d, want the configured %d", got, floor)
+	}
+	value := make([]byte, 1000)
+	for i := 0; i < 1100; i++ {
+		if _, err := s.Apply(ctx(t), (&Batch{}).Put(fmt.Sprintf("k/%04d", i), value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entry := s.fsm.cmdBytes.Load() / s.fsm.cmds.Load()
+	if entry < 1000 || entry > 1100 {
+		t.Fatalf("average entry %d bytes, want about 1,000 (the value and its key)", entry)
+	}
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot holds the 1,100 values: about 1.1 MB.
+	if got := threshold(); got < 250 || got > 300 {
+		t.Fatalf("after a 1.1 MB snapshot the threshold is %d, want about 1.1 MB / 4 / %d bytes", got, entry)
+	}
+	s.snapshotWritten(1 << 40)
+	if got := threshold(); got != maxSnapshotThreshold {
+		t.Fatalf("after a 1 TB snapshot the threshold is %d, want the cap %d", got, maxSnapshotThreshold)
+	}
+	s.snapshotWritten(1 << 10)
+	if got := threshold(); got != floor {
+		t.Fatalf("after a 1 KB snapshot the threshold is %d, want the floor %d", got, floor)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A restart knows the state's size from the snapshot it restored,
+	// and no entry size yet.
+	s = start(false)
+	if got := threshold(); got < 60 || got > 75 {
+		t.Fatalf("after a restart from a 1.1 MB snapshot the threshold is %d, want about 1.1 MB / 4 / %d assumed bytes", got, assumedEntryBytes)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

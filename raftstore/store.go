@@ -106,20 +106,25 @@ type Config struct {
 // Store is a node of the replicated state machine. All methods are safe
 // for concurrent use.
 type Store struct {
-	cfg       Config
-	log       *slog.Logger
-	raft      *raft.Raft
-	fsm       *fsm
-	logs      raft.LogStore
-	stable    raft.StableStore
-	snaps     raft.SnapshotStore
-	bolt      *raftboltdb.BoltStore
-	metrics   *storeMetrics
-	leaderMu  sync.Mutex
-	leaderCh  chan struct{} // closed and replaced on every leader change
-	closeOnce sync.Once
-	closed    chan struct{}
-	wg        sync.WaitGroup
+	cfg Config
+	// snapshotFloor is the configured snapshot threshold, under which
+	// snapshotWritten never goes; restoredBytes the size of the snapshot
+	// the start restored (0: none).
+	snapshotFloor uint64
+	restoredBytes int64
+	log           *slog.Logger
+	raft          *raft.Raft
+	fsm           *fsm
+	logs          raft.LogStore
+	stable        raft.StableStore
+	snaps         raft.SnapshotStore
+	bolt          *raftboltdb.BoltStore
+	metrics       *storeMetrics
+	leaderMu      sync.Mutex
+	leaderCh      chan struct{} // closed and replaced on every leader change
+	closeOnce     sync.Once
+	closed        chan struct{}
+	wg            sync.WaitGroup
 	// disk refuses writes while the disk is full (nil: no check).
 	disk        *diskGuard
 	raftRef     atomic.Pointer[raft.Raft] // s.raft, for the stores
@@ -228,6 +233,10 @@ func Open(cfg Config) (*Store, error) {
 		rc.NoSnapshotRestoreOnStart = true
 	}
 
+	// Set before raft runs: its snapshot goroutine reads them.
+	s.snapshotFloor = rc.SnapshotThreshold
+	s.fsm.persisted = s.snapshotWritten
+
 	r, err := raft.NewRaft(rc, s.fsm, s.logs, s.stable, s.snaps, cfg.Transport)
 	if err != nil {
 		s.closeStores()
@@ -236,6 +245,9 @@ func Open(cfg Config) (*Store, error) {
 	s.raft = r
 	s.raftRef.Store(r)
 	s.campaignAlone(r, rc)
+	if s.restoredBytes > 0 {
+		s.snapshotWritten(s.restoredBytes)
+	}
 
 	obsCh := make(chan raft.Observation, 16)
 	r.RegisterObserver(raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
@@ -251,6 +263,47 @@ func Open(cfg Config) (*Store, error) {
 		go s.watchDisk()
 	}
 	return s, nil
+}
+
+// Snapshot spacing. Every snapshot writes the whole state, so with a
+// fixed entry threshold its cost per write grows with the state: a
+// million certificate versions make a 1.2 GB snapshot, which 8,192
+// creates (40 MB of log) would trigger again. The threshold therefore
+// follows the state: a snapshot is due once the log since the last one
+// holds about 1/snapshotLogRatio of the last snapshot's bytes, never
+// sooner than the configured threshold, and never later than
+// maxSnapshotThreshold entries (the log a restart replays).
+const (
+	snapshotLogRatio     = 4
+	maxSnapshotThreshold = 262144
+	// assumedEntryBytes stands for the average entry until the node
+	// has applied some (a certificate create is a few KB).
+	assumedEntryBytes = 4096
+)
+
+// snapshotWritten sets raft's snapshot threshold for a state whose last
+// snapshot (written, or restored) took size bytes.
+func (s *Store) snapshotWritten(size int64) {
+	r := s.raftRef.Load()
+	if r == nil || size <= 0 {
+		return
+	}
+	entry := uint64(assumedEntryBytes)
+	if n := s.fsm.cmds.Load(); n >= 1024 {
+		entry = max(s.fsm.cmdBytes.Load()/n, 64)
+	}
+	want := min(max(s.snapshotFloor, uint64(size)/snapshotLogRatio/entry), max(s.snapshotFloor, maxSnapshotThreshold))
+	rc := r.ReloadableConfig()
+	if rc.SnapshotThreshold == want {
+		return
+	}
+	was := rc.SnapshotThreshold
+	rc.SnapshotThreshold = want
+	if err := r.ReloadConfig(rc); err != nil {
+		s.log.Warn("raftstore: set the snapshot threshold", "want", want, "err", err)
+		return
+	}
+	s.log.Debug("raftstore: snapshot threshold follows the state", "snapshot_bytes", size, "entry_bytes", entry, "threshold", want, "was", was)
 }
 
 // campaignAlone makes a node that is the only voter of its configuration
@@ -308,6 +361,7 @@ func (s *Store) restoreLatest(fss *raft.FileSnapshotStore) error {
 		if err == nil {
 			s.log.Info("raftstore: restored the latest snapshot", "id", m.ID, "index", m.Index,
 				"bytes", m.Size, "took", time.Since(t0).Round(time.Millisecond))
+			s.restoredBytes = m.Size
 			return nil
 		}
 		if !errors.Is(err, ErrBadSnapshot) && !errors.Is(err, os.ErrNotExist) {

@@ -65,8 +65,10 @@ type testCluster struct {
 	addrs map[string]string
 	// wrapLogs, when set, wraps each node's log store (Config.wrapLogs).
 	wrapLogs func(id string) func(raft.LogStore) raft.LogStore
-	// spillBytes is each store's Config.SpillBytes (0: default).
-	spillBytes int
+	// spillBytes and snapshotThreshold are each store's
+	// Config.SpillBytes and SnapshotThreshold (0: default).
+	spillBytes        int
+	snapshotThreshold uint64
 }
 
 // config is node id's store configuration on dir, without a transport.
@@ -75,7 +77,7 @@ func (c *testCluster) config(id, dir string) Config {
 		NodeID: id, Dir: dir, Forwarder: c.fwd,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RaftLogOutput: io.Discard, HeartbeatTimeout: testRaftTimeout, ElectionTimeout: testRaftTimeout,
-		RequestTimeout: c.requestTimeout, SpillBytes: c.spillBytes,
+		RequestTimeout: c.requestTimeout, SpillBytes: c.spillBytes, SnapshotThreshold: c.snapshotThreshold,
 	}
 	if c.wrapLogs != nil {
 		cfg.wrapLogs = c.wrapLogs(id)
