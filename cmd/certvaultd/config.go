@@ -71,7 +71,7 @@ func newFlagSet(s *settings) *pflag.FlagSet {
 	fs.StringVar(&s.mailer.PasswordFile, "smtp-password-file", "", "file holding the SMTP password")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "operator-provided API server certificate (PEM chain); default: issued by the vault CA")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key of --tls-cert (PEM)")
-	fs.Uint64Var(&o.SnapshotThreshold, "snapshot-threshold", 0, "log entries between raft snapshots (default 8192)")
+	fs.Uint64Var(&o.SnapshotThreshold, "snapshot-threshold", 0, "the fewest log entries between raft snapshots (default 8192; a large state waits longer, about a quarter of its snapshot's bytes of log)")
 	fs.Uint64Var(&o.TrailingLogs, "trailing-logs", 0, "log entries kept behind a snapshot for slow followers (default 10240)")
 	fs.DurationVar(&o.SnapshotInterval, "snapshot-interval", 0, "how often raft checks --snapshot-threshold (default 30s)")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
