@@ -65,7 +65,18 @@ func newAPIBenchArgs(t testing.TB, nodes int, extra []string) *apiBench {
 			return []string{"sh", "-c", `exec "$@" --pprof-listen ` + a, "sh"}
 		}
 	}
-	c := testcluster.Start(t, nodes, opts)
+	return apiBenchOn(t, testcluster.Start(t, nodes, opts))
+}
+
+// newPlainAPIBench is newAPIBench(t, 1) without CERTVAULT_BENCH_PPROF's
+// address: a second single node beside the one that holds it.
+func newPlainAPIBench(t testing.TB) *apiBench {
+	t.Helper()
+	return apiBenchOn(t, testcluster.Start(t, 1, testcluster.Options{}))
+}
+
+// apiBenchOn is the bench of the started cluster c.
+func apiBenchOn(t testing.TB, c *testcluster.Cluster) *apiBench {
 	for _, n := range c.Nodes {
 		t.Logf("%s: pid %d, %s", n.ID, n.PID(), n.URL())
 	}
