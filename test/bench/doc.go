@@ -126,9 +126,10 @@
 // through the API. Its rows are secret GETs at 16 clients and
 // certificate creates at 256 (at most 3 s each after at most 1 s of
 // warm-up), all from the load generator in a process of its own, run as
-// two adjacent pairs per kind: empty vault, grown vault, empty, grown;
-// each size's figures are the means of its two runs on each vault (p99:
-// the mean of the runs' p99s) and their ratios, so that the comparison
+// three adjacent pairs per kind: empty vault, grown vault, empty, grown,
+// empty, grown; each size's figures are the best of its three runs on
+// each vault (the lowest p99, the highest rate) and their ratios, so that
+// one run disturbed by the shared machine does not decide, and the comparison
 // is of rows measured seconds apart, not minutes. It measures them once
 // before growing anything (both vaults empty: the ratios show the
 // noise). Then, for each size of CERTVAULT_BENCH_SCALE (default

@@ -49,7 +49,7 @@ const (
 	kindScaleCreate = "scale-create"
 	// scalePairs is how many adjacent pairs (the empty vault, then the
 	// full one) each kind of row runs at each size.
-	scalePairs = 2
+	scalePairs = 3
 	// scaleVersionsPerCert is how many versions each bulk certificate
 	// has: a certificate renewed every 47 days for over a year.
 	scaleVersionsPerCert = 10
@@ -108,9 +108,11 @@ type scaleStep struct {
 	// InstallSeconds is how long a new node took from its start to
 	// applying the leader's index (a snapshot install); 0 when not run.
 	InstallSeconds float64 `json:"snapshot_install_seconds,omitempty"`
-	// The full vault's rows, means over its scalePairs runs (p99: the
-	// mean of the runs' p99s), and the empty vault's, measured beside
-	// them in the same pairs.
+	// The full vault's rows, the best of its scalePairs runs (the lowest
+	// p99, the highest rate), and the empty vault's, measured beside
+	// them in the same pairs and taken the same way: one run disturbed
+	// by the shared machine moves a mean of two by half its disturbance,
+	// a best of three not at all.
 	GetP99ms           float64 `json:"get_p99_ms"`
 	GetsPerSec         float64 `json:"gets_per_sec"`
 	CreatesPerSec      float64 `json:"creates_per_sec"`
@@ -223,7 +225,7 @@ func runScale(t *testing.T, cfg config, add func(*testing.T, result)) *scaleResu
 // scaleRows measures step's rows at label: the GET rows, then the create
 // rows, each as scalePairs adjacent pairs of runs of the outside load
 // generator, on the empty vault e and then on the full vault a; it adds
-// every run as a row and sets step's means and ratios.
+// every run as a row and sets step's best figures and their ratios.
 func scaleRows(t *testing.T, cfg config, add func(*testing.T, result), a, e *apiBench, step *scaleStep, label string) {
 	warmup, measure := min(cfg.warmup(), time.Second), min(cfg.measure(), 3*time.Second)
 	kinds := []struct {
@@ -256,8 +258,10 @@ func scaleRows(t *testing.T, cfg config, add func(*testing.T, result), a, e *api
 				}
 				add(t, result{Benchmark: k.kind + "-" + label + v.suffix, Kind: k.kind, Nodes: 1, Clients: k.clients, Names: k.names,
 					Target: targetSingleAPI, Generator: generatorProcess, runStats: st})
-				*k.p99[i] += st.P99ms / scalePairs
-				*k.rate[i] += st.WritesPerSec / scalePairs
+				if pair == 0 || st.P99ms < *k.p99[i] {
+					*k.p99[i] = st.P99ms
+				}
+				*k.rate[i] = max(*k.rate[i], st.WritesPerSec)
 			}
 		}
 	}
@@ -462,7 +466,7 @@ func scaleTable(r *scaleResult) string {
 	}
 	var b strings.Builder
 	b.WriteString("\nscale: one node grown by raftstore.BulkLoad (" + strconv.Itoa(scaleVersionsPerCert) + " versions a certificate, copies of a real one)\n")
-	b.WriteString("rows: means of " + strconv.Itoa(scalePairs) + " runs each, in adjacent pairs with an empty vault beside it (its line below each size);\n" +
+	b.WriteString("rows: best of " + strconv.Itoa(scalePairs) + " runs each, in adjacent pairs with an empty vault beside it (its line below each size);\n" +
 		"p99 e/f is the empty vault's GET p99 over the full one's, cr/s f/e the full vault's creates/s over the empty one's\n")
 	fmt.Fprintf(&b, "%-10s %8s %8s %8s %9s %9s %9s %9s %9s %10s %10s %10s %8s %8s\n", "versions", "load s", "start s", "settle s", "RSS MB", "KB/ver", "snap MB", "vlog MB", "install s", "GET p99", "GET/s", "creates/s", "p99 e/f", "cr/s f/e")
 	line := func(label string, s scaleStep) {
