@@ -53,48 +53,57 @@ func (rt *Router) HandleAnyNode(method, pattern string, action access.Action, h 
 
 // match finds the most specific route for the path: among the routes whose
 // shape matches, the one with the most literal segments, earliest
-// literal first.
+// literal first. Only the chosen route's parameters are collected: a
+// request is checked against dozens of shapes.
 func (rt *Router) match(method, path string) (*Route, map[string]string, bool) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	var best *Route
-	var bestParams map[string]string
 	bestScore := -1
 	pathMatched := false
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
-		if len(r.Segs) != len(segs) {
-			continue
-		}
-		params := map[string]string{}
-		score := 0
-		ok := true
-		for j, s := range r.Segs {
-			if strings.HasPrefix(s, "{") {
-				if segs[j] == "" && j != len(segs)-1 {
-					ok = false
-					break
-				}
-				params[strings.Trim(s, "{}")] = segs[j]
-				continue
-			}
-			if s != segs[j] {
-				ok = false
-				break
-			}
-			score += 1 << (len(r.Segs) - j)
-		}
+		score, ok := r.score(segs)
 		if !ok {
 			continue
 		}
 		pathMatched = true
-		if r.Method != method {
-			continue
-		}
-		if score > bestScore {
-			best, bestParams, bestScore = r, params, score
+		if r.Method == method && score > bestScore {
+			best, bestScore = r, score
 		}
 	}
-	return best, bestParams, pathMatched
+	if best == nil {
+		return nil, nil, pathMatched
+	}
+	params := make(map[string]string, 2)
+	for j, s := range best.Segs {
+		if strings.HasPrefix(s, "{") {
+			params[strings.Trim(s, "{}")] = segs[j]
+		}
+	}
+	return best, params, pathMatched
+}
+
+// score tells whether the path's segments fit r's shape and, if so, how
+// specific the fit is: each literal segment counts, earlier ones more. A
+// capture may be empty only as the last segment.
+func (r *Route) score(segs []string) (int, bool) {
+	if len(r.Segs) != len(segs) {
+		return 0, false
+	}
+	score := 0
+	for j, s := range r.Segs {
+		if strings.HasPrefix(s, "{") {
+			if segs[j] == "" && j != len(segs)-1 {
+				return 0, false
+			}
+			continue
+		}
+		if s != segs[j] {
+			return 0, false
+		}
+		score += 1 << (len(r.Segs) - j)
+	}
+	return score, true
 }
 
 // ServeHTTP implements http.Handler.
