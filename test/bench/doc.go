@@ -120,9 +120,10 @@
 // CERTVAULT_BENCH_SECONDS or CERTVAULT_BENCH_WARMUP say less).
 //
 // The scale group (issue 20) measures what history costs one node. It
-// starts two single-node clusters, the vault it grows and an empty vault
-// that stays beside it for the whole group, creates 64 secrets in both
-// and a template certificate (EC P-256, issuer Self) in the first
+// starts a single-node cluster, the vault it grows, and for each size an
+// empty single-node vault beside it (a new one each time, so that the
+// create rows of earlier sizes do not fill it), creates 64 secrets in
+// both and a template certificate (EC P-256, issuer Self) in the first
 // through the API. Its rows are secret GETs at 16 clients and
 // certificate creates at 256 (at most 3 s each after at most 1 s of
 // warm-up), all from the load generator in a process of its own, run as

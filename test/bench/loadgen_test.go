@@ -94,7 +94,14 @@ func (a *apiBench) runLoadgen(clients int, targets []*testcluster.Node, op strin
 	if err := cmd.Start(); err != nil {
 		return runStats{}, fmt.Errorf("start loadgen: %w", err)
 	}
-	nodes := a.cluster.Nodes
+	// Every running node of the cluster (a node that joined and left
+	// again, as the scale group's install does, is stopped).
+	var nodes []*testcluster.Node
+	for _, n := range a.cluster.Nodes {
+		if n.Running() {
+			nodes = append(nodes, n)
+		}
+	}
 	hc := a.httpClient(1)
 	defer hc.CloseIdleConnections()
 	type marks struct {
