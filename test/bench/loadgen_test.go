@@ -66,6 +66,18 @@ func loadgenBinary() (string, error) {
 	return loadgenPath, loadgenErr
 }
 
+// runningNodes returns the cluster's nodes that run: a node that joined
+// and left again, as the scale group's install does, is stopped.
+func runningNodes(c *testcluster.Cluster) []*testcluster.Node {
+	var out []*testcluster.Node
+	for _, n := range c.Nodes {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // runLoadgen runs the generator with clients clients against targets
 // (client i uses targets[i % len]) doing op with its extra flags, and
 // reads the nodes' CPU time, their counters and the machine's CPU time
@@ -94,14 +106,7 @@ func (a *apiBench) runLoadgen(clients int, targets []*testcluster.Node, op strin
 	if err := cmd.Start(); err != nil {
 		return runStats{}, fmt.Errorf("start loadgen: %w", err)
 	}
-	// Every running node of the cluster (a node that joined and left
-	// again, as the scale group's install does, is stopped).
-	var nodes []*testcluster.Node
-	for _, n := range a.cluster.Nodes {
-		if n.Running() {
-			nodes = append(nodes, n)
-		}
-	}
+	nodes := runningNodes(a.cluster)
 	hc := a.httpClient(1)
 	defer hc.CloseIdleConnections()
 	type marks struct {
