@@ -119,9 +119,10 @@
 // minute: at most 2 s measured after at most 0.5 s of warm-up (less when
 // CERTVAULT_BENCH_SECONDS or CERTVAULT_BENCH_WARMUP say less).
 //
-// The scale group (issue 20) measures what history costs one node. It
-// starts a single-node cluster, the vault it grows, and for each size an
-// empty single-node vault beside it (a new one each time, so that the
+// The scale group (issue 20) measures what history costs one node. For
+// each size it starts a single-node cluster, the vault it grows from
+// nothing (so that the create rows of a size do not stay for the next),
+// and an empty single-node vault beside it (a new one each time, so that the
 // create rows of earlier sizes do not fill it), creates 64 secrets in
 // both and a template certificate (EC P-256, issuer Self) in the first
 // through the API. Its rows are secret GETs at 16 clients and
@@ -134,8 +135,8 @@
 // is of rows measured seconds apart, not minutes. It measures them once
 // before growing anything (both vaults empty: the ratios show the
 // noise). Then, for each size of CERTVAULT_BENCH_SCALE (default
-// 10,000, 100,000 and 1,000,000 versions), it stops the node, writes
-// certificates of 10 versions each into its state with raftstore.BulkLoad
+// 10,000, 100,000 and 1,000,000 versions), it stops the new node, writes
+// that many versions (certificates of 10 each) into its state with raftstore.BulkLoad
 // (copies of the template's records: its metadata, policy, version record
 // with the real chain and wrapped key, under new names and version ids;
 // no renewal plans), starts it again and records the bulk load's time,

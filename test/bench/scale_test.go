@@ -22,9 +22,10 @@ import (
 	"github.com/certvault/certvault/vault/core"
 )
 
-// Issue 20 (scale): one node grown to a million certificate versions
-// through raftstore.BulkLoad (the store's bulk path: the node is stopped,
-// the versions are written into its state as one snapshot, and it starts
+// Issue 20 (scale): a node grown to 10,000, 100,000 and a million
+// certificate versions (a new vault for each size) through
+// raftstore.BulkLoad (the store's bulk path: the node is stopped, the
+// versions are written into its state as one snapshot, and it starts
 // again), with what each size costs: resident memory, the cold start to
 // /readyz, the raft snapshot's size, the time a new node takes to install
 // it, and secret GETs and certificate creates against an empty vault.
@@ -148,29 +149,21 @@ type scaleGoal struct {
 
 // runScale runs the scale group.
 func runScale(t *testing.T, cfg config, add func(*testing.T, result)) *scaleResult {
-	a := newAPIBench(t, 1)
-	n := a.cluster.Nodes[0]
-	if err := a.preloadSecrets(cfg.Names); err != nil {
-		t.Fatal(err)
-	}
-	hc := a.httpClient(1)
-	if class := a.createCertificate(hc, n.URL()+"/certificates/", scaleTemplate,
-		keyvault.CreateCertificateRequest{Policy: issuancePolicy("CN=" + scaleTemplate)}); class != "" {
-		t.Fatalf("create the template certificate: %s", class)
-	}
-	hc.CloseIdleConnections()
-	res := &scaleResult{}
-	// The empty vault beside the full one is a new one at each size: the
-	// create rows add tens of thousands of certificates to each vault,
-	// and an empty vault kept for the whole group would hold a hundred
-	// thousand by the last size.
-	var e *apiBench
-	rows := func(step *scaleStep, label string) {
-		if e != nil {
-			for _, en := range e.cluster.Nodes {
-				en.Stop()
+	// Each size is measured on a vault of its own, grown from nothing by
+	// one bulk load: the create rows add tens of thousands of
+	// certificates to the vault they measure, which a vault grown from
+	// one size to the next would carry into the next size's figures.
+	// The empty vault beside it is a new one for each size too.
+	var a, e *apiBench
+	stop := func(b *apiBench) {
+		if b != nil {
+			for _, n := range b.cluster.Nodes {
+				n.Stop()
 			}
 		}
+	}
+	rows := func(step *scaleStep, label string) {
+		stop(e)
 		e = newPlainAPIBench(t)
 		if err := e.preloadSecrets(cfg.Names); err != nil {
 			t.Fatal(err)
@@ -179,24 +172,39 @@ func runScale(t *testing.T, cfg config, add func(*testing.T, result)) *scaleResu
 		t.Logf("%s: GET p99 %.2f ms beside %.2f ms on the empty vault (%.2f), %.0f creates/s beside %.0f (%.2f)",
 			label, step.GetP99ms, step.EmptyGetP99ms, step.GetP99Ratio, step.CreatesPerSec, step.EmptyCreatesPerSec, step.CreatesRatio)
 	}
+	// fresh starts the vault a size is grown in, with the secrets the
+	// GET rows read and the template certificate the bulk load copies.
+	fresh := func() *testcluster.Node {
+		stop(a)
+		a = newAPIBench(t, 1)
+		n := a.cluster.Nodes[0]
+		if err := a.preloadSecrets(cfg.Names); err != nil {
+			t.Fatal(err)
+		}
+		hc := a.httpClient(1)
+		defer hc.CloseIdleConnections()
+		if class := a.createCertificate(hc, n.URL()+"/certificates/", scaleTemplate,
+			keyvault.CreateCertificateRequest{Policy: issuancePolicy("CN=" + scaleTemplate)}); class != "" {
+			t.Fatalf("create the template certificate: %s", class)
+		}
+		return n
+	}
+	res := &scaleResult{}
+	n := fresh()
 	rows(&res.Empty, "empty")
 	res.Empty.RSSMB = float64(procKB(n.PID(), "VmRSS")) / 1024
 	t.Logf("empty vault: %.0f GETs/s (p99 %.1f ms), %.0f creates/s, %.0f MB resident",
 		res.Empty.GetsPerSec, res.Empty.GetP99ms, res.Empty.CreatesPerSec, res.Empty.RSSMB)
 
-	have := 0
 	for _, size := range scaleSizes(t) {
-		if size <= have {
-			continue
-		}
 		step := scaleStep{Versions: size, Certificates: size / scaleVersionsPerCert}
+		n := fresh()
 		n.Stop()
 		t0 := time.Now()
-		if err := bulkCertificates(filepath.Join(n.Dir, "raft"), n.ID, have/scaleVersionsPerCert, size/scaleVersionsPerCert); err != nil {
+		if err := bulkCertificates(filepath.Join(n.Dir, "raft"), n.ID, 0, size/scaleVersionsPerCert); err != nil {
 			t.Fatalf("bulk load to %d versions: %v", size, err)
 		}
 		step.LoadSeconds = time.Since(t0).Seconds()
-		have = size
 		t0 = time.Now()
 		n.Restart()
 		if err := waitReady(a.cluster, n, scaleReadyWait); err != nil {
@@ -219,9 +227,7 @@ func runScale(t *testing.T, cfg config, add func(*testing.T, result)) *scaleResu
 		rows(&step, strconv.Itoa(size))
 		step.RSSMB = float64(procKB(n.PID(), "VmRSS")) / 1024
 		step.PerVersionKB = step.RSSMB * 1024 / float64(size)
-		// A new node's catch-up at every size, after the rows (it joins
-		// and leaves again, so the next size's bulk load finds the node
-		// alone).
+		// A new node's catch-up, after the rows.
 		took, err := installOnNewNode(a.cluster, n)
 		if err != nil {
 			t.Fatalf("%d versions: snapshot install: %v", size, err)
@@ -230,6 +236,8 @@ func runScale(t *testing.T, cfg config, add func(*testing.T, result)) *scaleResu
 		t.Logf("%d versions: a new node installed the snapshot and caught up in %.1f s", size, step.InstallSeconds)
 		res.Steps = append(res.Steps, step)
 	}
+	stop(a)
+	stop(e)
 	res.Goals = scaleGoals(res)
 	return res
 }
