@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/google/btree"
 )
@@ -25,6 +26,13 @@ var (
 // maxSnapshotString bounds one key or value in a snapshot: a longer length
 // is refused at once.
 const maxSnapshotString = 64 << 20
+
+// keyArena is the size of the arenas decoded keys share; keyArenaMax the
+// longest key read into one.
+const (
+	keyArena    = 64 << 10
+	keyArenaMax = 512
+)
 
 // entrySlab is how many entries a decode allocates at once.
 const entrySlab = 1024
@@ -243,27 +251,39 @@ func decodeSnapshotSum(r io.Reader, sp *spiller, verify bool) (*snapshotState, e
 		}
 		return readLen(hr, int(n))
 	}
-	// Keys are read into one buffer and copied once into their string.
-	var keyBuf [512]byte
+	// Keys up to keyArenaMax bytes are read into shared arenas, and each
+	// key's string points into one: a million-version state has millions
+	// of keys, and the garbage collector marks one arena of 64 KiB
+	// instead of some hundreds of separate strings. An arena's bytes are
+	// never written again once a key points at them.
+	var arena []byte
 	getKey := func() (string, error) {
 		n, err := getU()
 		if err != nil {
 			return "", err
 		}
-		if n > uint64(len(keyBuf)) {
+		if n > keyArenaMax {
 			if n > maxSnapshotString {
 				return "", fmt.Errorf("length %d over the limit of %d", n, maxSnapshotString)
 			}
 			b, err := readLen(hr, int(n))
 			return string(b), err
 		}
-		if _, err := io.ReadFull(hr, keyBuf[:n]); err != nil {
+		if n == 0 {
+			return "", nil
+		}
+		if len(arena)+int(n) > cap(arena) {
+			arena = make([]byte, 0, keyArena)
+		}
+		b := arena[len(arena) : len(arena)+int(n)]
+		if _, err := io.ReadFull(hr, b); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return "", err
 		}
-		return string(keyBuf[:n]), nil
+		arena = arena[:len(arena)+int(n)]
+		return unsafe.String(&b[0], len(b)), nil
 	}
 	st := &snapshotState{
 		entries: btree.NewG(btreeDegree, lessEntry),

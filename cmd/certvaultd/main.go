@@ -115,9 +115,9 @@ func run(args []string) int {
 		// A small heap collects half as often as Go's default (GOGC
 		// 200), which buys throughput for little memory; a large one
 		// (a million certificate versions hold about 700 MB) gets at
-		// most 128 MiB + half its size as headroom instead of twice
+		// most 256 MiB + half its size as headroom instead of twice
 		// its size. GOGC overrides.
-		gctune.Start(gctune.Config{MaxPercent: 200, Fixed: 128 << 20})
+		gctune.Start(gctune.Config{MaxPercent: 200, Fixed: 256 << 20})
 	}
 	if s.pprofListen != "" {
 		ln, err := net.Listen("tcp", s.pprofListen)
