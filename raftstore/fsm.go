@@ -433,6 +433,7 @@ func (f *fsm) restoreFile(path string) error {
 	}
 	fi, err := fh.Stat()
 	if err != nil {
+		sp.discard()
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	// The checksum is computed on another core, from its own reads of

@@ -112,19 +112,23 @@ type Store struct {
 	// the start restored (0: none).
 	snapshotFloor uint64
 	restoredBytes int64
-	log           *slog.Logger
-	raft          *raft.Raft
-	fsm           *fsm
-	logs          raft.LogStore
-	stable        raft.StableStore
-	snaps         raft.SnapshotStore
-	bolt          *raftboltdb.BoltStore
-	metrics       *storeMetrics
-	leaderMu      sync.Mutex
-	leaderCh      chan struct{} // closed and replaced on every leader change
-	closeOnce     sync.Once
-	closed        chan struct{}
-	wg            sync.WaitGroup
+	// reloadMu serializes the store's read-modify-writes of raft's
+	// reloadable configuration (campaignAlone, snapshotWritten), which
+	// run on different goroutines.
+	reloadMu  sync.Mutex
+	log       *slog.Logger
+	raft      *raft.Raft
+	fsm       *fsm
+	logs      raft.LogStore
+	stable    raft.StableStore
+	snaps     raft.SnapshotStore
+	bolt      *raftboltdb.BoltStore
+	metrics   *storeMetrics
+	leaderMu  sync.Mutex
+	leaderCh  chan struct{} // closed and replaced on every leader change
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
 	// disk refuses writes while the disk is full (nil: no check).
 	disk        *diskGuard
 	raftRef     atomic.Pointer[raft.Raft] // s.raft, for the stores
@@ -293,6 +297,8 @@ func (s *Store) snapshotWritten(size int64) {
 		entry = max(s.fsm.cmdBytes.Load()/n, 64)
 	}
 	want := min(max(s.snapshotFloor, uint64(size)/snapshotLogRatio/entry), max(s.snapshotFloor, maxSnapshotThreshold))
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	rc := r.ReloadableConfig()
 	if rc.SnapshotThreshold == want {
 		return
@@ -329,6 +335,8 @@ func (s *Store) campaignAlone(r *raft.Raft, rc *raft.Config) {
 	if voters != 1 || !me {
 		return
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	was := r.ReloadableConfig()
 	fast := was
 	fast.HeartbeatTimeout = rc.LeaderLeaseTimeout
