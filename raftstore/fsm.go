@@ -417,30 +417,31 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 func (f *fsm) restoreFile(path string) error {
 	sp := f.vlog.spiller()
 	var fh *os.File
+	var size int64
 	if sp != nil {
 		seg, err := f.vlog.borrow(path)
 		if err != nil {
 			return fmt.Errorf("restore snapshot: %w", err)
 		}
 		sp.borrow, sp.segs = seg, append(sp.segs, seg)
-		fh = seg.f
+		fh, size = seg.f, seg.size
 	} else {
 		var err error
 		if fh, err = os.Open(path); err != nil {
 			return fmt.Errorf("restore snapshot: %w", err)
 		}
 		defer fh.Close()
-	}
-	fi, err := fh.Stat()
-	if err != nil {
-		sp.discard()
-		return fmt.Errorf("restore snapshot: %w", err)
+		fi, err := fh.Stat()
+		if err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		size = fi.Size()
 	}
 	// The checksum is computed on another core, from its own reads of
 	// the file, while this one decodes.
 	sum := make(chan error, 1)
-	go func() { sum <- verifyFileSum(fh, fi.Size()) }()
-	st, err := decodeSnapshotSum(io.NewSectionReader(fh, 0, fi.Size()), sp, false)
+	go func() { sum <- verifyFileSum(fh, size) }()
+	st, err := decodeSnapshotSum(io.NewSectionReader(fh, 0, size), sp, false)
 	if serr := <-sum; err == nil && serr != nil {
 		err = serr
 	}

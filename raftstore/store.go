@@ -108,10 +108,8 @@ type Config struct {
 type Store struct {
 	cfg Config
 	// snapshotFloor is the configured snapshot threshold, under which
-	// snapshotWritten never goes; restoredBytes the size of the snapshot
-	// the start restored (0: none).
+	// snapshotWritten never goes.
 	snapshotFloor uint64
-	restoredBytes int64
 	// reloadMu serializes the store's read-modify-writes of raft's
 	// reloadable configuration (campaignAlone, snapshotWritten), which
 	// run on different goroutines.
@@ -225,12 +223,14 @@ func Open(cfg Config) (*Store, error) {
 	rc.ElectionTimeout = orDefaultDur(cfg.ElectionTimeout, time.Second)
 	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout / 2
 	rc.CommitTimeout = orDefaultDur(cfg.CommitTimeout, 10*time.Millisecond)
+	var restored int64 // the size of the snapshot the start restored
 	if fss, ok := s.snaps.(*raft.FileSnapshotStore); ok {
 		// The store restores the latest snapshot itself, straight from
 		// its file (restoreLatest), and raft only takes its index and
 		// configuration; raft would read the file twice (a checksum
 		// pass, then the restore) and have every long value copied.
-		if err := s.restoreLatest(fss); err != nil {
+		var err error
+		if restored, err = s.restoreLatest(fss); err != nil {
 			s.closeStores()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -249,8 +249,8 @@ func Open(cfg Config) (*Store, error) {
 	s.raft = r
 	s.raftRef.Store(r)
 	s.campaignAlone(r, rc)
-	if s.restoredBytes > 0 {
-		s.snapshotWritten(s.restoredBytes)
+	if restored > 0 {
+		s.snapshotWritten(restored)
 	}
 
 	obsCh := make(chan raft.Observation, 16)
@@ -356,11 +356,11 @@ func (s *Store) campaignAlone(r *raft.Raft, rc *raft.Config) {
 // NoSnapshotRestoreOnStart raft takes the newest one it lists as the
 // state's, so the bad one must leave the list. An error that is not the
 // file's (I/O, memory) fails the open: trying an older snapshot would
-// not help.
-func (s *Store) restoreLatest(fss *raft.FileSnapshotStore) error {
+// not help. It returns the restored snapshot's size (0: there was none).
+func (s *Store) restoreLatest(fss *raft.FileSnapshotStore) (int64, error) {
 	metas, err := fss.List()
 	if err != nil {
-		return fmt.Errorf("list snapshots: %w", err)
+		return 0, fmt.Errorf("list snapshots: %w", err)
 	}
 	for _, m := range metas {
 		dir := filepath.Join(s.cfg.Dir, "snapshots", m.ID)
@@ -369,27 +369,26 @@ func (s *Store) restoreLatest(fss *raft.FileSnapshotStore) error {
 		if err == nil {
 			s.log.Info("raftstore: restored the latest snapshot", "id", m.ID, "index", m.Index,
 				"bytes", m.Size, "took", time.Since(t0).Round(time.Millisecond))
-			s.restoredBytes = m.Size
-			return nil
+			return m.Size, nil
 		}
 		if !errors.Is(err, ErrBadSnapshot) && !errors.Is(err, os.ErrNotExist) {
-			return err
+			return 0, err
 		}
 		bad := filepath.Join(s.cfg.Dir, "snapshots-bad")
 		if merr := os.MkdirAll(bad, 0o700); merr != nil {
-			return fmt.Errorf("%w (and set it aside: %w)", err, merr)
+			return 0, fmt.Errorf("%w (and set it aside: %w)", err, merr)
 		}
 		if merr := os.Rename(dir, filepath.Join(bad, m.ID)); merr != nil {
-			return fmt.Errorf("%w (and set it aside: %w)", err, merr)
+			return 0, fmt.Errorf("%w (and set it aside: %w)", err, merr)
 		}
 		s.log.Error("raftstore: a snapshot does not restore; set aside, trying the one before it",
 			"id", m.ID, "index", m.Index, "moved_to", filepath.Join(bad, m.ID), "err", err)
 	}
 	if len(metas) > 0 {
-		return fmt.Errorf("no snapshot restores (each is in %s with why in the log): %w",
+		return 0, fmt.Errorf("no snapshot restores (each is in %s with why in the log): %w",
 			filepath.Join(s.cfg.Dir, "snapshots-bad"), ErrBadSnapshot)
 	}
-	return nil
+	return 0, nil
 }
 
 func orDefault(v, d uint64) uint64 {
