@@ -1,11 +1,13 @@
 package raftstore
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -272,5 +274,41 @@ func TestSnapshotThresholdFollowsState(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stuckFuture is a raft.ApplyFuture that is never answered, like a write
+// left in raft's queue when it shut down; answered ones return err.
+type stuckFuture struct {
+	raft.ApplyFuture
+	answer chan error
+}
+
+func (f stuckFuture) Error() error { return <-f.answer }
+
+// TestAwaitApplyAfterShutdown: a write raft never answers ends with
+// ErrRaftShutdown once raft is down, instead of waiting forever; an
+// answer raft gave is returned as it was, before and after the shutdown.
+func TestAwaitApplyAfterShutdown(t *testing.T) {
+	s := &Store{raftDown: make(chan struct{})}
+	answered := stuckFuture{answer: make(chan error, 1)}
+	answered.answer <- raft.ErrLeadershipLost
+	if err := s.awaitApply(answered); !errors.Is(err, raft.ErrLeadershipLost) {
+		t.Fatalf("an answered write: %v, want ErrLeadershipLost", err)
+	}
+	close(s.raftDown)
+	answered.answer <- raft.ErrLeadershipLost
+	if err := s.awaitApply(answered); !errors.Is(err, raft.ErrLeadershipLost) {
+		t.Fatalf("a write answered before the shutdown: %v, want ErrLeadershipLost", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.awaitApply(stuckFuture{answer: make(chan error)}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, raft.ErrRaftShutdown) {
+			t.Fatalf("a write never taken: %v, want ErrRaftShutdown", err)
+		}
+	case <-time.After(raftDownGrace + waitLimit):
+		t.Fatal("awaitApply still waits for a write raft never took")
 	}
 }

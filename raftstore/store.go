@@ -126,7 +126,10 @@ type Store struct {
 	leaderCh  chan struct{} // closed and replaced on every leader change
 	closeOnce sync.Once
 	closed    chan struct{}
-	wg        sync.WaitGroup
+	// raftDown is closed once raft has shut down (Close): a write still
+	// waiting then was never taken from raft's queue (awaitApply).
+	raftDown chan struct{}
+	wg       sync.WaitGroup
 	// disk refuses writes while the disk is full (nil: no check).
 	disk        *diskGuard
 	raftRef     atomic.Pointer[raft.Raft] // s.raft, for the stores
@@ -150,6 +153,7 @@ func Open(cfg Config) (*Store, error) {
 		fsm:      newFSM(),
 		leaderCh: make(chan struct{}),
 		closed:   make(chan struct{}),
+		raftDown: make(chan struct{}),
 		metrics:  newStoreMetrics(),
 	}
 	if s.log == nil {
@@ -641,6 +645,36 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 	}
 }
 
+// awaitApply waits for raft's answer to an apply. raft answers every
+// write it took from its queue (committed, or leadership lost), but with
+// BatchApplyCh the queue is a buffered channel that nothing drains once
+// raft shuts down: a write enqueued just before then would wait forever
+// (seen as a node whose Shutdown hung on a renewal's write). Once raft is
+// down, a write not yet answered was never taken, so never applied.
+func (s *Store) awaitApply(f raft.ApplyFuture) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.raftDown:
+		// raft answered every write it took before its goroutines
+		// ended; give the answer time to cross from the goroutine above.
+		t := time.NewTimer(raftDownGrace)
+		defer t.Stop()
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			return raft.ErrRaftShutdown // the waiting goroutine stays with the dead future
+		}
+	}
+}
+
+// raftDownGrace bounds how long awaitApply waits, once raft is down, for
+// an answer raft already gave.
+const raftDownGrace = 5 * time.Second
+
 func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -653,7 +687,7 @@ func (s *Store) applyData(ctx context.Context, data []byte, hops int) (uint64, e
 			}
 			start := time.Now()
 			f := s.raft.Apply(data, s.applyTimeout(ctx))
-			if err := f.Error(); err != nil {
+			if err := s.awaitApply(f); err != nil {
 				switch {
 				case errors.Is(err, raft.ErrNotLeader):
 					// Refused before it was enqueued: safe to forward.
@@ -1150,6 +1184,7 @@ func (s *Store) Close() error {
 		if e := s.raft.Shutdown().Error(); e != nil {
 			err = fmt.Errorf("shutdown raft: %w", e)
 		}
+		close(s.raftDown)
 		if c, ok := s.cfg.Transport.(io.Closer); ok {
 			c.Close()
 		}
